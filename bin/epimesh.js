@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+// The command-line entry point. The sources are TypeScript run through tsx's loader, so a fresh clone
+// needs no build step: `npm ci` and the command works.
+import { register } from 'tsx/esm/api'
+
+register()
+await import('../src/peer/polyfill.ts')
+const { main } = await import('../src/peer/cli.ts')
+process.exitCode = await main(process.argv.slice(2))
