@@ -1,0 +1,465 @@
+import { choleskyInPlace, choleskySolveInPlace } from '../learning/linalg.ts'
+import { NonFiniteError } from '../learning/errors.ts'
+import { AdmmParamsError } from './errors.ts'
+import type { Graph } from './graph.ts'
+import type { LogRecord, MachineInput, Protocol, StepResult } from './machine.ts'
+import type { LocalObjective } from './objective.ts'
+import type { ConsensusMessage } from './types.ts'
+
+/**
+ * Decentralized consensus ADMM (Shi, Ling, Yuan, Wu, Yin 2014), one machine per peer.
+ *
+ * Round k: every peer broadcasts x_i^k. With the neighbours' x_j^k in hand it updates the dual of each
+ * edge it heard on, lambda_ij += c (x_i^k - x_j^k), sets alpha_i = sum_j lambda_ij, and takes one or two
+ * Newton steps, warm-started at x_i^k, on
+ *   f_i(x) + <alpha_i, x> + c * sum_{j heard} || x - (x_i^k + x_j^k) / 2 ||^2.
+ *
+ * Duals are kept per edge, never per peer: a per-peer dual fed with a stale or missing neighbour value
+ * converges to a wrong point, while per-edge duals whose both ends skip a failed edge keep
+ * sum_i alpha_i = 0 and converge to the right one. Both ends must agree on whether an edge was skipped,
+ * and a lost message can be seen by one end only; so each edge's dual has an owner (the end with the
+ * smaller graph index), which sends its current lambda with every round message, and the other end
+ * adopts the owner's value before applying the round's increment. A one-sided loss therefore costs at
+ * most one round of disagreement on one edge, healed by the next message that gets through.
+ *
+ * Stopping is decided by the network, not an oracle: each peer keeps a counter that is 1 + the minimum
+ * of its neighbours' counters while its own primal and dual residuals are below the tolerance, and 0
+ * otherwise. A counter of diameter + margin proves that every peer was converged over the last rounds;
+ * that peer announces `done`, and the announcement spreads one hop per round.
+ */
+
+export interface AdmmParams {
+  /** ADMM penalty c, the same at both ends of every edge */
+  penalty: number
+  /** relative tolerance on the primal residual max_j ||x_i - x_j|| and the dual residual ||x_i^{k+1} - x_i^k|| */
+  tolerance: number
+  maxRounds: number
+  /** Newton steps of the local subproblem per round: 1 or 2 */
+  newtonSteps: number
+  /** rounds beyond the graph diameter that the stop counter must reach */
+  stopMargin: number
+  /** consecutive silent rounds after which a neighbour is dropped from this peer's graph; 0 never */
+  dropAfterRounds: number
+  /** keep vectors in the round log records (for the audit log); off in large simulations */
+  recordVectors: boolean
+}
+
+export const DEFAULT_ADMM_PARAMS: Readonly<Omit<AdmmParams, 'penalty'>> = Object.freeze({
+  tolerance: 1e-8,
+  maxRounds: 2000,
+  newtonSteps: 1,
+  stopMargin: 2,
+  dropAfterRounds: 0,
+  recordVectors: false
+})
+
+export function createAdmmParams (params: Partial<AdmmParams> & { penalty: number }): AdmmParams {
+  const merged: AdmmParams = { ...DEFAULT_ADMM_PARAMS, ...params }
+  validateAdmmParams(merged)
+  return merged
+}
+
+export function validateAdmmParams (params: AdmmParams): void {
+  const positive = (field: keyof AdmmParams): void => {
+    const value = params[field]
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw new AdmmParamsError(field, `must be a positive finite number, got ${String(value)}`)
+    }
+  }
+  positive('penalty')
+  positive('tolerance')
+  positive('maxRounds')
+  if (!Number.isInteger(params.maxRounds)) throw new AdmmParamsError('maxRounds', 'must be an integer')
+  if (params.newtonSteps !== 1 && params.newtonSteps !== 2 && params.newtonSteps !== 3) {
+    throw new AdmmParamsError('newtonSteps', 'must be 1, 2 or 3')
+  }
+  if (!Number.isInteger(params.stopMargin) || params.stopMargin < 0) throw new AdmmParamsError('stopMargin', 'must be a non-negative integer')
+  if (!Number.isInteger(params.dropAfterRounds) || params.dropAfterRounds < 0) throw new AdmmParamsError('dropAfterRounds', 'must be a non-negative integer')
+}
+
+/** The default penalty: c = sqrt(lmin(Hbar) lmax(Hbar)) / sqrt(l2(L) lmax(L)). */
+export function defaultPenalty (hessianExtremes: { smallest: number, largest: number }, laplacian: { secondSmallest: number, largest: number }): number {
+  const numerator = Math.sqrt(Math.max(hessianExtremes.smallest, 1e-12 * hessianExtremes.largest) * hessianExtremes.largest)
+  const denominator = Math.sqrt(laplacian.secondSmallest * laplacian.largest)
+  const penalty = numerator / denominator
+  if (!Number.isFinite(penalty) || penalty <= 0) throw new AdmmParamsError('penalty', `the default penalty is not positive (${penalty})`)
+  return penalty
+}
+
+const DONE_NONE = 0
+const DONE_CONVERGED = 1
+const DONE_EXHAUSTED = 2
+const HEADER = 4 // counter, done flag, primal residual, dual residual
+
+export interface AdmmPeer {
+  job: string
+  /** message kind; lets a job run several ADMM phases */
+  kind: string
+  graph: Graph
+  self: number
+  /** graph diameter, public knowledge from the federation's graph */
+  diameter: number
+  objective: LocalObjective
+  start: Float64Array
+  params: AdmmParams
+}
+
+export interface AdmmState {
+  readonly peer: AdmmPeer
+  round: number
+  x: Float64Array
+  /** per neighbour slot (aligned with graph.neighbours[self]) */
+  readonly lambdas: Float64Array[]
+  readonly heard: Array<Float64Array | null>
+  readonly ownerLambda: Array<Float64Array | null>
+  readonly heardCounter: Int32Array
+  readonly lastCounter: Int32Array
+  readonly heardDone: Int8Array
+  readonly silentRounds: Int32Array
+  readonly active: boolean[]
+  /** for each slot, this peer's position in that neighbour's list of owned edges, or -1 if this peer owns the edge */
+  readonly positionInOwner: Int32Array
+  /** for each slot this peer owns, its position in this peer's own list of owned edges, or -1 */
+  readonly ownedPosition: Int32Array
+  readonly ownedCount: number
+  pending: ConsensusMessage[]
+  stopCounter: number
+  done: boolean
+  converged: boolean
+  primalResidual: number
+  dualResidual: number
+  staleMessages: number
+  rejectedMessages: number
+  /** scratch space, reused every round */
+  readonly gradient: Float64Array
+  readonly hessian: Float64Array
+  readonly direction: Float64Array
+  readonly next: Float64Array
+}
+
+export interface AdmmResult {
+  x: Float64Array
+  rounds: number
+  converged: boolean
+  primalResidual: number
+  dualResidual: number
+  staleMessages: number
+  rejectedMessages: number
+  dropped: string[]
+}
+
+function ownedNeighbours (graph: Graph, node: number): number[] {
+  return (graph.neighbours[node] ?? []).filter((other) => other > node)
+}
+
+export function createAdmmState (peer: AdmmPeer): AdmmState {
+  validateAdmmParams(peer.params)
+  const p = peer.objective.dimension
+  if (peer.start.length !== p) throw new RangeError(`start has length ${peer.start.length}, expected ${p}`)
+  const slots = peer.graph.neighbours[peer.self]
+  if (slots === undefined) throw new RangeError(`peer ${peer.self} is not in the graph`)
+  const positionInOwner = new Int32Array(slots.length).fill(-1)
+  const ownedPosition = new Int32Array(slots.length).fill(-1)
+  let ownedCount = 0
+  slots.forEach((neighbour, slot) => {
+    if (neighbour < peer.self) {
+      positionInOwner[slot] = ownedNeighbours(peer.graph, neighbour).indexOf(peer.self)
+    } else {
+      ownedPosition[slot] = ownedCount++
+    }
+  })
+  return {
+    peer,
+    round: 0,
+    x: Float64Array.from(peer.start),
+    lambdas: slots.map(() => new Float64Array(p)),
+    heard: slots.map(() => null),
+    ownerLambda: slots.map(() => null),
+    heardCounter: new Int32Array(slots.length),
+    lastCounter: new Int32Array(slots.length),
+    heardDone: new Int8Array(slots.length),
+    silentRounds: new Int32Array(slots.length),
+    active: slots.map(() => true),
+    positionInOwner,
+    ownedPosition,
+    ownedCount,
+    pending: [],
+    stopCounter: 0,
+    done: false,
+    converged: false,
+    primalResidual: Number.POSITIVE_INFINITY,
+    dualResidual: Number.POSITIVE_INFINITY,
+    staleMessages: 0,
+    rejectedMessages: 0,
+    gradient: new Float64Array(p),
+    hessian: new Float64Array(p * p),
+    direction: new Float64Array(p),
+    next: new Float64Array(p)
+  }
+}
+
+function outgoing (state: AdmmState, doneFlag: number): ConsensusMessage {
+  const { peer } = state
+  const p = peer.objective.dimension
+  const values = new Float64Array(HEADER + p * (1 + state.ownedCount))
+  values[0] = state.stopCounter
+  values[1] = doneFlag
+  values[2] = Number.isFinite(state.primalResidual) ? state.primalResidual : -1
+  values[3] = Number.isFinite(state.dualResidual) ? state.dualResidual : -1
+  values.set(state.x, HEADER)
+  const slots = peer.graph.neighbours[peer.self] ?? []
+  for (let slot = 0; slot < slots.length; slot++) {
+    const position = state.ownedPosition[slot] ?? -1
+    if (position >= 0) values.set(state.lambdas[slot] as Float64Array, HEADER + p * (1 + position))
+  }
+  return {
+    job: peer.job,
+    kind: peer.kind,
+    round: state.round,
+    from: peer.graph.names[peer.self] as string,
+    values,
+    data: new Uint8Array(0)
+  }
+}
+
+function slotOf (state: AdmmState, from: string): number {
+  const slots = state.peer.graph.neighbours[state.peer.self] ?? []
+  for (let slot = 0; slot < slots.length; slot++) {
+    if (state.peer.graph.names[slots[slot] as number] === from) return slot
+  }
+  return -1
+}
+
+/** Checks a same-round message and files it; returns false (and counts) when it is unusable. */
+function accept (state: AdmmState, message: ConsensusMessage, log: LogRecord[]): boolean {
+  const slot = slotOf(state, message.from)
+  const p = state.peer.objective.dimension
+  const reject = (reason: string): false => {
+    state.rejectedMessages++
+    log.push({ level: 'warn', event: 'admm.message.rejected', fields: { from: message.from, round: message.round, reason } })
+    return false
+  }
+  if (slot < 0) return reject('not a neighbour')
+  if (!(state.active[slot] ?? false)) return reject('dropped neighbour')
+  const neighbour = state.peer.graph.neighbours[state.peer.self]?.[slot] as number
+  const expected = HEADER + p * (1 + ownedNeighbours(state.peer.graph, neighbour).length)
+  if (message.values.length !== expected) return reject(`expected ${expected} values, got ${message.values.length}`)
+  for (let index = 0; index < message.values.length; index++) {
+    if (!Number.isFinite(message.values[index] as number)) return reject('non-finite value')
+  }
+  if (state.heard[slot] !== null) return reject('duplicate')
+  const values = message.values
+  state.heard[slot] = values.slice(HEADER, HEADER + p)
+  const position = state.positionInOwner[slot] ?? -1
+  state.ownerLambda[slot] = position >= 0 ? values.slice(HEADER + p * (1 + position), HEADER + p * (2 + position)) : null
+  state.heardCounter[slot] = Math.max(0, Math.floor(values[0] as number))
+  state.heardDone[slot] = Math.round(values[1] as number)
+  return true
+}
+
+function heardFromAllActive (state: AdmmState): boolean {
+  for (let slot = 0; slot < state.heard.length; slot++) {
+    if ((state.active[slot] ?? false) && state.heard[slot] === null) return false
+  }
+  return true
+}
+
+function norm (vector: Float64Array): number {
+  let sum = 0
+  for (let index = 0; index < vector.length; index++) sum += (vector[index] as number) ** 2
+  return Math.sqrt(sum)
+}
+
+function distance (a: Float64Array, b: Float64Array): number {
+  let sum = 0
+  for (let index = 0; index < a.length; index++) sum += ((a[index] as number) - (b[index] as number)) ** 2
+  return Math.sqrt(sum)
+}
+
+/** Completes the current round with whatever has arrived, and emits the next round's message. */
+function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  const { peer } = state
+  const { penalty: c, tolerance } = peer.params
+  const p = peer.objective.dimension
+  const slots = peer.graph.neighbours[peer.self] ?? []
+  const x = state.x
+
+  const heardSlots: number[] = []
+  const skipped: string[] = []
+  let neighbourDone = DONE_NONE
+  for (let slot = 0; slot < slots.length; slot++) {
+    if (!(state.active[slot] ?? false)) continue
+    const xj = state.heard[slot]
+    const name = peer.graph.names[slots[slot] as number] as string
+    if (xj === null) {
+      skipped.push(name)
+      state.silentRounds[slot] = (state.silentRounds[slot] as number) + 1
+      if (peer.params.dropAfterRounds > 0 && (state.silentRounds[slot] as number) >= peer.params.dropAfterRounds) {
+        // A neighbour that never returns is removed together with its edge dual, which keeps
+        // sum_i alpha_i = 0 over the peers that remain.
+        state.active[slot] = false
+        ;(state.lambdas[slot] as Float64Array).fill(0)
+        log.push({ level: 'warn', event: 'admm.neighbour.dropped', fields: { round: state.round, neighbour: name } })
+      }
+      continue
+    }
+    state.silentRounds[slot] = 0
+    heardSlots.push(slot)
+    const lambda = state.lambdas[slot] as Float64Array
+    const ownerValue = state.ownerLambda[slot]
+    if (ownerValue !== null && ownerValue !== undefined) {
+      for (let index = 0; index < p; index++) lambda[index] = -(ownerValue[index] as number)
+    }
+    for (let index = 0; index < p; index++) lambda[index] = (lambda[index] as number) + c * ((x[index] as number) - (xj[index] as number))
+    state.lastCounter[slot] = state.heardCounter[slot] as number
+    if ((state.heardDone[slot] as number) > neighbourDone) neighbourDone = state.heardDone[slot] as number
+  }
+
+  // Primal: Newton steps on f_i(z) + <alpha, z> + c sum_{j heard} ||z - (x + x_j)/2||^2, from z = x.
+  const next = state.next
+  next.set(x)
+  let primalResidual = 0
+  for (const slot of heardSlots) primalResidual = Math.max(primalResidual, distance(x, state.heard[slot] as Float64Array))
+  if (heardSlots.length > 0) {
+    const { gradient, hessian, direction } = state
+    const proximalWeight = 2 * c * heardSlots.length
+    for (let step = 0; step < peer.params.newtonSteps; step++) {
+      peer.objective.evaluate(next, gradient, hessian, true)
+      for (let index = 0; index < p; index++) {
+        let alpha = 0
+        let center = 0
+        for (let slot = 0; slot < slots.length; slot++) {
+          if (state.active[slot] ?? false) alpha += (state.lambdas[slot] as Float64Array)[index] as number
+        }
+        for (const slot of heardSlots) center += ((x[index] as number) + ((state.heard[slot] as Float64Array)[index] as number)) / 2
+        direction[index] = (gradient[index] as number) + alpha + 2 * c * (heardSlots.length * (next[index] as number) - center)
+        hessian[index * p + index] = (hessian[index * p + index] as number) + proximalWeight
+      }
+      choleskyInPlace(hessian, p)
+      choleskySolveInPlace(hessian, p, direction)
+      for (let index = 0; index < p; index++) next[index] = (next[index] as number) - (direction[index] as number)
+    }
+  }
+  for (let index = 0; index < p; index++) {
+    if (!Number.isFinite(next[index] as number)) throw new NonFiniteError(`ADMM iterate became non-finite at round ${state.round}`)
+  }
+
+  const scale = Math.max(1, norm(next))
+  state.primalResidual = primalResidual / scale
+  state.dualResidual = distance(next, x) / scale
+  const activeCount = state.active.filter(Boolean).length
+  const locallyConverged = state.primalResidual < tolerance && state.dualResidual < tolerance && heardSlots.length === activeCount
+  let minimumCounter = Number.POSITIVE_INFINITY
+  for (let slot = 0; slot < slots.length; slot++) {
+    if (state.active[slot] ?? false) minimumCounter = Math.min(minimumCounter, state.lastCounter[slot] as number)
+  }
+  if (!Number.isFinite(minimumCounter)) minimumCounter = peer.diameter + peer.params.stopMargin
+  state.stopCounter = locallyConverged ? 1 + minimumCounter : 0
+
+  log.push({
+    level: 'debug',
+    event: 'admm.round',
+    fields: {
+      round: state.round,
+      heard: heardSlots.length,
+      skipped,
+      primalResidual: state.primalResidual,
+      dualResidual: state.dualResidual,
+      stopCounter: state.stopCounter,
+      ...(peer.params.recordVectors ? { sent: Array.from(x), next: Array.from(next) } : {})
+    }
+  })
+
+  for (let slot = 0; slot < slots.length; slot++) {
+    state.heard[slot] = null
+    state.ownerLambda[slot] = null
+    state.heardDone[slot] = DONE_NONE
+  }
+  x.set(next)
+  state.round++
+
+  let doneFlag = DONE_NONE
+  if (state.stopCounter >= peer.diameter + peer.params.stopMargin || neighbourDone === DONE_CONVERGED) {
+    doneFlag = DONE_CONVERGED
+  } else if (state.round >= peer.params.maxRounds || neighbourDone === DONE_EXHAUSTED) {
+    doneFlag = DONE_EXHAUSTED
+  }
+  outbox.push(outgoing(state, doneFlag))
+  if (doneFlag !== DONE_NONE) {
+    state.done = true
+    state.converged = doneFlag === DONE_CONVERGED
+    state.pending = []
+    log.push({ level: 'info', event: 'admm.done', fields: { round: state.round, converged: state.converged, primalResidual: state.primalResidual, dualResidual: state.dualResidual } })
+  }
+}
+
+function drainPending (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  for (;;) {
+    if (state.done) return
+    const current = state.pending.filter((message) => message.round === state.round)
+    if (current.length === 0) return
+    state.pending = state.pending.filter((message) => message.round > state.round)
+    for (const message of current) accept(state, message, log)
+    if (!heardFromAllActive(state)) return
+    advance(state, outbox, log)
+  }
+}
+
+/** How far ahead of its own round a peer buffers a neighbour's messages. */
+const MAX_ROUNDS_AHEAD = 4
+
+export const admmProtocol: Protocol<AdmmState, AdmmResult> = {
+  start (state) {
+    return { state, outbox: [outgoing(state, DONE_NONE)], log: [] }
+  },
+
+  step (state, input: MachineInput): StepResult<AdmmState> {
+    const outbox: ConsensusMessage[] = []
+    const log: LogRecord[] = []
+    if (state.done) return { state, outbox, log }
+    if (input.type === 'deadline') {
+      if (input.round === state.round) {
+        advance(state, outbox, log)
+        drainPending(state, outbox, log)
+      }
+      return { state, outbox, log }
+    }
+    const message = input.message
+    if (message.job !== state.peer.job || message.kind !== state.peer.kind) return { state, outbox, log }
+    if (message.round < state.round) {
+      state.staleMessages++
+      return { state, outbox, log }
+    }
+    if (message.round > state.round) {
+      if (message.round - state.round > MAX_ROUNDS_AHEAD) {
+        state.rejectedMessages++
+        log.push({ level: 'warn', event: 'admm.message.rejected', fields: { from: message.from, round: message.round, reason: 'too far ahead' } })
+      } else {
+        state.pending.push(message)
+      }
+      return { state, outbox, log }
+    }
+    if (accept(state, message, log) && heardFromAllActive(state)) {
+      advance(state, outbox, log)
+      drainPending(state, outbox, log)
+    }
+    return { state, outbox, log }
+  },
+
+  round: (state) => state.round,
+  done: (state) => state.done,
+
+  result (state) {
+    const slots = state.peer.graph.neighbours[state.peer.self] ?? []
+    return {
+      x: Float64Array.from(state.x),
+      rounds: state.round,
+      converged: state.converged,
+      primalResidual: state.primalResidual,
+      dualResidual: state.dualResidual,
+      staleMessages: state.staleMessages,
+      rejectedMessages: state.rejectedMessages,
+      dropped: slots.filter((_, slot) => !(state.active[slot] ?? false)).map((node) => state.peer.graph.names[node] as string)
+    }
+  }
+}

@@ -1,0 +1,517 @@
+import { EigenvalueDecomposition, Matrix } from 'ml-matrix'
+import { covarianceToOriginalScale, toOriginalScale } from '../learning/standardize.ts'
+import { choleskyInPlace, choleskySolveInPlace, invertSymmetric } from '../learning/linalg.ts'
+import { NotConvergedError } from '../learning/errors.ts'
+import { admmProtocol, createAdmmParams, createAdmmState, defaultPenalty, type AdmmResult, type AdmmState } from './admm.ts'
+import { FitJobParamsError } from './errors.ts'
+import { laplacianExtremes, type Graph } from './graph.ts'
+import type { LogRecord, MachineInput, Protocol, StepResult } from './machine.ts'
+import type { LocalObjective } from './objective.ts'
+import { readStatistics, statisticsLength, type ColumnScaling, type LocalProblem, type PooledStatistics } from './problem.ts'
+import { createSecureSum, secureSumProtocol, type SecureSumState } from './secure-sum.ts'
+import type { ConsensusMessage, Rng } from './types.ts'
+
+/**
+ * One federated regression job on one peer, from raw local data to the shared model with standard
+ * errors, as a single consensus machine. It runs these phases, each a machine of its own:
+ *
+ *   stats      exact masked sum of (peers, rows, column sums, sums of squares, outcome and exposure sums):
+ *              the pooled mean and population SD for standardising, and the starting point
+ *   curvature  (ADMM, unless the penalty is given) masked sum of the local Hessians at the start, for
+ *              the default penalty c = sqrt(lmin lmax of the mean Hessian) / sqrt(l2 lmax of the Laplacian)
+ *   admm       decentralized consensus ADMM to the shared coefficients
+ *   final      masked sum of the local Hessians at each peer's solution: covariance, standard errors
+ *   newton.t   (exact Newton instead of ADMM) masked sum of value, gradient and Hessian at the current
+ *              point; every peer takes the same Newton step from the same exact totals
+ *
+ * Every sum is a secure sum: no peer's own statistics, gradient or Hessian leave it unmasked.
+ */
+
+export type Algorithm = 'admm' | 'newton'
+
+export interface FitJobParams {
+  algorithm: Algorithm
+  /** L2 penalty on the (standardised) coefficients, the intercept excluded */
+  lambda: number
+  standardize: boolean
+  /** ADMM: residual tolerance; Newton: tolerance on the relative step */
+  tolerance: number
+  maxRounds: number
+  /** ADMM penalty c; default: from the mean Hessian at the start and the graph's Laplacian */
+  penalty: number | null
+  /** ADMM: Newton steps of the local subproblem per round */
+  newtonSteps: number
+  maxNewtonIterations: number
+  dropAfterRounds: number
+  recordVectors: boolean
+}
+
+export const DEFAULT_FIT_JOB_PARAMS: Readonly<FitJobParams> = Object.freeze({
+  algorithm: 'admm',
+  lambda: 0,
+  standardize: true,
+  tolerance: 1e-8,
+  maxRounds: 5000,
+  penalty: null,
+  newtonSteps: 1,
+  maxNewtonIterations: 50,
+  dropAfterRounds: 0,
+  recordVectors: false
+})
+
+export function createFitJobParams (params: Partial<FitJobParams> = {}): FitJobParams {
+  const merged: FitJobParams = { ...DEFAULT_FIT_JOB_PARAMS, ...params }
+  if (merged.algorithm !== 'admm' && merged.algorithm !== 'newton') throw new FitJobParamsError('algorithm', `must be admm or newton, got ${String(merged.algorithm)}`)
+  if (!Number.isFinite(merged.lambda) || merged.lambda < 0) throw new FitJobParamsError('lambda', 'must be a non-negative number')
+  if (!Number.isFinite(merged.tolerance) || merged.tolerance <= 0) throw new FitJobParamsError('tolerance', 'must be a positive number')
+  if (!Number.isInteger(merged.maxRounds) || merged.maxRounds <= 0) throw new FitJobParamsError('maxRounds', 'must be a positive integer')
+  if (merged.penalty !== null && (!Number.isFinite(merged.penalty) || merged.penalty <= 0)) throw new FitJobParamsError('penalty', 'must be a positive number')
+  if (!Number.isInteger(merged.maxNewtonIterations) || merged.maxNewtonIterations <= 0) throw new FitJobParamsError('maxNewtonIterations', 'must be a positive integer')
+  return merged
+}
+
+export interface FitJobPeer {
+  job: string
+  graph: Graph
+  self: number
+  diameter: number
+  problem: LocalProblem
+  params: FitJobParams
+  /** randomness for the secure-sum masks: a cryptographic source in a real peer, seeded in simulation */
+  rng: Rng
+}
+
+type Phase =
+  | { name: 'stats', sum: SecureSumState }
+  | { name: 'curvature', sum: SecureSumState }
+  | { name: 'admm', admm: AdmmState }
+  | { name: 'final', sum: SecureSumState }
+  | { name: 'newton', iteration: number, sum: SecureSumState }
+  | { name: 'done' }
+
+export interface FitJobState {
+  readonly peer: FitJobPeer
+  phase: Phase
+  /** rounds completed by earlier phases; the job's round is this plus the current phase's round */
+  roundOffset: number
+  phaseRounds: Record<string, number>
+  pending: ConsensusMessage[]
+  pooled: PooledStatistics | null
+  scaling: ColumnScaling | null
+  objective: LocalObjective | null
+  start: Float64Array | null
+  penalty: number | null
+  admm: AdmmResult | null
+  newton: NewtonProgress | null
+  result: FitJobResult | null
+}
+
+interface NewtonProgress {
+  point: Float64Array
+  /** the last accepted point and its objective, for step-halving */
+  accepted: Float64Array | null
+  acceptedValue: number
+  halvings: number
+  iterations: number
+}
+
+export interface FitJobResult {
+  terms: string[]
+  /** original scale */
+  coefficients: Float64Array
+  standardErrors: Float64Array
+  covariance: Float64Array
+  /** on the standardised scale (equal to the above when not standardising) */
+  standardizedCoefficients: Float64Array
+  logLikelihood: number
+  /** the federation's penalised objective at the solution, summed over peers */
+  objective: number
+  rounds: number
+  phaseRounds: Record<string, number>
+  converged: boolean
+  peers: number
+  rows: number
+  penalty: number | null
+  newtonIterations: number | null
+  staleMessages: number
+  rejectedMessages: number
+}
+
+const PHASE_ORDER: Record<string, number> = { stats: 0, curvature: 1, admm: 2, final: 1_000_000 }
+
+function phaseKey (kind: string): string {
+  return kind.endsWith('.mask') ? kind.slice(0, -'.mask'.length) : kind
+}
+
+function ordinal (key: string): number {
+  if (key.startsWith('newton.')) return 2 + Number(key.slice('newton.'.length))
+  return PHASE_ORDER[key] ?? Number.NaN
+}
+
+function currentKey (phase: Phase): string {
+  return phase.name === 'newton' ? `newton.${phase.iteration}` : phase.name
+}
+
+function upperTriangleLength (p: number): number {
+  return (p * (p + 1)) / 2
+}
+
+function packUpper (matrix: Float64Array, p: number, out: Float64Array, offset: number): void {
+  let index = offset
+  for (let row = 0; row < p; row++) {
+    for (let column = row; column < p; column++) out[index++] = matrix[row * p + column] as number
+  }
+}
+
+function unpackUpper (packed: Float64Array, offset: number, p: number): Float64Array {
+  const matrix = new Float64Array(p * p)
+  let index = offset
+  for (let row = 0; row < p; row++) {
+    for (let column = row; column < p; column++) {
+      const value = packed[index++] as number
+      matrix[row * p + column] = value
+      matrix[column * p + row] = value
+    }
+  }
+  return matrix
+}
+
+function norm (vector: Float64Array): number {
+  let sum = 0
+  for (const value of vector) sum += value * value
+  return Math.sqrt(sum)
+}
+
+function startSum (state: FitJobState, kind: string, value: Float64Array): SecureSumState {
+  const { peer } = state
+  return createSecureSum({ graph: peer.graph, self: peer.self, value, job: peer.job, kind, rng: peer.rng })
+}
+
+/** Local value, gradient and Hessian at a point, packed for a masked sum: [value, gradient (p), upper Hessian]. */
+function localDerivatives (objective: LocalObjective, point: Float64Array): Float64Array {
+  const p = objective.dimension
+  const gradient = new Float64Array(p)
+  const hessian = new Float64Array(p * p)
+  const value = objective.evaluate(point, gradient, hessian, true)
+  const packed = new Float64Array(1 + p + upperTriangleLength(p))
+  packed[0] = value
+  packed.set(gradient, 1)
+  packUpper(hessian, p, packed, 1 + p)
+  return packed
+}
+
+function startingPoint (problem: LocalProblem, pooled: PooledStatistics): Float64Array {
+  const start = new Float64Array(problem.dimension)
+  if (problem.interceptColumn !== null) {
+    if (problem.family === 'binomial') {
+      const rate = Math.min(Math.max(pooled.outcomeSum / pooled.rows, 1e-6), 1 - 1e-6)
+      start[problem.interceptColumn] = Math.log(rate / (1 - rate))
+    } else {
+      start[problem.interceptColumn] = Math.log(Math.max(pooled.outcomeSum, 0.5) / pooled.exposureSum)
+    }
+  }
+  return start
+}
+
+function scalingFrom (problem: LocalProblem, pooled: PooledStatistics, standardize: boolean): ColumnScaling | null {
+  if (!standardize) return null
+  const mean = Float64Array.from(pooled.mean)
+  const scale = Float64Array.from(pooled.standardDeviation)
+  if (problem.interceptColumn !== null) {
+    mean[problem.interceptColumn] = 0
+    scale[problem.interceptColumn] = 1
+  }
+  for (let column = 0; column < scale.length; column++) {
+    if (!((scale[column] as number) > 0)) {
+      throw new FitJobParamsError('standardize', `column ${problem.terms[column] ?? column} is constant across the federation and cannot be standardised`)
+    }
+  }
+  return { mean, scale }
+}
+
+function enterPhase (state: FitJobState, phase: Phase, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  state.phase = phase
+  log.push({ level: 'info', event: 'job.phase', fields: { job: state.peer.job, phase: currentKey(phase), round: jobRound(state) } })
+  if (phase.name === 'done') return
+  const started = phase.name === 'admm' ? admmProtocol.start(phase.admm) : secureSumProtocol.start(phase.sum)
+  outbox.push(...started.outbox)
+  log.push(...started.log)
+}
+
+function jobRound (state: FitJobState): number {
+  const phase = state.phase
+  switch (phase.name) {
+    case 'admm': return state.roundOffset + admmProtocol.round(phase.admm)
+    case 'done': return state.roundOffset
+    default: return state.roundOffset + secureSumProtocol.round(phase.sum)
+  }
+}
+
+function closePhase (state: FitJobState): void {
+  const phase = state.phase
+  if (phase.name === 'done') return
+  const rounds = phase.name === 'admm' ? admmProtocol.round(phase.admm) : secureSumProtocol.round(phase.sum) + 1
+  const key = phase.name
+  state.phaseRounds[key] = (state.phaseRounds[key] ?? 0) + rounds
+  state.roundOffset += rounds
+}
+
+function finish (state: FitJobState, coefficientsScaled: Float64Array, hessianSum: Float64Array, objectiveValue: number, converged: boolean, log: LogRecord[]): void {
+  const { problem } = state.peer
+  const p = problem.dimension
+  const covarianceScaled = invertSymmetric(hessianSum, p)
+  const scaling = state.scaling
+  const coefficients = scaling === null ? Float64Array.from(coefficientsScaled) : toOriginalScale(coefficientsScaled, scaling, problem.interceptColumn)
+  const covariance = scaling === null ? covarianceScaled : covarianceToOriginalScale(covarianceScaled, scaling, problem.interceptColumn)
+  const standardErrors = new Float64Array(p)
+  for (let index = 0; index < p; index++) standardErrors[index] = Math.sqrt(covariance[index * p + index] as number)
+  const pooled = state.pooled as PooledStatistics
+  // The summed objective carries the whole penalty (lambda / m on each of m peers): remove it to report
+  // the pooled log-likelihood.
+  let penaltyValue = 0
+  for (let index = 0; index < p; index++) {
+    if (index !== problem.interceptColumn) penaltyValue += (coefficientsScaled[index] as number) ** 2
+  }
+  penaltyValue *= state.peer.params.lambda / 2
+  state.result = {
+    terms: [...problem.terms],
+    coefficients,
+    standardErrors,
+    covariance,
+    standardizedCoefficients: Float64Array.from(coefficientsScaled),
+    logLikelihood: -(objectiveValue - penaltyValue),
+    objective: objectiveValue,
+    rounds: state.roundOffset,
+    phaseRounds: { ...state.phaseRounds },
+    converged,
+    peers: pooled.peers,
+    rows: pooled.rows,
+    penalty: state.penalty,
+    newtonIterations: state.newton?.iterations ?? null,
+    staleMessages: state.admm?.staleMessages ?? 0,
+    rejectedMessages: state.admm?.rejectedMessages ?? 0
+  }
+  log.push({ level: 'info', event: 'job.done', fields: { job: state.peer.job, rounds: state.roundOffset, converged } })
+}
+
+/** Called when the current phase's machine is done: derive what it produced and start the next phase. */
+function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  const { peer } = state
+  const { problem, params } = peer
+  const p = problem.dimension
+  const phase = state.phase
+  closePhase(state)
+  switch (phase.name) {
+    case 'stats': {
+      const pooled = readStatistics(secureSumProtocol.result(phase.sum), p)
+      state.pooled = pooled
+      state.scaling = scalingFrom(problem, pooled, params.standardize)
+      state.objective = problem.objective(state.scaling, params.lambda / pooled.peers)
+      state.start = startingPoint(problem, pooled)
+      log.push({ level: 'info', event: 'job.statistics', fields: { peers: pooled.peers, rows: pooled.rows } })
+      if (params.algorithm === 'newton') {
+        state.newton = { point: Float64Array.from(state.start), accepted: null, acceptedValue: Number.POSITIVE_INFINITY, halvings: 0, iterations: 0 }
+        enterPhase(state, { name: 'newton', iteration: 0, sum: startSum(state, 'newton.0', localDerivatives(state.objective, state.start)) }, outbox, log)
+      } else if (params.penalty === null) {
+        const gradient = new Float64Array(p)
+        const hessian = new Float64Array(p * p)
+        state.objective.evaluate(state.start, gradient, hessian, true)
+        const packed = new Float64Array(upperTriangleLength(p))
+        packUpper(hessian, p, packed, 0)
+        enterPhase(state, { name: 'curvature', sum: startSum(state, 'curvature', packed) }, outbox, log)
+      } else {
+        state.penalty = params.penalty
+        enterAdmm(state, outbox, log)
+      }
+      return
+    }
+    case 'curvature': {
+      const pooled = state.pooled as PooledStatistics
+      const meanHessian = unpackUpper(secureSumProtocol.result(phase.sum), 0, p).map((value) => value / pooled.peers)
+      const eigenvalues = new EigenvalueDecomposition(new Matrix(Array.from({ length: p }, (_, row) => Array.from(meanHessian.subarray(row * p, row * p + p))))).realEigenvalues
+      const smallest = Math.min(...eigenvalues)
+      const largest = Math.max(...eigenvalues)
+      state.penalty = defaultPenalty({ smallest, largest }, laplacianExtremes(peer.graph))
+      log.push({ level: 'info', event: 'job.penalty', fields: { penalty: state.penalty, smallestEigenvalue: smallest, largestEigenvalue: largest } })
+      enterAdmm(state, outbox, log)
+      return
+    }
+    case 'admm': {
+      const result = admmProtocol.result(phase.admm)
+      state.admm = result
+      enterPhase(state, { name: 'final', sum: startSum(state, 'final', localDerivatives(state.objective as LocalObjective, result.x)) }, outbox, log)
+      return
+    }
+    case 'final': {
+      const total = secureSumProtocol.result(phase.sum)
+      const admm = state.admm as AdmmResult
+      finish(state, admm.x, unpackUpper(total, 1 + p, p), total[0] as number, admm.converged, log)
+      enterPhase(state, { name: 'done' }, outbox, log)
+      return
+    }
+    case 'newton': {
+      const total = secureSumProtocol.result(phase.sum)
+      const newton = state.newton as NewtonProgress
+      const value = total[0] as number
+      const point = newton.point
+      // Every peer holds the same exact totals, so every peer takes the same step: no disagreement to resolve.
+      if (newton.accepted !== null && value > newton.acceptedValue + 1e-12 * Math.abs(newton.acceptedValue) && newton.halvings < 30) {
+        newton.halvings++
+        for (let index = 0; index < p; index++) point[index] = 0.5 * ((point[index] as number) + (newton.accepted[index] as number))
+        enterPhase(state, { name: 'newton', iteration: phase.iteration + 1, sum: startSum(state, `newton.${phase.iteration + 1}`, localDerivatives(state.objective as LocalObjective, point)) }, outbox, log)
+        return
+      }
+      newton.halvings = 0
+      newton.accepted = Float64Array.from(point)
+      newton.acceptedValue = value
+      newton.iterations++
+      const hessian = unpackUpper(total, 1 + p, p)
+      const step = total.slice(1, 1 + p)
+      const factor = Float64Array.from(hessian)
+      choleskyInPlace(factor, p)
+      choleskySolveInPlace(factor, p, step)
+      const relativeStep = norm(step) / Math.max(1, norm(point))
+      for (let index = 0; index < p; index++) point[index] = (point[index] as number) - (step[index] as number)
+      log.push({ level: 'debug', event: 'newton.iteration', fields: { iteration: newton.iterations, objective: value, relativeStep } })
+      const outOfRounds = state.roundOffset >= params.maxRounds
+      if (relativeStep < params.tolerance || newton.iterations >= params.maxNewtonIterations || outOfRounds) {
+        finish(state, point, hessian, value, relativeStep < params.tolerance, log)
+        enterPhase(state, { name: 'done' }, outbox, log)
+        return
+      }
+      enterPhase(state, { name: 'newton', iteration: phase.iteration + 1, sum: startSum(state, `newton.${phase.iteration + 1}`, localDerivatives(state.objective as LocalObjective, point)) }, outbox, log)
+      return
+    }
+    case 'done':
+      return
+  }
+}
+
+function enterAdmm (state: FitJobState, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  const { peer } = state
+  const { params } = peer
+  const admm = createAdmmState({
+    job: peer.job,
+    kind: 'admm',
+    graph: peer.graph,
+    self: peer.self,
+    diameter: peer.diameter,
+    objective: state.objective as LocalObjective,
+    start: state.start as Float64Array,
+    params: createAdmmParams({
+      penalty: state.penalty as number,
+      tolerance: params.tolerance,
+      maxRounds: Math.max(1, params.maxRounds - state.roundOffset),
+      newtonSteps: params.newtonSteps,
+      dropAfterRounds: params.dropAfterRounds,
+      recordVectors: params.recordVectors
+    })
+  })
+  enterPhase(state, { name: 'admm', admm }, outbox, log)
+}
+
+function forward (state: FitJobState, input: MachineInput, outbox: ConsensusMessage[], log: LogRecord[]): boolean {
+  const phase = state.phase
+  let stepped: StepResult<unknown>
+  let finished: boolean
+  if (phase.name === 'admm') {
+    stepped = admmProtocol.step(phase.admm, input)
+    finished = admmProtocol.done(phase.admm)
+  } else if (phase.name === 'done') {
+    return false
+  } else {
+    stepped = secureSumProtocol.step(phase.sum, input)
+    finished = secureSumProtocol.done(phase.sum)
+  }
+  outbox.push(...stepped.outbox)
+  log.push(...stepped.log)
+  return finished
+}
+
+/** Feeds buffered messages of the phase that just started, and keeps going while phases complete. */
+function settle (state: FitJobState, finished: boolean, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  while (finished) {
+    nextPhase(state, outbox, log)
+    if (state.phase.name === 'done') return
+    const key = currentKey(state.phase)
+    const ready = state.pending.filter((message) => phaseKey(message.kind) === key)
+    state.pending = state.pending.filter((message) => ordinal(phaseKey(message.kind)) > ordinal(key))
+    finished = false
+    for (const message of ready) {
+      finished = forward(state, { type: 'message', message }, outbox, log) || finished
+      if (finished) {
+        // Messages for the phase that just ended are no longer needed; later ones stay pending.
+        break
+      }
+    }
+  }
+}
+
+const MAX_PENDING = 100_000
+
+export function createFitJobState (peer: FitJobPeer): FitJobState {
+  const p = peer.problem.dimension
+  if (peer.problem.statistics().length !== statisticsLength(p)) throw new RangeError('statistics() has the wrong length')
+  return {
+    peer,
+    phase: { name: 'stats', sum: createSecureSum({ graph: peer.graph, self: peer.self, value: peer.problem.statistics(), job: peer.job, kind: 'stats', rng: peer.rng }) },
+    roundOffset: 0,
+    phaseRounds: {},
+    pending: [],
+    pooled: null,
+    scaling: null,
+    objective: null,
+    start: null,
+    penalty: null,
+    admm: null,
+    newton: null,
+    result: null
+  }
+}
+
+export const fitJobProtocol: Protocol<FitJobState, FitJobResult> = {
+  start (state) {
+    const outbox: ConsensusMessage[] = []
+    const log: LogRecord[] = []
+    const phase = state.phase
+    if (phase.name === 'stats') {
+      const started = secureSumProtocol.start(phase.sum)
+      outbox.push(...started.outbox)
+      log.push(...started.log)
+    }
+    return { state, outbox, log }
+  },
+
+  step (state, input) {
+    const outbox: ConsensusMessage[] = []
+    const log: LogRecord[] = []
+    if (state.phase.name === 'done') return { state, outbox, log }
+    if (input.type === 'deadline') {
+      if (input.round !== jobRound(state)) return { state, outbox, log }
+      const finished = forward(state, { type: 'deadline', round: input.round - state.roundOffset }, outbox, log)
+      settle(state, finished, outbox, log)
+      return { state, outbox, log }
+    }
+    const message = input.message
+    if (message.job !== state.peer.job) return { state, outbox, log }
+    const key = phaseKey(message.kind)
+    const messageOrdinal = ordinal(key)
+    const current = ordinal(currentKey(state.phase))
+    if (Number.isNaN(messageOrdinal) || messageOrdinal < current) return { state, outbox, log }
+    if (messageOrdinal > current) {
+      if (state.pending.length < MAX_PENDING) state.pending.push(message)
+      return { state, outbox, log }
+    }
+    const finished = forward(state, input, outbox, log)
+    settle(state, finished, outbox, log)
+    return { state, outbox, log }
+  },
+
+  round: jobRound,
+  done: (state) => state.phase.name === 'done',
+
+  result (state) {
+    if (state.result === null) throw new NotConvergedError(`job ${state.peer.job} has not finished`)
+    return state.result
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * What a consensus machine needs from a peer's local problem: the value, gradient and Hessian of the
+ * peer's own smooth objective f_i at a point. The learning core provides it for GLM losses; the
+ * machines never see a data row.
+ */
+export interface LocalObjective {
+  readonly dimension: number
+  /**
+   * Writes the gradient (length p) and, when asked, the Hessian (p*p, row-major, symmetric) of f_i at
+   * `point` into the given arrays, overwriting them, and returns f_i(point).
+   */
+  evaluate(point: Float64Array, gradient: Float64Array, hessian: Float64Array, wantHessian: boolean): number
+}

@@ -1,0 +1,78 @@
+import type { ColumnScaling, LocalProblem } from '../consensus/problem.ts'
+import type { LocalObjective } from '../consensus/objective.ts'
+import type { DataBlock } from './design.ts'
+import type { FamilyName } from './family.ts'
+import { createWorkspace, evaluateLoss, type Workspace } from './glm.ts'
+import { standardizeBlock } from './standardize.ts'
+
+/**
+ * A peer's regression problem over its own rows, in the form the consensus machines use: additive
+ * statistics and an objective. The rows stay here; only aggregates and derivatives leave.
+ */
+export function createGlmProblem (options: {
+  family: FamilyName
+  block: DataBlock
+  terms: readonly string[]
+  interceptColumn: number | null
+}): LocalProblem {
+  const { family, block, terms, interceptColumn } = options
+  const p = block.cols
+  if (terms.length !== p) throw new RangeError(`${terms.length} term names for ${p} columns`)
+  return {
+    family,
+    dimension: p,
+    terms,
+    interceptColumn,
+    statistics () {
+      const statistics = new Float64Array(4 + 2 * p)
+      statistics[0] = 1
+      statistics[1] = block.rows
+      for (let row = 0; row < block.rows; row++) {
+        for (let column = 0; column < p; column++) {
+          const value = block.x[row * p + column] as number
+          statistics[2 + column] = (statistics[2 + column] as number) + value
+          statistics[2 + p + column] = (statistics[2 + p + column] as number) + value * value
+        }
+        statistics[2 + 2 * p] = (statistics[2 + 2 * p] as number) + (block.y[row] as number)
+        statistics[3 + 2 * p] = (statistics[3 + 2 * p] as number) + Math.exp(block.offset?.[row] ?? 0)
+      }
+      return statistics
+    },
+    objective (scaling: ColumnScaling | null, penaltyShare: number): LocalObjective {
+      const scaled = scaling === null ? block : standardizeBlock(block, scaling)
+      return glmObjective(family, scaled, interceptColumn, penaltyShare)
+    },
+    negativeLogLikelihood (coefficients: Float64Array) {
+      const workspace = createWorkspace(p, block.rows)
+      return evaluateLoss(family, block, coefficients, workspace, false)
+    }
+  }
+}
+
+/** f(x) = negative log-likelihood of the block + (penalty / 2) ||P x||^2, P dropping the intercept. */
+export function glmObjective (family: FamilyName, block: DataBlock, interceptColumn: number | null, penalty: number): LocalObjective {
+  const p = block.cols
+  const workspace: Workspace = createWorkspace(p, block.rows)
+  return {
+    dimension: p,
+    evaluate (point, gradient, hessian, wantHessian) {
+      let value = block.rows === 0 ? 0 : evaluateLoss(family, block, point, workspace, wantHessian)
+      if (block.rows === 0) {
+        workspace.gradient.fill(0)
+        workspace.hessian.fill(0)
+      }
+      gradient.set(workspace.gradient)
+      if (wantHessian) hessian.set(workspace.hessian)
+      if (penalty > 0) {
+        for (let index = 0; index < p; index++) {
+          if (index === interceptColumn) continue
+          const coefficient = point[index] as number
+          value += 0.5 * penalty * coefficient * coefficient
+          gradient[index] = (gradient[index] as number) + penalty * coefficient
+          if (wantHessian) hessian[index * p + index] = (hessian[index * p + index] as number) + penalty
+        }
+      }
+      return value
+    }
+  }
+}
