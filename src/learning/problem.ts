@@ -43,7 +43,7 @@ export function createGlmProblem (options: {
       return glmObjective(family, scaled, interceptColumn, penaltyShare)
     },
     negativeLogLikelihood (coefficients: Float64Array) {
-      const workspace = createWorkspace(p, block.rows)
+      const workspace = createWorkspace(p)
       return evaluateLoss(family, block, coefficients, workspace, false)
     }
   }
@@ -52,7 +52,7 @@ export function createGlmProblem (options: {
 /** f(x) = negative log-likelihood of the block + (penalty / 2) ||P x||^2, P dropping the intercept. */
 export function glmObjective (family: FamilyName, block: DataBlock, interceptColumn: number | null, penalty: number): LocalObjective {
   const p = block.cols
-  const workspace: Workspace = createWorkspace(p, block.rows)
+  const workspace: Workspace = createWorkspace(p)
   return {
     dimension: p,
     evaluate (point, gradient, hessian, wantHessian) {
