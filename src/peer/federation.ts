@@ -1,0 +1,351 @@
+import { readFile } from 'node:fs/promises'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { z } from 'zod'
+import { FederationInvalidError, FederationReadError, type FederationIssue } from './errors.ts'
+
+/**
+ * The federation file: who the members are (peer ids are the trust anchors: the connection gater admits
+ * no one else), which members exchange model messages (the graph, never inferred from connections:
+ * the DHT connects almost everyone to everyone), where to join, the optional pre-shared key of a private
+ * network, and the model the federation fits.
+ */
+
+export type Topology = 'ring' | 'complete' | 'star' | 'line'
+export type FeatureType = 'numeric' | 'binary' | 'categorical'
+
+export interface FederationMember {
+  region: string
+  peerId: string
+  /** known multiaddrs of this member; optional, the DHT finds current ones */
+  addresses: string[]
+}
+
+export interface FeatureSpec {
+  name: string
+  type: FeatureType
+  levels?: string[]
+}
+
+export interface ModelSpec {
+  family: 'binomial' | 'poisson'
+  outcome: string
+  features: FeatureSpec[]
+  lambda: number
+  algorithm: 'admm' | 'newton'
+  tolerance: number
+  maxRounds: number
+  roundDeadlineMs: number
+  dropAfterRounds: number
+}
+
+export type GraphSpec = { edges: Array<[string, string]> } | { topology: Topology }
+
+export interface Federation {
+  version: 1
+  federationId: string
+  description?: string
+  members: FederationMember[]
+  graph: GraphSpec
+  /** the graph as region pairs, whatever form the file used; each undirected edge once */
+  edges: ReadonlyArray<readonly [string, string]>
+  bootstrap: string[]
+  network: {
+    /** CIDR multiaddrs of the consortium ('/ip4/10.1.0.0/ipcidr/16') exempt from inbound rate limits */
+    allow: string[]
+  }
+  /** as written: 64 hex digits, or a path to a key file */
+  psk?: string
+  /** the pnet swarm key document, once the key is known (inline hex, or read by loadFederation) */
+  preSharedKey?: Uint8Array
+  /** a key file still to be read (parseFederation does no I/O; loadFederation reads it) */
+  preSharedKeyFile?: string
+  model: ModelSpec
+}
+
+const FEDERATION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+const HEX_KEY = /^[0-9a-fA-F]{64}$/
+
+const multiaddrString = z.string().min(1).superRefine((value, ctx) => {
+  try {
+    multiaddr(value)
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `not a valid multiaddr: ${JSON.stringify(value)}` })
+  }
+})
+
+const peerIdString = z.string().min(1).superRefine((value, ctx) => {
+  try {
+    const id = peerIdFromString(value)
+    if (id.type !== 'Ed25519') ctx.addIssue({ code: 'custom', message: `must be an Ed25519 peer id, got ${id.type}` })
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `not a valid peer id: ${JSON.stringify(value)}` })
+  }
+})
+
+const featureSchema = z.strictObject({
+  name: z.string().min(1),
+  type: z.enum(['numeric', 'binary', 'categorical']),
+  levels: z.array(z.string().min(1)).optional()
+}).superRefine((feature, ctx) => {
+  if (feature.type === 'categorical') {
+    if (feature.levels === undefined || feature.levels.length < 2) {
+      ctx.addIssue({ code: 'custom', path: ['levels'], message: 'a categorical feature needs at least two levels' })
+    } else if (new Set(feature.levels).size !== feature.levels.length) {
+      ctx.addIssue({ code: 'custom', path: ['levels'], message: 'levels must be distinct' })
+    }
+  } else if (feature.levels !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['levels'], message: `only categorical features have levels, this one is ${feature.type}` })
+  }
+})
+
+const modelSchema = z.strictObject({
+  family: z.enum(['binomial', 'poisson']),
+  outcome: z.string().min(1),
+  features: z.array(featureSchema).min(1),
+  lambda: z.number().min(0).refine(Number.isFinite, 'must be finite'),
+  algorithm: z.enum(['admm', 'newton']),
+  tolerance: z.number().positive().refine(Number.isFinite, 'must be finite'),
+  maxRounds: z.number().int().min(1),
+  roundDeadlineMs: z.number().int().min(1),
+  dropAfterRounds: z.number().int().min(0)
+}).superRefine((model, ctx) => {
+  const seen = new Set<string>()
+  model.features.forEach((feature, index) => {
+    if (seen.has(feature.name)) ctx.addIssue({ code: 'custom', path: ['features', index, 'name'], message: `duplicate feature ${feature.name}` })
+    if (feature.name === model.outcome) ctx.addIssue({ code: 'custom', path: ['features', index, 'name'], message: 'the outcome cannot also be a feature' })
+    seen.add(feature.name)
+  })
+})
+
+const graphSchema = z.union([
+  z.strictObject({ edges: z.array(z.tuple([z.string().min(1), z.string().min(1)])) }),
+  z.strictObject({ topology: z.enum(['ring', 'complete', 'star', 'line']) })
+])
+
+const federationSchema = z.strictObject({
+  version: z.literal(1),
+  federationId: z.string().regex(FEDERATION_ID, 'letters, digits, ".", "_" or "-", at most 64, starting with a letter or digit'),
+  description: z.string().optional(),
+  members: z.array(z.strictObject({
+    region: z.string().min(1).max(64),
+    peerId: peerIdString,
+    addresses: z.array(multiaddrString).optional()
+  })).min(1),
+  graph: graphSchema,
+  bootstrap: z.array(multiaddrString).optional(),
+  network: z.strictObject({
+    allow: z.array(multiaddrString).optional()
+  }).optional(),
+  psk: z.string().min(1).optional(),
+  model: modelSchema
+})
+
+type FederationDocument = z.infer<typeof federationSchema>
+
+/**
+ * Validates a parsed federation document. Throws FederationInvalidError (FEDERATION_INVALID) listing
+ * every offending field by path. Does no I/O: a `psk` that is a file path is left in
+ * `preSharedKeyFile` (resolved against the directory of `sourceName` when that is a path).
+ */
+export function parseFederation (json: unknown, sourceName = 'federation'): Federation {
+  const parsed = federationSchema.safeParse(json)
+  if (!parsed.success) {
+    throw new FederationInvalidError(sourceName, parsed.error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message })))
+  }
+  const document = parsed.data
+  const issues: FederationIssue[] = []
+  checkMembers(document, issues)
+  const edges = issues.length === 0 ? resolveEdges(document, issues) : []
+  if (issues.length === 0) checkConnected(document, edges, issues)
+  checkBootstrap(document, issues)
+  if (issues.length > 0) throw new FederationInvalidError(sourceName, issues)
+
+  const federation: Federation = {
+    version: 1,
+    federationId: document.federationId,
+    members: document.members.map((member) => ({ region: member.region, peerId: member.peerId, addresses: member.addresses ?? [] })),
+    graph: document.graph,
+    edges,
+    bootstrap: document.bootstrap ?? [],
+    network: { allow: document.network?.allow ?? [] },
+    model: document.model
+  }
+  if (document.description !== undefined) federation.description = document.description
+  if (document.psk !== undefined) {
+    federation.psk = document.psk
+    if (HEX_KEY.test(document.psk)) federation.preSharedKey = swarmKeyFromHex(document.psk)
+    else federation.preSharedKeyFile = isAbsolute(document.psk) ? document.psk : resolve(dirname(sourceName), document.psk)
+  }
+  return federation
+}
+
+/** Reads, parses and validates a federation file, and reads its pre-shared key file if it names one. */
+export async function loadFederation (path: string, options: { signal?: AbortSignal } = {}): Promise<Federation> {
+  let text: string
+  try {
+    text = await readFile(path, { encoding: 'utf8', signal: options.signal })
+  } catch (cause) {
+    throw new FederationReadError(`cannot read the federation file ${path}`, { cause })
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (cause) {
+    throw new FederationInvalidError(path, [{ path: '', message: `not valid JSON (${(cause as Error).message})` }], { cause })
+  }
+  const federation = parseFederation(json, path)
+  if (federation.preSharedKeyFile !== undefined) {
+    federation.preSharedKey = await readPreSharedKey(federation.preSharedKeyFile, options)
+    delete federation.preSharedKeyFile
+  }
+  return federation
+}
+
+/**
+ * Reads a pre-shared key file: either the libp2p swarm key document ('/key/swarm/psk/1.0.0/', '/base16/',
+ * 64 hex digits, as written by `generateKey` of @libp2p/pnet) or just the 64 hex digits.
+ */
+export async function readPreSharedKey (path: string, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+  let text: string
+  try {
+    text = await readFile(path, { encoding: 'utf8', signal: options.signal })
+  } catch (cause) {
+    throw new FederationReadError(`cannot read the pre-shared key file ${path}`, { cause })
+  }
+  const lines = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0)
+  const hex = lines.length === 1 ? lines[0] : (lines[0] === '/key/swarm/psk/1.0.0/' && lines[1] === '/base16/' && lines.length === 3 ? lines[2] : undefined)
+  if (hex === undefined || !HEX_KEY.test(hex)) {
+    throw new FederationInvalidError(path, [{ path: 'psk', message: 'not a swarm key: expected 64 hex digits, alone or in the /key/swarm/psk/1.0.0/ format' }])
+  }
+  return swarmKeyFromHex(hex)
+}
+
+/** The pnet key document for 32 key bytes given as hex. */
+export function swarmKeyFromHex (hex: string): Uint8Array {
+  if (!HEX_KEY.test(hex)) throw new RangeError('a pre-shared key is 64 hex digits')
+  return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${hex.toLowerCase()}`)
+}
+
+export function memberByRegion (federation: Federation, region: string): FederationMember | undefined {
+  return federation.members.find((member) => member.region === region)
+}
+
+export function memberByPeerId (federation: Federation, peerId: string): FederationMember | undefined {
+  return federation.members.find((member) => member.peerId === peerId)
+}
+
+export function isMember (federation: Federation, peerId: string): boolean {
+  return memberByPeerId(federation, peerId) !== undefined
+}
+
+/** The peer ids of a member's graph neighbours, in member order; empty for a non-member. */
+export function neighboursOf (federation: Federation, peerId: string): string[] {
+  const self = memberByPeerId(federation, peerId)
+  if (self === undefined) return []
+  const regions = new Set<string>()
+  for (const [a, b] of federation.edges) {
+    if (a === self.region) regions.add(b)
+    else if (b === self.region) regions.add(a)
+  }
+  return federation.members.filter((member) => regions.has(member.region)).map((member) => member.peerId)
+}
+
+function checkMembers (document: FederationDocument, issues: FederationIssue[]): void {
+  const regions = new Map<string, number>()
+  const peerIds = new Map<string, number>()
+  document.members.forEach((member, index) => {
+    const region = regions.get(member.region)
+    if (region !== undefined) issues.push({ path: `members[${index}].region`, message: `duplicate region ${member.region} (also members[${region}])` })
+    regions.set(member.region, index)
+    const peer = peerIds.get(member.peerId)
+    if (peer !== undefined) issues.push({ path: `members[${index}].peerId`, message: `duplicate peer id (also members[${peer}])` })
+    peerIds.set(member.peerId, index)
+    member.addresses?.forEach((address, addressIndex) => {
+      const named = multiaddr(address).getComponents().find((component) => component.name === 'p2p')?.value
+      if (named !== undefined && named !== member.peerId) {
+        issues.push({ path: `members[${index}].addresses[${addressIndex}]`, message: 'names a different peer id than the member' })
+      }
+    })
+  })
+}
+
+function resolveEdges (document: FederationDocument, issues: FederationIssue[]): Array<readonly [string, string]> {
+  const regions = document.members.map((member) => member.region)
+  const graph = document.graph
+  if ('topology' in graph) {
+    const n = regions.length
+    const pairs: Array<[number, number]> = []
+    switch (graph.topology) {
+      case 'ring':
+        if (n < 3) {
+          issues.push({ path: 'graph.topology', message: `a ring needs at least three members, there are ${n}` })
+          return []
+        }
+        for (let i = 0; i < n; i++) pairs.push([i, (i + 1) % n])
+        break
+      case 'line':
+        for (let i = 0; i + 1 < n; i++) pairs.push([i, i + 1])
+        break
+      case 'star':
+        for (let i = 1; i < n; i++) pairs.push([0, i])
+        break
+      case 'complete':
+        for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) pairs.push([i, j])
+        break
+    }
+    return pairs.map(([a, b]) => [regions[a] as string, regions[b] as string] as const)
+  }
+  const known = new Set(regions)
+  const seen = new Set<string>()
+  const edges: Array<readonly [string, string]> = []
+  graph.edges.forEach(([a, b], index) => {
+    if (!known.has(a)) issues.push({ path: `graph.edges[${index}][0]`, message: `${a} is not a member region` })
+    if (!known.has(b)) issues.push({ path: `graph.edges[${index}][1]`, message: `${b} is not a member region` })
+    if (a === b) issues.push({ path: `graph.edges[${index}]`, message: 'an edge cannot join a region to itself' })
+    const key = a < b ? `${a}\u0000${b}` : `${b}\u0000${a}`
+    if (seen.has(key)) issues.push({ path: `graph.edges[${index}]`, message: 'duplicate edge' })
+    seen.add(key)
+    edges.push([a, b])
+  })
+  return edges
+}
+
+function checkConnected (document: FederationDocument, edges: ReadonlyArray<readonly [string, string]>, issues: FederationIssue[]): void {
+  const adjacency = new Map<string, string[]>(document.members.map((member) => [member.region, []]))
+  for (const [a, b] of edges) {
+    adjacency.get(a)?.push(b)
+    adjacency.get(b)?.push(a)
+  }
+  const start = document.members[0]?.region as string
+  const reached = new Set([start])
+  const queue = [start]
+  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+    for (const neighbour of adjacency.get(next) ?? []) {
+      if (!reached.has(neighbour)) {
+        reached.add(neighbour)
+        queue.push(neighbour)
+      }
+    }
+  }
+  const unreached = document.members.filter((member) => !reached.has(member.region)).map((member) => member.region)
+  if (unreached.length > 0) issues.push({ path: 'graph', message: `the graph is not connected: ${unreached.join(', ')} cannot be reached from ${start}` })
+}
+
+function checkBootstrap (document: FederationDocument, issues: FederationIssue[]): void {
+  const peerIds = new Set(document.members.map((member) => member.peerId))
+  document.bootstrap?.forEach((address, index) => {
+    const named = multiaddr(address).getComponents().find((component) => component.name === 'p2p')?.value
+    if (named !== undefined && !peerIds.has(named)) issues.push({ path: `bootstrap[${index}]`, message: 'names a peer id that is not a member' })
+  })
+}
+
+function formatPath (path: readonly PropertyKey[]): string {
+  let out = ''
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`
+    else out += out === '' ? String(key) : `.${String(key)}`
+  }
+  return out
+}

@@ -1,0 +1,338 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub, type GossipSub, type GossipsubOpts } from '@libp2p/gossipsub'
+import { identify, type Identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { ping, type Ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { combineSignals, throwIfAborted, waitUntil, withTimeout } from './abort.ts'
+import { AnnounceChannel } from './announce.ts'
+import { announceTopic, DEFAULT_PEER_NODE, dhtProtocol, LOOPBACK_ALLOW, peerTopic } from './constants.ts'
+import { NeighbourLinks, type NeighbourStatus } from './discovery.ts'
+import { NotAMemberError, NotStartedError, PeerConfigError } from './errors.ts'
+import { isMember, neighboursOf, type Federation } from './federation.ts'
+import { createMembershipGater } from './gater.ts'
+import type { PrivateKey } from '@libp2p/interface'
+import type { Logger } from 'pino'
+
+/**
+ * One federation member's libp2p node: TCP, Noise, yamux, identify, ping, gossipsub and a kad-dht under
+ * the federation's own protocol prefix; a gater that admits members only; optionally a pre-shared key
+ * (pnet) for a private network; links to the graph neighbours kept up; the federation-wide
+ * announcement channel. Consensus messages travel through a Libp2pTransport built on top of it.
+ */
+
+export type PeerServices = {
+  identify: Identify
+  ping: Ping
+  pubsub: GossipSub
+  dht: KadDHT
+}
+
+export type PeerLibp2p = Libp2p<PeerServices>
+
+export interface PeerNodeInit {
+  federation: Federation
+  /** this member's Ed25519 key; its peer id must be listed in the federation */
+  privateKey: PrivateKey
+  /** listen multiaddrs */
+  listen?: readonly string[]
+  /** addresses to advertise instead of the listen addresses */
+  announce?: readonly string[]
+  /** CIDR multiaddrs exempt from the inbound rate limit, besides loopback and the federation's `network.allow` */
+  allow?: readonly string[]
+  /** pnet swarm key document; defaults to the federation's; `null` forces an open network */
+  preSharedKey?: Uint8Array | null
+  dialTimeoutMs?: number
+  reconnectRetries?: number
+  reconnectRetryIntervalMs?: number
+  reconnectBackoffFactor?: number
+  neighbourRetryInitialMs?: number
+  neighbourRetryMaxMs?: number
+  neighbourRetryFactor?: number
+  neighbourCheckIntervalMs?: number
+  heartbeatIntervalMs?: number
+  maxAnnouncementBytes?: number
+  maxMessageBytes?: number
+  /** gossipsub overrides, applied last (for experiments; the defaults are tuned, see gossipsubOptions) */
+  gossipsub?: Partial<GossipsubOpts>
+}
+
+export type PeerNodeConfig = Required<Omit<PeerNodeInit, 'gossipsub' | 'preSharedKey'>> & {
+  preSharedKey: Uint8Array | null
+  gossipsub: Partial<GossipsubOpts>
+}
+
+export interface PeerNodeComponents {
+  logger?: Logger
+}
+
+export function createPeerNodeInit (init: PeerNodeInit): PeerNodeConfig {
+  const config: PeerNodeConfig = {
+    ...DEFAULT_PEER_NODE,
+    ...stripUndefined(init),
+    federation: init.federation,
+    privateKey: init.privateKey,
+    preSharedKey: init.preSharedKey === undefined ? (init.federation.preSharedKey ?? null) : init.preSharedKey,
+    gossipsub: init.gossipsub ?? {}
+  }
+  validatePeerNodeConfig(config)
+  return config
+}
+
+export function validatePeerNodeConfig (config: PeerNodeConfig): void {
+  const positive = ['dialTimeoutMs', 'reconnectRetryIntervalMs', 'neighbourRetryInitialMs', 'neighbourRetryMaxMs',
+    'neighbourCheckIntervalMs', 'heartbeatIntervalMs', 'maxAnnouncementBytes', 'maxMessageBytes'] as const
+  for (const field of positive) {
+    if (!Number.isFinite(config[field]) || config[field] <= 0) throw new PeerConfigError(field, `must be a positive number, got ${config[field]}`)
+  }
+  if (!Number.isInteger(config.reconnectRetries) || config.reconnectRetries < 0) throw new PeerConfigError('reconnectRetries', 'must be a non-negative integer')
+  if (!(config.reconnectBackoffFactor >= 1)) throw new PeerConfigError('reconnectBackoffFactor', 'must be at least 1')
+  if (!(config.neighbourRetryFactor >= 1)) throw new PeerConfigError('neighbourRetryFactor', 'must be at least 1')
+  if (config.maxMessageBytes > 4 * 1024 * 1024 - 64 * 1024) {
+    // gossipsub drops larger messages silently (its own 4 MiB frame limit)
+    throw new PeerConfigError('maxMessageBytes', 'must leave room under gossipsub\'s 4 MiB limit')
+  }
+  if (config.privateKey.type !== 'Ed25519') throw new PeerConfigError('privateKey', `must be Ed25519, got ${config.privateKey.type}`)
+  for (const field of ['listen', 'announce', 'allow'] as const) {
+    config[field].forEach((address, index) => {
+      try {
+        multiaddr(address)
+      } catch (cause) {
+        throw new PeerConfigError(`${field}[${index}]`, `not a multiaddr: ${address}`, { cause })
+      }
+    })
+  }
+  if (config.listen.length === 0) throw new PeerConfigError('listen', 'needs at least one address')
+}
+
+/**
+ * Gossipsub for a small consortium at a low message rate, where every peer is an authenticated member:
+ * - IP colocation scoring off: members share hosts and NATs (and tests share 127.0.0.1); past about ten
+ *   peers per address the default penalty removes them from meshes and then graylists them. The gater,
+ *   not an IP heuristic, is what keeps strangers out.
+ * - flood publish on: a peer's own topic is subscribed to by its graph neighbours only, so flood publish
+ *   means exactly "send to each neighbour, one hop, now" with no wait for mesh formation; on the
+ *   announce topic it reaches every member in one hop.
+ * - signing kept (StrictSign): `from` is authenticated, which the topic validators rely on; identical
+ *   payloads from two peers are not deduplicated into one.
+ * - duplicates skip signature checks: a fast message id (author + sequence number, the same fields
+ *   that make the spec'ed id) is cached only after a first copy verified, so later copies are dropped
+ *   before the Ed25519 verification they would otherwise pay for.
+ * - finite limits: topics restricted to the federation's, an RPC frame just above the message limit,
+ *   subscriptions per peer bounded by the number of topics a member can legitimately use.
+ * - heartbeat 700 ms: mesh repair and IHAVE gossip (the lazy repair path for a message lost on a direct
+ *   send) come a little sooner than the 1 s default; publishing never waits for a heartbeat.
+ */
+export function gossipsubOptions (federation: Federation, config: Pick<PeerNodeConfig, 'heartbeatIntervalMs' | 'maxMessageBytes' | 'maxAnnouncementBytes' | 'gossipsub'>): Partial<GossipsubOpts> {
+  const topics = [announceTopic(federation.federationId), ...federation.members.map((member) => peerTopic(federation.federationId, member.peerId))]
+  const longestTopic = Math.max(...topics.map((topic) => topic.length))
+  const largestMessage = Math.max(config.maxMessageBytes, config.maxAnnouncementBytes)
+  return {
+    globalSignaturePolicy: 'StrictSign',
+    emitSelf: false,
+    floodPublish: true,
+    allowPublishToZeroTopicPeers: false,
+    doPX: false,
+    heartbeatInterval: config.heartbeatIntervalMs,
+    allowedTopics: topics,
+    // 64 KiB of room for the RPC envelope: signature, key, topic, seqno and piggybacked control
+    maxInboundDataLength: largestMessage + 64 * 1024,
+    maxTopicBytesPerPeer: topics.length * (longestTopic + 1024),
+    decodeRpcLimits: {
+      maxSubscriptions: topics.length,
+      maxMessages: 64,
+      maxIhaveMessageIDs: 1024,
+      maxIwantMessageIDs: 1024,
+      maxIdontwantMessageIDs: 512,
+      maxControlMessages: 256,
+      maxPeerInfos: 0
+    },
+    fastMsgIdFn: fastMessageId,
+    scoreParams: {
+      IPColocationFactorWeight: 0
+    },
+    ...config.gossipsub
+  }
+}
+
+function fastMessageId (message: { from?: Uint8Array, seqno?: Uint8Array }): string {
+  if (message.from === undefined || message.seqno === undefined) return ''
+  return Buffer.from(message.from.buffer, message.from.byteOffset, message.from.byteLength).toString('base64') +
+    Buffer.from(message.seqno.buffer, message.seqno.byteOffset, message.seqno.byteLength).toString('hex')
+}
+
+export class PeerNode {
+  readonly peerId: string
+  readonly federation: Federation
+  readonly config: PeerNodeConfig
+  readonly libp2p: PeerLibp2p
+  readonly announcements: AnnounceChannel
+  /** graph neighbours' peer ids, from the federation file */
+  readonly neighbours: readonly string[]
+  private readonly links: NeighbourLinks
+  private controller: AbortController | null = null
+
+  constructor (config: PeerNodeConfig, libp2p: PeerLibp2p, private readonly components: PeerNodeComponents) {
+    this.config = config
+    this.federation = config.federation
+    this.libp2p = libp2p
+    this.peerId = libp2p.peerId.toString()
+    this.neighbours = Object.freeze(neighboursOf(this.federation, this.peerId))
+    this.announcements = new AnnounceChannel({
+      topic: announceTopic(this.federation.federationId),
+      members: new Set(this.federation.members.map((member) => member.peerId)),
+      maxBytes: config.maxAnnouncementBytes
+    }, { pubsub: libp2p.services.pubsub, logger: components.logger?.child({ component: 'announce' }) })
+    this.links = new NeighbourLinks({
+      neighbours: this.neighbours,
+      bootstrap: this.federation.bootstrap.length > 0
+        ? this.federation.bootstrap
+        : this.federation.members.filter((member) => member.peerId !== this.peerId).flatMap((member) => member.addresses.map((address) => withPeerId(address, member.peerId))),
+      dialTimeoutMs: config.dialTimeoutMs,
+      retryInitialMs: config.neighbourRetryInitialMs,
+      retryMaxMs: config.neighbourRetryMaxMs,
+      retryFactor: config.neighbourRetryFactor,
+      checkIntervalMs: config.neighbourCheckIntervalMs
+    }, { libp2p, logger: components.logger?.child({ component: 'links' }) })
+  }
+
+  get pubsub (): GossipSub {
+    return this.libp2p.services.pubsub
+  }
+
+  get started (): boolean {
+    return this.controller !== null
+  }
+
+  /** The signal that `stop()` aborts; services built on the node bound their waits with it. */
+  get signal (): AbortSignal {
+    if (this.controller === null) throw new NotStartedError('the peer node is not started')
+    return this.controller.signal
+  }
+
+  async start (options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.controller !== null) return
+    throwIfAborted(options.signal)
+    this.controller = new AbortController()
+    try {
+      await this.libp2p.start()
+      // Addresses published in the federation file seed the peer store; the DHT supplies current ones.
+      await Promise.all(this.federation.members.filter((member) => member.peerId !== this.peerId && member.addresses.length > 0).map(async (member) => {
+        await this.libp2p.peerStore.merge(peerIdFromString(member.peerId), { multiaddrs: member.addresses.map((address) => multiaddr(address)) })
+      }))
+      this.announcements.start()
+      await this.links.start()
+      throwIfAborted(options.signal)
+      this.components.logger?.info({ peerId: this.peerId, addresses: this.addresses(), neighbours: this.neighbours.length }, 'peer node started')
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+  }
+
+  async stop (): Promise<void> {
+    const controller = this.controller
+    if (controller === null) return
+    this.controller = null
+    controller.abort()
+    await this.links.stop()
+    this.announcements.stop()
+    await this.libp2p.stop()
+    this.components.logger?.info({ peerId: this.peerId }, 'peer node stopped')
+  }
+
+  /** The multiaddrs this node can be dialled on, each ending in /p2p/<peer id>. */
+  addresses (): string[] {
+    return this.libp2p.getMultiaddrs().map((address) => address.toString())
+  }
+
+  neighbourStatus (): NeighbourStatus {
+    return this.links.status()
+  }
+
+  /** Waits until every graph neighbour is connected (or the time-out); reports who is and isn't. */
+  async waitForNeighbours (options: { signal?: AbortSignal, timeoutMs: number }): Promise<NeighbourStatus> {
+    return await this.links.waitForNeighbours({ signal: combineSignals(options.signal, this.signal), timeoutMs: options.timeoutMs })
+  }
+
+  /**
+   * Waits until all `peers` are subscribed to `topic` as far as this node's gossipsub knows (a publish
+   * before that reaches no one). Returns the peers still missing when the time-out ends the wait.
+   */
+  async waitForSubscribers (topic: string, peers: readonly string[], options: { signal?: AbortSignal, timeoutMs: number }): Promise<string[]> {
+    const missing = (): string[] => {
+      const subscribed = new Set(this.pubsub.getSubscribers(topic).map((peer) => peer.toString()))
+      return peers.filter((peer) => !subscribed.has(peer))
+    }
+    await waitUntil(() => missing().length === 0, {
+      signal: withTimeout(combineSignals(options.signal, this.signal), options.timeoutMs),
+      target: this.pubsub,
+      events: ['subscription-change']
+    })
+    return missing()
+  }
+}
+
+/**
+ * Builds (but does not start) a member's node. Throws NotAMemberError when the key's peer id is not in
+ * the federation, PeerConfigError for an out-of-range setting.
+ */
+export async function createPeerNode (init: PeerNodeInit, components: PeerNodeComponents = {}): Promise<PeerNode> {
+  const config = createPeerNodeInit(init)
+  const { federation } = config
+  const members = federation.members.map((member) => member.peerId)
+  const logger = components.logger
+  const libp2p = await createLibp2p<PeerServices>({
+    start: false,
+    privateKey: config.privateKey,
+    addresses: {
+      listen: [...config.listen],
+      ...(config.announce.length > 0 ? { announce: [...config.announce] } : {})
+    },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(config.preSharedKey !== null ? { connectionProtector: preSharedKey({ psk: config.preSharedKey }) } : {}),
+    connectionGater: createMembershipGater({
+      members,
+      onDenied: (peerId, direction) => { logger?.warn({ peerId, direction }, 'connection refused: not a member') }
+    }),
+    connectionManager: {
+      allow: [LOOPBACK_ALLOW, ...federation.network.allow, ...config.allow],
+      dialTimeout: config.dialTimeoutMs,
+      reconnectRetries: config.reconnectRetries,
+      reconnectRetryInterval: config.reconnectRetryIntervalMs,
+      reconnectBackoffFactor: config.reconnectBackoffFactor
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub(gossipsubOptions(federation, config)),
+      dht: kadDHT({
+        protocol: dhtProtocol(federation.federationId),
+        clientMode: false,
+        // Members find each other on LANs and loopback too: keep private addresses.
+        peerInfoMapper: passthroughMapper
+      })
+    }
+  })
+  const peerId = libp2p.peerId.toString()
+  if (!isMember(federation, peerId)) {
+    await libp2p.stop()
+    throw new NotAMemberError(`peer ${peerId} is not a member of federation ${federation.federationId}`)
+  }
+  return new PeerNode(config, libp2p, { logger: logger?.child({ component: 'peer', peerId }) })
+}
+
+function withPeerId (address: string, peerId: string): string {
+  return address.includes('/p2p/') ? address : `${address}/p2p/${peerId}`
+}
+
+function stripUndefined<T extends object> (value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Partial<T>
+}
