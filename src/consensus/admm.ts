@@ -114,6 +114,8 @@ export interface AdmmState {
   readonly ownerLambda: Array<Float64Array | null>
   readonly heardCounter: Int32Array
   readonly lastCounter: Int32Array
+  /** ||x_i - x_j|| at the last round j was heard: a lost message leaves the last known distance */
+  readonly lastDistance: Float64Array
   readonly heardDone: Int8Array
   readonly silentRounds: Int32Array
   readonly active: boolean[]
@@ -177,6 +179,7 @@ export function createAdmmState (peer: AdmmPeer): AdmmState {
     ownerLambda: slots.map(() => null),
     heardCounter: new Int32Array(slots.length),
     lastCounter: new Int32Array(slots.length),
+    lastDistance: new Float64Array(slots.length).fill(Number.POSITIVE_INFINITY),
     heardDone: new Int8Array(slots.length),
     silentRounds: new Int32Array(slots.length),
     active: slots.map(() => true),
@@ -291,7 +294,7 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
     if (!(state.active[slot] ?? false)) continue
     const xj = state.heard[slot]
     const name = peer.graph.names[slots[slot] as number] as string
-    if (xj === null) {
+    if (xj === null || xj === undefined) {
       skipped.push(name)
       state.silentRounds[slot] = (state.silentRounds[slot] as number) + 1
       if (peer.params.dropAfterRounds > 0 && (state.silentRounds[slot] as number) >= peer.params.dropAfterRounds) {
@@ -318,8 +321,11 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
   // Primal: Newton steps on f_i(z) + <alpha, z> + c sum_{j heard} ||z - (x + x_j)/2||^2, from z = x.
   const next = state.next
   next.set(x)
+  for (const slot of heardSlots) state.lastDistance[slot] = distance(x, state.heard[slot] as Float64Array)
   let primalResidual = 0
-  for (const slot of heardSlots) primalResidual = Math.max(primalResidual, distance(x, state.heard[slot] as Float64Array))
+  for (let slot = 0; slot < slots.length; slot++) {
+    if (state.active[slot] ?? false) primalResidual = Math.max(primalResidual, state.lastDistance[slot] as number)
+  }
   if (heardSlots.length > 0) {
     const { gradient, hessian, direction } = state
     const proximalWeight = 2 * c * heardSlots.length
@@ -347,8 +353,10 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
   const scale = Math.max(1, norm(next))
   state.primalResidual = primalResidual / scale
   state.dualResidual = distance(next, x) / scale
-  const activeCount = state.active.filter(Boolean).length
-  const locallyConverged = state.primalResidual < tolerance && state.dualResidual < tolerance && heardSlots.length === activeCount
+  // A lost message leaves that edge's last known distance and counter in place, so that stopping
+  // still works when links fail at random; a neighbour that stays silent keeps its stale counter
+  // from growing this one past it.
+  const locallyConverged = state.primalResidual < tolerance && state.dualResidual < tolerance
   let minimumCounter = Number.POSITIVE_INFINITY
   for (let slot = 0; slot < slots.length; slot++) {
     if (state.active[slot] ?? false) minimumCounter = Math.min(minimumCounter, state.lastCounter[slot] as number)

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander'
 import { EpimeshError } from '../learning/errors.ts'
+import { registerSimulate } from './commands/simulate.ts'
 
 /**
  * The `epimesh` command. Each sub-command lives in src/peer/commands/ and registers itself here.
@@ -11,7 +12,9 @@ export async function main (argv: string[]): Promise<number> {
     .exitOverride()
     .showHelpAfterError()
 
-  const registrations: Array<(program: Command) => void> = []
+  const registrations: Array<(program: Command) => void> = [
+    registerSimulate
+  ]
   for (const register of registrations) register(program)
 
   try {

@@ -39,7 +39,7 @@ export async function readDataset (path: string): Promise<Dataset> {
   }
   let records: Array<{ record: string[], info: { lines: number } }>
   try {
-    records = parse(text, { bom: true, info: true, relax_column_count: false, skip_empty_lines: true }) as Array<{ record: string[], info: { lines: number } }>
+    records = parse(text, { bom: true, info: true, relax_column_count: false, skip_empty_lines: true }) as unknown as Array<{ record: string[], info: { lines: number } }>
   } catch (error) {
     const lines = (error as { lines?: number }).lines
     throw new DatasetError(`${path}${lines === undefined ? '' : `, line ${lines}`}: ${(error as Error).message}`, { cause: error })

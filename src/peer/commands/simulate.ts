@@ -53,7 +53,7 @@ async function readEdgeFile (path: string): Promise<Array<[string, string]>> {
   } catch (error) {
     throw new DatasetError(`cannot read the edge list ${path}: ${(error as Error).message}`, { cause: error })
   }
-  const records = parse(text, { bom: true, skip_empty_lines: true, info: true }) as Array<{ record: string[], info: { lines: number } }>
+  const records = parse(text, { bom: true, skip_empty_lines: true, info: true }) as unknown as Array<{ record: string[], info: { lines: number } }>
   const edges: Array<[string, string]> = []
   records.forEach(({ record, info }, index) => {
     if (index === 0 && record[0]?.trim() === 'a' && record[1]?.trim() === 'b') return
