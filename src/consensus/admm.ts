@@ -119,6 +119,8 @@ export interface AdmmState {
   readonly heardDone: Int8Array
   readonly silentRounds: Int32Array
   readonly active: boolean[]
+  /** neighbours known to have finished (they moved on to the job's next phase): no longer waited for */
+  readonly finished: boolean[]
   /** for each slot, this peer's position in that neighbour's list of owned edges, or -1 if this peer owns the edge */
   readonly positionInOwner: Int32Array
   /** for each slot this peer owns, its position in this peer's own list of owned edges, or -1 */
@@ -183,6 +185,7 @@ export function createAdmmState (peer: AdmmPeer): AdmmState {
     heardDone: new Int8Array(slots.length),
     silentRounds: new Int32Array(slots.length),
     active: slots.map(() => true),
+    finished: slots.map(() => false),
     positionInOwner,
     ownedPosition,
     ownedCount,
@@ -262,9 +265,28 @@ function accept (state: AdmmState, message: ConsensusMessage, log: LogRecord[]):
 
 function heardFromAllActive (state: AdmmState): boolean {
   for (let slot = 0; slot < state.heard.length; slot++) {
-    if ((state.active[slot] ?? false) && state.heard[slot] === null) return false
+    if ((state.active[slot] ?? false) && !(state.finished[slot] ?? false) && state.heard[slot] === null) return false
   }
   return true
+}
+
+/**
+ * Tells the machine that a neighbour has finished (its messages for a later phase of the job are
+ * arriving): its final `done` message was lost, and it will send no more ADMM rounds. This peer
+ * finishes too, at the end of its current round.
+ */
+export function neighbourFinished (state: AdmmState, name: string): StepResult<AdmmState> {
+  const outbox: ConsensusMessage[] = []
+  const log: LogRecord[] = []
+  const slot = slotOf(state, name)
+  if (slot < 0 || state.done || (state.finished[slot] ?? false)) return { state, outbox, log }
+  state.finished[slot] = true
+  log.push({ level: 'info', event: 'admm.neighbour.finished', fields: { round: state.round, neighbour: name } })
+  if (heardFromAllActive(state)) {
+    advance(state, outbox, log)
+    drainPending(state, outbox, log)
+  }
+  return { state, outbox, log }
 }
 
 function norm (vector: Float64Array): number {
@@ -279,8 +301,11 @@ function distance (a: Float64Array, b: Float64Array): number {
   return Math.sqrt(sum)
 }
 
-/** Completes the current round with whatever has arrived, and emits the next round's message. */
-function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]): void {
+/**
+ * Completes the current round with whatever has arrived, and emits the next round's message (unless
+ * `silent`: a round passed over while catching up sends nothing).
+ */
+function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[], silent = false): void {
   const { peer } = state
   const { penalty: c, tolerance } = peer.params
   const p = peer.objective.dimension
@@ -292,6 +317,10 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
   let neighbourDone = DONE_NONE
   for (let slot = 0; slot < slots.length; slot++) {
     if (!(state.active[slot] ?? false)) continue
+    if ((state.finished[slot] ?? false) && state.heard[slot] === null) {
+      neighbourDone = DONE_CONVERGED
+      continue
+    }
     const xj = state.heard[slot]
     const name = peer.graph.names[slots[slot] as number] as string
     if (xj === null || xj === undefined) {
@@ -392,7 +421,7 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
   } else if (state.round >= peer.params.maxRounds || neighbourDone === DONE_EXHAUSTED) {
     doneFlag = DONE_EXHAUSTED
   }
-  outbox.push(outgoing(state, doneFlag))
+  if (!silent || doneFlag !== DONE_NONE) outbox.push(outgoing(state, doneFlag))
   if (doneFlag !== DONE_NONE) {
     state.done = true
     state.converged = doneFlag === DONE_CONVERGED
@@ -401,20 +430,39 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
   }
 }
 
+function takePending (state: AdmmState, log: LogRecord[]): void {
+  const current = state.pending.filter((message) => message.round === state.round)
+  if (current.length === 0) return
+  state.pending = state.pending.filter((message) => message.round > state.round)
+  for (const message of current) accept(state, message, log)
+}
+
 function drainPending (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]): void {
   for (;;) {
     if (state.done) return
-    const current = state.pending.filter((message) => message.round === state.round)
-    if (current.length === 0) return
-    state.pending = state.pending.filter((message) => message.round > state.round)
-    for (const message of current) accept(state, message, log)
+    takePending(state, log)
     if (!heardFromAllActive(state)) return
     advance(state, outbox, log)
   }
 }
 
-/** How far ahead of its own round a peer buffers a neighbour's messages. */
-const MAX_ROUNDS_AHEAD = 4
+/**
+ * A neighbour's message for a later round means that neighbour went through the rounds in between
+ * without this peer (its deadlines passed). Rounds are what pairs the two ends of an edge, so this peer
+ * catches up at once, passing those rounds with what it has heard for them, instead of trailing for
+ * good; otherwise two peers that started a few rounds apart would never hear each other again.
+ */
+function catchUp (state: AdmmState, target: number, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  const from = state.round
+  while (!state.done && state.round < target) {
+    takePending(state, log)
+    advance(state, outbox, log, state.round + 1 < target)
+  }
+  if (state.round > from) log.push({ level: 'info', event: 'admm.caught-up', fields: { from, to: state.round } })
+}
+
+/** How far ahead of its own round a peer accepts a neighbour's message. */
+const MAX_ROUNDS_AHEAD = 1000
 
 export const admmProtocol: Protocol<AdmmState, AdmmResult> = {
   start (state) {
@@ -439,12 +487,14 @@ export const admmProtocol: Protocol<AdmmState, AdmmResult> = {
       return { state, outbox, log }
     }
     if (message.round > state.round) {
-      if (message.round - state.round > MAX_ROUNDS_AHEAD) {
+      if (message.round - state.round > MAX_ROUNDS_AHEAD || slotOf(state, message.from) < 0) {
         state.rejectedMessages++
-        log.push({ level: 'warn', event: 'admm.message.rejected', fields: { from: message.from, round: message.round, reason: 'too far ahead' } })
-      } else {
-        state.pending.push(message)
+        log.push({ level: 'warn', event: 'admm.message.rejected', fields: { from: message.from, round: message.round, reason: 'not a neighbour, or too far ahead' } })
+        return { state, outbox, log }
       }
+      state.pending.push(message)
+      catchUp(state, message.round, outbox, log)
+      drainPending(state, outbox, log)
       return { state, outbox, log }
     }
     if (accept(state, message, log) && heardFromAllActive(state)) {

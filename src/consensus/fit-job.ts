@@ -2,7 +2,7 @@ import { EigenvalueDecomposition, Matrix } from 'ml-matrix'
 import { covarianceToOriginalScale, toOriginalScale } from '../learning/standardize.ts'
 import { choleskyInPlace, choleskySolveInPlace, invertSymmetric } from '../learning/linalg.ts'
 import { NotConvergedError } from '../learning/errors.ts'
-import { admmProtocol, createAdmmParams, createAdmmState, defaultPenalty, type AdmmResult, type AdmmState } from './admm.ts'
+import { admmProtocol, createAdmmParams, createAdmmState, defaultPenalty, neighbourFinished, type AdmmResult, type AdmmState } from './admm.ts'
 import { FitJobParamsError } from './errors.ts'
 import { laplacianExtremes, type Graph } from './graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from './machine.ts'
@@ -500,6 +500,13 @@ export const fitJobProtocol: Protocol<FitJobState, FitJobResult> = {
     if (Number.isNaN(messageOrdinal) || messageOrdinal < current) return { state, outbox, log }
     if (messageOrdinal > current) {
       if (state.pending.length < MAX_PENDING) state.pending.push(message)
+      if (state.phase.name === 'admm') {
+        // The sender has finished ADMM; its last round message may have been lost.
+        const stepped = neighbourFinished(state.phase.admm, message.from)
+        outbox.push(...stepped.outbox)
+        log.push(...stepped.log)
+        settle(state, admmProtocol.done(state.phase.admm), outbox, log)
+      }
       return { state, outbox, log }
     }
     const finished = forward(state, input, outbox, log)

@@ -91,7 +91,7 @@ export function simulateFit (input: FitSimulationInput): FitSimulationOutput {
     protocol: fitJobProtocol,
     states,
     network,
-    maxRounds: params.maxRounds + 10 * (diameter + 3),
+    maxRounds: 3 * params.maxRounds + 20 * (diameter + 3),
     onRound: reference === undefined
       ? undefined
       : (round: number, current: readonly FitJobState[]) => {

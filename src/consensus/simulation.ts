@@ -23,6 +23,12 @@ export function runSynchronous<S, R> (options: {
   onRound?: ((tick: number, states: readonly S[]) => void) | undefined
   /** keep the machines' log records (off by default: long runs produce many) */
   keepLog?: boolean
+  /**
+   * Ticks a peer waits in a round before its deadline passes (default 2). One tick is what a message
+   * takes, so a deadline of one tick would pass before a neighbour that has just caught up can answer,
+   * where a real peer's deadline is many message latencies long.
+   */
+  deadlineTicks?: number
   /** called at the start of each tick, for scripted faults (kill, restart, cut) */
   beforeTick?: (tick: number, network: MemoryNetwork) => void
 }): SynchronousRun<S> {
@@ -41,6 +47,8 @@ export function runSynchronous<S, R> (options: {
     for (const message of started.outbox) network.send(peer, message)
     keep(peer, 0, started.log)
   })
+  const deadlineTicks = options.deadlineTicks ?? 2
+  const waited = states.map(() => 0)
   let tick = 0
   while (tick < options.maxRounds) {
     if (states.every((state, peer) => protocol.done(state) || !network.isAlive(peer))) break
@@ -66,7 +74,13 @@ export function runSynchronous<S, R> (options: {
     states.forEach((state, peer) => {
       if (protocol.done(state) || !network.isAlive(peer)) return
       const round = protocol.round(state)
-      if (round !== roundBefore[peer]) return
+      if (round !== roundBefore[peer]) {
+        waited[peer] = 0
+        return
+      }
+      waited[peer] = (waited[peer] as number) + 1
+      if ((waited[peer] as number) < deadlineTicks) return
+      waited[peer] = 0
       const stepped = protocol.step(state, { type: 'deadline', round })
       states[peer] = stepped.state
       if (stepped.outbox.length > 0) lastOutbox[peer] = stepped.outbox
