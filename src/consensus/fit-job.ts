@@ -8,7 +8,7 @@ import { laplacianExtremes, type Graph } from './graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from './machine.ts'
 import type { LocalObjective } from './objective.ts'
 import { readStatistics, statisticsLength, type ColumnScaling, type LocalProblem, type PooledStatistics } from './problem.ts'
-import { createSecureSum, secureSumProtocol, type SecureSumState } from './secure-sum.ts'
+import { assistSecureSum, createSecureSum, secureSumProtocol, type SecureSumState } from './secure-sum.ts'
 import type { ConsensusMessage, Rng } from './types.ts'
 
 /**
@@ -44,6 +44,12 @@ export interface FitJobParams {
   maxNewtonIterations: number
   dropAfterRounds: number
   recordVectors: boolean
+  /**
+   * ADMM rounds after which the default penalty is estimated again from the Hessians at the current
+   * iterates (closer to the solution than the start, where logistic weights are all near 1/4); 0 keeps
+   * the first estimate. Ignored when the penalty is given.
+   */
+  warmupRounds: number
 }
 
 export const DEFAULT_FIT_JOB_PARAMS: Readonly<FitJobParams> = Object.freeze({
@@ -56,7 +62,8 @@ export const DEFAULT_FIT_JOB_PARAMS: Readonly<FitJobParams> = Object.freeze({
   newtonSteps: 1,
   maxNewtonIterations: 50,
   dropAfterRounds: 0,
-  recordVectors: false
+  recordVectors: false,
+  warmupRounds: 50
 })
 
 export function createFitJobParams (params: Partial<FitJobParams> = {}): FitJobParams {
@@ -67,6 +74,7 @@ export function createFitJobParams (params: Partial<FitJobParams> = {}): FitJobP
   if (!Number.isInteger(merged.maxRounds) || merged.maxRounds <= 0) throw new FitJobParamsError('maxRounds', 'must be a positive integer')
   if (merged.penalty !== null && (!Number.isFinite(merged.penalty) || merged.penalty <= 0)) throw new FitJobParamsError('penalty', 'must be a positive number')
   if (!Number.isInteger(merged.maxNewtonIterations) || merged.maxNewtonIterations <= 0) throw new FitJobParamsError('maxNewtonIterations', 'must be a positive integer')
+  if (!Number.isInteger(merged.warmupRounds) || merged.warmupRounds < 0) throw new FitJobParamsError('warmupRounds', 'must be a non-negative integer')
   return merged
 }
 
@@ -84,7 +92,8 @@ export interface FitJobPeer {
 type Phase =
   | { name: 'stats', sum: SecureSumState }
   | { name: 'curvature', sum: SecureSumState }
-  | { name: 'admm', admm: AdmmState }
+  | { name: 'admm', admm: AdmmState, stage: 1 | 2 }
+  | { name: 'recurvature', sum: SecureSumState }
   | { name: 'final', sum: SecureSumState }
   | { name: 'newton', iteration: number, sum: SecureSumState }
   | { name: 'done' }
@@ -102,6 +111,10 @@ export interface FitJobState {
   start: Float64Array | null
   penalty: number | null
   admm: AdmmResult | null
+  /** the warm-up ADMM machine, kept while the penalty is estimated again */
+  warm: AdmmState | null
+  /** finished sums by kind, kept to answer neighbours that lag behind */
+  finishedSums: Map<string, SecureSumState>
   newton: NewtonProgress | null
   result: FitJobResult | null
 }
@@ -137,7 +150,7 @@ export interface FitJobResult {
   rejectedMessages: number
 }
 
-const PHASE_ORDER: Record<string, number> = { stats: 0, curvature: 1, admm: 2, final: 1_000_000 }
+const PHASE_ORDER: Record<string, number> = { stats: 0, curvature: 1, admm: 2, recurvature: 3, admm2: 4, final: 1_000_000 }
 
 function phaseKey (kind: string): string {
   return kind.endsWith('.mask') ? kind.slice(0, -'.mask'.length) : kind
@@ -149,7 +162,9 @@ function ordinal (key: string): number {
 }
 
 function currentKey (phase: Phase): string {
-  return phase.name === 'newton' ? `newton.${phase.iteration}` : phase.name
+  if (phase.name === 'newton') return `newton.${phase.iteration}`
+  if (phase.name === 'admm') return phase.stage === 1 ? 'admm' : 'admm2'
+  return phase.name
 }
 
 function upperTriangleLength (p: number): number {
@@ -301,6 +316,7 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
   const p = problem.dimension
   const phase = state.phase
   closePhase(state)
+  if ('sum' in phase) state.finishedSums.set(phase.sum.kind, phase.sum)
   switch (phase.name) {
     case 'stats': {
       const pooled = readStatistics(secureSumProtocol.result(phase.sum), p)
@@ -321,24 +337,38 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
         enterPhase(state, { name: 'curvature', sum: startSum(state, 'curvature', packed) }, outbox, log)
       } else {
         state.penalty = params.penalty
-        enterAdmm(state, outbox, log)
+        enterAdmm(state, 1, state.start as Float64Array, null, outbox, log)
       }
       return
     }
     case 'curvature': {
-      const pooled = state.pooled as PooledStatistics
-      const meanHessian = unpackUpper(secureSumProtocol.result(phase.sum), 0, p).map((value) => value / pooled.peers)
-      const eigenvalues = new EigenvalueDecomposition(new Matrix(Array.from({ length: p }, (_, row) => Array.from(meanHessian.subarray(row * p, row * p + p))))).realEigenvalues
-      const smallest = Math.min(...eigenvalues)
-      const largest = Math.max(...eigenvalues)
-      state.penalty = defaultPenalty({ smallest, largest }, laplacianExtremes(peer.graph))
-      log.push({ level: 'info', event: 'job.penalty', fields: { penalty: state.penalty, smallestEigenvalue: smallest, largestEigenvalue: largest } })
-      enterAdmm(state, outbox, log)
+      state.penalty = penaltyFromCurvature(state, secureSumProtocol.result(phase.sum), log)
+      enterAdmm(state, 1, state.start as Float64Array, null, outbox, log)
+      return
+    }
+    case 'recurvature': {
+      state.penalty = penaltyFromCurvature(state, secureSumProtocol.result(phase.sum), log)
+      const warm = state.warm as AdmmState
+      enterAdmm(state, 2, warm.x, warm.lambdas, outbox, log)
       return
     }
     case 'admm': {
       const result = admmProtocol.result(phase.admm)
-      state.admm = result
+      const earlier = state.admm
+      state.admm = earlier === null
+        ? result
+        : { ...result, staleMessages: result.staleMessages + earlier.staleMessages, rejectedMessages: result.rejectedMessages + earlier.rejectedMessages }
+      // Every peer must take the same next phase, whatever it saw of the warm-up's end: the rule
+      // depends on the job's parameters only.
+      if (phase.stage === 1 && params.penalty === null && params.warmupRounds > 0) {
+        state.warm = phase.admm
+        const hessian = new Float64Array(p * p)
+        ;(state.objective as LocalObjective).evaluate(result.x, new Float64Array(p), hessian, true)
+        const packed = new Float64Array(upperTriangleLength(p))
+        packUpper(hessian, p, packed, 0)
+        enterPhase(state, { name: 'recurvature', sum: startSum(state, 'recurvature', packed) }, outbox, log)
+        return
+      }
       enterPhase(state, { name: 'final', sum: startSum(state, 'final', localDerivatives(state.objective as LocalObjective, result.x)) }, outbox, log)
       return
     }
@@ -387,27 +417,43 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
   }
 }
 
-function enterAdmm (state: FitJobState, outbox: ConsensusMessage[], log: LogRecord[]): void {
+function penaltyFromCurvature (state: FitJobState, total: Float64Array, log: LogRecord[]): number {
+  const p = state.peer.problem.dimension
+  const pooled = state.pooled as PooledStatistics
+  const meanHessian = unpackUpper(total, 0, p).map((value) => value / pooled.peers)
+  const eigenvalues = new EigenvalueDecomposition(new Matrix(Array.from({ length: p }, (_, row) => Array.from(meanHessian.subarray(row * p, row * p + p)))), { assumeSymmetric: true }).realEigenvalues
+  const smallest = Math.min(...eigenvalues)
+  const largest = Math.max(...eigenvalues)
+  const penalty = defaultPenalty({ smallest, largest }, laplacianExtremes(state.peer.graph))
+  log.push({ level: 'info', event: 'job.penalty', fields: { penalty, smallestEigenvalue: smallest, largestEigenvalue: largest } })
+  return penalty
+}
+
+function enterAdmm (state: FitJobState, stage: 1 | 2, start: Float64Array, lambdas: readonly Float64Array[] | null, outbox: ConsensusMessage[], log: LogRecord[]): void {
   const { peer } = state
   const { params } = peer
+  const remaining = Math.max(1, params.maxRounds - state.roundOffset)
+  const warmup = stage === 1 && params.penalty === null && params.warmupRounds > 0
   const admm = createAdmmState({
     job: peer.job,
-    kind: 'admm',
+    kind: stage === 1 ? 'admm' : 'admm2',
     graph: peer.graph,
     self: peer.self,
     diameter: peer.diameter,
     objective: state.objective as LocalObjective,
-    start: state.start as Float64Array,
+    start,
     params: createAdmmParams({
       penalty: state.penalty as number,
       tolerance: params.tolerance,
-      maxRounds: Math.max(1, params.maxRounds - state.roundOffset),
+      maxRounds: warmup ? Math.min(params.warmupRounds, remaining) : remaining,
       newtonSteps: params.newtonSteps,
       dropAfterRounds: params.dropAfterRounds,
       recordVectors: params.recordVectors
     })
   })
-  enterPhase(state, { name: 'admm', admm }, outbox, log)
+  // Unscaled per-edge duals stay valid when the penalty changes: carry them over.
+  if (lambdas !== null) admm.lambdas.forEach((lambda, slot) => lambda.set(lambdas[slot] as Float64Array))
+  enterPhase(state, { name: 'admm', admm, stage }, outbox, log)
 }
 
 function forward (state: FitJobState, input: MachineInput, outbox: ConsensusMessage[], log: LogRecord[]): boolean {
@@ -464,6 +510,8 @@ export function createFitJobState (peer: FitJobPeer): FitJobState {
     start: null,
     penalty: null,
     admm: null,
+    warm: null,
+    finishedSums: new Map(),
     newton: null,
     result: null
   }
@@ -485,7 +533,14 @@ export const fitJobProtocol: Protocol<FitJobState, FitJobResult> = {
   step (state, input) {
     const outbox: ConsensusMessage[] = []
     const log: LogRecord[] = []
-    if (state.phase.name === 'done') return { state, outbox, log }
+    if (state.phase.name === 'done') {
+      // Still answer neighbours that have not finished the last sum.
+      if (input.type === 'message' && input.message.job === state.peer.job) {
+        const finished = state.finishedSums.get(phaseKey(input.message.kind))
+        if (finished !== undefined) outbox.push(...assistSecureSum(finished, input.message))
+      }
+      return { state, outbox, log }
+    }
     if (input.type === 'deadline') {
       if (input.round !== jobRound(state)) return { state, outbox, log }
       const finished = forward(state, { type: 'deadline', round: input.round - state.roundOffset }, outbox, log)
@@ -497,7 +552,12 @@ export const fitJobProtocol: Protocol<FitJobState, FitJobResult> = {
     const key = phaseKey(message.kind)
     const messageOrdinal = ordinal(key)
     const current = ordinal(currentKey(state.phase))
-    if (Number.isNaN(messageOrdinal) || messageOrdinal < current) return { state, outbox, log }
+    if (Number.isNaN(messageOrdinal)) return { state, outbox, log }
+    if (messageOrdinal < current) {
+      const finished = state.finishedSums.get(key)
+      if (finished !== undefined) outbox.push(...assistSecureSum(finished, message))
+      return { state, outbox, log }
+    }
     if (messageOrdinal > current) {
       if (state.pending.length < MAX_PENDING) state.pending.push(message)
       if (state.phase.name === 'admm') {

@@ -10,7 +10,10 @@ import type { ConsensusMessage, Rng, Transport } from './types.ts'
 export interface MemoryNetworkOptions {
   graph: Graph
   rng: Rng
-  /** probability that an edge fails for a round, both directions */
+  /**
+   * probability that an edge fails for a round, both directions: the messages of round r of a kind
+   * between two peers are all lost or all delivered, whenever each peer sends them
+   */
   linkLoss?: number
   /** probability that a single message is lost */
   messageLoss?: number
@@ -27,7 +30,7 @@ export function encodedSize (message: ConsensusMessage): number {
   return 24 + text + 8 * message.values.length + message.data.length
 }
 
-interface InFlight { from: number, to: number, message: ConsensusMessage, due: number }
+interface InFlight { from: number, to: number, message: ConsensusMessage, due: number, attempt: number }
 
 export class MemoryNetwork {
   readonly graph: Graph
@@ -37,7 +40,9 @@ export class MemoryNetwork {
   private readonly delay: { probability: number, maxRounds: number }
   private readonly index: Map<string, number>
   private readonly cuts = new Set<string>()
-  private readonly failedThisRound = new Set<string>()
+  private readonly lossSeed: number
+  /** how often each (from, to, kind, round) message has been sent: resends get fresh loss draws */
+  private readonly attempts = new Map<string, number>()
   private readonly dead = new Set<number>()
   private readonly isolated = new Set<number>()
   private queue: InFlight[] = []
@@ -57,6 +62,18 @@ export class MemoryNetwork {
       if (!(value >= 0 && value <= 1)) throw new RangeError(`${field} must be a probability, got ${value}`)
     }
     this.index = new Map(options.graph.names.map((name, position) => [name, position]))
+    this.lossSeed = Math.floor(this.rng() * 4294967296)
+  }
+
+  /** Whether edge a-b is down for `round` of messages of `kind`: a hash, so both directions agree. */
+  private linkDown (a: number, b: number, kind: string, round: number, attempt: number): boolean {
+    if (this.linkLoss <= 0) return false
+    const key = `${Math.min(a, b)}-${Math.max(a, b)}/${kind.replace(/\.mask$/, '')}/${round}/${attempt}`
+    let hash = this.lossSeed ^ 0x811c9dc5
+    for (let index = 0; index < key.length; index++) hash = Math.imul(hash ^ key.charCodeAt(index), 0x01000193)
+    hash = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b)
+    hash = Math.imul(hash ^ (hash >>> 13), 0xc2b2ae35)
+    return ((hash ^ (hash >>> 16)) >>> 0) / 4294967296 < this.linkLoss
   }
 
   private static edgeKey (a: number, b: number): string {
@@ -69,14 +86,9 @@ export class MemoryNetwork {
     return node
   }
 
-  /** Draws this round's failed links. Call once per round, before delivering. */
+  /** Starts a new tick. Call once per tick, before delivering. */
   beginRound (): void {
     this.round++
-    this.failedThisRound.clear()
-    if (this.linkLoss <= 0) return
-    this.graph.neighbours.forEach((adjacent, node) => {
-      for (const other of adjacent) if (other > node && this.rng() < this.linkLoss) this.failedThisRound.add(MemoryNetwork.edgeKey(node, other))
-    })
   }
 
   cut (a: string, b: string): void { this.cuts.add(MemoryNetwork.edgeKey(this.nodeOf(a), this.nodeOf(b))) }
@@ -97,7 +109,10 @@ export class MemoryNetwork {
       this.bytes += size
       this.byKind.set(message.kind, (this.byKind.get(message.kind) ?? 0) + 1)
       const extra = this.delay.probability > 0 && this.rng() < this.delay.probability ? 1 + Math.floor(this.rng() * this.delay.maxRounds) : 0
-      this.queue.push({ from, to, message, due: this.round + 1 + extra })
+      const attemptKey = `${from}>${to}/${message.kind}/${message.round}`
+      const attempt = this.attempts.get(attemptKey) ?? 0
+      this.attempts.set(attemptKey, attempt + 1)
+      this.queue.push({ from, to, message, due: this.round + 1 + extra, attempt })
     }
   }
 
@@ -112,7 +127,7 @@ export class MemoryNetwork {
       }
       const key = MemoryNetwork.edgeKey(item.from, item.to)
       const blocked = this.dead.has(item.to) || this.dead.has(item.from) || this.isolated.has(item.from) || this.isolated.has(item.to) ||
-        this.cuts.has(key) || this.failedThisRound.has(key) || (this.messageLoss > 0 && this.rng() < this.messageLoss)
+        this.cuts.has(key) || this.linkDown(item.from, item.to, item.message.kind, item.message.round, item.attempt) || (this.messageLoss > 0 && this.rng() < this.messageLoss)
       if (blocked) this.lost++
       else due.push({ to: item.to, message: item.message })
     }

@@ -258,6 +258,27 @@ function receive (state: SecureSumState, message: ConsensusMessage, outbox: Cons
   if (state.round > 0) state.silentRoundsWhileComplete = 0
 }
 
+/**
+ * A finished sum still answers a neighbour that lags behind (its messages for this sum keep coming):
+ * the mask it may have missed, or the contributions its last report lacks. Without this, a peer whose
+ * last messages were lost would wait for neighbours that have moved on.
+ */
+export function assistSecureSum (state: SecureSumState, message: ConsensusMessage): ConsensusMessage[] {
+  if (message.job !== state.job) return []
+  const slot = slotOf(state, message.from)
+  if (slot < 0) return []
+  if (message.kind === `${state.kind}.mask`) return [maskMessage(state, slot)]
+  if (message.kind !== state.kind) return []
+  const peers = state.graph.names.length
+  const bitmapLength = bitmapBytes(peers)
+  if (message.data.length < bitmapLength) return []
+  const reported = state.reported[slot] as Uint8Array
+  reported.set(message.data.subarray(0, bitmapLength))
+  ;(state.inFlight[slot] as Set<number>).clear()
+  const reply = floodMessage(state, slot)
+  return [{ ...reply, round: message.round }]
+}
+
 export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
   start (state) {
     const outbox = state.masksOut.map((_, slot) => maskMessage(state, slot))
