@@ -24,6 +24,10 @@ export function directProtocol (federationId: string): string { return `${protoc
 export function peerTopic (federationId: string, peerId: string): string { return `${protocolPrefix(federationId)}/peer/${peerId}` }
 export function announceTopic (federationId: string): string { return `${protocolPrefix(federationId)}/announce` }
 
+/** Concurrent ping streams per connection: the connection monitor and kad-dht both ping (see node.ts). */
+export const PING_MAX_OUTBOUND_STREAMS = 4
+export const PING_MAX_INBOUND_STREAMS = 8
+
 /** Loopback is always allowed past the connection manager's per-host inbound rate limit. */
 export const LOOPBACK_ALLOW = '/ip4/127.0.0.0/ipcidr/8'
 
@@ -47,6 +51,8 @@ export const DEFAULT_PEER_NODE = Object.freeze({
   neighbourCheckIntervalMs: 2_000,
   /** gossipsub heartbeat: mesh upkeep and IHAVE gossip; publishing does not wait for it */
   heartbeatIntervalMs: 700,
+  /** gossipsub mesh degree; 0: flood publish plus gossip repair, no eager forwarding (see gossipsubOptions) */
+  meshDegree: 0,
   maxAnnouncementBytes: MAX_ANNOUNCEMENT_BYTES,
   maxMessageBytes: MAX_MESSAGE_BYTES
 })
