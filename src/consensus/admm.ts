@@ -386,9 +386,12 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
   // still works when links fail at random; a neighbour that stays silent keeps its stale counter
   // from growing this one past it.
   const locallyConverged = state.primalResidual < tolerance && state.dualResidual < tolerance
+  // A neighbour silent for longer than the stopping horizon has finished (its `done` message was lost)
+  // or is gone; it no longer holds this peer's counter down.
+  const horizon = peer.diameter + peer.params.stopMargin
   let minimumCounter = Number.POSITIVE_INFINITY
   for (let slot = 0; slot < slots.length; slot++) {
-    if (state.active[slot] ?? false) minimumCounter = Math.min(minimumCounter, state.lastCounter[slot] as number)
+    if ((state.active[slot] ?? false) && (state.silentRounds[slot] as number) < horizon) minimumCounter = Math.min(minimumCounter, state.lastCounter[slot] as number)
   }
   if (!Number.isFinite(minimumCounter)) minimumCounter = peer.diameter + peer.params.stopMargin
   state.stopCounter = locallyConverged ? 1 + minimumCounter : 0
