@@ -8,9 +8,11 @@ import { SingularHessianError } from './errors.ts'
 /** Overwrites the lower triangle of `a` (p x p, symmetric positive definite) with its Cholesky factor L. */
 export function choleskyInPlace (a: Float64Array, p: number): void {
   for (let column = 0; column < p; column++) {
-    let diagonal = a[column * p + column] as number
+    const original = a[column * p + column] as number
+    let diagonal = original
     for (let inner = 0; inner < column; inner++) diagonal -= (a[column * p + inner] as number) ** 2
-    if (!(diagonal > 0) || !Number.isFinite(diagonal)) {
+    // A pivot that is nothing but rounding error of the original diagonal means a dependent column.
+    if (!(diagonal > 1e-13 * Math.abs(original)) || !Number.isFinite(diagonal)) {
       throw new SingularHessianError(`the matrix is singular or not positive definite (pivot ${column} is ${diagonal})`)
     }
     const root = Math.sqrt(diagonal)

@@ -1,5 +1,5 @@
 import type { DataBlock } from './design.ts'
-import { DimensionMismatchError, EmptyDataError, NonFiniteError, PerfectSeparationError } from './errors.ts'
+import { DimensionMismatchError, EmptyDataError, NonFiniteError, PerfectSeparationError, SingularHessianError } from './errors.ts'
 import type { FamilyName } from './family.ts'
 import { addPenalty, createWorkspace, evaluateLoss, type Workspace } from './glm.ts'
 import { choleskyInPlace, choleskySolveInPlace, maxAbs, norm2 } from './linalg.ts'
@@ -85,7 +85,13 @@ export function fitNewton (blocks: readonly DataBlock[], options: NewtonOptions)
   while (iterations < maxIterations) {
     iterations++
     hessian.set(total.hessian)
-    newtonDirection(total, p, direction)
+    try {
+      newtonDirection(total, p, direction)
+    } catch (error) {
+      // Under separation the weights p(1 - p) vanish and the Hessian with them: say what happened.
+      if (error instanceof SingularHessianError && options.family === 'binomial' && lambda === 0) detectSeparation(blocks, beta, loss, false)
+      throw error
+    }
     let step = 1
     let trialLoss = Number.POSITIVE_INFINITY
     for (let halving = 0; halving < 40; halving++) {
