@@ -24,8 +24,6 @@ export interface SecureSumInit {
   job: string
   kind: string
   rng: Rng
-  /** deadline rounds a complete peer waits for a silent neighbour's final report before it stops */
-  patience?: number
 }
 
 export interface SecureSumState {
@@ -35,7 +33,6 @@ export interface SecureSumState {
   readonly kind: string
   readonly length: number
   readonly rng: Rng
-  readonly patience: number
   round: number
   /** masks this peer sent, per neighbour slot */
   readonly masksOut: Uint32Array[]
@@ -50,7 +47,6 @@ export interface SecureSumState {
   readonly inFlight: Array<Set<number>>
   readonly heardThisRound: boolean[]
   sentComplete: boolean
-  silentRoundsWhileComplete: number
   done: boolean
   total: Float64Array | null
   rejected: number
@@ -80,7 +76,6 @@ export function createSecureSum (init: SecureSumInit): SecureSumState {
     kind: init.kind,
     length,
     rng: init.rng,
-    patience: init.patience ?? 3,
     round: 0,
     masksOut: slots.map(() => randomRingVector(init.rng, length)),
     masksIn: slots.map(() => null),
@@ -92,7 +87,6 @@ export function createSecureSum (init: SecureSumInit): SecureSumState {
     inFlight: slots.map(() => new Set<number>()),
     heardThisRound: slots.map(() => false),
     sentComplete: false,
-    silentRoundsWhileComplete: 0,
     done: false,
     total: null,
     rejected: 0
@@ -193,18 +187,13 @@ function sendRound (state: SecureSumState, outbox: ConsensusMessage[]): void {
   if (complete(state)) state.sentComplete = true
 }
 
-function advanceFlood (state: SecureSumState, outbox: ConsensusMessage[], byDeadline: boolean): void {
-  if (complete(state) && state.sentComplete) {
-    if (neighboursComplete(state)) {
-      state.done = true
-      return
-    }
-    if (byDeadline && ++state.silentRoundsWhileComplete >= state.patience) {
-      // A neighbour whose last report was lost may stay silent for good once it has stopped; it
-      // already knew everything we could send, or its report would not be missing for so long.
-      state.done = true
-      return
-    }
+function advanceFlood (state: SecureSumState, outbox: ConsensusMessage[]): void {
+  // Done once this peer knows every contribution, has told its neighbours so, and has heard each of
+  // them say the same. A neighbour that stopped first still answers (see assistSecureSum), so a lost
+  // final report costs a round, not the sum.
+  if (complete(state) && state.sentComplete && neighboursComplete(state)) {
+    state.done = true
+    return
   }
   state.round++
   sendRound(state, outbox)
@@ -255,7 +244,6 @@ function receive (state: SecureSumState, message: ConsensusMessage, outbox: Cons
   state.reportedCount[slot] = reportedCount
   for (const [origin, contribution] of entries) learn(state, origin, contribution)
   if (message.round === state.round) state.heardThisRound[slot] = true
-  if (state.round > 0) state.silentRoundsWhileComplete = 0
 }
 
 /**
@@ -293,21 +281,24 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
   step (state, input: MachineInput): StepResult<SecureSumState> {
     const outbox: ConsensusMessage[] = []
     const log: LogRecord[] = []
-    if (state.done) return { state, outbox, log }
+    if (state.done) {
+      if (input.type === 'message') outbox.push(...assistSecureSum(state, input.message))
+      return { state, outbox, log }
+    }
     if (input.type === 'deadline') {
       if (input.round !== state.round) return { state, outbox, log }
       if (state.round === 0) {
         // Still missing masks: send ours again to those whose mask has not arrived.
         state.masksIn.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
       } else {
-        advanceFlood(state, outbox, true)
+        advanceFlood(state, outbox)
       }
       return { state, outbox, log }
     }
     const message = input.message
     if (message.job !== state.job || (message.kind !== state.kind && message.kind !== `${state.kind}.mask`)) return { state, outbox, log }
     receive(state, message, outbox, log)
-    if (state.round > 0 && state.heardThisRound.every(Boolean)) advanceFlood(state, outbox, false)
+    if (state.round > 0 && state.heardThisRound.every(Boolean)) advanceFlood(state, outbox)
     return { state, outbox, log }
   },
 

@@ -64,7 +64,8 @@ export function runSynchronous<S, R> (options: {
     const roundBefore = states.map((state) => protocol.round(state))
     for (const { to, message } of network.deliverDue()) {
       const state = states[to] as S
-      if (protocol.done(state) || !network.isAlive(to)) continue
+      // A finished machine still gets its messages: some answer neighbours that lag behind.
+      if (!network.isAlive(to)) continue
       const stepped = protocol.step(state, { type: 'message', message })
       states[to] = stepped.state
       if (stepped.outbox.length > 0) lastOutbox[to] = stepped.outbox

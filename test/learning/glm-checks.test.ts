@@ -171,6 +171,6 @@ describe('AUC', () => {
         if (total === 0) return Number.isNaN(value)
         return Math.abs(value - wins / total) < 1e-12
       }
-    ))
+    ), { seed: 20261123, numRuns: 200 })
   })
 })
