@@ -1,16 +1,26 @@
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix'
 import { GraphDisconnectedError, TopologySpecError } from './errors.ts'
 
-/** An undirected graph over named peers: sorted neighbour lists, no self-loops, no duplicate edges. */
+/**
+ * An undirected graph over named peers: node i is names[i], neighbours[i] lists its neighbours' indices
+ * in increasing order, without self-loops or repeats. Treat it as immutable: the helpers below cache
+ * derived data per graph object.
+ */
 export interface Graph {
   readonly names: string[]
   readonly neighbours: number[][]
 }
 
+/**
+ * A graph from an edge list. With `names` null the nodes are the names the edges mention, in order of
+ * first mention; otherwise `names` fixes the nodes and their order (isolated nodes allowed). Repeated
+ * edges, in either direction, are merged; a self-loop or an unknown name is a TopologySpecError.
+ */
 export function graphFromEdges (names: readonly string[] | null, edges: ReadonlyArray<readonly [string, string]>): Graph {
   const nodeNames = names === null ? [...new Set(edges.flatMap(([a, b]) => [a, b]))] : [...names]
   const index = new Map(nodeNames.map((name, position) => [name, position]))
   if (index.size !== nodeNames.length) throw new TopologySpecError('node names must be unique')
+  if (index.has('')) throw new TopologySpecError('node names must not be empty')
   const sets = nodeNames.map(() => new Set<number>())
   for (const [a, b] of edges) {
     const from = index.get(a)
@@ -31,8 +41,16 @@ export function graphFromAdjacency (names: readonly string[], neighbours: Readon
   return graphFromEdges(names, edges)
 }
 
+const nameIndexes = new WeakMap<Graph, Map<string, number>>()
+
+/** The index of the node called `name`, or -1. Constant time after the first call on a graph. */
 export function indexOf (graph: Graph, name: string): number {
-  return graph.names.indexOf(name)
+  let index = nameIndexes.get(graph)
+  if (index === undefined) {
+    index = new Map(graph.names.map((nodeName, position) => [nodeName, position]))
+    nameIndexes.set(graph, index)
+  }
+  return index.get(name) ?? -1
 }
 
 export function edges (graph: Graph): Array<[number, number]> {
@@ -68,8 +86,14 @@ export function isConnected (graph: Graph): boolean {
   return !distancesFrom(graph, 0).includes(-1)
 }
 
-/** The longest shortest path; GraphDisconnectedError when some pair is not connected. */
+/**
+ * The longest shortest path (0 for a single node), by a breadth-first search from every node. A
+ * disconnected graph has no finite diameter: it throws GraphDisconnectedError rather than returning
+ * Infinity, because every caller (round budgets, flood lengths) would be wrong with it.
+ */
 export function diameter (graph: Graph): number {
+  const cached = diameters.get(graph)
+  if (cached !== undefined) return cached
   let longest = 0
   for (let node = 0; node < graph.names.length; node++) {
     const distance = distancesFrom(graph, node)
@@ -78,11 +102,34 @@ export function diameter (graph: Graph): number {
       if (value > longest) longest = value
     }
   }
+  diameters.set(graph, longest)
   return longest
 }
 
-/** Metropolis weights: W_ij = 1 / (1 + max(d_i, d_j)) on edges, W_ii = 1 - sum_j W_ij. */
-export function metropolisWeights (graph: Graph, node: number): { self: number, neighbour: Float64Array } {
+const diameters = new WeakMap<Graph, number>()
+
+export interface MetropolisWeights {
+  /** W_ii */
+  self: number
+  /** W_ij for j = neighbours[i][slot], aligned with the neighbour list */
+  neighbour: Float64Array
+}
+
+/**
+ * Metropolis weights: W_ij = 1 / (1 + max(d_i, d_j)) on edges, W_ii = 1 - sum_j W_ij. W is symmetric and
+ * doubly stochastic with a positive diagonal, so averaging with it preserves the sum and converges on
+ * any connected graph; each peer computes its row from its own and its neighbours' degrees. Without a
+ * node, the rows of every node.
+ */
+export function metropolisWeights (graph: Graph): MetropolisWeights[]
+export function metropolisWeights (graph: Graph, node: number): MetropolisWeights
+export function metropolisWeights (graph: Graph, node?: number): MetropolisWeights | MetropolisWeights[] {
+  if (node === undefined) return graph.neighbours.map((_, each) => metropolisRow(graph, each))
+  if (!Number.isInteger(node) || node < 0 || node >= graph.names.length) throw new RangeError(`node ${node} is not in the graph`)
+  return metropolisRow(graph, node)
+}
+
+function metropolisRow (graph: Graph, node: number): MetropolisWeights {
   const adjacent = graph.neighbours[node] ?? []
   const own = adjacent.length
   const neighbour = Float64Array.from(adjacent, (other) => 1 / (1 + Math.max(own, degree(graph, other))))
@@ -91,11 +138,12 @@ export function metropolisWeights (graph: Graph, node: number): { self: number, 
   return { self, neighbour }
 }
 
+/** The dense n×n Metropolis matrix, row-major. */
 export function metropolisMatrix (graph: Graph): Float64Array {
   const n = graph.names.length
   const matrix = new Float64Array(n * n)
   for (let node = 0; node < n; node++) {
-    const weights = metropolisWeights(graph, node)
+    const weights = metropolisRow(graph, node)
     matrix[node * n + node] = weights.self
     graph.neighbours[node]?.forEach((other, slot) => { matrix[node * n + other] = weights.neighbour[slot] as number })
   }
@@ -109,7 +157,9 @@ function symmetricEigenvalues (matrix: Float64Array, n: number): number[] {
 
 /**
  * The second-largest eigenvalue modulus rho of the Metropolis matrix, and the gap 1 - rho: average
- * consensus error falls like rho^k, so it needs about ln(eps) / ln(rho) rounds.
+ * consensus error falls like rho^k, so it needs about ln(eps) / ln(rho) rounds. A disconnected graph
+ * has 1 as a repeated eigenvalue, so rho = 1 and the gap is 0 (averaging never agrees). A dense
+ * eigendecomposition: O(n^3), about a second at 500 peers; compute it once per graph.
  */
 export function spectralGap (graph: Graph): { secondLargestModulus: number, gap: number } {
   const n = graph.names.length
@@ -121,7 +171,11 @@ export function spectralGap (graph: Graph): { secondLargestModulus: number, gap:
   return { secondLargestModulus, gap: 1 - secondLargestModulus }
 }
 
-/** The second-smallest and the largest eigenvalues of the graph Laplacian (for the ADMM penalty). */
+/**
+ * The second-smallest (algebraic connectivity, 0 when disconnected) and the largest eigenvalues of the
+ * graph Laplacian D - A, for the ADMM penalty default. A single node has no edges: both are reported as
+ * 1 so that a penalty formula dividing by them stays finite.
+ */
 export function laplacianExtremes (graph: Graph): { secondSmallest: number, largest: number } {
   const n = graph.names.length
   if (n < 2) return { secondSmallest: 1, largest: 1 }

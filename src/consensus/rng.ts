@@ -44,10 +44,13 @@ export function randomUint32 (rng: Rng): number {
   return direct !== undefined ? direct() : Math.floor(rng() * 4294967296) >>> 0
 }
 
+/** A uniform integer in [0, n). With 53 random bits per draw the bias is below 2^-20 for any n < 2^32. */
 export function randomInt (rng: Rng, n: number): number {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`randomInt needs a positive integer bound, got ${n}`)
   return Math.floor(rng() * n)
 }
 
+/** Fisher–Yates, in place; returns the same array. */
 export function shuffle<T> (rng: Rng, items: T[]): T[] {
   for (let index = items.length - 1; index > 0; index--) {
     const other = randomInt(rng, index + 1)
@@ -65,7 +68,11 @@ function hashLabel (label: number | string): number {
   return hash
 }
 
-/** An independent, deterministic stream derived from `rng` and a label (one per peer, per purpose). */
+/**
+ * An independent, deterministic stream derived from `rng` and a label (one per peer, per purpose). It
+ * draws two words from the parent, so forks depend on the order they are made in: fork every peer's
+ * stream in peer order, once, at the start of a run.
+ */
 export function forkRng (rng: Rng, label: number | string): Rng {
   return createRng((randomUint32(rng) ^ hashLabel(label)) + randomUint32(rng) * 4294967296)
 }

@@ -1,6 +1,6 @@
 import { TopologySpecError } from './errors.ts'
 import { graphFromAdjacency, isConnected, type Graph } from './graph.ts'
-import { randomInt, shuffle } from './rng.ts'
+import { randomInt } from './rng.ts'
 import type { Rng } from './types.ts'
 
 /**
@@ -19,17 +19,20 @@ export type TopologySpec =
 const RANDOM_TRIES = 200
 
 function probabilityOf (text: string, spec: string): number {
+  if (text.trim() === '') throw new TopologySpecError(`${spec}: a probability is missing`)
   const value = Number(text)
   if (!(value >= 0 && value <= 1)) throw new TopologySpecError(`${spec}: ${text} is not a probability`)
   return value
 }
 
 function positiveInteger (text: string, spec: string): number {
+  if (text.trim() === '') throw new TopologySpecError(`${spec}: a number is missing`)
   const value = Number(text)
   if (!Number.isInteger(value) || value < 1) throw new TopologySpecError(`${spec}: ${text} is not a positive integer`)
   return value
 }
 
+/** Parses a topology spec; `file:PATH` comes back as { kind: 'file', path } for the caller to read. */
 export function parseTopologySpec (spec: string): TopologySpec {
   const trimmed = spec.trim()
   const colon = trimmed.indexOf(':')
@@ -48,8 +51,8 @@ export function parseTopologySpec (spec: string): TopologySpec {
     case 'er': return { kind: 'er', probability: probabilityOf(argument, spec) }
     case 'regular': return { kind: 'regular', degree: positiveInteger(argument, spec) }
     case 'smallworld': {
-      const [k, p] = argument.split(',')
-      if (k === undefined || p === undefined) throw new TopologySpecError(`${spec}: write smallworld:k,p`)
+      const [k, p, extra] = argument.split(',')
+      if (k === undefined || p === undefined || extra !== undefined) throw new TopologySpecError(`${spec}: write smallworld:k,p`)
       return { kind: 'smallworld', neighbours: positiveInteger(k, spec), probability: probabilityOf(p, spec) }
     }
     case 'file':
@@ -79,6 +82,60 @@ function mostSquare (n: number): [number, number] {
   return [rows, n / rows]
 }
 
+/**
+ * A uniformly paired random k-regular multigraph is simple only with probability about
+ * exp((1 - k^2) / 4), hopeless beyond k = 5; Steger and Wormald's variant pairs two random free stubs
+ * only when they make a new edge between distinct nodes, and starts over in the rare case that no such
+ * pair is left. Returns null on such a dead end.
+ */
+function drawRegular (n: number, k: number, rng: Rng): Array<Set<number>> | null {
+  const drawn = emptySets(n)
+  const free = Int32Array.from({ length: n * k }, (_, stub) => Math.floor(stub / k))
+  let size = free.length
+  let misses = 0
+  while (size > 0) {
+    const first = randomInt(rng, size)
+    const second = randomInt(rng, size)
+    const a = free[first] as number
+    const b = free[second] as number
+    if (a !== b && drawn[a]?.has(b) !== true) {
+      link(drawn, a, b)
+      // remove both stubs by moving the last ones into their places, the higher position first
+      const high = Math.max(first, second)
+      const low = Math.min(first, second)
+      free[high] = free[--size] as number
+      free[low] = free[--size] as number
+      misses = 0
+      continue
+    }
+    if (++misses > 64) {
+      if (!anyPairLeft(free, size, drawn)) return null
+      misses = 0
+    }
+  }
+  return drawn
+}
+
+function anyPairLeft (free: Int32Array, size: number, drawn: Array<Set<number>>): boolean {
+  for (let first = 0; first < size; first++) {
+    for (let second = first + 1; second < size; second++) {
+      const a = free[first] as number
+      const b = free[second] as number
+      if (a !== b && drawn[a]?.has(b) !== true) return true
+    }
+  }
+  return false
+}
+
+function complement (sets: Array<Set<number>>): Array<Set<number>> {
+  const n = sets.length
+  const result = emptySets(n)
+  for (let node = 0; node < n; node++) {
+    for (let other = node + 1; other < n; other++) if (sets[node]?.has(other) !== true) link(result, node, other)
+  }
+  return result
+}
+
 function randomUntilConnected (spec: string, names: readonly string[], draw: () => Array<Set<number>> | null): Graph {
   for (let attempt = 0; attempt < RANDOM_TRIES; attempt++) {
     const sets = draw()
@@ -89,6 +146,11 @@ function randomUntilConnected (spec: string, names: readonly string[], draw: () 
   throw new TopologySpecError(`${spec}: no connected graph with ${names.length} peers in ${RANDOM_TRIES} draws; raise the density`)
 }
 
+/**
+ * The graph a spec names, over `peers` nodes called `names` (default peer-0, peer-1, ...). Random
+ * topologies draw from `rng`, so a seed fixes the graph. Bad specs, impossible sizes and random
+ * topologies that stay disconnected throw TopologySpecError naming the spec.
+ */
 export function buildTopology (spec: string, peers: number, rng: Rng, names?: readonly string[]): Graph {
   if (!Number.isInteger(peers) || peers < 1) throw new TopologySpecError(`a topology needs a positive number of peers, got ${peers}`)
   const nodeNames = names === undefined ? Array.from({ length: peers }, (_, index) => `peer-${index}`) : [...names]
@@ -130,17 +192,12 @@ export function buildTopology (spec: string, peers: number, rng: Rng, names?: re
     case 'regular': {
       const k = parsed.degree
       if (k >= n || (n * k) % 2 !== 0) throw new TopologySpecError(`${spec}: a ${k}-regular graph on ${n} peers needs k < n and n*k even`)
+      // A dense regular graph is the complement of a sparse one, which pairing draws far more easily.
+      const dense = 2 * k > n - 1
+      const drawDegree = dense ? n - 1 - k : k
       return randomUntilConnected(spec, nodeNames, () => {
-        // configuration model: pair up k stubs per node, redraw on a self-loop or a repeated edge
-        const stubs = shuffle(rng, Array.from({ length: n * k }, (_, index) => Math.floor(index / k)))
-        const drawn = emptySets(n)
-        for (let index = 0; index < stubs.length; index += 2) {
-          const a = stubs[index] as number
-          const b = stubs[index + 1] as number
-          if (a === b || drawn[a]?.has(b) === true) return null
-          link(drawn, a, b)
-        }
-        return drawn
+        const drawn = drawRegular(n, drawDegree, rng)
+        return drawn === null || !dense ? drawn : complement(drawn)
       })
     }
     case 'smallworld': {
@@ -149,13 +206,16 @@ export function buildTopology (spec: string, peers: number, rng: Rng, names?: re
       return randomUntilConnected(spec, nodeNames, () => {
         const drawn = emptySets(n)
         for (let node = 0; node < n; node++) for (let step = 1; step <= k / 2; step++) link(drawn, node, (node + step) % n)
-        for (let node = 0; node < n; node++) {
-          for (let step = 1; step <= k / 2; step++) {
+        // Watts–Strogatz: each lattice edge (node, node + step), taken lap by lap, moves its far end to
+        // a uniformly chosen peer that is neither the node nor already its neighbour, with probability p.
+        for (let step = 1; step <= k / 2; step++) {
+          for (let node = 0; node < n; node++) {
             const other = (node + step) % n
-            if (rng() >= parsed.probability || drawn[node]?.has(other) !== true) continue
-            const target = randomInt(rng, n)
-            if (target === node || drawn[node]?.has(target) === true) continue
-            drawn[node]?.delete(other)
+            const adjacent = drawn[node] as Set<number>
+            if (rng() >= parsed.probability || !adjacent.has(other) || adjacent.size >= n - 1) continue
+            let target = randomInt(rng, n)
+            while (target === node || adjacent.has(target)) target = randomInt(rng, n)
+            adjacent.delete(other)
             drawn[other]?.delete(node)
             link(drawn, node, target)
           }
