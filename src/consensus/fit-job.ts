@@ -8,7 +8,8 @@ import { laplacianExtremes, type Graph } from './graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from './machine.ts'
 import type { LocalObjective } from './objective.ts'
 import { readStatistics, statisticsLength, type ColumnScaling, type LocalProblem, type PooledStatistics } from './problem.ts'
-import { assistSecureSum, createSecureSum, secureSumProtocol, type SecureSumState } from './secure-sum.ts'
+import { createSecureSum, secureSumProtocol } from './secure-sum.ts'
+import { createTreeSum, spanningTree, treeSumProtocol, type SpanningTree } from './tree-sum.ts'
 import type { ConsensusMessage, Rng } from './types.ts'
 
 /**
@@ -50,6 +51,8 @@ export interface FitJobParams {
    * the first estimate. Ignored when the penalty is given.
    */
   warmupRounds: number
+  /** how the exact sums travel: flooding (about diameter rounds), a spanning tree (one vector per link), or flooding up to 64 peers */
+  sumMethod: SumMethod
 }
 
 export const DEFAULT_FIT_JOB_PARAMS: Readonly<FitJobParams> = Object.freeze({
@@ -63,7 +66,8 @@ export const DEFAULT_FIT_JOB_PARAMS: Readonly<FitJobParams> = Object.freeze({
   maxNewtonIterations: 50,
   dropAfterRounds: 0,
   recordVectors: false,
-  warmupRounds: 50
+  warmupRounds: 50,
+  sumMethod: 'auto'
 })
 
 export function createFitJobParams (params: Partial<FitJobParams> = {}): FitJobParams {
@@ -75,6 +79,7 @@ export function createFitJobParams (params: Partial<FitJobParams> = {}): FitJobP
   if (merged.penalty !== null && (!Number.isFinite(merged.penalty) || merged.penalty <= 0)) throw new FitJobParamsError('penalty', 'must be a positive number')
   if (!Number.isInteger(merged.maxNewtonIterations) || merged.maxNewtonIterations <= 0) throw new FitJobParamsError('maxNewtonIterations', 'must be a positive integer')
   if (!Number.isInteger(merged.warmupRounds) || merged.warmupRounds < 0) throw new FitJobParamsError('warmupRounds', 'must be a non-negative integer')
+  if (!['flood', 'tree', 'auto'].includes(merged.sumMethod)) throw new FitJobParamsError('sumMethod', 'must be flood, tree or auto')
   return merged
 }
 
@@ -89,13 +94,22 @@ export interface FitJobPeer {
   rng: Rng
 }
 
+/** A running exact masked sum: flooding for small federations, a spanning tree for large ones. */
+interface SumHandle {
+  readonly kind: string
+  readonly protocol: Protocol<any, Float64Array>
+  readonly state: any
+}
+
+export type SumMethod = 'flood' | 'tree' | 'auto'
+
 type Phase =
-  | { name: 'stats', sum: SecureSumState }
-  | { name: 'curvature', sum: SecureSumState }
+  | { name: 'stats', sum: SumHandle }
+  | { name: 'curvature', sum: SumHandle }
   | { name: 'admm', admm: AdmmState, stage: 1 | 2 }
-  | { name: 'recurvature', sum: SecureSumState }
-  | { name: 'final', sum: SecureSumState }
-  | { name: 'newton', iteration: number, sum: SecureSumState }
+  | { name: 'recurvature', sum: SumHandle }
+  | { name: 'final', sum: SumHandle }
+  | { name: 'newton', iteration: number, sum: SumHandle }
   | { name: 'done' }
 
 export interface FitJobState {
@@ -113,8 +127,9 @@ export interface FitJobState {
   admm: AdmmResult | null
   /** the warm-up ADMM machine, kept while the penalty is estimated again */
   warm: AdmmState | null
+  tree: SpanningTree | null
   /** finished sums by kind, kept to answer neighbours that lag behind */
-  finishedSums: Map<string, SecureSumState>
+  finishedSums: Map<string, SumHandle>
   newton: NewtonProgress | null
   result: FitJobResult | null
 }
@@ -153,7 +168,8 @@ export interface FitJobResult {
 const PHASE_ORDER: Record<string, number> = { stats: 0, curvature: 1, admm: 2, recurvature: 3, admm2: 4, final: 1_000_000 }
 
 function phaseKey (kind: string): string {
-  return kind.endsWith('.mask') ? kind.slice(0, -'.mask'.length) : kind
+  for (const suffix of ['.mask', '.up', '.down']) if (kind.endsWith(suffix)) return kind.slice(0, -suffix.length)
+  return kind
 }
 
 function ordinal (key: string): number {
@@ -197,9 +213,13 @@ function norm (vector: Float64Array): number {
   return Math.sqrt(sum)
 }
 
-function startSum (state: FitJobState, kind: string, value: Float64Array): SecureSumState {
+function startSum (state: FitJobState, kind: string, value: Float64Array): SumHandle {
   const { peer } = state
-  return createSecureSum({ graph: peer.graph, self: peer.self, value, job: peer.job, kind, rng: peer.rng })
+  const init = { graph: peer.graph, self: peer.self, value, job: peer.job, kind, rng: peer.rng }
+  const method = peer.params.sumMethod === 'auto' ? (peer.graph.names.length <= 64 ? 'flood' : 'tree') : peer.params.sumMethod
+  if (method === 'flood') return { kind, protocol: secureSumProtocol, state: createSecureSum(init) }
+  state.tree ??= spanningTree(peer.graph)
+  return { kind, protocol: treeSumProtocol, state: createTreeSum(init, state.tree) }
 }
 
 /** Local value, gradient and Hessian at a point, packed for a masked sum: [value, gradient (p), upper Hessian]. */
@@ -248,7 +268,7 @@ function enterPhase (state: FitJobState, phase: Phase, outbox: ConsensusMessage[
   state.phase = phase
   log.push({ level: 'info', event: 'job.phase', fields: { job: state.peer.job, phase: currentKey(phase), round: jobRound(state) } })
   if (phase.name === 'done') return
-  const started = phase.name === 'admm' ? admmProtocol.start(phase.admm) : secureSumProtocol.start(phase.sum)
+  const started = phase.name === 'admm' ? admmProtocol.start(phase.admm) : phase.sum.protocol.start(phase.sum.state)
   outbox.push(...started.outbox)
   log.push(...started.log)
 }
@@ -258,14 +278,14 @@ function jobRound (state: FitJobState): number {
   switch (phase.name) {
     case 'admm': return state.roundOffset + admmProtocol.round(phase.admm)
     case 'done': return state.roundOffset
-    default: return state.roundOffset + secureSumProtocol.round(phase.sum)
+    default: return state.roundOffset + phase.sum.protocol.round(phase.sum.state)
   }
 }
 
 function closePhase (state: FitJobState): void {
   const phase = state.phase
   if (phase.name === 'done') return
-  const rounds = phase.name === 'admm' ? admmProtocol.round(phase.admm) : secureSumProtocol.round(phase.sum) + 1
+  const rounds = phase.name === 'admm' ? admmProtocol.round(phase.admm) : phase.sum.protocol.round(phase.sum.state) + 1
   const key = phase.name
   state.phaseRounds[key] = (state.phaseRounds[key] ?? 0) + rounds
   state.roundOffset += rounds
@@ -319,7 +339,7 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
   if ('sum' in phase) state.finishedSums.set(phase.sum.kind, phase.sum)
   switch (phase.name) {
     case 'stats': {
-      const pooled = readStatistics(secureSumProtocol.result(phase.sum), p)
+      const pooled = readStatistics(phase.sum.protocol.result(phase.sum.state), p)
       state.pooled = pooled
       state.scaling = scalingFrom(problem, pooled, params.standardize)
       state.objective = problem.objective(state.scaling, params.lambda / pooled.peers)
@@ -342,12 +362,12 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
       return
     }
     case 'curvature': {
-      state.penalty = penaltyFromCurvature(state, secureSumProtocol.result(phase.sum), log)
+      state.penalty = penaltyFromCurvature(state, phase.sum.protocol.result(phase.sum.state), log)
       enterAdmm(state, 1, state.start as Float64Array, null, outbox, log)
       return
     }
     case 'recurvature': {
-      state.penalty = penaltyFromCurvature(state, secureSumProtocol.result(phase.sum), log)
+      state.penalty = penaltyFromCurvature(state, phase.sum.protocol.result(phase.sum.state), log)
       const warm = state.warm as AdmmState
       enterAdmm(state, 2, warm.x, warm.lambdas, outbox, log)
       return
@@ -373,14 +393,14 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
       return
     }
     case 'final': {
-      const total = secureSumProtocol.result(phase.sum)
+      const total = phase.sum.protocol.result(phase.sum.state)
       const admm = state.admm as AdmmResult
       finish(state, admm.x, unpackUpper(total, 1 + p, p), total[0] as number, admm.converged, log)
       enterPhase(state, { name: 'done' }, outbox, log)
       return
     }
     case 'newton': {
-      const total = secureSumProtocol.result(phase.sum)
+      const total = phase.sum.protocol.result(phase.sum.state)
       const newton = state.newton as NewtonProgress
       const value = total[0] as number
       const point = newton.point
@@ -417,6 +437,17 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
   }
 }
 
+/** The graph's Laplacian extremes, once per graph: an eigen-decomposition is cubic in the peers. */
+const laplacianCache = new WeakMap<Graph, { secondSmallest: number, largest: number }>()
+function cachedLaplacianExtremes (graph: Graph): { secondSmallest: number, largest: number } {
+  let extremes = laplacianCache.get(graph)
+  if (extremes === undefined) {
+    extremes = laplacianExtremes(graph)
+    laplacianCache.set(graph, extremes)
+  }
+  return extremes
+}
+
 function penaltyFromCurvature (state: FitJobState, total: Float64Array, log: LogRecord[]): number {
   const p = state.peer.problem.dimension
   const pooled = state.pooled as PooledStatistics
@@ -424,7 +455,7 @@ function penaltyFromCurvature (state: FitJobState, total: Float64Array, log: Log
   const eigenvalues = new EigenvalueDecomposition(new Matrix(Array.from({ length: p }, (_, row) => Array.from(meanHessian.subarray(row * p, row * p + p)))), { assumeSymmetric: true }).realEigenvalues
   const smallest = Math.min(...eigenvalues)
   const largest = Math.max(...eigenvalues)
-  const penalty = defaultPenalty({ smallest, largest }, laplacianExtremes(state.peer.graph))
+  const penalty = defaultPenalty({ smallest, largest }, cachedLaplacianExtremes(state.peer.graph))
   log.push({ level: 'info', event: 'job.penalty', fields: { penalty, smallestEigenvalue: smallest, largestEigenvalue: largest } })
   return penalty
 }
@@ -466,8 +497,8 @@ function forward (state: FitJobState, input: MachineInput, outbox: ConsensusMess
   } else if (phase.name === 'done') {
     return false
   } else {
-    stepped = secureSumProtocol.step(phase.sum, input)
-    finished = secureSumProtocol.done(phase.sum)
+    stepped = phase.sum.protocol.step(phase.sum.state, input)
+    finished = phase.sum.protocol.done(phase.sum.state)
   }
   outbox.push(...stepped.outbox)
   log.push(...stepped.log)
@@ -497,10 +528,11 @@ const MAX_PENDING = 100_000
 
 export function createFitJobState (peer: FitJobPeer): FitJobState {
   const p = peer.problem.dimension
-  if (peer.problem.statistics().length !== statisticsLength(p)) throw new RangeError('statistics() has the wrong length')
-  return {
+  const statistics = peer.problem.statistics()
+  if (statistics.length !== statisticsLength(p)) throw new RangeError('statistics() has the wrong length')
+  const state: FitJobState = {
     peer,
-    phase: { name: 'stats', sum: createSecureSum({ graph: peer.graph, self: peer.self, value: peer.problem.statistics(), job: peer.job, kind: 'stats', rng: peer.rng }) },
+    phase: { name: 'done' },
     roundOffset: 0,
     phaseRounds: {},
     pending: [],
@@ -511,10 +543,13 @@ export function createFitJobState (peer: FitJobPeer): FitJobState {
     penalty: null,
     admm: null,
     warm: null,
+    tree: null,
     finishedSums: new Map(),
     newton: null,
     result: null
   }
+  state.phase = { name: 'stats', sum: startSum(state, 'stats', statistics) }
+  return state
 }
 
 export const fitJobProtocol: Protocol<FitJobState, FitJobResult> = {
@@ -523,7 +558,7 @@ export const fitJobProtocol: Protocol<FitJobState, FitJobResult> = {
     const log: LogRecord[] = []
     const phase = state.phase
     if (phase.name === 'stats') {
-      const started = secureSumProtocol.start(phase.sum)
+      const started = phase.sum.protocol.start(phase.sum.state)
       outbox.push(...started.outbox)
       log.push(...started.log)
     }
@@ -537,7 +572,7 @@ export const fitJobProtocol: Protocol<FitJobState, FitJobResult> = {
       // Still answer neighbours that have not finished the last sum.
       if (input.type === 'message' && input.message.job === state.peer.job) {
         const finished = state.finishedSums.get(phaseKey(input.message.kind))
-        if (finished !== undefined) outbox.push(...assistSecureSum(finished, input.message))
+        if (finished !== undefined) outbox.push(...finished.protocol.step(finished.state, input).outbox)
       }
       return { state, outbox, log }
     }
@@ -555,7 +590,8 @@ export const fitJobProtocol: Protocol<FitJobState, FitJobResult> = {
     if (Number.isNaN(messageOrdinal)) return { state, outbox, log }
     if (messageOrdinal < current) {
       const finished = state.finishedSums.get(key)
-      if (finished !== undefined) outbox.push(...assistSecureSum(finished, message))
+      // a finished sum still answers a neighbour that lags behind
+      if (finished !== undefined) outbox.push(...finished.protocol.step(finished.state, input).outbox)
       return { state, outbox, log }
     }
     if (messageOrdinal > current) {
