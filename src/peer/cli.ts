@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander'
 import { EpimeshError } from '../learning/errors.ts'
+import { registerDemo } from './commands/demo.ts'
 import { registerSimulate } from './commands/simulate.ts'
+import { registerStart } from './commands/start.ts'
 
 /**
  * The `epimesh` command. Each sub-command lives in src/peer/commands/ and registers itself here.
@@ -13,7 +15,9 @@ export async function main (argv: string[]): Promise<number> {
     .showHelpAfterError()
 
   const registrations: Array<(program: Command) => void> = [
-    registerSimulate
+    registerSimulate,
+    registerStart,
+    registerDemo
   ]
   for (const register of registrations) register(program)
 

@@ -1,0 +1,190 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Command } from 'commander'
+import { createRng, forkRng } from '../../consensus/rng.ts'
+import { concatBlocks } from '../../learning/design.ts'
+import { fitModel } from '../../learning/fit.ts'
+import { readDataset } from '../dataset.ts'
+import { parseFederation } from '../federation.ts'
+import { createIdentity } from '../identity.ts'
+import { localDesign } from '../job.ts'
+import { DEMO_PROVINCES, generateCases, SYNTHETIC_TRUTH, toCsv } from '../synthetic-cases.ts'
+import type { StoredModel } from './start.ts'
+
+/**
+ * The main job: a federation of four provincial peers on this machine, each a separate process with
+ * its own data folder and identity, talking over libp2p on 127.0.0.1. They fit the shared severity
+ * model by consensus ADMM without exchanging a record, and the demo checks the result against the
+ * pooled fit that nobody in a real federation could compute.
+ */
+interface DemoOptions {
+  dir?: string
+  keep: boolean
+  seed: number
+  algorithm: 'admm' | 'newton'
+  lambda: number
+  json: boolean
+}
+
+const BIN = fileURLToPath(new URL('../../../bin/epimesh.js', import.meta.url))
+
+/** The provinces' shared borders. */
+const DEMO_EDGES: Array<[string, string]> = [
+  ['Shanghai', 'Jiangsu'], ['Shanghai', 'Zhejiang'], ['Jiangsu', 'Zhejiang'], ['Jiangsu', 'Anhui'], ['Zhejiang', 'Anhui']
+]
+
+const DEMO_FEATURES = [
+  { name: 'age', type: 'numeric' },
+  { name: 'max_temperature', type: 'numeric' },
+  { name: 'lymphocytes', type: 'numeric' },
+  { name: 'white_cells', type: 'numeric' },
+  { name: 'lung_imaging', type: 'binary' },
+  { name: 'prior_illness', type: 'binary' },
+  { name: 'contact', type: 'binary' },
+  { name: 'healthcare_worker', type: 'binary' },
+  { name: 'sex', type: 'categorical', levels: ['F', 'M'] }
+] as const
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolvePort, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => { resolvePort(port) })
+    })
+  })
+}
+
+export async function runDemo (options: DemoOptions): Promise<Record<string, unknown>> {
+  const say = (line: string): void => { if (!options.json) process.stdout.write(`${line}\n`) }
+  const base = options.dir === undefined ? await mkdtemp(join(tmpdir(), 'epimesh-demo-')) : resolve(options.dir)
+  await mkdir(base, { recursive: true })
+  const rng = createRng(options.seed)
+  say(`epimesh demo: ${DEMO_PROVINCES.length} provincial peers on 127.0.0.1, data folders under ${base}`)
+
+  const members: Array<{ region: string, peerId: string, addresses: string[], dir: string, port: number }> = []
+  for (const province of DEMO_PROVINCES) {
+    const dir = join(base, province.region.toLowerCase())
+    const { peerId } = await createIdentity(dir)
+    const rows = generateCases(province, forkRng(rng, province.region))
+    await writeFile(join(dir, 'cases.csv'), toCsv(rows))
+    const port = await freePort()
+    members.push({ region: province.region, peerId, addresses: [`/ip4/127.0.0.1/tcp/${port}`], dir, port })
+    say(`  ${province.region.padEnd(9)} ${String(rows.length).padStart(4)} case records, peer ${peerId}`)
+  }
+  const document = {
+    version: 1,
+    federationId: 'yangtze-delta-demo',
+    description: 'Demonstration federation of four neighbouring provinces (synthetic records)',
+    members: members.map(({ region, peerId, addresses }) => ({ region, peerId, addresses })),
+    graph: { edges: DEMO_EDGES },
+    bootstrap: members[0]?.addresses ?? [],
+    model: {
+      family: 'binomial',
+      outcome: 'severe',
+      features: DEMO_FEATURES,
+      lambda: options.lambda,
+      algorithm: options.algorithm,
+      tolerance: 1e-8,
+      maxRounds: 3000,
+      roundDeadlineMs: 2000,
+      dropAfterRounds: 0
+    }
+  }
+  const federationPath = join(base, 'federation.json')
+  await writeFile(federationPath, JSON.stringify(document, null, 2))
+  const federation = parseFederation(document, federationPath)
+
+  const jobId = `demo-${options.seed}`
+  const started = Date.now()
+  const children: ChildProcess[] = []
+  const exits: Array<Promise<number>> = []
+  const phases = new Map<string, string>()
+  members.forEach((member, index) => {
+    const args = [BIN, 'start', '--dir', member.dir, '--federation', federationPath, '--listen', member.addresses[0] as string, '--job-id', jobId, '--exit-after-job', ...(index === 0 ? ['--propose'] : [])]
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    children.push(child)
+    let buffer = ''
+    child.stderr?.setEncoding('utf8')
+    child.stderr?.on('data', (chunk: string) => {
+      buffer += chunk
+      const lines = buffer.split('\n')
+      buffer = lines.pop() ?? ''
+      for (const line of lines) {
+        try {
+          const record = JSON.parse(line) as { event?: string, phase?: string, round?: number, level?: number, msg?: string }
+          if (record.event === 'job.phase' && index === 0) {
+            const phase = String(record.phase)
+            if (!phases.has(phase)) {
+              phases.set(phase, phase)
+              say(`  [${((Date.now() - started) / 1000).toFixed(1)} s] ${member.region}: phase ${phase} at round ${record.round}`)
+            }
+          }
+          if ((record.level ?? 0) >= 50) say(`  ${member.region}: ${record.msg ?? line}`)
+        } catch {
+          if (line.trim() !== '') say(`  ${member.region}: ${line}`)
+        }
+      }
+    })
+    exits.push(new Promise((resolveExit) => { child.on('exit', (code) => { resolveExit(code ?? 1) }) }))
+  })
+  const timeout = setTimeout(() => { for (const child of children) child.kill('SIGTERM') }, 110_000)
+  const codes = await Promise.all(exits)
+  clearTimeout(timeout)
+  const seconds = (Date.now() - started) / 1000
+  if (codes.some((code) => code !== 0)) throw new Error(`a peer process failed (exit codes ${codes.join(', ')}); logs above`)
+
+  const models = await Promise.all(members.map(async (member) => JSON.parse(await readFile(join(member.dir, 'models', `${jobId}.json`), 'utf8')) as StoredModel))
+  const first = models[0] as StoredModel
+  // The pooled fit, which only this demonstration can compute: it holds every region's rows.
+  const blocks = await Promise.all(members.map(async (member) => localDesign((await readDataset(join(member.dir, 'cases.csv'))).rows, federation.model)))
+  const pooled = fitModel(concatBlocks(blocks.map((entry) => entry.block)), blocks[0]?.terms ?? [], { family: 'binomial', lambda: options.lambda, standardize: true })
+  const maxDifference = Math.max(...models.flatMap((model) => model.coefficients.map((row, index) => Math.abs(row.estimate - (pooled.coefficients.estimate[index] as number)) / Math.max(1e-12, Math.abs(pooled.coefficients.estimate[index] as number)))))
+  const summary = {
+    job: jobId,
+    rounds: first.rounds,
+    seconds,
+    converged: models.every((model) => model.converged),
+    coefficients: Object.fromEntries(first.coefficients.map((row) => [row.term, row.estimate])),
+    standardErrors: Object.fromEntries(first.coefficients.map((row) => [row.term, row.standardError])),
+    pValues: Object.fromEntries(first.coefficients.map((row) => [row.term, row.pValue])),
+    pooledRelativeError: maxDifference,
+    truth: SYNTHETIC_TRUTH,
+    federation: federationPath,
+    peers: members.map((member) => ({ region: member.region, peerId: member.peerId, dir: member.dir }))
+  }
+  say('')
+  say(`shared model (job ${jobId}, ${first.rounds} rounds, ${seconds.toFixed(1)} s, ${first.rows} records in ${first.peers} regions; none left its region):`)
+  say(`  ${'term'.padEnd(20)} ${'estimate'.padStart(11)} ${'std. error'.padStart(11)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
+  for (const row of first.coefficients) {
+    say(`  ${row.term.padEnd(20)} ${row.estimate.toFixed(5).padStart(11)} ${row.standardError.toFixed(5).padStart(11)} ${row.z.toFixed(2).padStart(8)} ${row.pValue.toExponential(2).padStart(10)}`)
+  }
+  say(`every region holds the same model; largest relative difference from the pooled fit: ${maxDifference.toExponential(2)}`)
+  say(`files: ${base} (federation.json; per region: identity.key, cases.csv, models/${jobId}.json, status.json)`)
+  if (!options.keep && options.dir === undefined) {
+    say('(data folders removed; run with --keep to keep them)')
+    await rm(base, { recursive: true, force: true })
+  }
+  return summary
+}
+
+export function registerDemo (program: Command): void {
+  program.command('demo')
+    .description('run a local federation of four provincial peers on synthetic case records (the main job)')
+    .option('--dir <dir>', 'where to put the data folders (kept); default: a temporary folder')
+    .option('--keep', 'keep the temporary data folders', false)
+    .option('--seed <n>', 'seed of the synthetic records', (value) => Number(value), 1)
+    .option('--algorithm <name>', 'admm or newton', 'admm')
+    .option('--lambda <l>', 'L2 penalty', (value) => Number(value), 0)
+    .option('--json', 'one JSON object on stdout', false)
+    .action(async (options: DemoOptions) => {
+      const summary = await runDemo(options)
+      if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
+    })
+}

@@ -1,0 +1,156 @@
+import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import type { Command } from 'commander'
+import pino from 'pino'
+import type { FitJobResult } from '../../consensus/fit-job.ts'
+import { coefficientTable } from '../../learning/inference.ts'
+import { readDataset } from '../dataset.ts'
+import { loadFederation } from '../federation.ts'
+import { loadIdentity } from '../identity.ts'
+import { JobCoordinator, type JobProposal } from '../job.ts'
+import { createLibp2pTransport } from '../libp2p-transport.ts'
+import { createPeerNode } from '../node.ts'
+
+/**
+ * `epimesh start`: runs this region's peer until stopped. It joins the federation (one reachable
+ * member is enough), keeps the links to its graph neighbours, answers job proposals against its own
+ * disclosure policy, runs the jobs it accepted, and writes each shared model into its data folder.
+ */
+interface StartOptions {
+  dir: string
+  federation: string
+  listen: string[]
+  propose: boolean
+  jobId?: string
+  exitAfterJob: boolean
+  cases: string
+}
+
+export interface StoredModel {
+  job: string
+  createdAt: string
+  rounds: number
+  converged: boolean
+  peers: number
+  rows: number
+  logLikelihood: number
+  penalty: number | null
+  coefficients: Array<{ term: string, estimate: number, standardError: number, z: number, pValue: number }>
+}
+
+export function toStoredModel (job: string, result: FitJobResult): StoredModel {
+  const table = coefficientTable(result.terms, result.coefficients, result.covariance)
+  return {
+    job,
+    createdAt: new Date().toISOString(),
+    rounds: result.rounds,
+    converged: result.converged,
+    peers: result.peers,
+    rows: result.rows,
+    logLikelihood: result.logLikelihood,
+    penalty: result.penalty,
+    coefficients: table.terms.map((term, index) => ({
+      term,
+      estimate: table.estimate[index] as number,
+      standardError: table.standardError[index] as number,
+      z: table.z[index] as number,
+      pValue: table.pValue[index] as number
+    }))
+  }
+}
+
+async function writeAtomically (path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text)
+  await rename(`${path}.tmp`, path)
+}
+
+export async function runStart (options: StartOptions): Promise<number> {
+  const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2))
+  const federation = await loadFederation(options.federation)
+  const { privateKey, peerId } = await loadIdentity(options.dir)
+  const member = federation.members.find((candidate) => candidate.peerId === peerId)
+  const log = logger.child({ region: member?.region ?? 'unknown', peer: peerId.slice(-8) })
+  const dataset = await readDataset(join(options.dir, options.cases))
+  const controller = new AbortController()
+  const stop = (): void => { controller.abort() }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+
+  const node = await createPeerNode({ federation, privateKey, listen: options.listen })
+  await node.start({ signal: controller.signal })
+  log.info({ addresses: node.addresses(), neighbours: node.neighbours.length }, 'peer started')
+  const transport = createLibp2pTransport({}, { node })
+  let coordinator: JobCoordinator | null = null
+  let lastStatus = 0
+  const writeStatus = async (extra: Record<string, unknown> = {}): Promise<void> => {
+    await writeAtomically(join(options.dir, 'status.json'), JSON.stringify({
+      peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(),
+      neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), ...extra
+    }, null, 2))
+  }
+  try {
+    await node.waitForNeighbours({ timeoutMs: 30_000, signal: controller.signal })
+    const ready = await transport.start({ signal: controller.signal })
+    log.info({ ready: ready.ready.length, missing: ready.missing.length }, 'neighbour exchange ready')
+    coordinator = new JobCoordinator({
+      node, transport, federation, rows: dataset.rows, signal: controller.signal,
+      log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
+      onProgress: (progress) => {
+        const now = Date.now()
+        if (now - lastStatus > 500) {
+          lastStatus = now
+          void writeStatus()
+        }
+        if (progress.round % 50 === 0) log.debug({ event: 'job.progress', ...progress }, 'progress')
+      }
+    })
+    coordinator.start()
+    await writeStatus()
+    const jobId = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
+    const finished = options.propose
+      ? coordinator.propose({ type: 'job.propose', id: jobId, proposer: peerId, model: federation.model } satisfies JobProposal)
+      : coordinator.waitFor(jobId)
+    const onFinished = async (result: FitJobResult): Promise<void> => {
+      const modelsDir = join(options.dir, 'models')
+      await mkdir(modelsDir, { recursive: true })
+      const stored = toStoredModel(jobId, result)
+      await writeAtomically(join(modelsDir, `${jobId}.json`), JSON.stringify(stored, null, 2))
+      await writeAtomically(join(modelsDir, 'latest.json'), JSON.stringify(stored, null, 2))
+      log.info({ event: 'model.stored', job: jobId, rounds: result.rounds, converged: result.converged }, 'model stored')
+      await writeStatus({ lastModel: jobId })
+    }
+    if (options.exitAfterJob || options.propose || options.jobId !== undefined) {
+      const result = await finished
+      await onFinished(result)
+      // stay a moment for neighbours still finishing the last sum
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      return 0
+    }
+    await new Promise<void>((resolve) => { controller.signal.addEventListener('abort', () => { resolve() }, { once: true }) })
+    return 0
+  } finally {
+    coordinator?.stop()
+    await transport.stop().catch(() => {})
+    await node.stop().catch(() => {})
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+    log.info('peer stopped')
+    logger.flush()
+  }
+}
+
+export function registerStart (program: Command): void {
+  program.command('start')
+    .description('run this region\'s peer: join the federation, answer job proposals, run the jobs it accepts')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder (from epimesh init)')
+    .requiredOption('--federation <file>', 'the federation file shared by all members')
+    .option('--listen <multiaddr...>', 'listen addresses', ['/ip4/127.0.0.1/tcp/0'])
+    .option('--cases <file>', 'case records in the data folder', 'cases.csv')
+    .option('--propose', 'propose a job with the federation\'s model as soon as the neighbours are up', false)
+    .option('--job-id <id>', 'the job to propose, or to wait for')
+    .option('--exit-after-job', 'stop after one job', false)
+    .action(async (options: StartOptions) => {
+      process.exitCode = await runStart(options)
+    })
+}

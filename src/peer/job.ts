@@ -1,0 +1,292 @@
+import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobResult, type FitJobState } from '../consensus/fit-job.ts'
+import { diameter, graphFromEdges, type Graph } from '../consensus/graph.ts'
+import type { LogRecord } from '../consensus/machine.ts'
+import { buildDesign, INTERCEPT, termNames, type DataBlock, type FeatureSpec, type ModelSpec } from '../learning/design.ts'
+import { EpimeshError } from '../learning/errors.ts'
+import { createGlmProblem } from '../learning/problem.ts'
+import type { Cell } from './dataset.ts'
+import type { Federation, ModelSpec as FederationModel } from './federation.ts'
+import type { Libp2pTransport } from './libp2p-transport.ts'
+import type { PeerNode } from './node.ts'
+import { driveRounds } from './round-driver.ts'
+import { createSecureRng } from './secure-rng.ts'
+
+/**
+ * Jobs without a coordinator. Any member proposes a job on the federation's announcement topic; each
+ * member checks it against its own disclosure policy and answers accept or decline (with the reason);
+ * when every member has accepted, all start round 0 of the same job. Announcements are signed by
+ * gossipsub (StrictSign) and repeated until the job starts, since a member that joins late never sees
+ * what was published before it subscribed.
+ */
+export class JobRefusedError extends EpimeshError {
+  static override readonly name = 'JobRefusedError'
+  constructor (message: string, options?: { cause?: unknown }) { super('JOB_REFUSED', message, options) }
+}
+
+export interface JobProposal {
+  type: 'job.propose'
+  id: string
+  proposer: string
+  model: FederationModel
+}
+
+type JobAnnouncement =
+  | JobProposal
+  | { type: 'job.accept', id: string }
+  | { type: 'job.decline', id: string, reason: string }
+
+/** DataSHIELD's default disclosure control: at least 3 cases of each outcome, parameters at most 0.33 x rows. */
+export const DISCLOSURE = Object.freeze({ minimumPerOutcome: 3, maximumParameterRatio: 0.33 })
+
+const POSITIVE = new Set(['1', 'yes', 'true', 'y', 't', 'positive'])
+const NEGATIVE = new Set(['0', 'no', 'false', 'n', 'f', 'negative'])
+
+export function learningSpec (model: FederationModel): ModelSpec {
+  const features: FeatureSpec[] = model.features.map((feature) => {
+    if (feature.type !== 'categorical') return { name: feature.name, type: 'numeric' }
+    if (feature.levels === undefined || feature.levels.length < 2) throw new JobRefusedError(`feature ${feature.name} is categorical but the job lists no levels; every peer must code it the same way`)
+    return { name: feature.name, type: 'categorical', levels: feature.levels }
+  })
+  return { outcome: model.outcome, features }
+}
+
+/** The peer's rows as a design block for the job's model: complete cases, outcome coded 0/1. */
+export function localDesign (rows: ReadonlyArray<Record<string, Cell>>, model: FederationModel): { block: DataBlock, terms: string[], dropped: number } {
+  const spec = learningSpec(model)
+  const used = [model.outcome, ...model.features.map((feature) => feature.name)]
+  const complete = rows.filter((row) => used.every((column) => row[column] !== null && row[column] !== undefined && row[column] !== ''))
+  const coded = complete.map((row) => {
+    const outcome = row[model.outcome]
+    if (model.family !== 'binomial' || typeof outcome === 'number') return row
+    const lower = String(outcome).toLowerCase()
+    return { ...row, [model.outcome]: POSITIVE.has(lower) ? 1 : NEGATIVE.has(lower) ? 0 : Number.NaN }
+  })
+  const block = buildDesign(coded, spec, { outcome: model.family === 'binomial' ? 'binary' : 'count' })
+  return { block, terms: termNames(spec), dropped: rows.length - complete.length }
+}
+
+/** A reason to decline, or null to accept. */
+export function disclosureCheck (block: DataBlock, model: FederationModel): string | null {
+  if (model.family === 'binomial') {
+    let positives = 0
+    for (let row = 0; row < block.rows; row++) positives += block.y[row] as number
+    const negatives = block.rows - positives
+    if (positives < DISCLOSURE.minimumPerOutcome || negatives < DISCLOSURE.minimumPerOutcome) {
+      return `disclosure control: fewer than ${DISCLOSURE.minimumPerOutcome} cases of one outcome in this region`
+    }
+  }
+  if (block.cols > DISCLOSURE.maximumParameterRatio * block.rows) {
+    return `disclosure control: ${block.cols} parameters for ${block.rows} rows (at most ${DISCLOSURE.maximumParameterRatio} x rows)`
+  }
+  return null
+}
+
+/** The federation's graph over peer ids, in member order: the same on every peer. */
+export function federationGraph (federation: Federation): Graph {
+  const byRegion = new Map(federation.members.map((member) => [member.region, member.peerId]))
+  return graphFromEdges(federation.members.map((member) => member.peerId), federation.edges.map(([a, b]) => [byRegion.get(a) as string, byRegion.get(b) as string]))
+}
+
+export interface JobProgress {
+  job: string
+  phase: string
+  round: number
+  primalResidual?: number
+  dualResidual?: number
+}
+
+export interface JobCoordinatorOptions {
+  node: PeerNode
+  transport: Libp2pTransport
+  federation: Federation
+  rows: ReadonlyArray<Record<string, Cell>>
+  log: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void
+  onProgress?: (progress: JobProgress) => void
+  signal: AbortSignal
+  /** how often proposals and answers are repeated until the job starts */
+  repeatMs?: number
+}
+
+interface JobRecord {
+  proposal: JobProposal
+  answers: Map<string, { accept: boolean, reason?: string }>
+  myAnswer: JobAnnouncement | null
+  started: boolean
+  result: Promise<FitJobResult> | null
+}
+
+export class JobCoordinator {
+  private readonly jobs = new Map<string, JobRecord>()
+  private readonly options: JobCoordinatorOptions
+  private unsubscribe: (() => void) | null = null
+  private readonly lingering: Array<() => void> = []
+  private repeater: NodeJS.Timeout | null = null
+  private readonly waiters = new Map<string, Array<{ resolve: (result: FitJobResult) => void, reject: (error: unknown) => void }>>()
+  current: JobProgress | null = null
+
+  constructor (options: JobCoordinatorOptions) {
+    this.options = options
+  }
+
+  start (): void {
+    this.unsubscribe = this.options.node.announcements.subscribe((announcement) => {
+      let parsed: JobAnnouncement
+      try {
+        parsed = JSON.parse(new TextDecoder().decode(announcement.data)) as JobAnnouncement
+      } catch {
+        return
+      }
+      this.receive(announcement.from, parsed)
+    })
+    this.repeater = setInterval(() => { void this.repeat() }, this.options.repeatMs ?? 1000)
+  }
+
+  stop (): void {
+    for (const release of this.lingering.splice(0)) release()
+    this.unsubscribe?.()
+    if (this.repeater !== null) clearInterval(this.repeater)
+  }
+
+  /** Proposes a job to the federation and resolves with this peer's result when it has run. */
+  async propose (proposal: JobProposal): Promise<FitJobResult> {
+    const done = this.waitFor(proposal.id)
+    this.receive(this.options.node.peerId, proposal)
+    await this.publish(proposal)
+    return await done
+  }
+
+  waitFor (id: string): Promise<FitJobResult> {
+    return new Promise((resolve, reject) => {
+      const list = this.waiters.get(id) ?? []
+      list.push({ resolve, reject })
+      this.waiters.set(id, list)
+    })
+  }
+
+  private async publish (value: JobAnnouncement): Promise<void> {
+    try {
+      await this.options.node.announcements.publishJson(value)
+    } catch (error) {
+      // no subscriber yet: the repeater publishes it again
+      this.options.log('debug', 'job.publish.deferred', { type: value.type, id: value.id, reason: (error as Error).message })
+    }
+  }
+
+  private async repeat (): Promise<void> {
+    for (const record of this.jobs.values()) {
+      if (record.started) continue
+      if (record.proposal.proposer === this.options.node.peerId) await this.publish(record.proposal)
+      if (record.myAnswer !== null) await this.publish(record.myAnswer)
+    }
+  }
+
+  private receive (from: string, announcement: JobAnnouncement): void {
+    if (typeof announcement !== 'object' || announcement === null || typeof announcement.id !== 'string') return
+    if (announcement.type === 'job.propose') {
+      if (this.jobs.has(announcement.id)) return
+      const record: JobRecord = { proposal: announcement, answers: new Map(), myAnswer: null, started: false, result: null }
+      this.jobs.set(announcement.id, record)
+      this.answer(record)
+      return
+    }
+    const record = this.jobs.get(announcement.id)
+    if (record === undefined || record.started) return
+    if (announcement.type === 'job.accept') record.answers.set(from, { accept: true })
+    else if (announcement.type === 'job.decline') {
+      record.answers.set(from, { accept: false, reason: String(announcement.reason) })
+      this.options.log('warn', 'job.declined', { job: announcement.id, by: from, reason: announcement.reason })
+      this.settle(announcement.id, null, new JobRefusedError(`job ${announcement.id} declined by ${from}: ${announcement.reason}`))
+    }
+    this.maybeStart(record)
+  }
+
+  private answer (record: JobRecord): void {
+    const { proposal } = record
+    let reason: string | null
+    try {
+      const { block } = localDesign(this.options.rows, proposal.model)
+      reason = disclosureCheck(block, proposal.model)
+    } catch (error) {
+      reason = `cannot build the model from this region's data: ${(error as Error).message}`
+    }
+    record.myAnswer = reason === null ? { type: 'job.accept', id: proposal.id } : { type: 'job.decline', id: proposal.id, reason }
+    record.answers.set(this.options.node.peerId, reason === null ? { accept: true } : { accept: false, reason })
+    this.options.log(reason === null ? 'info' : 'warn', reason === null ? 'job.accepted' : 'job.declined', { job: proposal.id, ...(reason === null ? {} : { reason }) })
+    void this.publish(record.myAnswer)
+    if (reason !== null) this.settle(proposal.id, null, new JobRefusedError(`job ${proposal.id} declined here: ${reason}`))
+    this.maybeStart(record)
+  }
+
+  private maybeStart (record: JobRecord): void {
+    if (record.started) return
+    const members = this.options.federation.members.map((member) => member.peerId)
+    if (!members.every((peer) => record.answers.get(peer)?.accept === true)) return
+    record.started = true
+    // Answers keep going out a little longer for members that have not seen them all yet.
+    const lastAnswer = record.myAnswer
+    if (lastAnswer !== null) setTimeout(() => { void this.publish(lastAnswer) }, 500)
+    record.result = this.run(record.proposal)
+    record.result.then((result) => { this.settle(record.proposal.id, result, null) }, (error: unknown) => { this.settle(record.proposal.id, null, error) })
+  }
+
+  private settle (id: string, result: FitJobResult | null, error: unknown): void {
+    const list = this.waiters.get(id) ?? []
+    this.waiters.delete(id)
+    for (const waiter of list) {
+      if (result !== null) waiter.resolve(result)
+      else waiter.reject(error)
+    }
+  }
+
+  private async run (proposal: JobProposal): Promise<FitJobResult> {
+    const { federation, transport, node } = this.options
+    const model = proposal.model
+    const { block, terms } = localDesign(this.options.rows, model)
+    const graph = federationGraph(federation)
+    const self = graph.names.indexOf(node.peerId)
+    const state = createFitJobState({
+      job: proposal.id,
+      graph,
+      self,
+      diameter: diameter(graph),
+      problem: createGlmProblem({ family: model.family, block, terms, interceptColumn: terms.indexOf(INTERCEPT) >= 0 ? terms.indexOf(INTERCEPT) : null }),
+      params: createFitJobParams({
+        algorithm: model.algorithm,
+        lambda: model.lambda,
+        tolerance: model.tolerance,
+        maxRounds: model.maxRounds,
+        dropAfterRounds: model.dropAfterRounds
+      }),
+      rng: createSecureRng()
+    })
+    this.options.log('info', 'job.start', { job: proposal.id, peers: graph.names.length, rows: block.rows, algorithm: model.algorithm })
+    const driven = await driveRounds<FitJobState, FitJobResult>({
+      protocol: fitJobProtocol,
+      state,
+      transport,
+      roundDeadlineMs: model.roundDeadlineMs,
+      signal: this.options.signal,
+      onStep: (current, _outbox, log: readonly LogRecord[]) => {
+        for (const record of log) if (record.level !== 'debug') this.options.log(record.level, record.event, record.fields)
+        const phase = current.phase
+        this.current = {
+          job: proposal.id,
+          phase: phase.name === 'admm' ? (phase.stage === 1 ? 'admm' : 'admm2') : phase.name,
+          round: fitJobProtocol.round(current),
+          ...(phase.name === 'admm' ? { primalResidual: phase.admm.primalResidual, dualResidual: phase.admm.dualResidual } : {})
+        }
+        this.options.onProgress?.(this.current)
+      }
+    })
+    this.options.log('info', 'job.done', { job: proposal.id, rounds: driven.result.rounds, deadlines: driven.deadlines, converged: driven.result.converged })
+    // A finished job still answers neighbours that have not finished its last sum.
+    const finished = driven.state
+    this.lingering.push(transport.onMessage((message) => {
+      const stepped = fitJobProtocol.step(finished, { type: 'message', message })
+      for (const reply of stepped.outbox) {
+        void (reply.to === undefined ? transport.broadcast(reply) : transport.send(reply.to, reply)).catch(() => {})
+      }
+    }))
+    return driven.result
+  }
+}

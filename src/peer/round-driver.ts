@@ -1,0 +1,124 @@
+import type { LogRecord, MachineInput, Protocol } from '../consensus/machine.ts'
+import type { ConsensusMessage, Transport } from '../consensus/types.ts'
+
+/**
+ * Runs a pure consensus machine over a real transport: feeds it the neighbours' messages and, when a
+ * round's deadline passes, a `deadline` input; writes every input ahead of the step it causes (so a
+ * restarted peer can replay them), then sends the outbox. This is the only place where network time
+ * meets the machines.
+ */
+export interface RoundDriverOptions<S, R> {
+  protocol: Protocol<S, R>
+  state: S
+  transport: Transport
+  /** how long a round waits for its neighbours before it goes on without the missing ones */
+  roundDeadlineMs: number
+  signal?: AbortSignal
+  /** write-ahead: called with every input before the machine steps on it */
+  persist?: (input: MachineInput) => Promise<void>
+  /** called after each step with the machine's state, the messages it sends and its log records */
+  onStep?: (state: S, outbox: readonly ConsensusMessage[], log: readonly LogRecord[]) => void | Promise<void>
+  /** messages replayed into the machine before live traffic (a restart) */
+  replay?: readonly MachineInput[]
+}
+
+export interface RoundDriverResult<S, R> {
+  state: S
+  result: R
+  inputs: number
+  deadlines: number
+  sendFailures: number
+}
+
+export class RoundDriverAbortedError extends Error {
+  static override readonly name = 'RoundDriverAbortedError'
+  readonly code = 'ROUND_DRIVER_ABORTED'
+}
+
+export async function driveRounds<S, R> (options: RoundDriverOptions<S, R>): Promise<RoundDriverResult<S, R>> {
+  const { protocol, transport, roundDeadlineMs } = options
+  let state = options.state
+  const queue: MachineInput[] = []
+  let wake: (() => void) | null = null
+  let inputs = 0
+  let deadlines = 0
+  let sendFailures = 0
+  const notify = (): void => {
+    const resume = wake
+    wake = null
+    resume?.()
+  }
+  const unsubscribe = transport.onMessage((message) => {
+    queue.push({ type: 'message', message })
+    notify()
+  })
+  const onAbort = (): void => { notify() }
+  options.signal?.addEventListener('abort', onAbort)
+
+  const send = async (outbox: readonly ConsensusMessage[]): Promise<void> => {
+    await Promise.all(outbox.map(async (message) => {
+      try {
+        if (message.to === undefined) await transport.broadcast(message)
+        else await transport.send(message.to, message)
+      } catch {
+        // A neighbour that cannot be reached misses this round; the machine's deadline handles it.
+        sendFailures++
+      }
+    }))
+  }
+
+  const apply = async (input: MachineInput | null): Promise<void> => {
+    if (input !== null) await options.persist?.(input)
+    const stepped = input === null ? protocol.start(state) : protocol.step(state, input)
+    state = stepped.state
+    await options.onStep?.(state, stepped.outbox, stepped.log)
+    await send(stepped.outbox)
+  }
+
+  let timer: NodeJS.Timeout | null = null
+  try {
+    if (options.replay !== undefined && options.replay.length > 0) {
+      // Rebuild the state from the logged inputs; resend only what the last input produced.
+      let last: readonly ConsensusMessage[] = protocol.start(state).outbox
+      for (const input of options.replay) {
+        const stepped = protocol.step(state, input)
+        state = stepped.state
+        if (stepped.outbox.length > 0) last = stepped.outbox
+      }
+      await send(last)
+    } else {
+      await apply(null)
+    }
+    let watchedRound = protocol.round(state)
+    const armDeadline = (): void => {
+      if (timer !== null) clearTimeout(timer)
+      const round = protocol.round(state)
+      timer = setTimeout(() => {
+        queue.push({ type: 'deadline', round })
+        notify()
+      }, roundDeadlineMs)
+    }
+    armDeadline()
+    while (!protocol.done(state)) {
+      if (options.signal?.aborted === true) throw new RoundDriverAbortedError('the run was stopped')
+      const input = queue.shift()
+      if (input === undefined) {
+        await new Promise<void>((resolve) => { wake = resolve })
+        continue
+      }
+      if (input.type === 'deadline') deadlines++
+      else inputs++
+      await apply(input)
+      const round = protocol.round(state)
+      if (round !== watchedRound) {
+        watchedRound = round
+        armDeadline()
+      }
+    }
+    return { state, result: protocol.result(state), inputs, deadlines, sendFailures }
+  } finally {
+    if (timer !== null) clearTimeout(timer)
+    unsubscribe()
+    options.signal?.removeEventListener('abort', onAbort)
+  }
+}
