@@ -5,7 +5,10 @@ import type { Rng } from './types.ts'
  * Fixed-point numbers in the ring of integers modulo 2^128, four little-endian 32-bit limbs each, so
  * that masks added by one peer and subtracted by another cancel exactly (floating-point masks would
  * leave rounding noise behind). A float v is encoded as round(v * 2^48): 48 fractional bits (a
- * resolution of 3.6e-15) and room for magnitudes up to 2^79, far beyond any count, sum or Hessian entry.
+ * resolution of 3.6e-15) and, as a signed 128-bit integer, room for totals up to 2^79 in magnitude.
+ * Limbs rather than BigInt: the masked sums add and subtract many vectors, and 32-bit limbs with
+ * explicit carries do that without allocating. Encoding rounds each value once (relative error 2^-53
+ * for |v| >= 32, absolute 2^-49 below); the sum itself is exact, and decoding rounds once more.
  */
 export const FRACTION_BITS = 48
 const SCALE = 2 ** FRACTION_BITS
@@ -13,9 +16,15 @@ const LIMB = 4294967296
 
 export const LIMBS = 4
 
+/**
+ * The largest magnitude one value may have: 2^64, far beyond any count, sum or Hessian entry, and low
+ * enough that a total of up to 2^15 such values stays below 2^79 (beyond 2^127 / 2^48 it would wrap).
+ */
+export const MAX_FIXED_MAGNITUDE = 2 ** 64
+
 /** Writes the encoding of `value` into `out` at element `index` (4 limbs). */
 export function encodeFixed (value: number, out: Uint32Array, index: number): void {
-  if (!Number.isFinite(value)) throw new RangeError(`cannot encode ${value}`)
+  if (!Number.isFinite(value) || Math.abs(value) >= MAX_FIXED_MAGNITUDE) throw new RangeError(`cannot encode ${value} in fixed point: it must be finite and below 2^64 in magnitude`)
   let magnitude = Math.round(Math.abs(value) * SCALE)
   const base = index * LIMBS
   for (let limb = 0; limb < LIMBS; limb++) {

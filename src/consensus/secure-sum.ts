@@ -1,29 +1,49 @@
+import { GraphDisconnectedError } from './errors.ts'
 import { addInto, decodeVector, encodeVector, fromBytes, LIMBS, randomRingVector, subtractInto, toBytes } from './fixed-point.ts'
-import type { Graph } from './graph.ts'
+import { diameter as graphDiameter, type Graph } from './graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from './machine.ts'
 import type { ConsensusMessage, Rng } from './types.ts'
 
 /**
- * Exact sum of a vector over every peer, such that no peer's own vector is ever visible.
+ * Exact sum of a vector over the members of a federation, such that no member's own vector is ever
+ * visible.
  *
- * Round 0: peer i sends each neighbour j, privately, a fresh uniformly random ring vector r_ij. With its
- * neighbours' masks in hand it forms its contribution c_i = v_i - sum_j r_ij + sum_j r_ji (mod 2^128,
- * fixed point). The masks cancel in the sum over all peers; a single c_i is uniformly distributed and
- * tells nothing about v_i to anyone who lacks one of the masks, and a neighbour holds only its own.
+ * Round 0: member i sends each member neighbour j, privately, a fresh uniformly random ring vector r_ij
+ * (the `${kind}.mask` message; a lost one is asked for again at the round's deadline). With its
+ * neighbours' masks in hand it forms its contribution
+ * c_i = enc(v_i) - sum_j r_ij + sum_j r_ji (mod 2^128, fixed point, see fixed-point.ts). The masks
+ * cancel in the sum over all members, exactly; a single c_i is uniformly distributed to anyone who
+ * lacks one of the masks it contains. A neighbour holds only the two masks of its own edge, so a member
+ * with two or more neighbours is hidden from each of them; all of a member's neighbours together can
+ * recover its value, and a member with a single neighbour is visible to it (start() logs a warning).
  *
- * Then the contributions flood: every round a peer sends each neighbour the contributions that the
- * neighbour's last report says it lacks (its report is a bitmap of the origins it knows), so each
- * contribution crosses each link about once and a lost message is made good a round later. A peer
- * that knows all contributions and whose neighbours all report the same stops; every peer ends with the
- * exact total in about diameter + 2 rounds.
+ * Then the contributions flood: every round a member sends each neighbour the contributions that the
+ * neighbour's last report says it lacks (every flood message carries a bitmap of the origins its
+ * sender knows), so each contribution crosses each link about once and one lost in flight is sent
+ * again a round later. (Re-broadcasting everything known every round would be simpler, but moves
+ * m vectors over every link every round: quadratic in the federation's size.) A member advances a round when every neighbour's message of that round (or a
+ * later one) is in, or at the round's deadline; a neighbour whose report is complete need not be
+ * heard once this member is complete too. A member is done when it knows every contribution, has
+ * sent at least one complete report, and every neighbour has reported complete: with no loss every
+ * member ends with the exact total after diameter + 2 ticks (see secureSumRounds). A finished
+ * machine keeps answering a neighbour that lags behind (see assistSecureSum), so a lost final report
+ * costs a round, not the sum.
+ *
+ * A member that never answers (dead, or cut off) stalls the sum in the mask round: leave it out of
+ * `members` instead. Non-members take no part and relay nothing; the members must induce a connected
+ * subgraph.
  */
 export interface SecureSumInit {
   graph: Graph
   self: number
   value: ArrayLike<number>
   job: string
-  kind: string
+  /** message kind; the masks travel as `${kind}.mask` (default 'secure-sum') */
+  kind?: string
+  /** masks come from here; a real peer passes a cryptographic keystream, a simulation a seeded rng */
   rng: Rng
+  /** the peers whose values are summed (node indices; default every peer); self must be one */
+  members?: readonly number[]
 }
 
 export interface SecureSumState {
@@ -31,13 +51,21 @@ export interface SecureSumState {
   readonly self: number
   readonly job: string
   readonly kind: string
+  /** entries in the summed vector */
   readonly length: number
   readonly rng: Rng
+  /** 1 for a member node, 0 otherwise */
+  readonly memberFlags: Uint8Array
+  readonly memberCount: number
+  /** the member neighbours, in increasing order; "slot" indexes this list */
+  readonly slots: readonly number[]
   round: number
   /** masks this peer sent, per neighbour slot */
   readonly masksOut: Uint32Array[]
   readonly masksIn: Array<Uint32Array | null>
+  /** enc(v_i): never leaves the machine */
   readonly value: Uint32Array
+  /** contributions known, by origin node */
   readonly known: Array<Uint32Array | null>
   knownCount: number
   /** per neighbour slot: which origins it reported knowing */
@@ -45,7 +73,8 @@ export interface SecureSumState {
   readonly reportedCount: Int32Array
   /** per neighbour slot: origins sent to it in the previous round (in flight) */
   readonly inFlight: Array<Set<number>>
-  readonly heardThisRound: boolean[]
+  /** per neighbour slot: the latest flood round heard from it (0 before any) */
+  readonly lastHeard: Int32Array
   sentComplete: boolean
   done: boolean
   total: Float64Array | null
@@ -64,18 +93,64 @@ function setBit (bitmap: Uint8Array, index: number): void {
   bitmap[index >> 3] = (bitmap[index >> 3] as number) | (1 << (index & 7))
 }
 
+function memberFlagsOf (graph: Graph, members: readonly number[] | undefined): Uint8Array {
+  const n = graph.names.length
+  const flags = new Uint8Array(n)
+  if (members === undefined) return flags.fill(1)
+  for (const member of members) {
+    if (!Number.isInteger(member) || member < 0 || member >= n) throw new RangeError(`member ${member} is not a node of the graph`)
+    flags[member] = 1
+  }
+  return flags
+}
+
+/** Whether the members reach each other through members only. */
+function membersConnected (graph: Graph, flags: Uint8Array, start: number, count: number): boolean {
+  const seen = new Uint8Array(flags.length)
+  seen[start] = 1
+  const queue = [start]
+  for (let head = 0; head < queue.length; head++) {
+    for (const other of graph.neighbours[queue[head] as number] ?? []) {
+      if (flags[other] === 1 && seen[other] === 0) {
+        seen[other] = 1
+        queue.push(other)
+      }
+    }
+  }
+  return queue.length === count
+}
+
+const connectivityChecked = new WeakMap<Graph, boolean>()
+
 export function createSecureSum (init: SecureSumInit): SecureSumState {
-  const slots = init.graph.neighbours[init.self]
-  if (slots === undefined) throw new RangeError(`peer ${init.self} is not in the graph`)
-  const peers = init.graph.names.length
+  const { graph } = init
+  const adjacent = graph.neighbours[init.self]
+  if (adjacent === undefined) throw new RangeError(`peer ${init.self} is not in the graph`)
+  const memberFlags = memberFlagsOf(graph, init.members)
+  if (memberFlags[init.self] !== 1) throw new RangeError(`peer ${graph.names[init.self]} runs a secure sum it is not a member of`)
+  let memberCount = 0
+  for (const flag of memberFlags) memberCount += flag
+  const everyone = init.members === undefined
+  // the whole graph's connectivity is the same for every peer: check it once per graph
+  if (!everyone || connectivityChecked.get(graph) !== true) {
+    if (!membersConnected(graph, memberFlags, init.self, memberCount)) {
+      throw new GraphDisconnectedError(`the members of the secure sum ${init.kind ?? 'secure-sum'} do not form a connected graph: their contributions cannot reach every member`)
+    }
+    if (everyone) connectivityChecked.set(graph, true)
+  }
+  const slots = adjacent.filter((node) => memberFlags[node] === 1)
+  const peers = graph.names.length
   const length = init.value.length
   return {
-    graph: init.graph,
+    graph,
     self: init.self,
     job: init.job,
-    kind: init.kind,
+    kind: init.kind ?? 'secure-sum',
     length,
     rng: init.rng,
+    memberFlags,
+    memberCount,
+    slots,
     round: 0,
     masksOut: slots.map(() => randomRingVector(init.rng, length)),
     masksIn: slots.map(() => null),
@@ -85,7 +160,7 @@ export function createSecureSum (init: SecureSumInit): SecureSumState {
     reported: slots.map(() => new Uint8Array(bitmapBytes(peers))),
     reportedCount: new Int32Array(slots.length),
     inFlight: slots.map(() => new Set<number>()),
-    heardThisRound: slots.map(() => false),
+    lastHeard: new Int32Array(slots.length),
     sentComplete: false,
     done: false,
     total: null,
@@ -97,23 +172,37 @@ function name (state: SecureSumState, node: number): string {
   return state.graph.names[node] as string
 }
 
+/** The flag byte of a message: the sender holds the recipient's mask (mask messages) or complete report (flood messages). */
+const HOLDS_YOURS = 1
+const FLAG_BYTES = 1
+
+/**
+ * Mask message to one neighbour: [u8 flags][the mask, 16 bytes per vector entry]. A neighbour that
+ * receives a mask without the flag lacks ours and gets it back; one that has the flag does not answer,
+ * so lost masks are made good without two peers ever echoing each other.
+ */
 function maskMessage (state: SecureSumState, slot: number): ConsensusMessage {
-  const neighbour = state.graph.neighbours[state.self]?.[slot] as number
+  const mask = state.masksOut[slot] as Uint32Array
+  const data = new Uint8Array(FLAG_BYTES + mask.length * 4)
+  if (state.masksIn[slot] !== null) data[0] = HOLDS_YOURS
+  data.set(toBytes(mask), FLAG_BYTES)
   return {
     job: state.job,
     kind: `${state.kind}.mask`,
     round: 0,
     from: name(state, state.self),
-    to: name(state, neighbour),
+    to: name(state, state.slots[slot] as number),
     values: new Float64Array(0),
-    data: toBytes(state.masksOut[slot] as Uint32Array)
+    data
   }
 }
 
-/** Flood message to one neighbour: [bitmap of known origins][u32 count][(u32 origin, limbs)...] */
+/**
+ * Flood message to one neighbour: [u8 flags][bitmap of known origins][u32 count][(u32 origin,
+ * 16 bytes per vector entry)...], little-endian.
+ */
 function floodMessage (state: SecureSumState, slot: number): ConsensusMessage {
   const peers = state.graph.names.length
-  const neighbour = state.graph.neighbours[state.self]?.[slot] as number
   const reported = state.reported[slot] as Uint8Array
   const previous = state.inFlight[slot] as Set<number>
   const sending: number[] = []
@@ -123,11 +212,13 @@ function floodMessage (state: SecureSumState, slot: number): ConsensusMessage {
   state.inFlight[slot] = new Set(sending)
   const entryBytes = 4 + state.length * LIMBS * 4
   const bitmapLength = bitmapBytes(peers)
-  const data = new Uint8Array(bitmapLength + 4 + sending.length * entryBytes)
+  const data = new Uint8Array(FLAG_BYTES + bitmapLength + 4 + sending.length * entryBytes)
   const view = new DataView(data.buffer)
-  for (let origin = 0; origin < peers; origin++) if (state.known[origin] !== null) setBit(data, origin)
-  view.setUint32(bitmapLength, sending.length, true)
-  let offset = bitmapLength + 4
+  if ((state.reportedCount[slot] as number) === state.memberCount) data[0] = HOLDS_YOURS
+  const bitmap = data.subarray(FLAG_BYTES, FLAG_BYTES + bitmapLength)
+  for (let origin = 0; origin < peers; origin++) if (state.known[origin] !== null) setBit(bitmap, origin)
+  view.setUint32(FLAG_BYTES + bitmapLength, sending.length, true)
+  let offset = FLAG_BYTES + bitmapLength + 4
   for (const origin of sending) {
     view.setUint32(offset, origin, true)
     data.set(toBytes(state.known[origin] as Uint32Array), offset + 4)
@@ -138,19 +229,29 @@ function floodMessage (state: SecureSumState, slot: number): ConsensusMessage {
     kind: state.kind,
     round: state.round,
     from: name(state, state.self),
-    to: name(state, neighbour),
+    to: name(state, state.slots[slot] as number),
     values: new Float64Array(0),
     data
   }
 }
 
 function complete (state: SecureSumState): boolean {
-  return state.knownCount === state.graph.names.length
+  return state.knownCount === state.memberCount
 }
 
 function neighboursComplete (state: SecureSumState): boolean {
-  const peers = state.graph.names.length
-  for (let slot = 0; slot < state.reportedCount.length; slot++) if ((state.reportedCount[slot] as number) < peers) return false
+  for (let slot = 0; slot < state.reportedCount.length; slot++) if ((state.reportedCount[slot] as number) < state.memberCount) return false
+  return true
+}
+
+/** Every neighbour has been heard for the current round, or has nothing left to exchange with us. */
+function roundComplete (state: SecureSumState): boolean {
+  const selfComplete = complete(state)
+  for (let slot = 0; slot < state.slots.length; slot++) {
+    if ((state.lastHeard[slot] as number) >= state.round) continue
+    if (selfComplete && (state.reportedCount[slot] as number) === state.memberCount) continue
+    return false
+  }
   return true
 }
 
@@ -160,7 +261,7 @@ function learn (state: SecureSumState, origin: number, contribution: Uint32Array
   state.knownCount++
   if (complete(state)) {
     const total = new Uint32Array(state.length * LIMBS)
-    for (const part of state.known) addInto(total, part as Uint32Array)
+    for (const part of state.known) if (part !== null) addInto(total, part)
     state.total = decodeVector(total)
   }
 }
@@ -180,17 +281,11 @@ function beginFlood (state: SecureSumState, outbox: ConsensusMessage[]): void {
 }
 
 function sendRound (state: SecureSumState, outbox: ConsensusMessage[]): void {
-  for (let slot = 0; slot < state.masksOut.length; slot++) {
-    state.heardThisRound[slot] = false
-    outbox.push(floodMessage(state, slot))
-  }
+  for (let slot = 0; slot < state.slots.length; slot++) outbox.push(floodMessage(state, slot))
   if (complete(state)) state.sentComplete = true
 }
 
 function advanceFlood (state: SecureSumState, outbox: ConsensusMessage[]): void {
-  // Done once this peer knows every contribution, has told its neighbours so, and has heard each of
-  // them say the same. A neighbour that stopped first still answers (see assistSecureSum), so a lost
-  // final report costs a round, not the sum.
   if (complete(state) && state.sentComplete && neighboursComplete(state)) {
     state.done = true
     return
@@ -200,8 +295,7 @@ function advanceFlood (state: SecureSumState, outbox: ConsensusMessage[]): void 
 }
 
 function slotOf (state: SecureSumState, from: string): number {
-  const slots = state.graph.neighbours[state.self] ?? []
-  for (let slot = 0; slot < slots.length; slot++) if (state.graph.names[slots[slot] as number] === from) return slot
+  for (let slot = 0; slot < state.slots.length; slot++) if (state.graph.names[state.slots[slot] as number] === from) return slot
   return -1
 }
 
@@ -210,58 +304,90 @@ function reject (state: SecureSumState, log: LogRecord[], message: ConsensusMess
   log.push({ level: 'warn', event: 'secure-sum.message.rejected', fields: { kind: message.kind, from: message.from, round: message.round, reason } })
 }
 
+function maskFlags (state: SecureSumState, message: ConsensusMessage): number | string {
+  const maskBytes = FLAG_BYTES + state.length * LIMBS * 4
+  if (message.data.length !== maskBytes) return `mask message of ${message.data.length} bytes, expected ${maskBytes}`
+  const flags = message.data[0] as number
+  if ((flags & ~HOLDS_YOURS) !== 0) return `unknown flags ${flags}`
+  return flags
+}
+
+interface FloodContent { holdsOurCompleteReport: boolean, reported: Uint8Array, entries: Array<[number, Uint32Array]> }
+
+function parseFlood (state: SecureSumState, message: ConsensusMessage): FloodContent | string {
+  const peers = state.graph.names.length
+  const bitmapLength = bitmapBytes(peers)
+  const header = FLAG_BYTES + bitmapLength + 4
+  if (message.data.length < header) return 'truncated flood message'
+  const view = new DataView(message.data.buffer, message.data.byteOffset, message.data.length)
+  const count = view.getUint32(FLAG_BYTES + bitmapLength, true)
+  const entryBytes = 4 + state.length * LIMBS * 4
+  if (message.data.length !== header + count * entryBytes) return 'flood message of the wrong size'
+  const flags = message.data[0] as number
+  if ((flags & ~HOLDS_YOURS) !== 0) return `unknown flags ${flags}`
+  const reported = message.data.subarray(FLAG_BYTES, FLAG_BYTES + bitmapLength)
+  for (let origin = 0; origin < peers; origin++) if (hasBit(reported, origin) && state.memberFlags[origin] !== 1) return `reports a contribution from non-member ${origin}`
+  for (let origin = peers; origin < bitmapLength * 8; origin++) if (hasBit(reported, origin)) return 'bitmap beyond the last peer'
+  const entries: Array<[number, Uint32Array]> = []
+  for (let entry = 0; entry < count; entry++) {
+    const offset = header + entry * entryBytes
+    const origin = view.getUint32(offset, true)
+    if (origin >= peers || state.memberFlags[origin] !== 1) return `contribution from unknown origin ${origin}`
+    entries.push([origin, fromBytes(message.data, offset + 4, state.length * LIMBS)])
+  }
+  return { holdsOurCompleteReport: flags === HOLDS_YOURS, reported, entries }
+}
+
+function recordReport (state: SecureSumState, slot: number, bitmap: Uint8Array): void {
+  const reported = state.reported[slot] as Uint8Array
+  // reports only grow: a late, older report must not make us resend what the neighbour has
+  let count = 0
+  for (let byte = 0; byte < reported.length; byte++) {
+    const merged = (reported[byte] as number) | (bitmap[byte] as number)
+    reported[byte] = merged
+    for (let bits = merged; bits !== 0; bits &= bits - 1) count++
+  }
+  state.reportedCount[slot] = count
+}
+
 function receive (state: SecureSumState, message: ConsensusMessage, outbox: ConsensusMessage[], log: LogRecord[]): void {
   const slot = slotOf(state, message.from)
-  if (slot < 0) return reject(state, log, message, 'not a neighbour')
+  if (slot < 0) return reject(state, log, message, 'not a member neighbour')
   if (message.to !== undefined && message.to !== name(state, state.self)) return reject(state, log, message, 'addressed to another peer')
-  const maskBytes = state.length * LIMBS * 4
   if (message.kind === `${state.kind}.mask`) {
-    if (message.data.length !== maskBytes) return reject(state, log, message, `mask of ${message.data.length} bytes, expected ${maskBytes}`)
-    if (state.masksIn[slot] === null) state.masksIn[slot] = fromBytes(message.data, 0, state.length * LIMBS)
-    // The neighbour is still waiting for masks: ours may have been lost, send it again.
-    if (state.round > 0) outbox.push(maskMessage(state, slot))
+    const flags = maskFlags(state, message)
+    if (typeof flags === 'string') return reject(state, log, message, flags)
+    if (state.masksIn[slot] === null) state.masksIn[slot] = fromBytes(message.data, FLAG_BYTES, state.length * LIMBS)
+    // The neighbour lacks our mask: the first one or its answer was lost. Send it again.
+    if (flags !== HOLDS_YOURS) outbox.push(maskMessage(state, slot))
     if (state.round === 0 && masksReady(state)) beginFlood(state, outbox)
     return
   }
-  const peers = state.graph.names.length
-  const bitmapLength = bitmapBytes(peers)
-  if (message.data.length < bitmapLength + 4) return reject(state, log, message, 'truncated flood message')
-  const view = new DataView(message.data.buffer, message.data.byteOffset, message.data.length)
-  const count = view.getUint32(bitmapLength, true)
-  const entryBytes = 4 + maskBytes
-  if (message.data.length !== bitmapLength + 4 + count * entryBytes) return reject(state, log, message, 'flood message of the wrong size')
-  const entries: Array<[number, Uint32Array]> = []
-  for (let entry = 0; entry < count; entry++) {
-    const offset = bitmapLength + 4 + entry * entryBytes
-    const origin = view.getUint32(offset, true)
-    if (origin >= peers) return reject(state, log, message, `unknown origin ${origin}`)
-    entries.push([origin, fromBytes(message.data, offset + 4, state.length * LIMBS)])
-  }
-  const reported = state.reported[slot] as Uint8Array
-  reported.set(message.data.subarray(0, bitmapLength))
-  let reportedCount = 0
-  for (let origin = 0; origin < peers; origin++) if (hasBit(reported, origin)) reportedCount++
-  state.reportedCount[slot] = reportedCount
-  for (const [origin, contribution] of entries) learn(state, origin, contribution)
-  if (message.round === state.round) state.heardThisRound[slot] = true
+  if (!Number.isInteger(message.round) || message.round < 1) return reject(state, log, message, `flood message for round ${message.round}`)
+  const content = parseFlood(state, message)
+  if (typeof content === 'string') return reject(state, log, message, content)
+  recordReport(state, slot, content.reported)
+  for (const [origin, contribution] of content.entries) learn(state, origin, contribution)
+  if (message.round > (state.lastHeard[slot] as number)) state.lastHeard[slot] = message.round
 }
 
 /**
  * A finished sum still answers a neighbour that lags behind (its messages for this sum keep coming):
- * the mask it may have missed, or the contributions its last report lacks. Without this, a peer whose
- * last messages were lost would wait for neighbours that have moved on.
+ * the mask it may have missed, the contributions its last report lacks, or our complete report that it
+ * has not seen. Without this, a peer whose last messages were lost would wait for neighbours that have
+ * moved on. A neighbour that is complete and holds our complete report gets no answer, so two finished
+ * machines never echo each other.
  */
 export function assistSecureSum (state: SecureSumState, message: ConsensusMessage): ConsensusMessage[] {
   if (message.job !== state.job) return []
   const slot = slotOf(state, message.from)
   if (slot < 0) return []
-  if (message.kind === `${state.kind}.mask`) return [maskMessage(state, slot)]
+  if (message.kind === `${state.kind}.mask`) return maskFlags(state, message) === 0 ? [maskMessage(state, slot)] : []
   if (message.kind !== state.kind) return []
-  const peers = state.graph.names.length
-  const bitmapLength = bitmapBytes(peers)
-  if (message.data.length < bitmapLength) return []
-  const reported = state.reported[slot] as Uint8Array
-  reported.set(message.data.subarray(0, bitmapLength))
+  const content = parseFlood(state, message)
+  if (typeof content === 'string') return []
+  recordReport(state, slot, content.reported)
+  if ((state.reportedCount[slot] as number) === state.memberCount && content.holdsOurCompleteReport) return []
   ;(state.inFlight[slot] as Set<number>).clear()
   const reply = floodMessage(state, slot)
   return [{ ...reply, round: message.round }]
@@ -269,13 +395,17 @@ export function assistSecureSum (state: SecureSumState, message: ConsensusMessag
 
 export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
   start (state) {
+    const log: LogRecord[] = []
+    if (state.slots.length === 1 && state.memberCount > 2) {
+      log.push({ level: 'warn', event: 'secure-sum.single-neighbour', fields: { kind: state.kind, neighbour: name(state, state.slots[0] as number), reason: 'the only neighbour holds both masks of this peer and can recover its value' } })
+    }
     const outbox = state.masksOut.map((_, slot) => maskMessage(state, slot))
     if (outbox.length === 0) {
       // a federation of one: the contribution is the value itself
       beginFlood(state, [])
       state.done = true
     }
-    return { state, outbox, log: [] }
+    return { state, outbox, log }
   },
 
   step (state, input: MachineInput): StepResult<SecureSumState> {
@@ -288,7 +418,8 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
     if (input.type === 'deadline') {
       if (input.round !== state.round) return { state, outbox, log }
       if (state.round === 0) {
-        // Still missing masks: send ours again to those whose mask has not arrived.
+        // Still missing masks: ask again by sending ours, without the flag, to whoever has not sent
+        // theirs. A neighbour that lacks ours asks us in the same way.
         state.masksIn.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
       } else {
         advanceFlood(state, outbox)
@@ -298,7 +429,8 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
     const message = input.message
     if (message.job !== state.job || (message.kind !== state.kind && message.kind !== `${state.kind}.mask`)) return { state, outbox, log }
     receive(state, message, outbox, log)
-    if (state.round > 0 && state.heardThisRound.every(Boolean)) advanceFlood(state, outbox)
+    // messages of later rounds may already have arrived: advance as far as they allow
+    while (!state.done && state.round > 0 && roundComplete(state)) advanceFlood(state, outbox)
     return { state, outbox, log }
   },
 
@@ -311,7 +443,13 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
   }
 }
 
-/** Rounds a secure sum needs without losses: the mask round, the flood, and the final report. */
-export function secureSumRounds (diameter: number): number {
-  return diameter + 3
+/**
+ * Ticks a secure sum takes without losses: the masks' tick, one flood tick per hop of the diameter
+ * (the farthest contribution is then everywhere, with the complete reports of the peers that had it
+ * first), and one for the last complete reports. Takes the graph (its diameter is computed, and
+ * cached) or the diameter itself.
+ */
+export function secureSumRounds (graphOrDiameter: Graph | number): number {
+  const diameter = typeof graphOrDiameter === 'number' ? graphOrDiameter : graphDiameter(graphOrDiameter)
+  return diameter + 2
 }
