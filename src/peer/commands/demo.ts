@@ -8,7 +8,9 @@ import type { Command } from 'commander'
 import { createRng, forkRng } from '../../consensus/rng.ts'
 import { concatBlocks } from '../../learning/design.ts'
 import { fitModel } from '../../learning/fit.ts'
-import { readDataset } from '../dataset.ts'
+import { DatasetError, prepareModel, readDataset } from '../dataset.ts'
+import { partitionByValue, splitRows } from '../../consensus/partition.ts'
+import { buildTopology } from '../../consensus/topology.ts'
 import { parseFederation } from '../federation.ts'
 import { createIdentity } from '../identity.ts'
 import { localDesign } from '../job.ts'
@@ -27,7 +29,51 @@ interface DemoOptions {
   seed: number
   algorithm: 'admm' | 'newton'
   lambda: number
+  tolerance: number
   json: boolean
+  data?: string
+  outcome?: string
+  features?: string
+  peers: number
+  partitionBy?: string
+  topology?: string
+}
+
+interface PeerData { region: string, csv: string, rows: number }
+
+function csvCell (value: unknown): string {
+  const text = value === null || value === undefined ? '' : String(value)
+  return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
+}
+
+/** Splits a researcher's CSV over peers (evenly or one per value of a column), with the model it implies. */
+async function splitDataset (options: DemoOptions, rng: ReturnType<typeof createRng>): Promise<{ peers: PeerData[], features: Array<{ name: string, type: string, levels?: string[] }>, outcome: string, edges: Array<[string, string]> }> {
+  const dataset = await readDataset(options.data as string)
+  const outcome = options.outcome as string
+  const prepared = prepareModel(dataset, {
+    outcome,
+    family: 'binomial',
+    ...(options.features === undefined ? {} : { features: options.features.split(',').map((name) => name.trim()) }),
+    ...(options.partitionBy === undefined ? {} : { exclude: [options.partitionBy] })
+  })
+  const columns = [outcome, ...prepared.spec.features.map((feature) => feature.name)]
+  let names: string[]
+  let parts: number[][]
+  if (options.partitionBy !== undefined) {
+    ;({ names, parts } = partitionByValue(prepared.kept.map((index) => String(dataset.rows[index]?.[options.partitionBy as string]))))
+  } else {
+    parts = splitRows(prepared.rows.length, options.peers, 'even', forkRng(rng, 'split'))
+    names = parts.map((_, index) => `region-${index + 1}`)
+  }
+  const peers = parts.map((indices, index) => ({
+    region: names[index] as string,
+    rows: indices.length,
+    csv: [columns.join(','), ...indices.map((row) => columns.map((column) => csvCell(prepared.rows[row]?.[column])).join(','))].join('\n') + '\n'
+  }))
+  const graph = buildTopology(options.topology ?? 'ring', names.length, forkRng(rng, 'topology'), names)
+  const edges = graph.neighbours.flatMap((list, node) => list.filter((other) => other > node).map((other) => [names[node], names[other]] as [string, string]))
+  const features = prepared.spec.features.map((feature) => feature.type === 'numeric' ? { name: feature.name, type: 'numeric' } : { name: feature.name, type: 'categorical', levels: feature.levels })
+  return { peers, features, outcome, edges }
 }
 
 const BIN = fileURLToPath(new URL('../../../bin/epimesh.js', import.meta.url))
@@ -66,32 +112,37 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   const base = options.dir === undefined ? await mkdtemp(join(tmpdir(), 'epimesh-demo-')) : resolve(options.dir)
   await mkdir(base, { recursive: true })
   const rng = createRng(options.seed)
-  say(`epimesh demo: ${DEMO_PROVINCES.length} provincial peers on 127.0.0.1, data folders under ${base}`)
+  say(`epimesh demo: ${options.data === undefined ? `${DEMO_PROVINCES.length} provincial peers` : `peers for ${options.data}`} on 127.0.0.1, data folders under ${base}`)
 
-  const members: Array<{ region: string, peerId: string, addresses: string[], dir: string, port: number }> = []
-  for (const province of DEMO_PROVINCES) {
-    const dir = join(base, province.region.toLowerCase())
-    const { peerId } = await createIdentity(dir)
+  const custom = options.data === undefined ? null : await splitDataset(options, rng)
+  if (custom !== null && custom.peers.length > 64) throw new DatasetError('the demo starts one process per peer: at most 64')
+  const peerData: PeerData[] = custom?.peers ?? DEMO_PROVINCES.map((province) => {
     const rows = generateCases(province, forkRng(rng, province.region))
-    await writeFile(join(dir, 'cases.csv'), toCsv(rows))
+    return { region: province.region, rows: rows.length, csv: toCsv(rows) }
+  })
+  const members: Array<{ region: string, peerId: string, addresses: string[], dir: string, port: number }> = []
+  for (const peer of peerData) {
+    const dir = join(base, peer.region.toLowerCase().replace(/[^a-z0-9._-]+/g, '-'))
+    const { peerId } = await createIdentity(dir)
+    await writeFile(join(dir, 'cases.csv'), peer.csv)
     const port = await freePort()
-    members.push({ region: province.region, peerId, addresses: [`/ip4/127.0.0.1/tcp/${port}`], dir, port })
-    say(`  ${province.region.padEnd(9)} ${String(rows.length).padStart(4)} case records, peer ${peerId}`)
+    members.push({ region: peer.region, peerId, addresses: [`/ip4/127.0.0.1/tcp/${port}`], dir, port })
+    say(`  ${peer.region.padEnd(9)} ${String(peer.rows).padStart(4)} case records, peer ${peerId}`)
   }
   const document = {
     version: 1,
     federationId: 'yangtze-delta-demo',
     description: 'Demonstration federation of four neighbouring provinces (synthetic records)',
     members: members.map(({ region, peerId, addresses }) => ({ region, peerId, addresses })),
-    graph: { edges: DEMO_EDGES },
+    graph: { edges: custom?.edges ?? DEMO_EDGES },
     bootstrap: members[0]?.addresses ?? [],
     model: {
       family: 'binomial',
-      outcome: 'severe',
-      features: DEMO_FEATURES,
+      outcome: custom?.outcome ?? 'severe',
+      features: custom?.features ?? DEMO_FEATURES,
       lambda: options.lambda,
       algorithm: options.algorithm,
-      tolerance: 1e-8,
+      tolerance: options.tolerance,
       maxRounds: 3000,
       roundDeadlineMs: 2000,
       dropAfterRounds: 0
@@ -155,7 +206,7 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
     standardErrors: Object.fromEntries(first.coefficients.map((row) => [row.term, row.standardError])),
     pValues: Object.fromEntries(first.coefficients.map((row) => [row.term, row.pValue])),
     pooledRelativeError: maxDifference,
-    truth: SYNTHETIC_TRUTH,
+    ...(custom === null ? { truth: SYNTHETIC_TRUTH } : {}),
     federation: federationPath,
     peers: members.map((member) => ({ region: member.region, peerId: member.peerId, dir: member.dir }))
   }
@@ -167,7 +218,7 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   }
   say(`every region holds the same model; largest relative difference from the pooled fit: ${maxDifference.toExponential(2)}`)
   say(`files: ${base} (federation.json; per region: identity.key, cases.csv, models/${jobId}.json, status.json)`)
-  if (!options.keep && options.dir === undefined) {
+  if (!options.keep && !options.json && options.dir === undefined) {
     say('(data folders removed; run with --keep to keep them)')
     await rm(base, { recursive: true, force: true })
   }
@@ -178,12 +229,20 @@ export function registerDemo (program: Command): void {
   program.command('demo')
     .description('run a local federation of four provincial peers on synthetic case records (the main job)')
     .option('--dir <dir>', 'where to put the data folders (kept); default: a temporary folder')
-    .option('--keep', 'keep the temporary data folders', false)
+    .option('--keep', 'keep the temporary data folders (always kept with --json, for auditing)', false)
     .option('--seed <n>', 'seed of the synthetic records', (value) => Number(value), 1)
     .option('--algorithm <name>', 'admm or newton', 'admm')
     .option('--lambda <l>', 'L2 penalty', (value) => Number(value), 0)
+    .option('--tolerance <t>', 'ADMM stopping tolerance', (value) => Number(value), 1e-8)
+    .option('--data <file.csv>', 'run on this data set instead of the synthetic provinces')
+    .option('--outcome <column>', 'outcome column of --data')
+    .option('--features <list>', 'feature columns of --data (default: all others)')
+    .option('--peers <n>', 'peers to split --data over', (value) => Number(value), 4)
+    .option('--partition-by <column>', 'one peer per value of this column of --data')
+    .option('--topology <spec>', 'graph between the peers of --data (ring, complete, star, line, grid, er:p, ...)', 'ring')
     .option('--json', 'one JSON object on stdout', false)
     .action(async (options: DemoOptions) => {
+      if (options.data !== undefined && options.outcome === undefined) throw new DatasetError('--data needs --outcome')
       const summary = await runDemo(options)
       if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
     })

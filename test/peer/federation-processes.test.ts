@@ -1,0 +1,49 @@
+import { spawn } from 'node:child_process'
+import { readFile, rm } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, describe, expect, it } from 'vitest'
+import { relativeError, R_INFERT } from '../helpers/data.ts'
+
+const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
+const INFERT = fileURLToPath(new URL('../fixtures/infert.csv', import.meta.url))
+const folders: string[] = []
+afterAll(async () => { await Promise.all(folders.map(async (folder) => { await rm(folder, { recursive: true, force: true }) })) })
+
+async function run (args: string[], timeoutMs: number): Promise<{ code: number, stdout: string, stderr: string }> {
+  return await new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code: code ?? 1, stdout, stderr })
+    })
+  })
+}
+
+describe('a federation of separate peer processes over libp2p on 127.0.0.1', () => {
+  it('5 peers, each with a fifth of infert in its own folder, all reach R glm to 1e-6', async () => {
+    const { code, stdout, stderr } = await run(['demo', '--data', INFERT, '--outcome', 'case', '--features', 'age,parity,induced,spontaneous', '--peers', '5', '--tolerance', '1e-10', '--json'], 100_000)
+    expect(code, stderr).toBe(0)
+    const summary = JSON.parse(stdout) as { job: string, federation: string, peers: Array<{ region: string, peerId: string, dir: string }> }
+    folders.push(dirname(summary.federation))
+    expect(summary.peers).toHaveLength(5)
+    expect(new Set(summary.peers.map((peer) => peer.peerId)).size).toBe(5)
+    for (const peer of summary.peers) {
+      const model = JSON.parse(await readFile(join(peer.dir, 'models', `${summary.job}.json`), 'utf8')) as { converged: boolean, rows: number, coefficients: Array<{ term: string, estimate: number, standardError: number }> }
+      expect(model.converged).toBe(true)
+      expect(model.rows).toBe(248)
+      expect(model.coefficients.map((row) => row.term)).toEqual(R_INFERT.terms)
+      expect(relativeError(model.coefficients.map((row) => row.estimate), R_INFERT.estimate)).toBeLessThan(1e-6)
+      expect(relativeError(model.coefficients.map((row) => row.standardError), R_INFERT.standardError)).toBeLessThan(1e-6)
+      // the peer's own rows stayed in its folder: a fifth of the data set each
+      const rows = (await readFile(join(peer.dir, 'cases.csv'), 'utf8')).trim().split('\n').length - 1
+      expect(rows).toBeGreaterThanOrEqual(49)
+      expect(rows).toBeLessThanOrEqual(50)
+    }
+  }, 120_000)
+})
