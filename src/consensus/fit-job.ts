@@ -8,6 +8,7 @@ import { laplacianExtremes, type Graph } from './graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from './machine.ts'
 import type { LocalObjective } from './objective.ts'
 import { readStatistics, statisticsLength, type ColumnScaling, type LocalProblem, type PooledStatistics } from './problem.ts'
+import { averagingProtocol, createAveraging, roundsForAccuracy, type AveragingState } from './averaging.ts'
 import { createSecureSum, secureSumProtocol } from './secure-sum.ts'
 import { createTreeSum, spanningTree, treeSumProtocol, type SpanningTree } from './tree-sum.ts'
 import type { ConsensusMessage, Rng } from './types.ts'
@@ -28,7 +29,13 @@ import type { ConsensusMessage, Rng } from './types.ts'
  * Every sum is a secure sum: no peer's own statistics, gradient or Hessian leave it unmasked.
  */
 
-export type Algorithm = 'admm' | 'newton'
+/**
+ * admm: consensus ADMM; newton: exact Newton with masked sums; gossip: Newton with the sums estimated
+ * by Metropolis averaging (m times the average) instead of exact flooding, for research: it scales
+ * to any graph with messages of one vector, but neighbours see each other's unmasked local gradient
+ * and Hessian in its first round, and the peers' totals agree only to the averaging accuracy.
+ */
+export type Algorithm = 'admm' | 'newton' | 'gossip'
 
 export interface FitJobParams {
   algorithm: Algorithm
@@ -72,7 +79,7 @@ export const DEFAULT_FIT_JOB_PARAMS: Readonly<FitJobParams> = Object.freeze({
 
 export function createFitJobParams (params: Partial<FitJobParams> = {}): FitJobParams {
   const merged: FitJobParams = { ...DEFAULT_FIT_JOB_PARAMS, ...params }
-  if (merged.algorithm !== 'admm' && merged.algorithm !== 'newton') throw new FitJobParamsError('algorithm', `must be admm or newton, got ${String(merged.algorithm)}`)
+  if (merged.algorithm !== 'admm' && merged.algorithm !== 'newton' && merged.algorithm !== 'gossip') throw new FitJobParamsError('algorithm', `must be admm, newton or gossip, got ${String(merged.algorithm)}`)
   if (!Number.isFinite(merged.lambda) || merged.lambda < 0) throw new FitJobParamsError('lambda', 'must be a non-negative number')
   if (!Number.isFinite(merged.tolerance) || merged.tolerance <= 0) throw new FitJobParamsError('tolerance', 'must be a positive number')
   if (!Number.isInteger(merged.maxRounds) || merged.maxRounds <= 0) throw new FitJobParamsError('maxRounds', 'must be a positive integer')
@@ -213,8 +220,22 @@ function norm (vector: Float64Array): number {
   return Math.sqrt(sum)
 }
 
+/** Metropolis averaging wrapped as a sum: m times the average after enough rounds for 1e-12. */
+function gossipSum (state: FitJobState, kind: string, value: Float64Array): SumHandle {
+  const { peer } = state
+  const peers = (state.pooled as PooledStatistics).peers
+  const rounds = Math.min(peer.params.maxRounds, roundsForAccuracy(peer.graph, 1e-12))
+  const averaging = createAveraging({ graph: peer.graph, self: peer.self, value, job: peer.job, kind, rounds })
+  const protocol: Protocol<AveragingState, Float64Array> = {
+    ...averagingProtocol,
+    result: (current) => averagingProtocol.result(current).map((entry) => entry * peers)
+  }
+  return { kind, protocol, state: averaging }
+}
+
 function startSum (state: FitJobState, kind: string, value: Float64Array): SumHandle {
   const { peer } = state
+  if (peer.params.algorithm === 'gossip' && kind.startsWith('newton.')) return gossipSum(state, kind, value)
   const init = { graph: peer.graph, self: peer.self, value, job: peer.job, kind, rng: peer.rng }
   const method = peer.params.sumMethod === 'auto' ? (peer.graph.names.length <= 64 ? 'flood' : 'tree') : peer.params.sumMethod
   if (method === 'flood') return { kind, protocol: secureSumProtocol, state: createSecureSum(init) }
@@ -345,7 +366,7 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
       state.objective = problem.objective(state.scaling, params.lambda / pooled.peers)
       state.start = startingPoint(problem, pooled)
       log.push({ level: 'info', event: 'job.statistics', fields: { peers: pooled.peers, rows: pooled.rows } })
-      if (params.algorithm === 'newton') {
+      if (params.algorithm === 'newton' || params.algorithm === 'gossip') {
         state.newton = { point: Float64Array.from(state.start), accepted: null, acceptedValue: Number.POSITIVE_INFINITY, halvings: 0, iterations: 0 }
         enterPhase(state, { name: 'newton', iteration: 0, sum: startSum(state, 'newton.0', localDerivatives(state.objective, state.start)) }, outbox, log)
       } else if (params.penalty === null) {

@@ -236,7 +236,7 @@ export function registerSimulate (program: Command): void {
     .option('--partition-by <column>', 'one peer per value of this column (instead of --peers)')
     .option('--seed <n>', 'seed of every random choice', numberOption('seed', true), 1)
     .option('--topology <spec>', 'ring, line, star, complete, grid[:RxC], er:p, regular:k, smallworld:k,p, file:edges.csv', 'ring')
-    .addOption(new Option('--algorithm <name>', 'consensus algorithm').choices(['admm', 'newton']).default('admm'))
+    .addOption(new Option('--algorithm <name>', 'admm, newton (exact, masked sums) or gossip (Newton with averaged sums)').choices(['admm', 'newton', 'gossip']).default('admm'))
     .option('--lambda <l>', 'L2 penalty (intercept not penalised)', numberOption('lambda'), 0)
     .option('--no-standardize', 'fit on the original feature scales')
     .option('--tolerance <t>', 'stopping tolerance', numberOption('tolerance'), 1e-8)
