@@ -47,3 +47,14 @@ export class PartitionError extends EpimeshError {
   readonly exitCode = 2
   constructor (message: string, options?: { cause?: unknown }) { super('PARTITION_INVALID', message, options) }
 }
+
+/** A parameter of an averaging, push-sum or secure-sum run is out of range; `field` names it. */
+export class ConsensusParamsError extends EpimeshError {
+  static override readonly name = 'ConsensusParamsError'
+  readonly exitCode = 2
+  readonly field: string
+  constructor (field: string, message: string, options?: { cause?: unknown }) {
+    super('CONSENSUS_PARAMS_INVALID', `consensus parameter ${field}: ${message}`, options)
+    this.field = field
+  }
+}

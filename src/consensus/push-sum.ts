@@ -1,3 +1,4 @@
+import { ConsensusParamsError } from './errors.ts'
 import type { Graph } from './graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from './machine.ts'
 import type { ConsensusMessage } from './types.ts'
@@ -11,6 +12,10 @@ import type { ConsensusMessage } from './types.ts'
  * lost and the estimate stays exact.
  *
  * `outNeighbours` may differ from the graph's (one-way links); by default they are the graph neighbours.
+ * The estimate converges when the out-links make the graph strongly connected and every link gets a
+ * message through infinitely often; in-flight mass is missing from the estimates only until it lands.
+ * A finished peer has some of its last pushes still in flight: estimates at the end are accurate to
+ * the error of the last rounds, not exact.
  */
 export interface PushSumInit {
   graph: Graph
@@ -43,8 +48,14 @@ export interface PushSumState {
 }
 
 export function createPushSum (init: PushSumInit): PushSumState {
+  if (!Number.isInteger(init.rounds) || init.rounds < 0) throw new ConsensusParamsError('rounds', `a non-negative integer, got ${init.rounds}`)
   const out = init.outNeighbours?.[init.self] ?? init.graph.neighbours[init.self]
   if (out === undefined) throw new RangeError(`peer ${init.self} is not in the graph`)
+  const n = init.graph.names.length
+  if (out.some((node) => !Number.isInteger(node) || node < 0 || node >= n || node === init.self) || new Set(out).size !== out.length) {
+    throw new RangeError(`peer ${init.self}: out-neighbours must be distinct other nodes of the graph`)
+  }
+  for (const entry of Array.from(init.value)) if (!Number.isFinite(entry)) throw new RangeError(`peer ${init.self} starts with a non-finite value`)
   const mass = new Float64Array(init.value.length + 1)
   mass.set(Array.from(init.value))
   mass[init.value.length] = 1
