@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { EpimeshError } from '../learning/errors.ts'
 import { registerDemo } from './commands/demo.ts'
+import { registerInspect } from './commands/inspect.ts'
 import { registerSimulate } from './commands/simulate.ts'
 import { registerStart } from './commands/start.ts'
 
@@ -17,7 +18,8 @@ export async function main (argv: string[]): Promise<number> {
   const registrations: Array<(program: Command) => void> = [
     registerSimulate,
     registerStart,
-    registerDemo
+    registerDemo,
+    registerInspect
   ]
   for (const register of registrations) register(program)
 

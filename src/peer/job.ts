@@ -1,6 +1,6 @@
 import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobResult, type FitJobState } from '../consensus/fit-job.ts'
 import { diameter, graphFromEdges, type Graph } from '../consensus/graph.ts'
-import type { LogRecord } from '../consensus/machine.ts'
+import type { LogRecord, MachineInput } from '../consensus/machine.ts'
 import { buildDesign, INTERCEPT, termNames, type DataBlock, type FeatureSpec, type ModelSpec } from '../learning/design.ts'
 import { EpimeshError } from '../learning/errors.ts'
 import { createGlmProblem } from '../learning/problem.ts'
@@ -9,7 +9,8 @@ import type { Federation, ModelSpec as FederationModel } from './federation.ts'
 import type { Libp2pTransport } from './libp2p-transport.ts'
 import type { PeerNode } from './node.ts'
 import { driveRounds } from './round-driver.ts'
-import { createSecureRng } from './secure-rng.ts'
+import type { JobJournal } from './journal.ts'
+import { createSecureRng, newSeed } from './secure-rng.ts'
 
 /**
  * Jobs without a coordinator. Any member proposes a job on the federation's announcement topic; each
@@ -105,6 +106,8 @@ export interface JobCoordinatorOptions {
   signal: AbortSignal
   /** how often proposals and answers are repeated until the job starts */
   repeatMs?: number
+  /** write-ahead journal of every job's inputs, for restarts */
+  journal?: JobJournal
 }
 
 interface JobRecord {
@@ -238,8 +241,22 @@ export class JobCoordinator {
     }
   }
 
-  private async run (proposal: JobProposal): Promise<FitJobResult> {
+  /** Resumes a job this peer had begun before it stopped: replays its journal, then goes on live. */
+  async resume (id: string): Promise<FitJobResult | null> {
+    const saved = await this.options.journal?.load(id)
+    if (saved === undefined || saved === null) return null
+    const record: JobRecord = { proposal: saved.proposal, answers: new Map(), myAnswer: null, started: true, result: null }
+    this.jobs.set(id, record)
+    this.options.log('info', 'job.resume', { job: id, inputs: saved.inputs.length })
+    record.result = this.run(saved.proposal, { seed: saved.seed, inputs: saved.inputs })
+    return await record.result
+  }
+
+  private async run (proposal: JobProposal, resumed?: { seed: Uint8Array, inputs: MachineInput[] }): Promise<FitJobResult> {
     const { federation, transport, node } = this.options
+    const seed = resumed?.seed ?? newSeed()
+    const journal = this.options.journal
+    if (resumed === undefined) await journal?.begin(proposal, seed)
     const model = proposal.model
     const { block, terms } = localDesign(this.options.rows, model)
     const graph = federationGraph(federation)
@@ -257,7 +274,7 @@ export class JobCoordinator {
         maxRounds: model.maxRounds,
         dropAfterRounds: model.dropAfterRounds
       }),
-      rng: createSecureRng()
+      rng: createSecureRng(seed)
     })
     this.options.log('info', 'job.start', { job: proposal.id, peers: graph.names.length, rows: block.rows, algorithm: model.algorithm })
     const driven = await driveRounds<FitJobState, FitJobResult>({
@@ -266,6 +283,8 @@ export class JobCoordinator {
       transport,
       roundDeadlineMs: model.roundDeadlineMs,
       signal: this.options.signal,
+      ...(journal === undefined ? {} : { persist: async (input: MachineInput) => { await journal.append(proposal.id, input) } }),
+      ...(resumed === undefined ? {} : { replay: resumed.inputs }),
       onStep: (current, _outbox, log: readonly LogRecord[]) => {
         for (const record of log) if (record.level !== 'debug') this.options.log(record.level, record.event, record.fields)
         const phase = current.phase

@@ -1,4 +1,4 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { access, mkdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Command } from 'commander'
@@ -9,6 +9,7 @@ import { readDataset } from '../dataset.ts'
 import { loadFederation } from '../federation.ts'
 import { loadIdentity } from '../identity.ts'
 import { JobCoordinator, type JobProposal } from '../job.ts'
+import { fileJournal } from '../journal.ts'
 import { createLibp2pTransport } from '../libp2p-transport.ts'
 import { createPeerNode } from '../node.ts'
 
@@ -60,6 +61,10 @@ export function toStoredModel (job: string, result: FitJobResult): StoredModel {
   }
 }
 
+async function exists (path: string): Promise<boolean> {
+  return await access(path).then(() => true, () => false)
+}
+
 async function writeAtomically (path: string, text: string): Promise<void> {
   await writeFile(`${path}.tmp`, text)
   await rename(`${path}.tmp`, path)
@@ -93,8 +98,9 @@ export async function runStart (options: StartOptions): Promise<number> {
     await node.waitForNeighbours({ timeoutMs: 30_000, signal: controller.signal })
     const ready = await transport.start({ signal: controller.signal })
     log.info({ ready: ready.ready.length, missing: ready.missing.length }, 'neighbour exchange ready')
+    const journal = fileJournal(options.dir)
     coordinator = new JobCoordinator({
-      node, transport, federation, rows: dataset.rows, signal: controller.signal,
+      node, transport, federation, rows: dataset.rows, signal: controller.signal, journal,
       log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
       onProgress: (progress) => {
         const now = Date.now()
@@ -108,9 +114,13 @@ export async function runStart (options: StartOptions): Promise<number> {
     coordinator.start()
     await writeStatus()
     const jobId = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
-    const finished = options.propose
-      ? coordinator.propose({ type: 'job.propose', id: jobId, proposer: peerId, model: federation.model } satisfies JobProposal)
-      : coordinator.waitFor(jobId)
+    // A job begun here before a stop (a crash, a kill) and not finished is resumed from its journal.
+    const begun = (await journal.list()).includes(jobId) && !(await exists(join(options.dir, 'models', `${jobId}.json`)))
+    const finished = begun
+      ? coordinator.resume(jobId).then((result) => { if (result === null) throw new Error(`job ${jobId} has no usable journal`); return result })
+      : options.propose
+        ? coordinator.propose({ type: 'job.propose', id: jobId, proposer: peerId, model: federation.model } satisfies JobProposal)
+        : coordinator.waitFor(jobId)
     const onFinished = async (result: FitJobResult): Promise<void> => {
       const modelsDir = join(options.dir, 'models')
       await mkdir(modelsDir, { recursive: true })

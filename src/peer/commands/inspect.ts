@@ -1,0 +1,79 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Command } from 'commander'
+import { EpimeshError } from '../../learning/errors.ts'
+import type { StoredModel } from './start.ts'
+
+/** `epimesh status` and `epimesh model`: what a peer is doing, and the latest shared model it holds. */
+class NothingYetError extends EpimeshError {
+  static override readonly name = 'NothingYetError'
+  readonly exitCode = 2
+  constructor (message: string) { super('NOTHING_YET', message) }
+}
+
+async function readJson<T> (path: string, what: string): Promise<T> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new NothingYetError(`no ${what} in ${path}`)
+    throw error
+  }
+}
+
+function alive (pid: unknown): boolean {
+  if (typeof pid !== 'number') return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export function registerInspect (program: Command): void {
+  program.command('status')
+    .description('the peer\'s neighbours and links, its current job, phase, round and residuals')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .option('--json', 'one JSON object on stdout', false)
+    .action(async (options: { dir: string, json: boolean }) => {
+      const status = await readJson<Record<string, any>>(join(options.dir, 'status.json'), 'status (has the peer been started?)')
+      const running = alive(status.pid)
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify({ running, ...status })}\n`)
+        return
+      }
+      const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+      out(`${status.region} (${status.peerId}) ${running ? `running, pid ${status.pid}` : 'not running'}; updated ${status.updatedAt}`)
+      const neighbours = status.neighbours ?? {}
+      out(`neighbours: ${(neighbours.connected ?? []).length} connected, ${(neighbours.missing ?? []).length} missing`)
+      if (status.job !== null && status.job !== undefined) {
+        const job = status.job
+        out(`job ${job.job}: phase ${job.phase}, round ${job.round}${job.primalResidual === undefined ? '' : `, primal residual ${Number(job.primalResidual).toExponential(2)}, dual residual ${Number(job.dualResidual).toExponential(2)}`}`)
+      } else {
+        out('no job running')
+      }
+      const transport = status.transport ?? {}
+      const rejected = Object.entries(transport.rejected ?? {}).filter(([, count]) => Number(count) > 0)
+      out(`messages: ${transport.sent ?? 0} sent, ${transport.accepted ?? 0} accepted, ${rejected.length === 0 ? 'none rejected' : `rejected ${rejected.map(([code, count]) => `${code} ${count}`).join(', ')}`}`)
+      if (status.lastModel !== undefined) out(`latest model: job ${status.lastModel}`)
+    })
+
+  program.command('model')
+    .description('the latest shared model this peer holds: coefficients, standard errors, z, p')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .option('--job <id>', 'a given job instead of the latest')
+    .option('--json', 'one JSON object on stdout', false)
+    .action(async (options: { dir: string, job?: string, json: boolean }) => {
+      const model = await readJson<StoredModel>(join(options.dir, 'models', `${options.job ?? 'latest'}.json`), 'model yet')
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(model)}\n`)
+        return
+      }
+      const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+      out(`job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; log-likelihood ${model.logLikelihood.toFixed(4)}`)
+      out(`${'term'.padEnd(22)} ${'estimate'.padStart(12)} ${'std. error'.padStart(12)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
+      for (const row of model.coefficients) {
+        out(`${row.term.padEnd(22)} ${row.estimate.toPrecision(7).padStart(12)} ${row.standardError.toPrecision(6).padStart(12)} ${row.z.toFixed(2).padStart(8)} ${row.pValue.toExponential(2).padStart(10)}`)
+      }
+    })
+}

@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createIdentity } from '../../src/peer/identity.ts'
+import { relativeError, R_INFERT } from '../helpers/data.ts'
+
+const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
+const INFERT = fileURLToPath(new URL('../fixtures/infert.csv', import.meta.url))
+const children: ChildProcess[] = []
+let base = ''
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
+  if (base !== '') await rm(base, { recursive: true, force: true })
+})
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve) => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
+    })
+  })
+}
+
+function startPeer (dir: string, federation: string, listen: string, extra: string[]): { child: ChildProcess, exit: Promise<number> } {
+  const child = spawn(process.execPath, [BIN, 'start', '--dir', dir, '--federation', federation, '--listen', listen, '--job-id', 'restart-1', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
+  children.push(child)
+  child.stderr?.resume()
+  const exit = new Promise<number>((resolve) => { child.on('exit', (code, signal) => { resolve(code ?? (signal === null ? 1 : 128)) }) })
+  return { child, exit }
+}
+
+async function waitFor (check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    if (await check()) return
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error('timed out')
+}
+
+describe('a peer killed mid-job', () => {
+  it('is restarted, replays its journal, rejoins, and the job completes with the pooled fit on every peer', async () => {
+    base = await mkdtemp(join(tmpdir(), 'epimesh-restart-'))
+    const lines = (await readFile(INFERT, 'utf8')).trim().split('\n')
+    const header = lines[0] as string
+    const regions = ['north', 'east', 'south', 'west']
+    const members = []
+    for (const [index, region] of regions.entries()) {
+      const dir = join(base, region)
+      const { peerId } = await createIdentity(dir)
+      const rows = lines.slice(1).filter((_, row) => row % regions.length === index)
+      await writeFile(join(dir, 'cases.csv'), `${header}\n${rows.join('\n')}\n`)
+      members.push({ region, peerId, addresses: [`/ip4/127.0.0.1/tcp/${await freePort()}`], dir })
+    }
+    const federation = join(base, 'federation.json')
+    await writeFile(federation, JSON.stringify({
+      version: 1,
+      federationId: 'restart-test',
+      members: members.map(({ region, peerId, addresses }) => ({ region, peerId, addresses })),
+      graph: { topology: 'ring' },
+      bootstrap: members[0]?.addresses,
+      model: {
+        family: 'binomial', outcome: 'case',
+        features: ['age', 'parity', 'induced', 'spontaneous'].map((name) => ({ name, type: 'numeric' })),
+        lambda: 0, algorithm: 'admm', tolerance: 1e-10, maxRounds: 3000, roundDeadlineMs: 800, dropAfterRounds: 0
+      }
+    }))
+    const peers = members.map((member, index) => startPeer(member.dir, federation, member.addresses[0] as string, index === 0 ? ['--propose'] : []))
+    const victim = members[2] as (typeof members)[number]
+    // kill the victim once the job is well into ADMM
+    await waitFor(async () => {
+      const status = JSON.parse(await readFile(join(victim.dir, 'status.json'), 'utf8').catch(() => '{}')) as { job?: { phase?: string, round?: number } }
+      return status.job?.phase === 'admm' && (status.job.round ?? 0) > 25
+    }, 60_000)
+    peers[2]?.child.kill('SIGKILL')
+    expect(await peers[2]?.exit).toBe(128)
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    const restarted = startPeer(victim.dir, federation, victim.addresses[0] as string, [])
+    const codes = await Promise.all([peers[0]?.exit, peers[1]?.exit, restarted.exit, peers[3]?.exit])
+    expect(codes).toEqual([0, 0, 0, 0])
+    for (const member of members) {
+      const model = JSON.parse(await readFile(join(member.dir, 'models', 'restart-1.json'), 'utf8')) as { converged: boolean, coefficients: Array<{ estimate: number, standardError: number }> }
+      expect(relativeError(model.coefficients.map((row) => row.estimate), R_INFERT.estimate)).toBeLessThan(1e-6)
+      expect(relativeError(model.coefficients.map((row) => row.standardError), R_INFERT.standardError)).toBeLessThan(1e-6)
+    }
+    const journal = await readFile(join(victim.dir, 'jobs', 'restart-1', 'inputs.log'), 'utf8')
+    expect(journal.split('\n').length).toBeGreaterThan(50)
+  }, 150_000)
+})
