@@ -159,31 +159,45 @@ function symmetricEigenvalues (matrix: Float64Array, n: number): number[] {
  * The second-largest eigenvalue modulus rho of the Metropolis matrix, and the gap 1 - rho: average
  * consensus error falls like rho^k, so it needs about ln(eps) / ln(rho) rounds. A disconnected graph
  * has 1 as a repeated eigenvalue, so rho = 1 and the gap is 0 (averaging never agrees). A dense
- * eigendecomposition: O(n^3), about a second at 500 peers; compute it once per graph.
+ * eigendecomposition, O(n^3): computed once per graph object and cached (treat graphs as immutable).
  */
-export function spectralGap (graph: Graph): { secondLargestModulus: number, gap: number } {
+export function spectralGap (graph: Graph): Readonly<{ secondLargestModulus: number, gap: number }> {
+  const cached = spectralGaps.get(graph)
+  if (cached !== undefined) return cached
   const n = graph.names.length
-  if (n < 2) return { secondLargestModulus: 0, gap: 1 }
-  const eigenvalues = symmetricEigenvalues(metropolisMatrix(graph), n)
-  // the largest eigenvalue is 1 (the consensus direction); rho is the largest modulus among the rest
-  const rest = eigenvalues.slice(0, -1)
-  const secondLargestModulus = Math.max(...rest.map(Math.abs))
-  return { secondLargestModulus, gap: 1 - secondLargestModulus }
+  let secondLargestModulus = 0
+  if (n >= 2) {
+    const eigenvalues = symmetricEigenvalues(metropolisMatrix(graph), n)
+    // the largest eigenvalue is 1 (the consensus direction); rho is the largest modulus among the rest
+    for (const eigenvalue of eigenvalues.slice(0, -1)) secondLargestModulus = Math.max(secondLargestModulus, Math.abs(eigenvalue))
+  }
+  const result = Object.freeze({ secondLargestModulus, gap: 1 - secondLargestModulus })
+  spectralGaps.set(graph, result)
+  return result
 }
+
+const spectralGaps = new WeakMap<Graph, Readonly<{ secondLargestModulus: number, gap: number }>>()
+const laplacianSpectra = new WeakMap<Graph, Readonly<{ secondSmallest: number, largest: number }>>()
 
 /**
  * The second-smallest (algebraic connectivity, 0 when disconnected) and the largest eigenvalues of the
  * graph Laplacian D - A, for the ADMM penalty default. A single node has no edges: both are reported as
  * 1 so that a penalty formula dividing by them stays finite.
  */
-export function laplacianExtremes (graph: Graph): { secondSmallest: number, largest: number } {
+export function laplacianExtremes (graph: Graph): Readonly<{ secondSmallest: number, largest: number }> {
+  const cached = laplacianSpectra.get(graph)
+  if (cached !== undefined) return cached
   const n = graph.names.length
-  if (n < 2) return { secondSmallest: 1, largest: 1 }
-  const laplacian = new Float64Array(n * n)
-  for (let node = 0; node < n; node++) {
-    laplacian[node * n + node] = degree(graph, node)
-    for (const other of graph.neighbours[node] ?? []) laplacian[node * n + other] = -1
+  let result: Readonly<{ secondSmallest: number, largest: number }> = Object.freeze({ secondSmallest: 1, largest: 1 })
+  if (n >= 2) {
+    const laplacian = new Float64Array(n * n)
+    for (let node = 0; node < n; node++) {
+      laplacian[node * n + node] = degree(graph, node)
+      for (const other of graph.neighbours[node] ?? []) laplacian[node * n + other] = -1
+    }
+    const eigenvalues = symmetricEigenvalues(laplacian, n)
+    result = Object.freeze({ secondSmallest: eigenvalues[1] as number, largest: eigenvalues[n - 1] as number })
   }
-  const eigenvalues = symmetricEigenvalues(laplacian, n)
-  return { secondSmallest: eigenvalues[1] as number, largest: eigenvalues[n - 1] as number }
+  laplacianSpectra.set(graph, result)
+  return result
 }
