@@ -210,7 +210,7 @@ function maxSpread (state: AveragingState): number {
 function accept (state: AveragingState, incoming: ConsensusMessage, log: LogRecord[]): void {
   const slot = state.slots.get(incoming.from)
   const expected = withBounds(state) ? 3 * state.x.length : state.x.length
-  const valid = slot !== undefined && incoming.values.length === expected && incoming.values.every(Number.isFinite)
+  const valid = slot !== undefined && incoming.values.length === expected && allFinite(incoming.values)
   if (!valid) {
     state.rejected++
     log.push({ level: 'warn', event: 'averaging.message.rejected', fields: { from: incoming.from, round: incoming.round, length: incoming.values.length } })
@@ -294,4 +294,9 @@ export function sumViaAverage (average: Float64Array): { sum: Float64Array, coun
 export function createSumViaAverage (init: AveragingInit & { leader?: number }): AveragingState {
   const leader = init.leader ?? 0
   return createAveraging({ ...init, value: withCountIndicator(init.value, init.self === leader) })
+}
+
+function allFinite (values: Float64Array): boolean {
+  for (let index = 0; index < values.length; index++) if (!Number.isFinite(values[index])) return false
+  return true
 }

@@ -90,7 +90,7 @@ function push (state: PushSumState): ConsensusMessage[] {
 
 function absorb (state: PushSumState, log: LogRecord[]): void {
   for (const incoming of state.inbox) {
-    if (incoming.values.length !== state.mass.length || !incoming.values.every(Number.isFinite)) {
+    if (incoming.values.length !== state.mass.length || !allFinite(incoming.values)) {
       state.rejected++
       log.push({ level: 'warn', event: 'push-sum.message.rejected', fields: { from: incoming.from } })
       continue
@@ -99,7 +99,8 @@ function absorb (state: PushSumState, log: LogRecord[]): void {
     // running totals only grow; an older total that arrives late carries nothing new
     if ((incoming.values[state.mass.length - 1] as number) <= (previous[state.mass.length - 1] as number)) continue
     for (let index = 0; index < state.mass.length; index++) state.mass[index] = (state.mass[index] as number) + (incoming.values[index] as number) - (previous[index] as number)
-    state.seen.set(incoming.from, Float64Array.from(incoming.values))
+    // a delivered message is never changed again: keep it, no copy
+    state.seen.set(incoming.from, incoming.values)
   }
   state.inbox.length = 0
 }
@@ -137,4 +138,9 @@ export const pushSumProtocol: Protocol<PushSumState, Float64Array> = {
   round: (state) => state.round,
   done: (state) => state.done,
   result: pushSumEstimate
+}
+
+function allFinite (values: Float64Array): boolean {
+  for (let index = 0; index < values.length; index++) if (!Number.isFinite(values[index])) return false
+  return true
 }
