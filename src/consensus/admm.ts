@@ -450,8 +450,8 @@ function drainPending (state: AdmmState, outbox: ConsensusMessage[], log: LogRec
 }
 
 /**
- * A neighbour's message for a later round means that neighbour went through the rounds in between
- * without this peer (its deadlines passed). Rounds are what pairs the two ends of an edge, so this peer
+ * A neighbour's message for a round two or more ahead means that neighbour went through the rounds in
+ * between without this peer (its deadlines passed). Rounds are what pairs the two ends of an edge, so this peer
  * catches up at once, passing those rounds with what it has heard for them, instead of trailing for
  * good; otherwise two peers that started a few rounds apart would never hear each other again.
  */
@@ -496,8 +496,12 @@ export const admmProtocol: Protocol<AdmmState, AdmmResult> = {
         return { state, outbox, log }
       }
       state.pending.push(message)
-      catchUp(state, message.round, outbox, log)
-      drainPending(state, outbox, log)
+      // One round ahead is ordinary asynchrony: that neighbour heard everyone first. Two or more
+      // means it went through a round that needed this peer's message, which was never sent.
+      if (message.round >= state.round + 2) {
+        catchUp(state, message.round, outbox, log)
+        drainPending(state, outbox, log)
+      }
       return { state, outbox, log }
     }
     if (accept(state, message, log) && heardFromAllActive(state)) {

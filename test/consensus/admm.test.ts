@@ -3,7 +3,7 @@ import { admmProtocol, createAdmmParams, createAdmmState, type AdmmState } from 
 import { diameter, type Graph } from '../../src/consensus/graph.ts'
 import { MemoryNetwork } from '../../src/consensus/memory-network.ts'
 import type { LocalObjective } from '../../src/consensus/objective.ts'
-import { createRng, forkRng } from '../../src/consensus/rng.ts'
+import { createRng } from '../../src/consensus/rng.ts'
 import { runSynchronous } from '../../src/consensus/simulation.ts'
 import { buildTopology } from '../../src/consensus/topology.ts'
 import { solveSymmetric } from '../../src/learning/linalg.ts'

@@ -1,0 +1,99 @@
+/**
+ * A whole federated fit over real libp2p: N peers in one process (each its own libp2p node over TCP on
+ * 127.0.0.1) on a ring, infert split evenly, ADMM or exact Newton to the network-agreed stop. Reports
+ * the wall time of the job, the rounds, the median time per round, and the time to 1e-6 of the pooled
+ * fit (read off each round's iterates).
+ *
+ *   npx tsx scripts/bench-federation.ts [--peers 16] [--algorithm admm|newton] [--via gossipsub|direct]
+ */
+import '../src/peer/polyfill.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobState } from '../src/consensus/fit-job.ts'
+import { maxRelativeError } from '../src/consensus/fit-simulation.ts'
+import { diameter } from '../src/consensus/graph.ts'
+import { splitRows } from '../src/consensus/partition.ts'
+import { createRng } from '../src/consensus/rng.ts'
+import { selectRows } from '../src/learning/design.ts'
+import { fitModel } from '../src/learning/fit.ts'
+import { createGlmProblem } from '../src/learning/problem.ts'
+import { parseFederation } from '../src/peer/federation.ts'
+import { federationGraph } from '../src/peer/job.ts'
+import { createLibp2pTransport } from '../src/peer/libp2p-transport.ts'
+import { createPeerNode, type PeerNode } from '../src/peer/node.ts'
+import { driveRounds } from '../src/peer/round-driver.ts'
+import { createSecureRng } from '../src/peer/secure-rng.ts'
+import { loadProblem } from './lib.ts'
+
+function option (name: string, fallback: string): string {
+  const index = process.argv.indexOf(`--${name}`)
+  return index > 0 ? (process.argv[index + 1] as string) : fallback
+}
+const peers = Number(option('peers', '16'))
+const algorithm = option('algorithm', 'admm') as 'admm' | 'newton'
+const via = option('via', 'gossipsub') as 'gossipsub' | 'direct'
+
+const infert = await loadProblem('infert', 'infert.csv', 'case', ['age', 'parity', 'induced', 'spontaneous'])
+const pooled = fitModel(infert.block, infert.terms, { family: 'binomial', standardize: true, tolerance: 1e-13 })
+const keys = await Promise.all(Array.from({ length: peers }, async () => await generateKeyPair('Ed25519')))
+const regions = keys.map((_, index) => `region-${index}`)
+const federation = parseFederation({
+  version: 1,
+  federationId: 'bench',
+  members: keys.map((key, index) => ({ region: regions[index], peerId: peerIdFromPrivateKey(key).toString() })),
+  graph: { topology: 'ring' },
+  model: { family: 'binomial', outcome: 'case', features: infert.terms.slice(1).map((name) => ({ name, type: 'numeric' })), lambda: 0, algorithm, tolerance: 1e-10, maxRounds: 3000, roundDeadlineMs: 2000, dropAfterRounds: 0 }
+}, 'bench')
+const nodes: PeerNode[] = []
+for (const key of keys) {
+  const node = await createPeerNode({ federation: { ...federation, bootstrap: nodes[0]?.addresses() ?? [] }, privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
+  await node.start()
+  nodes.push(node)
+}
+await Promise.all(nodes.map(async (node) => await node.waitForNeighbours({ timeoutMs: 30_000 })))
+const transports = nodes.map((node) => createLibp2pTransport({ broadcastVia: via }, { node }))
+await Promise.all(transports.map(async (transport) => await transport.start()))
+
+const graph = federationGraph(federation)
+const parts = splitRows(infert.block.rows, peers, 'even', createRng(1))
+const states: FitJobState[] = nodes.map((node) => {
+  const self = graph.names.indexOf(node.peerId)
+  return createFitJobState({
+    job: 'bench', graph, self, diameter: diameter(graph),
+    problem: createGlmProblem({ family: 'binomial', block: selectRows(infert.block, parts[self] as number[]), terms: infert.terms, interceptColumn: 0 }),
+    params: createFitJobParams({ algorithm, tolerance: 1e-10 }),
+    rng: createSecureRng()
+  })
+})
+const reference = Float64Array.from(pooled.coefficients.estimate)
+let reachedMs: number | null = null
+const started = performance.now()
+const roundTimes: number[] = []
+let lastRound = 0
+let lastAt = started
+await Promise.all(states.map(async (state, index) => {
+  await driveRounds({
+    protocol: fitJobProtocol, state, transport: transports[index] as ReturnType<typeof createLibp2pTransport>, roundDeadlineMs: 2000,
+    onStep: () => {
+      if (index !== 0) return
+      const round = fitJobProtocol.round(state)
+      if (round !== lastRound) {
+        const now = performance.now()
+        roundTimes.push((now - lastAt) / Math.max(1, round - lastRound))
+        lastRound = round
+        lastAt = now
+      }
+      if (reachedMs === null && maxRelativeError(states, reference) < 1e-6) reachedMs = performance.now() - started
+    }
+  })
+}))
+const totalMs = performance.now() - started
+const sorted = [...roundTimes].sort((a, b) => a - b)
+const result = fitJobProtocol.result(states[0] as FitJobState)
+console.log(JSON.stringify({
+  peers, algorithm, via, rounds: result.rounds, seconds: totalMs / 1000, secondsTo1e6: reachedMs === null ? null : (reachedMs as number) / 1000,
+  medianRoundMs: sorted[Math.floor(sorted.length / 2)], p90RoundMs: sorted[Math.floor(sorted.length * 0.9)],
+  relativeError: maxRelativeError(states, reference)
+}))
+await Promise.all(transports.map(async (transport) => { await transport.stop() }))
+await Promise.all(nodes.map(async (node) => { await node.stop() }))
