@@ -102,8 +102,20 @@ function message (state: TreeSumState, kind: string, to: number, values: Uint32A
   return { job: state.job, kind, round: state.round, from: name(state, state.self), to: name(state, to), values: new Float64Array(0), data: toBytes(values) }
 }
 
+/** Mask messages start with a flag byte: 1 when the sender already holds the recipient's mask. */
+const HOLDS_YOURS = 1
+
+/**
+ * [u8 flag][mask]. A mask without the flag is always answered with ours, so that peers that each miss
+ * one mask (one-way losses around a cycle) cannot all wait for ever; one with the flag needs no answer.
+ */
 function maskMessage (state: TreeSumState, slot: number): ConsensusMessage {
-  return message(state, `${state.kind}.mask`, state.graph.neighbours[state.self]?.[slot] as number, state.masksOut[slot] as Uint32Array)
+  const mask = toBytes(state.masksOut[slot] as Uint32Array)
+  const data = new Uint8Array(1 + mask.length)
+  data[0] = state.masksIn[slot] === null ? 0 : HOLDS_YOURS
+  data.set(mask, 1)
+  const to = state.graph.neighbours[state.self]?.[slot] as number
+  return { job: state.job, kind: `${state.kind}.mask`, round: state.round, from: name(state, state.self), to: name(state, to), values: new Float64Array(0), data }
 }
 
 function sendPartialOrTotal (state: TreeSumState, outbox: ConsensusMessage[]): void {
@@ -138,16 +150,17 @@ function slotOf (state: TreeSumState, from: string): number {
 function receive (state: TreeSumState, incoming: ConsensusMessage, outbox: ConsensusMessage[], log: LogRecord[]): void {
   const slot = slotOf(state, incoming.from)
   const bytes = state.length * LIMBS * 4
-  if (slot < 0 || incoming.data.length !== bytes || (incoming.to !== undefined && incoming.to !== name(state, state.self))) {
+  const isMask = incoming.kind === `${state.kind}.mask`
+  const expected = isMask ? bytes + 1 : bytes
+  if (slot < 0 || incoming.data.length !== expected || (incoming.to !== undefined && incoming.to !== name(state, state.self)) || (isMask && (incoming.data[0] as number) > HOLDS_YOURS)) {
     state.rejected++
     log.push({ level: 'warn', event: 'tree-sum.message.rejected', fields: { kind: incoming.kind, from: incoming.from } })
     return
   }
   const node = state.graph.neighbours[state.self]?.[slot] as number
-  const values = fromBytes(incoming.data, 0, state.length * LIMBS)
-  if (incoming.kind === `${state.kind}.mask`) {
-    if (state.masksIn[slot] === null) state.masksIn[slot] = values
-    if (state.contribution !== null) outbox.push(maskMessage(state, slot))
+  if (isMask) {
+    if (state.masksIn[slot] === null) state.masksIn[slot] = fromBytes(incoming.data, 1, state.length * LIMBS)
+    if (incoming.data[0] !== HOLDS_YOURS) outbox.push(maskMessage(state, slot))
     if (state.contribution === null && state.masksIn.every((mask) => mask !== null)) {
       const contribution = Uint32Array.from(state.value)
       for (const mask of state.masksOut) subtractInto(contribution, mask)
@@ -158,6 +171,7 @@ function receive (state: TreeSumState, incoming: ConsensusMessage, outbox: Conse
     }
     return
   }
+  const values = fromBytes(incoming.data, 0, state.length * LIMBS)
   if (incoming.kind === `${state.kind}.up`) {
     if (state.tree.parent[node] !== state.self) return
     if (state.total !== null) {
