@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander'
 import { EpimeshError } from '../learning/errors.ts'
 import { registerDemo } from './commands/demo.ts'
 import { registerInspect } from './commands/inspect.ts'
+import { registerPropose } from './commands/propose.ts'
 import { registerSimulate } from './commands/simulate.ts'
 import { registerStart } from './commands/start.ts'
 
@@ -19,7 +20,8 @@ export async function main (argv: string[]): Promise<number> {
     registerSimulate,
     registerStart,
     registerDemo,
-    registerInspect
+    registerInspect,
+    registerPropose
   ]
   for (const register of registrations) register(program)
 

@@ -103,6 +103,8 @@ export interface JobCoordinatorOptions {
   rows: ReadonlyArray<Record<string, Cell>>
   log: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void
   onProgress?: (progress: JobProgress) => void
+  /** every job this peer ran to the end, in the order they finish */
+  onResult?: (job: string, result: FitJobResult) => Promise<void>
   signal: AbortSignal
   /** how often proposals and answers are repeated until the job starts */
   repeatMs?: number
@@ -229,7 +231,9 @@ export class JobCoordinator {
     const lastAnswer = record.myAnswer
     if (lastAnswer !== null) setTimeout(() => { void this.publish(lastAnswer) }, 500)
     record.result = this.run(record.proposal)
-    record.result.then((result) => { this.settle(record.proposal.id, result, null) }, (error: unknown) => { this.settle(record.proposal.id, null, error) })
+    record.result
+      .then(async (result) => { await this.options.onResult?.(record.proposal.id, result); return result })
+      .then((result) => { this.settle(record.proposal.id, result, null) }, (error: unknown) => { this.settle(record.proposal.id, null, error) })
   }
 
   private settle (id: string, result: FitJobResult | null, error: unknown): void {
@@ -249,7 +253,9 @@ export class JobCoordinator {
     this.jobs.set(id, record)
     this.options.log('info', 'job.resume', { job: id, inputs: saved.inputs.length })
     record.result = this.run(saved.proposal, { seed: saved.seed, inputs: saved.inputs })
-    return await record.result
+    const result = await record.result
+    await this.options.onResult?.(id, result)
+    return result
   }
 
   private async run (proposal: JobProposal, resumed?: { seed: Uint8Array, inputs: MachineInput[] }): Promise<FitJobResult> {

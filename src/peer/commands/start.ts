@@ -1,4 +1,4 @@
-import { access, mkdir, rename, writeFile } from 'node:fs/promises'
+import { access, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Command } from 'commander'
@@ -99,8 +99,17 @@ export async function runStart (options: StartOptions): Promise<number> {
     const ready = await transport.start({ signal: controller.signal })
     log.info({ ready: ready.ready.length, missing: ready.missing.length }, 'neighbour exchange ready')
     const journal = fileJournal(options.dir)
+    const storeModel = async (job: string, result: FitJobResult): Promise<void> => {
+      const modelsDir = join(options.dir, 'models')
+      await mkdir(modelsDir, { recursive: true })
+      const stored = toStoredModel(job, result)
+      await writeAtomically(join(modelsDir, `${job}.json`), JSON.stringify(stored, null, 2))
+      await writeAtomically(join(modelsDir, 'latest.json'), JSON.stringify(stored, null, 2))
+      log.info({ event: 'model.stored', job, rounds: result.rounds, converged: result.converged }, 'model stored')
+      await writeStatus({ lastModel: job })
+    }
     coordinator = new JobCoordinator({
-      node, transport, federation, rows: dataset.rows, signal: controller.signal, journal,
+      node, transport, federation, rows: dataset.rows, signal: controller.signal, journal, onResult: storeModel,
       log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
       onProgress: (progress) => {
         const now = Date.now()
@@ -121,23 +130,33 @@ export async function runStart (options: StartOptions): Promise<number> {
       : options.propose
         ? coordinator.propose({ type: 'job.propose', id: jobId, proposer: peerId, model: federation.model } satisfies JobProposal)
         : coordinator.waitFor(jobId)
-    const onFinished = async (result: FitJobResult): Promise<void> => {
-      const modelsDir = join(options.dir, 'models')
-      await mkdir(modelsDir, { recursive: true })
-      const stored = toStoredModel(jobId, result)
-      await writeAtomically(join(modelsDir, `${jobId}.json`), JSON.stringify(stored, null, 2))
-      await writeAtomically(join(modelsDir, 'latest.json'), JSON.stringify(stored, null, 2))
-      log.info({ event: 'model.stored', job: jobId, rounds: result.rounds, converged: result.converged }, 'model stored')
-      await writeStatus({ lastModel: jobId })
-    }
     if (options.exitAfterJob || options.propose || options.jobId !== undefined) {
-      const result = await finished
-      await onFinished(result)
+      await finished
       // stay a moment for neighbours still finishing the last sum
       await new Promise((resolve) => setTimeout(resolve, 1500))
       return 0
     }
+    // Until stopped: answer proposals from any member, and run proposals that an operator drops into
+    // DIR/proposals/ (epimesh propose), once each.
+    const seen = new Set<string>()
+    const proposalsDir = join(options.dir, 'proposals')
+    const poll = setInterval(() => {
+      void (async () => {
+        const names = await readdir(proposalsDir).catch(() => [] as string[])
+        for (const name of names.filter((entry) => entry.endsWith('.json') && !seen.has(entry))) {
+          seen.add(name)
+          try {
+            const proposal = JSON.parse(await readFile(join(proposalsDir, name), 'utf8')) as JobProposal
+            log.info({ event: 'job.propose', job: proposal.id }, 'proposing')
+            coordinator?.propose({ ...proposal, type: 'job.propose', proposer: peerId }).catch((error: unknown) => { log.warn({ event: 'job.failed', job: proposal.id, reason: (error as Error).message }, 'job failed') })
+          } catch (error) {
+            log.warn({ event: 'job.proposal.unreadable', file: name, reason: (error as Error).message }, 'unreadable proposal')
+          }
+        }
+      })()
+    }, 1000)
     await new Promise<void>((resolve) => { controller.signal.addEventListener('abort', () => { resolve() }, { once: true }) })
+    clearInterval(poll)
     return 0
   } finally {
     coordinator?.stop()

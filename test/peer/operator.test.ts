@@ -1,0 +1,96 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createIdentity } from '../../src/peer/identity.ts'
+import { relativeError, R_INFERT } from '../helpers/data.ts'
+
+const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
+const INFERT = fileURLToPath(new URL('../fixtures/infert.csv', import.meta.url))
+const children: ChildProcess[] = []
+let base = ''
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
+  if (base !== '') await rm(base, { recursive: true, force: true })
+})
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve) => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
+    })
+  })
+}
+
+async function waitFor (check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    if (await check()) return
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  throw new Error('timed out')
+}
+
+const cli = (args: string[]): { status: number | null, stdout: string, stderr: string } => {
+  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+describe('an operator runs a peer', () => {
+  it('start, propose, status, model; a clean stop on SIGTERM', async () => {
+    base = await mkdtemp(join(tmpdir(), 'epimesh-operator-'))
+    const lines = (await readFile(INFERT, 'utf8')).trim().split('\n')
+    const regions = ['alpha', 'beta', 'gamma']
+    const members = []
+    for (const [index, region] of regions.entries()) {
+      const dir = join(base, region)
+      const { peerId } = await createIdentity(dir)
+      await writeFile(join(dir, 'cases.csv'), `${lines[0]}\n${lines.slice(1).filter((_, row) => row % 3 === index).join('\n')}\n`)
+      members.push({ region, peerId, addresses: [`/ip4/127.0.0.1/tcp/${await freePort()}`], dir })
+    }
+    // a second identity in the same folder is refused
+    await expect(createIdentity(members[0]?.dir as string)).rejects.toMatchObject({ code: 'IDENTITY_EXISTS' })
+    const federation = join(base, 'federation.json')
+    await writeFile(federation, JSON.stringify({
+      version: 1, federationId: 'operator-test',
+      members: members.map(({ region, peerId, addresses }) => ({ region, peerId, addresses })),
+      graph: { topology: 'ring' }, bootstrap: members[0]?.addresses,
+      model: { family: 'binomial', outcome: 'case', features: ['age', 'parity', 'induced', 'spontaneous'].map((name) => ({ name, type: 'numeric' })), lambda: 0, algorithm: 'admm', tolerance: 1e-10, maxRounds: 3000, roundDeadlineMs: 1000, dropAfterRounds: 0 }
+    }))
+    const exits = members.map((member) => {
+      const child = spawn(process.execPath, [BIN, 'start', '--dir', member.dir, '--federation', federation, '--listen', member.addresses[0] as string], { stdio: ['ignore', 'ignore', 'pipe'] })
+      child.stderr?.resume()
+      children.push(child)
+      return new Promise<number | null>((resolve) => { child.on('exit', (code) => { resolve(code) }) })
+    })
+    await waitFor(async () => await access(join(members[0]?.dir as string, 'status.json')).then(() => true, () => false), 30_000)
+    const proposed = cli(['propose', '--dir', members[0]?.dir as string, '--federation', federation, '--job-id', 'newton-1', '--algorithm', 'newton'])
+    expect(proposed.status, proposed.stderr).toBe(0)
+    await waitFor(async () => (await Promise.all(members.map(async (member) => await access(join(member.dir, 'models', 'latest.json')).then(() => true, () => false)))).every(Boolean), 60_000)
+
+    for (const member of members) {
+      const model = cli(['model', '--dir', member.dir, '--json'])
+      expect(model.status).toBe(0)
+      const parsed = JSON.parse(model.stdout) as { job: string, coefficients: Array<{ estimate: number, standardError: number }> }
+      expect(parsed.job).toBe('newton-1')
+      expect(relativeError(parsed.coefficients.map((row) => row.estimate), R_INFERT.estimate)).toBeLessThan(1e-6)
+      expect(relativeError(parsed.coefficients.map((row) => row.standardError), R_INFERT.standardError)).toBeLessThan(1e-6)
+    }
+    const status = cli(['status', '--dir', members[1]?.dir as string, '--json'])
+    expect(status.status).toBe(0)
+    const parsedStatus = JSON.parse(status.stdout) as { running: boolean, region: string, neighbours: { connected: string[] }, lastModel: string }
+    expect(parsedStatus).toMatchObject({ running: true, region: 'beta', lastModel: 'newton-1' })
+    expect(parsedStatus.neighbours.connected).toHaveLength(2)
+    const text = cli(['model', '--dir', members[2]?.dir as string])
+    expect(text.stdout).toContain('spontaneous')
+    expect(cli(['model', '--dir', base]).status).toBe(2)
+
+    for (const child of children) child.kill('SIGTERM')
+    expect(await Promise.all(exits)).toEqual([0, 0, 0])
+  }, 120_000)
+})
