@@ -5,15 +5,34 @@ import { AbortedError } from './errors.ts'
  * caller's signal, a service's own stop signal and, where it makes sense, a time-out.
  */
 
-/** The caller's signal (if any) combined with a time-out and/or other signals. */
+const SOURCES = Symbol('sources')
+
+/**
+ * The given signals combined. Node 20's `AbortSignal.any` holds its sources only weakly, and an
+ * `AbortSignal.timeout` signal is held only weakly by its own timer: combined, nothing keeps the timeout
+ * alive, and after a garbage collection it never fires (a wait meant to last ten seconds then lasts
+ * until something else aborts it, if ever). So the combined signal keeps strong references to its
+ * sources, and time-outs come from `timeoutSignal`, whose timer holds its controller.
+ */
 export function combineSignals (...signals: Array<AbortSignal | undefined>): AbortSignal {
   const present = signals.filter((signal): signal is AbortSignal => signal !== undefined)
   if (present.length === 1) return present[0] as AbortSignal
-  return AbortSignal.any(present)
+  const combined = AbortSignal.any(present)
+  Object.defineProperty(combined, SOURCES, { value: present })
+  return combined
+}
+
+/** Aborts with a TimeoutError after `ms`; unlike AbortSignal.timeout it survives garbage collection. */
+export function timeoutSignal (ms: number): AbortSignal {
+  const controller = new AbortController()
+  const timer = setTimeout(() => { controller.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError')) }, ms)
+  // The timer must not keep a stopping process alive; the timer list still holds it strongly.
+  timer.unref()
+  return controller.signal
 }
 
 export function withTimeout (signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {
-  return combineSignals(signal, AbortSignal.timeout(timeoutMs))
+  return combineSignals(signal, timeoutSignal(timeoutMs))
 }
 
 export function throwIfAborted (signal: AbortSignal | undefined, what = 'the operation was aborted'): void {

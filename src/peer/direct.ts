@@ -1,5 +1,5 @@
 import { peerIdFromString } from '@libp2p/peer-id'
-import { withTimeout } from './abort.ts'
+import { combineSignals, timeoutSignal, withTimeout } from './abort.ts'
 import { NotStartedError, PeerUnreachableError } from './errors.ts'
 import { encodeFrame, FrameDecoder } from './framing.ts'
 import type { Connection, Libp2p, Stream } from '@libp2p/interface'
@@ -64,7 +64,7 @@ export class DirectChannel {
     this.outbound.clear()
     this.inbound.clear()
     await Promise.allSettled(streams.map(async (stream) => {
-      await stream.close({ signal: AbortSignal.timeout(1_000) }).catch((err: Error) => { stream.abort(err) })
+      await stream.close({ signal: timeoutSignal(1_000) }).catch((err: Error) => { stream.abort(err) })
     }))
   }
 
@@ -77,7 +77,7 @@ export class DirectChannel {
     const stopSignal = this.controller?.signal
     if (stopSignal === undefined) throw new NotStartedError('the direct channel is not started')
     const opening = (async () => {
-      const signal = withTimeout(AbortSignal.any(options.signal === undefined ? [stopSignal] : [stopSignal, options.signal]), this.init.streamOpenTimeoutMs)
+      const signal = withTimeout(combineSignals(stopSignal, options.signal), this.init.streamOpenTimeoutMs)
       try {
         const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peerId), this.init.protocol, { signal })
         // Outbound streams are write-only: nothing is expected back, so never buffer what might arrive.

@@ -40,7 +40,7 @@ export function federationJson (members: readonly Member[], options: { topology?
     graph: options.edges !== undefined ? { edges: options.edges } : { topology: options.topology ?? 'line' },
     ...(options.bootstrap !== undefined ? { bootstrap: options.bootstrap } : {}),
     ...(options.psk !== undefined ? { psk: options.psk } : {}),
-    model: TEST_MODEL
+    model: structuredClone(TEST_MODEL)
   }
 }
 
