@@ -3,6 +3,7 @@ import { EpimeshError } from '../learning/errors.ts'
 import { registerDemo } from './commands/demo.ts'
 import { registerInspect } from './commands/inspect.ts'
 import { registerPropose } from './commands/propose.ts'
+import { registerStoreCommands } from './commands/store-commands.ts'
 import { registerSimulate } from './commands/simulate.ts'
 import { registerStart } from './commands/start.ts'
 
@@ -21,7 +22,8 @@ export async function main (argv: string[]): Promise<number> {
     registerStart,
     registerDemo,
     registerInspect,
-    registerPropose
+    registerPropose,
+    registerStoreCommands
   ]
   for (const register of registrations) register(program)
 

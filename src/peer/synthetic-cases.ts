@@ -1,4 +1,5 @@
 import type { Rng } from '../consensus/types.ts'
+import type { CaseSchema } from '../store/schema.ts'
 
 /**
  * Synthetic case records for the demonstration federation, modelled on the seed platform's case
@@ -38,6 +39,29 @@ export const SYNTHETIC_TRUTH = Object.freeze({
   contact: 0.35,
   healthcare_worker: -0.3
 })
+
+/** The schema the demonstration imports its records with. */
+export const SYNTHETIC_SCHEMA: CaseSchema = {
+  version: 1,
+  id: 'case_id',
+  outcome: 'severe',
+  date: 'onset_date',
+  columns: {
+    onset_date: { type: 'date', required: true },
+    case_status: { type: 'category', levels: ['confirmed', 'suspected'] },
+    healthcare_worker: { type: 'number', min: 0, max: 1 },
+    sex: { type: 'category', levels: ['F', 'M'] },
+    age: { type: 'number', min: 0, max: 120 },
+    max_temperature: { type: 'number', min: 34, max: 43 },
+    white_cells: { type: 'number', min: 0, max: 100 },
+    lymphocytes: { type: 'number', min: 0, max: 50 },
+    lung_imaging: { type: 'number', min: 0, max: 1 },
+    prior_illness: { type: 'number', min: 0, max: 1 },
+    samples_taken: { type: 'number', min: 0, max: 50 },
+    contact: { type: 'number', min: 0, max: 1 },
+    severe: { type: 'number', min: 0, max: 1, required: true }
+  }
+}
 
 export interface ProvinceProfile {
   region: string

@@ -46,14 +46,21 @@ describe('an operator runs a peer', () => {
     base = await mkdtemp(join(tmpdir(), 'epimesh-operator-'))
     const lines = (await readFile(INFERT, 'utf8')).trim().split('\n')
     const regions = ['alpha', 'beta', 'gamma']
-    const members = []
+    const members: Array<{ region: string, peerId: string, addresses: string[], dir: string }> = []
     for (const [index, region] of regions.entries()) {
       const dir = join(base, region)
-      const { peerId } = await createIdentity(dir)
-      await writeFile(join(dir, 'cases.csv'), `${lines[0]}\n${lines.slice(1).filter((_, row) => row % 3 === index).join('\n')}\n`)
+      const initialised = cli(['init', '--dir', dir, '--region', region])
+      expect(initialised.status, initialised.stderr).toBe(0)
+      const peerId = /peer id (\S+)/.exec(initialised.stdout)?.[1] as string
+      // the region's records, with a record id, imported into its store (the schema inferred)
+      const file = join(base, `${region}.csv`)
+      await writeFile(file, `id,${lines[0]}\n${lines.slice(1).map((line, row) => `${row + 1},${line}`).filter((_, row) => row % 3 === index).join('\n')}\n`)
+      const imported = cli(['import', '--dir', dir, '--cases', file])
+      expect(imported.status, imported.stderr).toBe(0)
       members.push({ region, peerId, addresses: [`/ip4/127.0.0.1/tcp/${await freePort()}`], dir })
     }
-    // a second identity in the same folder is refused
+    // a second init of the same folder is refused: a peer keeps its identity
+    expect(cli(['init', '--dir', members[0]?.dir as string, '--region', 'again']).status).toBe(2)
     await expect(createIdentity(members[0]?.dir as string)).rejects.toMatchObject({ code: 'IDENTITY_EXISTS' })
     const federation = join(base, 'federation.json')
     await writeFile(federation, JSON.stringify({

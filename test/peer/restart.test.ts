@@ -28,7 +28,7 @@ async function freePort (): Promise<number> {
 }
 
 function startPeer (dir: string, federation: string, listen: string, extra: string[]): { child: ChildProcess, exit: Promise<number> } {
-  const child = spawn(process.execPath, [BIN, 'start', '--dir', dir, '--federation', federation, '--listen', listen, '--job-id', 'restart-1', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(process.execPath, [BIN, 'start', '--dir', dir, '--federation', federation, '--listen', listen, '--cases', join(dir, 'cases.csv'), '--job-id', 'restart-1', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
   children.push(child)
   child.stderr?.resume()
   const exit = new Promise<number>((resolve) => { child.on('exit', (code, signal) => { resolve(code ?? (signal === null ? 1 : 128)) }) })
@@ -56,6 +56,7 @@ describe('a peer killed mid-job', () => {
       const { peerId } = await createIdentity(dir)
       const rows = lines.slice(1).filter((_, row) => row % regions.length === index)
       await writeFile(join(dir, 'cases.csv'), `${header}\n${rows.join('\n')}\n`)
+      // this test reads the records from a CSV file (start --cases) instead of the store
       members.push({ region, peerId, addresses: [`/ip4/127.0.0.1/tcp/${await freePort()}`], dir })
     }
     const federation = join(base, 'federation.json')

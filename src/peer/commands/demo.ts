@@ -13,8 +13,11 @@ import { partitionByValue, splitRows } from '../../consensus/partition.ts'
 import { buildTopology } from '../../consensus/topology.ts'
 import { parseFederation } from '../federation.ts'
 import { createIdentity } from '../identity.ts'
+import { importCases } from '../../store/import.ts'
+import { Store } from '../../store/store.ts'
+import type { CaseSchema } from '../../store/schema.ts'
 import { localDesign } from '../job.ts'
-import { DEMO_PROVINCES, generateCases, SYNTHETIC_TRUTH, toCsv } from '../synthetic-cases.ts'
+import { DEMO_PROVINCES, generateCases, SYNTHETIC_SCHEMA, SYNTHETIC_TRUTH, toCsv } from '../synthetic-cases.ts'
 import type { StoredModel } from './start.ts'
 
 /**
@@ -39,7 +42,7 @@ interface DemoOptions {
   topology?: string
 }
 
-interface PeerData { region: string, csv: string, rows: number }
+interface PeerData { region: string, csv: string, rows: number, schema: CaseSchema }
 
 function csvCell (value: unknown): string {
   const text = value === null || value === undefined ? '' : String(value)
@@ -57,6 +60,15 @@ async function splitDataset (options: DemoOptions, rng: ReturnType<typeof create
     ...(options.partitionBy === undefined ? {} : { exclude: [options.partitionBy] })
   })
   const columns = [outcome, ...prepared.spec.features.map((feature) => feature.name)]
+  const schema: CaseSchema = {
+    version: 1,
+    id: 'record',
+    outcome,
+    columns: Object.fromEntries(columns.map((column) => {
+      const feature = prepared.spec.features.find((candidate) => candidate.name === column)
+      return [column, feature !== undefined && feature.type === 'categorical' ? { type: 'category', levels: feature.levels } : { type: 'number' }]
+    }))
+  }
   let names: string[]
   let parts: number[][]
   if (options.partitionBy !== undefined) {
@@ -68,7 +80,8 @@ async function splitDataset (options: DemoOptions, rng: ReturnType<typeof create
   const peers = parts.map((indices, index) => ({
     region: names[index] as string,
     rows: indices.length,
-    csv: [columns.join(','), ...indices.map((row) => columns.map((column) => csvCell(prepared.rows[row]?.[column])).join(','))].join('\n') + '\n'
+    schema,
+    csv: [['record', ...columns].join(','), ...indices.map((row) => [String(row + 1), ...columns.map((column) => csvCell(prepared.rows[row]?.[column]))].join(','))].join('\n') + '\n'
   }))
   const graph = buildTopology(options.topology ?? 'ring', names.length, forkRng(rng, 'topology'), names)
   const edges = graph.neighbours.flatMap((list, node) => list.filter((other) => other > node).map((other) => [names[node], names[other]] as [string, string]))
@@ -118,13 +131,22 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   if (custom !== null && custom.peers.length > 64) throw new DatasetError('the demo starts one process per peer: at most 64')
   const peerData: PeerData[] = custom?.peers ?? DEMO_PROVINCES.map((province) => {
     const rows = generateCases(province, forkRng(rng, province.region))
-    return { region: province.region, rows: rows.length, csv: toCsv(rows) }
+    return { region: province.region, rows: rows.length, csv: toCsv(rows), schema: SYNTHETIC_SCHEMA }
   })
   const members: Array<{ region: string, peerId: string, addresses: string[], dir: string, port: number }> = []
   for (const peer of peerData) {
     const dir = join(base, peer.region.toLowerCase().replace(/[^a-z0-9._-]+/g, '-'))
     const { peerId } = await createIdentity(dir)
     await writeFile(join(dir, 'cases.csv'), peer.csv)
+    // each region's records go into its own store, as an operator's import would put them
+    const store = await Store.open(dir)
+    try {
+      await store.config.put('region', peer.region)
+      await store.config.put('peerId', peerId)
+      await importCases(store, { file: join(dir, 'cases.csv'), schema: peer.schema })
+    } finally {
+      await store.close()
+    }
     const port = await freePort()
     members.push({ region: peer.region, peerId, addresses: [`/ip4/127.0.0.1/tcp/${port}`], dir, port })
     say(`  ${peer.region.padEnd(9)} ${String(peer.rows).padStart(4)} case records, peer ${peerId}`)
@@ -194,7 +216,14 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   const models = await Promise.all(members.map(async (member) => JSON.parse(await readFile(join(member.dir, 'models', `${jobId}.json`), 'utf8')) as StoredModel))
   const first = models[0] as StoredModel
   // The pooled fit, which only this demonstration can compute: it holds every region's rows.
-  const blocks = await Promise.all(members.map(async (member) => localDesign((await readDataset(join(member.dir, 'cases.csv'))).rows, federation.model)))
+  const blocks = await Promise.all(members.map(async (member) => {
+    const store = await Store.open(member.dir)
+    try {
+      return localDesign(await store.allRows(), federation.model)
+    } finally {
+      await store.close()
+    }
+  }))
   const pooled = fitModel(concatBlocks(blocks.map((entry) => entry.block)), blocks[0]?.terms ?? [], { family: 'binomial', lambda: options.lambda, standardize: true })
   const maxDifference = Math.max(...models.flatMap((model) => model.coefficients.map((row, index) => Math.abs(row.estimate - (pooled.coefficients.estimate[index] as number)) / Math.max(1e-12, Math.abs(pooled.coefficients.estimate[index] as number)))))
   const summary = {
@@ -217,7 +246,7 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
     say(`  ${row.term.padEnd(20)} ${row.estimate.toFixed(5).padStart(11)} ${row.standardError.toFixed(5).padStart(11)} ${row.z.toFixed(2).padStart(8)} ${row.pValue.toExponential(2).padStart(10)}`)
   }
   say(`every region holds the same model; largest relative difference from the pooled fit: ${maxDifference.toExponential(2)}`)
-  say(`files: ${base} (federation.json; per region: identity.key, cases.csv, models/${jobId}.json, status.json)`)
+  say(`files: ${base} (federation.json; per region: identity.key, store/, cases.csv (the imported file), models/${jobId}.json, status.json)`)
   if (!options.keep && !options.json && options.dir === undefined) {
     say('(data folders removed; run with --keep to keep them)')
     await rm(base, { recursive: true, force: true })

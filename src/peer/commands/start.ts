@@ -5,7 +5,8 @@ import type { Command } from 'commander'
 import pino from 'pino'
 import type { FitJobResult } from '../../consensus/fit-job.ts'
 import { coefficientTable } from '../../learning/inference.ts'
-import { readDataset } from '../dataset.ts'
+import { readDataset, type Cell } from '../dataset.ts'
+import { Store } from '../../store/store.ts'
 import { loadFederation } from '../federation.ts'
 import { loadIdentity } from '../identity.ts'
 import { JobCoordinator, type JobProposal } from '../job.ts'
@@ -25,7 +26,18 @@ interface StartOptions {
   propose: boolean
   jobId?: string
   exitAfterJob: boolean
-  cases: string
+  cases?: string
+}
+
+/** The region's records: from its store (the normal case), or from a CSV file named on the command line. */
+async function loadRows (dir: string, cases: string | undefined): Promise<Array<Record<string, Cell>>> {
+  if (cases !== undefined) return (await readDataset(cases)).rows
+  const store = await Store.open(dir)
+  try {
+    return await store.allRows()
+  } finally {
+    await store.close()
+  }
 }
 
 export interface StoredModel {
@@ -76,7 +88,7 @@ export async function runStart (options: StartOptions): Promise<number> {
   const { privateKey, peerId } = await loadIdentity(options.dir)
   const member = federation.members.find((candidate) => candidate.peerId === peerId)
   const log = logger.child({ region: member?.region ?? 'unknown', peer: peerId.slice(-8) })
-  const dataset = await readDataset(join(options.dir, options.cases))
+  const rows = await loadRows(options.dir, options.cases)
   const controller = new AbortController()
   const stop = (): void => { controller.abort() }
   process.once('SIGINT', stop)
@@ -105,11 +117,19 @@ export async function runStart (options: StartOptions): Promise<number> {
       const stored = toStoredModel(job, result)
       await writeAtomically(join(modelsDir, `${job}.json`), JSON.stringify(stored, null, 2))
       await writeAtomically(join(modelsDir, 'latest.json'), JSON.stringify(stored, null, 2))
+      // and in the store, with every other model of this region (opened briefly: the operator's
+      // commands can read the store while the peer runs)
+      const store = await Store.open(options.dir)
+      try {
+        await store.models.put(job, stored)
+      } finally {
+        await store.close()
+      }
       log.info({ event: 'model.stored', job, rounds: result.rounds, converged: result.converged }, 'model stored')
       await writeStatus({ lastModel: job })
     }
     coordinator = new JobCoordinator({
-      node, transport, federation, rows: dataset.rows, signal: controller.signal, journal, onResult: storeModel,
+      node, transport, federation, rows, signal: controller.signal, journal, onResult: storeModel,
       log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
       onProgress: (progress) => {
         const now = Date.now()
@@ -175,7 +195,7 @@ export function registerStart (program: Command): void {
     .requiredOption('--dir <dir>', 'the peer\'s data folder (from epimesh init)')
     .requiredOption('--federation <file>', 'the federation file shared by all members')
     .option('--listen <multiaddr...>', 'listen addresses', ['/ip4/127.0.0.1/tcp/0'])
-    .option('--cases <file>', 'case records in the data folder', 'cases.csv')
+    .option('--cases <file>', 'read the records from this CSV file instead of the store')
     .option('--propose', 'propose a job with the federation\'s model as soon as the neighbours are up', false)
     .option('--job-id <id>', 'the job to propose, or to wait for')
     .option('--exit-after-job', 'stop after one job', false)

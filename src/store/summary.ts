@@ -1,0 +1,122 @@
+import type { Store } from './store.ts'
+
+/**
+ * Aggregates of a region's store for its operator: counts, missingness, ranges, outcome balance and
+ * series coverage. Counts below the disclosure threshold (DataSHIELD's nfilter.tab, 3) are suppressed,
+ * and so are ranges (a minimum or maximum is one person's value).
+ */
+export interface StoreSummary {
+  records: number
+  imports: number
+  threshold: number
+  columns: Record<string, { type: string, missing: number | string, min?: number | string, max?: number | string, levels?: Record<string, number | string> }>
+  outcome: { column: string, counts: Record<string, number | string> } | null
+  series: { points: number, first: string | null, last: string | null, total: number | string }
+}
+
+export async function summarize (store: Store, threshold = 3): Promise<StoreSummary> {
+  const schema = await store.schema()
+  const imports = [...(await store.committedImports()).values()]
+  const suppress = (count: number): number | string => (count > 0 && count < threshold ? `<${threshold}` : count)
+  const stats = new Map<string, { missing: number, min: number, max: number, minText: string, maxText: string, levels: Map<string, number> }>()
+  let records = 0
+  for await (const row of store.rows()) {
+    records++
+    for (const [column, value] of Object.entries(row)) {
+      if (column === '__id') continue
+      let entry = stats.get(column)
+      if (entry === undefined) {
+        entry = { missing: 0, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, minText: '\uffff', maxText: '', levels: new Map() }
+        stats.set(column, entry)
+      }
+      if (value === null) entry.missing++
+      else if (typeof value === 'number') {
+        entry.min = Math.min(entry.min, value)
+        entry.max = Math.max(entry.max, value)
+      } else {
+        entry.levels.set(value, (entry.levels.get(value) ?? 0) + 1)
+        if (value < entry.minText) entry.minText = value
+        if (value > entry.maxText) entry.maxText = value
+      }
+    }
+  }
+  const columns: StoreSummary['columns'] = {}
+  for (const [column, rule] of Object.entries(schema?.columns ?? {})) {
+    if ('action' in rule) {
+      columns[column] = { type: rule.action === 'drop' ? 'dropped' : 'hashed', missing: 0 }
+      continue
+    }
+    const entry = stats.get(column)
+    const enough = records >= threshold
+    if (rule.type === 'category') {
+      columns[column] = { type: 'category', missing: suppress(entry?.missing ?? 0), levels: Object.fromEntries(rule.levels.map((level) => [level, suppress(entry?.levels.get(level) ?? 0)])) }
+    } else if (rule.type === 'number') {
+      // the extremes are single people's values: shown only as the allowed range when a schema gives one
+      columns[column] = { type: 'number', missing: suppress(entry?.missing ?? 0), ...(enough && entry !== undefined && Number.isFinite(entry.min) ? { min: rule.min ?? 'suppressed', max: rule.max ?? 'suppressed' } : {}) }
+    } else {
+      columns[column] = { type: 'date', missing: suppress(entry?.missing ?? 0), ...(enough && entry !== undefined && entry.maxText !== '' ? { min: entry.minText.slice(0, 7), max: entry.maxText.slice(0, 7) } : {}) }
+    }
+  }
+  let outcome: StoreSummary['outcome'] = null
+  if (schema?.outcome !== undefined) {
+    const levels = stats.get(schema.outcome)?.levels ?? new Map<string, number>()
+    outcome = { column: schema.outcome, counts: Object.fromEntries([...levels.entries()].map(([level, count]) => [level, suppress(count)])) }
+  }
+  let points = 0
+  let first: string | null = null
+  let last: string | null = null
+  let total = 0
+  for await (const point of store.seriesPoints()) {
+    points++
+    first ??= point.date
+    last = point.date
+    total += point.count
+  }
+  return { records, imports: imports.length, threshold, columns, outcome, series: { points, first, last, total: suppress(total) } }
+}
+
+/** Removes records dated before `cutoff` (YYYY-MM-DD) in bounded atomic batches; safe to interrupt. */
+export async function purgeBefore (store: Store, cutoff: string, batchSize = 5000): Promise<{ removed: number, kept: number, undated: number }> {
+  const schema = await store.schema()
+  if (schema?.date === undefined) return { removed: 0, kept: await store.count(), undated: 0 }
+  const committed = await store.committedImports()
+  let removed = 0
+  let kept = 0
+  let undated = 0
+  let batch = store.db.batch()
+  let size = 0
+  for await (const [key, row] of store.cases.iterator()) {
+    if (!committed.has(key.slice(0, key.indexOf('!')))) continue
+    const date = (row as Record<string, unknown>)[schema.date]
+    if (typeof date !== 'string') {
+      undated++
+      continue
+    }
+    if (date >= cutoff) {
+      kept++
+      continue
+    }
+    batch.del(key, { sublevel: store.cases })
+    batch.del((row as Record<string, string>).__id as string, { sublevel: store.ids })
+    removed++
+    if (++size >= batchSize) {
+      await batch.write()
+      batch = store.db.batch()
+      size = 0
+    }
+  }
+  await batch.write()
+  return { removed, kept, undated }
+}
+
+/** "12m", "90d", "1y" before `now`, as a YYYY-MM-DD cutoff. */
+export function cutoffDate (period: string, now: Date): string {
+  const match = /^(\d+)([dmy])$/.exec(period.trim())
+  if (match === null) throw new RangeError(`a period is a number and d, m or y, such as 12m; got "${period}"`)
+  const amount = Number(match[1])
+  const date = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()))
+  if (match[2] === 'd') date.setUTCDate(date.getUTCDate() - amount)
+  if (match[2] === 'm') date.setUTCMonth(date.getUTCMonth() - amount)
+  if (match[2] === 'y') date.setUTCFullYear(date.getUTCFullYear() - amount)
+  return date.toISOString().slice(0, 10)
+}
