@@ -65,7 +65,7 @@ export function registerStoreCommands (program: Command): void {
         if (options.cases !== undefined) {
           const report = await importCases(store, { file: options.cases, ...(schema === undefined ? {} : { schema }) })
           const seconds = Number(process.hrtime.bigint() - started) / 1e9
-          if (options.json) out(JSON.stringify({ ...report, seconds, rowsPerSecond: report.rows / seconds }))
+          if (options.json) out(JSON.stringify({ ...report, seconds, rowsPerSecond: report.rows / seconds, peakMemoryMb: process.resourceUsage().maxRSS / 1024 }))
           else {
             out(`imported ${report.rows} records from ${options.cases} (${report.duplicates} already in the store, not stored again) in ${seconds.toFixed(1)} s`)
             if (report.droppedColumns.length > 0) out(`dropped columns: ${report.droppedColumns.join(', ')}`)
