@@ -17,7 +17,7 @@ async function writeCases (path: string, from: number, count: number): Promise<v
   const out = createWriteStream(path)
   out.write('case_id,age,sex,severe\n')
   for (let row = from; row < from + count; row++) out.write(`R${row},${row % 90},${row % 2 === 0 ? 'F' : 'M'},${row % 7 === 0 ? 1 : 0}\n`)
-  await new Promise((resolve) => out.end(resolve))
+  await new Promise<void>((resolve) => { out.end(() => { resolve() }) })
 }
 
 describe('an import killed with SIGKILL at random moments', () => {

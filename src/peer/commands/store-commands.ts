@@ -7,7 +7,29 @@ import { StoreNotInitializedError, SchemaInvalidError } from '../../store/errors
 import { cutoffDate, purgeBefore, summarize } from '../../store/summary.ts'
 import { createIdentity } from '../identity.ts'
 
-/** The operator's commands on the local store: init, import, data summary, purge. */
+/** The stored records' problems under a proposed schema (their values are already typed). */
+async function recheck (store: Store, schema: CaseSchema): Promise<string[]> {
+  const problems: string[] = []
+  let index = 0
+  for await (const row of store.rows()) {
+    index++
+    for (const [column, rule] of Object.entries(schema.columns)) {
+      if ('action' in rule) continue
+      const value = row[column]
+      if (value === null || value === undefined) {
+        if (rule.required === true) problems.push(`record ${index}, ${column}: missing`)
+        continue
+      }
+      if (rule.type === 'number' && (typeof value !== 'number' || (rule.min !== undefined && value < rule.min) || (rule.max !== undefined && value > rule.max))) problems.push(`record ${index}, ${column}: ${value}`)
+      if (rule.type === 'category' && !rule.levels.includes(String(value))) problems.push(`record ${index}, ${column}: ${value}`)
+      if (rule.type === 'date' && typeof value !== 'string') problems.push(`record ${index}, ${column}: ${value}`)
+    }
+    if (problems.length >= 100) break
+  }
+  return problems
+}
+
+/** The operator's commands on the local store: init, import, schema, data summary, purge. */
 async function withStore<T> (dir: string, work: (store: Store) => Promise<T>, requireInit = true): Promise<T> {
   const store = await Store.open(dir)
   try {
@@ -100,6 +122,25 @@ export function registerStoreCommands (program: Command): void {
         out(`  ${column.padEnd(20)} ${entry.type.padEnd(9)} missing ${entry.missing}${range}${levels}`)
       }
       out(`series: ${summary.series.points} dates${summary.series.first === null ? '' : ` from ${summary.series.first} to ${summary.series.last}`}, ${summary.series.total} cases`)
+    })
+
+  program.command('schema')
+    .description('show the store\'s schema, or replace it deliberately (every stored record must pass the new one)')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .option('--set <schema.json>', 'the new schema')
+    .action(async (options: { dir: string, set?: string }) => {
+      await withStore(options.dir, async (store) => {
+        if (options.set === undefined) {
+          const schema = await store.schema()
+          out(schema === null ? 'no schema yet: the first import sets it' : JSON.stringify(schema, null, 2))
+          return
+        }
+        const schema = parseSchema(JSON.parse(await readFile(options.set, 'utf8')), options.set)
+        const problems = await recheck(store, schema)
+        if (problems.length > 0) throw new SchemaInvalidError(`${options.set}: ${problems.length} stored record(s) do not pass the new schema, for example: ${problems.slice(0, 5).join('; ')}`)
+        await store.meta.put('schema', schema)
+        out(`schema replaced; all ${await store.count()} stored records pass it`)
+      })
     })
 
   program.command('purge')
