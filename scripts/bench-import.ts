@@ -25,7 +25,7 @@ export async function writeCaseFile (path: string, count: number, seed = 1): Pro
   for (let row = 0; row < count; row++) {
     const day = 1 + Math.floor(rng() * 28)
     const line = `C${row},2025-${String(1 + Math.floor(rng() * 12)).padStart(2, '0')}-${String(day).padStart(2, '0')},${rng() < 0.5 ? 'F' : 'M'},${Math.floor(rng() * 90)},${(36 + rng() * 4).toFixed(1)},${rng() < 0.4 ? 1 : 0},${rng() < 0.15 ? 1 : 0}\n`
-    if (!out.write(line)) await new Promise((resolve) => out.once('drain', resolve))
+    if (!out.write(line)) await new Promise<void>((resolve) => { out.once('drain', () => { resolve() }) })
   }
   await new Promise<void>((resolve) => { out.end(() => { resolve() }) })
 }
