@@ -121,6 +121,12 @@ export interface AdmmState {
   readonly active: boolean[]
   /** neighbours known to have finished (they moved on to the job's next phase): no longer waited for */
   readonly finished: boolean[]
+  /**
+   * Peers dropped anywhere in the federation (by index), as far as this peer knows: its own drops and
+   * those its neighbours report. Every message carries the set, so it reaches every peer within the
+   * diameter, and the job's later sums leave those peers out.
+   */
+  readonly knownDropped: Uint8Array
   /** for each slot, this peer's position in that neighbour's list of owned edges, or -1 if this peer owns the edge */
   readonly positionInOwner: Int32Array
   /** for each slot this peer owns, its position in this peer's own list of owned edges, or -1 */
@@ -186,6 +192,7 @@ export function createAdmmState (peer: AdmmPeer): AdmmState {
     silentRounds: new Int32Array(slots.length),
     active: slots.map(() => true),
     finished: slots.map(() => false),
+    knownDropped: new Uint8Array(peer.graph.names.length),
     positionInOwner,
     ownedPosition,
     ownedCount,
@@ -224,8 +231,14 @@ function outgoing (state: AdmmState, doneFlag: number): ConsensusMessage {
     round: state.round,
     from: peer.graph.names[peer.self] as string,
     values,
-    data: new Uint8Array(0)
+    data: droppedBitmap(state)
   }
+}
+
+function droppedBitmap (state: AdmmState): Uint8Array {
+  const bitmap = new Uint8Array(Math.ceil(state.knownDropped.length / 8))
+  state.knownDropped.forEach((dropped, node) => { if (dropped === 1) bitmap[node >> 3] = (bitmap[node >> 3] as number) | (1 << (node & 7)) })
+  return bitmap
 }
 
 function slotOf (state: AdmmState, from: string): number {
@@ -254,6 +267,10 @@ function accept (state: AdmmState, message: ConsensusMessage, log: LogRecord[]):
     if (!Number.isFinite(message.values[index] as number)) return reject('non-finite value')
   }
   if (state.heard[slot] !== null) return reject('duplicate')
+  if (message.data.length !== Math.ceil(state.knownDropped.length / 8)) return reject(`a dropped-peer set of ${message.data.length} bytes`)
+  for (let node = 0; node < state.knownDropped.length; node++) {
+    if ((((message.data[node >> 3] as number) >> (node & 7)) & 1) === 1) state.knownDropped[node] = 1
+  }
   const values = message.values
   state.heard[slot] = values.slice(HEADER, HEADER + p)
   const position = state.positionInOwner[slot] ?? -1
@@ -330,6 +347,7 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
         // A neighbour that never returns is removed together with its edge dual, which keeps
         // sum_i alpha_i = 0 over the peers that remain.
         state.active[slot] = false
+        state.knownDropped[slots[slot] as number] = 1
         ;(state.lambdas[slot] as Float64Array).fill(0)
         log.push({ level: 'warn', event: 'admm.neighbour.dropped', fields: { round: state.round, neighbour: name } })
       }
@@ -524,7 +542,7 @@ export const admmProtocol: Protocol<AdmmState, AdmmResult> = {
       dualResidual: state.dualResidual,
       staleMessages: state.staleMessages,
       rejectedMessages: state.rejectedMessages,
-      dropped: slots.filter((_, slot) => !(state.active[slot] ?? false)).map((node) => state.peer.graph.names[node] as string)
+      dropped: state.peer.graph.names.filter((_, node) => state.knownDropped[node] === 1)
     }
   }
 }

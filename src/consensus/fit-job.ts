@@ -168,6 +168,8 @@ export interface FitJobResult {
   rows: number
   penalty: number | null
   newtonIterations: number | null
+  /** peers dropped during the job (gone for good); the model is the pooled fit of the others */
+  dropped: string[]
   staleMessages: number
   rejectedMessages: number
 }
@@ -236,8 +238,11 @@ function gossipSum (state: FitJobState, kind: string, value: Float64Array): SumH
 function startSum (state: FitJobState, kind: string, value: Float64Array): SumHandle {
   const { peer } = state
   if (peer.params.algorithm === 'gossip' && kind.startsWith('newton.')) return gossipSum(state, kind, value)
-  const init = { graph: peer.graph, self: peer.self, value, job: peer.job, kind, rng: peer.rng }
-  const method = peer.params.sumMethod === 'auto' ? (peer.graph.names.length <= 64 ? 'flood' : 'tree') : peer.params.sumMethod
+  // Peers dropped during ADMM (gone for good) take no part in the sums that follow.
+  const dropped = new Set(state.admm?.dropped ?? [])
+  const members = dropped.size === 0 ? undefined : peer.graph.names.flatMap((name, node) => dropped.has(name) ? [] : [node])
+  const init = { graph: peer.graph, self: peer.self, value, job: peer.job, kind, rng: peer.rng, ...(members === undefined ? {} : { members }) }
+  const method = members !== undefined ? 'flood' : peer.params.sumMethod === 'auto' ? (peer.graph.names.length <= 64 ? 'flood' : 'tree') : peer.params.sumMethod
   if (method === 'flood') return { kind, protocol: secureSumProtocol, state: createSecureSum(init) }
   state.tree ??= spanningTree(peer.graph)
   return { kind, protocol: treeSumProtocol, state: createTreeSum(init, state.tree) }
@@ -344,6 +349,7 @@ function finish (state: FitJobState, coefficientsScaled: Float64Array, hessianSu
     rows: pooled.rows,
     penalty: state.penalty,
     newtonIterations: state.newton?.iterations ?? null,
+    dropped: state.admm?.dropped ?? [],
     staleMessages: state.admm?.staleMessages ?? 0,
     rejectedMessages: state.admm?.rejectedMessages ?? 0
   }
@@ -503,8 +509,13 @@ function enterAdmm (state: FitJobState, stage: 1 | 2, start: Float64Array, lambd
       recordVectors: params.recordVectors
     })
   })
-  // Unscaled per-edge duals stay valid when the penalty changes: carry them over.
+  // Unscaled per-edge duals stay valid when the penalty changes: carry them over, and the drops.
   if (lambdas !== null) admm.lambdas.forEach((lambda, slot) => lambda.set(lambdas[slot] as Float64Array))
+  const warm = state.warm
+  if (stage === 2 && warm !== null) {
+    admm.knownDropped.set(warm.knownDropped)
+    warm.active.forEach((active, slot) => { if (!active) admm.active[slot] = false })
+  }
   enterPhase(state, { name: 'admm', admm, stage }, outbox, log)
 }
 

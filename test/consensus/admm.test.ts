@@ -185,7 +185,7 @@ describe('consensus ADMM', () => {
     }))
     const [first] = states as [AdmmState]
     admmProtocol.start(first)
-    const bad = { job: 'j', kind: 'admm', round: 0, from: graph.names[1] as string, values: Float64Array.of(0, 0, 0, 0, Number.NaN, 1), data: new Uint8Array(0) }
+    const bad = { job: 'j', kind: 'admm', round: 0, from: graph.names[1] as string, values: Float64Array.of(0, 0, 0, 0, Number.NaN, 1), data: new Uint8Array(1) }
     admmProtocol.step(first, { type: 'message', message: bad })
     const short = { ...bad, values: Float64Array.of(0, 0) }
     admmProtocol.step(first, { type: 'message', message: short })

@@ -75,3 +75,48 @@ describe('a federated fit equals the pooled fit', () => {
     ), { numRuns: 12, seed: 20261123 })
   })
 })
+
+describe('a peer that dies for good', () => {
+  it('is dropped after dropAfterRounds silent rounds, and the others end at the pooled fit of their own data', async () => {
+    const { createFitJobState, fitJobProtocol } = await import('../../src/consensus/fit-job.ts')
+    const { MemoryNetwork } = await import('../../src/consensus/memory-network.ts')
+    const { runSynchronous } = await import('../../src/consensus/simulation.ts')
+    const { createGlmProblem } = await import('../../src/learning/problem.ts')
+    const { concatBlocks } = await import('../../src/learning/design.ts')
+    const { diameter } = await import('../../src/consensus/graph.ts')
+    const { block, terms } = await loadModel('infert.csv', INFERT)
+    const peers = 6
+    const parts = splitRows(block.rows, peers, 'even', createRng(3))
+    const blocks = parts.map((rows) => selectRows(block, rows))
+    const graph = buildTopology('ring', peers, createRng(1))
+    const rng = createRng(11)
+    const states = blocks.map((local, self) => createFitJobState({
+      job: 'drop', graph, self, diameter: diameter(graph), rng,
+      problem: createGlmProblem({ family: 'binomial', block: local, terms, interceptColumn: 0 }),
+      params: createFitJobParams({ tolerance: 1e-10, dropAfterRounds: 10 })
+    }))
+    const victim = 2
+    const network = new MemoryNetwork({ graph, rng: createRng(5) })
+    let killedAt: number | null = null
+    const run = runSynchronous({
+      protocol: fitJobProtocol, states, network, maxRounds: 20_000,
+      beforeTick: (tick, net) => {
+        const phase = states[victim]?.phase
+        if (killedAt === null && phase?.name === 'admm' && phase.stage === 2 && phase.admm.round > 20) {
+          net.kill(graph.names[victim] as string)
+          killedAt = tick
+        }
+      }
+    })
+    expect(killedAt).not.toBeNull()
+    const survivors = blocks.filter((_, index) => index !== victim)
+    const pooled = fitModel(concatBlocks(survivors), terms, { family: 'binomial' })
+    run.states.forEach((state, index) => {
+      if (index === victim) return
+      const result = fitJobProtocol.result(state)
+      expect(result.dropped).toEqual([graph.names[victim]])
+      expect(relativeError(result.coefficients, pooled.coefficients.estimate)).toBeLessThan(1e-6)
+      expect(relativeError(result.standardErrors, pooled.coefficients.standardError)).toBeLessThan(1e-6)
+    })
+  })
+})

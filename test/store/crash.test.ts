@@ -48,8 +48,9 @@ describe('an import killed with SIGKILL at random moments', () => {
       expect([1000, 1000 + size]).toContain(count)
       outcomes.push(count)
       if (count === 1000 + size) {
-        // it finished before the kill: take the import out again for the next attempt
-        expect(code).toBe(0)
+        // it committed before the kill (the kill may still land while the process shuts down, code
+        // null): take the import out again for the next attempt
+        expect(code === 0 || code === null).toBe(true)
         for (const [key, record] of await reopened.committedImports()) if (record.file === big) await reopened.meta.del(`import!${key}`)
       }
       await reopened.close()
