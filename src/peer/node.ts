@@ -173,11 +173,11 @@ export function gossipsubOptions (federation: Federation, config: Pick<PeerNodeC
   }
 }
 
-/** D and its companions; gossipsub needs Dout < Dlo <= D <= Dhi and Dout <= D / 2. */
+/** D and its companions in the library's proportions (D = 6 gives its defaults 4, 12, 2, 4). */
 function meshParameters (degree: number): Pick<GossipsubOpts, 'D' | 'Dlo' | 'Dhi' | 'Dout' | 'Dscore'> {
   if (degree === 0) return { D: 0, Dlo: 0, Dhi: 0, Dout: 0, Dscore: 0 }
   const low = Math.max(1, Math.floor((2 * degree) / 3))
-  return { D: degree, Dlo: low, Dhi: 2 * degree, Dout: Math.min(Math.floor(degree / 2), low - 1), Dscore: Math.floor((2 * degree) / 3) }
+  return { D: degree, Dlo: low, Dhi: 2 * degree, Dout: Math.min(Math.floor(degree / 3), low - 1), Dscore: Math.floor((2 * degree) / 3) }
 }
 
 function fastMessageId (message: { from?: Uint8Array, seqno?: Uint8Array }): string {

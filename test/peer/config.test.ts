@@ -1,0 +1,50 @@
+import '../../src/peer/polyfill.ts'
+import { beforeAll, expect, test } from 'vitest'
+import { announceTopic, peerTopic } from '../../src/peer/constants.ts'
+import { createLibp2pTransportInit } from '../../src/peer/libp2p-transport.ts'
+import { createPeerNodeInit, gossipsubOptions } from '../../src/peer/node.ts'
+import { makeFederation, makeMembers, type Member } from './helpers.ts'
+import type { Federation } from '../../src/peer/federation.ts'
+
+let members: Member[]
+let federation: Federation
+
+beforeAll(async () => {
+  members = await makeMembers(3)
+  federation = makeFederation(members, { topology: 'ring' })
+})
+
+test('node defaults are filled in and out-of-range settings name their field', () => {
+  const config = createPeerNodeInit({ federation, privateKey: (members[0] as Member).key })
+  expect(config.listen).toEqual(['/ip4/127.0.0.1/tcp/0'])
+  expect(config.meshDegree).toBe(0)
+  expect(config.preSharedKey).toBeNull()
+  for (const [field, value] of [['dialTimeoutMs', 0], ['meshDegree', -1], ['maxMessageBytes', 8 * 1024 * 1024], ['listen', ['not an address']]] as const) {
+    expect(() => createPeerNodeInit({ federation, privateKey: (members[0] as Member).key, [field]: value }))
+      .toThrow(expect.objectContaining({ code: 'PEER_CONFIG_INVALID', field: field === 'listen' ? 'listen[0]' : field }))
+  }
+})
+
+test('transport defaults and validation', () => {
+  expect(createLibp2pTransportInit().broadcastVia).toBe('gossipsub')
+  expect(() => createLibp2pTransportInit({ broadcastVia: 'carrier-pigeon' as 'direct' })).toThrow(expect.objectContaining({ code: 'PEER_CONFIG_INVALID', field: 'broadcastVia' }))
+  expect(() => createLibp2pTransportInit({ readyTimeoutMs: -1 })).toThrow(expect.objectContaining({ field: 'readyTimeoutMs' }))
+})
+
+test('gossipsub is configured for a small authenticated consortium', () => {
+  const options = gossipsubOptions(federation, createPeerNodeInit({ federation, privateKey: (members[0] as Member).key }))
+  expect(options).toMatchObject({
+    globalSignaturePolicy: 'StrictSign',
+    floodPublish: true,
+    D: 0,
+    Dlo: 0,
+    Dhi: 0,
+    scoreParams: { IPColocationFactorWeight: 0 },
+    heartbeatInterval: 700
+  })
+  expect([...(options.allowedTopics as string[])].sort()).toEqual([announceTopic('test-fed'), ...members.map((member) => peerTopic('test-fed', member.peerId))].sort())
+  expect(options.maxInboundDataLength).toBeLessThan(4 * 1024 * 1024)
+  expect(options.decodeRpcLimits?.maxSubscriptions).toBe(members.length + 1)
+  const meshed = gossipsubOptions(federation, createPeerNodeInit({ federation, privateKey: (members[0] as Member).key, meshDegree: 6 }))
+  expect(meshed).toMatchObject({ D: 6, Dlo: 4, Dhi: 12, Dout: 2 })
+})
