@@ -9,6 +9,9 @@ export const CODEC_VERSION = 1
 /** Largest encoded consensus message accepted or produced, in bytes. Gossipsub itself stops at 4 MiB. */
 export const MAX_MESSAGE_BYTES = 1024 * 1024
 
+/** Gossipsub's RPC frame limit (its length-prefix codec's 4 MiB, on both the writing and reading side). */
+export const GOSSIPSUB_MAX_FRAME_BYTES = 4 * 1024 * 1024
+
 /** Header field limits (UTF-8 bytes). Ed25519 peer ids are 52 characters; region names are shorter. */
 export const MAX_JOB_BYTES = 64
 export const MAX_KIND_BYTES = 32

@@ -36,6 +36,7 @@ export type BroadcastCarrier = 'gossipsub' | 'direct'
 
 export interface Libp2pTransportInit {
   broadcastVia?: BroadcastCarrier
+  /** default: the node's maxMessageBytes */
   maxMessageBytes?: number
   /** how long `start()` waits for neighbours' subscriptions (gossipsub) or streams (direct) */
   readyTimeoutMs?: number
@@ -306,7 +307,11 @@ export class Libp2pTransport implements Transport {
 }
 
 export function createLibp2pTransport (init: Libp2pTransportInit, components: Libp2pTransportComponents): Libp2pTransport {
-  return new Libp2pTransport(createLibp2pTransportInit(init), components)
+  return new Libp2pTransport(createLibp2pTransportInit({ maxMessageBytes: components.node.config.maxMessageBytes, ...stripUndefined(init) }), components)
+}
+
+function stripUndefined<T extends object> (value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Partial<T>
 }
 
 function rejectionCode (err: unknown): MessageRejectionCode {

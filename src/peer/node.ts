@@ -11,7 +11,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { combineSignals, throwIfAborted, waitUntil, withTimeout } from './abort.ts'
 import { AnnounceChannel } from './announce.ts'
-import { announceTopic, DEFAULT_PEER_NODE, dhtProtocol, LOOPBACK_ALLOW, peerTopic, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS } from './constants.ts'
+import { announceTopic, DEFAULT_PEER_NODE, dhtProtocol, GOSSIPSUB_MAX_FRAME_BYTES, LOOPBACK_ALLOW, peerTopic, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS } from './constants.ts'
 import { NeighbourLinks, type NeighbourStatus } from './discovery.ts'
 import { NotAMemberError, NotStartedError, PeerConfigError } from './errors.ts'
 import { isMember, neighboursOf, type Federation } from './federation.ts'
@@ -63,6 +63,7 @@ export interface PeerNodeInit {
    */
   meshDegree?: number
   maxAnnouncementBytes?: number
+  /** largest consensus message; the default of transports built on this node */
   maxMessageBytes?: number
   /** gossipsub overrides, applied last (for experiments; the defaults are tuned, see gossipsubOptions) */
   gossipsub?: Partial<GossipsubOpts>
@@ -100,9 +101,9 @@ export function validatePeerNodeConfig (config: PeerNodeConfig): void {
   if (!Number.isInteger(config.reconnectRetries) || config.reconnectRetries < 0) throw new PeerConfigError('reconnectRetries', 'must be a non-negative integer')
   if (!(config.reconnectBackoffFactor >= 1)) throw new PeerConfigError('reconnectBackoffFactor', 'must be at least 1')
   if (!(config.neighbourRetryFactor >= 1)) throw new PeerConfigError('neighbourRetryFactor', 'must be at least 1')
-  if (config.maxMessageBytes > 4 * 1024 * 1024 - 64 * 1024) {
-    // gossipsub drops larger messages silently (its own 4 MiB frame limit)
-    throw new PeerConfigError('maxMessageBytes', 'must leave room under gossipsub\'s 4 MiB limit')
+  if (Math.max(config.maxMessageBytes, config.maxAnnouncementBytes) > GOSSIPSUB_MAX_FRAME_BYTES - 64 * 1024) {
+    // a larger publish reaches no one and does not throw: the frame encoder refuses it silently
+    throw new PeerConfigError(config.maxMessageBytes >= config.maxAnnouncementBytes ? 'maxMessageBytes' : 'maxAnnouncementBytes', 'must leave room under gossipsub\'s 4 MiB frame limit')
   }
   if (config.privateKey.type !== 'Ed25519') throw new PeerConfigError('privateKey', `must be Ed25519, got ${config.privateKey.type}`)
   for (const field of ['listen', 'announce', 'allow'] as const) {
@@ -135,15 +136,15 @@ export function validatePeerNodeConfig (config: PeerNodeConfig): void {
  * - duplicates skip signature checks: a fast message id (author + sequence number, the same fields
  *   that make the spec'ed id) is cached only after a first copy verified, so later copies are dropped
  *   before the Ed25519 verification they would otherwise pay for.
- * - finite limits: topics restricted to the federation's, an RPC frame just above the message limit,
- *   subscriptions per peer bounded by the number of topics a member can legitimately use.
+ * - finite limits: topics restricted to the federation's; subscriptions per peer bounded by the number
+ *   of topics a member can legitimately use; messages held to maxMessageBytes (1 MiB) by the topic
+ *   validators, RPC frames to 4 MiB.
  * - heartbeat 700 ms: mesh repair and IHAVE gossip (the lazy repair path for a message lost on a direct
  *   send) come a little sooner than the 1 s default; publishing never waits for a heartbeat.
  */
-export function gossipsubOptions (federation: Federation, config: Pick<PeerNodeConfig, 'heartbeatIntervalMs' | 'meshDegree' | 'maxMessageBytes' | 'maxAnnouncementBytes' | 'gossipsub'>): Partial<GossipsubOpts> {
+export function gossipsubOptions (federation: Federation, config: Pick<PeerNodeConfig, 'heartbeatIntervalMs' | 'meshDegree' | 'gossipsub'>): Partial<GossipsubOpts> {
   const topics = [announceTopic(federation.federationId), ...federation.members.map((member) => peerTopic(federation.federationId, member.peerId))]
   const longestTopic = Math.max(...topics.map((topic) => topic.length))
-  const largestMessage = Math.max(config.maxMessageBytes, config.maxAnnouncementBytes)
   return {
     ...meshParameters(config.meshDegree),
     globalSignaturePolicy: 'StrictSign',
@@ -153,17 +154,24 @@ export function gossipsubOptions (federation: Federation, config: Pick<PeerNodeC
     doPX: false,
     heartbeatInterval: config.heartbeatIntervalMs,
     allowedTopics: topics,
-    // 64 KiB of room for the RPC envelope: signature, key, topic, seqno and piggybacked control
-    maxInboundDataLength: largestMessage + 64 * 1024,
+    // One RPC frame may bundle many messages (an IWANT reply carries every message asked for), so the
+    // frame limit stays at the 4 MiB that the sender's encoder enforces too: a frame over the reader's
+    // limit ends the whole inbound stream, not just that RPC. Single messages are held to
+    // maxMessageBytes by the topic validators.
+    maxInboundDataLength: GOSSIPSUB_MAX_FRAME_BYTES,
     maxTopicBytesPerPeer: topics.length * (longestTopic + 1024),
+    // The library's decode limits, except subscriptions: a member never has more than the
+    // federation's topics to announce (twice, for an unsubscribe and a subscribe in one RPC). The
+    // message and IHAVE limits stay generous: a decode failure drops the whole RPC, and gossip is
+    // piggybacked on RPCs that carry messages.
     decodeRpcLimits: {
-      maxSubscriptions: topics.length,
-      maxMessages: 64,
-      maxIhaveMessageIDs: 1024,
-      maxIwantMessageIDs: 1024,
+      maxSubscriptions: 2 * topics.length,
+      maxMessages: 5000,
+      maxIhaveMessageIDs: 5000,
+      maxIwantMessageIDs: 5000,
       maxIdontwantMessageIDs: 512,
-      maxControlMessages: 256,
-      maxPeerInfos: 0
+      maxControlMessages: 5000,
+      maxPeerInfos: 16
     },
     fastMsgIdFn: fastMessageId,
     scoreParams: {

@@ -43,8 +43,8 @@ test('gossipsub is configured for a small authenticated consortium', () => {
     heartbeatInterval: 700
   })
   expect([...(options.allowedTopics as string[])].sort()).toEqual([announceTopic('test-fed'), ...members.map((member) => peerTopic('test-fed', member.peerId))].sort())
-  expect(options.maxInboundDataLength).toBeLessThan(4 * 1024 * 1024)
-  expect(options.decodeRpcLimits?.maxSubscriptions).toBe(members.length + 1)
+  expect(options.maxInboundDataLength).toBe(4 * 1024 * 1024)
+  expect(options.decodeRpcLimits?.maxSubscriptions).toBe(2 * (members.length + 1))
   const meshed = gossipsubOptions(federation, createPeerNodeInit({ federation, privateKey: (members[0] as Member).key, meshDegree: 6 }))
   expect(meshed).toMatchObject({ D: 6, Dlo: 4, Dhi: 12, Dout: 2 })
 })
