@@ -44,8 +44,7 @@ async function waitFor (check: () => Promise<boolean>, timeoutMs: number): Promi
   throw new Error('timed out')
 }
 
-describe('a peer killed mid-job', () => {
-  it('is restarted, replays its journal, rejoins, and the job completes with the pooled fit on every peer', async () => {
+async function setUp (federationId: string, dropAfterRounds: number): Promise<{ members: Array<{ region: string, peerId: string, addresses: string[], dir: string }>, federation: string, header: string, lines: string[] }> {
     base = await mkdtemp(join(tmpdir(), 'epimesh-restart-'))
     const lines = (await readFile(INFERT, 'utf8')).trim().split('\n')
     const header = lines[0] as string
@@ -62,16 +61,22 @@ describe('a peer killed mid-job', () => {
     const federation = join(base, 'federation.json')
     await writeFile(federation, JSON.stringify({
       version: 1,
-      federationId: 'restart-test',
+      federationId,
       members: members.map(({ region, peerId, addresses }) => ({ region, peerId, addresses })),
       graph: { topology: 'ring' },
       bootstrap: members[0]?.addresses,
       model: {
         family: 'binomial', outcome: 'case',
         features: ['age', 'parity', 'induced', 'spontaneous'].map((name) => ({ name, type: 'numeric' })),
-        lambda: 0, algorithm: 'admm', tolerance: 1e-10, maxRounds: 3000, roundDeadlineMs: 800, dropAfterRounds: 0
+        lambda: 0, algorithm: 'admm', tolerance: 1e-10, maxRounds: 3000, roundDeadlineMs: 500, dropAfterRounds
       }
     }))
+    return { members, federation, header, lines }
+}
+
+describe('a peer killed mid-job', () => {
+  it('is restarted, replays its journal, rejoins, and the job completes with the pooled fit on every peer', async () => {
+    const { members, federation } = await setUp('restart-test', 0)
     const peers = members.map((member, index) => startPeer(member.dir, federation, member.addresses[0] as string, index === 0 ? ['--propose'] : []))
     const victim = members[2] as (typeof members)[number]
     // kill the victim mid-job: once its journal holds a few hundred inputs (the sums are over, ADMM runs)
