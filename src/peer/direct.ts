@@ -76,10 +76,16 @@ export class DirectChannel {
     if (pending !== undefined) return await pending
     const stopSignal = this.controller?.signal
     if (stopSignal === undefined) throw new NotStartedError('the direct channel is not started')
+    // Fail fast when the link is down: dialling is the neighbour links' job, and a send that waited for
+    // a dial time-out would hold up the caller's whole round for a neighbour that is gone.
+    const remote = peerIdFromString(peerId)
+    if (!this.components.libp2p.getConnections(remote).some((connection) => connection.status === 'open')) {
+      throw new PeerUnreachableError(`no open connection to ${peerId}`)
+    }
     const opening = (async () => {
       const signal = withTimeout(combineSignals(stopSignal, options.signal), this.init.streamOpenTimeoutMs)
       try {
-        const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peerId), this.init.protocol, { signal })
+        const stream = await this.components.libp2p.dialProtocol(remote, this.init.protocol, { signal })
         // Outbound streams are write-only: nothing is expected back, so never buffer what might arrive.
         stream.addEventListener('message', () => {})
         stream.addEventListener('close', () => {

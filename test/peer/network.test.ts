@@ -114,6 +114,28 @@ describe('links to neighbours', () => {
   })
 })
 
+describe('a neighbour that is gone', () => {
+  test('sending to it fails at once instead of waiting for a dial to time out', async () => {
+    const members = await makeMembers(2)
+    const seed = await cluster.node({ federation: makeFederation(members), privateKey: key(members, 0).key })
+    const other = await cluster.node({ federation: makeFederation(members, { bootstrap: seed.addresses() }), privateKey: key(members, 1).key })
+    await seed.waitForNeighbours({ timeoutMs: 10_000 })
+    // (no transport on the other node, so nothing subscribes to the seed's topic: do not wait for that)
+    const transport = cluster.transport(seed, { readyTimeoutMs: 100 })
+    await transport.start()
+    await other.stop()
+    const started = Date.now()
+    await expect(transport.send(key(members, 1).peerId, message(key(members, 0).peerId, 0, [1], { to: key(members, 1).peerId }))).rejects.toMatchObject({ code: 'PEER_UNREACHABLE' })
+    await expect(transport.broadcast(message(key(members, 0).peerId, 0, [1]))).rejects.toMatchObject({ code: 'PUBLISH_FAILED' })
+    expect(transport.stats().sendFailures).toBe(2)
+    await transport.stop()
+    const direct = cluster.transport(seed, { broadcastVia: 'direct', readyTimeoutMs: 200 })
+    expect((await direct.start()).missing).toEqual([key(members, 1).peerId])
+    await expect(direct.broadcast(message(key(members, 0).peerId, 0, [1]))).rejects.toMatchObject({ code: 'PEER_UNREACHABLE' })
+    expect(Date.now() - started).toBeLessThan(2_000)
+  })
+})
+
 describe('membership and private networks', () => {
   test('a node that is not a member cannot connect, in either direction', async () => {
     const members = await makeMembers(2)
