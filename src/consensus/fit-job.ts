@@ -1,5 +1,6 @@
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix'
 import { covarianceToOriginalScale, toOriginalScale } from '../learning/standardize.ts'
+import { metricsFromHistogram, type HistogramMetrics } from '../learning/metrics.ts'
 import { choleskyInPlace, choleskySolveInPlace, invertSymmetric } from '../learning/linalg.ts'
 import { NotConvergedError } from '../learning/errors.ts'
 import { admmProtocol, createAdmmParams, createAdmmState, defaultPenalty, neighbourFinished, type AdmmResult, type AdmmState } from './admm.ts'
@@ -116,6 +117,7 @@ type Phase =
   | { name: 'admm', admm: AdmmState, stage: 1 | 2 }
   | { name: 'recurvature', sum: SumHandle }
   | { name: 'final', sum: SumHandle }
+  | { name: 'metrics', sum: SumHandle }
   | { name: 'newton', iteration: number, sum: SumHandle }
   | { name: 'done' }
 
@@ -170,11 +172,13 @@ export interface FitJobResult {
   newtonIterations: number | null
   /** peers dropped during the job (gone for good); the model is the pooled fit of the others */
   dropped: string[]
+  /** binomial models: computed by the federation from pooled risk histograms */
+  metrics: HistogramMetrics | null
   staleMessages: number
   rejectedMessages: number
 }
 
-const PHASE_ORDER: Record<string, number> = { stats: 0, curvature: 1, admm: 2, recurvature: 3, admm2: 4, final: 1_000_000 }
+const PHASE_ORDER: Record<string, number> = { stats: 0, curvature: 1, admm: 2, recurvature: 3, admm2: 4, final: 1_000_000, metrics: 2_000_000 }
 
 function phaseKey (kind: string): string {
   for (const suffix of ['.mask', '.up', '.down']) if (kind.endsWith(suffix)) return kind.slice(0, -suffix.length)
@@ -350,6 +354,7 @@ function finish (state: FitJobState, coefficientsScaled: Float64Array, hessianSu
     penalty: state.penalty,
     newtonIterations: state.newton?.iterations ?? null,
     dropped: state.admm?.dropped ?? [],
+    metrics: null,
     staleMessages: state.admm?.staleMessages ?? 0,
     rejectedMessages: state.admm?.rejectedMessages ?? 0
   }
@@ -423,6 +428,14 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
       const total = phase.sum.protocol.result(phase.sum.state)
       const admm = state.admm as AdmmResult
       finish(state, admm.x, unpackUpper(total, 1 + p, p), total[0] as number, admm.converged, log)
+      enterMetrics(state, outbox, log)
+      return
+    }
+    case 'metrics': {
+      const result = state.result as FitJobResult
+      result.metrics = metricsFromHistogram(phase.sum.protocol.result(phase.sum.state), METRIC_BINS)
+      result.rounds = state.roundOffset
+      result.phaseRounds = { ...state.phaseRounds }
       enterPhase(state, { name: 'done' }, outbox, log)
       return
     }
@@ -453,7 +466,7 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
       const outOfRounds = state.roundOffset >= params.maxRounds
       if (relativeStep < params.tolerance || newton.iterations >= params.maxNewtonIterations || outOfRounds) {
         finish(state, point, hessian, value, relativeStep < params.tolerance, log)
-        enterPhase(state, { name: 'done' }, outbox, log)
+        enterMetrics(state, outbox, log)
         return
       }
       enterPhase(state, { name: 'newton', iteration: phase.iteration + 1, sum: startSum(state, `newton.${phase.iteration + 1}`, localDerivatives(state.objective as LocalObjective, point)) }, outbox, log)
@@ -473,6 +486,19 @@ function cachedLaplacianExtremes (graph: Graph): { secondSmallest: number, large
     laplacianCache.set(graph, extremes)
   }
   return extremes
+}
+
+/** Resolution of the pooled risk histograms behind the federation's AUC and Hosmer-Lemeshow. */
+export const METRIC_BINS = 1000
+
+/** Binomial models end with a masked sum of risk histograms: AUC, Brier and Hosmer-Lemeshow. */
+function enterMetrics (state: FitJobState, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  const result = state.result as FitJobResult
+  if (state.peer.problem.family !== 'binomial') {
+    enterPhase(state, { name: 'done' }, outbox, log)
+    return
+  }
+  enterPhase(state, { name: 'metrics', sum: startSum(state, 'metrics', state.peer.problem.riskHistogram(result.coefficients, METRIC_BINS)) }, outbox, log)
 }
 
 function penaltyFromCurvature (state: FitJobState, total: Float64Array, log: LogRecord[]): number {

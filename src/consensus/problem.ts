@@ -31,6 +31,13 @@ export interface LocalProblem {
   objective(scaling: ColumnScaling | null, penaltyShare: number): LocalObjective
   /** this peer's rows' negative log-likelihood at a point on the original scale (for the pooled log-likelihood) */
   negativeLogLikelihood(coefficients: Float64Array): number
+  /**
+   * Binomial only: this peer's fitted risks at `coefficients` (original scale) as additive histograms
+   * over `bins` equal bins of [0, 1]: [negatives per bin, positives per bin, sum of risks per bin,
+   * sum of squared risks, sum of risk x outcome]. Summed over the federation they give AUC, the Brier
+   * score and a Hosmer-Lemeshow table without any peer's rows.
+   */
+  riskHistogram(coefficients: Float64Array, bins: number): Float64Array
 }
 
 export function statisticsLength (dimension: number): number {

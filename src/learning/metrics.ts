@@ -126,3 +126,63 @@ export function hosmerLemeshow (y: ArrayLike<number>, p: ArrayLike<number>, grou
   const df = table.length - 2
   return { statistic, df, pValue: 1 - chisquareCdf(statistic, df), groups: table }
 }
+
+export interface HistogramMetrics {
+  auc: number
+  brier: number
+  hosmerLemeshow: HosmerLemeshow
+}
+
+/**
+ * AUC, Brier score and Hosmer-Lemeshow from pooled risk histograms (see LocalProblem.riskHistogram):
+ * what a federation can know without any row. Risks in one bin count as ties for the AUC, and the
+ * Hosmer-Lemeshow groups are whole bins closest to equal counts, so both agree with the row-level
+ * values to about the bin width.
+ */
+export function metricsFromHistogram (histogram: Float64Array, bins: number, groups = 10): HistogramMetrics {
+  const negatives = histogram.subarray(0, bins)
+  const positives = histogram.subarray(bins, 2 * bins)
+  const riskSums = histogram.subarray(2 * bins, 3 * bins)
+  let totalPositive = 0
+  let totalNegative = 0
+  for (let bin = 0; bin < bins; bin++) {
+    totalPositive += positives[bin] as number
+    totalNegative += negatives[bin] as number
+  }
+  const n = totalPositive + totalNegative
+  if (n === 0) throw new EmptyDataError('no predictions to score')
+  let pairs = 0
+  let negativesBelow = 0
+  for (let bin = 0; bin < bins; bin++) {
+    pairs += (positives[bin] as number) * (negativesBelow + 0.5 * (negatives[bin] as number))
+    negativesBelow += negatives[bin] as number
+  }
+  const auc = totalPositive === 0 || totalNegative === 0 ? Number.NaN : pairs / (totalPositive * totalNegative)
+  const brier = ((histogram[3 * bins] as number) - 2 * (histogram[3 * bins + 1] as number) + totalPositive) / n
+  const rows: CalibrationRow[] = []
+  let current: CalibrationRow | null = null
+  let cumulative = 0
+  for (let bin = 0; bin < bins; bin++) {
+    const count = (positives[bin] as number) + (negatives[bin] as number)
+    if (count === 0) continue
+    if (current === null) {
+      current = { group: rows.length + 1, n: 0, observed: 0, expected: 0, meanPredicted: 0, minPredicted: bin / bins, maxPredicted: (bin + 1) / bins }
+      rows.push(current)
+    }
+    current.n += count
+    current.observed += positives[bin] as number
+    current.expected += riskSums[bin] as number
+    current.maxPredicted = (bin + 1) / bins
+    cumulative += count
+    // close the group once the cumulative count reaches its share of the rows
+    if (cumulative >= (rows.length * n) / groups && rows.length < groups) current = null
+  }
+  let statistic = 0
+  for (const row of rows) {
+    row.meanPredicted = row.expected / row.n
+    const variance = row.expected * (1 - row.expected / row.n)
+    if (variance > 0) statistic += (row.observed - row.expected) ** 2 / variance
+  }
+  const df = Math.max(1, rows.length - 2)
+  return { auc, brier, hosmerLemeshow: { statistic, df, pValue: 1 - chisquareCdf(statistic, df), groups: rows } }
+}

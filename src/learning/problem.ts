@@ -2,6 +2,7 @@ import type { ColumnScaling, LocalProblem } from '../consensus/problem.ts'
 import type { LocalObjective } from '../consensus/objective.ts'
 import type { DataBlock } from './design.ts'
 import type { FamilyName } from './family.ts'
+import { logistic } from './family.ts'
 import { createWorkspace, evaluateLoss, type Workspace } from './glm.ts'
 import { standardizeBlock } from './standardize.ts'
 
@@ -41,6 +42,21 @@ export function createGlmProblem (options: {
     objective (scaling: ColumnScaling | null, penaltyShare: number): LocalObjective {
       const scaled = scaling === null ? block : standardizeBlock(block, scaling)
       return glmObjective(family, scaled, interceptColumn, penaltyShare)
+    },
+    riskHistogram (coefficients: Float64Array, bins: number) {
+      const histogram = new Float64Array(3 * bins + 2)
+      for (let row = 0; row < block.rows; row++) {
+        let eta = block.offset?.[row] ?? 0
+        for (let column = 0; column < p; column++) eta += (block.x[row * p + column] as number) * (coefficients[column] as number)
+        const risk = logistic(eta)
+        const outcome = block.y[row] as number
+        const bin = Math.min(bins - 1, Math.floor(risk * bins))
+        histogram[outcome === 1 ? bins + bin : bin] = (histogram[outcome === 1 ? bins + bin : bin] as number) + 1
+        histogram[2 * bins + bin] = (histogram[2 * bins + bin] as number) + risk
+        histogram[3 * bins] = (histogram[3 * bins] as number) + risk * risk
+        histogram[3 * bins + 1] = (histogram[3 * bins + 1] as number) + risk * outcome
+      }
+      return histogram
     },
     negativeLogLikelihood (coefficients: Float64Array) {
       const workspace = createWorkspace(p)

@@ -120,3 +120,26 @@ describe('a peer that dies for good', () => {
     })
   })
 })
+
+describe('metrics computed by the federation', () => {
+  it('AUC, Brier and Hosmer-Lemeshow from pooled risk histograms agree with the row-level values', async () => {
+    const { block, terms } = await loadModel('infert.csv', INFERT)
+    const parts = splitRows(block.rows, 8, 'even', createRng(4))
+    const simulation = simulateFit({
+      family: 'binomial', terms, interceptColumn: 0, seed: 4,
+      graph: buildTopology('ring', 8, createRng(1)),
+      blocks: parts.map((rows) => selectRows(block, rows)),
+      params: createFitJobParams({ algorithm: 'newton' })
+    })
+    const pooled = fitModel(block, terms, { family: 'binomial' })
+    for (const result of simulation.results) {
+      const metrics = result.metrics
+      expect(metrics).not.toBeNull()
+      expect(Math.abs((metrics?.auc ?? 0) - (pooled.metrics?.auc ?? 1))).toBeLessThan(2e-3)
+      expect(Math.abs((metrics?.brier ?? 0) - (pooled.metrics?.brier ?? 1))).toBeLessThan(1e-9)
+      expect(metrics?.hosmerLemeshow.groups.reduce((sum, group) => sum + group.n, 0)).toBe(248)
+      expect(metrics?.hosmerLemeshow.groups.length).toBeGreaterThanOrEqual(8)
+      expect(Math.abs((metrics?.hosmerLemeshow.statistic ?? 0) - (pooled.metrics?.hosmerLemeshow.statistic ?? 99))).toBeLessThan(2)
+    }
+  })
+})

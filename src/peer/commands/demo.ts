@@ -235,6 +235,7 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
     standardErrors: Object.fromEntries(first.coefficients.map((row) => [row.term, row.standardError])),
     pValues: Object.fromEntries(first.coefficients.map((row) => [row.term, row.pValue])),
     pooledRelativeError: maxDifference,
+    metrics: first.metrics,
     ...(custom === null ? { truth: SYNTHETIC_TRUTH } : {}),
     federation: federationPath,
     peers: members.map((member) => ({ region: member.region, peerId: member.peerId, dir: member.dir }))
@@ -245,6 +246,7 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   for (const row of first.coefficients) {
     say(`  ${row.term.padEnd(20)} ${row.estimate.toFixed(5).padStart(11)} ${row.standardError.toFixed(5).padStart(11)} ${row.z.toFixed(2).padStart(8)} ${row.pValue.toExponential(2).padStart(10)}`)
   }
+  if (first.metrics !== null) say(`computed by the federation: AUC ${first.metrics.auc.toFixed(4)}, Brier ${first.metrics.brier.toFixed(4)}, Hosmer-Lemeshow ${first.metrics.hosmerLemeshow.statistic.toFixed(2)} on ${first.metrics.hosmerLemeshow.df} df (p = ${first.metrics.hosmerLemeshow.pValue.toFixed(3)})`)
   say(`every region holds the same model; largest relative difference from the pooled fit: ${maxDifference.toExponential(2)}`)
   say(`files: ${base} (federation.json; per region: identity.key, store/, cases.csv (the imported file), models/${jobId}.json, status.json)`)
   if (!options.keep && !options.json && options.dir === undefined) {

@@ -75,5 +75,10 @@ export function registerInspect (program: Command): void {
       for (const row of model.coefficients) {
         out(`${row.term.padEnd(22)} ${row.estimate.toPrecision(7).padStart(12)} ${row.standardError.toPrecision(6).padStart(12)} ${row.z.toFixed(2).padStart(8)} ${row.pValue.toExponential(2).padStart(10)}`)
       }
+      if (model.metrics !== null && model.metrics !== undefined) {
+        const { auc, brier, hosmerLemeshow } = model.metrics
+        out(`computed by the federation: AUC ${auc.toFixed(4)}, Brier ${brier.toFixed(4)}, Hosmer-Lemeshow ${hosmerLemeshow.statistic.toFixed(3)} on ${hosmerLemeshow.df} df (p = ${hosmerLemeshow.pValue.toFixed(4)})`)
+      }
+      if (model.dropped !== undefined && model.dropped.length > 0) out(`peers dropped during the job: ${model.dropped.join(', ')}`)
     })
 }

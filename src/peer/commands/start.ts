@@ -50,6 +50,9 @@ export interface StoredModel {
   logLikelihood: number
   penalty: number | null
   coefficients: Array<{ term: string, estimate: number, standardError: number, z: number, pValue: number }>
+  /** computed by the federation from pooled risk histograms (binomial models) */
+  metrics: { auc: number, brier: number, hosmerLemeshow: { statistic: number, df: number, pValue: number } } | null
+  dropped: string[]
 }
 
 export function toStoredModel (job: string, result: FitJobResult): StoredModel {
@@ -63,6 +66,8 @@ export function toStoredModel (job: string, result: FitJobResult): StoredModel {
     rows: result.rows,
     logLikelihood: result.logLikelihood,
     penalty: result.penalty,
+    metrics: result.metrics === null ? null : { auc: result.metrics.auc, brier: result.metrics.brier, hosmerLemeshow: { statistic: result.metrics.hosmerLemeshow.statistic, df: result.metrics.hosmerLemeshow.df, pValue: result.metrics.hosmerLemeshow.pValue } },
+    dropped: result.dropped,
     coefficients: table.terms.map((term, index) => ({
       term,
       estimate: table.estimate[index] as number,
