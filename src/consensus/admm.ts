@@ -533,7 +533,6 @@ export const admmProtocol: Protocol<AdmmState, AdmmResult> = {
   done: (state) => state.done,
 
   result (state) {
-    const slots = state.peer.graph.neighbours[state.peer.self] ?? []
     return {
       x: Float64Array.from(state.x),
       rounds: state.round,
