@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -14,7 +15,7 @@ const children: ChildProcess[] = []
 let base = ''
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
-  if (base !== '') await rm(base, { recursive: true, force: true })
+  if (base !== '' && process.env.KEEP_TEST_DIRS === undefined) await rm(base, { recursive: true, force: true })
 })
 
 async function freePort (): Promise<number> {
@@ -30,7 +31,8 @@ async function freePort (): Promise<number> {
 function startPeer (dir: string, federation: string, listen: string, extra: string[]): { child: ChildProcess, exit: Promise<number> } {
   const child = spawn(process.execPath, [BIN, 'start', '--dir', dir, '--federation', federation, '--listen', listen, '--cases', join(dir, 'cases.csv'), '--job-id', 'restart-1', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
   children.push(child)
-  child.stderr?.resume()
+  const logFile = createWriteStream(join(dir, 'peer.log'))
+  child.stderr?.pipe(logFile)
   const exit = new Promise<number>((resolve) => { child.on('exit', (code, signal) => { resolve(code ?? (signal === null ? 1 : 128)) }) })
   return { child, exit }
 }
@@ -95,5 +97,38 @@ describe('a peer killed mid-job', () => {
     }
     const journal = await readFile(join(victim.dir, 'jobs', 'restart-1', 'inputs.log'), 'utf8')
     expect(journal.split('\n').length).toBeGreaterThan(50)
+  }, 150_000)
+
+  it('and never restarted is dropped; the others end at the pooled fit of their own data', async () => {
+    const { members, federation, header, lines } = await setUp('drop-test', 6)
+    const peers = members.map((member, index) => startPeer(member.dir, federation, member.addresses[0] as string, index === 0 ? ['--propose'] : []))
+    const victim = members[2] as (typeof members)[number]
+    const journalPath = join(victim.dir, 'jobs', 'restart-1', 'inputs.log')
+    // Die early in ADMM, so that the neighbours notice in time; a peer that dies inside one of the
+    // exact sums stalls that sum (see the README).
+    const { decodeConsensusMessage } = await import('../../src/peer/codec.ts')
+    await waitFor(async () => {
+      const lines = (await readFile(journalPath, 'utf8').catch(() => '')).trim().split('\n')
+      const last = lines.length > 1 ? JSON.parse(lines[lines.length - 2] as string) as { m?: string } : {}
+      if (last.m === undefined) return false
+      const message = decodeConsensusMessage(Buffer.from(last.m, 'base64'))
+      return message.kind === 'admm' && message.round >= 8
+    }, 60_000)
+    peers[2]?.child.kill('SIGKILL')
+    const codes = await Promise.all([peers[0]?.exit, peers[1]?.exit, peers[3]?.exit])
+    expect(codes).toEqual([0, 0, 0])
+    // the pooled fit of the three survivors' rows, computed here from their files
+    const { buildDesign } = await import('../../src/learning/design.ts')
+    const { fitModel } = await import('../../src/learning/fit.ts')
+    const columns = header.split(',').map((cell) => cell.replaceAll('"', ''))
+    const rows = lines.slice(1).filter((_, row) => row % 4 !== 2).map((line) => Object.fromEntries(line.split(',').map((cell, index) => [columns[index], cell.replaceAll('"', '')])))
+    const spec = { outcome: 'case', features: ['age', 'parity', 'induced', 'spontaneous'].map((name) => ({ name, type: 'numeric' as const })) }
+    const pooled = fitModel(buildDesign(rows, spec), ['(Intercept)', 'age', 'parity', 'induced', 'spontaneous'], { family: 'binomial' })
+    for (const member of members.filter((_, index) => index !== 2)) {
+      const model = JSON.parse(await readFile(join(member.dir, 'models', 'restart-1.json'), 'utf8')) as { dropped: string[], coefficients: Array<{ estimate: number, standardError: number }> }
+      expect(model.dropped).toEqual([victim.peerId])
+      expect(relativeError(model.coefficients.map((row) => row.estimate), pooled.coefficients.estimate)).toBeLessThan(1e-6)
+      expect(relativeError(model.coefficients.map((row) => row.standardError), pooled.coefficients.standardError)).toBeLessThan(1e-6)
+    }
   }, 150_000)
 })
