@@ -418,13 +418,14 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
     level: 'debug',
     event: 'admm.round',
     fields: {
+      kind: peer.kind,
       round: state.round,
       heard: heardSlots.length,
       skipped,
       primalResidual: state.primalResidual,
       dualResidual: state.dualResidual,
       stopCounter: state.stopCounter,
-      ...(peer.params.recordVectors ? { sent: Array.from(x), next: Array.from(next) } : {})
+      ...(peer.params.recordVectors ? roundVectors(state, heardSlots, x, next) : {})
     }
   })
 
@@ -448,6 +449,36 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
     state.converged = doneFlag === DONE_CONVERGED
     state.pending = []
     log.push({ level: 'info', event: 'admm.done', fields: { round: state.round, converged: state.converged, primalResidual: state.primalResidual, dualResidual: state.dualResidual } })
+  }
+}
+
+/**
+ * What the audit log keeps of a round (recordVectors): the penalty, the neighbours heard, the iterate
+ * sent and the next one, and every edge's dual after the round's update, by neighbour. With the
+ * vectors the neighbours sent, an auditor recomputes each dual update.
+ */
+function roundVectors (state: AdmmState, heardSlots: readonly number[], x: Float64Array, next: Float64Array): Record<string, unknown> {
+  const { peer } = state
+  const slots = peer.graph.neighbours[peer.self] ?? []
+  const duals: Record<string, number[]> = {}
+  const inactive: string[] = []
+  const finished: string[] = []
+  slots.forEach((neighbour, slot) => {
+    const name = peer.graph.names[neighbour] as string
+    if (!(state.active[slot] ?? false)) inactive.push(name)
+    else {
+      duals[name] = Array.from(state.lambdas[slot] as Float64Array)
+      if ((state.finished[slot] ?? false) && state.heard[slot] === null) finished.push(name)
+    }
+  })
+  return {
+    penalty: peer.params.penalty,
+    heardFrom: heardSlots.map((slot) => peer.graph.names[slots[slot] as number] as string),
+    inactive,
+    finished,
+    sent: Array.from(x),
+    next: Array.from(next),
+    duals
   }
 }
 

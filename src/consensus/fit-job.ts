@@ -180,12 +180,14 @@ export interface FitJobResult {
 
 const PHASE_ORDER: Record<string, number> = { stats: 0, curvature: 1, admm: 2, recurvature: 3, admm2: 4, final: 1_000_000, metrics: 2_000_000 }
 
-function phaseKey (kind: string): string {
+/** The phase a message kind belongs to: 'stats.mask' -> 'stats'. */
+export function phaseKey (kind: string): string {
   for (const suffix of ['.mask', '.up', '.down']) if (kind.endsWith(suffix)) return kind.slice(0, -suffix.length)
   return kind
 }
 
-function ordinal (key: string): number {
+/** The order of the job's phases; NaN for a kind that belongs to none. */
+export function phaseOrdinal (key: string): number {
   if (key.startsWith('newton.')) return 2 + Number(key.slice('newton.'.length))
   return PHASE_ORDER[key] ?? Number.NaN
 }
@@ -310,6 +312,13 @@ function jobRound (state: FitJobState): number {
     case 'done': return state.roundOffset
     default: return state.roundOffset + phase.sum.protocol.round(phase.sum.state)
   }
+}
+
+/** Where a job stands: its phase, the phase's own round (the one its messages carry) and the job round. */
+export function fitJobPosition (state: FitJobState): { phase: string, round: number, jobRound: number } {
+  const phase = state.phase
+  const jobRoundNow = jobRound(state)
+  return { phase: phase.name === 'done' ? 'done' : currentKey(phase), round: jobRoundNow - state.roundOffset, jobRound: jobRoundNow }
 }
 
 function closePhase (state: FitJobState): void {
@@ -570,7 +579,7 @@ function settle (state: FitJobState, finished: boolean, outbox: ConsensusMessage
     if (state.phase.name === 'done') return
     const key = currentKey(state.phase)
     const ready = state.pending.filter((message) => phaseKey(message.kind) === key)
-    state.pending = state.pending.filter((message) => ordinal(phaseKey(message.kind)) > ordinal(key))
+    state.pending = state.pending.filter((message) => phaseOrdinal(phaseKey(message.kind)) > phaseOrdinal(key))
     finished = false
     for (const message of ready) {
       finished = forward(state, { type: 'message', message }, outbox, log) || finished
@@ -643,8 +652,8 @@ export const fitJobProtocol: Protocol<FitJobState, FitJobResult> = {
     const message = input.message
     if (message.job !== state.peer.job) return { state, outbox, log }
     const key = phaseKey(message.kind)
-    const messageOrdinal = ordinal(key)
-    const current = ordinal(currentKey(state.phase))
+    const messageOrdinal = phaseOrdinal(key)
+    const current = phaseOrdinal(currentKey(state.phase))
     if (Number.isNaN(messageOrdinal)) return { state, outbox, log }
     if (messageOrdinal < current) {
       const finished = state.finishedSums.get(key)

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander'
 import { EpimeshError } from '../learning/errors.ts'
+import { registerAudit } from './commands/audit.ts'
 import { registerDemo } from './commands/demo.ts'
 import { registerInspect } from './commands/inspect.ts'
 import { registerPropose } from './commands/propose.ts'
@@ -23,7 +24,8 @@ export async function main (argv: string[]): Promise<number> {
     registerDemo,
     registerInspect,
     registerPropose,
-    registerStoreCommands
+    registerStoreCommands,
+    registerAudit
   ]
   for (const register of registrations) register(program)
 

@@ -10,6 +10,7 @@ import type { Libp2pTransport } from './libp2p-transport.ts'
 import type { PeerNode } from './node.ts'
 import { driveRounds } from './round-driver.ts'
 import type { JobJournal } from './journal.ts'
+import type { AuditService } from './audit-service.ts'
 import { createSecureRng, newSeed } from './secure-rng.ts'
 
 /**
@@ -110,6 +111,8 @@ export interface JobCoordinatorOptions {
   repeatMs?: number
   /** write-ahead journal of every job's inputs, for restarts */
   journal?: JobJournal
+  /** the signed round log of every job */
+  audit?: AuditService
 }
 
 interface JobRecord {
@@ -278,11 +281,13 @@ export class JobCoordinator {
         lambda: model.lambda,
         tolerance: model.tolerance,
         maxRounds: model.maxRounds,
-        dropAfterRounds: model.dropAfterRounds
+        dropAfterRounds: model.dropAfterRounds,
+        recordVectors: this.options.audit !== undefined
       }),
       rng: createSecureRng(seed)
     })
     this.options.log('info', 'job.start', { job: proposal.id, peers: graph.names.length, rows: block.rows, algorithm: model.algorithm })
+    const audit = this.options.audit?.begin(proposal.id, state, { ...model })
     const driven = await driveRounds<FitJobState, FitJobResult>({
       protocol: fitJobProtocol,
       state,
@@ -291,7 +296,9 @@ export class JobCoordinator {
       signal: this.options.signal,
       ...(journal === undefined ? {} : { persist: async (input: MachineInput) => { await journal.append(proposal.id, input) } }),
       ...(resumed === undefined ? {} : { replay: resumed.inputs }),
-      onStep: (current, _outbox, log: readonly LogRecord[]) => {
+      onStep: async (current, outbox, log: readonly LogRecord[], input, replaying) => {
+        await audit?.observe(current, outbox, log, input)
+        if (replaying) return
         for (const record of log) if (record.level !== 'debug') this.options.log(record.level, record.event, record.fields)
         const phase = current.phase
         this.current = {
@@ -303,6 +310,7 @@ export class JobCoordinator {
         this.options.onProgress?.(this.current)
       }
     })
+    await audit?.finish(driven.result, state.peer.params)
     this.options.log('info', 'job.done', { job: proposal.id, rounds: driven.result.rounds, deadlines: driven.deadlines, converged: driven.result.converged })
     // A finished job still answers neighbours that have not finished its last sum.
     const finished = driven.state

@@ -16,8 +16,12 @@ export interface RoundDriverOptions<S, R> {
   signal?: AbortSignal
   /** write-ahead: called with every input before the machine steps on it */
   persist?: (input: MachineInput) => Promise<void>
-  /** called after each step with the machine's state, the messages it sends and its log records */
-  onStep?: (state: S, outbox: readonly ConsensusMessage[], log: readonly LogRecord[]) => void | Promise<void>
+  /**
+   * called after each step with the machine's state, the messages it sends, its log records and the
+   * input it stepped on (null for the start); `replaying` while a restart rebuilds the state from the
+   * journal (those messages were sent before the stop)
+   */
+  onStep?: (state: S, outbox: readonly ConsensusMessage[], log: readonly LogRecord[], input: MachineInput | null, replaying: boolean) => void | Promise<void>
   /** messages replayed into the machine before live traffic (a restart) */
   replay?: readonly MachineInput[]
 }
@@ -71,7 +75,7 @@ export async function driveRounds<S, R> (options: RoundDriverOptions<S, R>): Pro
     if (input !== null) await options.persist?.(input)
     const stepped = input === null ? protocol.start(state) : protocol.step(state, input)
     state = stepped.state
-    await options.onStep?.(state, stepped.outbox, stepped.log)
+    await options.onStep?.(state, stepped.outbox, stepped.log, input, false)
     await send(stepped.outbox)
   }
 
@@ -79,10 +83,13 @@ export async function driveRounds<S, R> (options: RoundDriverOptions<S, R>): Pro
   try {
     if (options.replay !== undefined && options.replay.length > 0) {
       // Rebuild the state from the logged inputs; resend only what the last input produced.
-      let last: readonly ConsensusMessage[] = protocol.start(state).outbox
+      const started = protocol.start(state)
+      await options.onStep?.(state, started.outbox, started.log, null, true)
+      let last: readonly ConsensusMessage[] = started.outbox
       for (const input of options.replay) {
         const stepped = protocol.step(state, input)
         state = stepped.state
+        await options.onStep?.(state, stepped.outbox, stepped.log, input, true)
         if (stepped.outbox.length > 0) last = stepped.outbox
       }
       await send(last)

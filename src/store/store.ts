@@ -15,7 +15,7 @@ import type { CaseSchema } from './schema.ts'
  *   ids      salted hash of each record id -> import id (duplicates are found here)
  *   series   case counts by date
  *   models   every shared model by job id
- *   rounds   round logs by job and round (for the audit log)
+ *   rounds   the audit log: signed, chained round entries by job and sequence, and checkpoints
  *
  * An import writes its rows under its own id and becomes visible with one small atomic write that
  * marks it committed; rows of an import that never committed (a failure, a kill -9) are invisible and
@@ -68,6 +68,46 @@ export class Store {
     await store.removeUncommitted()
     return store
   }
+
+  /**
+   * Opens the store in a data folder whose LevelDB another process (the running peer, an operator's
+   * command) may hold for a moment: retries while it is locked, up to `waitMs`.
+   */
+  static async openWhenFree (dir: string, waitMs = 10_000): Promise<Store> {
+    const deadline = Date.now() + waitMs
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await Store.open(dir)
+      } catch (error) {
+        const locked = (error as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED'
+        if (!locked || Date.now() >= deadline) throw error
+        await new Promise((resolve) => setTimeout(resolve, Math.min(200, 10 * 2 ** attempt)))
+      }
+    }
+  }
+
+  /**
+   * Runs `task` with the store of a data folder open, then closes it. Calls from one process are
+   * serialised (LevelDB holds one lock per folder, even within a process); another process holding
+   * the store is waited for.
+   */
+  static async use<T> (dir: string, task: (store: Store) => Promise<T>, waitMs = 10_000): Promise<T> {
+    const previous = Store.users.get(dir) ?? Promise.resolve()
+    const run = previous.then(async () => {
+      const store = await Store.openWhenFree(dir, waitMs)
+      try {
+        return await task(store)
+      } finally {
+        await store.close()
+      }
+    })
+    const settled = run.then(() => {}, () => {})
+    Store.users.set(dir, settled)
+    void settled.then(() => { if (Store.users.get(dir) === settled) Store.users.delete(dir) })
+    return await run
+  }
+
+  private static readonly users = new Map<string, Promise<void>>()
 
   async close (): Promise<void> {
     await this.db.close()

@@ -9,7 +9,8 @@ import { readDataset, type Cell } from '../dataset.ts'
 import { Store } from '../../store/store.ts'
 import { loadFederation } from '../federation.ts'
 import { loadIdentity } from '../identity.ts'
-import { JobCoordinator, type JobProposal } from '../job.ts'
+import { AuditService } from '../audit-service.ts'
+import { federationGraph, JobCoordinator, type JobProposal } from '../job.ts'
 import { fileJournal } from '../journal.ts'
 import { createLibp2pTransport } from '../libp2p-transport.ts'
 import { createPeerNode } from '../node.ts'
@@ -104,6 +105,11 @@ export async function runStart (options: StartOptions): Promise<number> {
   log.info({ addresses: node.addresses(), neighbours: node.neighbours.length }, 'peer started')
   const transport = createLibp2pTransport({}, { node })
   let coordinator: JobCoordinator | null = null
+  const audit = new AuditService({
+    dir: options.dir, node, federation, graph: federationGraph(federation), privateKey, peerId,
+    log: (level, event, fields) => { log[level]({ event, ...fields }, event) }
+  })
+  audit.start()
   let lastStatus = 0
   const writeStatus = async (extra: Record<string, unknown> = {}): Promise<void> => {
     await writeAtomically(join(options.dir, 'status.json'), JSON.stringify({
@@ -124,17 +130,12 @@ export async function runStart (options: StartOptions): Promise<number> {
       await writeAtomically(join(modelsDir, 'latest.json'), JSON.stringify(stored, null, 2))
       // and in the store, with every other model of this region (opened briefly: the operator's
       // commands can read the store while the peer runs)
-      const store = await Store.open(options.dir)
-      try {
-        await store.models.put(job, stored)
-      } finally {
-        await store.close()
-      }
+      await Store.use(options.dir, async (store) => { await store.models.put(job, stored) })
       log.info({ event: 'model.stored', job, rounds: result.rounds, converged: result.converged }, 'model stored')
       await writeStatus({ lastModel: job })
     }
     coordinator = new JobCoordinator({
-      node, transport, federation, rows, signal: controller.signal, journal, onResult: storeModel,
+      node, transport, federation, rows, signal: controller.signal, journal, audit, onResult: storeModel,
       log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
       onProgress: (progress) => {
         const now = Date.now()
@@ -185,6 +186,7 @@ export async function runStart (options: StartOptions): Promise<number> {
     return 0
   } finally {
     coordinator?.stop()
+    await audit.stop()
     await transport.stop().catch(() => {})
     await node.stop().catch(() => {})
     process.off('SIGINT', stop)

@@ -31,7 +31,7 @@ async function recheck (store: Store, schema: CaseSchema): Promise<string[]> {
 
 /** The operator's commands on the local store: init, import, schema, data summary, purge. */
 async function withStore<T> (dir: string, work: (store: Store) => Promise<T>, requireInit = true): Promise<T> {
-  const store = await Store.open(dir)
+  const store = await Store.openWhenFree(dir)
   try {
     if (requireInit && (await store.config.get('region')) === undefined) throw new StoreNotInitializedError(`${dir} is not a peer's data folder: run epimesh init --dir ${dir} --region NAME`)
     return await work(store)

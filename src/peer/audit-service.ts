@@ -1,0 +1,228 @@
+import type { PrivateKey } from '@libp2p/interface'
+import { AuditRecorder, graphRecord } from '../consensus/audit.ts'
+import type { FitJobParams, FitJobResult, FitJobState } from '../consensus/fit-job.ts'
+import { fitJobPosition, phaseKey, phaseOrdinal } from '../consensus/fit-job.ts'
+import type { Graph } from '../consensus/graph.ts'
+import type { LogRecord, MachineInput } from '../consensus/machine.ts'
+import type { ConsensusMessage } from '../consensus/types.ts'
+import { Store } from '../store/store.ts'
+import {
+  AuditTrail, checkpointAnnouncement, countersignAnnouncement, countersignStatement, checkpointStatement, messageDigest,
+  publicKeyOf, signBytes, verifyBytes, writeAudit, type Checkpoint, type SealedEntry
+} from './audit-log.ts'
+import type { Federation } from './federation.ts'
+import type { PeerNode } from './node.ts'
+
+/**
+ * The audit log of a running peer: for every job, the signed round entries (kept in the store), the
+ * checkpoints it publishes on the federation topic every `checkpointEvery` entries and at the end,
+ * and the countersignatures it gives its graph neighbours' checkpoints and receives on its own.
+ *
+ * Entries are sealed as the job goes and written to the store in batches, at each checkpoint: the
+ * store is opened only for the write, so that the operator's commands can read it while the peer
+ * runs. Nothing is lost by batching: after a crash the job's write-ahead journal replays every input
+ * through the same deterministic machine and recorder, which seal the same entries again.
+ */
+export interface AuditServiceInit {
+  dir: string
+  node: PeerNode
+  federation: Federation
+  graph: Graph
+  privateKey: PrivateKey
+  peerId: string
+  log: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void
+  checkpointEvery?: number
+}
+
+export const DEFAULT_CHECKPOINT_EVERY = 100
+
+export class AuditService {
+  private readonly init: AuditServiceInit
+  private readonly neighbours: Set<string>
+  private queue: Promise<void> = Promise.resolve()
+  private unsubscribe: (() => void) | null = null
+  /** this peer's published checkpoints, by job and length, to gather countersignatures on */
+  private readonly mine = new Map<string, Checkpoint>()
+  private readonly countersigned = new Set<string>()
+  private readonly timers = new Set<NodeJS.Timeout>()
+
+  constructor (init: AuditServiceInit) {
+    this.init = init
+    const self = init.graph.names.indexOf(init.peerId)
+    this.neighbours = new Set((init.graph.neighbours[self] ?? []).map((node) => init.graph.names[node] as string))
+  }
+
+  start (): void {
+    this.unsubscribe = this.init.node.announcements.subscribe((announcement) => {
+      let json: { type?: unknown }
+      try {
+        json = JSON.parse(new TextDecoder().decode(announcement.data)) as { type?: unknown }
+      } catch {
+        return
+      }
+      if (json?.type === 'audit.checkpoint') {
+        const parsed = checkpointAnnouncement.safeParse(json)
+        if (parsed.success) void this.onCheckpoint(parsed.data, announcement.from)
+        else this.init.log('warn', 'audit.checkpoint.malformed', { from: announcement.from })
+      } else if (json?.type === 'audit.countersign') {
+        const parsed = countersignAnnouncement.safeParse(json)
+        if (parsed.success) void this.onCountersign(parsed.data, announcement.from)
+        else this.init.log('warn', 'audit.countersign.malformed', { from: announcement.from })
+      }
+    })
+  }
+
+  /** Stops listening once every pending write is done. */
+  async stop (): Promise<void> {
+    for (const timer of this.timers) clearTimeout(timer)
+    this.timers.clear()
+    this.unsubscribe?.()
+    await this.queue
+  }
+
+  /** Resolves when everything handed to the store so far is written. */
+  async flushed (): Promise<void> {
+    await this.queue
+  }
+
+  private enqueue (entries: readonly SealedEntry[], checkpoints: readonly Checkpoint[]): void {
+    this.queue = this.queue.then(async () => {
+      await Store.use(this.init.dir, async (store) => { await writeAudit(store, entries, checkpoints) })
+    }).catch((error: unknown) => {
+      this.init.log('error', 'audit.write.failed', { reason: (error as Error).message })
+    })
+  }
+
+  private async publish (value: unknown): Promise<void> {
+    try {
+      await this.init.node.announcements.publishJson(value)
+    } catch (error) {
+      this.init.log('debug', 'audit.publish.deferred', { reason: (error as Error).message })
+    }
+  }
+
+  /** Writes the entries, then publishes the head, again a few times until every neighbour has countersigned. */
+  async checkpoint (trail: AuditTrail, entries: readonly SealedEntry[]): Promise<Checkpoint> {
+    const checkpoint = await trail.checkpoint()
+    this.mine.set(`${checkpoint.job}\n${checkpoint.length}`, checkpoint)
+    this.enqueue(entries, [checkpoint])
+    const announce = async (attempt: number): Promise<void> => {
+      if (checkpoint.countersignatures.length >= this.neighbours.size) return
+      await this.publish({ type: 'audit.checkpoint', job: checkpoint.job, peer: checkpoint.peer, length: checkpoint.length, hash: checkpoint.hash, sig: checkpoint.sig })
+      if (attempt < 4) {
+        const timer = setTimeout(() => { this.timers.delete(timer); void announce(attempt + 1) }, 250 * 2 ** attempt)
+        this.timers.add(timer)
+      }
+    }
+    await announce(0)
+    this.init.log('info', 'audit.checkpoint', { job: checkpoint.job, length: checkpoint.length, hash: checkpoint.hash })
+    return checkpoint
+  }
+
+  private async onCheckpoint (announced: { job: string, peer: string, length: number, hash: string, sig: string }, from: string): Promise<void> {
+    // Only the author publishes its checkpoint, and only its graph neighbours countersign it.
+    if (from !== announced.peer || !this.neighbours.has(from)) return
+    let valid = false
+    try {
+      valid = await verifyBytes(publicKeyOf(announced.peer), checkpointStatement(announced), announced.sig)
+    } catch {
+      valid = false
+    }
+    if (!valid) {
+      this.init.log('warn', 'audit.checkpoint.invalid', { from, job: announced.job, length: announced.length })
+      return
+    }
+    const sig = await signBytes(this.init.privateKey, countersignStatement(announced, this.init.peerId))
+    const key = `${announced.job}\n${announced.peer}\n${announced.length}\n${announced.hash}`
+    if (!this.countersigned.has(key)) {
+      this.countersigned.add(key)
+      this.enqueue([], [{ type: 'checkpoint', job: announced.job, peer: announced.peer, length: announced.length, hash: announced.hash, sig: announced.sig, countersignatures: [{ by: this.init.peerId, sig }] }])
+      this.init.log('debug', 'audit.countersigned', { job: announced.job, peer: announced.peer, length: announced.length })
+    }
+    await this.publish({ type: 'audit.countersign', job: announced.job, peer: announced.peer, length: announced.length, hash: announced.hash, by: this.init.peerId, sig })
+  }
+
+  private async onCountersign (announced: { job: string, peer: string, length: number, hash: string, by: string, sig: string }, from: string): Promise<void> {
+    if (from !== announced.by || announced.peer !== this.init.peerId || !this.neighbours.has(from)) return
+    const checkpoint = this.mine.get(`${announced.job}\n${announced.length}`)
+    if (checkpoint === undefined || checkpoint.hash !== announced.hash) return
+    if (checkpoint.countersignatures.some((signature) => signature.by === from)) return
+    if (!await verifyBytes(publicKeyOf(from), countersignStatement(checkpoint, from), announced.sig)) {
+      this.init.log('warn', 'audit.countersign.invalid', { from, job: announced.job, length: announced.length })
+      return
+    }
+    checkpoint.countersignatures.push({ by: from, sig: announced.sig })
+    this.enqueue([], [{ ...checkpoint, countersignatures: [...checkpoint.countersignatures] }])
+  }
+
+  /** The audit of one job run here: feed it every step of the job's machine, then its result. */
+  begin (job: string, state: FitJobState, model: Record<string, unknown>): JobAudit {
+    const { graph } = state.peer
+    const regions = graph.names.map((peerId) => this.init.federation.members.find((member) => member.peerId === peerId)?.region ?? peerId)
+    const recorder = new AuditRecorder(
+      { job, self: this.init.peerId, digest: messageDigest, phaseOf: phaseKey, phaseOrdinal },
+      {
+        algorithm: state.peer.params.algorithm,
+        params: paramsRecord(state.peer.params),
+        model,
+        graph: { ...graphRecord(graph), regions },
+        diameter: state.peer.diameter
+      }
+    )
+    return new JobAudit(this, new AuditTrail(job, this.init.peerId, this.init.privateKey), recorder, this.init.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY)
+  }
+}
+
+function paramsRecord (params: FitJobParams): Record<string, unknown> {
+  return { ...params }
+}
+
+export class JobAudit {
+  private readonly service: AuditService
+  readonly trail: AuditTrail
+  private readonly recorder: AuditRecorder
+  private readonly every: number
+  private unwritten: SealedEntry[] = []
+
+  constructor (service: AuditService, trail: AuditTrail, recorder: AuditRecorder, every: number) {
+    this.service = service
+    this.trail = trail
+    this.recorder = recorder
+    this.every = every
+  }
+
+  async observe (state: FitJobState, outbox: readonly ConsensusMessage[], log: readonly LogRecord[], input: MachineInput | null): Promise<void> {
+    this.recorder.observe(input, outbox, log, fitJobPosition(state))
+    const bodies = this.recorder.take()
+    if (bodies.length === 0) return
+    const before = this.trail.entries.length
+    this.unwritten.push(...await this.trail.append(bodies))
+    if (Math.floor(this.trail.entries.length / this.every) > Math.floor(before / this.every)) await this.checkpoint()
+  }
+
+  private async checkpoint (): Promise<void> {
+    const entries = this.unwritten
+    this.unwritten = []
+    await this.service.checkpoint(this.trail, entries)
+  }
+
+  async finish (result: FitJobResult, params: FitJobParams): Promise<void> {
+    this.recorder.finish({
+      terms: [...result.terms],
+      coefficients: Array.from(result.coefficients),
+      standardErrors: Array.from(result.standardErrors),
+      standardizedCoefficients: Array.from(result.standardizedCoefficients),
+      logLikelihood: result.logLikelihood,
+      rounds: result.rounds,
+      converged: result.converged,
+      peers: result.peers,
+      rows: result.rows,
+      penalty: result.penalty,
+      tolerance: params.tolerance,
+      dropped: [...result.dropped]
+    })
+    this.unwritten.push(...await this.trail.append(this.recorder.take()))
+    await this.checkpoint()
+    await this.service.flushed()
+  }
+}
