@@ -48,8 +48,9 @@ export interface AdmmRoundRecord {
   finished: string[]
   /** neighbours dropped from the graph (gone for too many rounds) */
   inactive: string[]
-  primalResidual: number
-  dualResidual: number
+  /** null until a neighbour has been heard (the residual is not defined yet) */
+  primalResidual: number | null
+  dualResidual: number | null
   stopCounter: number
   /** x_i^k, the iterate sent in this round, and x_i^{k+1} */
   x: number[]
@@ -103,6 +104,8 @@ export interface FinalBody {
   penalty: number | null
   tolerance: number
   dropped: string[]
+  /** messages sent and received after the machine finished, answering neighbours that lagged behind */
+  late?: { sent: SentRecord[], received: ReceivedRecord[] }
 }
 
 export type EntryBody = StartBody | RoundBody | FinalBody
@@ -133,6 +136,10 @@ export function fromHex (text: string): Uint8Array {
   const bytes = new Uint8Array(text.length / 2)
   for (let index = 0; index < bytes.length; index++) bytes[index] = Number.parseInt(text.slice(2 * index, 2 * index + 2), 16)
   return bytes
+}
+
+function finiteOrNull (value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null
 }
 
 interface OpenEntry {
@@ -179,10 +186,15 @@ export class AuditRecorder {
     return entry
   }
 
-  /** The entry that collects what belongs to no open round any more. */
-  private current (): OpenEntry | null {
-    return this.position.phase === 'done' ? null : this.entry(this.position)
+  /**
+   * The entry that collects what belongs to no open round any more: the current round's, or once the
+   * machine is done, the final entry's (a finished peer still answers neighbours that lag behind).
+   */
+  private current (): Pick<OpenEntry, 'late' | 'deadline'> {
+    return this.position.phase === 'done' ? this.tail : this.entry(this.position)
   }
+
+  private readonly tail: Pick<OpenEntry, 'late' | 'deadline'> = { deadline: false, late: { sent: [], received: [] } }
 
   private sentRecord (message: ConsensusMessage): SentRecord {
     const record: SentRecord = { kind: message.kind, round: message.round, digest: this.init.digest(message) }
@@ -201,8 +213,7 @@ export class AuditRecorder {
   observe (input: MachineInput | null, outbox: readonly ConsensusMessage[], log: readonly LogRecord[], after: Position): void {
     if (this.closed) return
     if (input?.type === 'deadline') {
-      const entry = this.current()
-      if (entry !== null) entry.deadline = true
+      this.current().deadline = true
     }
     for (const record of log) {
       if (record.event === 'job.phase') {
@@ -216,8 +227,8 @@ export class AuditRecorder {
           skipped: fields.skipped as string[],
           finished: fields.finished as string[],
           inactive: fields.inactive as string[],
-          primalResidual: fields.primalResidual as number,
-          dualResidual: fields.dualResidual as number,
+          primalResidual: finiteOrNull(fields.primalResidual),
+          dualResidual: finiteOrNull(fields.dualResidual),
           stopCounter: fields.stopCounter as number,
           x: fields.sent as number[],
           next: fields.next as number[],
@@ -230,12 +241,12 @@ export class AuditRecorder {
       const message = input.message
       const position = { phase: this.init.phaseOf(message.kind), round: message.round }
       const record: ReceivedRecord = { kind: message.kind, round: message.round, from: message.from, digest: this.init.digest(message) }
-      if (written(position) || Number.isNaN(this.init.phaseOrdinal(position.phase))) this.current()?.late.received.push(record)
+      if (written(position) || Number.isNaN(this.init.phaseOrdinal(position.phase))) this.current().late.received.push(record)
       else this.entry(position).received.push(record)
     }
     for (const message of outbox) {
       const position = { phase: this.init.phaseOf(message.kind), round: message.round }
-      if (written(position)) this.current()?.late.sent.push(this.sentRecord(message))
+      if (written(position)) this.current().late.sent.push(this.sentRecord(message))
       else this.entry(position).sent.push(this.sentRecord(message))
     }
     this.position = { ...after }
@@ -271,7 +282,8 @@ export class AuditRecorder {
   finish (final: Omit<FinalBody, 'type' | 'job' | 'peer'>): void {
     if (this.closed) return
     this.flush(true)
-    this.ready.push({ type: 'final', job: this.init.job, peer: this.init.self, ...final })
+    const late = this.tail.late.sent.length > 0 || this.tail.late.received.length > 0 ? { late: this.tail.late } : {}
+    this.ready.push({ type: 'final', job: this.init.job, peer: this.init.self, ...final, ...late })
     this.closed = true
   }
 

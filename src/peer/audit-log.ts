@@ -158,6 +158,12 @@ export class AuditTrail {
   }
 }
 
+/** The exported file: a header line, the entries as they were signed, then the checkpoints held. */
+export function auditFileText (job: string, peer: string, entryLines: readonly string[], checkpoints: readonly Checkpoint[]): string {
+  const header = { format: AUDIT_FILE_FORMAT, version: 1, job, peer, publicKey: encodePublicKey(publicKeyOf(peer)), entries: entryLines.length, checkpoints: checkpoints.length }
+  return `${[canonicalJson(header), ...entryLines, ...checkpoints.map((checkpoint) => canonicalJson(checkpoint))].join('\n')}\n`
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* In the store                                                                                    */
 /* ---------------------------------------------------------------------------------------------- */

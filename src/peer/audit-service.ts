@@ -72,12 +72,21 @@ export class AuditService {
     })
   }
 
-  /** Stops listening once every pending write is done. */
+  private readonly closingJobs = new Set<JobAudit>()
+  opened (audit: JobAudit): void { this.closingJobs.add(audit) }
+  closed (audit: JobAudit): void { this.closingJobs.delete(audit) }
+
+  /** Closes the logs of finished jobs that are still lingering, and stops once every pending write is done. */
   async stop (): Promise<void> {
+    await Promise.all([...this.closingJobs].map(async (audit) => { await audit.closeNow() }))
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
     this.unsubscribe?.()
     await this.queue
+  }
+
+  report (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>): void {
+    this.init.log(level, event, fields)
   }
 
   /** Resolves when everything handed to the store so far is written. */
@@ -177,12 +186,22 @@ function paramsRecord (params: FitJobParams): Record<string, unknown> {
   return { ...params }
 }
 
+/**
+ * The log of one job on this peer. Steps are recorded in order (a serial chain, whatever the caller
+ * awaits). When the job ends the log stays open a little longer (`lingerMs`, one round deadline by
+ * default) to record the answers this peer still gives neighbours that lag behind in the last phase;
+ * then the final entry is sealed and the last checkpoint published.
+ */
 export class JobAudit {
   private readonly service: AuditService
   readonly trail: AuditTrail
   private readonly recorder: AuditRecorder
   private readonly every: number
   private unwritten: SealedEntry[] = []
+  private chain: Promise<void> = Promise.resolve()
+  private broken = false
+  private closing: { result: FitJobResult, params: FitJobParams, timer: NodeJS.Timeout | null, done: Promise<void>, resolve: () => void } | null = null
+  private closed = false
 
   constructor (service: AuditService, trail: AuditTrail, recorder: AuditRecorder, every: number) {
     this.service = service
@@ -191,13 +210,34 @@ export class JobAudit {
     this.every = every
   }
 
+  /**
+   * A failure to log never stops the job (the model is the federation's, not this log's), but it is
+   * reported, and this job's log ends there: what follows would not chain.
+   */
+  private async guarded (work: () => Promise<void>): Promise<void> {
+    const run = this.chain.then(async () => {
+      if (this.broken) return
+      try {
+        await work()
+      } catch (error) {
+        this.broken = true
+        this.service.report('error', 'audit.failed', { job: this.trail.job, reason: (error as Error).message })
+      }
+    })
+    this.chain = run
+    await run
+  }
+
   async observe (state: FitJobState, outbox: readonly ConsensusMessage[], log: readonly LogRecord[], input: MachineInput | null): Promise<void> {
-    this.recorder.observe(input, outbox, log, fitJobPosition(state))
-    const bodies = this.recorder.take()
-    if (bodies.length === 0) return
-    const before = this.trail.entries.length
-    this.unwritten.push(...await this.trail.append(bodies))
-    if (Math.floor(this.trail.entries.length / this.every) > Math.floor(before / this.every)) await this.checkpoint()
+    if (this.closed) return
+    await this.guarded(async () => {
+      this.recorder.observe(input, outbox, log, fitJobPosition(state))
+      const bodies = this.recorder.take()
+      if (bodies.length === 0) return
+      const before = this.trail.entries.length
+      this.unwritten.push(...await this.trail.append(bodies))
+      if (Math.floor(this.trail.entries.length / this.every) > Math.floor(before / this.every)) await this.checkpoint()
+    })
   }
 
   private async checkpoint (): Promise<void> {
@@ -206,23 +246,46 @@ export class JobAudit {
     await this.service.checkpoint(this.trail, entries)
   }
 
-  async finish (result: FitJobResult, params: FitJobParams): Promise<void> {
-    this.recorder.finish({
-      terms: [...result.terms],
-      coefficients: Array.from(result.coefficients),
-      standardErrors: Array.from(result.standardErrors),
-      standardizedCoefficients: Array.from(result.standardizedCoefficients),
-      logLikelihood: result.logLikelihood,
-      rounds: result.rounds,
-      converged: result.converged,
-      peers: result.peers,
-      rows: result.rows,
-      penalty: result.penalty,
-      tolerance: params.tolerance,
-      dropped: [...result.dropped]
+  /** The job's result is in: the log closes after `lingerMs`. Resolves when it is closed and written. */
+  async finish (result: FitJobResult, params: FitJobParams, lingerMs = 0): Promise<void> {
+    if (this.closing === null) {
+      let resolve: () => void = () => {}
+      const done = new Promise<void>((resolveDone) => { resolve = resolveDone })
+      this.closing = { result, params, timer: null, done, resolve }
+      this.service.opened(this)
+      if (lingerMs > 0) this.closing.timer = setTimeout(() => { void this.closeNow() }, lingerMs)
+      else void this.closeNow()
+    }
+    await this.closing.done
+  }
+
+  /** Seals the final entry now (the peer is stopping, or the linger time is over). */
+  async closeNow (): Promise<void> {
+    const closing = this.closing
+    if (closing === null || this.closed) return await closing?.done
+    this.closed = true
+    if (closing.timer !== null) clearTimeout(closing.timer)
+    const { result, params } = closing
+    await this.guarded(async () => {
+      this.recorder.finish({
+        terms: [...result.terms],
+        coefficients: Array.from(result.coefficients),
+        standardErrors: Array.from(result.standardErrors),
+        standardizedCoefficients: Array.from(result.standardizedCoefficients),
+        logLikelihood: result.logLikelihood,
+        rounds: result.rounds,
+        converged: result.converged,
+        peers: result.peers,
+        rows: result.rows,
+        penalty: result.penalty,
+        tolerance: params.tolerance,
+        dropped: [...result.dropped]
+      })
+      this.unwritten.push(...await this.trail.append(this.recorder.take()))
+      await this.checkpoint()
     })
-    this.unwritten.push(...await this.trail.append(this.recorder.take()))
-    await this.checkpoint()
     await this.service.flushed()
+    this.service.closed(this)
+    closing.resolve()
   }
 }

@@ -405,9 +405,10 @@ async function crossChecks (job: string, byPeer: Map<string, ParsedFile>, parsed
   for (const [peer, log] of byPeer) {
     const list: RoundBody[] = []
     for (const entry of log.entries) {
-      if (entry.type !== 'round') continue
-      list.push(entry)
-      for (const record of [...(Array.isArray(entry.sent) ? entry.sent : []), ...(Array.isArray(entry.late?.sent) ? entry.late.sent : [])]) {
+      if (entry.type === 'start') continue
+      if (entry.type === 'round') list.push(entry)
+      const sent = entry.type === 'round' && Array.isArray(entry.sent) ? entry.sent : []
+      for (const record of [...sent, ...(Array.isArray(entry.late?.sent) ? entry.late.sent : [])]) {
         const key = key3(peer, String(record.kind), Number(record.round))
         const records = sentBy.get(key) ?? []
         records.push(record)
@@ -418,7 +419,12 @@ async function crossChecks (job: string, byPeer: Map<string, ParsedFile>, parsed
   }
   for (const [peer, list] of rounds) {
     const file = byPeer.get(peer) as ParsedFile
-    for (const entry of list) {
+    const final = file.entries.at(-1)
+    // the final entry's late messages are checked like a round's
+    const withFinal: RoundBody[] = final?.type === 'final' && final.late !== undefined
+      ? [...list, { type: 'round', job, peer, phase: 'final', round: -1, jobRound: -1, deadline: false, sent: [], received: [], late: final.late, ...{ seq: final.seq } } as RoundBody]
+      : list
+    for (const entry of withFinal) {
       for (const record of [...(Array.isArray(entry.sent) ? entry.sent : []), ...(Array.isArray(entry.late?.sent) ? entry.late.sent : [])]) {
         if (record.to !== undefined) continue
         let digest = ''

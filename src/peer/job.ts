@@ -131,6 +131,12 @@ export class JobCoordinator {
   private repeater: NodeJS.Timeout | null = null
   private readonly waiters = new Map<string, Array<{ resolve: (result: FitJobResult) => void, reject: (error: unknown) => void }>>()
   current: JobProgress | null = null
+  private readonly auditClosing = new Map<string, Promise<void>>()
+
+  /** Resolves when the audit log of a job that ran here is closed and written (at once without one). */
+  async auditClosed (id: string): Promise<void> {
+    await this.auditClosing.get(id)
+  }
 
   constructor (options: JobCoordinatorOptions) {
     this.options = options
@@ -310,12 +316,13 @@ export class JobCoordinator {
         this.options.onProgress?.(this.current)
       }
     })
-    await audit?.finish(driven.result, state.peer.params)
+    if (audit !== undefined) this.auditClosing.set(proposal.id, audit.finish(driven.result, state.peer.params, model.roundDeadlineMs))
     this.options.log('info', 'job.done', { job: proposal.id, rounds: driven.result.rounds, deadlines: driven.deadlines, converged: driven.result.converged })
     // A finished job still answers neighbours that have not finished its last sum.
     const finished = driven.state
     this.lingering.push(transport.onMessage((message) => {
       const stepped = fitJobProtocol.step(finished, { type: 'message', message })
+      if (message.job === proposal.id) void audit?.observe(finished, stepped.outbox, stepped.log, { type: 'message', message })
       for (const reply of stepped.outbox) {
         void (reply.to === undefined ? transport.broadcast(reply) : transport.send(reply.to, reply)).catch(() => {})
       }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { readFile, rm } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -26,7 +26,7 @@ async function run (args: string[], timeoutMs: number): Promise<{ code: number, 
 }
 
 describe('a federation of separate peer processes over libp2p on 127.0.0.1', () => {
-  it('5 peers, each with a fifth of infert in its own folder, all reach R glm to 1e-6', async () => {
+  it('5 peers, each with a fifth of infert in its own folder, all reach R glm to 1e-6, and their exported round logs verify offline', async () => {
     const { code, stdout, stderr } = await run(['demo', '--data', INFERT, '--outcome', 'case', '--features', 'age,parity,induced,spontaneous', '--peers', '5', '--tolerance', '1e-10', '--json'], 100_000)
     expect(code, stderr).toBe(0)
     const summary = JSON.parse(stdout) as { job: string, federation: string, peers: Array<{ region: string, peerId: string, dir: string }> }
@@ -45,5 +45,28 @@ describe('a federation of separate peer processes over libp2p on 127.0.0.1', () 
       expect(rows).toBeGreaterThanOrEqual(49)
       expect(rows).toBeLessThanOrEqual(50)
     }
-  }, 120_000)
+
+    // the auditor's view: every peer's signed round log, exported and verified offline
+    const exports: string[] = []
+    for (const peer of summary.peers) {
+      const out = join(dirname(summary.federation), `${peer.region}.audit.jsonl`)
+      const exported = await run(['audit', 'export', '--dir', peer.dir, '--job', summary.job, '--out', out], 30_000)
+      expect(exported.code, exported.stderr).toBe(0)
+      exports.push(out)
+    }
+    const verified = await run(['audit', 'verify', '--json', ...exports], 60_000)
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0)
+    const report = JSON.parse(verified.stdout) as { ok: boolean, entries: number, checks: Array<{ name: string, checked: number, failed: number }> }
+    expect(report.ok).toBe(true)
+    const checked = Object.fromEntries(report.checks.map((check) => [check.name, check.checked]))
+    expect(checked['received = sent']).toBeGreaterThan(100)
+    expect(checked['dual updates recomputed']).toBeGreaterThan(100)
+    expect(checked.countersignatures).toBeGreaterThanOrEqual(5)
+    expect(checked['end of log checkpointed']).toBe(5)
+    // one changed byte in one log, and the verification fails
+    const tampered = await readFile(exports[0] as string, 'utf8')
+    const at = tampered.indexOf('"primalResidual":') + '"primalResidual":'.length
+    await writeFile(exports[0] as string, `${tampered.slice(0, at)}${tampered[at] === '1' ? '2' : '1'}${tampered.slice(at + 1)}`)
+    expect((await run(['audit', 'verify', ...exports], 60_000)).code).toBe(1)
+  }, 180_000)
 })

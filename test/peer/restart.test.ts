@@ -7,6 +7,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createIdentity } from '../../src/peer/identity.ts'
+import { exportAudit } from '../../src/peer/commands/audit.ts'
+import { verifyAuditTexts } from '../../src/peer/audit-verify.ts'
 import { relativeError, R_INFERT } from '../helpers/data.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
@@ -35,6 +37,12 @@ function startPeer (dir: string, federation: string, listen: string, extra: stri
   child.stderr?.pipe(logFile)
   const exit = new Promise<number>((resolve) => { child.on('exit', (code, signal) => { resolve(code ?? (signal === null ? 1 : 128)) }) })
   return { child, exit }
+}
+
+/** Exports the round logs of these peers and verifies them together, as an auditor would. */
+async function verifyLogs (dirs: readonly string[]): Promise<Awaited<ReturnType<typeof verifyAuditTexts>>> {
+  const files = await Promise.all(dirs.map(async (dir) => ({ name: dir, text: (await exportAudit(dir, 'restart-1')).text })))
+  return await verifyAuditTexts(files)
 }
 
 async function waitFor (check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -97,6 +105,10 @@ describe('a peer killed mid-job', () => {
     }
     const journal = await readFile(join(victim.dir, 'jobs', 'restart-1', 'inputs.log'), 'utf8')
     expect(journal.split('\n').length).toBeGreaterThan(50)
+    // the restarted peer's round log, rebuilt from its journal, is one unbroken chain that agrees with its neighbours'
+    const report = await verifyLogs(members.map((member) => member.dir))
+    expect(report.failures).toEqual([])
+    expect(report.checks.find((check) => check.name === 'received = sent')?.checked).toBeGreaterThan(100)
   }, 150_000)
 
   it('and never restarted is dropped; the others end at the pooled fit of their own data', async () => {
@@ -130,5 +142,9 @@ describe('a peer killed mid-job', () => {
       expect(relativeError(model.coefficients.map((row) => row.estimate), pooled.coefficients.estimate)).toBeLessThan(1e-6)
       expect(relativeError(model.coefficients.map((row) => row.standardError), pooled.coefficients.standardError)).toBeLessThan(1e-6)
     }
+    // the survivors' logs verify, the dropped neighbour shown as such
+    const survivors = members.filter((_, index) => index !== 2).map((member) => member.dir)
+    const report = await verifyLogs(survivors)
+    expect(report.failures).toEqual([])
   }, 150_000)
 })

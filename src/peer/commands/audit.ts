@@ -3,7 +3,7 @@ import type { Command } from 'commander'
 import type { RoundBody } from '../../consensus/audit.ts'
 import { EpimeshError } from '../../learning/errors.ts'
 import { Store } from '../../store/store.ts'
-import { AUDIT_FILE_FORMAT, auditJobs, canonicalJson, encodePublicKey, publicKeyOf, readAuditEntries, readCheckpoints } from '../audit-log.ts'
+import { AUDIT_FILE_FORMAT, auditFileText, auditJobs, readAuditEntries, readCheckpoints } from '../audit-log.ts'
 import { AuditInputError, formatReport, verifyAuditFiles } from '../audit-verify.ts'
 import { loadIdentity } from '../identity.ts'
 import { lineChartSvg } from '../plot.ts'
@@ -30,9 +30,7 @@ export async function exportAudit (dir: string, job: string | undefined): Promis
     const entries = await readAuditEntries(store, chosen)
     if (entries.length === 0) throw new AuditJobError(`${dir} holds no round log for job ${chosen}${jobs.length === 0 ? '' : ` (it has: ${jobs.join(', ')})`}`)
     const checkpoints = await readCheckpoints(store, chosen)
-    const header = { format: AUDIT_FILE_FORMAT, version: 1, job: chosen, peer: peerId, publicKey: encodePublicKey(publicKeyOf(peerId)), entries: entries.length, checkpoints: checkpoints.length }
-    const lines = [canonicalJson(header), ...entries, ...checkpoints.map((checkpoint) => canonicalJson(checkpoint))]
-    return { job: chosen, text: `${lines.join('\n')}\n`, entries: entries.length, checkpoints: checkpoints.length }
+    return { job: chosen, text: auditFileText(chosen, peerId, entries, checkpoints), entries: entries.length, checkpoints: checkpoints.length }
   } finally {
     await store.close()
   }
@@ -95,7 +93,7 @@ function showRound (shown: readonly ShownEntry[], regions: Map<string, string>, 
     const admm = entry.admm
     if (admm !== undefined) {
       lines.push(`  heard ${admm.heard.map(name).join(', ') || 'nobody'}; skipped ${admm.skipped.map(name).join(', ') || 'none'}${admm.finished.length > 0 ? `; finished ${admm.finished.map(name).join(', ')}` : ''}${admm.inactive.length > 0 ? `; dropped ${admm.inactive.map(name).join(', ')}` : ''}`)
-      lines.push(`  primal residual ${admm.primalResidual.toExponential(3)}, dual residual ${admm.dualResidual.toExponential(3)}, stop counter ${admm.stopCounter}, penalty ${admm.penalty.toPrecision(6)}`)
+      lines.push(`  primal residual ${admm.primalResidual?.toExponential(3) ?? 'not defined yet'}, dual residual ${admm.dualResidual?.toExponential(3) ?? 'not defined yet'}, stop counter ${admm.stopCounter}, penalty ${admm.penalty.toPrecision(6)}`)
       lines.push(`  x sent ${vector(admm.x)}`)
       lines.push(`  x next ${vector(admm.next)}`)
       for (const [neighbour, dual] of Object.entries(admm.duals)) lines.push(`  dual of the edge to ${name(neighbour)} ${vector(dual)}`)

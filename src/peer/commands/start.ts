@@ -158,8 +158,10 @@ export async function runStart (options: StartOptions): Promise<number> {
         : coordinator.waitFor(jobId)
     if (options.exitAfterJob || options.propose || options.jobId !== undefined) {
       await finished
-      // stay a moment for neighbours still finishing the last sum
-      await new Promise((resolve) => setTimeout(resolve, 1500))
+      // stay for neighbours still finishing the last sum (the audit log records those answers, then
+      // closes), and a moment more for the neighbours' countersignatures of the last checkpoint
+      await coordinator.auditClosed(jobId)
+      await new Promise((resolve) => setTimeout(resolve, 1000))
       return 0
     }
     // Until stopped: answer proposals from any member, and run proposals that an operator drops into
