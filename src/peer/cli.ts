@@ -6,6 +6,7 @@ import { registerInspect } from './commands/inspect.ts'
 import { registerPropose } from './commands/propose.ts'
 import { registerStoreCommands } from './commands/store-commands.ts'
 import { registerSimulate } from './commands/simulate.ts'
+import { registerSimulateForecast } from './commands/simulate-forecast.ts'
 import { registerStart } from './commands/start.ts'
 
 /**
@@ -20,6 +21,7 @@ export async function main (argv: string[]): Promise<number> {
 
   const registrations: Array<(program: Command) => void> = [
     registerSimulate,
+    registerSimulateForecast,
     registerStart,
     registerDemo,
     registerInspect,

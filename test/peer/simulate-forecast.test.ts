@@ -1,0 +1,98 @@
+import { spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { fixture } from '../helpers/data.ts'
+import { GERMANY_2006 } from '../helpers/forecast-data.ts'
+
+const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
+
+interface Run { code: number | null, stdout: string, stderr: string }
+
+function epimesh (args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+const measles = ['--counts', fixture('measlesDE_counts.csv'), '--population', fixture('measlesDE_population.csv'), '--adjacency', fixture('measlesDE_adjacency.csv'), '--total-population', String(GERMANY_2006)]
+const flu = ['--counts', fixture('fluBYBW_counts.csv'), '--population', fixture('fluBYBW_population.csv'), '--adjacency', fixture('fluBYBW_adjacency.csv')]
+
+let folder = ''
+beforeAll(async () => { folder = await mkdtemp(join(tmpdir(), 'epimesh-forecast-')) })
+afterAll(async () => { await rm(folder, { recursive: true, force: true }) })
+
+describe('epimesh simulate-forecast', () => {
+  it('fluBYBW --json: one object with the fit, the skill, every region\'s h and the joint risk; --plot writes an SVG', async () => {
+    const plot = join(folder, 'flu.svg')
+    const run = await epimesh(['simulate-forecast', ...flu, '--json', '--plot', plot, '--open-regions', '9162'])
+    expect(run.code, run.stderr).toBe(0)
+    const lines = run.stdout.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    const summary = JSON.parse(lines[0] as string)
+    expect(summary.relativeError).toBeLessThan(1e-6)
+    expect(Object.keys(summary.coefficients)).toEqual(['(Intercept)', 'log1p(y[t-1])', 'log1p(y[t-2])', 'log1p(nbr[t-1])', 'sin(2*pi*t/52)', 'cos(2*pi*t/52)'])
+    expect(Object.keys(summary.pooled)).toEqual(Object.keys(summary.coefficients))
+    expect(summary.regions).toHaveLength(140)
+    for (const region of summary.regions) {
+      expect(region.h).toBeGreaterThanOrEqual(0)
+      expect(region.h).toBeLessThanOrEqual(1)
+      expect(region.forecast[0].mean).toBeGreaterThan(0)
+      expect(region.forecast[0].lower).toBeLessThanOrEqual(region.forecast[0].upper)
+    }
+    const plain = summary.regions.reduce((sum: number, region: { h: number }) => sum + region.h, 0)
+    expect(Math.abs(summary.jointRisk.sum - plain)).toBeLessThan(1e-9)
+    expect(summary.jointRisk.mean).toBeCloseTo(plain / 140, 10)
+    expect(summary.jointRisk.open).toEqual([{ region: '9162', h: expect.closeTo(summary.regions.find((region: { region: string }) => region.region === '9162').h, 12) }])
+    const { model, lastValue, seasonalNaive } = summary.skill
+    expect(model.logScore).toBeGreaterThan(Math.max(lastValue.logScore, seasonalNaive.logScore))
+    expect(model.mae).toBeLessThan(Math.min(lastValue.mae, seasonalNaive.mae))
+    expect(summary.skill.heldOut).toBe(52)
+    const svg = await readFile(plot, 'utf8')
+    expect(svg.startsWith('<svg')).toBe(true)
+    expect(svg).toContain('seasonal naive')
+  })
+
+  it('measlesDE: population shares need the total; text output names the terms and the joint risk', async () => {
+    const withoutTotal = await epimesh(['simulate-forecast', ...measles.slice(0, 6)])
+    expect(withoutTotal.code).toBe(2)
+    expect(withoutTotal.stderr).toContain('measlesDE_population.csv')
+    expect(withoutTotal.stderr).toContain('--total-population')
+    const run = await epimesh(['simulate-forecast', ...measles, '--horizon', '3'])
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toContain('log1p(nbr[t-1])')
+    expect(run.stdout).toContain('max relative error against the pooled fit')
+    expect(run.stdout).toContain('Saarland')
+    expect(run.stdout).toMatch(/joint risk by masked sum over 16 regions: sum \d/)
+  })
+
+  it('bad input names the file, the line and the field, and exits with 2', async () => {
+    const counts = join(folder, 'bad_counts.csv')
+    const original = (await readFile(fixture('measlesDE_counts.csv'), 'utf8')).split(/\r?\n/)
+    original[3] = (original[3] as string).replace(/,0,/, ',-2,')
+    await writeFile(counts, original.join('\n'))
+    const run = await epimesh(['simulate-forecast', '--counts', counts, ...measles.slice(2)])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain(`${counts}, line 4, column "`)
+    expect(run.stderr).toContain('"-2" is not a non-negative integer count')
+    expect(run.stderr).toContain('[DATASET_INVALID]')
+
+    const edges = join(folder, 'bad_edges.csv')
+    await writeFile(edges, 'a,b\nBerlin,Brandenburg\nBerlin,Atlantis\n')
+    const unknown = await epimesh(['simulate-forecast', ...measles.slice(0, 4), '--adjacency', edges, ...measles.slice(6)])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain(`${edges}, line 3, column "b": "Atlantis" is not a region of the counts file`)
+
+    const holdout = await epimesh(['simulate-forecast', ...measles, '--holdout', '154'])
+    expect(holdout.code).toBe(2)
+    expect(holdout.stderr).toContain('[FORECAST_INPUT_INVALID]')
+  })
+})
