@@ -1,5 +1,5 @@
 import '../../src/peer/polyfill.ts'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -199,15 +199,18 @@ describe('tampering', () => {
 
 describe('epimesh audit verify', () => {
   let dir: string
-  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'epimesh-audit-')) })
-  afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
-
-  test('exit 0 when everything holds, 1 when something fails, 2 on unusable input', async () => {
-    const paths = await Promise.all(files.map(async (file, index) => {
+  let paths: string[]
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'epimesh-audit-'))
+    paths = await Promise.all(files.map(async (file, index) => {
       const path = join(dir, `peer-${index}.jsonl`)
       await writeFile(path, file.text)
       return path
     }))
+  })
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  test('exit 0 when everything holds, 1 when something fails, 2 on unusable input', async () => {
     const quiet = process.stdout.write
     process.stdout.write = () => true
     try {
@@ -222,6 +225,24 @@ describe('epimesh audit verify', () => {
       await writeFile(notAnExport, 'region,cases\nA,1\n')
       expect(await main(['audit', 'verify', notAnExport])).toBe(2)
       expect(await main(['audit', 'verify', join(dir, 'missing.jsonl')])).toBe(2)
+    } finally {
+      process.stdout.write = quiet
+      process.exitCode = undefined
+    }
+  })
+
+  test('show prints one round across peers and plots the residuals', async () => {
+    const svg = join(dir, 'residuals.svg')
+    let printed = ''
+    const quiet = process.stdout.write
+    process.stdout.write = ((chunk: string) => { printed += chunk; return true }) as typeof process.stdout.write
+    try {
+      expect(await main(['audit', 'show', ...paths, '--round', '40', '--plot', svg])).toBe(0)
+      expect(printed).toContain('job round 40: phase admm')
+      expect(printed.match(/primal residual/g)?.length).toBe(PEERS)
+      expect(printed).toContain('skipped none')
+      expect(await readFile(svg, 'utf8')).toMatch(/^<svg/)
+      expect(await main(['audit', 'show', ...paths, '--round', 'x'])).toBe(2)
     } finally {
       process.stdout.write = quiet
       process.exitCode = undefined
