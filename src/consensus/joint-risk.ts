@@ -19,7 +19,8 @@ import type { ConsensusMessage, Rng } from './types.ts'
  * took part (the mean's divisor, checked rather than assumed), and slot 2 + j carries h_i when region
  * i is the j-th of the `openRegions` (regions that agreed to publish their h; every region knows the
  * list, it is part of the job) and 0 otherwise. So the open values arrive with the total, listed
- * alongside it, and a region that did not agree is never named in them.
+ * alongside it, and a region that did not agree is never named in them. Since the total minus the
+ * open values is the sum over the other regions, a list that leaves a single region out is refused.
  *
  * A region with a single graph neighbour would be visible to it (that neighbour holds both masks of
  * the region's only edge). The sum therefore runs on `jointRiskGraph(graph)`, which gives every such
@@ -93,6 +94,8 @@ export function createJointRisk (init: JointRiskInit): JointRiskState {
   const known = new Set(init.graph.names)
   for (const region of openRegions) if (!known.has(region)) throw new ConsensusParamsError('openRegions', `${region} is not a region of the federation`)
   if (new Set(openRegions).size !== openRegions.length) throw new ConsensusParamsError('openRegions', 'a region is listed twice')
+  // the total minus the open values is the h of the regions that keep theirs: never a single one
+  if (openRegions.length === init.graph.names.length - 1) throw new ConsensusParamsError('openRegions', 'all regions but one publish h, so the sum would reveal the last one\'s')
   const graph = jointRiskGraph(init.graph)
   const self = init.graph.names[init.self]
   if (self === undefined) throw new RangeError(`peer ${init.self} is not in the graph`)

@@ -112,5 +112,8 @@ describe('joint risk: the federation\'s sum of h by masked sums', () => {
     expect(() => createJointRisk({ graph, self: 0, h: 1.5, job: 'j', rng: createRng(1) })).toThrow(expect.objectContaining({ code: 'CONSENSUS_PARAMS_INVALID', field: 'h' }))
     expect(() => createJointRisk({ graph, self: 0, h: Number.NaN, job: 'j', rng: createRng(1) })).toThrow(expect.objectContaining({ field: 'h' }))
     expect(() => createJointRisk({ graph, self: 0, h: 0.5, job: 'j', rng: createRng(1), openRegions: ['z'] })).toThrow(expect.objectContaining({ field: 'openRegions' }))
+    // with b and c open, the sum minus their values would be a's h
+    expect(() => createJointRisk({ graph, self: 0, h: 0.5, job: 'j', rng: createRng(1), openRegions: ['b', 'c'] })).toThrow(expect.objectContaining({ field: 'openRegions' }))
+    expect(createJointRisk({ graph, self: 0, h: 0.5, job: 'j', rng: createRng(1), openRegions: ['a', 'b', 'c'] }).openRegions).toEqual(['a', 'b', 'c'])
   })
 })
