@@ -114,9 +114,14 @@ export function createForecastJobState (peer: ForecastJobPeer): ForecastJobState
   }
 }
 
-function incidenceMessage (state: ForecastJobState): ConsensusMessage {
+/**
+ * This region's series for its neighbours. Its one byte of data says whether the sender is still
+ * waiting for series (1: its own first copy, or a resend at a deadline) or answers one that is (0).
+ * Only a waiting sender is answered, so two peers past the exchange never echo each other.
+ */
+function incidenceMessage (state: ForecastJobState, waiting: boolean): ConsensusMessage {
   const { peer } = state
-  return { job: peer.job, kind: INCIDENCE_KIND, round: 0, from: peer.graph.names[peer.self] as string, values: Float64Array.from(state.incidence), data: new Uint8Array(0) }
+  return { job: peer.job, kind: INCIDENCE_KIND, round: 0, from: peer.graph.names[peer.self] as string, values: Float64Array.from(state.incidence), data: Uint8Array.of(waiting ? 1 : 0) }
 }
 
 function slotOf (state: ForecastJobState, from: string): number {
@@ -126,7 +131,9 @@ function slotOf (state: ForecastJobState, from: string): number {
 
 /** The fit job's log records, with its job rounds moved by the exchange round before them. */
 function shifted (log: readonly LogRecord[]): LogRecord[] {
-  return log.map((record) => record.event === 'job.phase' ? { ...record, fields: { ...record.fields, round: Number(record.fields.round) + 1 } } : record)
+  return log
+    .filter((record) => !(record.event === 'job.phase' && record.fields.phase === 'done'))
+    .map((record) => record.event === 'job.phase' ? { ...record, fields: { ...record.fields, round: Number(record.fields.round) + 1 } } : record)
 }
 
 function startFit (state: ForecastJobState, outbox: ConsensusMessage[], log: LogRecord[]): void {
@@ -216,7 +223,7 @@ export function forecastJobPosition (state: ForecastJobState): { phase: string, 
 
 export const forecastJobProtocol: Protocol<ForecastJobState, ForecastJobResult> = {
   start (state) {
-    const outbox: ConsensusMessage[] = [incidenceMessage(state)]
+    const outbox: ConsensusMessage[] = [incidenceMessage(state, true)]
     const log: LogRecord[] = [{ level: 'info', event: 'job.phase', fields: { job: state.peer.job, phase: INCIDENCE_KIND, round: 0 } }]
     if (state.heard.length === 0) startFit(state, outbox, log)
     return { state, outbox, log }
@@ -229,7 +236,7 @@ export const forecastJobProtocol: Protocol<ForecastJobState, ForecastJobResult> 
     if (input.type === 'deadline') {
       if (input.round !== forecastJobProtocol.round(state)) return { state, outbox, log }
       // The exchange waits for every neighbour (the model needs their series): say it again.
-      if (phase.name === 'incidence') outbox.push(incidenceMessage(state))
+      if (phase.name === 'incidence') outbox.push(incidenceMessage(state, true))
       else if (phase.name === 'fit') stepFit(state, { type: 'deadline', round: input.round - 1 }, outbox, log)
       else if (phase.name === 'risk') stepRisk(state, { type: 'deadline', round: input.round - 1 - state.fitRounds }, outbox, log)
       return { state, outbox, log }
@@ -240,14 +247,14 @@ export const forecastJobProtocol: Protocol<ForecastJobState, ForecastJobResult> 
     if (kind === 'incidence') {
       const slot = slotOf(state, message.from)
       const expected = state.incidence.length
-      if (slot < 0 || message.values.length !== expected || !message.values.every((value) => Number.isFinite(value) && value >= 0)) {
+      if (slot < 0 || message.values.length !== expected || message.data.length !== 1 || !message.values.every((value) => Number.isFinite(value) && value >= 0)) {
         state.rejected++
         log.push({ level: 'warn', event: 'forecast.incidence.rejected', fields: { from: message.from, values: message.values.length, expected } })
         return { state, outbox, log }
       }
       if (phase.name !== 'incidence') {
-        // a neighbour still waiting for this region's series: its first copy was lost
-        outbox.push(incidenceMessage(state))
+        // a neighbour still waiting for this region's series (it began after this one's first copy)
+        if (message.data[0] === 1) outbox.push(incidenceMessage(state, false))
         return { state, outbox, log }
       }
       state.heard[slot] = Float64Array.from(message.values)

@@ -72,9 +72,9 @@ export class AuditService {
     })
   }
 
-  private readonly closingJobs = new Set<JobAudit>()
-  opened (audit: JobAudit): void { this.closingJobs.add(audit) }
-  closed (audit: JobAudit): void { this.closingJobs.delete(audit) }
+  private readonly closingJobs = new Set<JobAudit<any>>()
+  opened (audit: JobAudit<any>): void { this.closingJobs.add(audit) }
+  closed (audit: JobAudit<any>): void { this.closingJobs.delete(audit) }
 
   /** Closes the logs of finished jobs that are still lingering, and stops once every pending write is done. */
   async stop (): Promise<void> {
@@ -164,22 +164,38 @@ export class AuditService {
     this.enqueue([], [{ ...checkpoint, countersignatures: [...checkpoint.countersignatures] }])
   }
 
-  /** The audit of one job run here: feed it every step of the job's machine, then its result. */
-  begin (job: string, state: FitJobState, model: Record<string, unknown>): JobAudit {
-    const { graph } = state.peer
+  /** The audit of one fit job run here: feed it every step of the job's machine, then its result. */
+  begin (job: string, state: FitJobState, model: Record<string, unknown>): JobAudit<FitJobState> {
+    return this.beginWith(job, { graph: state.peer.graph, diameter: state.peer.diameter, params: state.peer.params, model, phaseOf: phaseKey, phaseOrdinal, position: fitJobPosition })
+  }
+
+  /** The audit of any job machine, given how to read its phases and its position. */
+  beginWith<S> (job: string, view: AuditedJob<S>): JobAudit<S> {
+    const { graph } = view
     const regions = graph.names.map((peerId) => this.init.federation.members.find((member) => member.peerId === peerId)?.region ?? peerId)
     const recorder = new AuditRecorder(
-      { job, self: this.init.peerId, digest: messageDigest, phaseOf: phaseKey, phaseOrdinal },
+      { job, self: this.init.peerId, digest: messageDigest, phaseOf: view.phaseOf, phaseOrdinal: view.phaseOrdinal },
       {
-        algorithm: state.peer.params.algorithm,
-        params: paramsRecord(state.peer.params),
-        model,
+        algorithm: view.params.algorithm,
+        params: paramsRecord(view.params),
+        model: view.model,
         graph: { ...graphRecord(graph), regions },
-        diameter: state.peer.diameter
+        diameter: view.diameter
       }
     )
-    return new JobAudit(this, new AuditTrail(job, this.init.peerId, this.init.privateKey), recorder, this.init.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY)
+    return new JobAudit<S>(this, new AuditTrail(job, this.init.peerId, this.init.privateKey), recorder, this.init.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY, view.position)
   }
+}
+
+/** What the audit needs to know of a job's machine. */
+export interface AuditedJob<S> {
+  graph: Graph
+  diameter: number
+  params: FitJobParams
+  model: Record<string, unknown>
+  phaseOf: (kind: string) => string
+  phaseOrdinal: (phase: string) => number
+  position: (state: S) => { phase: string, round: number }
 }
 
 function paramsRecord (params: FitJobParams): Record<string, unknown> {
@@ -192,7 +208,7 @@ function paramsRecord (params: FitJobParams): Record<string, unknown> {
  * default) to record the answers this peer still gives neighbours that lag behind in the last phase;
  * then the final entry is sealed and the last checkpoint published.
  */
-export class JobAudit {
+export class JobAudit<S> {
   private readonly service: AuditService
   readonly trail: AuditTrail
   private readonly recorder: AuditRecorder
@@ -203,11 +219,14 @@ export class JobAudit {
   private closing: { result: FitJobResult, params: FitJobParams, timer: NodeJS.Timeout | null, done: Promise<void>, resolve: () => void } | null = null
   private closed = false
 
-  constructor (service: AuditService, trail: AuditTrail, recorder: AuditRecorder, every: number) {
+  private readonly position: (state: S) => { phase: string, round: number }
+
+  constructor (service: AuditService, trail: AuditTrail, recorder: AuditRecorder, every: number, position: (state: S) => { phase: string, round: number }) {
     this.service = service
     this.trail = trail
     this.recorder = recorder
     this.every = every
+    this.position = position
   }
 
   /**
@@ -228,10 +247,10 @@ export class JobAudit {
     await run
   }
 
-  async observe (state: FitJobState, outbox: readonly ConsensusMessage[], log: readonly LogRecord[], input: MachineInput | null): Promise<void> {
+  async observe (state: S, outbox: readonly ConsensusMessage[], log: readonly LogRecord[], input: MachineInput | null): Promise<void> {
     if (this.closed) return
     await this.guarded(async () => {
-      this.recorder.observe(input, outbox, log, fitJobPosition(state))
+      this.recorder.observe(input, outbox, log, this.position(state))
       const bodies = this.recorder.take()
       if (bodies.length === 0) return
       const before = this.trail.entries.length

@@ -1,4 +1,7 @@
 import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobResult, type FitJobState } from '../consensus/fit-job.ts'
+import { createForecastJobState, forecastJobPosition, forecastJobProtocol, forecastPhaseOf, forecastPhaseOrdinal, type ForecastJobResult, type ForecastJobState } from '../consensus/forecast-job.ts'
+import { jointRiskGraph } from '../consensus/joint-risk.ts'
+import { parseForecastProposal, regionSeries, type ForecastProposal } from './forecast-proposal.ts'
 import { diameter, graphFromEdges, type Graph } from '../consensus/graph.ts'
 import type { LogRecord, MachineInput } from '../consensus/machine.ts'
 import { buildDesign, INTERCEPT, termNames, type DataBlock, type FeatureSpec, type ModelSpec } from '../learning/design.ts'
@@ -29,7 +32,10 @@ export interface JobProposal {
   type: 'job.propose'
   id: string
   proposer: string
+  /** the federation's model, with the proposer's options: the regression a classifier job fits */
   model: FederationModel
+  /** present for a regional forecasting job: the periods, model and risk mapping (model gives the round deadline) */
+  forecast?: ForecastProposal
 }
 
 type JobAnnouncement =
@@ -113,6 +119,12 @@ export interface JobCoordinatorOptions {
   journal?: JobJournal
   /** the signed round log of every job */
   audit?: AuditService
+  /** this region's case-count series, for forecasting jobs */
+  series?: ReadonlyArray<{ date: string, count: number, population?: number }>
+  /** this region agrees to publish its risk score openly when a forecasting job lists it */
+  publishRisk?: boolean
+  /** every forecasting job this peer ran to the end: its own forecast, h and the joint risk */
+  onForecast?: (job: string, result: ForecastJobResult) => Promise<void>
 }
 
 interface JobRecord {
@@ -217,11 +229,15 @@ export class JobCoordinator {
   private answer (record: JobRecord): void {
     const { proposal } = record
     let reason: string | null
-    try {
-      const { block } = localDesign(this.options.rows, proposal.model)
-      reason = disclosureCheck(block, proposal.model)
-    } catch (error) {
-      reason = `cannot build the model from this region's data: ${(error as Error).message}`
+    if (proposal.forecast !== undefined) {
+      reason = this.forecastCheck(proposal)
+    } else {
+      try {
+        const { block } = localDesign(this.options.rows, proposal.model)
+        reason = disclosureCheck(block, proposal.model)
+      } catch (error) {
+        reason = `cannot build the model from this region's data: ${(error as Error).message}`
+      }
     }
     record.myAnswer = reason === null ? { type: 'job.accept', id: proposal.id } : { type: 'job.decline', id: proposal.id, reason }
     record.answers.set(this.options.node.peerId, reason === null ? { accept: true } : { accept: false, reason })
@@ -229,6 +245,34 @@ export class JobCoordinator {
     void this.publish(record.myAnswer)
     if (reason !== null) this.settle(proposal.id, null, new JobRefusedError(`job ${proposal.id} declined here: ${reason}`))
     this.maybeStart(record)
+  }
+
+  /** A reason to decline a forecasting job, or null to accept. */
+  private forecastCheck (proposal: JobProposal): string | null {
+    let plan
+    try {
+      plan = parseForecastProposal(proposal.forecast)
+    } catch (error) {
+      return (error as Error).message
+    }
+    const series = regionSeries(plan, this.options.series ?? [])
+    if (typeof series === 'string') return series
+    const graph = federationGraph(this.options.federation)
+    // The joint risk's masked sum hides a region's h only from a peer that lacks one of its masks: a
+    // region with a single neighbour would show its h to that neighbour.
+    const augmented = jointRiskGraph(graph)
+    const exposed = graph.names.filter((_, node) => (graph.neighbours[node] ?? []).length < 2 || (augmented.neighbours[node] ?? []).length !== (graph.neighbours[node] ?? []).length)
+    if (exposed.length > 0) {
+      const regions = exposed.map((peer) => this.options.federation.members.find((member) => member.peerId === peer)?.region ?? peer)
+      return `the joint risk needs every region to have at least two graph neighbours (${regions.join(', ')} ${regions.length === 1 ? 'has' : 'have'} one): add an edge to the federation's graph`
+    }
+    const me = this.options.federation.members.find((member) => member.peerId === this.options.node.peerId)?.region
+    const known = new Set(this.options.federation.members.map((member) => member.region))
+    const unknown = plan.proposal.openRegions.filter((region) => !known.has(region))
+    if (unknown.length > 0) return `the job lists regions that are not members as publishing their risk: ${unknown.join(', ')}`
+    if (me !== undefined && plan.proposal.openRegions.includes(me) && this.options.publishRisk !== true) return 'the job lists this region as publishing its risk score openly, and this region does not agree to (start --publish-risk)'
+    if (plan.proposal.openRegions.length === known.size - 1) return 'the job lists all regions but one as publishing their risk: the joint risk would give away the last one\'s'
+    return null
   }
 
   private maybeStart (record: JobRecord): void {
@@ -268,6 +312,7 @@ export class JobCoordinator {
   }
 
   private async run (proposal: JobProposal, resumed?: { seed: Uint8Array, inputs: MachineInput[] }): Promise<FitJobResult> {
+    if (proposal.forecast !== undefined) return await this.runForecast(proposal, resumed)
     const { federation, transport, node } = this.options
     const seed = resumed?.seed ?? newSeed()
     const journal = this.options.journal
@@ -328,5 +373,77 @@ export class JobCoordinator {
       }
     }))
     return driven.result
+  }
+
+  /** A forecasting job: the exchange of incidence, the shared Poisson fit, the forecast and h, the joint risk. */
+  private async runForecast (proposal: JobProposal, resumed?: { seed: Uint8Array, inputs: MachineInput[] }): Promise<FitJobResult> {
+    const { federation, transport, node } = this.options
+    const seed = resumed?.seed ?? newSeed()
+    const journal = this.options.journal
+    if (resumed === undefined) await journal?.begin(proposal, seed)
+    const plan = parseForecastProposal(proposal.forecast)
+    const series = regionSeries(plan, this.options.series ?? [])
+    if (typeof series === 'string') throw new JobRefusedError(series)
+    const graph = federationGraph(federation)
+    const self = graph.names.indexOf(node.peerId)
+    const params = createFitJobParams({
+      algorithm: plan.proposal.algorithm,
+      tolerance: plan.proposal.tolerance,
+      maxRounds: plan.proposal.maxRounds,
+      dropAfterRounds: 0,
+      recordVectors: this.options.audit !== undefined
+    })
+    const peerIdOf = new Map(federation.members.map((member) => [member.region, member.peerId]))
+    const state = createForecastJobState({
+      job: proposal.id,
+      graph,
+      self,
+      diameter: diameter(graph),
+      spec: plan.spec,
+      counts: series.counts,
+      population: series.population,
+      start: plan.start,
+      horizon: plan.horizon,
+      risk: plan.risk,
+      openRegions: plan.proposal.openRegions.map((region) => peerIdOf.get(region) as string),
+      params,
+      rng: createSecureRng(seed)
+    })
+    this.options.log('info', 'job.start', { job: proposal.id, kind: 'forecast', peers: graph.names.length, periods: plan.proposal.periods, algorithm: params.algorithm })
+    const audit = this.options.audit?.beginWith<ForecastJobState>(proposal.id, {
+      graph, diameter: diameter(graph), params, model: { kind: 'forecast', ...plan.proposal }, phaseOf: forecastPhaseOf, phaseOrdinal: forecastPhaseOrdinal, position: forecastJobPosition
+    })
+    const driven = await driveRounds<ForecastJobState, ForecastJobResult>({
+      protocol: forecastJobProtocol,
+      state,
+      transport,
+      roundDeadlineMs: proposal.model.roundDeadlineMs,
+      signal: this.options.signal,
+      ...(journal === undefined ? {} : { persist: async (input: MachineInput) => { await journal.append(proposal.id, input) } }),
+      ...(resumed === undefined ? {} : { replay: resumed.inputs }),
+      onStep: async (current, outbox, log: readonly LogRecord[], input, replaying) => {
+        await audit?.observe(current, outbox, log, input)
+        if (replaying) return
+        for (const record of log) if (record.level !== 'debug') this.options.log(record.level, record.event, record.fields)
+        const position = forecastJobPosition(current)
+        const phase = current.phase
+        const admm = phase.name === 'fit' && current.fit?.phase.name === 'admm' ? current.fit.phase.admm : null
+        this.current = { job: proposal.id, phase: position.phase, round: forecastJobProtocol.round(current), ...(admm === null ? {} : { primalResidual: admm.primalResidual, dualResidual: admm.dualResidual }) }
+        this.options.onProgress?.(this.current)
+      }
+    })
+    const result = driven.result
+    if (audit !== undefined) this.auditClosing.set(proposal.id, audit.finish(result.fit, params, proposal.model.roundDeadlineMs))
+    this.options.log('info', 'job.done', { job: proposal.id, kind: 'forecast', rounds: forecastJobProtocol.round(driven.state), deadlines: driven.deadlines, jointRiskMean: result.joint.mean })
+    await this.options.onForecast?.(proposal.id, result)
+    const finished = driven.state
+    this.lingering.push(transport.onMessage((message) => {
+      const stepped = forecastJobProtocol.step(finished, { type: 'message', message })
+      if (message.job === proposal.id) void audit?.observe(finished, stepped.outbox, stepped.log, { type: 'message', message })
+      for (const reply of stepped.outbox) {
+        void (reply.to === undefined ? transport.broadcast(reply) : transport.send(reply.to, reply)).catch(() => {})
+      }
+    }))
+    return result.fit
   }
 }

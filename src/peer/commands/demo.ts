@@ -18,7 +18,11 @@ import { Store } from '../../store/store.ts'
 import type { CaseSchema } from '../../store/schema.ts'
 import { localDesign } from '../job.ts'
 import { DEMO_PROVINCES, generateCases, SYNTHETIC_SCHEMA, SYNTHETIC_TRUTH, toCsv } from '../synthetic-cases.ts'
-import type { StoredModel } from './start.ts'
+import type { StoredForecast, StoredModel } from './start.ts'
+import { importSeries } from '../../store/import.ts'
+import { generateSeries, seriesCsv, type ProvinceSeries } from '../synthetic-series.ts'
+import { parseForecastProposal } from '../forecast-proposal.ts'
+import { panelHistories, pooledDesign } from '../../learning/forecast-panel.ts'
 
 /**
  * The main job: a federation of four provincial peers on this machine, each a separate process with
@@ -91,6 +95,31 @@ async function splitDataset (options: DemoOptions, rng: ReturnType<typeof create
 
 const BIN = fileURLToPath(new URL('../../../bin/epimesh.js', import.meta.url))
 
+/** The synthetic weekly series: three years of weeks from a Monday. */
+const SERIES_FROM = '2023-01-02'
+const SERIES_WEEKS = 156
+
+function neighbourLists (regions: readonly string[], edges: ReadonlyArray<readonly [string, string]>): number[][] {
+  const lists = regions.map(() => [] as number[])
+  for (const [a, b] of edges) {
+    const ia = regions.indexOf(a)
+    const ib = regions.indexOf(b)
+    lists[ia]?.push(ib)
+    lists[ib]?.push(ia)
+  }
+  return lists.map((list) => list.sort((x, y) => x - y))
+}
+
+function relativeDistance (a: readonly number[], b: ArrayLike<number>): number {
+  let difference = 0
+  let size = 0
+  a.forEach((value, index) => {
+    difference += (value - (b[index] as number)) ** 2
+    size += (b[index] as number) ** 2
+  })
+  return Math.sqrt(difference) / Math.max(1e-300, Math.sqrt(size))
+}
+
 /** The provinces' shared borders. */
 const DEMO_EDGES: Array<[string, string]> = [
   ['Shanghai', 'Jiangsu'], ['Shanghai', 'Zhejiang'], ['Jiangsu', 'Zhejiang'], ['Jiangsu', 'Anhui'], ['Zhejiang', 'Anhui']
@@ -133,8 +162,12 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
     const rows = generateCases(province, forkRng(rng, province.region))
     return { region: province.region, rows: rows.length, csv: toCsv(rows), schema: SYNTHETIC_SCHEMA }
   })
+  // weekly case counts per province, for the regional-risk job (the synthetic provinces only)
+  const series = custom !== null
+    ? null
+    : generateSeries(peerData.map((peer) => peer.region), neighbourLists(peerData.map((peer) => peer.region), DEMO_EDGES), { from: SERIES_FROM, weeks: SERIES_WEEKS, rng: forkRng(rng, 'series') })
   const members: Array<{ region: string, peerId: string, addresses: string[], dir: string, port: number }> = []
-  for (const peer of peerData) {
+  for (const [index, peer] of peerData.entries()) {
     const dir = join(base, peer.region.toLowerCase().replace(/[^a-z0-9._-]+/g, '-'))
     const { peerId } = await createIdentity(dir)
     await writeFile(join(dir, 'cases.csv'), peer.csv)
@@ -144,6 +177,11 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
       await store.config.put('region', peer.region)
       await store.config.put('peerId', peerId)
       await importCases(store, { file: join(dir, 'cases.csv'), schema: peer.schema })
+      const own = series?.[index]
+      if (own !== undefined) {
+        await writeFile(join(dir, 'series.csv'), seriesCsv(own))
+        await importSeries(store, join(dir, 'series.csv'))
+      }
     } finally {
       await store.close()
     }
@@ -174,44 +212,84 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   await writeFile(federationPath, JSON.stringify(document, null, 2))
   const federation = parseFederation(document, federationPath)
 
-  const jobId = `demo-${options.seed}`
-  const started = Date.now()
-  const children: ChildProcess[] = []
-  const exits: Array<Promise<number>> = []
-  const phases = new Map<string, string>()
-  members.forEach((member, index) => {
-    const args = [BIN, 'start', '--dir', member.dir, '--federation', federationPath, '--listen', member.addresses[0] as string, '--job-id', jobId, '--exit-after-job', ...(index === 0 ? ['--propose'] : [])]
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
-    children.push(child)
-    let buffer = ''
-    child.stderr?.setEncoding('utf8')
-    child.stderr?.on('data', (chunk: string) => {
-      buffer += chunk
-      const lines = buffer.split('\n')
-      buffer = lines.pop() ?? ''
-      for (const line of lines) {
-        try {
-          const record = JSON.parse(line) as { event?: string, phase?: string, round?: number, level?: number, msg?: string }
-          if (record.event === 'job.phase' && index === 0) {
-            const phase = String(record.phase)
-            if (!phases.has(phase)) {
-              phases.set(phase, phase)
-              say(`  [${((Date.now() - started) / 1000).toFixed(1)} s] ${member.region}: phase ${phase} at round ${record.round}`)
+  /** One job: every member's peer as its own process, the first one proposing; progress from its log. */
+  const runJob = async (jobId: string, propose: string[]): Promise<number> => {
+    const started = Date.now()
+    const children: ChildProcess[] = []
+    const exits: Array<Promise<number>> = []
+    const phases = new Map<string, string>()
+    members.forEach((member, index) => {
+      const args = [BIN, 'start', '--dir', member.dir, '--federation', federationPath, '--listen', member.addresses[0] as string, '--job-id', jobId, '--exit-after-job', ...(index === 0 ? propose : [])]
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+      children.push(child)
+      let buffer = ''
+      child.stderr?.setEncoding('utf8')
+      child.stderr?.on('data', (chunk: string) => {
+        buffer += chunk
+        const lines = buffer.split('\n')
+        buffer = lines.pop() ?? ''
+        for (const line of lines) {
+          try {
+            const record = JSON.parse(line) as { event?: string, phase?: string, round?: number, level?: number, msg?: string }
+            if (record.event === 'job.phase' && index === 0) {
+              const phase = String(record.phase)
+              if (!phases.has(phase)) {
+                phases.set(phase, phase)
+                say(`  [${((Date.now() - started) / 1000).toFixed(1)} s] ${member.region}: phase ${phase} at round ${record.round}`)
+              }
             }
+            if ((record.level ?? 0) >= 50) say(`  ${member.region}: ${record.msg ?? line}`)
+          } catch {
+            if (line.trim() !== '') say(`  ${member.region}: ${line}`)
           }
-          if ((record.level ?? 0) >= 50) say(`  ${member.region}: ${record.msg ?? line}`)
-        } catch {
-          if (line.trim() !== '') say(`  ${member.region}: ${line}`)
         }
-      }
+      })
+      exits.push(new Promise((resolveExit) => { child.on('exit', (code) => { resolveExit(code ?? 1) }) }))
     })
-    exits.push(new Promise((resolveExit) => { child.on('exit', (code) => { resolveExit(code ?? 1) }) }))
-  })
-  const timeout = setTimeout(() => { for (const child of children) child.kill('SIGTERM') }, 110_000)
-  const codes = await Promise.all(exits)
-  clearTimeout(timeout)
-  const seconds = (Date.now() - started) / 1000
-  if (codes.some((code) => code !== 0)) throw new Error(`a peer process failed (exit codes ${codes.join(', ')}); logs above`)
+    const timeout = setTimeout(() => { for (const child of children) child.kill('SIGTERM') }, 110_000)
+    const codes = await Promise.all(exits)
+    clearTimeout(timeout)
+    if (codes.some((code) => code !== 0)) throw new Error(`a peer process failed (exit codes ${codes.join(', ')}); logs above`)
+    return (Date.now() - started) / 1000
+  }
+
+  const jobId = `demo-${options.seed}`
+  const seconds = await runJob(jobId, ['--propose'])
+
+  /** The regional-risk job on the provinces' weekly series: forecasts, h, the joint risk. */
+  const regionalRisk = async (riskJob: string, all: readonly ProvinceSeries[]): Promise<Record<string, unknown>> => {
+    const proposalPath = join(base, 'forecast-proposal.json')
+    await writeFile(proposalPath, JSON.stringify({ forecast: { from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' } }, null, 2))
+    say('')
+    say(`regional risk (job ${riskJob}): ${SERIES_WEEKS} weeks of case counts stay in each province's store; neighbours share weekly incidence per 100,000`)
+    const riskSeconds = await runJob(riskJob, ['--proposal', proposalPath])
+    const forecasts = await Promise.all(members.map(async (member) => JSON.parse(await readFile(join(member.dir, 'forecasts', `${riskJob}.json`), 'utf8')) as StoredForecast))
+    // what only this demonstration can check: the pooled fit of every series, and the plain sum of h
+    const plan = parseForecastProposal({ from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' })
+    const neighbours = neighbourLists(members.map((member) => member.region), DEMO_EDGES)
+    const histories = panelHistories({ regions: all.map((entry) => entry.region), counts: all.map((entry) => Float64Array.from(entry.weeks, (week) => week.count)), populations: all.map((entry) => entry.population) }, neighbours)
+      .map((history) => ({ ...history, start: plan.start }))
+    const { block, terms } = pooledDesign(plan.spec, histories)
+    const pooledFit = fitModel(block, terms, { family: 'poisson', standardize: true, tolerance: 1e-12, maxIterations: 100 })
+    const relative = Math.max(...forecasts.map((entry) => relativeDistance(entry.model.coefficients.map((row) => row.estimate), pooledFit.coefficients.estimate)))
+    const plainSum = forecasts.reduce((sum, entry) => sum + entry.h, 0)
+    const joint = (forecasts[0] as StoredForecast).joint
+    say(`  ${'region'.padEnd(9)} ${'next week'.padStart(10)} ${'90% interval'.padStart(14)} ${'per 100k/7d'.padStart(12)} ${'h'.padStart(7)}   (each h known to its region only)`)
+    for (const entry of forecasts) {
+      const next = entry.forecast[0] as StoredForecast['forecast'][number]
+      say(`  ${entry.region.padEnd(9)} ${next.mean.toFixed(1).padStart(10)} ${`[${next.lower}, ${next.upper}]`.padStart(14)} ${entry.rate.toFixed(2).padStart(12)} ${entry.h.toFixed(4).padStart(7)}`)
+    }
+    say(`joint risk by masked sum (every province holds it): sum ${joint.sum.toFixed(4)}, mean ${joint.mean.toFixed(4)} over ${joint.regions} provinces; plain sum ${plainSum.toFixed(4)} (difference ${Math.abs(joint.sum - plainSum).toExponential(1)})`)
+    say(`shared forecasting model: ${(forecasts[0] as StoredForecast).model.rounds} rounds, ${riskSeconds.toFixed(1)} s; largest relative difference from the pooled fit: ${relative.toExponential(2)}`)
+    return {
+      job: riskJob,
+      seconds: riskSeconds,
+      pooledRelativeError: relative,
+      regions: forecasts.map((entry) => ({ region: entry.region, h: entry.h, forecast: entry.forecast })),
+      jointRisk: { sum: joint.sum, mean: joint.mean },
+      plainSum
+    }
+  }
 
   const models = await Promise.all(members.map(async (member) => JSON.parse(await readFile(join(member.dir, 'models', `${jobId}.json`), 'utf8')) as StoredModel))
   const first = models[0] as StoredModel
@@ -248,7 +326,10 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   }
   if (first.metrics !== null) say(`computed by the federation: AUC ${first.metrics.auc.toFixed(4)}, Brier ${first.metrics.brier.toFixed(4)}, Hosmer-Lemeshow ${first.metrics.hosmerLemeshow.statistic.toFixed(2)} on ${first.metrics.hosmerLemeshow.df} df (p = ${first.metrics.hosmerLemeshow.pValue.toFixed(3)})`)
   say(`every region holds the same model; largest relative difference from the pooled fit: ${maxDifference.toExponential(2)}`)
-  say(`files: ${base} (federation.json; per region: identity.key, store/, cases.csv (the imported file), models/${jobId}.json, status.json)`)
+  const risk = series === null ? null : await regionalRisk(`${jobId}-risk`, series)
+  if (risk !== null) Object.assign(summary, { risk })
+  say(`files: ${base} (federation.json; per region: identity.key, store/, cases.csv and series.csv (the imported files), models/, ${risk === null ? '' : 'forecasts/, '}status.json)`)
+  say('audit: npx epimesh audit export --dir <region folder> --job <job> --out <file>, then npx epimesh audit verify <files>')
   if (!options.keep && !options.json && options.dir === undefined) {
     say('(data folders removed; run with --keep to keep them)')
     await rm(base, { recursive: true, force: true })

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import { EpimeshError } from '../../learning/errors.ts'
-import type { StoredModel } from './start.ts'
+import type { StoredForecast, StoredModel } from './start.ts'
 
 /** `epimesh status` and `epimesh model`: what a peer is doing, and the latest shared model it holds. */
 class NothingYetError extends EpimeshError {
@@ -80,5 +80,24 @@ export function registerInspect (program: Command): void {
         out(`computed by the federation: AUC ${auc.toFixed(4)}, Brier ${brier.toFixed(4)}, Hosmer-Lemeshow ${hosmerLemeshow.statistic.toFixed(3)} on ${hosmerLemeshow.df} df (p = ${hosmerLemeshow.pValue.toFixed(4)})`)
       }
       if (model.dropped !== undefined && model.dropped.length > 0) out(`peers dropped during the job: ${model.dropped.join(', ')}`)
+    })
+
+  program.command('forecast')
+    .description('this region\'s latest forecast (mean and 90% interval per period), its risk score h, and the federation\'s joint risk')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .option('--job <id>', 'a given forecasting job instead of the latest')
+    .option('--json', 'one JSON object on stdout', false)
+    .action(async (options: { dir: string, job?: string, json: boolean }) => {
+      const stored = await readJson<StoredForecast>(join(options.dir, 'forecasts', `${options.job ?? 'latest'}.json`), 'forecast yet (propose one: epimesh propose --forecast)')
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(stored)}\n`)
+        return
+      }
+      const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+      out(`${stored.region}, job ${stored.job}: forecast cases (mean and 90% interval)`)
+      for (const period of stored.forecast) out(`  period +${period.step}: ${period.mean.toFixed(2).padStart(9)}  [${period.lower}, ${period.upper}]`)
+      out(`forecast 7-day incidence ${stored.rate.toFixed(2)} per 100,000; risk score h = ${stored.h.toFixed(4)} (known to this region only)`)
+      out(`joint risk of the ${stored.joint.regions} regions: sum ${stored.joint.sum.toFixed(4)}, mean ${stored.joint.mean.toFixed(4)}`)
+      for (const open of stored.joint.open) out(`  published by ${open.region}: h = ${open.h.toFixed(4)}`)
     })
 }

@@ -4,8 +4,9 @@ import { randomBytes } from 'node:crypto'
 import type { Command } from 'commander'
 import pino from 'pino'
 import type { FitJobResult } from '../../consensus/fit-job.ts'
+import type { ForecastJobResult } from '../../consensus/forecast-job.ts'
 import { coefficientTable } from '../../learning/inference.ts'
-import { readDataset, type Cell } from '../dataset.ts'
+import { DatasetError, readDataset, type Cell } from '../dataset.ts'
 import { Store } from '../../store/store.ts'
 import { loadFederation } from '../federation.ts'
 import { loadIdentity } from '../identity.ts'
@@ -25,20 +26,27 @@ interface StartOptions {
   federation: string
   listen: string[]
   propose: boolean
+  /** a proposal file (as epimesh propose writes): propose that job */
+  proposal?: string
+  publishRisk: boolean
   jobId?: string
   exitAfterJob: boolean
   cases?: string
 }
 
-/** The region's records: from its store (the normal case), or from a CSV file named on the command line. */
-async function loadRows (dir: string, cases: string | undefined): Promise<Array<Record<string, Cell>>> {
-  if (cases !== undefined) return (await readDataset(cases)).rows
-  const store = await Store.open(dir)
-  try {
-    return await store.allRows()
-  } finally {
-    await store.close()
-  }
+type SeriesPoint = { date: string, count: number, population?: number }
+
+/**
+ * The region's records and case-count series: from its store (the normal case), or the records from a
+ * CSV file named on the command line.
+ */
+async function loadData (dir: string, cases: string | undefined): Promise<{ rows: Array<Record<string, Cell>>, series: SeriesPoint[] }> {
+  return await Store.use(dir, async (store) => {
+    const rows = cases !== undefined ? (await readDataset(cases)).rows : await store.allRows()
+    const series: SeriesPoint[] = []
+    for await (const point of store.seriesPoints()) series.push(point)
+    return { rows, series }
+  })
 }
 
 export interface StoredModel {
@@ -54,6 +62,44 @@ export interface StoredModel {
   /** computed by the federation from pooled risk histograms (binomial models) */
   metrics: { auc: number, brier: number, hosmerLemeshow: { statistic: number, df: number, pValue: number } } | null
   dropped: string[]
+}
+
+/** A forecasting job's outcome as this region keeps it: its own forecast and h stay in its folder. */
+export interface StoredForecast {
+  job: string
+  region: string
+  createdAt: string
+  /** forecast periods after the job's last one: mean and 90% Poisson interval */
+  forecast: Array<{ step: number, mean: number, lower: number, upper: number }>
+  /** forecast cases per 100,000 residents per 7 days, and the risk score from it */
+  rate: number
+  h: number
+  joint: { sum: number, mean: number, regions: number, open: Array<{ region: string, h: number }> }
+  model: StoredModel
+}
+
+export function toStoredForecast (job: string, region: string, result: ForecastJobResult, members: ReadonlyArray<{ region: string, peerId: string }>): StoredForecast {
+  const regionOf = new Map(members.map((member) => [member.peerId, member.region]))
+  return {
+    job,
+    region,
+    createdAt: new Date().toISOString(),
+    forecast: result.forecast.map((period) => ({ step: period.step, mean: period.mean, lower: period.lower, upper: period.upper })),
+    rate: result.risk.rate,
+    h: result.risk.h,
+    joint: { sum: result.joint.sum, mean: result.joint.mean, regions: result.joint.regions, open: result.joint.open.map((entry) => ({ region: regionOf.get(entry.region) ?? entry.region, h: entry.h })) },
+    model: toStoredModel(job, result.fit)
+  }
+}
+
+async function readProposal (path: string, model: JobProposal['model']): Promise<JobProposal> {
+  let value: Partial<JobProposal>
+  try {
+    value = JSON.parse(await readFile(path, 'utf8')) as Partial<JobProposal>
+  } catch (error) {
+    throw new DatasetError(`cannot read the proposal ${path}: ${(error as Error).message}`)
+  }
+  return { type: 'job.propose', id: '', proposer: '', model: { ...model, ...(value.model ?? {}) }, ...(value.forecast === undefined ? {} : { forecast: value.forecast }) }
 }
 
 export function toStoredModel (job: string, result: FitJobResult): StoredModel {
@@ -94,7 +140,7 @@ export async function runStart (options: StartOptions): Promise<number> {
   const { privateKey, peerId } = await loadIdentity(options.dir)
   const member = federation.members.find((candidate) => candidate.peerId === peerId)
   const log = logger.child({ region: member?.region ?? 'unknown', peer: peerId.slice(-8) })
-  const rows = await loadRows(options.dir, options.cases)
+  const { rows, series } = await loadData(options.dir, options.cases)
   const controller = new AbortController()
   const stop = (): void => { controller.abort() }
   process.once('SIGINT', stop)
@@ -134,8 +180,17 @@ export async function runStart (options: StartOptions): Promise<number> {
       log.info({ event: 'model.stored', job, rounds: result.rounds, converged: result.converged }, 'model stored')
       await writeStatus({ lastModel: job })
     }
+    const storeForecast = async (job: string, result: ForecastJobResult): Promise<void> => {
+      const dir = join(options.dir, 'forecasts')
+      await mkdir(dir, { recursive: true })
+      const stored = toStoredForecast(job, member?.region ?? peerId, result, federation.members)
+      await writeAtomically(join(dir, `${job}.json`), JSON.stringify(stored, null, 2))
+      await writeAtomically(join(dir, 'latest.json'), JSON.stringify(stored, null, 2))
+      await Store.use(options.dir, async (store) => { await store.models.put(`${job}!forecast`, stored) })
+      log.info({ event: 'forecast.stored', job, h: result.risk.h, jointRiskMean: result.joint.mean }, 'forecast stored')
+    }
     coordinator = new JobCoordinator({
-      node, transport, federation, rows, signal: controller.signal, journal, audit, onResult: storeModel,
+      node, transport, federation, rows, series, publishRisk: options.publishRisk, onForecast: storeForecast, signal: controller.signal, journal, audit, onResult: storeModel,
       log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
       onProgress: (progress) => {
         const now = Date.now()
@@ -153,10 +208,12 @@ export async function runStart (options: StartOptions): Promise<number> {
     const begun = (await journal.list()).includes(jobId) && !(await exists(join(options.dir, 'models', `${jobId}.json`)))
     const finished = begun
       ? coordinator.resume(jobId).then((result) => { if (result === null) throw new Error(`job ${jobId} has no usable journal`); return result })
-      : options.propose
-        ? coordinator.propose({ type: 'job.propose', id: jobId, proposer: peerId, model: federation.model } satisfies JobProposal)
-        : coordinator.waitFor(jobId)
-    if (options.exitAfterJob || options.propose || options.jobId !== undefined) {
+      : options.proposal !== undefined
+        ? coordinator.propose({ ...(await readProposal(options.proposal, federation.model)), id: jobId, proposer: peerId })
+        : options.propose
+          ? coordinator.propose({ type: 'job.propose', id: jobId, proposer: peerId, model: federation.model } satisfies JobProposal)
+          : coordinator.waitFor(jobId)
+    if (options.exitAfterJob || options.propose || options.proposal !== undefined || options.jobId !== undefined) {
       await finished
       // stay for neighbours still finishing the last sum (the audit log records those answers, then
       // closes), and a moment more for the neighbours' countersignatures of the last checkpoint
@@ -206,6 +263,8 @@ export function registerStart (program: Command): void {
     .option('--listen <multiaddr...>', 'listen addresses', ['/ip4/127.0.0.1/tcp/0'])
     .option('--cases <file>', 'read the records from this CSV file instead of the store')
     .option('--propose', 'propose a job with the federation\'s model as soon as the neighbours are up', false)
+    .option('--proposal <file>', 'propose the job in this file (as epimesh propose writes it) as soon as the neighbours are up')
+    .option('--publish-risk', 'agree to publish this region\'s risk score openly when a forecasting job lists it', false)
     .option('--job-id <id>', 'the job to propose, or to wait for')
     .option('--exit-after-job', 'stop after one job', false)
     .action(async (options: StartOptions) => {
