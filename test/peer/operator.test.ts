@@ -7,6 +7,14 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createIdentity } from '../../src/peer/identity.ts'
 import { relativeError, R_INFERT } from '../helpers/data.ts'
+import { loadFluBYBW } from '../helpers/forecast-data.ts'
+import { fitModel } from '../../src/learning/fit.ts'
+import { forecastRegion } from '../../src/learning/forecast.ts'
+import { panelHistories, pooledDesign } from '../../src/learning/forecast-panel.ts'
+import { parseForecastProposal } from '../../src/peer/forecast-proposal.ts'
+
+/** The three districts of fluBYBW with the most influenza cases (Munich city, Stuttgart, Munich county). */
+const DISTRICTS = ['9162', '8111', '9184']
 
 const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
 const INFERT = fileURLToPath(new URL('../fixtures/infert.csv', import.meta.url))
@@ -42,8 +50,10 @@ const cli = (args: string[]): { status: number | null, stdout: string, stderr: s
 }
 
 describe('an operator runs a peer', () => {
-  it('start, propose, status, model; a clean stop on SIGTERM', async () => {
+  it('start, propose, status, model; a forecasting job with its risk scores; a clean stop on SIGTERM', async () => {
     base = await mkdtemp(join(tmpdir(), 'epimesh-operator-'))
+    const { panel } = await loadFluBYBW()
+    const flu = { counts: DISTRICTS.map((district) => panel.counts[panel.regions.indexOf(district)]!), populations: DISTRICTS.map((district) => panel.populations[panel.regions.indexOf(district)]!) }
     const lines = (await readFile(INFERT, 'utf8')).trim().split('\n')
     const regions = ['alpha', 'beta', 'gamma']
     const members: Array<{ region: string, peerId: string, addresses: string[], dir: string }> = []
@@ -57,6 +67,11 @@ describe('an operator runs a peer', () => {
       await writeFile(file, `id,${lines[0]}\n${lines.slice(1).map((line, row) => `${row + 1},${line}`).filter((_, row) => row % 3 === index).join('\n')}\n`)
       const imported = cli(['import', '--dir', dir, '--cases', file])
       expect(imported.status, imported.stderr).toBe(0)
+      // and its weekly case counts (a district of fluBYBW), with its population
+      const seriesFile = join(base, `${region}-series.csv`)
+      await writeFile(seriesFile, `date,count,population\n${Array.from(flu.counts[index]!, (count, week) => `${new Date(Date.UTC(2001, 0, 1) + week * 7 * 86_400_000).toISOString().slice(0, 10)},${count},${flu.populations[index]}`).join('\n')}\n`)
+      const series = cli(['import', '--dir', dir, '--series', seriesFile])
+      expect(series.status, series.stderr).toBe(0)
       members.push({ region, peerId, addresses: [`/ip4/127.0.0.1/tcp/${await freePort()}`], dir })
     }
     // a second init of the same folder is refused: a peer keeps its identity
@@ -70,7 +85,7 @@ describe('an operator runs a peer', () => {
       model: { family: 'binomial', outcome: 'case', features: ['age', 'parity', 'induced', 'spontaneous'].map((name) => ({ name, type: 'numeric' })), lambda: 0, algorithm: 'admm', tolerance: 1e-10, maxRounds: 3000, roundDeadlineMs: 1000, dropAfterRounds: 0 }
     }))
     const exits = members.map((member) => {
-      const child = spawn(process.execPath, [BIN, 'start', '--dir', member.dir, '--federation', federation, '--listen', member.addresses[0] as string], { stdio: ['ignore', 'ignore', 'pipe'] })
+      const child = spawn(process.execPath, [BIN, 'start', '--dir', member.dir, '--federation', federation, '--listen', member.addresses[0] as string, ...(member.region === 'beta' ? ['--publish-risk'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] })
       child.stderr?.resume()
       children.push(child)
       return new Promise<number | null>((resolve) => { child.on('exit', (code) => { resolve(code) }) })
@@ -97,7 +112,45 @@ describe('an operator runs a peer', () => {
     expect(text.stdout).toContain('spontaneous')
     expect(cli(['model', '--dir', base]).status).toBe(2)
 
+    // A regional forecasting job on each region's weekly influenza counts (three districts of fluBYBW),
+    // imported into its store; beta agreed to publish its risk score (start --publish-risk).
+    const forecast = cli(['propose', '--dir', members[0]?.dir as string, '--federation', federation, '--job-id', 'risk-1', '--forecast', '--from', '2001-01-01', '--periods', '416', '--open-regions', 'beta'])
+    expect(forecast.status, forecast.stderr).toBe(0)
+    await waitFor(async () => (await Promise.all(members.map(async (member) => await access(join(member.dir, 'forecasts', 'risk-1.json')).then(() => true, () => false)))).every(Boolean), 60_000)
+    const stored = members.map((member) => {
+      const shown = cli(['forecast', '--dir', member.dir, '--json'])
+      expect(shown.status, shown.stderr).toBe(0)
+      return JSON.parse(shown.stdout) as { job: string, h: number, rate: number, forecast: Array<{ mean: number, lower: number, upper: number }>, joint: { sum: number, mean: number, regions: number, open: Array<{ region: string, h: number }> }, model: { coefficients: Array<{ estimate: number }> } }
+    })
+    // the pooled fit of the three series, which no region could compute
+    const plan = parseForecastProposal({ from: '2001-01-01', periods: 416, period: 'week' })
+    const histories = panelHistories({ regions: DISTRICTS, counts: flu.counts, populations: flu.populations }, [[1, 2], [0, 2], [0, 1]]).map((history) => ({ ...history, start: plan.start }))
+    const { block, terms } = pooledDesign(plan.spec, histories)
+    const pooled = fitModel(block, terms, { family: 'poisson', standardize: true, tolerance: 1e-12, maxIterations: 100 })
+    const sum = stored.reduce((total, entry) => total + entry.h, 0)
+    for (const [index, entry] of stored.entries()) {
+      expect(entry.job).toBe('risk-1')
+      expect(relativeError(entry.model.coefficients.map((row) => row.estimate), pooled.coefficients.estimate)).toBeLessThan(1e-6)
+      const own = forecastRegion(plan.spec, pooled.coefficients.estimate, histories[index]!, { horizon: 1 })
+      expect(entry.forecast[0]?.mean).toBeCloseTo(own[0]!.mean, 4)
+      expect(entry.h).toBeGreaterThan(0)
+      expect(entry.h).toBeLessThan(1)
+      expect(Math.abs(entry.joint.sum - sum)).toBeLessThan(1e-9)
+      expect(entry.joint.regions).toBe(3)
+      expect(entry.joint.open).toEqual([{ region: 'beta', h: expect.closeTo(stored[1]!.h, 9) }])
+    }
+    expect(cli(['forecast', '--dir', members[0]?.dir as string]).stdout).toContain('joint risk of the 3 regions')
+    // the forecasting job's signed logs verify, and no entry holds a region's own h (beta's is published, the others' not)
+    const logs = members.map((member) => ({ name: member.region, text: cli(['audit', 'export', '--dir', member.dir, '--job', 'risk-1', '--out', join(member.dir, 'risk-1.jsonl')]) }))
+    for (const log of logs) expect(log.text.status, log.text.stderr).toBe(0)
+    const verified = cli(['audit', 'verify', ...members.map((member) => join(member.dir, 'risk-1.jsonl'))])
+    expect(verified.status, verified.stdout).toBe(0)
+    for (const member of members) {
+      const text = await readFile(join(member.dir, 'risk-1.jsonl'), 'utf8')
+      for (const index of [0, 2]) expect(text.includes(String(stored[index]!.h))).toBe(false)
+    }
+
     for (const child of children) child.kill('SIGTERM')
     expect(await Promise.all(exits)).toEqual([0, 0, 0])
-  }, 120_000)
+  }, 180_000)
 })
