@@ -66,6 +66,8 @@ export interface ForecastJobState {
   readonly incidence: Float64Array
   /** neighbours' incidence series, by neighbour slot */
   readonly heard: Array<Float64Array | null>
+  /** neighbours whose copy was answered during the exchange */
+  readonly answered: boolean[]
   history: RegionHistory | null
   fit: FitJobState | null
   fitRounds: number
@@ -103,6 +105,7 @@ export function createForecastJobState (peer: ForecastJobPeer): ForecastJobState
     phase: { name: 'incidence' },
     incidence: incidencePer100k(peer.counts, peer.population),
     heard: slots.map(() => null),
+    answered: slots.map(() => false),
     history: null,
     fit: null,
     fitRounds: 0,
@@ -201,7 +204,7 @@ function stepRisk (state: ForecastJobState, input: MachineInput, outbox: Consens
   if (jointRiskProtocol.done(phase.risk)) {
     state.joint = jointRiskProtocol.result(phase.risk)
     state.phase = { name: 'done', risk: phase.risk }
-    log.push({ level: 'info', event: 'job.phase', fields: { job: state.peer.job, phase: 'done', round: forecastJobProtocol.round(state) } })
+    log.push({ level: 'info', event: 'job.phase', fields: { job: state.peer.job, phase: 'done', round: 1 + state.fitRounds + jointRiskProtocol.round(phase.risk) } })
     log.push({ level: 'info', event: 'job.joint-risk', fields: { job: state.peer.job, regions: state.joint.regions, sum: state.joint.sum, mean: state.joint.mean } })
   }
 }
@@ -256,6 +259,12 @@ export const forecastJobProtocol: Protocol<ForecastJobState, ForecastJobResult> 
         // a neighbour still waiting for this region's series (it began after this one's first copy)
         if (message.data[0] === 1) outbox.push(incidenceMessage(state, false))
         return { state, outbox, log }
+      }
+      // The first copy from a neighbour that began after this peer's own copy went out is answered
+      // once, so that it need not wait for a deadline to get this region's series.
+      if (message.data[0] === 1 && !(state.answered[slot] ?? false)) {
+        state.answered[slot] = true
+        outbox.push(incidenceMessage(state, true))
       }
       state.heard[slot] = Float64Array.from(message.values)
       if (state.heard.every((series) => series !== null)) startFit(state, outbox, log)
