@@ -37,8 +37,7 @@ export const DEFAULT_FORECAST_MODEL: Readonly<ForecastModelSpec> = Object.freeze
   ownLags: 2,
   neighbourLags: 1,
   // Own lags as counts: as incidence per 100,000 they forecast fluBYBW's held-out year better (mean log
-  // score -0.858 against -0.919) but measlesDE's worse (-1.061 against -0.756), and the fit job's exact
-  // Newton cannot fit that design on fluBYBW yet (docs/forecast.md).
+  // score -0.858 against -0.919) but measlesDE's worse (-1.061 against -0.756) (docs/forecast.md).
   ownScale: 'count',
   seasonPeriod: 52,
   harmonics: 1
