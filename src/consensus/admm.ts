@@ -145,6 +145,10 @@ export interface AdmmState {
   readonly hessian: Float64Array
   readonly direction: Float64Array
   readonly next: Float64Array
+  readonly alpha: Float64Array
+  readonly center: Float64Array
+  readonly trial: Float64Array
+  readonly scratch: Float64Array
 }
 
 export interface AdmmResult {
@@ -207,7 +211,11 @@ export function createAdmmState (peer: AdmmPeer): AdmmState {
     gradient: new Float64Array(p),
     hessian: new Float64Array(p * p),
     direction: new Float64Array(p),
-    next: new Float64Array(p)
+    next: new Float64Array(p),
+    alpha: new Float64Array(p),
+    center: new Float64Array(p),
+    trial: new Float64Array(p),
+    scratch: new Float64Array(p)
   }
 }
 
@@ -374,23 +382,45 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
     if (state.active[slot] ?? false) primalResidual = Math.max(primalResidual, state.lastDistance[slot] as number)
   }
   if (heardSlots.length > 0) {
-    const { gradient, hessian, direction } = state
+    const { gradient, hessian, direction, alpha, center, trial } = state
     const proximalWeight = 2 * c * heardSlots.length
-    for (let step = 0; step < peer.params.newtonSteps; step++) {
-      peer.objective.evaluate(next, gradient, hessian, true)
+    alpha.fill(0)
+    center.fill(0)
+    for (let index = 0; index < p; index++) {
+      for (let slot = 0; slot < slots.length; slot++) {
+        if (state.active[slot] ?? false) alpha[index] = (alpha[index] as number) + ((state.lambdas[slot] as Float64Array)[index] as number)
+      }
+      for (const slot of heardSlots) center[index] = (center[index] as number) + ((x[index] as number) + ((state.heard[slot] as Float64Array)[index] as number)) / 2
+    }
+    // the local subproblem f_i(z) + <alpha, z> + c sum_j ||z - m_j||^2, up to a constant
+    const heardCount = heardSlots.length
+    const augmented = (z: Float64Array, loss: number): number => {
+      let value = loss
       for (let index = 0; index < p; index++) {
-        let alpha = 0
-        let center = 0
-        for (let slot = 0; slot < slots.length; slot++) {
-          if (state.active[slot] ?? false) alpha += (state.lambdas[slot] as Float64Array)[index] as number
-        }
-        for (const slot of heardSlots) center += ((x[index] as number) + ((state.heard[slot] as Float64Array)[index] as number)) / 2
-        direction[index] = (gradient[index] as number) + alpha + 2 * c * (heardSlots.length * (next[index] as number) - center)
+        const zi = z[index] as number
+        value += (alpha[index] as number) * zi + c * (heardCount * zi * zi - 2 * zi * (center[index] as number))
+      }
+      return value
+    }
+    for (let step = 0; step < peer.params.newtonSteps; step++) {
+      const current = augmented(next, peer.objective.evaluate(next, gradient, hessian, true))
+      for (let index = 0; index < p; index++) {
+        direction[index] = (gradient[index] as number) + (alpha[index] as number) + 2 * c * (heardCount * (next[index] as number) - (center[index] as number))
         hessian[index * p + index] = (hessian[index * p + index] as number) + proximalWeight
       }
       choleskyInPlace(hessian, p)
       choleskySolveInPlace(hessian, p, direction)
-      for (let index = 0; index < p; index++) next[index] = (next[index] as number) - (direction[index] as number)
+      // Damped: halve the step until the subproblem does not get worse. A full Newton step on a
+      // Poisson loss far from its minimum can overshoot by orders of magnitude (e^eta); a logistic
+      // one hardly ever needs a halving.
+      let size = 1
+      for (let halving = 0; ; halving++) {
+        for (let index = 0; index < p; index++) trial[index] = (next[index] as number) - size * (direction[index] as number)
+        const value = augmented(trial, peer.objective.evaluate(trial, state.scratch, hessian, false))
+        if ((Number.isFinite(value) && value <= current + 1e-12 * Math.abs(current)) || halving >= 30) break
+        size /= 2
+      }
+      next.set(trial)
     }
   }
   for (let index = 0; index < p; index++) {
