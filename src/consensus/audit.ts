@@ -297,6 +297,24 @@ export class AuditRecorder {
   }
 }
 
+/** The final entry's content from a fit job's result. */
+export function finalRecord (result: { terms: readonly string[], coefficients: ArrayLike<number>, standardErrors: ArrayLike<number>, standardizedCoefficients: ArrayLike<number>, logLikelihood: number, rounds: number, converged: boolean, peers: number, rows: number, penalty: number | null, dropped: readonly string[] }, tolerance: number): Omit<FinalBody, 'type' | 'job' | 'peer'> {
+  return {
+    terms: [...result.terms],
+    coefficients: Array.from(result.coefficients),
+    standardErrors: Array.from(result.standardErrors),
+    standardizedCoefficients: Array.from(result.standardizedCoefficients),
+    logLikelihood: result.logLikelihood,
+    rounds: result.rounds,
+    converged: result.converged,
+    peers: result.peers,
+    rows: result.rows,
+    penalty: result.penalty,
+    tolerance,
+    dropped: [...result.dropped]
+  }
+}
+
 export function graphRecord (graph: Graph): { names: string[], neighbours: number[][] } {
   return { names: [...graph.names], neighbours: graph.neighbours.map((list) => [...list]) }
 }

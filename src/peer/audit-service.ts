@@ -1,5 +1,5 @@
 import type { PrivateKey } from '@libp2p/interface'
-import { AuditRecorder, graphRecord } from '../consensus/audit.ts'
+import { AuditRecorder, finalRecord, graphRecord } from '../consensus/audit.ts'
 import type { FitJobParams, FitJobResult, FitJobState } from '../consensus/fit-job.ts'
 import { fitJobPosition, phaseKey, phaseOrdinal } from '../consensus/fit-job.ts'
 import type { Graph } from '../consensus/graph.ts'
@@ -286,20 +286,7 @@ export class JobAudit<S> {
     if (closing.timer !== null) clearTimeout(closing.timer)
     const { result, params } = closing
     await this.guarded(async () => {
-      this.recorder.finish({
-        terms: [...result.terms],
-        coefficients: Array.from(result.coefficients),
-        standardErrors: Array.from(result.standardErrors),
-        standardizedCoefficients: Array.from(result.standardizedCoefficients),
-        logLikelihood: result.logLikelihood,
-        rounds: result.rounds,
-        converged: result.converged,
-        peers: result.peers,
-        rows: result.rows,
-        penalty: result.penalty,
-        tolerance: params.tolerance,
-        dropped: [...result.dropped]
-      })
+      this.recorder.finish(finalRecord(result, params.tolerance))
       this.unwritten.push(...await this.trail.append(this.recorder.take()))
       await this.checkpoint()
     })

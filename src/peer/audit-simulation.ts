@@ -1,5 +1,5 @@
 import type { PrivateKey } from '@libp2p/interface'
-import { AuditRecorder, graphRecord } from '../consensus/audit.ts'
+import { AuditRecorder, finalRecord, graphRecord } from '../consensus/audit.ts'
 import { createFitJobState, fitJobPosition, fitJobProtocol, phaseKey, phaseOrdinal, type FitJobParams, type FitJobResult, type FitJobState } from '../consensus/fit-job.ts'
 import { diameter as graphDiameter, type Graph } from '../consensus/graph.ts'
 import type { Protocol } from '../consensus/machine.ts'
@@ -76,20 +76,7 @@ export async function simulateAuditedFit (input: AuditedSimulationInput): Promis
   for (const [self, state] of run.states.entries()) {
     const result = run.results[self]
     if (result !== null && result !== undefined) {
-      state.recorder.finish({
-        terms: [...result.terms],
-        coefficients: Array.from(result.coefficients),
-        standardErrors: Array.from(result.standardErrors),
-        standardizedCoefficients: Array.from(result.standardizedCoefficients),
-        logLikelihood: result.logLikelihood,
-        rounds: result.rounds,
-        converged: result.converged,
-        peers: result.peers,
-        rows: result.rows,
-        penalty: result.penalty,
-        tolerance: params.tolerance,
-        dropped: [...result.dropped]
-      })
+      state.recorder.finish(finalRecord(result, params.tolerance))
     }
     const trail = trails[self] as AuditTrail
     for (const body of state.recorder.take()) {

@@ -3,7 +3,7 @@ import { createForecastJobState, forecastJobPosition, forecastJobProtocol, forec
 import { jointRiskGraph } from '../consensus/joint-risk.ts'
 import { parseForecastProposal, regionSeries, type ForecastProposal } from './forecast-proposal.ts'
 import { diameter, graphFromEdges, type Graph } from '../consensus/graph.ts'
-import type { LogRecord, MachineInput } from '../consensus/machine.ts'
+import type { LogRecord, MachineInput, Protocol } from '../consensus/machine.ts'
 import { buildDesign, INTERCEPT, termNames, type DataBlock, type FeatureSpec, type ModelSpec } from '../learning/design.ts'
 import { EpimeshError } from '../learning/errors.ts'
 import { createGlmProblem } from '../learning/problem.ts'
@@ -13,7 +13,7 @@ import type { Libp2pTransport } from './libp2p-transport.ts'
 import type { PeerNode } from './node.ts'
 import { driveRounds } from './round-driver.ts'
 import type { JobJournal } from './journal.ts'
-import type { AuditService } from './audit-service.ts'
+import type { AuditService, JobAudit } from './audit-service.ts'
 import { createSecureRng, newSeed } from './secure-rng.ts'
 
 /**
@@ -363,16 +363,23 @@ export class JobCoordinator {
     })
     if (audit !== undefined) this.auditClosing.set(proposal.id, audit.finish(driven.result, state.peer.params, model.roundDeadlineMs))
     this.options.log('info', 'job.done', { job: proposal.id, rounds: driven.result.rounds, deadlines: driven.deadlines, converged: driven.result.converged })
-    // A finished job still answers neighbours that have not finished its last sum.
-    const finished = driven.state
+    this.linger(proposal.id, fitJobProtocol, driven.state, audit)
+    return driven.result
+  }
+
+  /**
+   * A finished job still answers neighbours that have not finished its last sum, for as long as the
+   * peer runs; its audit log records those answers until it closes.
+   */
+  private linger<S, R> (job: string, protocol: Protocol<S, R>, finished: S, audit: JobAudit<S> | undefined): void {
+    const { transport } = this.options
     this.lingering.push(transport.onMessage((message) => {
-      const stepped = fitJobProtocol.step(finished, { type: 'message', message })
-      if (message.job === proposal.id) void audit?.observe(finished, stepped.outbox, stepped.log, { type: 'message', message })
+      const stepped = protocol.step(finished, { type: 'message', message })
+      if (message.job === job) void audit?.observe(finished, stepped.outbox, stepped.log, { type: 'message', message })
       for (const reply of stepped.outbox) {
         void (reply.to === undefined ? transport.broadcast(reply) : transport.send(reply.to, reply)).catch(() => {})
       }
     }))
-    return driven.result
   }
 
   /** A forecasting job: the exchange of incidence, the shared Poisson fit, the forecast and h, the joint risk. */
@@ -436,14 +443,7 @@ export class JobCoordinator {
     if (audit !== undefined) this.auditClosing.set(proposal.id, audit.finish(result.fit, params, proposal.model.roundDeadlineMs))
     this.options.log('info', 'job.done', { job: proposal.id, kind: 'forecast', rounds: forecastJobProtocol.round(driven.state), deadlines: driven.deadlines, jointRiskMean: result.joint.mean })
     await this.options.onForecast?.(proposal.id, result)
-    const finished = driven.state
-    this.lingering.push(transport.onMessage((message) => {
-      const stepped = forecastJobProtocol.step(finished, { type: 'message', message })
-      if (message.job === proposal.id) void audit?.observe(finished, stepped.outbox, stepped.log, { type: 'message', message })
-      for (const reply of stepped.outbox) {
-        void (reply.to === undefined ? transport.broadcast(reply) : transport.send(reply.to, reply)).catch(() => {})
-      }
-    }))
+    this.linger(proposal.id, forecastJobProtocol, driven.state, audit)
     return result.fit
   }
 }
