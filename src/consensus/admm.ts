@@ -42,6 +42,11 @@ export interface AdmmParams {
   dropAfterRounds: number
   /** keep vectors in the round log records (for the audit log); off in large simulations */
   recordVectors: boolean
+  /**
+   * halve a local Newton step until the subproblem does not get worse: needed for losses that can
+   * overshoot by orders of magnitude (Poisson's e^eta); costs one more pass over the peer's rows
+   */
+  damped: boolean
 }
 
 export const DEFAULT_ADMM_PARAMS: Readonly<Omit<AdmmParams, 'penalty'>> = Object.freeze({
@@ -50,7 +55,8 @@ export const DEFAULT_ADMM_PARAMS: Readonly<Omit<AdmmParams, 'penalty'>> = Object
   newtonSteps: 1,
   stopMargin: 2,
   dropAfterRounds: 0,
-  recordVectors: false
+  recordVectors: false,
+  damped: true
 })
 
 export function createAdmmParams (params: Partial<AdmmParams> & { penalty: number }): AdmmParams {
@@ -411,8 +417,12 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
       choleskyInPlace(hessian, p)
       choleskySolveInPlace(hessian, p, direction)
       // Damped: halve the step until the subproblem does not get worse. A full Newton step on a
-      // Poisson loss far from its minimum can overshoot by orders of magnitude (e^eta); a logistic
-      // one hardly ever needs a halving.
+      // Poisson loss far from its minimum can overshoot by orders of magnitude (e^eta); on a logistic
+      // loss plus the proximal term it does not, and the check is left out there (fit-job.ts).
+      if (!peer.params.damped) {
+        for (let index = 0; index < p; index++) next[index] = (next[index] as number) - (direction[index] as number)
+        continue
+      }
       let size = 1
       for (let halving = 0; ; halving++) {
         for (let index = 0; index < p; index++) trial[index] = (next[index] as number) - size * (direction[index] as number)

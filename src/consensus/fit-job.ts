@@ -562,7 +562,8 @@ function enterAdmm (state: FitJobState, stage: 1 | 2, start: Float64Array, lambd
       maxRounds: warmup ? Math.min(params.warmupRounds, remaining) : remaining,
       newtonSteps: params.newtonSteps,
       dropAfterRounds: params.dropAfterRounds,
-      recordVectors: params.recordVectors
+      recordVectors: params.recordVectors,
+      damped: peer.problem.family !== 'binomial'
     })
   })
   // Unscaled per-edge duals stay valid when the penalty changes: carry them over, and the drops.
