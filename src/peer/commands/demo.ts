@@ -339,7 +339,7 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
 
 export function registerDemo (program: Command): void {
   program.command('demo')
-    .description('run a local federation of four provincial peers on synthetic case records (the main job)')
+    .description('run a local federation of four provincial peers on synthetic data: the shared severity model, then the regional risk (the main job)')
     .option('--dir <dir>', 'where to put the data folders (kept); default: a temporary folder')
     .option('--keep', 'keep the temporary data folders (always kept with --json, for auditing)', false)
     .option('--seed <n>', 'seed of the synthetic records', (value) => Number(value), 1)
