@@ -27,8 +27,9 @@ import { panelHistories, pooledDesign } from '../../learning/forecast-panel.ts'
 /**
  * The main job: a federation of four provincial peers on this machine, each a separate process with
  * its own data folder and identity, talking over libp2p on 127.0.0.1. They fit the shared severity
- * model by consensus ADMM without exchanging a record, and the demo checks the result against the
- * pooled fit that nobody in a real federation could compute.
+ * model by consensus ADMM without exchanging a record, then run the regional-risk job on their weekly
+ * case counts (forecasts, each province's h, the joint risk by masked sum), and the demo checks both
+ * against the pooled fits and the plain sum that nobody in a real federation could compute.
  */
 interface DemoOptions {
   dir?: string
