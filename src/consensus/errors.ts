@@ -58,3 +58,16 @@ export class ConsensusParamsError extends EpimeshError {
     this.field = field
   }
 }
+
+/**
+ * A masked sum cannot complete: some members' contributions stopped arriving (a peer gone for good
+ * in the middle of the sum, which an exact sum cannot skip). `missing` names them.
+ */
+export class SumIncompleteError extends EpimeshError {
+  static override readonly name = 'SumIncompleteError'
+  readonly missing: string[]
+  constructor (kind: string, missing: string[], rounds: number) {
+    super('SUM_INCOMPLETE', `the masked sum ${kind} got no new contribution for ${rounds} rounds and still lacks ${missing.length === 0 ? 'its neighbours\' complete reports' : `the contributions of ${missing.join(', ')}`}: a peer left in the middle of it`)
+    this.missing = missing
+  }
+}

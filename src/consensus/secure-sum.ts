@@ -1,4 +1,4 @@
-import { GraphDisconnectedError } from './errors.ts'
+import { GraphDisconnectedError, SumIncompleteError } from './errors.ts'
 import { addInto, decodeVector, encodeVector, fromBytes, LIMBS, randomRingVector, subtractInto, toBytes } from './fixed-point.ts'
 import { diameter as graphDiameter, type Graph } from './graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from './machine.ts'
@@ -79,6 +79,9 @@ export interface SecureSumState {
   done: boolean
   total: Float64Array | null
   rejected: number
+  /** contributions and reports known at the last flood round that learnt something, and that round */
+  lastProgress: number
+  lastGrowth: number
 }
 
 function bitmapBytes (peers: number): number {
@@ -157,6 +160,8 @@ export function createSecureSum (init: SecureSumInit): SecureSumState {
     value: encodeVector(init.value),
     known: Array.from({ length: peers }, () => null),
     knownCount: 0,
+    lastProgress: 0,
+    lastGrowth: 0,
     reported: slots.map(() => new Uint8Array(bitmapBytes(peers))),
     reportedCount: new Int32Array(slots.length),
     inFlight: slots.map(() => new Set<number>()),
@@ -285,10 +290,27 @@ function sendRound (state: SecureSumState, outbox: ConsensusMessage[]): void {
   if (complete(state)) state.sentComplete = true
 }
 
+/**
+ * Flood rounds a sum may go without learning anything new before it gives up: far more than a
+ * contribution needs to cross the graph even when messages are lost, so that only a member gone for
+ * good (which an exact sum cannot do without) ends it.
+ */
+export function floodPatience (graph: Graph): number {
+  return 3 * graphDiameter(graph) + 12
+}
+
 function advanceFlood (state: SecureSumState, outbox: ConsensusMessage[]): void {
   if (complete(state) && state.sentComplete && neighboursComplete(state)) {
     state.done = true
     return
+  }
+  const progress = state.knownCount + state.reportedCount.reduce((sum, count) => sum + count, 0)
+  if (progress > state.lastProgress) {
+    state.lastProgress = progress
+    state.lastGrowth = state.round
+  } else if (state.round - state.lastGrowth > floodPatience(state.graph)) {
+    const missing = state.graph.names.filter((_, node) => state.memberFlags[node] === 1 && state.known[node] === null)
+    throw new SumIncompleteError(state.kind, missing, state.round - state.lastGrowth)
   }
   state.round++
   sendRound(state, outbox)

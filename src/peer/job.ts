@@ -89,6 +89,15 @@ export function disclosureCheck (block: DataBlock, model: FederationModel): stri
   return null
 }
 
+/**
+ * Deadlines a job waits in one round before it fails (JOB_STALLED): an exact sum cannot skip a peer
+ * that left, so rather than wait forever the job ends with where it stood. Consensus-ADMM rounds never
+ * stall (they skip silent neighbours); this bounds the sums.
+ */
+export function stalledDeadlines (dropAfterRounds: number): number {
+  return Math.max(30, 3 * dropAfterRounds)
+}
+
 /** The federation's graph over peer ids, in member order: the same on every peer. */
 export function federationGraph (federation: Federation): Graph {
   const byRegion = new Map(federation.members.map((member) => [member.region, member.peerId]))
@@ -344,6 +353,7 @@ export class JobCoordinator {
       state,
       transport,
       roundDeadlineMs: model.roundDeadlineMs,
+      maxStalledDeadlines: stalledDeadlines(model.dropAfterRounds),
       signal: this.options.signal,
       ...(journal === undefined ? {} : { persist: async (input: MachineInput) => { await journal.append(proposal.id, input) } }),
       ...(resumed === undefined ? {} : { replay: resumed.inputs }),
@@ -425,6 +435,7 @@ export class JobCoordinator {
       state,
       transport,
       roundDeadlineMs: proposal.model.roundDeadlineMs,
+      maxStalledDeadlines: stalledDeadlines(proposal.model.dropAfterRounds),
       signal: this.options.signal,
       ...(journal === undefined ? {} : { persist: async (input: MachineInput) => { await journal.append(proposal.id, input) } }),
       ...(resumed === undefined ? {} : { replay: resumed.inputs }),

@@ -1,5 +1,6 @@
 import type { LogRecord, MachineInput, Protocol } from '../consensus/machine.ts'
 import type { ConsensusMessage, Transport } from '../consensus/types.ts'
+import { EpimeshError } from '../learning/errors.ts'
 
 /**
  * Runs a pure consensus machine over a real transport: feeds it the neighbours' messages and, when a
@@ -24,6 +25,11 @@ export interface RoundDriverOptions<S, R> {
   onStep?: (state: S, outbox: readonly ConsensusMessage[], log: readonly LogRecord[], input: MachineInput | null, replaying: boolean) => void | Promise<void>
   /** messages replayed into the machine before live traffic (a restart) */
   replay?: readonly MachineInput[]
+  /**
+   * give up when this many deadlines in a row pass without the machine's round moving (a neighbour
+   * gone for good in the middle of an exact sum, which cannot skip it); default: never
+   */
+  maxStalledDeadlines?: number
 }
 
 export interface RoundDriverResult<S, R> {
@@ -37,6 +43,16 @@ export interface RoundDriverResult<S, R> {
 export class RoundDriverAbortedError extends Error {
   static override readonly name = 'RoundDriverAbortedError'
   readonly code = 'ROUND_DRIVER_ABORTED'
+}
+
+/** The job made no progress for too long: it fails, with where it stood, instead of waiting forever. */
+export class JobStalledError extends EpimeshError {
+  static override readonly name = 'JobStalledError'
+  readonly round: number
+  constructor (round: number, deadlines: number, deadlineMs: number) {
+    super('JOB_STALLED', `the job made no progress in round ${round} for ${deadlines} round deadlines (${Math.round(deadlines * deadlineMs / 1000)} s): a neighbour it waits for is gone`)
+    this.round = round
+  }
 }
 
 export async function driveRounds<S, R> (options: RoundDriverOptions<S, R>): Promise<RoundDriverResult<S, R>> {
@@ -97,6 +113,7 @@ export async function driveRounds<S, R> (options: RoundDriverOptions<S, R>): Pro
       await apply(null)
     }
     let watchedRound = protocol.round(state)
+    let stalled = 0
     const armDeadline = (): void => {
       if (timer !== null) clearTimeout(timer)
       const round = protocol.round(state)
@@ -119,6 +136,11 @@ export async function driveRounds<S, R> (options: RoundDriverOptions<S, R>): Pro
       const round = protocol.round(state)
       if (round !== watchedRound) {
         watchedRound = round
+        stalled = 0
+        armDeadline()
+      } else if (input.type === 'deadline' && input.round === round) {
+        stalled++
+        if (options.maxStalledDeadlines !== undefined && stalled >= options.maxStalledDeadlines) throw new JobStalledError(round, stalled, roundDeadlineMs)
         armDeadline()
       }
     }

@@ -237,3 +237,24 @@ describe('flooded secure sum: privacy', () => {
     expect(logs.map((log) => log.some((record) => record.event === 'secure-sum.single-neighbour'))).toEqual([true, false, false, true])
   })
 })
+
+describe('a member that leaves in the middle of the flood', () => {
+  it('ends the sum with SUM_INCOMPLETE naming it, instead of flooding forever', () => {
+    const graph = buildTopology('ring', 8, createRng(1))
+    const rng = createRng(4)
+    const states = graph.names.map((_, self) => createSecureSum({ graph, self, value: [self + 1], job: 'sum', kind: 'final', rng: forkRng(rng, self) }))
+    const network = new MemoryNetwork({ graph, rng: forkRng(rng, 'network') })
+    // peer 3 exchanges its masks, then is gone before its masked value leaves
+    const leaver = graph.names[3] as string
+    let error: unknown = null
+    try {
+      runSynchronous({ protocol: secureSumProtocol, states, network, maxRounds: 500, beforeTick: (tick, net) => { if (tick === 2) net.kill(leaver) } })
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).toMatchObject({ code: 'SUM_INCOMPLETE', missing: [leaver] })
+    // and without a departure the same sum completes
+    const again = secureSum(graph, graph.names.map((_, self) => [self + 1]), 4)
+    expect(again.states.every((state) => state.done)).toBe(true)
+  })
+})

@@ -116,8 +116,8 @@ describe('a peer killed mid-job', () => {
     const peers = members.map((member, index) => startPeer(member.dir, federation, member.addresses[0] as string, index === 0 ? ['--propose'] : []))
     const victim = members[2] as (typeof members)[number]
     const journalPath = join(victim.dir, 'jobs', 'restart-1', 'inputs.log')
-    // Die early in ADMM, so that the neighbours notice in time; a peer that dies inside one of the
-    // exact sums stalls that sum (see the README).
+    // Die early in ADMM, so that the neighbours drop it; a peer that dies inside one of the exact sums
+    // ends the job instead (SUM_INCOMPLETE, see the README).
     const { decodeConsensusMessage } = await import('../../src/peer/codec.ts')
     await waitFor(async () => {
       const lines = (await readFile(journalPath, 'utf8').catch(() => '')).trim().split('\n')
