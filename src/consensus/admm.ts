@@ -95,7 +95,9 @@ export function defaultPenalty (hessianExtremes: { smallest: number, largest: nu
 const DONE_NONE = 0
 const DONE_CONVERGED = 1
 const DONE_EXHAUSTED = 2
-const HEADER = 4 // counter, done flag, primal residual, dual residual
+/** An ADMM round message's values: [stop counter, done flag, primal residual, dual residual, x (p), the owned edges' duals (p each)]. */
+export const ADMM_MESSAGE_HEADER = 4
+const HEADER = ADMM_MESSAGE_HEADER
 
 export interface AdmmPeer {
   job: string

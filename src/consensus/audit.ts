@@ -1,3 +1,4 @@
+import { ADMM_MESSAGE_HEADER } from './admm.ts'
 import type { Graph } from './graph.ts'
 import type { LogRecord, MachineInput } from './machine.ts'
 import type { ConsensusMessage } from './types.ts'
@@ -323,8 +324,7 @@ export function graphRecord (graph: Graph): { names: string[], neighbours: numbe
 /* Recomputing the consensus-ADMM dual updates from logged vectors                                 */
 /* ---------------------------------------------------------------------------------------------- */
 
-/** The layout of an ADMM round message: [stop counter, done flag, primal, dual, x (p), owned duals (p each)]. */
-export const ADMM_HEADER = 4
+const ADMM_HEADER = ADMM_MESSAGE_HEADER
 
 export interface DualFinding {
   peer: string
