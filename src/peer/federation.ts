@@ -1,3 +1,5 @@
+import { graphFromEdges } from '../consensus/graph.ts'
+import { jointRiskGraph } from '../consensus/joint-risk.ts'
 import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -40,7 +42,8 @@ export interface ModelSpec {
   dropAfterRounds: number
 }
 
-export type GraphSpec = { edges: Array<[string, string]> } | { topology: Topology }
+/** `maskPartners`: give every region with a single neighbour a second edge (see withMaskPartners) */
+export type GraphSpec = ({ edges: Array<[string, string]> } | { topology: Topology }) & { maskPartners?: boolean }
 
 export interface Federation {
   version: 1
@@ -120,8 +123,8 @@ const modelSchema = z.strictObject({
 })
 
 const graphSchema = z.union([
-  z.strictObject({ edges: z.array(z.tuple([z.string().min(1), z.string().min(1)])) }),
-  z.strictObject({ topology: z.enum(['ring', 'complete', 'star', 'line']) })
+  z.strictObject({ edges: z.array(z.tuple([z.string().min(1), z.string().min(1)])), maskPartners: z.boolean().optional() }),
+  z.strictObject({ topology: z.enum(['ring', 'complete', 'star', 'line']), maskPartners: z.boolean().optional() })
 ])
 
 const federationSchema = z.strictObject({
@@ -157,8 +160,9 @@ export function parseFederation (json: unknown, sourceName = 'federation'): Fede
   const document = parsed.data
   const issues: FederationIssue[] = []
   checkMembers(document, issues)
-  const edges = issues.length === 0 ? resolveEdges(document, issues) : []
-  if (issues.length === 0) checkConnected(document, edges, issues)
+  const published = issues.length === 0 ? resolveEdges(document, issues) : []
+  if (issues.length === 0) checkConnected(document, published, issues)
+  const edges = document.graph.maskPartners === true && issues.length === 0 ? withMaskPartners(document, published) : published
   checkBootstrap(document, issues)
   if (issues.length > 0) throw new FederationInvalidError(sourceName, issues)
 
@@ -269,6 +273,19 @@ function checkMembers (document: FederationDocument, issues: FederationIssue[]):
       }
     })
   })
+}
+
+/**
+ * `graph.maskPartners`: every region with a single neighbour gets a second edge, to the first other
+ * neighbour (in member order) of that neighbour, the rule the joint risk's simulator uses. A masked
+ * sum hides a region's value only from a peer that lacks one of its masks, and a region's only
+ * neighbour holds both; with a second partner, unmasking takes two colluding peers. Every member
+ * derives the same edges from the file, and the peers use them like any other edge.
+ */
+function withMaskPartners (document: FederationDocument, edges: ReadonlyArray<readonly [string, string]>): Array<readonly [string, string]> {
+  const regions = document.members.map((member) => member.region)
+  const graph = jointRiskGraph(graphFromEdges(regions, edges.map(([a, b]) => [a, b] as [string, string])))
+  return graph.neighbours.flatMap((list, node) => list.filter((other) => other > node).map((other) => [regions[node] as string, regions[other] as string] as const))
 }
 
 function resolveEdges (document: FederationDocument, issues: FederationIssue[]): Array<readonly [string, string]> {

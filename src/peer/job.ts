@@ -273,7 +273,7 @@ export class JobCoordinator {
     const exposed = graph.names.filter((_, node) => (graph.neighbours[node] ?? []).length < 2 || (augmented.neighbours[node] ?? []).length !== (graph.neighbours[node] ?? []).length)
     if (exposed.length > 0) {
       const regions = exposed.map((peer) => this.options.federation.members.find((member) => member.peerId === peer)?.region ?? peer)
-      return `the joint risk needs every region to have at least two graph neighbours (${regions.join(', ')} ${regions.length === 1 ? 'has' : 'have'} one): add an edge to the federation's graph`
+      return `the joint risk needs every region to have at least two graph neighbours (${regions.join(', ')} ${regions.length === 1 ? 'has' : 'have'} one): add an edge to the federation's graph, or set graph.maskPartners to true in the federation file`
     }
     const me = this.options.federation.members.find((member) => member.peerId === this.options.node.peerId)?.region
     const known = new Set(this.options.federation.members.map((member) => member.region))

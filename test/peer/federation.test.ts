@@ -51,6 +51,23 @@ describe('topologies and neighbours', () => {
     expect(explicit.edges).toHaveLength(4)
   })
 
+  test('maskPartners gives every region with a single neighbour a second edge, two hops away', () => {
+    const document = federationJson(members, { topology: 'line' })
+    ;(document.graph as Record<string, unknown>).maskPartners = true
+    const line = parseFederation(document)
+    // region-0's only neighbour is region-1, whose other neighbour is region-2; region-4's is region-3, then region-2
+    expect(neighboursOf(line, ids([0])[0] as string)).toEqual(ids([1, 2]))
+    expect(neighboursOf(line, ids([4])[0] as string)).toEqual(ids([2, 3]))
+    expect(neighboursOf(line, ids([2])[0] as string)).toEqual(ids([0, 1, 3, 4]))
+    expect(line.edges).toHaveLength(6)
+    for (const member of members) expect(neighboursOf(line, member.peerId).length).toBeGreaterThanOrEqual(2)
+    // off by default, and a ring has nothing to add
+    expect(parseFederation(federationJson(members, { topology: 'line' })).edges).toHaveLength(4)
+    const ring = federationJson(members, { topology: 'ring' })
+    ;(ring.graph as Record<string, unknown>).maskPartners = true
+    expect(parseFederation(ring).edges).toHaveLength(5)
+  })
+
   test('lookups by region and peer id', () => {
     const federation = parseFederation(federationJson(members))
     expect(memberByRegion(federation, 'region-2')?.peerId).toBe(ids([2])[0])
