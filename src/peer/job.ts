@@ -1,4 +1,4 @@
-import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobResult, type FitJobState } from '../consensus/fit-job.ts'
+import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobResult } from '../consensus/fit-job.ts'
 import { createForecastJobState, forecastJobPosition, forecastJobProtocol, forecastPhaseOf, forecastPhaseOrdinal, type ForecastJobResult, type ForecastJobState } from '../consensus/forecast-job.ts'
 import { jointRiskGraph } from '../consensus/joint-risk.ts'
 import { parseForecastProposal, regionSeries, type ForecastProposal } from './forecast-proposal.ts'
@@ -11,7 +11,7 @@ import type { Cell } from './dataset.ts'
 import type { Federation, ModelSpec as FederationModel } from './federation.ts'
 import type { Libp2pTransport } from './libp2p-transport.ts'
 import type { PeerNode } from './node.ts'
-import { driveRounds } from './round-driver.ts'
+import { driveRounds, type RoundDriverResult } from './round-driver.ts'
 import type { JobJournal } from './journal.ts'
 import type { AuditService, JobAudit } from './audit-service.ts'
 import { createSecureRng, newSeed } from './secure-rng.ts'
@@ -322,7 +322,7 @@ export class JobCoordinator {
 
   private async run (proposal: JobProposal, resumed?: { seed: Uint8Array, inputs: MachineInput[] }): Promise<FitJobResult> {
     if (proposal.forecast !== undefined) return await this.runForecast(proposal, resumed)
-    const { federation, transport, node } = this.options
+    const { federation, node } = this.options
     const seed = resumed?.seed ?? newSeed()
     const journal = this.options.journal
     if (resumed === undefined) await journal?.begin(proposal, seed)
@@ -348,12 +348,33 @@ export class JobCoordinator {
     })
     this.options.log('info', 'job.start', { job: proposal.id, peers: graph.names.length, rows: block.rows, algorithm: model.algorithm })
     const audit = this.options.audit?.begin(proposal.id, state, { ...model })
-    const driven = await driveRounds<FitJobState, FitJobResult>({
-      protocol: fitJobProtocol,
+    const driven = await this.drive(proposal, fitJobProtocol, state, resumed, audit, (current) => {
+      const phase = current.phase
+      return {
+        job: proposal.id,
+        phase: phase.name === 'admm' ? (phase.stage === 1 ? 'admm' : 'admm2') : phase.name,
+        round: fitJobProtocol.round(current),
+        ...(phase.name === 'admm' ? { primalResidual: phase.admm.primalResidual, dualResidual: phase.admm.dualResidual } : {})
+      }
+    })
+    if (audit !== undefined) this.auditClosing.set(proposal.id, audit.finish(driven.result, state.peer.params, model.roundDeadlineMs))
+    this.options.log('info', 'job.done', { job: proposal.id, rounds: driven.result.rounds, deadlines: driven.deadlines, converged: driven.result.converged })
+    this.linger(proposal.id, fitJobProtocol, driven.state, audit)
+    return driven.result
+  }
+
+  /**
+   * Runs a job's machine over the transport: inputs journalled before each step, a restart replayed
+   * from the journal, every step recorded in the audit log, progress reported.
+   */
+  private async drive<S, R> (proposal: JobProposal, protocol: Protocol<S, R>, state: S, resumed: { inputs: MachineInput[] } | undefined, audit: JobAudit<S> | undefined, progress: (state: S) => JobProgress): Promise<RoundDriverResult<S, R>> {
+    const journal = this.options.journal
+    return await driveRounds<S, R>({
+      protocol,
       state,
-      transport,
-      roundDeadlineMs: model.roundDeadlineMs,
-      maxStalledDeadlines: stalledDeadlines(model.dropAfterRounds),
+      transport: this.options.transport,
+      roundDeadlineMs: proposal.model.roundDeadlineMs,
+      maxStalledDeadlines: stalledDeadlines(proposal.model.dropAfterRounds),
       signal: this.options.signal,
       ...(journal === undefined ? {} : { persist: async (input: MachineInput) => { await journal.append(proposal.id, input) } }),
       ...(resumed === undefined ? {} : { replay: resumed.inputs }),
@@ -361,20 +382,10 @@ export class JobCoordinator {
         await audit?.observe(current, outbox, log, input)
         if (replaying) return
         for (const record of log) if (record.level !== 'debug') this.options.log(record.level, record.event, record.fields)
-        const phase = current.phase
-        this.current = {
-          job: proposal.id,
-          phase: phase.name === 'admm' ? (phase.stage === 1 ? 'admm' : 'admm2') : phase.name,
-          round: fitJobProtocol.round(current),
-          ...(phase.name === 'admm' ? { primalResidual: phase.admm.primalResidual, dualResidual: phase.admm.dualResidual } : {})
-        }
+        this.current = progress(current)
         this.options.onProgress?.(this.current)
       }
     })
-    if (audit !== undefined) this.auditClosing.set(proposal.id, audit.finish(driven.result, state.peer.params, model.roundDeadlineMs))
-    this.options.log('info', 'job.done', { job: proposal.id, rounds: driven.result.rounds, deadlines: driven.deadlines, converged: driven.result.converged })
-    this.linger(proposal.id, fitJobProtocol, driven.state, audit)
-    return driven.result
   }
 
   /**
@@ -394,7 +405,7 @@ export class JobCoordinator {
 
   /** A forecasting job: the exchange of incidence, the shared Poisson fit, the forecast and h, the joint risk. */
   private async runForecast (proposal: JobProposal, resumed?: { seed: Uint8Array, inputs: MachineInput[] }): Promise<FitJobResult> {
-    const { federation, transport, node } = this.options
+    const { federation, node } = this.options
     const seed = resumed?.seed ?? newSeed()
     const journal = this.options.journal
     if (resumed === undefined) await journal?.begin(proposal, seed)
@@ -430,25 +441,9 @@ export class JobCoordinator {
     const audit = this.options.audit?.beginWith<ForecastJobState>(proposal.id, {
       graph, diameter: diameter(graph), params, model: { kind: 'forecast', ...plan.proposal }, phaseOf: forecastPhaseOf, phaseOrdinal: forecastPhaseOrdinal, position: forecastJobPosition
     })
-    const driven = await driveRounds<ForecastJobState, ForecastJobResult>({
-      protocol: forecastJobProtocol,
-      state,
-      transport,
-      roundDeadlineMs: proposal.model.roundDeadlineMs,
-      maxStalledDeadlines: stalledDeadlines(proposal.model.dropAfterRounds),
-      signal: this.options.signal,
-      ...(journal === undefined ? {} : { persist: async (input: MachineInput) => { await journal.append(proposal.id, input) } }),
-      ...(resumed === undefined ? {} : { replay: resumed.inputs }),
-      onStep: async (current, outbox, log: readonly LogRecord[], input, replaying) => {
-        await audit?.observe(current, outbox, log, input)
-        if (replaying) return
-        for (const record of log) if (record.level !== 'debug') this.options.log(record.level, record.event, record.fields)
-        const position = forecastJobPosition(current)
-        const phase = current.phase
-        const admm = phase.name === 'fit' && current.fit?.phase.name === 'admm' ? current.fit.phase.admm : null
-        this.current = { job: proposal.id, phase: position.phase, round: forecastJobProtocol.round(current), ...(admm === null ? {} : { primalResidual: admm.primalResidual, dualResidual: admm.dualResidual }) }
-        this.options.onProgress?.(this.current)
-      }
+    const driven = await this.drive(proposal, forecastJobProtocol, state, resumed, audit, (current) => {
+      const admm = current.phase.name === 'fit' && current.fit?.phase.name === 'admm' ? current.fit.phase.admm : null
+      return { job: proposal.id, phase: forecastJobPosition(current).phase, round: forecastJobProtocol.round(current), ...(admm === null ? {} : { primalResidual: admm.primalResidual, dualResidual: admm.dualResidual }) }
     })
     const result = driven.result
     if (audit !== undefined) this.auditClosing.set(proposal.id, audit.finish(result.fit, params, proposal.model.roundDeadlineMs))
