@@ -1,3 +1,4 @@
+import { relativeDistance } from '../learning/linalg.ts'
 import { toOriginalScale } from '../learning/standardize.ts'
 import { createGlmProblem } from '../learning/problem.ts'
 import type { DataBlock } from '../learning/design.ts'
@@ -49,15 +50,6 @@ function currentIterate (state: FitJobState): Float64Array | null {
   return null
 }
 
-function relativeDistance (a: Float64Array, b: Float64Array): number {
-  let difference = 0
-  let size = 0
-  for (let index = 0; index < a.length; index++) {
-    difference += ((a[index] as number) - (b[index] as number)) ** 2
-    size += (b[index] as number) ** 2
-  }
-  return Math.sqrt(difference) / Math.max(Math.sqrt(size), Number.MIN_VALUE)
-}
 
 export function maxRelativeError (states: readonly FitJobState[], reference: Float64Array): number {
   let worst = 0

@@ -1,3 +1,4 @@
+import { relativeDistance } from '../learning/linalg.ts'
 import { fitModel } from '../learning/fit.ts'
 import { buildForecastDesign, forecastMeans, ForecastInputError, maxLag, type ForecastModelSpec, type PeriodForecast, type RegionHistory } from '../learning/forecast.ts'
 import { forecastPanel, panelDesigns, panelHistories, pooledDesign, type SeriesPanel } from '../learning/forecast-panel.ts'
@@ -90,15 +91,6 @@ export interface ForecastSimulationOutput {
   horizon: number
 }
 
-function relativeDistance (a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let difference = 0
-  let size = 0
-  for (let index = 0; index < b.length; index++) {
-    difference += ((a[index] as number) - (b[index] as number)) ** 2
-    size += (b[index] as number) ** 2
-  }
-  return Math.sqrt(difference) / Math.max(Math.sqrt(size), Number.MIN_VALUE)
-}
 
 /**
  * The federated fit of the model on periods [0, to) of every region, and the pooled fit of the same

@@ -85,3 +85,14 @@ export function maxAbs (vector: ArrayLike<number>): number {
   for (let index = 0; index < vector.length; index++) largest = Math.max(largest, Math.abs(vector[index] as number))
   return largest
 }
+
+/** ||a - b|| / ||b||: how far a vector is from a reference, relative to the reference's size. */
+export function relativeDistance (a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let difference = 0
+  let size = 0
+  for (let index = 0; index < b.length; index++) {
+    difference += ((a[index] as number) - (b[index] as number)) ** 2
+    size += (b[index] as number) ** 2
+  }
+  return Math.sqrt(difference) / Math.max(Math.sqrt(size), Number.MIN_VALUE)
+}

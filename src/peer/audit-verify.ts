@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises'
-import { basename } from 'node:path'
 import { publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PublicKey } from '@libp2p/interface'
 import { checkDualUpdates, fromHex, type EntryBody, type FinalBody, type ReceivedRecord, type RoundBody, type SentRecord, type StartBody } from '../consensus/audit.ts'
@@ -522,18 +521,21 @@ async function crossChecks (job: string, byPeer: Map<string, ParsedFile>, parsed
   }
 }
 
+/** An export's text; AUDIT_INPUT_UNUSABLE when it cannot be read or is empty. */
+export async function readAuditFile (path: string): Promise<string> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    throw new AuditInputError(`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
+  }
+  if (text.length === 0) throw new AuditInputError(`${path}: the file is empty`)
+  return text
+}
+
 export async function verifyAuditFiles (paths: readonly string[]): Promise<AuditReport> {
   const files: AuditFileText[] = []
-  for (const path of paths) {
-    let text: string
-    try {
-      text = await readFile(path, 'utf8')
-    } catch (error) {
-      throw new AuditInputError(`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
-    }
-    if (text.length === 0) throw new AuditInputError(`${path}: the file is empty`)
-    files.push({ name: basename(path) === path ? path : path, text })
-  }
+  for (const path of paths) files.push({ name: path, text: await readAuditFile(path) })
   return await verifyAuditTexts(files)
 }
 

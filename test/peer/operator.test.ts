@@ -1,12 +1,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createIdentity } from '../../src/peer/identity.ts'
 import { relativeError, R_INFERT } from '../helpers/data.ts'
+import { freePort, waitFor } from '../helpers/process.ts'
 import { loadFluBYBW } from '../helpers/forecast-data.ts'
 import { fitModel } from '../../src/learning/fit.ts'
 import { forecastRegion } from '../../src/learning/forecast.ts'
@@ -25,24 +25,7 @@ afterAll(async () => {
   if (base !== '') await rm(base, { recursive: true, force: true })
 })
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
-}
 
-async function waitFor (check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  throw new Error('timed out')
-}
 
 const cli = (args: string[]): { status: number | null, stdout: string, stderr: string } => {
   const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 })

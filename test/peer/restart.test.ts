@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,6 +9,7 @@ import { createIdentity } from '../../src/peer/identity.ts'
 import { exportAudit } from '../../src/peer/commands/audit.ts'
 import { verifyAuditTexts } from '../../src/peer/audit-verify.ts'
 import { relativeError, R_INFERT } from '../helpers/data.ts'
+import { freePort, waitFor } from '../helpers/process.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
 const INFERT = fileURLToPath(new URL('../fixtures/infert.csv', import.meta.url))
@@ -20,15 +20,6 @@ afterAll(async () => {
   if (base !== '' && process.env.KEEP_TEST_DIRS === undefined) await rm(base, { recursive: true, force: true })
 })
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
-}
 
 function startPeer (dir: string, federation: string, listen: string, extra: string[]): { child: ChildProcess, exit: Promise<number> } {
   const child = spawn(process.execPath, [BIN, 'start', '--dir', dir, '--federation', federation, '--listen', listen, '--cases', join(dir, 'cases.csv'), '--job-id', 'restart-1', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -45,14 +36,6 @@ async function verifyLogs (dirs: readonly string[]): Promise<Awaited<ReturnType<
   return await verifyAuditTexts(files)
 }
 
-async function waitFor (check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error('timed out')
-}
 
 async function setUp (federationId: string, dropAfterRounds: number): Promise<{ members: Array<{ region: string, peerId: string, addresses: string[], dir: string }>, federation: string, header: string, lines: string[] }> {
     base = await mkdtemp(join(tmpdir(), 'epimesh-restart-'))
@@ -91,7 +74,7 @@ describe('a peer killed mid-job', () => {
     const victim = members[2] as (typeof members)[number]
     // kill the victim mid-job: once its journal holds a few hundred inputs (the sums are over, ADMM runs)
     const journalPath = join(victim.dir, 'jobs', 'restart-1', 'inputs.log')
-    await waitFor(async () => (await readFile(journalPath, 'utf8').catch(() => '')).split('\n').length > 150, 60_000)
+    await waitFor(async () => (await readFile(journalPath, 'utf8').catch(() => '')).split('\n').length > 150, 60_000, 20)
     peers[2]?.child.kill('SIGKILL')
     expect(await peers[2]?.exit).toBe(128)
     await new Promise((resolve) => setTimeout(resolve, 1500))
@@ -125,7 +108,7 @@ describe('a peer killed mid-job', () => {
       if (last.m === undefined) return false
       const message = decodeConsensusMessage(Buffer.from(last.m, 'base64'))
       return message.kind === 'admm' && message.round >= 8
-    }, 60_000)
+    }, 60_000, 20)
     peers[2]?.child.kill('SIGKILL')
     const codes = await Promise.all([peers[0]?.exit, peers[1]?.exit, peers[3]?.exit])
     expect(codes).toEqual([0, 0, 0])

@@ -1,10 +1,10 @@
-import { readFile, rename, writeFile } from 'node:fs/promises'
+import { rename, writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import type { RoundBody } from '../../consensus/audit.ts'
 import { EpimeshError } from '../../learning/errors.ts'
 import { Store } from '../../store/store.ts'
 import { AUDIT_FILE_FORMAT, auditFileText, auditJobs, readAuditEntries, readCheckpoints } from '../audit-log.ts'
-import { AuditInputError, formatReport, verifyAuditFiles } from '../audit-verify.ts'
+import { AuditInputError, formatReport, readAuditFile, verifyAuditFiles } from '../audit-verify.ts'
 import { loadIdentity } from '../identity.ts'
 import { lineChartSvg } from '../plot.ts'
 
@@ -42,12 +42,7 @@ async function readRounds (paths: readonly string[]): Promise<{ regions: Map<str
   const regions = new Map<string, string>()
   const byFile: Array<{ file: string, peer: string, rounds: Array<RoundBody & { seq: number }> }> = []
   for (const path of paths) {
-    let text: string
-    try {
-      text = await readFile(path, 'utf8')
-    } catch (error) {
-      throw new AuditInputError(`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
-    }
+    const text = await readAuditFile(path)
     const rounds: Array<RoundBody & { seq: number }> = []
     let peer = ''
     for (const [index, line] of text.split('\n').entries()) {

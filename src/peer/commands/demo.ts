@@ -1,3 +1,4 @@
+import { relativeDistance } from '../../learning/linalg.ts'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
@@ -111,15 +112,6 @@ function neighbourLists (regions: readonly string[], edges: ReadonlyArray<readon
   return lists.map((list) => list.sort((x, y) => x - y))
 }
 
-function relativeDistance (a: readonly number[], b: ArrayLike<number>): number {
-  let difference = 0
-  let size = 0
-  a.forEach((value, index) => {
-    difference += (value - (b[index] as number)) ** 2
-    size += (b[index] as number) ** 2
-  })
-  return Math.sqrt(difference) / Math.max(1e-300, Math.sqrt(size))
-}
 
 /** The provinces' shared borders. */
 const DEMO_EDGES: Array<[string, string]> = [

@@ -1,3 +1,4 @@
+import { relativeDistance } from '../../learning/linalg.ts'
 import { readFile, writeFile } from 'node:fs/promises'
 import { type Command, Option } from 'commander'
 import { parse } from 'csv-parse/sync'
@@ -67,15 +68,6 @@ function toObject (terms: readonly string[], values: ArrayLike<number>): Record<
   return Object.fromEntries(terms.map((term, index) => [term, values[index] as number]))
 }
 
-function relativeDistance (a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let difference = 0
-  let size = 0
-  for (let index = 0; index < b.length; index++) {
-    difference += ((a[index] as number) - (b[index] as number)) ** 2
-    size += (b[index] as number) ** 2
-  }
-  return Math.sqrt(difference) / Math.sqrt(size)
-}
 
 export async function runSimulate (options: SimulateOptions): Promise<Record<string, unknown>> {
   const dataset = await readDataset(options.data)
