@@ -1,3 +1,4 @@
+import { isJobId, JOB_ID_RULE } from '../consensus/ids.ts'
 import { createHash } from 'node:crypto'
 import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -221,9 +222,11 @@ export async function auditJobs (store: Store): Promise<string[]> {
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/)
 const signature = z.string().min(1).max(200)
 
+const jobId = z.string().refine(isJobId, JOB_ID_RULE)
+
 export const checkpointAnnouncement = z.object({
   type: z.literal('audit.checkpoint'),
-  job: z.string().min(1).max(200),
+  job: jobId,
   peer: z.string().min(1).max(200),
   length: z.number().int().nonnegative(),
   hash: hex64,
@@ -232,7 +235,7 @@ export const checkpointAnnouncement = z.object({
 
 export const countersignAnnouncement = z.object({
   type: z.literal('audit.countersign'),
-  job: z.string().min(1).max(200),
+  job: jobId,
   peer: z.string().min(1).max(200),
   length: z.number().int().nonnegative(),
   hash: hex64,

@@ -45,6 +45,11 @@ export class AuditService {
   private readonly mine = new Map<string, Checkpoint>()
   private readonly countersigned = new Set<string>()
   private readonly timers = new Set<NodeJS.Timeout>()
+  /** jobs this peer keeps a log of: only their checkpoints are countersigned, with their trails' lengths */
+  private readonly audited = new Map<string, AuditTrail>()
+  /** per neighbour and job: the final (not a multiple of checkpointEvery) length already countersigned */
+  private readonly finalLengths = new Map<string, number>()
+  readonly checkpointStats = { countersigned: 0, ignored: 0, invalid: 0 }
 
   constructor (init: AuditServiceInit) {
     this.init = init
@@ -128,9 +133,34 @@ export class AuditService {
     return checkpoint
   }
 
+  /**
+   * Whether a neighbour's checkpoint is worth a countersignature and a place in the store: only for a
+   * job this peer ran too, at a length its own log makes plausible (a neighbour's log of the same job is
+   * never much longer than this one's), on the checkpoint grid or, once per neighbour and job, the final
+   * length. A member publishing forged checkpoints therefore makes each peer store at most a few per job.
+   */
+  private plausibleCheckpoint (announced: { job: string, peer: string, length: number }): boolean {
+    const trail = this.audited.get(announced.job)
+    if (trail === undefined) return false
+    const every = this.init.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY
+    if (announced.length < 1 || announced.length > trail.entries.length + 10 * every) return false
+    if (announced.length % every === 0) return true
+    const key = `${announced.job}\n${announced.peer}`
+    const final = this.finalLengths.get(key)
+    if (final !== undefined && final !== announced.length) return false
+    this.finalLengths.set(key, announced.length)
+    return true
+  }
+
   private async onCheckpoint (announced: { job: string, peer: string, length: number, hash: string, sig: string }, from: string): Promise<void> {
     // Only the author publishes its checkpoint, and only its graph neighbours countersign it.
     if (from !== announced.peer || !this.neighbours.has(from)) return
+    const key = `${announced.job}\n${announced.peer}\n${announced.length}\n${announced.hash}`
+    if (!this.countersigned.has(key) && !this.plausibleCheckpoint(announced)) {
+      this.checkpointStats.ignored++
+      this.init.log('debug', 'audit.checkpoint.ignored', { from, job: announced.job, length: announced.length })
+      return
+    }
     let valid = false
     try {
       valid = await verifyBytes(publicKeyOf(announced.peer), checkpointStatement(announced), announced.sig)
@@ -138,13 +168,14 @@ export class AuditService {
       valid = false
     }
     if (!valid) {
+      this.checkpointStats.invalid++
       this.init.log('warn', 'audit.checkpoint.invalid', { from, job: announced.job, length: announced.length })
       return
     }
     const sig = await signBytes(this.init.privateKey, countersignStatement(announced, this.init.peerId))
-    const key = `${announced.job}\n${announced.peer}\n${announced.length}\n${announced.hash}`
     if (!this.countersigned.has(key)) {
       this.countersigned.add(key)
+      this.checkpointStats.countersigned++
       this.enqueue([], [{ type: 'checkpoint', job: announced.job, peer: announced.peer, length: announced.length, hash: announced.hash, sig: announced.sig, countersignatures: [{ by: this.init.peerId, sig }] }])
       this.init.log('debug', 'audit.countersigned', { job: announced.job, peer: announced.peer, length: announced.length })
     }
@@ -183,7 +214,9 @@ export class AuditService {
         diameter: view.diameter
       }
     )
-    return new JobAudit<S>(this, new AuditTrail(job, this.init.peerId, this.init.privateKey), recorder, this.init.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY, view.position)
+    const trail = new AuditTrail(job, this.init.peerId, this.init.privateKey)
+    this.audited.set(job, trail)
+    return new JobAudit<S>(this, trail, recorder, this.init.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY, view.position)
   }
 }
 

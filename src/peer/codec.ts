@@ -9,6 +9,7 @@ import {
   MessageWrongSenderError
 } from './errors.ts'
 import type { ConsensusMessage } from '../consensus/types.ts'
+import { isJobId } from '../consensus/ids.ts'
 
 /**
  * The wire form of a ConsensusMessage. Little-endian throughout:
@@ -71,6 +72,7 @@ export function encodeConsensusMessage (message: ConsensusMessage, options: Enco
   const from = utf8Encoder.encode(message.from)
   const to = message.to === undefined ? null : utf8Encoder.encode(message.to)
   checkHeaderField('job', job, MAX_JOB_BYTES)
+  if (!isJobId(message.job)) throw new MessageMalformedError('job is not a valid job id')
   checkHeaderField('kind', kind, MAX_KIND_BYTES)
   if (!isPrintableAscii(kind)) throw new MessageMalformedError('kind must be printable ASCII')
   checkHeaderField('from', from, MAX_ID_BYTES)
@@ -123,6 +125,7 @@ export function decodeConsensusMessage (bytes: Uint8Array, options: DecodeOption
 
   const reader = new Reader(bytes, 4)
   const job = reader.string('job', MAX_JOB_BYTES)
+  if (!isJobId(job)) throw new MessageMalformedError('job is not a valid job id')
   const kindBytes = reader.field('kind', MAX_KIND_BYTES)
   if (!isPrintableAscii(kindBytes)) throw new MessageMalformedError('kind is not printable ASCII')
   const kind = String.fromCharCode(...kindBytes)

@@ -87,6 +87,7 @@ export interface FederationIssue {
 /** The federation file does not parse or violates the schema; `issues` names every offending field. */
 export class FederationInvalidError extends EpimeshError {
   static override readonly name = 'FederationInvalidError'
+  readonly exitCode = 2
   readonly issues: readonly FederationIssue[]
 
   constructor (source: string, issues: readonly FederationIssue[], options?: { cause?: unknown }) {
@@ -98,12 +99,14 @@ export class FederationInvalidError extends EpimeshError {
 /** The federation file (or its pre-shared key file) cannot be read. */
 export class FederationReadError extends EpimeshError {
   static override readonly name = 'FederationReadError'
+  readonly exitCode = 2
   constructor (message: string, options?: { cause?: unknown }) { super('FEDERATION_READ_FAILED', message, options) }
 }
 
 /** This node's own peer id is not a member of the federation it was asked to join. */
 export class NotAMemberError extends EpimeshError {
   static override readonly name = 'NotAMemberError'
+  readonly exitCode = 2
   constructor (message: string, options?: { cause?: unknown }) { super('PEER_NOT_A_MEMBER', message, options) }
 }
 
@@ -146,6 +149,7 @@ export class AbortedError extends EpimeshError {
 /** An init object with a field out of range; names the field. */
 export class PeerConfigError extends EpimeshError {
   static override readonly name = 'PeerConfigError'
+  readonly exitCode = 2
   readonly field: string
   constructor (field: string, message: string, options?: { cause?: unknown }) {
     super('PEER_CONFIG_INVALID', `${field}: ${message}`, options)

@@ -6,6 +6,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { FederationInvalidError, FederationReadError, type FederationIssue } from './errors.ts'
+import { excerpt, isRegionName, REGION_NAME_RULE } from '../consensus/ids.ts'
+import { COLUMN_NAME_PATTERN, JOB_BOUNDS } from './job-bounds.ts'
 
 /**
  * The federation file: who the members are (peer ids are the trust anchors: the connection gater admits
@@ -74,7 +76,7 @@ const multiaddrString = z.string().min(1).superRefine((value, ctx) => {
   try {
     multiaddr(value)
   } catch {
-    ctx.addIssue({ code: 'custom', message: `not a valid multiaddr: ${JSON.stringify(value)}` })
+    ctx.addIssue({ code: 'custom', message: `not a valid multiaddr: ${JSON.stringify(excerpt(value))}` })
   }
 })
 
@@ -83,14 +85,22 @@ const peerIdString = z.string().min(1).superRefine((value, ctx) => {
     const id = peerIdFromString(value)
     if (id.type !== 'Ed25519') ctx.addIssue({ code: 'custom', message: `must be an Ed25519 peer id, got ${id.type}` })
   } catch {
-    ctx.addIssue({ code: 'custom', message: `not a valid peer id: ${JSON.stringify(value)}` })
+    ctx.addIssue({ code: 'custom', message: `not a valid peer id: ${JSON.stringify(excerpt(value))}` })
   }
 })
 
+const columnName = z.string().regex(COLUMN_NAME_PATTERN, `1 to ${JOB_BOUNDS.nameLength.max} characters, no control characters`)
+
+/** A finite number in [min, max] (zod's own checks let a value of 3e9 ms through). */
+function bounded (range: { min: number, max: number }, integer = false) {
+  const base = integer ? z.number().int() : z.number()
+  return base.refine(Number.isFinite, 'must be finite').refine((value) => value >= range.min && value <= range.max, `must be between ${range.min} and ${range.max}`)
+}
+
 const featureSchema = z.strictObject({
-  name: z.string().min(1),
+  name: columnName,
   type: z.enum(['numeric', 'binary', 'categorical']),
-  levels: z.array(z.string().min(1)).optional()
+  levels: z.array(columnName).max(JOB_BOUNDS.levels.max).optional()
 }).superRefine((feature, ctx) => {
   if (feature.type === 'categorical') {
     if (feature.levels === undefined || feature.levels.length < 2) {
@@ -103,20 +113,21 @@ const featureSchema = z.strictObject({
   }
 })
 
-const modelSchema = z.strictObject({
+/** A model as a federation file states it and as a proposal carries it; every number bounded by JOB_BOUNDS. */
+export const modelSchema = z.strictObject({
   family: z.enum(['binomial', 'poisson']),
-  outcome: z.string().min(1),
-  features: z.array(featureSchema).min(1),
-  lambda: z.number().min(0).refine(Number.isFinite, 'must be finite'),
+  outcome: columnName,
+  features: z.array(featureSchema).min(1).max(JOB_BOUNDS.features.max),
+  lambda: bounded(JOB_BOUNDS.lambda),
   algorithm: z.enum(['admm', 'newton']),
-  tolerance: z.number().positive().refine(Number.isFinite, 'must be finite'),
-  maxRounds: z.number().int().min(1),
-  roundDeadlineMs: z.number().int().min(1),
-  dropAfterRounds: z.number().int().min(0)
+  tolerance: bounded(JOB_BOUNDS.tolerance),
+  maxRounds: bounded(JOB_BOUNDS.maxRounds, true),
+  roundDeadlineMs: bounded(JOB_BOUNDS.roundDeadlineMs, true),
+  dropAfterRounds: bounded(JOB_BOUNDS.dropAfterRounds, true)
 }).superRefine((model, ctx) => {
   const seen = new Set<string>()
   model.features.forEach((feature, index) => {
-    if (seen.has(feature.name)) ctx.addIssue({ code: 'custom', path: ['features', index, 'name'], message: `duplicate feature ${feature.name}` })
+    if (seen.has(feature.name)) ctx.addIssue({ code: 'custom', path: ['features', index, 'name'], message: `duplicate feature ${excerpt(feature.name)}` })
     if (feature.name === model.outcome) ctx.addIssue({ code: 'custom', path: ['features', index, 'name'], message: 'the outcome cannot also be a feature' })
     seen.add(feature.name)
   })
@@ -130,12 +141,12 @@ const graphSchema = z.union([
 const federationSchema = z.strictObject({
   version: z.literal(1),
   federationId: z.string().regex(FEDERATION_ID, 'letters, digits, ".", "_" or "-", at most 64, starting with a letter or digit'),
-  description: z.string().optional(),
+  description: z.string().max(2000).optional(),
   members: z.array(z.strictObject({
-    region: z.string().min(1).max(64),
+    region: z.string().refine(isRegionName, REGION_NAME_RULE),
     peerId: peerIdString,
-    addresses: z.array(multiaddrString).optional()
-  })).min(1),
+    addresses: z.array(multiaddrString).max(16).optional()
+  })).min(1).max(10_000),
   graph: graphSchema,
   bootstrap: z.array(multiaddrString).optional(),
   network: z.strictObject({
@@ -318,8 +329,8 @@ function resolveEdges (document: FederationDocument, issues: FederationIssue[]):
   const seen = new Set<string>()
   const edges: Array<readonly [string, string]> = []
   graph.edges.forEach(([a, b], index) => {
-    if (!known.has(a)) issues.push({ path: `graph.edges[${index}][0]`, message: `${a} is not a member region` })
-    if (!known.has(b)) issues.push({ path: `graph.edges[${index}][1]`, message: `${b} is not a member region` })
+    if (!known.has(a)) issues.push({ path: `graph.edges[${index}][0]`, message: `${excerpt(a)} is not a member region` })
+    if (!known.has(b)) issues.push({ path: `graph.edges[${index}][1]`, message: `${excerpt(b)} is not a member region` })
     if (a === b) issues.push({ path: `graph.edges[${index}]`, message: 'an edge cannot join a region to itself' })
     const key = a < b ? `${a}\u0000${b}` : `${b}\u0000${a}`
     if (seen.has(key)) issues.push({ path: `graph.edges[${index}]`, message: 'duplicate edge' })

@@ -2,6 +2,8 @@ import { z } from 'zod'
 import { createForecastModelSpec, type ForecastModelSpec } from '../learning/forecast.ts'
 import { createRiskParams, riskHorizon, type RiskParams } from '../learning/risk.ts'
 import { EpimeshError } from '../learning/errors.ts'
+import { excerpt, isRegionName, REGION_NAME_RULE } from '../consensus/ids.ts'
+import { JOB_BOUNDS } from './job-bounds.ts'
 
 /**
  * A regional forecasting job as members propose it: which periods of the regions' case-count series
@@ -24,15 +26,15 @@ export const forecastProposalSchema = z.object({
     ownLags: z.number().int().min(0).max(52).optional(),
     neighbourLags: z.number().int().min(0).max(52).optional(),
     ownScale: z.enum(['count', 'incidence']).optional(),
-    seasonPeriod: z.number().min(2).nullable().optional(),
+    seasonPeriod: z.number().min(2).max(1000).nullable().optional(),
     harmonics: z.number().int().min(0).max(6).optional()
   }).strict().default({}),
   horizon: z.number().int().min(1).max(365).optional(),
-  halfRisk: z.number().positive().optional(),
-  openRegions: z.array(z.string().min(1)).default([]),
+  halfRisk: z.number().positive().max(1e6).optional(),
+  openRegions: z.array(z.string().refine(isRegionName, REGION_NAME_RULE)).max(10_000).default([]),
   algorithm: z.enum(['newton', 'admm']).default('newton'),
-  tolerance: z.number().positive().default(1e-10),
-  maxRounds: z.number().int().positive().default(5000)
+  tolerance: z.number().min(JOB_BOUNDS.tolerance.min).max(JOB_BOUNDS.tolerance.max).default(1e-10),
+  maxRounds: z.number().int().min(JOB_BOUNDS.maxRounds.min).max(JOB_BOUNDS.maxRounds.max).default(5000)
 }).strict()
 
 export type ForecastProposal = z.infer<typeof forecastProposalSchema>
@@ -53,7 +55,7 @@ const EPOCH = Date.UTC(1970, 0, 5)
 
 function dayNumber (date: string): number {
   const ms = Date.parse(`${date}T00:00:00Z`)
-  if (!Number.isFinite(ms) || new Date(ms).toISOString().slice(0, 10) !== date) throw new ForecastProposalError(`${date} is not a calendar date (field from)`)
+  if (!Number.isFinite(ms) || new Date(ms).toISOString().slice(0, 10) !== date) throw new ForecastProposalError(`${excerpt(date)} is not a calendar date (field from)`)
   return Math.round(ms / DAY_MS)
 }
 

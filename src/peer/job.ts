@@ -8,7 +8,11 @@ import { buildDesign, INTERCEPT, termNames, type DataBlock, type FeatureSpec, ty
 import { EpimeshError } from '../learning/errors.ts'
 import { createGlmProblem } from '../learning/problem.ts'
 import type { Cell } from './dataset.ts'
-import type { Federation, ModelSpec as FederationModel } from './federation.ts'
+import { modelSchema, type Federation, type ModelSpec as FederationModel } from './federation.ts'
+import { forecastProposalSchema } from './forecast-proposal.ts'
+import { JOB_BOUNDS } from './job-bounds.ts'
+import { excerpt, isJobId, JOB_ID_RULE } from '../consensus/ids.ts'
+import { z } from 'zod'
 import type { Libp2pTransport } from './libp2p-transport.ts'
 import type { PeerNode } from './node.ts'
 import { driveRounds, type RoundDriverResult } from './round-driver.ts'
@@ -42,6 +46,48 @@ type JobAnnouncement =
   | JobProposal
   | { type: 'job.accept', id: string }
   | { type: 'job.decline', id: string, reason: string }
+
+const jobId = z.string().refine(isJobId, JOB_ID_RULE)
+
+/**
+ * Every job announcement off the network is checked against this before anything reads it: ids that
+ * can name a file, every parameter within JOB_BOUNDS, reasons of bounded length. The proposer named in
+ * a proposal must be its authenticated author (checked on receipt).
+ */
+export const jobAnnouncementSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('job.propose'), id: jobId, proposer: z.string().min(1).max(128), model: modelSchema, forecast: forecastProposalSchema.optional() }),
+  z.strictObject({ type: z.literal('job.accept'), id: jobId }),
+  z.strictObject({ type: z.literal('job.decline'), id: jobId, reason: z.string().max(1000) })
+])
+
+/** A job that was proposed and never started (a member left, or a proposal nobody else saw) expires. */
+export class JobExpiredError extends EpimeshError {
+  static override readonly name = 'JobExpiredError'
+  constructor (message: string) { super('JOB_EXPIRED', message) }
+}
+
+/** Limits on what one member's proposals can make every other member hold and repeat. */
+export const AGREEMENT_LIMITS = Object.freeze({
+  /** proposals of one member waiting to start at once; more are ignored (and counted) */
+  pendingPerMember: 4,
+  /** proposals waiting to start, all members together */
+  pending: 32,
+  /** ids remembered after a job ends, expires or is refused, so that repeats of it are not answered again */
+  remembered: 10_000,
+  /** answers and proposals are repeated with this first interval, doubling up to the cap, until the job starts or expires */
+  repeatFirstMs: 1_000,
+  repeatMaxMs: 8_000
+})
+
+export interface AgreementStats {
+  proposalsSeen: number
+  /** proposals ignored: over a member's or the federation's pending limit, or a proposer that is not the author */
+  proposalsIgnored: number
+  /** announcements that did not match the schema */
+  malformed: number
+  expired: number
+  announcementsPublished: number
+}
 
 /** DataSHIELD's default disclosure control: at least 3 cases of each outcome, parameters at most 0.33 x rows. */
 export const DISCLOSURE = Object.freeze({ minimumPerOutcome: 3, maximumParameterRatio: 0.33 })
@@ -116,7 +162,8 @@ export interface JobCoordinatorOptions {
   node: PeerNode
   transport: Libp2pTransport
   federation: Federation
-  rows: ReadonlyArray<Record<string, Cell>>
+  /** reads this region's records and series: called for every proposal, so that data imported while the peer runs is used */
+  loadData: () => Promise<JobData>
   log: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void
   onProgress?: (progress: JobProgress) => void
   /** every job this peer ran to the end, in the order they finish */
@@ -128,8 +175,6 @@ export interface JobCoordinatorOptions {
   journal?: JobJournal
   /** the signed round log of every job */
   audit?: AuditService
-  /** this region's case-count series, for forecasting jobs */
-  series?: ReadonlyArray<{ date: string, count: number, population?: number }>
   /** this region agrees to publish its risk score openly when a forecasting job lists it */
   publishRisk?: boolean
   /** every forecasting job this peer ran to the end: its own forecast, h and the joint risk */
@@ -142,6 +187,19 @@ interface JobRecord {
   myAnswer: JobAnnouncement | null
   started: boolean
   result: Promise<FitJobResult> | null
+  /** this region's data as read from its store when the proposal arrived: what it answered on and runs on */
+  data: JobData | null
+  firstSeen: number
+  nextRepeat: number
+  repeatInterval: number
+  /** declined here or by another member: repeated a few times so that everyone learns, then forgotten */
+  refused: boolean
+}
+
+/** A region's records and series, read afresh from its store for every job. */
+export interface JobData {
+  rows: ReadonlyArray<Record<string, Cell>>
+  series: ReadonlyArray<{ date: string, count: number, population?: number }>
 }
 
 export class JobCoordinator {
@@ -165,15 +223,41 @@ export class JobCoordinator {
 
   start (): void {
     this.unsubscribe = this.options.node.announcements.subscribe((announcement) => {
-      let parsed: JobAnnouncement
+      let json: unknown
       try {
-        parsed = JSON.parse(new TextDecoder().decode(announcement.data)) as JobAnnouncement
+        json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(announcement.data))
       } catch {
         return
       }
-      this.receive(announcement.from, parsed)
+      if (typeof json !== 'object' || json === null || typeof (json as { type?: unknown }).type !== 'string' || !(json as { type: string }).type.startsWith('job.')) return
+      const parsed = jobAnnouncementSchema.safeParse(json)
+      if (!parsed.success) {
+        this.stats.malformed++
+        this.options.log('debug', 'job.announcement.malformed', { from: announcement.from, issue: excerpt(parsed.error.issues[0]?.message ?? '') })
+        return
+      }
+      this.receive(announcement.from, parsed.data as JobAnnouncement)
     })
-    this.repeater = setInterval(() => { void this.repeat() }, this.options.repeatMs ?? 1000)
+    this.repeater = setInterval(() => { void this.repeat() }, Math.min(this.options.repeatMs ?? 250, 250))
+  }
+
+  readonly stats: AgreementStats = { proposalsSeen: 0, proposalsIgnored: 0, malformed: 0, expired: 0, announcementsPublished: 0 }
+  /** ids of jobs that ended, expired or were refused: repeats of them are not answered again */
+  private readonly forgotten = new Set<string>()
+
+  private forget (id: string): void {
+    this.jobs.delete(id)
+    this.forgotten.add(id)
+    if (this.forgotten.size > AGREEMENT_LIMITS.remembered) {
+      const oldest = this.forgotten.values().next().value
+      if (oldest !== undefined) this.forgotten.delete(oldest)
+    }
+  }
+
+  private pendingCount (proposer?: string): number {
+    let count = 0
+    for (const record of this.jobs.values()) if (!record.started && (proposer === undefined || record.proposal.proposer === proposer)) count++
+    return count
   }
 
   stop (): void {
@@ -201,55 +285,100 @@ export class JobCoordinator {
   private async publish (value: JobAnnouncement): Promise<void> {
     try {
       await this.options.node.announcements.publishJson(value)
+      this.stats.announcementsPublished++
     } catch (error) {
       // no subscriber yet: the repeater publishes it again
       this.options.log('debug', 'job.publish.deferred', { type: value.type, id: value.id, reason: (error as Error).message })
     }
   }
 
+  /**
+   * Proposals and answers of jobs not started yet go out again, at growing intervals (1 s, 2 s, 4 s,
+   * then every 8 s), for members that joined late; a job that has not started after
+   * JOB_BOUNDS.startTimeoutMs expires, and a refused one is repeated three times and then forgotten.
+   * So every member's announcements stay bounded whatever others propose.
+   */
   private async repeat (): Promise<void> {
-    for (const record of this.jobs.values()) {
+    const now = Date.now()
+    for (const record of [...this.jobs.values()]) {
       if (record.started) continue
+      if (now - record.firstSeen > JOB_BOUNDS.startTimeoutMs) {
+        this.stats.expired++
+        this.options.log('warn', 'job.expired', { job: record.proposal.id, afterMs: now - record.firstSeen, waitingFor: this.options.federation.members.filter((member) => record.answers.get(member.peerId) === undefined).map((member) => member.region) })
+        this.forget(record.proposal.id)
+        this.settle(record.proposal.id, null, new JobExpiredError(`job ${record.proposal.id} did not start within ${JOB_BOUNDS.startTimeoutMs / 1000} s of its proposal; not every member answered`))
+        continue
+      }
+      if (now < record.nextRepeat) continue
+      if (record.refused && record.repeatInterval >= 4 * AGREEMENT_LIMITS.repeatFirstMs) {
+        this.forget(record.proposal.id)
+        continue
+      }
+      record.nextRepeat = now + record.repeatInterval
+      record.repeatInterval = Math.min(AGREEMENT_LIMITS.repeatMaxMs, 2 * record.repeatInterval)
       if (record.proposal.proposer === this.options.node.peerId) await this.publish(record.proposal)
       if (record.myAnswer !== null) await this.publish(record.myAnswer)
     }
   }
 
   private receive (from: string, announcement: JobAnnouncement): void {
-    if (typeof announcement !== 'object' || announcement === null || typeof announcement.id !== 'string') return
+    if (this.forgotten.has(announcement.id)) return
     if (announcement.type === 'job.propose') {
       if (this.jobs.has(announcement.id)) return
-      const record: JobRecord = { proposal: announcement, answers: new Map(), myAnswer: null, started: false, result: null }
+      this.stats.proposalsSeen++
+      const self = from === this.options.node.peerId
+      // A member proposes only in its own name, and cannot make the others hold more than a few of its
+      // proposals at once.
+      if (announcement.proposer !== from || (!self && (this.pendingCount(from) >= AGREEMENT_LIMITS.pendingPerMember || this.pendingCount() >= AGREEMENT_LIMITS.pending))) {
+        this.stats.proposalsIgnored++
+        this.options.log('debug', 'job.proposal.ignored', { job: announcement.id, from, reason: announcement.proposer !== from ? 'proposer is not the author' : 'too many pending proposals' })
+        return
+      }
+      const now = Date.now()
+      const record: JobRecord = { proposal: announcement, answers: new Map(), myAnswer: null, started: false, result: null, data: null, firstSeen: now, nextRepeat: now + AGREEMENT_LIMITS.repeatFirstMs, repeatInterval: AGREEMENT_LIMITS.repeatFirstMs, refused: false }
       this.jobs.set(announcement.id, record)
-      this.answer(record)
+      void this.answer(record)
       return
     }
     const record = this.jobs.get(announcement.id)
     if (record === undefined || record.started) return
+    if (!this.options.federation.members.some((member) => member.peerId === from)) return
     if (announcement.type === 'job.accept') record.answers.set(from, { accept: true })
     else if (announcement.type === 'job.decline') {
-      record.answers.set(from, { accept: false, reason: String(announcement.reason) })
-      this.options.log('warn', 'job.declined', { job: announcement.id, by: from, reason: announcement.reason })
-      this.settle(announcement.id, null, new JobRefusedError(`job ${announcement.id} declined by ${from}: ${announcement.reason}`))
+      if (record.answers.get(from)?.accept === false) return
+      record.answers.set(from, { accept: false, reason: announcement.reason })
+      record.refused = true
+      this.options.log('warn', 'job.declined', { job: announcement.id, by: from, reason: excerpt(announcement.reason, 200) })
+      this.settle(announcement.id, null, new JobRefusedError(`job ${announcement.id} declined by ${from}: ${excerpt(announcement.reason, 200)}`))
     }
     this.maybeStart(record)
   }
 
-  private answer (record: JobRecord): void {
+  private async answer (record: JobRecord): Promise<void> {
     const { proposal } = record
     let reason: string | null
-    if (proposal.forecast !== undefined) {
-      reason = this.forecastCheck(proposal)
+    try {
+      record.data = await this.options.loadData()
+    } catch (error) {
+      record.data = null
+      reason = `cannot read this region's store: ${(error as Error).message}`
+    }
+    if (record.data === null) {
+      reason ??= 'cannot read this region\'s store'
+    } else if (proposal.forecast !== undefined) {
+      reason = this.forecastCheck(proposal, record.data)
     } else {
       try {
-        const { block } = localDesign(this.options.rows, proposal.model)
+        const { block } = localDesign(record.data.rows, proposal.model)
         reason = disclosureCheck(block, proposal.model)
       } catch (error) {
         reason = `cannot build the model from this region's data: ${(error as Error).message}`
       }
     }
+    if (this.jobs.get(proposal.id) !== record) return
     record.myAnswer = reason === null ? { type: 'job.accept', id: proposal.id } : { type: 'job.decline', id: proposal.id, reason }
     record.answers.set(this.options.node.peerId, reason === null ? { accept: true } : { accept: false, reason })
+    if (reason !== null) record.refused = true
     this.options.log(reason === null ? 'info' : 'warn', reason === null ? 'job.accepted' : 'job.declined', { job: proposal.id, ...(reason === null ? {} : { reason }) })
     void this.publish(record.myAnswer)
     if (reason !== null) this.settle(proposal.id, null, new JobRefusedError(`job ${proposal.id} declined here: ${reason}`))
@@ -257,14 +386,14 @@ export class JobCoordinator {
   }
 
   /** A reason to decline a forecasting job, or null to accept. */
-  private forecastCheck (proposal: JobProposal): string | null {
+  private forecastCheck (proposal: JobProposal, data: JobData): string | null {
     let plan
     try {
       plan = parseForecastProposal(proposal.forecast)
     } catch (error) {
       return (error as Error).message
     }
-    const series = regionSeries(plan, this.options.series ?? [])
+    const series = regionSeries(plan, data.series)
     if (typeof series === 'string') return series
     const graph = federationGraph(this.options.federation)
     // The joint risk's masked sum hides a region's h only from a peer that lacks one of its masks: a
@@ -285,14 +414,14 @@ export class JobCoordinator {
   }
 
   private maybeStart (record: JobRecord): void {
-    if (record.started) return
+    if (record.started || record.data === null || record.refused) return
     const members = this.options.federation.members.map((member) => member.peerId)
     if (!members.every((peer) => record.answers.get(peer)?.accept === true)) return
     record.started = true
     // Answers keep going out a little longer for members that have not seen them all yet.
     const lastAnswer = record.myAnswer
     if (lastAnswer !== null) setTimeout(() => { void this.publish(lastAnswer) }, 500)
-    record.result = this.run(record.proposal)
+    record.result = this.run(record.proposal, record.data)
     record.result
       .then(async (result) => { await this.options.onResult?.(record.proposal.id, result); return result })
       .then((result) => { this.settle(record.proposal.id, result, null) }, (error: unknown) => { this.settle(record.proposal.id, null, error) })
@@ -311,23 +440,25 @@ export class JobCoordinator {
   async resume (id: string): Promise<FitJobResult | null> {
     const saved = await this.options.journal?.load(id)
     if (saved === undefined || saved === null) return null
-    const record: JobRecord = { proposal: saved.proposal, answers: new Map(), myAnswer: null, started: true, result: null }
+    const data = await this.options.loadData()
+    const now = Date.now()
+    const record: JobRecord = { proposal: saved.proposal, answers: new Map(), myAnswer: null, started: true, result: null, data, firstSeen: now, nextRepeat: now, repeatInterval: AGREEMENT_LIMITS.repeatFirstMs, refused: false }
     this.jobs.set(id, record)
     this.options.log('info', 'job.resume', { job: id, inputs: saved.inputs.length })
-    record.result = this.run(saved.proposal, { seed: saved.seed, inputs: saved.inputs })
+    record.result = this.run(saved.proposal, data, { seed: saved.seed, inputs: saved.inputs })
     const result = await record.result
     await this.options.onResult?.(id, result)
     return result
   }
 
-  private async run (proposal: JobProposal, resumed?: { seed: Uint8Array, inputs: MachineInput[] }): Promise<FitJobResult> {
-    if (proposal.forecast !== undefined) return await this.runForecast(proposal, resumed)
+  private async run (proposal: JobProposal, data: JobData, resumed?: { seed: Uint8Array, inputs: MachineInput[] }): Promise<FitJobResult> {
+    if (proposal.forecast !== undefined) return await this.runForecast(proposal, data, resumed)
     const { federation, node } = this.options
     const seed = resumed?.seed ?? newSeed()
     const journal = this.options.journal
     if (resumed === undefined) await journal?.begin(proposal, seed)
     const model = proposal.model
-    const { block, terms } = localDesign(this.options.rows, model)
+    const { block, terms } = localDesign(data.rows, model)
     const graph = federationGraph(federation)
     const self = graph.names.indexOf(node.peerId)
     const state = createFitJobState({
@@ -404,13 +535,13 @@ export class JobCoordinator {
   }
 
   /** A forecasting job: the exchange of incidence, the shared Poisson fit, the forecast and h, the joint risk. */
-  private async runForecast (proposal: JobProposal, resumed?: { seed: Uint8Array, inputs: MachineInput[] }): Promise<FitJobResult> {
+  private async runForecast (proposal: JobProposal, data: JobData, resumed?: { seed: Uint8Array, inputs: MachineInput[] }): Promise<FitJobResult> {
     const { federation, node } = this.options
     const seed = resumed?.seed ?? newSeed()
     const journal = this.options.journal
     if (resumed === undefined) await journal?.begin(proposal, seed)
     const plan = parseForecastProposal(proposal.forecast)
-    const series = regionSeries(plan, this.options.series ?? [])
+    const series = regionSeries(plan, data.series)
     if (typeof series === 'string') throw new JobRefusedError(series)
     const graph = federationGraph(federation)
     const self = graph.names.indexOf(node.peerId)

@@ -1,5 +1,6 @@
 import { appendFile, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { dataPath } from './paths.ts'
 import type { MachineInput } from '../consensus/machine.ts'
 import { decodeConsensusMessage, encodeConsensusMessage } from './codec.ts'
 import type { JobProposal } from './job.ts'
@@ -22,10 +23,10 @@ export interface JobJournal {
 }
 
 export function fileJournal (dir: string): JobJournal {
-  const jobDir = (job: string): string => join(dir, 'jobs', job.replace(/[^A-Za-z0-9._-]/g, '_'))
+  const jobDir = (job: string): string => dataPath(dir, 'jobs', job)
   return {
     async begin (proposal, seed) {
-      await mkdir(jobDir(proposal.id), { recursive: true })
+      await mkdir(jobDir(proposal.id), { recursive: true, mode: 0o700 })
       const path = join(jobDir(proposal.id), 'job.json')
       await writeFile(`${path}.tmp`, JSON.stringify({ proposal, seed: Buffer.from(seed).toString('hex'), begunAt: new Date().toISOString() }), { mode: 0o600 })
       await rename(`${path}.tmp`, path)
@@ -35,7 +36,7 @@ export function fileJournal (dir: string): JobJournal {
       const line = input.type === 'deadline'
         ? JSON.stringify({ d: input.round })
         : JSON.stringify({ m: Buffer.from(encodeConsensusMessage(input.message)).toString('base64') })
-      await appendFile(join(jobDir(job), 'inputs.log'), `${line}\n`)
+      await appendFile(join(jobDir(job), 'inputs.log'), `${line}\n`, { mode: 0o600 })
     },
     async load (job) {
       let header: { proposal: JobProposal, seed: string }
@@ -60,7 +61,7 @@ export function fileJournal (dir: string): JobJournal {
       return { proposal: header.proposal, seed: Buffer.from(header.seed, 'hex'), inputs }
     },
     async list () {
-      const entries = await readdir(join(dir, 'jobs'), { withFileTypes: true }).catch(() => [])
+      const entries = await readdir(dataPath(dir, 'jobs'), { withFileTypes: true }).catch(() => [])
       return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name).reverse()
     }
   }

@@ -1,3 +1,4 @@
+import { checkJobId } from '../paths.ts'
 import { rename, writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import type { RoundBody } from '../../consensus/audit.ts'
@@ -107,7 +108,7 @@ export function registerAudit (program: Command): void {
     .option('--job <id>', 'the job (default: the only one)')
     .requiredOption('--out <file>', 'the file to write')
     .action(async (options: { dir: string, job?: string, out: string }) => {
-      const exported = await exportAudit(options.dir, options.job)
+      const exported = await exportAudit(options.dir, options.job === undefined ? undefined : checkJobId(options.job, '--job'))
       await writeFile(`${options.out}.tmp`, exported.text)
       await rename(`${options.out}.tmp`, options.out)
       process.stdout.write(`job ${exported.job}: ${exported.entries} entries and ${exported.checkpoints} checkpoints written to ${options.out}\n`)

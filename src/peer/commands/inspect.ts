@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { checkJobId, dataPath } from '../paths.ts'
 import type { Command } from 'commander'
 import { EpimeshError } from '../../learning/errors.ts'
 import type { StoredForecast, StoredModel } from './start.ts'
@@ -64,7 +65,7 @@ export function registerInspect (program: Command): void {
     .option('--job <id>', 'a given job instead of the latest')
     .option('--json', 'one JSON object on stdout', false)
     .action(async (options: { dir: string, job?: string, json: boolean }) => {
-      const model = await readJson<StoredModel>(join(options.dir, 'models', `${options.job ?? 'latest'}.json`), 'model yet')
+      const model = await readJson<StoredModel>(dataPath(options.dir, 'models', options.job === undefined ? 'latest' : checkJobId(options.job, '--job'), '.json'), 'model yet')
       if (options.json) {
         process.stdout.write(`${JSON.stringify(model)}\n`)
         return
@@ -88,7 +89,7 @@ export function registerInspect (program: Command): void {
     .option('--job <id>', 'a given forecasting job instead of the latest')
     .option('--json', 'one JSON object on stdout', false)
     .action(async (options: { dir: string, job?: string, json: boolean }) => {
-      const stored = await readJson<StoredForecast>(join(options.dir, 'forecasts', `${options.job ?? 'latest'}.json`), 'forecast yet (propose one: epimesh propose --forecast)')
+      const stored = await readJson<StoredForecast>(dataPath(options.dir, 'forecasts', options.job === undefined ? 'latest' : checkJobId(options.job, '--job'), '.json'), 'forecast yet (propose one: epimesh propose --forecast)')
       if (options.json) {
         process.stdout.write(`${JSON.stringify(stored)}\n`)
         return

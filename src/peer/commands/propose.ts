@@ -1,6 +1,6 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { join } from 'node:path'
+import { checkJobId, dataPath } from '../paths.ts'
 import type { Command } from 'commander'
 import { loadFederation, type ModelSpec } from '../federation.ts'
 import { DatasetError } from '../dataset.ts'
@@ -58,11 +58,10 @@ export function registerPropose (program: Command): void {
         }
         forecast = parseForecastProposal(value).proposal
       }
-      const id = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
-      const dir = join(options.dir, 'proposals')
-      await mkdir(dir, { recursive: true })
-      const path = join(dir, `${id}.json`)
-      await writeFile(`${path}.tmp`, JSON.stringify({ type: 'job.propose', id, proposer: '', model, ...(forecast === undefined ? {} : { forecast }) }, null, 2))
+      const id = options.jobId === undefined ? `job-${randomBytes(6).toString('hex')}` : checkJobId(options.jobId, '--job-id')
+      await mkdir(dataPath(options.dir, 'proposals'), { recursive: true, mode: 0o700 })
+      const path = dataPath(options.dir, 'proposals', id, '.json')
+      await writeFile(`${path}.tmp`, JSON.stringify({ type: 'job.propose', id, proposer: '', model, ...(forecast === undefined ? {} : { forecast }) }, null, 2), { mode: 0o600 })
       await rename(`${path}.tmp`, path)
       process.stdout.write(`proposed job ${id}; the running peer announces it within a second (epimesh status --dir ${options.dir})\n`)
     })

@@ -1,4 +1,4 @@
-import { access, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { access, mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Command } from 'commander'
@@ -11,7 +11,9 @@ import { Store } from '../../store/store.ts'
 import { loadFederation } from '../federation.ts'
 import { loadIdentity } from '../identity.ts'
 import { AuditService } from '../audit-service.ts'
-import { federationGraph, JobCoordinator, type JobProposal } from '../job.ts'
+import { federationGraph, jobAnnouncementSchema, JobCoordinator, type JobProposal } from '../job.ts'
+import { checkJobId, dataPath } from '../paths.ts'
+import { excerpt } from '../../consensus/ids.ts'
 import { fileJournal } from '../journal.ts'
 import { createLibp2pTransport } from '../libp2p-transport.ts'
 import { createPeerNode } from '../node.ts'
@@ -92,14 +94,21 @@ export function toStoredForecast (job: string, region: string, result: ForecastJ
   }
 }
 
-async function readProposal (path: string, model: JobProposal['model']): Promise<JobProposal> {
+/** A proposal file named on the command line (start --proposal): the federation's model with the file's changes, checked like any proposal. */
+async function readProposal (path: string, model: JobProposal['model'], id: string, proposer: string): Promise<JobProposal> {
   let value: Partial<JobProposal>
   try {
     value = JSON.parse(await readFile(path, 'utf8')) as Partial<JobProposal>
   } catch (error) {
-    throw new DatasetError(`cannot read the proposal ${path}: ${(error as Error).message}`)
+    throw new DatasetError(`cannot read the proposal ${path}: ${excerpt((error as Error).message, 200)}`)
   }
-  return { type: 'job.propose', id: '', proposer: '', model: { ...model, ...(value.model ?? {}) }, ...(value.forecast === undefined ? {} : { forecast: value.forecast }) }
+  if (typeof value !== 'object' || value === null) throw new DatasetError(`${path}: not a proposal object`)
+  const parsed = jobAnnouncementSchema.safeParse({ type: 'job.propose', id, proposer, model: { ...model, ...(typeof value.model === 'object' ? value.model : {}) }, ...(value.forecast === undefined ? {} : { forecast: value.forecast }) })
+  if (!parsed.success || parsed.data.type !== 'job.propose') {
+    const issue = parsed.success ? undefined : parsed.error.issues[0]
+    throw new DatasetError(`${path}: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'not a proposal'}`)
+  }
+  return parsed.data as JobProposal
 }
 
 export function toStoredModel (job: string, result: FitJobResult): StoredModel {
@@ -125,6 +134,28 @@ export function toStoredModel (job: string, result: FitJobResult): StoredModel {
   }
 }
 
+/**
+ * A proposal an operator dropped into DIR/proposals (epimesh propose): named <job id>.json, small, and
+ * a valid job announcement like any that comes off the network.
+ */
+async function readProposalFile (dataDir: string, name: string, peerId: string): Promise<JobProposal> {
+  const id = checkJobId(name.slice(0, -'.json'.length), 'proposal file')
+  const handle = await open(dataPath(dataDir, 'proposals', id, '.json'), 'r')
+  let text: string
+  try {
+    if ((await handle.stat()).size > 256 * 1024) throw new DatasetError(`proposal ${id}.json is larger than 256 KiB`)
+    text = await handle.readFile('utf8')
+  } finally {
+    await handle.close()
+  }
+  const parsed = jobAnnouncementSchema.safeParse({ ...JSON.parse(text) as object, type: 'job.propose', id, proposer: peerId })
+  if (!parsed.success || parsed.data.type !== 'job.propose') {
+    const issue = parsed.success ? undefined : parsed.error.issues[0]
+    throw new DatasetError(`proposal ${id}.json: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'not a proposal'}`)
+  }
+  return parsed.data as JobProposal
+}
+
 async function exists (path: string): Promise<boolean> {
   return await access(path).then(() => true, () => false)
 }
@@ -140,7 +171,7 @@ export async function runStart (options: StartOptions): Promise<number> {
   const { privateKey, peerId } = await loadIdentity(options.dir)
   const member = federation.members.find((candidate) => candidate.peerId === peerId)
   const log = logger.child({ region: member?.region ?? 'unknown', peer: peerId.slice(-8) })
-  const { rows, series } = await loadData(options.dir, options.cases)
+  if (options.jobId !== undefined) checkJobId(options.jobId, '--job-id')
   const controller = new AbortController()
   const stop = (): void => { controller.abort() }
   process.once('SIGINT', stop)
@@ -157,10 +188,12 @@ export async function runStart (options: StartOptions): Promise<number> {
   })
   audit.start()
   let lastStatus = 0
+  let lastModel: string | undefined
   const writeStatus = async (extra: Record<string, unknown> = {}): Promise<void> => {
     await writeAtomically(join(options.dir, 'status.json'), JSON.stringify({
       peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(),
-      neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), ...extra
+      neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(),
+      agreement: coordinator?.stats ?? null, checkpoints: audit.checkpointStats, ...(lastModel === undefined ? {} : { lastModel }), ...extra
     }, null, 2))
   }
   try {
@@ -169,28 +202,27 @@ export async function runStart (options: StartOptions): Promise<number> {
     log.info({ ready: ready.ready.length, missing: ready.missing.length }, 'neighbour exchange ready')
     const journal = fileJournal(options.dir)
     const storeModel = async (job: string, result: FitJobResult): Promise<void> => {
-      const modelsDir = join(options.dir, 'models')
-      await mkdir(modelsDir, { recursive: true })
+      await mkdir(dataPath(options.dir, 'models'), { recursive: true })
       const stored = toStoredModel(job, result)
-      await writeAtomically(join(modelsDir, `${job}.json`), JSON.stringify(stored, null, 2))
-      await writeAtomically(join(modelsDir, 'latest.json'), JSON.stringify(stored, null, 2))
+      await writeAtomically(dataPath(options.dir, 'models', job, '.json'), JSON.stringify(stored, null, 2))
+      await writeAtomically(dataPath(options.dir, 'models', 'latest', '.json'), JSON.stringify(stored, null, 2))
       // and in the store, with every other model of this region (opened briefly: the operator's
       // commands can read the store while the peer runs)
       await Store.use(options.dir, async (store) => { await store.models.put(job, stored) })
       log.info({ event: 'model.stored', job, rounds: result.rounds, converged: result.converged }, 'model stored')
-      await writeStatus({ lastModel: job })
+      lastModel = job
+      await writeStatus()
     }
     const storeForecast = async (job: string, result: ForecastJobResult): Promise<void> => {
-      const dir = join(options.dir, 'forecasts')
-      await mkdir(dir, { recursive: true })
+      await mkdir(dataPath(options.dir, 'forecasts'), { recursive: true })
       const stored = toStoredForecast(job, member?.region ?? peerId, result, federation.members)
-      await writeAtomically(join(dir, `${job}.json`), JSON.stringify(stored, null, 2))
-      await writeAtomically(join(dir, 'latest.json'), JSON.stringify(stored, null, 2))
+      await writeAtomically(dataPath(options.dir, 'forecasts', job, '.json'), JSON.stringify(stored, null, 2))
+      await writeAtomically(dataPath(options.dir, 'forecasts', 'latest', '.json'), JSON.stringify(stored, null, 2))
       await Store.use(options.dir, async (store) => { await store.models.put(`${job}!forecast`, stored) })
       log.info({ event: 'forecast.stored', job, h: result.risk.h, jointRiskMean: result.joint.mean }, 'forecast stored')
     }
     coordinator = new JobCoordinator({
-      node, transport, federation, rows, series, publishRisk: options.publishRisk, onForecast: storeForecast, signal: controller.signal, journal, audit, onResult: storeModel,
+      node, transport, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onForecast: storeForecast, signal: controller.signal, journal, audit, onResult: storeModel,
       log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
       onProgress: (progress) => {
         const now = Date.now()
@@ -205,11 +237,11 @@ export async function runStart (options: StartOptions): Promise<number> {
     await writeStatus()
     const jobId = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
     // A job begun here before a stop (a crash, a kill) and not finished is resumed from its journal.
-    const begun = (await journal.list()).includes(jobId) && !(await exists(join(options.dir, 'models', `${jobId}.json`)))
+    const begun = (await journal.list()).includes(jobId) && !(await exists(dataPath(options.dir, 'models', jobId, '.json')))
     const finished = begun
       ? coordinator.resume(jobId).then((result) => { if (result === null) throw new Error(`job ${jobId} has no usable journal`); return result })
       : options.proposal !== undefined
-        ? coordinator.propose({ ...(await readProposal(options.proposal, federation.model)), id: jobId, proposer: peerId })
+        ? coordinator.propose(await readProposal(options.proposal, federation.model, jobId, peerId))
         : options.propose
           ? coordinator.propose({ type: 'job.propose', id: jobId, proposer: peerId, model: federation.model } satisfies JobProposal)
           : coordinator.waitFor(jobId)
@@ -224,18 +256,22 @@ export async function runStart (options: StartOptions): Promise<number> {
     // Until stopped: answer proposals from any member, and run proposals that an operator drops into
     // DIR/proposals/ (epimesh propose), once each.
     const seen = new Set<string>()
-    const proposalsDir = join(options.dir, 'proposals')
+    const proposalsDir = dataPath(options.dir, 'proposals')
     const poll = setInterval(() => {
       void (async () => {
+        if (Date.now() - lastStatus > 2000) {
+          lastStatus = Date.now()
+          await writeStatus().catch(() => {})
+        }
         const names = await readdir(proposalsDir).catch(() => [] as string[])
-        for (const name of names.filter((entry) => entry.endsWith('.json') && !seen.has(entry))) {
+        for (const name of names.filter((entry) => entry.endsWith('.json') && !seen.has(entry)).slice(0, 16)) {
           seen.add(name)
           try {
-            const proposal = JSON.parse(await readFile(join(proposalsDir, name), 'utf8')) as JobProposal
+            const proposal = await readProposalFile(options.dir, name, peerId)
             log.info({ event: 'job.propose', job: proposal.id }, 'proposing')
-            coordinator?.propose({ ...proposal, type: 'job.propose', proposer: peerId }).catch((error: unknown) => { log.warn({ event: 'job.failed', job: proposal.id, reason: (error as Error).message }, 'job failed') })
+            coordinator?.propose(proposal).catch((error: unknown) => { log.warn({ event: 'job.failed', job: proposal.id, reason: (error as Error).message }, 'job failed') })
           } catch (error) {
-            log.warn({ event: 'job.proposal.unreadable', file: name, reason: (error as Error).message }, 'unreadable proposal')
+            log.warn({ event: 'job.proposal.unreadable', file: excerpt(name), reason: excerpt((error as Error).message, 300) }, 'unreadable proposal')
           }
         }
       })()

@@ -1,0 +1,26 @@
+/**
+ * The range of every job parameter a member can set, in a federation file or a proposal off the network.
+ * A value outside is refused where it enters (FEDERATION_INVALID naming the field, or the announcement is
+ * dropped and counted), never clamped: Node clamps a timer beyond 2^31 - 1 ms to 1 ms, and a job with a
+ * tolerance of 0 or a billion rounds never ends. The README lists the same numbers.
+ */
+export const JOB_BOUNDS = Object.freeze({
+  /** per-round deadline: long enough for a loaded WAN link, short enough that a stalled job is noticed */
+  roundDeadlineMs: { min: 50, max: 600_000 },
+  maxRounds: { min: 1, max: 100_000 },
+  tolerance: { min: 1e-14, max: 1e-2 },
+  lambda: { min: 0, max: 1e6 },
+  dropAfterRounds: { min: 0, max: 10_000 },
+  /** ADMM clipping radius, relative to the size of the starting point (see admm.ts) */
+  clipRadius: { min: 1e-3, max: 1e6 },
+  /** features of one model, and levels of one categorical feature */
+  features: { max: 200 },
+  levels: { max: 1000 },
+  /** column names and level labels, in characters */
+  nameLength: { max: 64 },
+  /** a proposal not started this long after it was first seen is forgotten (no more answers go out) */
+  startTimeoutMs: 120_000
+})
+
+/** Column names and level labels: printable, no control characters, at most 64 characters. */
+export const COLUMN_NAME_PATTERN = /^[^\u0000-\u001f\u007f]{1,64}$/u
