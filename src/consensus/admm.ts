@@ -1,10 +1,12 @@
 import { choleskyInPlace, choleskySolveInPlace } from '../learning/linalg.ts'
 import { NonFiniteError } from '../learning/errors.ts'
-import { AdmmParamsError } from './errors.ts'
+import { AdmmDivergedError, AdmmParamsError } from './errors.ts'
 import type { Graph } from './graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from './machine.ts'
 import type { LocalObjective } from './objective.ts'
 import type { ConsensusMessage } from './types.ts'
+import { bodyDigest, receiptOf, type Evidence } from './evidence.ts'
+import { equalBytes } from './sha256.ts'
 
 /**
  * Decentralized consensus ADMM (Shi, Ling, Yuan, Wu, Yin 2014), one machine per peer.
@@ -47,6 +49,21 @@ export interface AdmmParams {
    * overshoot by orders of magnitude (Poisson's e^eta); costs one more pass over the peer's rows
    */
   damped: boolean
+  /**
+   * Bounded influence (in the spirit of ClippedGossip): a neighbour's iterate enters this peer's dual
+   * update and proximal centre only as x_i + clip(x_j - x_i, clipRadius), so that one neighbour, however
+   * far off, moves this peer by a bounded step per round. null: no clipping. Residuals are measured on
+   * the unclipped values.
+   */
+  clipRadius: number | null
+  /**
+   * Check every neighbour's message against the protocol (values in range, a stop announced only with
+   * its counter, counters and residuals consistent with what this peer sent and heard, one message per
+   * round) and keep the signed messages that prove a violation.
+   */
+  guard: boolean
+  /** largest magnitude of an iterate or dual: beyond it the masked sums that follow cannot hold it */
+  valueLimit: number
 }
 
 export const DEFAULT_ADMM_PARAMS: Readonly<Omit<AdmmParams, 'penalty'>> = Object.freeze({
@@ -56,7 +73,10 @@ export const DEFAULT_ADMM_PARAMS: Readonly<Omit<AdmmParams, 'penalty'>> = Object
   stopMargin: 2,
   dropAfterRounds: 0,
   recordVectors: false,
-  damped: true
+  damped: true,
+  clipRadius: null,
+  guard: true,
+  valueLimit: 2 ** 58
 })
 
 export function createAdmmParams (params: Partial<AdmmParams> & { penalty: number }): AdmmParams {
@@ -81,6 +101,8 @@ export function validateAdmmParams (params: AdmmParams): void {
   }
   if (!Number.isInteger(params.stopMargin) || params.stopMargin < 0) throw new AdmmParamsError('stopMargin', 'must be a non-negative integer')
   if (!Number.isInteger(params.dropAfterRounds) || params.dropAfterRounds < 0) throw new AdmmParamsError('dropAfterRounds', 'must be a non-negative integer')
+  if (params.clipRadius !== null && !(Number.isFinite(params.clipRadius) && params.clipRadius > 0)) throw new AdmmParamsError('clipRadius', 'must be a positive number or null')
+  positive('valueLimit')
 }
 
 /** The default penalty: c = sqrt(lmin(Hbar) lmax(Hbar)) / sqrt(l2(L) lmax(L)). */
@@ -148,6 +170,19 @@ export interface AdmmState {
   dualResidual: number
   staleMessages: number
   rejectedMessages: number
+  /** rounds in which a neighbour's iterate was clipped (clipRadius) */
+  clippedEdges: number
+  /** this peer's own messages of the last rounds (stop counter, iterate, body digest), by round */
+  readonly sent: Map<number, { counter: number, x: Float64Array, digest: Uint8Array, message: ConsensusMessage }>
+  /** each neighbour's accepted messages of the last rounds (signed), by round */
+  readonly received: Array<Map<number, ConsensusMessage>>
+  /** per slot: the round (-1: never) and body digest of the neighbour's message this peer last used, echoed in every message */
+  readonly echoRound: Int32Array
+  readonly echoDigest: Uint8Array[]
+  /** per slot: the body digest of the message accepted for the current round */
+  readonly heardDigest: Array<Uint8Array | null>
+  /** the first protocol violation a neighbour was caught in, with its proof */
+  violation: Evidence | null
   /** scratch space, reused every round */
   readonly gradient: Float64Array
   readonly hessian: Float64Array
@@ -216,6 +251,13 @@ export function createAdmmState (peer: AdmmPeer): AdmmState {
     dualResidual: Number.POSITIVE_INFINITY,
     staleMessages: 0,
     rejectedMessages: 0,
+    clippedEdges: 0,
+    sent: new Map(),
+    received: slots.map(() => new Map()),
+    echoRound: new Int32Array(slots.length).fill(-1),
+    echoDigest: slots.map(() => new Uint8Array(32)),
+    heardDigest: slots.map(() => null),
+    violation: null,
     gradient: new Float64Array(p),
     hessian: new Float64Array(p * p),
     direction: new Float64Array(p),
@@ -241,20 +283,163 @@ function outgoing (state: AdmmState, doneFlag: number): ConsensusMessage {
     const position = state.ownedPosition[slot] ?? -1
     if (position >= 0) values.set(state.lambdas[slot] as Float64Array, HEADER + p * (1 + position))
   }
-  return {
+  const message: ConsensusMessage = {
     job: peer.job,
     kind: peer.kind,
     round: state.round,
     from: peer.graph.names[peer.self] as string,
     values,
-    data: droppedBitmap(state)
+    data: messageData(state)
+  }
+  if (peer.params.guard) {
+    state.sent.set(state.round, { counter: state.stopCounter, x: Float64Array.from(state.x), digest: bodyDigest(message), message })
+    state.sent.delete(state.round - historyRounds(peer))
+  }
+  return message
+}
+
+/** Rounds of its own and its neighbours' messages a peer keeps to check what its neighbours claim. */
+function historyRounds (peer: AdmmPeer): number {
+  return peer.diameter + peer.params.stopMargin + 4
+}
+
+/** Bytes per neighbour slot of a message's echo: the round (plus one; 0 for never) and the body digest of the last message used. */
+const ECHO_BYTES = 36
+
+/**
+ * A round message's data: the dropped-peer bitmap, then for each of the sender's neighbours (in graph
+ * order) the round and body digest of the last message of that neighbour the sender used. The echo
+ * commits the sender to what it heard, so that its stop counter and residuals can be checked by each
+ * neighbour against that neighbour's own message.
+ */
+function messageData (state: AdmmState): Uint8Array {
+  const bitmapLength = Math.ceil(state.knownDropped.length / 8)
+  const slots = state.echoRound.length
+  const data = new Uint8Array(bitmapLength + slots * ECHO_BYTES)
+  state.knownDropped.forEach((dropped, node) => { if (dropped === 1) data[node >> 3] = (data[node >> 3] as number) | (1 << (node & 7)) })
+  const view = new DataView(data.buffer)
+  for (let slot = 0; slot < slots; slot++) {
+    const offset = bitmapLength + slot * ECHO_BYTES
+    view.setUint32(offset, (state.echoRound[slot] as number) + 1, true)
+    data.set(state.echoDigest[slot] as Uint8Array, offset + 4)
+  }
+  return data
+}
+
+/** The parts of a consensus-ADMM round message, as its sender laid them out; null if malformed. */
+export interface AdmmMessageFields {
+  counter: number
+  done: number
+  x: Float64Array
+  /** peers the sender knows were dropped */
+  dropped: (node: number) => boolean
+  /** the sender's echo for one of its neighbours: the round it last used that neighbour's message, and its digest */
+  echo: (neighbour: number) => { round: number, digest: Uint8Array } | null
+}
+
+export function readAdmmMessage (graph: Graph, dimension: number, message: ConsensusMessage): AdmmMessageFields | null {
+  const sender = graph.names.indexOf(message.from)
+  const slots = graph.neighbours[sender]
+  if (sender < 0 || slots === undefined) return null
+  const expected = HEADER + dimension * (1 + ownedNeighbours(graph, sender).length)
+  const bitmapLength = Math.ceil(graph.names.length / 8)
+  if (message.values.length !== expected || message.data.length !== bitmapLength + slots.length * ECHO_BYTES) return null
+  const data = message.data
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
+  return {
+    counter: message.values[0] as number,
+    done: message.values[1] as number,
+    x: message.values.subarray(HEADER, HEADER + dimension),
+    dropped: (node) => (((data[node >> 3] as number) >> (node & 7)) & 1) === 1,
+    echo: (neighbour) => {
+      const slot = slots.indexOf(neighbour)
+      if (slot < 0) return null
+      const offset = bitmapLength + slot * ECHO_BYTES
+      const round = view.getUint32(offset, true) - 1
+      return round < 0 ? null : { round, digest: data.slice(offset + 4, offset + 4 + 32) }
+    }
   }
 }
 
-function droppedBitmap (state: AdmmState): Uint8Array {
-  const bitmap = new Uint8Array(Math.ceil(state.knownDropped.length / 8))
-  state.knownDropped.forEach((dropped, node) => { if (dropped === 1) bitmap[node >> 3] = (bitmap[node >> 3] as number) | (1 << (node & 7)) })
-  return bitmap
+/** What every check of a neighbour's claims needs to know of the job. */
+export interface AdmmRules {
+  graph: Graph
+  dimension: number
+  /** diameter + stop margin: the counter that proves the stop */
+  horizon: number
+  tolerance: number
+  valueLimit: number
+}
+
+export function admmRules (peer: AdmmPeer): AdmmRules {
+  return { graph: peer.graph, dimension: peer.objective.dimension, horizon: peer.diameter + peer.params.stopMargin, tolerance: peer.params.tolerance, valueLimit: peer.params.valueLimit }
+}
+
+/** A message's values out of range (a single message proves it). */
+export function rangeViolation (rules: AdmmRules, message: ConsensusMessage): string | null {
+  const values = message.values
+  const counter = values[0] as number
+  const done = values[1] as number
+  if (!Number.isInteger(counter) || counter < 0 || counter > 2 ** 31) return `a stop counter of ${counter}`
+  if (done !== 0 && done !== 1 && done !== 2) return `a done flag of ${done}`
+  for (let index = HEADER; index < values.length; index++) {
+    if (!(Math.abs(values[index] as number) < rules.valueLimit)) return `value ${index - HEADER} is ${values[index]}, beyond ${rules.valueLimit}`
+  }
+  return null
+}
+
+/** A stop announced without the counter that proves it. */
+export function stopFlagViolation (rules: AdmmRules, message: ConsensusMessage): string | null {
+  const fields = readAdmmMessage(rules.graph, rules.dimension, message)
+  if (fields === null) return null
+  return fields.done === DONE_CONVERGED && fields.counter < rules.horizon ? `announces the stop with a counter of ${fields.counter}, below ${rules.horizon}` : null
+}
+
+/**
+ * A stop counter above what the witness allows: the sender says it last used `witness` (a message of
+ * the witness's author, at most horizon - 1 rounds before) and claims a counter above 1 + that message's.
+ */
+export function counterViolation (rules: AdmmRules, message: ConsensusMessage, witness: ConsensusMessage): string | null {
+  const fields = readAdmmMessage(rules.graph, rules.dimension, message)
+  const witnessFields = readAdmmMessage(rules.graph, rules.dimension, witness)
+  if (fields === null || witnessFields === null) return null
+  const author = rules.graph.names.indexOf(witness.from)
+  const echo = fields.echo(author)
+  if (echo === null || echo.round !== witness.round || witness.job !== message.job || witness.kind !== message.kind) return null
+  if (!equalBytes(echo.digest, bodyDigest(witness)) || fields.dropped(author)) return null
+  const computedAt = message.round - 1
+  if (computedAt - echo.round >= rules.horizon) return null
+  const bound = 1 + Math.max(0, Math.floor(witnessFields.counter))
+  return fields.counter > bound ? `a stop counter of ${fields.counter} after hearing a counter of ${bound - 1} from ${witness.from} in round ${witness.round}` : null
+}
+
+/**
+ * Residuals claimed small (a positive stop counter) that the sender's own iterates contradict: its step
+ * from the previous round (`previous`, its message one round before), or its distance to the witness's
+ * iterate in the round it says it last heard the witness (`earlier`, its own message of that round).
+ */
+export function residualViolation (rules: AdmmRules, message: ConsensusMessage, previous: ConsensusMessage | null, earlier: ConsensusMessage | null, witness: ConsensusMessage | null): string | null {
+  const fields = readAdmmMessage(rules.graph, rules.dimension, message)
+  if (fields === null || fields.counter <= 0) return null
+  const scale = Math.max(1, norm(fields.x))
+  if (previous !== null && previous.round === message.round - 1 && previous.from === message.from && previous.kind === message.kind && previous.job === message.job) {
+    const before = readAdmmMessage(rules.graph, rules.dimension, previous)
+    if (before !== null) {
+      const dual = distance(fields.x, before.x) / scale
+      if (!(dual < rules.tolerance)) return `a stop counter of ${fields.counter} with a step of ${dual} since round ${previous.round}, not below ${rules.tolerance}`
+    }
+  }
+  if (earlier !== null && witness !== null && earlier.from === message.from && earlier.round === witness.round && earlier.kind === message.kind && witness.kind === message.kind) {
+    const author = rules.graph.names.indexOf(witness.from)
+    const echo = fields.echo(author)
+    const own = readAdmmMessage(rules.graph, rules.dimension, earlier)
+    const theirs = readAdmmMessage(rules.graph, rules.dimension, witness)
+    if (echo !== null && echo.round === witness.round && equalBytes(echo.digest, bodyDigest(witness)) && !fields.dropped(author) && own !== null && theirs !== null) {
+      const primal = distance(own.x, theirs.x) / scale
+      if (!(primal < rules.tolerance)) return `a stop counter of ${fields.counter} with a distance of ${primal} to ${witness.from} in round ${witness.round}, not below ${rules.tolerance}`
+    }
+  }
+  return null
 }
 
 function slotOf (state: AdmmState, from: string): number {
@@ -275,6 +460,7 @@ function accept (state: AdmmState, message: ConsensusMessage, log: LogRecord[]):
     return false
   }
   if (slot < 0) return reject('not a neighbour')
+  if (message.to !== undefined) return reject('a round message is a broadcast, never addressed')
   if (!(state.active[slot] ?? false)) return reject('dropped neighbour')
   const neighbour = state.peer.graph.neighbours[state.peer.self]?.[slot] as number
   const expected = HEADER + p * (1 + ownedNeighbours(state.peer.graph, neighbour).length)
@@ -282,11 +468,24 @@ function accept (state: AdmmState, message: ConsensusMessage, log: LogRecord[]):
   for (let index = 0; index < message.values.length; index++) {
     if (!Number.isFinite(message.values[index] as number)) return reject('non-finite value')
   }
-  if (state.heard[slot] !== null) return reject('duplicate')
-  if (message.data.length !== Math.ceil(state.knownDropped.length / 8)) return reject(`a dropped-peer set of ${message.data.length} bytes`)
-  for (let node = 0; node < state.knownDropped.length; node++) {
-    if ((((message.data[node >> 3] as number) >> (node & 7)) & 1) === 1) state.knownDropped[node] = 1
+  if (state.heard[slot] !== null || (state.received[slot] as Map<number, ConsensusMessage>).has(message.round)) {
+    if (state.peer.params.guard) checkEquivocation(state, slot, message, log)
+    return reject('duplicate')
   }
+  const fields = readAdmmMessage(state.peer.graph, p, message)
+  if (fields === null) return reject(`a message of ${message.data.length} data bytes`)
+  if (state.peer.params.guard) {
+    const violation = guardCheck(state, slot, message, log)
+    if (violation !== null) {
+      state.violation ??= violation
+      return reject(`protocol violation (${violation.rule})`)
+    }
+    const history = state.received[slot] as Map<number, ConsensusMessage>
+    history.set(message.round, message)
+    history.delete(message.round - historyRounds(state.peer))
+    state.heardDigest[slot] = bodyDigest(message)
+  }
+  for (let node = 0; node < state.knownDropped.length; node++) if (fields.dropped(node)) state.knownDropped[node] = 1
   const values = message.values
   state.heard[slot] = values.slice(HEADER, HEADER + p)
   const position = state.positionInOwner[slot] ?? -1
@@ -294,6 +493,59 @@ function accept (state: AdmmState, message: ConsensusMessage, log: LogRecord[]):
   state.heardCounter[slot] = Math.max(0, Math.floor(values[0] as number))
   state.heardDone[slot] = Math.round(values[1] as number)
   return true
+}
+
+/**
+ * Checks a neighbour's message against the protocol, with what this peer holds: the message itself, the
+ * neighbour's earlier messages, and this peer's own messages that the neighbour echoes. Returns the
+ * proof of the first violation found, or null.
+ */
+function guardCheck (state: AdmmState, slot: number, message: ConsensusMessage, log: LogRecord[]): Evidence | null {
+  const rules = admmRules(state.peer)
+  const self = state.peer.graph.names[state.peer.self] as string
+  const history = state.received[slot] as Map<number, ConsensusMessage>
+  const evidence = (rule: Evidence['rule'], detail: string, messages: ConsensusMessage[], witnesses: ConsensusMessage[] = []): Evidence => {
+    log.push({ level: 'warn', event: 'admm.violation', fields: { rule, from: message.from, round: message.round, detail } })
+    return { rule, offender: message.from, reporter: self, messages, receipts: [], witnesses }
+  }
+  const range = rangeViolation(rules, message)
+  if (range !== null) return evidence('range', range, [message])
+  const flag = stopFlagViolation(rules, message)
+  if (flag !== null) return evidence('stop-flag', flag, [message])
+  const fields = readAdmmMessage(rules.graph, rules.dimension, message) as AdmmMessageFields
+  const echo = fields.echo(state.peer.self)
+  let witness: ConsensusMessage | null = null
+  if (echo !== null) {
+    const mine = state.sent.get(echo.round)
+    if (mine !== undefined && equalBytes(mine.digest, echo.digest)) witness = mine.message
+    else if (mine !== undefined) log.push({ level: 'warn', event: 'admm.echo.mismatch', fields: { from: message.from, round: message.round, echoed: echo.round } })
+  }
+  if (witness !== null) {
+    const counter = counterViolation(rules, message, witness)
+    if (counter !== null) return evidence('stop-counter', counter, [message], [witness])
+  }
+  const previous = history.get(message.round - 1) ?? null
+  const then = witness === null ? null : history.get(witness.round) ?? null
+  const residual = residualViolation(rules, message, previous, then, witness)
+  if (residual !== null) {
+    const usesPrevious = previous !== null && residualViolation(rules, message, previous, null, null) !== null
+    return usesPrevious ? evidence('residual', residual, [message, previous]) : evidence('residual', residual, [message, then as ConsensusMessage], [witness as ConsensusMessage])
+  }
+  return null
+}
+
+/**
+ * A second message from a neighbour for a round this peer already holds one for: the same one again is a
+ * harmless duplicate; a different one, both signed, proves equivocation (two bodies for one round).
+ */
+function checkEquivocation (state: AdmmState, slot: number, message: ConsensusMessage, log: LogRecord[]): void {
+  const earlier = (state.received[slot] as Map<number, ConsensusMessage>).get(message.round)
+  if (earlier === undefined) return
+  const first = receiptOf(earlier)
+  const second = receiptOf(message)
+  if (first === null || second === null || equalBytes(first.digest, second.digest)) return
+  log.push({ level: 'warn', event: 'admm.violation', fields: { rule: 'equivocation', from: message.from, round: message.round } })
+  state.violation ??= { rule: 'equivocation', offender: message.from, reporter: state.peer.graph.names[state.peer.self] as string, messages: [], receipts: [first, second], witnesses: [] }
 }
 
 function heardFromAllActive (state: AdmmState): boolean {
@@ -347,16 +599,15 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
 
   const heardSlots: number[] = []
   const skipped: string[] = []
-  let neighbourDone = DONE_NONE
+  const clip = peer.params.clipRadius
   for (let slot = 0; slot < slots.length; slot++) {
     if (!(state.active[slot] ?? false)) continue
-    if ((state.finished[slot] ?? false) && state.heard[slot] === null) {
-      neighbourDone = DONE_CONVERGED
-      continue
-    }
-    const xj = state.heard[slot]
+    // A neighbour that has finished is not waited for and holds no one back; its last iterate and
+    // counter stay as they were. (Its stop does not end this peer's: each peer stops on its own counter.)
+    if ((state.finished[slot] ?? false) && state.heard[slot] === null) continue
+    const raw = state.heard[slot]
     const name = peer.graph.names[slots[slot] as number] as string
-    if (xj === null || xj === undefined) {
+    if (raw === null || raw === undefined) {
       skipped.push(name)
       state.silentRounds[slot] = (state.silentRounds[slot] as number) + 1
       if (peer.params.dropAfterRounds > 0 && (state.silentRounds[slot] as number) >= peer.params.dropAfterRounds) {
@@ -371,6 +622,16 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
     }
     state.silentRounds[slot] = 0
     heardSlots.push(slot)
+    // residuals on what the neighbour said; the updates on it clipped to the radius
+    const gap = distance(x, raw)
+    state.lastDistance[slot] = gap
+    let xj = raw
+    if (clip !== null && gap > clip) {
+      xj = new Float64Array(p)
+      for (let index = 0; index < p; index++) xj[index] = (x[index] as number) + ((raw[index] as number) - (x[index] as number)) * (clip / gap)
+      state.heard[slot] = xj
+      state.clippedEdges++
+    }
     const lambda = state.lambdas[slot] as Float64Array
     const ownerValue = state.ownerLambda[slot]
     if (ownerValue !== null && ownerValue !== undefined) {
@@ -378,13 +639,16 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
     }
     for (let index = 0; index < p; index++) lambda[index] = (lambda[index] as number) + c * ((x[index] as number) - (xj[index] as number))
     state.lastCounter[slot] = state.heardCounter[slot] as number
-    if ((state.heardDone[slot] as number) > neighbourDone) neighbourDone = state.heardDone[slot] as number
+    if ((state.heardDone[slot] as number) !== DONE_NONE) state.finished[slot] = true
+    if (peer.params.guard) {
+      state.echoRound[slot] = state.round
+      state.echoDigest[slot] = state.heardDigest[slot] ?? new Uint8Array(32)
+    }
   }
 
   // Primal: Newton steps on f_i(z) + <alpha, z> + c sum_{j heard} ||z - (x + x_j)/2||^2, from z = x.
   const next = state.next
   next.set(x)
-  for (const slot of heardSlots) state.lastDistance[slot] = distance(x, state.heard[slot] as Float64Array)
   let primalResidual = 0
   for (let slot = 0; slot < slots.length; slot++) {
     if (state.active[slot] ?? false) primalResidual = Math.max(primalResidual, state.lastDistance[slot] as number)
@@ -437,6 +701,7 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
   }
   for (let index = 0; index < p; index++) {
     if (!Number.isFinite(next[index] as number)) throw new NonFiniteError(`ADMM iterate became non-finite at round ${state.round}`)
+    if (!(Math.abs(next[index] as number) < peer.params.valueLimit)) throw new AdmmDivergedError(peer.graph.names[peer.self] as string, state.round)
   }
 
   const scale = Math.max(1, norm(next))
@@ -451,7 +716,7 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
   const horizon = peer.diameter + peer.params.stopMargin
   let minimumCounter = Number.POSITIVE_INFINITY
   for (let slot = 0; slot < slots.length; slot++) {
-    if ((state.active[slot] ?? false) && (state.silentRounds[slot] as number) < horizon) minimumCounter = Math.min(minimumCounter, state.lastCounter[slot] as number)
+    if ((state.active[slot] ?? false) && !(state.finished[slot] ?? false) && (state.silentRounds[slot] as number) < horizon) minimumCounter = Math.min(minimumCounter, state.lastCounter[slot] as number)
   }
   if (!Number.isFinite(minimumCounter)) minimumCounter = peer.diameter + peer.params.stopMargin
   state.stopCounter = locallyConverged ? 1 + minimumCounter : 0
@@ -475,14 +740,25 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
     state.heard[slot] = null
     state.ownerLambda[slot] = null
     state.heardDone[slot] = DONE_NONE
+    state.heardDigest[slot] = null
   }
   x.set(next)
+  // This peer never sends what the masked sums that follow could not hold: an honest peer pulled that
+  // far stops here, under its own name, rather than be taken for the one who lied.
+  for (let slot = 0; slot < slots.length; slot++) {
+    const lambda = state.lambdas[slot] as Float64Array
+    for (let index = 0; index < p; index++) {
+      if (!(Math.abs(lambda[index] as number) < peer.params.valueLimit)) throw new AdmmDivergedError(peer.graph.names[peer.self] as string, state.round)
+    }
+  }
   state.round++
 
+  // Each peer stops on its own counter (or its round budget): a neighbour's announcement never stops
+  // it, so that a member announcing a false stop can end only its own part.
   let doneFlag = DONE_NONE
-  if (state.stopCounter >= peer.diameter + peer.params.stopMargin || neighbourDone === DONE_CONVERGED) {
+  if (state.stopCounter >= peer.diameter + peer.params.stopMargin) {
     doneFlag = DONE_CONVERGED
-  } else if (state.round >= peer.params.maxRounds || neighbourDone === DONE_EXHAUSTED) {
+  } else if (state.round >= peer.params.maxRounds) {
     doneFlag = DONE_EXHAUSTED
   }
   if (!silent || doneFlag !== DONE_NONE) outbox.push(outgoing(state, doneFlag))
@@ -578,6 +854,8 @@ export const admmProtocol: Protocol<AdmmState, AdmmResult> = {
     if (message.job !== state.peer.job || message.kind !== state.peer.kind) return { state, outbox, log }
     if (message.round < state.round) {
       state.staleMessages++
+      const slot = slotOf(state, message.from)
+      if (state.peer.params.guard && slot >= 0) checkEquivocation(state, slot, message, log)
       return { state, outbox, log }
     }
     if (message.round > state.round) {

@@ -2,10 +2,13 @@ import { EigenvalueDecomposition, Matrix } from 'ml-matrix'
 import { covarianceToOriginalScale, toOriginalScale } from '../learning/standardize.ts'
 import { metricsFromHistogram, type HistogramMetrics } from '../learning/metrics.ts'
 import { choleskyInPlace, choleskySolveInPlace, invertSymmetric } from '../learning/linalg.ts'
-import { NonFiniteError, NotConvergedError } from '../learning/errors.ts'
+import { EpimeshError, NonFiniteError, NotConvergedError } from '../learning/errors.ts'
 import { MAX_FIXED_MAGNITUDE } from './fixed-point.ts'
-import { admmProtocol, createAdmmParams, createAdmmState, defaultPenalty, neighbourFinished, type AdmmResult, type AdmmState } from './admm.ts'
-import { FitJobParamsError } from './errors.ts'
+import { admmProtocol, counterViolation, createAdmmParams, createAdmmState, DEFAULT_ADMM_PARAMS, defaultPenalty, neighbourFinished, rangeViolation, residualViolation, stopFlagViolation, type AdmmResult, type AdmmRules, type AdmmState } from './admm.ts'
+import { AdmmParamsError, FitJobParamsError, JobAbortedError, MemberMisbehavedError, ModelDisagreementError, SumOutOfRangeError } from './errors.ts'
+import { ByteReader, ByteWriter, decodeEvidence, encodeEvidence, judgeEquivocation, receiptOf, verifyMessage, verifyReceipt, type Evidence, type MessageVerifier, type Receipt } from './evidence.ts'
+import { closingProtocol, createClosing, type ClosingState } from './closing.ts'
+import { sha256, toHex } from './sha256.ts'
 import { laplacianExtremes, type Graph } from './graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from './machine.ts'
 import type { LocalObjective } from './objective.ts'
@@ -62,6 +65,13 @@ export interface FitJobParams {
   warmupRounds: number
   /** how the exact sums travel: flooding (about diameter rounds), a spanning tree (one vector per link), or flooding up to 64 peers */
   sumMethod: SumMethod
+  /**
+   * ADMM's bounded influence: a neighbour's iterate is clipped to this distance times max(1, |start|)
+   * from the peer's own before it enters the peer's update (see AdmmParams.clipRadius); null: off
+   */
+  clip: number | null
+  /** check every neighbour's consensus-ADMM messages against the protocol, and fail the job naming a member caught breaking it */
+  guard: boolean
 }
 
 export const DEFAULT_FIT_JOB_PARAMS: Readonly<FitJobParams> = Object.freeze({
@@ -76,7 +86,9 @@ export const DEFAULT_FIT_JOB_PARAMS: Readonly<FitJobParams> = Object.freeze({
   dropAfterRounds: 0,
   recordVectors: false,
   warmupRounds: 50,
-  sumMethod: 'auto'
+  sumMethod: 'auto',
+  clip: 1,
+  guard: true
 })
 
 export function createFitJobParams (params: Partial<FitJobParams> = {}): FitJobParams {
@@ -89,6 +101,7 @@ export function createFitJobParams (params: Partial<FitJobParams> = {}): FitJobP
   if (!Number.isInteger(merged.maxNewtonIterations) || merged.maxNewtonIterations <= 0) throw new FitJobParamsError('maxNewtonIterations', 'must be a positive integer')
   if (!Number.isInteger(merged.warmupRounds) || merged.warmupRounds < 0) throw new FitJobParamsError('warmupRounds', 'must be a non-negative integer')
   if (!['flood', 'tree', 'auto'].includes(merged.sumMethod)) throw new FitJobParamsError('sumMethod', 'must be flood, tree or auto')
+  if (merged.clip !== null && !(Number.isFinite(merged.clip) && merged.clip > 0)) throw new FitJobParamsError('clip', 'must be a positive number or null')
   return merged
 }
 
@@ -101,6 +114,11 @@ export interface FitJobPeer {
   params: FitJobParams
   /** randomness for the secure-sum masks: a cryptographic source in a real peer, seeded in simulation */
   rng: Rng
+  /**
+   * checks other members' signatures on the proof an alarm carries and on relayed closing statements;
+   * without one (a simulation without signatures) alarms cannot be checked and are not acted on
+   */
+  verifier?: MessageVerifier | null
 }
 
 /** A running exact masked sum: flooding for small federations, a spanning tree for large ones. */
@@ -117,8 +135,9 @@ type Phase =
   | { name: 'curvature', sum: SumHandle }
   | { name: 'admm', admm: AdmmState, stage: 1 | 2 }
   | { name: 'recurvature', sum: SumHandle }
-  | { name: 'final', sum: SumHandle }
+  | { name: 'consensus', sum: SumHandle }
   | { name: 'metrics', sum: SumHandle }
+  | { name: 'close', closing: ClosingState }
   | { name: 'newton', iteration: number, sum: SumHandle }
   | { name: 'done' }
 
@@ -142,6 +161,14 @@ export interface FitJobState {
   finishedSums: Map<string, SumHandle>
   newton: NewtonProgress | null
   result: FitJobResult | null
+  /** the job failed here: a member caught breaking the protocol, or the closing found no agreement */
+  failure: EpimeshError | null
+  /** receipts of the neighbours' last consensus-ADMM messages, for the closing statement */
+  receipts: Receipt[]
+  /** the finished closing, kept to answer neighbours that lag behind */
+  closed: ClosingState | null
+  /** alarms that did not hold up (unverifiable or false proof) */
+  alarmsRejected: number
 }
 
 interface NewtonProgress {
@@ -179,22 +206,26 @@ export interface FitJobResult {
   rejectedMessages: number
 }
 
-const PHASE_ORDER: Record<string, number> = { stats: 0, curvature: 1, admm: 2, recurvature: 3, admm2: 4, final: 1_000_000, metrics: 2_000_000 }
+const PHASE_ORDER: Record<string, number> = { stats: 0, curvature: 1, admm: 2, recurvature: 3, admm2: 4, consensus: 5, final: 1_000_000, metrics: 2_000_000, close: 2_500_000 }
+
+/** The kind of the messages that carry a member's proof that another broke the protocol. */
+export const ALARM_KIND = 'alarm'
 
 /** The phase a message kind belongs to: 'stats.mask' -> 'stats'. */
 export function phaseKey (kind: string): string {
-  for (const suffix of ['.mask', '.up', '.down']) if (kind.endsWith(suffix)) return kind.slice(0, -suffix.length)
+  for (const suffix of ['.mask', '.up', '.down', '.own']) if (kind.endsWith(suffix)) return kind.slice(0, -suffix.length)
   return kind
 }
 
-/** The order of the job's phases; NaN for a kind that belongs to none. */
+/** The order of the job's phases; NaN for a kind that belongs to none. Newton steps follow ADMM's closing average. */
 export function phaseOrdinal (key: string): number {
-  if (key.startsWith('newton.')) return 2 + Number(key.slice('newton.'.length))
+  if (key.startsWith('newton.')) return 10 + Number(key.slice('newton.'.length))
   return PHASE_ORDER[key] ?? Number.NaN
 }
 
 function currentKey (phase: Phase): string {
   if (phase.name === 'newton') return `newton.${phase.iteration}`
+  if (phase.name === 'close') return 'close'
   if (phase.name === 'admm') return phase.stage === 1 ? 'admm' : 'admm2'
   return phase.name
 }
@@ -242,9 +273,39 @@ function gossipSum (state: FitJobState, kind: string, value: Float64Array): SumH
   return { kind, protocol, state: averaging }
 }
 
-function startSum (state: FitJobState, kind: string, value: Float64Array): SumHandle {
+/** The largest magnitude a peer's value may have in a masked sum of this federation (see fixed-point.ts). */
+function sumBound (peer: FitJobPeer): number {
+  return MAX_FIXED_MAGNITUDE / (4 * Math.max(1, peer.graph.names.length))
+}
+
+/**
+ * A contribution with one flag slot per peer after the values: a peer whose values would not fit the
+ * fixed-point range (an iterate that diverged) contributes zeros and its flag instead of throwing, so
+ * that the sum completes everywhere and every peer fails the job naming it (takeSum).
+ */
+function flagged (peer: FitJobPeer, value: Float64Array): Float64Array {
+  const out = new Float64Array(value.length + peer.graph.names.length)
+  const bound = sumBound(peer)
+  if (value.every((entry) => Number.isFinite(entry) && Math.abs(entry) < bound)) out.set(value)
+  else out[value.length + peer.self] = 1
+  return out
+}
+
+/** A finished sum's total, without its flags; SUM_OUT_OF_RANGE naming the peers that flagged theirs. */
+function takeSum (state: FitJobState, handle: SumHandle): Float64Array {
+  const total = handle.protocol.result(handle.state)
+  const peers = state.peer.graph.names.length
+  const length = total.length - peers
+  const flaggedPeers = state.peer.graph.names.filter((_, node) => (total[length + node] as number) > 0.5)
+  if (flaggedPeers.length > 0) throw new SumOutOfRangeError(handle.kind, flaggedPeers)
+  return total.subarray(0, length)
+}
+
+function startSum (state: FitJobState, kind: string, raw: Float64Array): SumHandle {
   const { peer } = state
-  if (peer.params.algorithm === 'gossip' && kind.startsWith('newton.')) return gossipSum(state, kind, value)
+  if (peer.params.algorithm === 'gossip' && kind.startsWith('newton.')) return gossipSum(state, kind, raw)
+  // Newton steps carry their own overflow flag (a trial point out of range is halved back, see newtonContribution)
+  const value = kind.startsWith('newton.') ? raw : flagged(peer, raw)
   // Peers dropped during ADMM (gone for good) take no part in the sums that follow.
   const dropped = new Set(state.admm?.dropped ?? [])
   const members = dropped.size === 0 ? undefined : peer.graph.names.flatMap((name, node) => dropped.has(name) ? [] : [node])
@@ -317,7 +378,7 @@ function enterPhase (state: FitJobState, phase: Phase, outbox: ConsensusMessage[
   state.phase = phase
   log.push({ level: 'info', event: 'job.phase', fields: { job: state.peer.job, phase: currentKey(phase), round: jobRound(state) } })
   if (phase.name === 'done') return
-  const started = phase.name === 'admm' ? admmProtocol.start(phase.admm) : phase.sum.protocol.start(phase.sum.state)
+  const started = phase.name === 'admm' ? admmProtocol.start(phase.admm) : phase.name === 'close' ? closingProtocol.start(phase.closing) : phase.sum.protocol.start(phase.sum.state)
   outbox.push(...started.outbox)
   log.push(...started.log)
 }
@@ -326,6 +387,7 @@ function jobRound (state: FitJobState): number {
   const phase = state.phase
   switch (phase.name) {
     case 'admm': return state.roundOffset + admmProtocol.round(phase.admm)
+    case 'close': return state.roundOffset + closingProtocol.round(phase.closing)
     case 'done': return state.roundOffset
     default: return state.roundOffset + phase.sum.protocol.round(phase.sum.state)
   }
@@ -341,7 +403,7 @@ export function fitJobPosition (state: FitJobState): { phase: string, round: num
 function closePhase (state: FitJobState): void {
   const phase = state.phase
   if (phase.name === 'done') return
-  const rounds = phase.name === 'admm' ? admmProtocol.round(phase.admm) : phase.sum.protocol.round(phase.sum.state) + 1
+  const rounds = phase.name === 'admm' ? admmProtocol.round(phase.admm) : phase.name === 'close' ? closingProtocol.round(phase.closing) + 1 : phase.sum.protocol.round(phase.sum.state) + 1
   const key = phase.name
   state.phaseRounds[key] = (state.phaseRounds[key] ?? 0) + rounds
   state.roundOffset += rounds
@@ -397,7 +459,7 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
   if ('sum' in phase) state.finishedSums.set(phase.sum.kind, phase.sum)
   switch (phase.name) {
     case 'stats': {
-      const pooled = readStatistics(phase.sum.protocol.result(phase.sum.state), p)
+      const pooled = readStatistics(takeSum(state, phase.sum), p)
       state.pooled = pooled
       state.scaling = scalingFrom(problem, pooled, params.standardize)
       state.objective = problem.objective(state.scaling, params.lambda / pooled.peers)
@@ -420,12 +482,19 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
       return
     }
     case 'curvature': {
-      state.penalty = penaltyFromCurvature(state, phase.sum.protocol.result(phase.sum.state), log)
+      state.penalty = penaltyFromCurvature(state, takeSum(state, phase.sum), log)
       enterAdmm(state, 1, state.start as Float64Array, null, outbox, log)
       return
     }
     case 'recurvature': {
-      state.penalty = penaltyFromCurvature(state, phase.sum.protocol.result(phase.sum.state), log)
+      // A second estimate from Hessians at iterates that went far (a member pulling its neighbours
+      // away flattens their logistic curvature to nothing) is no estimate: keep the first.
+      try {
+        state.penalty = penaltyFromCurvature(state, takeSum(state, phase.sum), log)
+      } catch (error) {
+        if (!(error instanceof AdmmParamsError)) throw error
+        log.push({ level: 'warn', event: 'job.penalty.kept', fields: { penalty: state.penalty, reason: error.message } })
+      }
       const warm = state.warm as AdmmState
       enterAdmm(state, 2, warm.x, warm.lambdas, outbox, log)
       return
@@ -447,22 +516,42 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
         enterPhase(state, { name: 'recurvature', sum: startSum(state, 'recurvature', packed) }, outbox, log)
         return
       }
-      enterPhase(state, { name: 'final', sum: startSum(state, 'final', localDerivatives(state.objective as LocalObjective, result.x)) }, outbox, log)
+      // The closing of ADMM: every peer's iterate differs from the others' by up to the tolerance, and a
+      // member may have bent them (a false stop, equivocation). So the federation averages them by a
+      // masked sum and takes exact Newton steps from that one point (as algorithm 'newton' does), each
+      // certifying by the exact pooled gradient how far the point is from the pooled optimum: the model
+      // is the same on every peer, and whatever happened inside ADMM cannot make it a wrong one.
+      state.receipts = [...(state.warm === null ? [] : admmReceipts(state.warm)), ...admmReceipts(phase.admm)]
+      const average = new Float64Array(p + 1)
+      average.set(result.x)
+      average[p] = 1
+      enterPhase(state, { name: 'consensus', sum: startSum(state, 'consensus', average) }, outbox, log)
       return
     }
-    case 'final': {
-      const total = phase.sum.protocol.result(phase.sum.state)
-      const admm = state.admm as AdmmResult
-      finish(state, admm.x, unpackUpper(total, 1 + p, p), total[0] as number, admm.converged, log)
-      enterMetrics(state, outbox, log)
+    case 'consensus': {
+      const total = takeSum(state, phase.sum)
+      const members = total[p] as number
+      const point = Float64Array.from(total.subarray(0, p), (value) => value / members)
+      log.push({ level: 'info', event: 'admm.average', fields: { members } })
+      state.newton = { point, accepted: null, acceptedValue: Number.POSITIVE_INFINITY, halvings: 0, iterations: 0 }
+      enterPhase(state, { name: 'newton', iteration: 0, sum: startSum(state, 'newton.0', newtonContribution(state, point)) }, outbox, log)
       return
     }
     case 'metrics': {
       const result = state.result as FitJobResult
-      result.metrics = metricsFromHistogram(phase.sum.protocol.result(phase.sum.state), METRIC_BINS)
+      result.metrics = metricsFromHistogram(takeSum(state, phase.sum), METRIC_BINS)
       result.rounds = state.roundOffset
       result.phaseRounds = { ...state.phaseRounds }
-      enterPhase(state, { name: 'done' }, outbox, log)
+      enterClose(state, outbox, log)
+      return
+    }
+    case 'close': {
+      state.closed = phase.closing
+      judgeClosing(state, closingProtocol.result(phase.closing), log)
+      const result = state.result as FitJobResult
+      result.rounds = state.roundOffset
+      result.phaseRounds = { ...state.phaseRounds }
+      if (state.failure === null) enterPhase(state, { name: 'done' }, outbox, log)
       return
     }
     case 'newton': {
@@ -493,7 +582,8 @@ function nextPhase (state: FitJobState, outbox: ConsensusMessage[], log: LogReco
       const relativeStep = norm(step) / Math.max(1, norm(point))
       for (let index = 0; index < p; index++) point[index] = (point[index] as number) - (step[index] as number)
       log.push({ level: 'debug', event: 'newton.iteration', fields: { iteration: newton.iterations, objective: value, relativeStep } })
-      const outOfRounds = state.roundOffset >= params.maxRounds
+      // the round budget bounds the whole job under exact Newton; after ADMM, the closing steps have their own (maxNewtonIterations)
+      const outOfRounds = params.algorithm !== 'admm' && state.roundOffset >= params.maxRounds
       if (relativeStep < params.tolerance || newton.iterations >= params.maxNewtonIterations || outOfRounds) {
         finish(state, point, hessian, value, relativeStep < params.tolerance, log)
         enterMetrics(state, outbox, log)
@@ -525,10 +615,220 @@ export const METRIC_BINS = 1000
 function enterMetrics (state: FitJobState, outbox: ConsensusMessage[], log: LogRecord[]): void {
   const result = state.result as FitJobResult
   if (state.peer.problem.family !== 'binomial') {
-    enterPhase(state, { name: 'done' }, outbox, log)
+    enterClose(state, outbox, log)
     return
   }
   enterPhase(state, { name: 'metrics', sum: startSum(state, 'metrics', state.peer.problem.riskHistogram(result.coefficients, METRIC_BINS)) }, outbox, log)
+}
+
+
+/** Receipts a closing statement carries of each neighbour's last consensus-ADMM messages. */
+const RECEIPTS_PER_NEIGHBOUR = 3
+
+function admmReceipts (admm: AdmmState): Receipt[] {
+  const receipts: Receipt[] = []
+  for (const history of admm.received) {
+    const rounds = [...history.keys()].sort((a, b) => b - a).slice(0, RECEIPTS_PER_NEIGHBOUR)
+    for (const round of rounds) {
+      const receipt = receiptOf(history.get(round) as ConsensusMessage)
+      if (receipt !== null) receipts.push(receipt)
+    }
+  }
+  return receipts
+}
+
+/** The digest of everything the federation agreed on: coefficients, covariance, objective, metrics. */
+export function modelDigest (result: FitJobResult): Uint8Array {
+  const writer = new ByteWriter()
+  writer.floats(result.standardizedCoefficients)
+  writer.floats(result.coefficients)
+  writer.floats(result.covariance)
+  writer.floats([result.objective, result.rows, result.peers])
+  const metrics = result.metrics
+  writer.floats(metrics === null ? [] : [metrics.auc, metrics.brier, metrics.hosmerLemeshow.statistic, metrics.hosmerLemeshow.df])
+  return sha256(writer.bytes())
+}
+
+function encodeStatement (digest: Uint8Array, receipts: readonly Receipt[]): Uint8Array {
+  const writer = new ByteWriter()
+  writer.u8(1)
+  writer.blob(digest)
+  writer.u32(receipts.length)
+  for (const receipt of receipts) {
+    writer.string(receipt.from)
+    writer.string(receipt.kind)
+    writer.u32(receipt.round)
+    writer.string(receipt.to ?? '')
+    writer.blob(receipt.digest)
+    writer.blob(receipt.signature)
+  }
+  return writer.bytes()
+}
+
+function decodeStatement (job: string, data: Uint8Array): { digest: Uint8Array, receipts: Receipt[] } | null {
+  try {
+    const reader = new ByteReader(data)
+    if (reader.u8() !== 1) return null
+    const digest = reader.blob(32)
+    const count = reader.u32()
+    if (digest.length !== 32 || count > 4096) return null
+    const receipts: Receipt[] = []
+    for (let index = 0; index < count; index++) {
+      const from = reader.string()
+      const kind = reader.string()
+      const round = reader.u32()
+      const to = reader.string()
+      const receiptDigest = reader.blob(32)
+      const signature = reader.blob(128)
+      receipts.push({ job, kind, round, from, ...(to === '' ? {} : { to }), digest: receiptDigest, signature })
+    }
+    return reader.atEnd() ? { digest, receipts } : null
+  } catch {
+    return null
+  }
+}
+
+/** The job's closing: this peer's statement (its model's digest, its receipts) to every member, and theirs to it. */
+function enterClose (state: FitJobState, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  const { peer } = state
+  const dropped = new Set(state.admm?.dropped ?? [])
+  const members = dropped.size === 0 ? undefined : peer.graph.names.flatMap((name, node) => dropped.has(name) ? [] : [node])
+  const statement = encodeStatement(modelDigest(state.result as FitJobResult), state.receipts)
+  const closing = createClosing({ graph: peer.graph, self: peer.self, job: peer.job, kind: 'close', statement, verifier: peer.verifier ?? null, ...(members === undefined ? {} : { members }) })
+  enterPhase(state, { name: 'close', closing }, outbox, log)
+}
+
+/**
+ * Every member's statement is in: all must name this peer's model, and no two receipts of one member's
+ * message may differ. The first proven equivocation fails the job naming its author; otherwise models
+ * that differ fail it naming who holds which. (The research-only gossip algorithm sums approximately, so
+ * its models differ in the last digits: only the receipts are checked there.)
+ */
+function judgeClosing (state: FitJobState, statements: Array<ConsensusMessage | null>, log: LogRecord[]): void {
+  const { peer } = state
+  const names = peer.graph.names
+  const mine = toHex(modelDigest(state.result as FitJobResult))
+  const groups = new Map<string, string[]>()
+  const seen = new Map<string, Receipt>()
+  for (const [node, statement] of statements.entries()) {
+    if (statement === null) continue
+    const author = names[node] as string
+    const decoded = decodeStatement(peer.job, statement.data)
+    if (decoded === null) {
+      state.failure = new MemberMisbehavedError(author, 'statement', closingRound(state), author, 'its signed closing statement cannot be read')
+      return
+    }
+    const digest = toHex(decoded.digest)
+    groups.set(digest, [...(groups.get(digest) ?? []), author])
+    for (const receipt of decoded.receipts) {
+      if (receipt.from === author) continue
+      const key = `${receipt.from}\n${receipt.kind}\n${receipt.round}\n${receipt.to ?? ''}`
+      const other = seen.get(key)
+      if (other === undefined) {
+        seen.set(key, receipt)
+        continue
+      }
+      if (toHex(other.digest) === toHex(receipt.digest) || peer.verifier === undefined || peer.verifier === null) continue
+      const evidence: Evidence = { rule: 'equivocation', offender: receipt.from, reporter: author, messages: [], receipts: [other, receipt], witnesses: [] }
+      if (judgeEquivocation(evidence, peer.verifier) === null) {
+        log.push({ level: 'warn', event: 'closing.equivocation', fields: { offender: receipt.from, kind: receipt.kind, round: receipt.round } })
+        state.failure = new MemberMisbehavedError(receipt.from, 'equivocation', receipt.round, author, `two neighbours hold its signatures on two different ${receipt.kind} messages for round ${receipt.round}`)
+        return
+      }
+      if (!verifyReceipt(receipt, peer.verifier)) log.push({ level: 'warn', event: 'closing.receipt.invalid', fields: { statement: author, subject: receipt.from } })
+    }
+  }
+  if (peer.params.algorithm !== 'gossip' && (groups.size > 1 || !groups.has(mine))) {
+    const ordered = [mine, ...[...groups.keys()].filter((digest) => digest !== mine)]
+    state.failure = new ModelDisagreementError(ordered.map((digest) => groups.get(digest) ?? []).filter((group) => group.length > 0))
+    return
+  }
+  log.push({ level: 'info', event: 'closing.agreed', fields: { members: statements.filter((statement) => statement !== null).length, model: mine.slice(0, 16) } })
+}
+
+function closingRound (state: FitJobState): number {
+  return jobRound(state)
+}
+
+/** The rules every member's consensus-ADMM messages are checked against, the same on every peer. */
+function jobRules (state: FitJobState): AdmmRules {
+  const { peer } = state
+  return { graph: peer.graph, dimension: peer.problem.dimension, horizon: peer.diameter + DEFAULT_ADMM_PARAMS.stopMargin, tolerance: peer.params.tolerance, valueLimit: sumBound(peer) }
+}
+
+/**
+ * Whether an alarm's proof holds: the offender's signatures verify, and the rule it names is broken by
+ * what the offender signed (recomputed here, with the same functions that caught it). A string says
+ * why not.
+ */
+function judgeAlarm (state: FitJobState, evidence: Evidence): string | null {
+  const { peer } = state
+  const verifier = peer.verifier
+  if (verifier === undefined || verifier === null) return 'no verifier: signatures cannot be checked here'
+  const names = peer.graph.names
+  if (!names.includes(evidence.offender) || !names.includes(evidence.reporter) || evidence.offender === evidence.reporter) return 'offender or reporter is not a member'
+  if (evidence.rule === 'equivocation') {
+    if (evidence.receipts.some((receipt) => receipt.job !== peer.job)) return 'receipts of another job'
+    return judgeEquivocation(evidence, verifier)
+  }
+  const [message, second] = evidence.messages
+  if (message === undefined) return 'no message'
+  for (const item of evidence.messages) {
+    if (item.job !== peer.job || item.from !== evidence.offender || (item.kind !== 'admm' && item.kind !== 'admm2') || item.to !== undefined) return 'a message that is not the offender\'s round message in this job'
+    if (!verifyMessage(item, verifier)) return 'a signature does not verify'
+  }
+  for (const witness of evidence.witnesses) if (witness.job !== peer.job || witness.from !== evidence.reporter || witness.kind !== message.kind) return 'a witness that is not the reporter\'s round message'
+  const rules = jobRules(state)
+  switch (evidence.rule) {
+    case 'range': return rangeViolation(rules, message) === null ? 'the values are in range' : null
+    case 'stop-flag': return stopFlagViolation(rules, message) === null ? 'the stop flag has its counter' : null
+    case 'stop-counter': {
+      const witness = evidence.witnesses[0]
+      return witness === undefined || counterViolation(rules, message, witness) === null ? 'the counter is allowed' : null
+    }
+    case 'residual': {
+      const witness = evidence.witnesses[0] ?? null
+      const found = witness === null
+        ? residualViolation(rules, message, second ?? null, null, null)
+        : residualViolation(rules, message, null, second ?? null, witness)
+      return found === null ? 'the residuals are consistent' : null
+    }
+  }
+}
+
+function fail (state: FitJobState, evidence: Evidence, log: LogRecord[]): void {
+  const round = evidence.messages[0]?.round ?? evidence.receipts[0]?.round ?? 0
+  state.failure = new MemberMisbehavedError(evidence.offender, evidence.rule, round, evidence.reporter, evidence.rule === 'equivocation' ? 'two different signed messages for one round' : 'its signed messages contradict the protocol')
+  log.push({ level: 'warn', event: 'job.member-misbehaved', fields: { job: state.peer.job, offender: evidence.offender, rule: evidence.rule, round, reporter: evidence.reporter } })
+}
+
+/** The alarm that carries a proof to every member: broadcast by whoever caught the offender, and relayed once by everyone. */
+function alarm (state: FitJobState, data: Uint8Array): ConsensusMessage {
+  const { peer } = state
+  return { job: peer.job, kind: ALARM_KIND, round: jobRound(state), from: peer.graph.names[peer.self] as string, values: new Float64Array(0), data }
+}
+
+/** A neighbour caught breaking the protocol inside ADMM: tell every member, and stop. */
+function raiseAlarms (state: FitJobState, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  if (state.failure !== null) return
+  const phase = state.phase
+  const violation = (phase.name === 'admm' ? phase.admm.violation : null) ?? state.warm?.violation ?? null
+  if (violation === null) return
+  fail(state, violation, log)
+  outbox.push(alarm(state, encodeEvidence(violation)))
+}
+
+function receiveAlarm (state: FitJobState, message: ConsensusMessage, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  if (state.failure !== null) return
+  const evidence = decodeEvidence(message.data)
+  const reason = typeof evidence === 'string' ? evidence : judgeAlarm(state, evidence)
+  if (typeof evidence === 'string' || reason !== null) {
+    state.alarmsRejected++
+    log.push({ level: 'warn', event: 'job.alarm.rejected', fields: { from: message.from, reason } })
+    return
+  }
+  fail(state, evidence, log)
+  outbox.push(alarm(state, message.data))
 }
 
 function penaltyFromCurvature (state: FitJobState, total: Float64Array, log: LogRecord[]): number {
@@ -563,7 +863,10 @@ function enterAdmm (state: FitJobState, stage: 1 | 2, start: Float64Array, lambd
       newtonSteps: params.newtonSteps,
       dropAfterRounds: params.dropAfterRounds,
       recordVectors: params.recordVectors,
-      damped: peer.problem.family !== 'binomial'
+      damped: peer.problem.family !== 'binomial',
+      clipRadius: params.clip === null ? null : params.clip * Math.max(1, norm(state.start as Float64Array)),
+      guard: params.guard,
+      valueLimit: sumBound(peer)
     })
   })
   // Unscaled per-edge duals stay valid when the penalty changes: carry them over, and the drops.
@@ -583,6 +886,9 @@ function forward (state: FitJobState, input: MachineInput, outbox: ConsensusMess
   if (phase.name === 'admm') {
     stepped = admmProtocol.step(phase.admm, input)
     finished = admmProtocol.done(phase.admm)
+  } else if (phase.name === 'close') {
+    stepped = closingProtocol.step(phase.closing, input)
+    finished = closingProtocol.done(phase.closing)
   } else if (phase.name === 'done') {
     return false
   } else {
@@ -596,9 +902,10 @@ function forward (state: FitJobState, input: MachineInput, outbox: ConsensusMess
 
 /** Feeds buffered messages of the phase that just started, and keeps going while phases complete. */
 function settle (state: FitJobState, finished: boolean, outbox: ConsensusMessage[], log: LogRecord[]): void {
-  while (finished) {
+  raiseAlarms(state, outbox, log)
+  while (finished && state.failure === null) {
     nextPhase(state, outbox, log)
-    if (state.phase.name === 'done') return
+    if (state.phase.name === 'done' || state.failure !== null) return
     const key = currentKey(state.phase)
     const ready = state.pending.filter((message) => phaseKey(message.kind) === key)
     state.pending = state.pending.filter((message) => phaseOrdinal(phaseKey(message.kind)) > phaseOrdinal(key))
@@ -635,7 +942,11 @@ export function createFitJobState (peer: FitJobPeer): FitJobState {
     tree: null,
     finishedSums: new Map(),
     newton: null,
-    result: null
+    result: null,
+    failure: null,
+    receipts: [],
+    closed: null,
+    alarmsRejected: 0
   }
   state.phase = { name: 'stats', sum: startSum(state, 'stats', statistics) }
   return state
@@ -657,53 +968,108 @@ export const fitJobProtocol: Protocol<FitJobState, FitJobResult> = {
   step (state, input) {
     const outbox: ConsensusMessage[] = []
     const log: LogRecord[] = []
-    if (state.phase.name === 'done') {
-      // Still answer neighbours that have not finished the last sum.
-      if (input.type === 'message' && input.message.job === state.peer.job) {
-        const finished = state.finishedSums.get(phaseKey(input.message.kind))
-        if (finished !== undefined) outbox.push(...finished.protocol.step(finished.state, input).outbox)
-      }
+    // A job that failed here (a member caught, no agreement) does nothing more.
+    if (state.failure !== null) return { state, outbox, log }
+    if (input.type === 'message' && input.message.job === state.peer.job && input.message.kind === ALARM_KIND) {
+      receiveAlarm(state, input.message, outbox, log)
       return { state, outbox, log }
     }
-    if (input.type === 'deadline') {
-      if (input.round !== jobRound(state)) return { state, outbox, log }
-      const finished = forward(state, { type: 'deadline', round: input.round - state.roundOffset }, outbox, log)
-      settle(state, finished, outbox, log)
+    if (input.type === 'message' && input.message.job === state.peer.job && input.message.kind === ABORT_KIND) {
+      receiveAbort(state, input.message, outbox, log)
       return { state, outbox, log }
     }
-    const message = input.message
-    if (message.job !== state.peer.job) return { state, outbox, log }
-    const key = phaseKey(message.kind)
-    const messageOrdinal = phaseOrdinal(key)
-    const current = phaseOrdinal(currentKey(state.phase))
-    if (Number.isNaN(messageOrdinal)) return { state, outbox, log }
-    if (messageOrdinal < current) {
-      const finished = state.finishedSums.get(key)
-      // a finished sum still answers a neighbour that lags behind
-      if (finished !== undefined) outbox.push(...finished.protocol.step(finished.state, input).outbox)
+    try {
+      return stepJob(state, input, outbox, log)
+    } catch (error) {
+      // A failure here (a sum that cannot complete, values out of range, an iterate pulled away) ends
+      // the job on this peer, and every other member hears why at once instead of waiting for it.
+      if (!(error instanceof EpimeshError)) throw error
+      state.failure = error
+      log.push({ level: 'warn', event: 'job.failed', fields: { job: state.peer.job, code: error.code, reason: error.message } })
+      outbox.push(abortMessage(state, state.peer.graph.names[state.peer.self] as string, error.code, error.message))
       return { state, outbox, log }
     }
-    if (messageOrdinal > current) {
-      if (state.pending.length < MAX_PENDING) state.pending.push(message)
-      if (state.phase.name === 'admm') {
-        // The sender has finished ADMM; its last round message may have been lost.
-        const stepped = neighbourFinished(state.phase.admm, message.from)
-        outbox.push(...stepped.outbox)
-        log.push(...stepped.log)
-        settle(state, admmProtocol.done(state.phase.admm), outbox, log)
-      }
-      return { state, outbox, log }
-    }
-    const finished = forward(state, input, outbox, log)
-    settle(state, finished, outbox, log)
-    return { state, outbox, log }
   },
 
   round: jobRound,
-  done: (state) => state.phase.name === 'done',
+  done: (state) => state.phase.name === 'done' || state.failure !== null,
 
   result (state) {
+    if (state.failure !== null) throw state.failure
     if (state.result === null) throw new NotConvergedError(`job ${state.peer.job} has not finished`)
     return state.result
   }
+}
+
+/** The kind of the message a peer sends when the job fails on it, and every other relays once. */
+export const ABORT_KIND = 'abort'
+
+function abortMessage (state: FitJobState, origin: string, code: string, reason: string): ConsensusMessage {
+  const { peer } = state
+  const text = JSON.stringify({ origin, code: code.slice(0, 40), reason: reason.slice(0, 400) })
+  return { job: peer.job, kind: ABORT_KIND, round: jobRound(state), from: peer.graph.names[peer.self] as string, values: new Float64Array(0), data: new TextEncoder().encode(text) }
+}
+
+function receiveAbort (state: FitJobState, message: ConsensusMessage, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  let parsed: { origin?: unknown, code?: unknown, reason?: unknown }
+  try {
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(message.data.subarray(0, 1024))) as typeof parsed
+  } catch {
+    return
+  }
+  const names = state.peer.graph.names
+  if (typeof parsed.origin !== 'string' || !names.includes(parsed.origin) || typeof parsed.code !== 'string' || typeof parsed.reason !== 'string') return
+  state.failure = new JobAbortedError(parsed.origin, parsed.code, parsed.reason)
+  log.push({ level: 'warn', event: 'job.aborted', fields: { job: state.peer.job, origin: parsed.origin, code: parsed.code } })
+  outbox.push(abortMessage(state, parsed.origin, parsed.code, parsed.reason))
+}
+
+function stepJob (state: FitJobState, input: MachineInput, outbox: ConsensusMessage[], log: LogRecord[]): StepResult<FitJobState> {
+  if (state.phase.name === 'done') {
+    // Still answer neighbours that have not finished the last sum or the closing.
+    if (input.type === 'message' && input.message.job === state.peer.job) {
+      const key = phaseKey(input.message.kind)
+      if (key === 'close' && state.closed !== null) outbox.push(...closingProtocol.step(state.closed, input).outbox)
+      const finished = state.finishedSums.get(key)
+      if (finished !== undefined) outbox.push(...finished.protocol.step(finished.state, input).outbox)
+    }
+    return { state, outbox, log }
+  }
+  if (input.type === 'deadline') {
+    if (input.round !== jobRound(state)) return { state, outbox, log }
+    const finished = forward(state, { type: 'deadline', round: input.round - state.roundOffset }, outbox, log)
+    settle(state, finished, outbox, log)
+    return { state, outbox, log }
+  }
+  const message = input.message
+  if (message.job !== state.peer.job) return { state, outbox, log }
+  const key = phaseKey(message.kind)
+  const messageOrdinal = phaseOrdinal(key)
+  const current = phaseOrdinal(currentKey(state.phase))
+  if (Number.isNaN(messageOrdinal)) return { state, outbox, log }
+  if (messageOrdinal < current) {
+    const finished = state.finishedSums.get(key)
+    // a finished sum still answers a neighbour that lags behind
+    if (finished !== undefined) outbox.push(...finished.protocol.step(finished.state, input).outbox)
+    return { state, outbox, log }
+  }
+  if (messageOrdinal > current) {
+    if (state.pending.length < MAX_PENDING) state.pending.push(message)
+    if (state.phase.name === 'admm') {
+      // The sender has finished ADMM; its last round message may have been lost.
+      const stepped = neighbourFinished(state.phase.admm, message.from)
+      outbox.push(...stepped.outbox)
+      log.push(...stepped.log)
+      settle(state, admmProtocol.done(state.phase.admm), outbox, log)
+    }
+    return { state, outbox, log }
+  }
+  const finished = forward(state, input, outbox, log)
+  settle(state, finished, outbox, log)
+  return { state, outbox, log }
+}
+
+/** The job's failure on this peer, if it failed (a member caught breaking the protocol, no agreement). */
+export function fitJobFailure (state: FitJobState): EpimeshError | null {
+  return state.failure
 }

@@ -45,8 +45,8 @@ function currentIterate (state: FitJobState): Float64Array | null {
   const phase = state.phase
   if (phase.name === 'admm') return phase.admm.x
   if (phase.name === 'newton') return state.newton?.point ?? null
-  if (phase.name === 'final' && state.admm !== null) return state.admm.x
-  if ((phase.name === 'done' || phase.name === 'metrics') && state.result !== null) return state.result.standardizedCoefficients
+  if (phase.name === 'consensus' && state.admm !== null) return state.admm.x
+  if ((phase.name === 'done' || phase.name === 'metrics' || phase.name === 'close') && state.result !== null) return state.result.standardizedCoefficients
   return null
 }
 

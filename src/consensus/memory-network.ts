@@ -1,5 +1,6 @@
 import type { Graph } from './graph.ts'
 import type { ConsensusMessage, Rng, Transport } from './types.ts'
+import { messagePayload, type MessageSigner } from './evidence.ts'
 
 /**
  * The in-memory network of the simulator and the tests, with seeded faults: a link that fails for a
@@ -22,6 +23,8 @@ export interface MemoryNetworkOptions {
   messageLoss?: number
   /** probability that a message is held back, and for how many ticks at most (uniform in 1..maxRounds) */
   delay?: { probability: number, maxRounds: number }
+  /** each peer's signer: every message it sends is signed, as a real peer's transport does */
+  signers?: (name: string) => MessageSigner
 }
 
 const HEADER_BYTES = 24
@@ -79,6 +82,7 @@ export class MemoryNetwork {
   private readonly dead = new Set<number>()
   private readonly isolated = new Set<number>()
   private readonly restartStates = new Map<number, unknown>()
+  private readonly signers: Array<MessageSigner | null>
   private queue: InFlight[] = []
   /** the current tick, advanced by beginRound */
   round = 0
@@ -103,6 +107,8 @@ export class MemoryNetwork {
     this.index = new Map(options.graph.names.map((name, position) => [name, position]))
     this.neighbourSets = options.graph.neighbours.map((list) => new Set(list))
     this.lossSeed = Math.floor(this.rng() * 4294967296)
+    const signers = options.signers
+    this.signers = options.graph.names.map((name) => signers === undefined ? null : signers(name))
   }
 
   /** Whether edge a-b is down for `round` of messages of `kind`: a hash, so both directions agree. */
@@ -167,8 +173,10 @@ export class MemoryNetwork {
   }
 
   /** Queues a peer's outbox: a message with `to` goes to that neighbour, one without to every neighbour. */
-  send (from: number, message: ConsensusMessage): void {
+  send (from: number, original: ConsensusMessage): void {
     if (this.dead.has(from)) return
+    const signer = this.signers[from]
+    const message = signer === null || signer === undefined || original.signature !== undefined ? original : { ...original, signature: signer.sign(messagePayload(original)) }
     let targets: readonly number[]
     if (message.to === undefined) {
       targets = this.graph.neighbours[from] ?? []
@@ -191,6 +199,22 @@ export class MemoryNetwork {
       }
       this.queue.push({ from, to, message, due: this.round + 1 + extra, attempt })
     }
+  }
+
+  /**
+   * Queues a message for one neighbour only, whatever its `to`: how a hostile member sends a message
+   * that claims to be a broadcast to one neighbour and another to the next (equivocation). For
+   * simulations of adversaries; honest machines use send().
+   */
+  sendTo (from: number, to: number, original: ConsensusMessage): void {
+    if (this.dead.has(from)) return
+    if (this.neighbourSets[from]?.has(to) !== true) throw new RangeError(`${this.graph.names[to]} is not a neighbour of ${this.graph.names[from]}`)
+    const signer = this.signers[from]
+    const message = signer === null || signer === undefined || original.signature !== undefined ? original : { ...original, signature: signer.sign(messagePayload(original)) }
+    this.messages++
+    this.bytes += encodedSize(message)
+    this.byKind.set(message.kind, (this.byKind.get(message.kind) ?? 0) + 1)
+    this.queue.push({ from, to, message, due: this.round + 1, attempt: 0 })
   }
 
   /**

@@ -16,8 +16,10 @@ import type { ConsensusMessage } from './types.ts'
  */
 export interface SynchronousRun<S, R> {
   states: S[]
-  /** each peer's result, or null where its machine has not finished */
+  /** each peer's result, or null where its machine has not finished or failed */
   results: Array<R | null>
+  /** each peer's failure (the error its finished machine gives instead of a result), or null */
+  failures: unknown[]
   ticks: number
   /** messages and bytes sent during the run (lost ones included), from the network's counters */
   messages: number
@@ -116,6 +118,15 @@ export function runSynchronous<S, R> (options: SynchronousOptions<S, R>): Synchr
     }
     options.onRound?.(tick, states)
   }
-  const results = states.map((state) => protocol.done(state) ? protocol.result(state) : null)
-  return { states, results, ticks: tick, messages: network.messages, bytes: network.bytes, log }
+  const failures: unknown[] = states.map(() => null)
+  const results = states.map((state, peer) => {
+    if (!protocol.done(state)) return null
+    try {
+      return protocol.result(state)
+    } catch (error) {
+      failures[peer] = error
+      return null
+    }
+  })
+  return { states, results, failures, ticks: tick, messages: network.messages, bytes: network.bytes, log }
 }

@@ -29,6 +29,11 @@ export interface ConsensusMessage {
   to?: string
   values: Float64Array
   data: Uint8Array
+  /**
+   * the author's signature over the message (see evidence.ts), added by the sender's transport and
+   * checked by the receiver's; machines keep it as proof of what a neighbour said
+   */
+  signature?: Uint8Array
 }
 
 /** What a driver offers to the code above the machines. Implemented in memory and over libp2p. */

@@ -72,8 +72,11 @@ export function sha256Hex (data: string | Uint8Array): string {
 }
 
 /** The digest of a consensus message as logged by its sender and its receiver: sha256 of its wire encoding. */
+/** The digest the audit log keeps of a message: of its wire encoding without the author's signature (the sender logs it before signing). */
 export function messageDigest (message: ConsensusMessage): string {
-  return sha256Hex(encodeConsensusMessage(message))
+  if (message.signature === undefined) return sha256Hex(encodeConsensusMessage(message))
+  const { signature: _signature, ...unsigned } = message
+  return sha256Hex(encodeConsensusMessage(unsigned))
 }
 
 export function entryHash (entry: Omit<SealedEntry, 'hash' | 'sig'> | SealedEntry): string {

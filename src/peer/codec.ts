@@ -22,6 +22,7 @@ import { isJobId } from '../consensus/ids.ts'
  *   [to:  u8 length, UTF-8            (1..128 bytes), when flag bit 0]
  *   values: u32 count, count x float64
  *   data:   u32 length, bytes
+ *   [signature: 64 bytes, when flag bit 1: the author's Ed25519 signature, see consensus/evidence.ts]
  *
  * and nothing after. Decoding copies everything out of the input: inbound buffers are often views into
  * a shared pool (a non-zero byteOffset, an underlying ArrayBuffer reused later), so nothing decoded may
@@ -31,6 +32,8 @@ import { isJobId } from '../consensus/ids.ts'
 const MAGIC_0 = 0x45 // 'E'
 const MAGIC_1 = 0x4d // 'M'
 const FLAG_TO = 0x01
+const FLAG_SIGNATURE = 0x02
+export const SIGNATURE_BYTES = 64
 /** magic, version, flags, three length bytes, round, value count, data length: the smallest message minus strings */
 const FIXED_BYTES = 2 + 1 + 1 + 1 + 1 + 4 + 1 + 4 + 4
 
@@ -84,8 +87,10 @@ export function encodeConsensusMessage (message: ConsensusMessage, options: Enco
   for (let index = 0; index < values.length; index++) {
     if (!Number.isFinite(values[index])) throw new MessageNonFiniteError(`values[${index}] is not finite`)
   }
+  const signature = message.signature
+  if (signature !== undefined && signature.length !== SIGNATURE_BYTES) throw new MessageMalformedError(`a signature is ${SIGNATURE_BYTES} bytes, got ${signature.length}`)
   const length = FIXED_BYTES + job.length + kind.length + from.length + (to === null ? 0 : 1 + to.length) +
-    values.length * 8 + message.data.length
+    values.length * 8 + message.data.length + (signature === undefined ? 0 : SIGNATURE_BYTES)
   if (length > maxBytes) throw new MessageTooLargeError(`the message takes ${length} bytes, over the limit of ${maxBytes}`)
 
   const bytes = new Uint8Array(length)
@@ -93,7 +98,7 @@ export function encodeConsensusMessage (message: ConsensusMessage, options: Enco
   bytes[0] = MAGIC_0
   bytes[1] = MAGIC_1
   bytes[2] = CODEC_VERSION
-  bytes[3] = to === null ? 0 : FLAG_TO
+  bytes[3] = (to === null ? 0 : FLAG_TO) | (signature === undefined ? 0 : FLAG_SIGNATURE)
   let offset = 4
   offset = writeField(bytes, offset, job)
   offset = writeField(bytes, offset, kind)
@@ -107,6 +112,7 @@ export function encodeConsensusMessage (message: ConsensusMessage, options: Enco
   view.setUint32(offset, message.data.length, true)
   offset += 4
   bytes.set(message.data, offset)
+  if (signature !== undefined) bytes.set(signature, offset + message.data.length)
   return bytes
 }
 
@@ -121,7 +127,8 @@ export function decodeConsensusMessage (bytes: Uint8Array, options: DecodeOption
   if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1) throw new MessageMalformedError('not a consensus message (bad magic)')
   if (bytes[2] !== CODEC_VERSION) throw new MessageMalformedError(`unsupported version ${String(bytes[2])}`)
   const flags = bytes[3] as number
-  if ((flags & ~FLAG_TO) !== 0) throw new MessageMalformedError(`unknown flags 0x${flags.toString(16)}`)
+  if ((flags & ~(FLAG_TO | FLAG_SIGNATURE)) !== 0) throw new MessageMalformedError(`unknown flags 0x${flags.toString(16)}`)
+  const signed = (flags & FLAG_SIGNATURE) !== 0
 
   const reader = new Reader(bytes, 4)
   const job = reader.string('job', MAX_JOB_BYTES)
@@ -143,13 +150,15 @@ export function decodeConsensusMessage (bytes: Uint8Array, options: DecodeOption
     reader.offset += 8
   }
   const dataLength = reader.u32('data length')
-  if (dataLength !== bytes.byteLength - reader.offset) {
-    throw new MessageMalformedError(dataLength > bytes.byteLength - reader.offset ? 'truncated data' : 'trailing bytes after data')
+  const remaining = bytes.byteLength - reader.offset - (signed ? SIGNATURE_BYTES : 0)
+  if (dataLength !== remaining) {
+    throw new MessageMalformedError(dataLength > remaining ? 'truncated data' : 'trailing bytes after data')
   }
   const data = new Uint8Array(dataLength)
   data.set(bytes.subarray(reader.offset, reader.offset + dataLength))
   const message: ConsensusMessage = { job, kind, round, from, values, data }
   if (to !== undefined) message.to = to
+  if (signed) message.signature = bytes.slice(reader.offset + dataLength, reader.offset + dataLength + SIGNATURE_BYTES)
   return message
 }
 

@@ -185,7 +185,8 @@ describe('consensus ADMM', () => {
     }))
     const [first] = states as [AdmmState]
     admmProtocol.start(first)
-    const bad = { job: 'j', kind: 'admm', round: 0, from: graph.names[1] as string, values: Float64Array.of(0, 0, 0, 0, Number.NaN, 1), data: new Uint8Array(1) }
+    // data: the dropped-peer bitmap, then the sender's echo of its one neighbour (round + 1, digest)
+    const bad = { job: 'j', kind: 'admm', round: 0, from: graph.names[1] as string, values: Float64Array.of(0, 0, 0, 0, Number.NaN, 1), data: new Uint8Array(1 + 36) }
     admmProtocol.step(first, { type: 'message', message: bad })
     const short = { ...bad, values: Float64Array.of(0, 0) }
     admmProtocol.step(first, { type: 'message', message: short })
