@@ -574,6 +574,22 @@ export function neighbourFinished (state: AdmmState, name: string): StepResult<A
   return { state, outbox, log }
 }
 
+/**
+ * A neighbour's iterate as it enters this peer's update: `raw` itself, or, when it is farther than
+ * `clip` from `x`, the point at distance `clip` on the way to it. (The audit recomputes dual updates
+ * with this same function.)
+ */
+export function clippedNeighbour (x: ArrayLike<number>, raw: Float64Array, clip: number | null): Float64Array {
+  if (clip === null) return raw
+  let sum = 0
+  for (let index = 0; index < raw.length; index++) sum += ((x[index] as number) - (raw[index] as number)) ** 2
+  const gap = Math.sqrt(sum)
+  if (!(gap > clip)) return raw
+  const out = new Float64Array(raw.length)
+  for (let index = 0; index < raw.length; index++) out[index] = (x[index] as number) + ((raw[index] as number) - (x[index] as number)) * (clip / gap)
+  return out
+}
+
 function norm (vector: Float64Array): number {
   let sum = 0
   for (let index = 0; index < vector.length; index++) sum += (vector[index] as number) ** 2
@@ -623,12 +639,9 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
     state.silentRounds[slot] = 0
     heardSlots.push(slot)
     // residuals on what the neighbour said; the updates on it clipped to the radius
-    const gap = distance(x, raw)
-    state.lastDistance[slot] = gap
-    let xj = raw
-    if (clip !== null && gap > clip) {
-      xj = new Float64Array(p)
-      for (let index = 0; index < p; index++) xj[index] = (x[index] as number) + ((raw[index] as number) - (x[index] as number)) * (clip / gap)
+    state.lastDistance[slot] = distance(x, raw)
+    const xj = clippedNeighbour(x, raw, clip)
+    if (xj !== raw) {
       state.heard[slot] = xj
       state.clippedEdges++
     }
@@ -791,6 +804,7 @@ function roundVectors (state: AdmmState, heardSlots: readonly number[], x: Float
   })
   return {
     penalty: peer.params.penalty,
+    clipRadius: peer.params.clipRadius,
     heardFrom: heardSlots.map((slot) => peer.graph.names[slots[slot] as number] as string),
     inactive,
     finished,

@@ -1,4 +1,4 @@
-import { ADMM_MESSAGE_HEADER } from './admm.ts'
+import { ADMM_MESSAGE_HEADER, clippedNeighbour } from './admm.ts'
 import type { Graph } from './graph.ts'
 import type { LogRecord, MachineInput } from './machine.ts'
 import type { ConsensusMessage } from './types.ts'
@@ -41,6 +41,8 @@ export interface ReceivedRecord {
 
 export interface AdmmRoundRecord {
   penalty: number
+  /** the clipping radius of neighbours' iterates (absent or null: none) */
+  clipRadius?: number | null
   /** neighbours whose message for this round arrived, so the edge's dual was updated */
   heard: string[]
   /** neighbours whose message did not arrive by the deadline: the edge was skipped */
@@ -224,6 +226,7 @@ export class AuditRecorder {
         const entry = this.entry({ phase: String(fields.kind), round: Number(fields.round) })
         entry.admm = {
           penalty: fields.penalty as number,
+          clipRadius: typeof fields.clipRadius === 'number' ? fields.clipRadius : null,
           heard: fields.heardFrom as string[],
           skipped: fields.skipped as string[],
           finished: fields.finished as string[],
@@ -384,6 +387,7 @@ export function checkDualUpdates (input: DualCheckInput): DualCheckResult {
       if (admm === undefined) continue
       const p = admm.x.length
       const c = admm.penalty
+      const clip = typeof admm.clipRadius === 'number' ? admm.clipRadius : null
       const mine = admmSent(body)
       const finding = (neighbour: string, field: string, message: string): void => {
         result.findings.push({ peer, phase: body.phase, round: body.round, neighbour, field, message })
@@ -423,8 +427,9 @@ export function checkDualUpdates (input: DualCheckInput): DualCheckResult {
           }
           if (theirValues === null) { result.unverifiable++; continue }
           let ok = true
+          const theirX = clippedNeighbour(mine.slice(ADMM_HEADER, ADMM_HEADER + p), Float64Array.from(theirValues.slice(ADMM_HEADER, ADMM_HEADER + p)), clip)
           for (let k = 0; k < p; k++) {
-            const expected = (sentDual[k] as number) + c * ((mine[ADMM_HEADER + k] as number) - (theirValues[ADMM_HEADER + k] as number))
+            const expected = (sentDual[k] as number) + c * ((mine[ADMM_HEADER + k] as number) - (theirX[k] as number))
             if (!close(expected, dual[k] as number)) ok = false
           }
           if (ok) result.checked++
@@ -440,9 +445,10 @@ export function checkDualUpdates (input: DualCheckInput): DualCheckResult {
           if (theirValues === null || mine === null) { result.unverifiable++; continue }
           const position = (graph.neighbours[other] ?? []).filter((node) => node > other).indexOf(self)
           let ok = true
+          const theirX = clippedNeighbour(mine.slice(ADMM_HEADER, ADMM_HEADER + p), Float64Array.from(theirValues.slice(ADMM_HEADER, ADMM_HEADER + p)), clip)
           for (let k = 0; k < p; k++) {
             const ownerDual = theirValues[ADMM_HEADER + p * (1 + position) + k] as number
-            const expected = -ownerDual + c * ((mine[ADMM_HEADER + k] as number) - (theirValues[ADMM_HEADER + k] as number))
+            const expected = -ownerDual + c * ((mine[ADMM_HEADER + k] as number) - (theirX[k] as number))
             if (!close(expected, dual[k] as number)) ok = false
           }
           if (ok) result.checked++

@@ -2,7 +2,8 @@ import { buildForecastDesign, forecastRegion, incidencePer100k, neighbourMeanInc
 import { createGlmProblem } from '../learning/problem.ts'
 import { riskScore, riskHorizon, type RegionRisk, type RiskParams } from '../learning/risk.ts'
 import { NotConvergedError } from '../learning/errors.ts'
-import { createFitJobState, fitJobPosition, fitJobProtocol, phaseKey, phaseOrdinal, type FitJobParams, type FitJobResult, type FitJobState } from './fit-job.ts'
+import { createFitJobState, fitJobFailure, fitJobPosition, fitJobProtocol, phaseKey, phaseOrdinal, type FitJobParams, type FitJobResult, type FitJobState } from './fit-job.ts'
+import type { MessageVerifier } from './evidence.ts'
 import type { Graph } from './graph.ts'
 import { createJointRisk, jointRiskProtocol, type JointRiskResult, type JointRiskState } from './joint-risk.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from './machine.ts'
@@ -40,6 +41,8 @@ export interface ForecastJobPeer {
   openRegions: readonly string[]
   params: FitJobParams
   rng: Rng
+  /** checks other members' signatures on alarms and closing statements (see FitJobPeer) */
+  verifier?: MessageVerifier | null
 }
 
 export interface ForecastJobResult {
@@ -152,7 +155,8 @@ function startFit (state: ForecastJobState, outbox: ConsensusMessage[], log: Log
     diameter: peer.diameter,
     problem: createGlmProblem({ family: 'poisson', block: design.block, terms: design.terms, interceptColumn: 0 }),
     params: peer.params,
-    rng: peer.rng
+    rng: peer.rng,
+    verifier: peer.verifier ?? null
   })
   state.phase = { name: 'fit' }
   log.push({ level: 'info', event: 'job.phase', fields: { job: peer.job, phase: 'stats', round: 1, neighbours: slots.length, rows: design.block.rows } })
@@ -175,7 +179,8 @@ function stepFit (state: ForecastJobState, input: MachineInput, outbox: Consensu
   const stepped = fitJobProtocol.step(fit, input)
   outbox.push(...stepped.outbox)
   log.push(...shifted(stepped.log))
-  if (state.phase.name === 'fit' && fitJobProtocol.done(fit)) startRisk(state, outbox, log)
+  // a fit that failed (a member caught, no agreement) ends the whole job: done, with the fit's error as its result
+  if (state.phase.name === 'fit' && fitJobProtocol.done(fit) && fitJobFailure(fit) === null) startRisk(state, outbox, log)
 }
 
 function startRisk (state: ForecastJobState, outbox: ConsensusMessage[], log: LogRecord[]): void {
@@ -291,9 +296,11 @@ export const forecastJobProtocol: Protocol<ForecastJobState, ForecastJobResult> 
     return 1 + state.fitRounds + 1_000_000
   },
 
-  done: (state) => state.phase.name === 'done',
+  done: (state) => state.phase.name === 'done' || (state.fit !== null && fitJobFailure(state.fit) !== null),
 
   result (state) {
+    const failure = state.fit === null ? null : fitJobFailure(state.fit)
+    if (failure !== null) throw failure
     if (state.joint === null || state.fit === null || state.forecast === null || state.risk === null) throw new NotConvergedError(`forecast job ${state.peer.job} has not finished`)
     return { fit: fitJobProtocol.result(state.fit), forecast: state.forecast, risk: state.risk, joint: state.joint, rows: state.fit.peer.problem.statistics()[1] as number }
   }

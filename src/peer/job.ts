@@ -13,7 +13,8 @@ import { forecastProposalSchema } from './forecast-proposal.ts'
 import { JOB_BOUNDS } from './job-bounds.ts'
 import { excerpt, isJobId, JOB_ID_RULE } from '../consensus/ids.ts'
 import { z } from 'zod'
-import type { Libp2pTransport } from './libp2p-transport.ts'
+import type { Transport } from '../consensus/types.ts'
+import type { MessageVerifier } from '../consensus/evidence.ts'
 import type { PeerNode } from './node.ts'
 import { driveRounds, type RoundDriverResult } from './round-driver.ts'
 import type { JobJournal } from './journal.ts'
@@ -160,7 +161,10 @@ export interface JobProgress {
 
 export interface JobCoordinatorOptions {
   node: PeerNode
-  transport: Libp2pTransport
+  /** signs what this peer sends and passes on only what its authors signed (SigningTransport) */
+  transport: Transport
+  /** checks the signatures on the proof an alarm carries and on relayed closing statements */
+  verifier?: MessageVerifier
   federation: Federation
   /** reads this region's records and series: called for every proposal, so that data imported while the peer runs is used */
   loadData: () => Promise<JobData>
@@ -475,7 +479,8 @@ export class JobCoordinator {
         dropAfterRounds: model.dropAfterRounds,
         recordVectors: this.options.audit !== undefined
       }),
-      rng: createSecureRng(seed)
+      rng: createSecureRng(seed),
+      verifier: this.options.verifier ?? null
     })
     this.options.log('info', 'job.start', { job: proposal.id, peers: graph.names.length, rows: block.rows, algorithm: model.algorithm })
     const audit = this.options.audit?.begin(proposal.id, state, { ...model })
@@ -566,7 +571,8 @@ export class JobCoordinator {
       risk: plan.risk,
       openRegions: plan.proposal.openRegions.map((region) => peerIdOf.get(region) as string),
       params,
-      rng: createSecureRng(seed)
+      rng: createSecureRng(seed),
+      verifier: this.options.verifier ?? null
     })
     this.options.log('info', 'job.start', { job: proposal.id, kind: 'forecast', peers: graph.names.length, periods: plan.proposal.periods, algorithm: params.algorithm })
     const audit = this.options.audit?.beginWith<ForecastJobState>(proposal.id, {

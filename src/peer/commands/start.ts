@@ -17,6 +17,7 @@ import { excerpt } from '../../consensus/ids.ts'
 import { fileJournal } from '../journal.ts'
 import { createLibp2pTransport } from '../libp2p-transport.ts'
 import { createPeerNode } from '../node.ts'
+import { ed25519Signer, ed25519Verifier, SigningTransport } from '../signing.ts'
 
 /**
  * `epimesh start`: runs this region's peer until stopped. It joins the federation (one reachable
@@ -181,6 +182,10 @@ export async function runStart (options: StartOptions): Promise<number> {
   await node.start({ signal: controller.signal })
   log.info({ addresses: node.addresses(), neighbours: node.neighbours.length }, 'peer started')
   const transport = createLibp2pTransport({}, { node })
+  // every round message signed with this peer's key, and only messages their authors signed passed on:
+  // what a member says in a job can be proven to every other member (see consensus/evidence.ts)
+  const verifier = ed25519Verifier()
+  const signing = new SigningTransport(transport, ed25519Signer(privateKey), verifier, (message) => { log.debug({ event: 'message.unsigned', from: message.from, kind: message.kind }, 'message without a valid signature dropped') })
   let coordinator: JobCoordinator | null = null
   const audit = new AuditService({
     dir: options.dir, node, federation, graph: federationGraph(federation), privateKey, peerId,
@@ -192,7 +197,7 @@ export async function runStart (options: StartOptions): Promise<number> {
   const writeStatus = async (extra: Record<string, unknown> = {}): Promise<void> => {
     await writeAtomically(join(options.dir, 'status.json'), JSON.stringify({
       peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(),
-      neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(),
+      neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), signatures: signing.stats(),
       agreement: coordinator?.stats ?? null, checkpoints: audit.checkpointStats, ...(lastModel === undefined ? {} : { lastModel }), ...extra
     }, null, 2))
   }
@@ -222,7 +227,7 @@ export async function runStart (options: StartOptions): Promise<number> {
       log.info({ event: 'forecast.stored', job, h: result.risk.h, jointRiskMean: result.joint.mean }, 'forecast stored')
     }
     coordinator = new JobCoordinator({
-      node, transport, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onForecast: storeForecast, signal: controller.signal, journal, audit, onResult: storeModel,
+      node, transport: signing, verifier, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onForecast: storeForecast, signal: controller.signal, journal, audit, onResult: storeModel,
       log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
       onProgress: (progress) => {
         const now = Date.now()
