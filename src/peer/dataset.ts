@@ -16,8 +16,11 @@ export type Cell = number | string | null
 export class DatasetError extends EpimeshError {
   static override readonly name = 'DatasetError'
   readonly exitCode = 2
-  constructor (message: string, options?: { cause?: unknown }) {
+  /** the line of the file at fault, when there is one */
+  readonly line: number | undefined
+  constructor (message: string, options?: { cause?: unknown, line?: number }) {
     super('DATASET_INVALID', message, options)
+    this.line = options?.line
   }
 }
 
@@ -48,22 +51,22 @@ export async function readDataset (path: string): Promise<Dataset> {
   }
   const screen = new ByteScreen(Number.POSITIVE_INFINITY)
   const problem = screen.push(bytes) ?? screen.end()
-  if (problem !== null) throw new DatasetError(`${path}, line ${problem.line}: ${problem.reason}`)
+  if (problem !== null) throw new DatasetError(`${path}, line ${problem.line}: ${problem.reason}`, { line: problem.line })
   const text = bytes.toString('utf8')
   let records: Array<{ record: string[], info: { lines: number } }>
   try {
     records = parse(text, { bom: true, info: true, relax_column_count: false, skip_empty_lines: true }) as unknown as Array<{ record: string[], info: { lines: number } }>
   } catch (error) {
     const lines = (error as { lines?: number }).lines
-    throw new DatasetError(`${path}${lines === undefined ? '' : `, line ${lines}`}: ${cut((error as Error).message)}`, { cause: error })
+    throw new DatasetError(`${path}${lines === undefined ? '' : `, line ${lines}`}: ${cut((error as Error).message)}`, { cause: error, ...(lines === undefined ? {} : { line: lines }) })
   }
   const header = records[0]?.record
   if (header === undefined) throw new DatasetError(`${path}: the file is empty`)
   const columns = header.map(trimCell)
   const unnamed = columns.indexOf('')
-  if (unnamed !== -1) throw new DatasetError(`${path}, line 1: column ${unnamed + 1} has no name`)
+  if (unnamed !== -1) throw new DatasetError(`${path}, line 1: column ${unnamed + 1} has no name`, { line: 1 })
   const duplicate = columns.find((name, index) => columns.indexOf(name) !== index)
-  if (duplicate !== undefined) throw new DatasetError(`${path}, line 1: column ${echo(duplicate)} appears twice`)
+  if (duplicate !== undefined) throw new DatasetError(`${path}, line 1: column ${echo(duplicate)} appears twice`, { line: 1 })
   const raw = records.slice(1)
   // a column is numeric when all its values look like numbers; then every one must be a decimal number
   const numericColumns = new Set(columns.filter((_, index) => raw.every(({ record }) => {
@@ -76,7 +79,7 @@ export async function readDataset (path: string): Promise<Dataset> {
       const trimmed = trimCell(value)
       if (!numericColumns.has(column) || MISSING.has(trimmed)) return
       const parsed = parseDecimal(trimmed)
-      if (!('value' in parsed)) throw new DatasetError(`${path}, line ${info.lines}, column ${echo(column)}: ${echo(trimmed)} ${parsed.reason}`)
+      if (!('value' in parsed)) throw new DatasetError(`${path}, line ${info.lines}, column ${echo(column)}: ${echo(trimmed)} ${parsed.reason}`, { line: info.lines })
     })
   }
   const rows = raw.map(({ record }) => {

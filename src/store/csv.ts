@@ -142,8 +142,10 @@ const CSV_REASONS: Record<string, [string, string]> = {
 /** A csv-parse error as IMPORT_CSV_SYNTAX, at the line where its record starts (`fallbackLine`) when the parser names none. */
 export function csvParseError (file: string, error: CsvError, fallbackLine: number): CsvSyntaxError {
   const [kind, reason] = CSV_REASONS[error.code] ?? ['CSV', `${error.code}: not well-formed CSV`]
-  const line = kind === 'QUOTE_NOT_CLOSED' ? fallbackLine : (error as { lines?: number }).lines ?? fallbackLine
-  return new CsvSyntaxError({ file, line, column: '(line)', kind, reason: kind === 'QUOTE_NOT_CLOSED' ? `${reason} (it opens on this line or after it)` : reason })
+  // a record never closed, or too long, is named by the line it starts on
+  const startLine = kind === 'QUOTE_NOT_CLOSED' || kind === 'LINE_TOO_LONG'
+  const line = startLine ? fallbackLine : (error as { lines?: number }).lines ?? fallbackLine
+  return new CsvSyntaxError({ file, line, column: '(line)', kind, reason: startLine ? `${reason} (it starts on this line or after it)` : reason })
 }
 
 export interface CsvRecord {

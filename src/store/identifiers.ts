@@ -1,4 +1,5 @@
 import type { IdentifierFinding } from './errors.ts'
+import { MAX_VALUE_CHARS } from './values.ts'
 
 /**
  * Direct identifiers, as GB/T 35273 lists them (identity card and passport numbers, phone numbers,
@@ -92,9 +93,11 @@ export function isResidentIdNumber (value: string): boolean {
   return '10X98765432'[sum % 11] === value[17]?.toUpperCase()
 }
 
-const EMAIL = /[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,}/u
-/** Digits with the spacing people write numbers with: spaces, hyphens, parentheses, a leading + */
-const NUMBER_LIKE = /^\(?\+?[\d\s()-]*\d[\d\s()-]*[Xx]?$/
+// Every pattern here runs in time linear in the value (bounded repetitions, no nested quantifiers
+// over the same characters): the values come from the file.
+const EMAIL = /[\p{L}\p{N}._%+-]{1,64}@[\p{L}\p{N}-]{1,63}(?:\.[\p{L}\p{N}-]{1,63}){0,8}\.\p{L}{2,24}/u
+/** Digits with the spacing people write numbers with: spaces, hyphens, parentheses, a plus */
+const NUMBER_LIKE = /^[\d\s()+-]*[Xx]?$/
 const MOBILE_CN = /^(?:\+?86|0086)?1[3-9]\d{9}$/
 const E164 = /^\+[1-9]\d{9,14}$/
 /** a Chinese landline with its area code, written with a separator or parentheses after it */
@@ -107,13 +110,15 @@ const MOBILE_IN_TEXT = /(?<![\d+])(?:(?:\+|00)?86[\s-]?)?1[3-9]\d[\s-]?\d{4}[\s-
  * spacing (`110101 19900307 123X`, `+86 138-1234-5678`, `(010) 6512 3456`); inside longer text only
  * unbroken identity numbers, mobile numbers (in 3-4-4 groups or unbroken) and e-mail addresses count.
  * Ordinary measurements, counts and dates are none of these: a number with a decimal point or a
- * leading minus is never read as one, and 8-digit dates are too short.
+ * leading minus is never read as one, and 8-digit dates are too short. Values longer than
+ * MAX_VALUE_CHARS are refused for their length wherever they would be stored, and not read here.
  */
 export function identifierInValue (raw: string): IdentifierFinding['kind'] | null {
-  if (raw.length < 6) return null
+  // longer values are never stored (see values.ts), so need no screening
+  if (raw.length < 6 || raw.length > MAX_VALUE_CHARS) return null
   const value = raw.normalize('NFKC').trim()
   if (value.includes('@') && EMAIL.test(value)) return 'EMAIL'
-  if (NUMBER_LIKE.test(value)) {
+  if (value.length <= 40 && NUMBER_LIKE.test(value) && /\d/.test(value)) {
     if (value.startsWith('-')) return null
     const compact = value.replace(/[\s()-]/g, '')
     if (hasResidentIdShape(compact)) return 'RESIDENT_ID'

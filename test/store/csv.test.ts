@@ -94,6 +94,11 @@ describe('reading a CSV file', () => {
     await expect(records(join8('a,b\n1,', [0xfe], '\n'))).rejects.toMatchObject({ code: 'IMPORT_ENCODING', problems: [{ kind: 'INVALID_UTF8', line: 2 }] })
   })
 
+  it('refuses a quoted record over 1 MiB, spread over lines each short enough, at the line it starts on', async () => {
+    const text = `a,b\n1,2\n3,"${`${'y'.repeat(1023)}\n`.repeat(1100)}"\n`
+    await expect(records(text)).rejects.toMatchObject({ code: 'IMPORT_CSV_SYNTAX', problems: [{ kind: 'LINE_TOO_LONG', line: 3 }] })
+  })
+
   it('refuses what is not a regular file', async () => {
     const read = async (path: string): Promise<void> => { for await (const _ of readCsv(path)) { /* nothing */ } }
     await expect(read(join(dir, 'missing.csv'))).rejects.toMatchObject({ code: 'IMPORT_UNREADABLE' })

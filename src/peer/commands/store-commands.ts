@@ -65,7 +65,7 @@ const errnoOf = (error: unknown): string | undefined => {
 }
 
 /** A data folder's failure as a coded error: a folder others hold, one that cannot be used, or an I/O error. */
-function storeError (dir: string, error: unknown): Error {
+export function storeError (dir: string, error: unknown): Error {
   if (error instanceof EpimeshError) return error
   if ((error as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') return new StoreLockedError(`the store in ${dir} is held by another process (a running peer, another command); try again when it is free`, { cause: error })
   const errno = errnoOf(error)
