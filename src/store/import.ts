@@ -283,7 +283,8 @@ export async function importCases (store: Store, options: ImportOptions): Promis
           row[column] = Store.hashId(salt, text)
           continue
         }
-        if (!findings.has(column)) {
+        // a date that passes cannot be an identifier, and one that does not is refused anyway
+        if (rule.type !== 'date' && !findings.has(column)) {
           const kind = identifierInValue(text)
           if (kind !== null) findings.set(column, { column: cut(column), kind, line })
         }

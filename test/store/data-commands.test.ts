@@ -95,7 +95,8 @@ describe('the data commands on unusable input', () => {
       [['purge', '--dir', dir, '--older-than', '12 months'], 'OPTION_INVALID'],
       [['purge', '--dir', dir, '--older-than', '0d'], 'OPTION_INVALID'],
       [['purge', '--dir', dir, '--now', '2024-02-30'], 'OPTION_INVALID'],
-      [['init', '--dir', join(base, 'new'), '--region', '  '], 'OPTION_INVALID']
+      [['init', '--dir', join(base, 'new'), '--region', '  '], 'OPTION_INVALID'],
+      [['init', '--dir', aFile, '--region', 'X'], 'DATA_FOLDER_UNUSABLE']
     ]
     for (const [args, code] of cases) expect(await run(args), args.join(' ')).toMatchObject({ status: 2, code })
     expect(await count()).toBe(30)

@@ -55,10 +55,13 @@ async function readSchemaFile (path: string): Promise<CaseSchema> {
   return parseSchema(json, path)
 }
 
+/** What makes a folder unusable, as opposed to a disk that fails (ENOSPC, EIO: STORE_IO_FAILED). */
+const UNUSABLE = new Set(['EACCES', 'EPERM', 'ENOTDIR', 'EISDIR', 'EEXIST', 'EROFS', 'ENAMETOOLONG', 'ELOOP'])
+
 const errnoOf = (error: unknown): string | undefined => {
   for (let current = error; current instanceof Error; current = current.cause) {
     const code = (current as NodeJS.ErrnoException).code
-    if (code === 'EACCES' || code === 'EPERM' || code === 'ENOTDIR' || code === 'EROFS') return code
+    if (code !== undefined && UNUSABLE.has(code)) return code
     if (/permission denied/i.test(current.message)) return 'EACCES'
   }
   return undefined
