@@ -104,7 +104,7 @@ export interface IdentifierFinding {
 }
 
 const FINDING_TEXT: Record<IdentifierFinding['kind'], string> = {
-  COLUMN_NAME: 'its name names a direct identifier',
+  COLUMN_NAME: 'its name says it holds a direct identifier',
   RESIDENT_ID: 'holds resident identity numbers',
   MOBILE: 'holds mobile numbers',
   PHONE: 'holds phone numbers',
