@@ -2,6 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { parse } from 'csv-parse/sync'
 import type { FeatureSpec, ModelSpec } from '../learning/design.ts'
 import { EpimeshError } from '../learning/errors.ts'
+import { ByteScreen } from '../store/csv.ts'
+import { cut, echo } from '../store/errors.ts'
+import { looksNumeric, parseDecimal, trimCell } from '../store/values.ts'
 
 /**
  * A CSV data set read whole into memory, for the researcher's commands (fit, simulate, demo). A
@@ -13,8 +16,11 @@ export type Cell = number | string | null
 export class DatasetError extends EpimeshError {
   static override readonly name = 'DatasetError'
   readonly exitCode = 2
-  constructor (message: string, options?: { cause?: unknown }) {
+  /** the line of the file at fault, when there is one */
+  readonly line: number | undefined
+  constructor (message: string, options?: { cause?: unknown, line?: number }) {
     super('DATASET_INVALID', message, options)
+    this.line = options?.line
   }
 }
 
@@ -30,38 +36,57 @@ export interface Dataset {
 
 const MISSING = new Set(['', 'NA', 'NaN', 'null', 'NULL', '.'])
 
+/**
+ * Reads a CSV data set. The file must be clean UTF-8 text with consistent line endings (the same
+ * screen as an import, without its line-length bound); a number is written in decimal (an optional
+ * sign, digits, optionally a point and digits: see src/store/values.ts), so a column whose values
+ * all look numeric but include `0x1F`, `1e1`, `Infinity` or `1,234` is refused, naming the line.
+ */
 export async function readDataset (path: string): Promise<Dataset> {
-  let text: string
+  let bytes: Buffer
   try {
-    text = await readFile(path, 'utf8')
+    bytes = await readFile(path)
   } catch (error) {
-    throw new DatasetError(`cannot read ${path}: ${(error as Error).message}`, { cause: error })
+    throw new DatasetError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error })
   }
+  const screen = new ByteScreen(Number.POSITIVE_INFINITY)
+  const problem = screen.push(bytes) ?? screen.end()
+  if (problem !== null) throw new DatasetError(`${path}, line ${problem.line}: ${problem.reason}`, { line: problem.line })
+  const text = bytes.toString('utf8')
   let records: Array<{ record: string[], info: { lines: number } }>
   try {
     records = parse(text, { bom: true, info: true, relax_column_count: false, skip_empty_lines: true }) as unknown as Array<{ record: string[], info: { lines: number } }>
   } catch (error) {
     const lines = (error as { lines?: number }).lines
-    throw new DatasetError(`${path}${lines === undefined ? '' : `, line ${lines}`}: ${(error as Error).message}`, { cause: error })
+    throw new DatasetError(`${path}${lines === undefined ? '' : `, line ${lines}`}: ${cut((error as Error).message)}`, { cause: error, ...(lines === undefined ? {} : { line: lines }) })
   }
   const header = records[0]?.record
   if (header === undefined) throw new DatasetError(`${path}: the file is empty`)
-  const columns = header.map((name) => name.trim())
+  const columns = header.map(trimCell)
+  const unnamed = columns.indexOf('')
+  if (unnamed !== -1) throw new DatasetError(`${path}, line 1: column ${unnamed + 1} has no name`, { line: 1 })
   const duplicate = columns.find((name, index) => columns.indexOf(name) !== index)
-  if (duplicate !== undefined) throw new DatasetError(`${path}, line 1: column "${duplicate}" appears twice`)
-  const numericColumns = new Set(columns)
+  if (duplicate !== undefined) throw new DatasetError(`${path}, line 1: column ${echo(duplicate)} appears twice`, { line: 1 })
   const raw = records.slice(1)
-  for (const { record } of raw) {
+  // a column is numeric when all its values look like numbers; then every one must be a decimal number
+  const numericColumns = new Set(columns.filter((_, index) => raw.every(({ record }) => {
+    const value = trimCell(record[index] as string)
+    return MISSING.has(value) || looksNumeric(value)
+  })))
+  for (const { record, info } of raw) {
     record.forEach((value, index) => {
-      const trimmed = value.trim()
-      if (!MISSING.has(trimmed) && !Number.isFinite(Number(trimmed))) numericColumns.delete(columns[index] as string)
+      const column = columns[index] as string
+      const trimmed = trimCell(value)
+      if (!numericColumns.has(column) || MISSING.has(trimmed)) return
+      const parsed = parseDecimal(trimmed)
+      if (!('value' in parsed)) throw new DatasetError(`${path}, line ${info.lines}, column ${echo(column)}: ${echo(trimmed)} ${parsed.reason}`, { line: info.lines })
     })
   }
   const rows = raw.map(({ record }) => {
     const row: Record<string, Cell> = {}
     record.forEach((value, index) => {
       const column = columns[index] as string
-      const trimmed = value.trim()
+      const trimmed = trimCell(value)
       row[column] = MISSING.has(trimmed) ? null : numericColumns.has(column) ? Number(trimmed) : trimmed
     })
     return row
@@ -93,7 +118,7 @@ export function prepareModel (dataset: Dataset, options: { outcome: string, feat
   const { outcome } = options
   const known = new Set(dataset.columns)
   const requireColumn = (name: string, role: string): void => {
-    if (!known.has(name)) throw new DatasetError(`${dataset.path}: no column "${name}" for the ${role} (columns: ${dataset.columns.join(', ')})`)
+    if (!known.has(name)) throw new DatasetError(`${dataset.path}: no column ${echo(name)} for the ${role} (columns: ${cut(dataset.columns.join(', '))})`)
   }
   requireColumn(outcome, 'outcome')
   if (options.offset !== undefined) requireColumn(options.offset, 'offset')
@@ -107,7 +132,7 @@ export function prepareModel (dataset: Dataset, options: { outcome: string, feat
     if (used.every((name) => row[name] !== null && row[name] !== undefined)) kept.push(index)
   })
   const rows = kept.map((index) => ({ ...(dataset.rows[index] as Record<string, Cell>) }))
-  if (rows.length === 0) throw new DatasetError(`${dataset.path}: no complete rows for ${used.join(', ')}`)
+  if (rows.length === 0) throw new DatasetError(`${dataset.path}: no complete rows for ${cut(used.join(', '))}`)
 
   let outcomeMapping: Record<string, number> | null = null
   if (options.family === 'binomial' && !dataset.numericColumns.has(outcome)) {
@@ -121,7 +146,7 @@ export function prepareModel (dataset: Dataset, options: { outcome: string, feat
     const unmapped = levels.filter((level) => !(level in (outcomeMapping as Record<string, number>)))
     if (unmapped.length > 0) {
       if (levels.length !== 2) {
-        throw new DatasetError(`${dataset.path}: outcome "${outcome}" has values ${levels.join(', ')}; a binary outcome needs two`)
+        throw new DatasetError(`${dataset.path}: outcome ${echo(outcome)} has values ${cut(levels.join(', '))}; a binary outcome needs two`)
       }
       // Two unrecognised labels: the second in sorted order is the event, as R's glm treats a factor.
       outcomeMapping = { [levels[0] as string]: 0, [levels[1] as string]: 1 }

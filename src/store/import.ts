@@ -1,17 +1,21 @@
-import { createReadStream } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { parse } from 'csv-parse'
-import { ImportInvalidError, IdentifierRefusedError, SchemaMismatchError, type RowProblem } from './errors.ts'
-import { inferSchema, isIsoDate, isMissing, isResidentIdNumber, looksLikeIdentifier, type CaseSchema } from './schema.ts'
+import { EpimeshError } from '../learning/errors.ts'
+import { MAX_COLUMNS, readCsv } from './csv.ts'
+import { cut, echo, FreeTextRefusedError, IdentifierRefusedError, ImportInvalidError, SchemaMismatchError, StoreIoError, type IdentifierFinding, type RowProblem } from './errors.ts'
+import { identifierByName, identifierInValue } from './identifiers.ts'
+import { inferSchema, type CaseSchema, type ColumnRule } from './schema.ts'
 import { Store, type CaseRow, type ImportRecord } from './store.ts'
+import { isMissing, latestRecordDate, LATEST_DATE, parseDate, parseDecimal, textProblem, trimCell } from './values.ts'
 
 /**
- * Validated, all-or-nothing import of case records from a CSV file, streamed: every row is checked
- * against the schema (the store's own, or the one given for its first import, or one inferred from the
- * file); every problem is reported with file, line, column and reason; direct identifiers are refused
- * unless the schema drops or hashes them; record ids are stored only as salted hashes; a record id
- * already in the store is reported as a duplicate and not stored again. Rows go in under a fresh import
- * id and become visible in one atomic write at the end, or never.
+ * Validated, all-or-nothing import of case records from a CSV file, streamed. The file must be clean
+ * UTF-8 CSV (see csv.ts) with a header of distinct names; every row is checked against the schema
+ * (the store's own, or the one given for its first import, or one inferred from the file) with the
+ * strict value rules of values.ts; every problem is reported with file, line, column, kind and
+ * reason. Direct identifiers, found by column name or by content, are refused unless the schema
+ * drops or hashes them; so is, under an inferred schema, a free-text column. Record ids are stored
+ * only as salted hashes; a record id already in the store is reported as a duplicate and not stored
+ * again. Rows go in under a fresh import id and become visible in one atomic write at the end, or never.
  */
 export interface ImportOptions {
   file: string
@@ -22,6 +26,8 @@ export interface ImportOptions {
   batchRows?: number
   /** called every `batchRows` rows */
   onProgress?: (rows: number) => void
+  /** today, for refusing record dates in the future (default: the clock) */
+  now?: Date
 }
 
 export interface ImportReport {
@@ -36,69 +42,154 @@ export interface ImportReport {
 
 const INFER_SAMPLE = 1000
 
-type Records = AsyncIterable<{ record: string[], info: { lines: number } }>
-
-function openCsv (file: string): Records {
-  return createReadStream(file).pipe(parse({ bom: true, info: true, relax_column_count: true, skip_empty_lines: true })) as unknown as Records
-}
-
-async function readHeaderAndSample (file: string): Promise<{ header: string[], sample: string[][] }> {
-  const sample: string[][] = []
-  let header: string[] | null = null
-  for await (const { record } of openCsv(file)) {
-    if (header === null) header = record.map((cell) => cell.trim())
-    else sample.push(record)
-    if (sample.length >= INFER_SAMPLE) break
+/** Problems collected up to a limit, the rest counted. */
+class Problems {
+  readonly list: RowProblem[] = []
+  more = 0
+  private readonly file: string
+  private readonly limit: number
+  constructor (file: string, limit: number) {
+    this.file = file
+    this.limit = limit
   }
-  if (header === null) throw new ImportInvalidError([{ file, line: 1, column: '(header)', reason: 'the file is empty' }], 0)
-  return { header, sample }
+
+  add (line: number, column: string, kind: string, reason: string): void {
+    if (this.list.length < this.limit) this.list.push({ file: this.file, line, column: cut(column), kind, reason })
+    else this.more++
+  }
+
+  get count (): number { return this.list.length + this.more }
+
+  throwIfAny (): void {
+    if (this.count > 0) throw new ImportInvalidError(this.list, this.more)
+  }
 }
 
-/** The store's schema, checked for compatibility with the file's header. */
-function checkHeader (file: string, header: string[], schema: CaseSchema): void {
-  if (!header.includes(schema.id)) throw new SchemaMismatchError(`${file}: the record id column "${schema.id}" is missing`)
-  const problems: RowProblem[] = []
-  for (const column of Object.keys(schema.columns)) {
-    const rule = schema.columns[column]
-    if (rule !== undefined && 'type' in rule && rule.required === true && !header.includes(column)) problems.push({ file, line: 1, column, reason: 'a required column is missing' })
+/** The header's names (trimmed): none empty, none twice, no odd character, at most MAX_COLUMNS. */
+function checkHeaderNames (file: string, header: string[], line: number): void {
+  const problems = new Problems(file, 100)
+  if (header.length > MAX_COLUMNS) problems.add(line, '(header)', 'TOO_MANY_COLUMNS', `${header.length} columns; at most ${MAX_COLUMNS}`)
+  const seen = new Map<string, number>()
+  header.forEach((name, index) => {
+    if (name === '') problems.add(line, `(column ${index + 1})`, 'HEADER_EMPTY', 'a column without a name')
+    const odd = name === '' ? null : textProblem(name)
+    if (odd !== null) problems.add(line, name, odd.kind, `the column name ${echo(name)} ${odd.reason}`)
+    const earlier = seen.get(name)
+    if (earlier !== undefined && name !== '') problems.add(line, name, 'HEADER_DUPLICATE', `the column name appears twice (columns ${earlier + 1} and ${index + 1})`)
+    else seen.set(name, index)
+  })
+  problems.throwIfAny()
+}
+
+interface Sample {
+  header: string[]
+  headerLine: number
+  rows: string[][]
+  lines: number[]
+}
+
+async function readSample (file: string): Promise<Sample> {
+  let header: string[] | null = null
+  let headerLine = 1
+  const rows: string[][] = []
+  const lines: number[] = []
+  for await (const { fields, line } of readCsv(file)) {
+    if (header === null) {
+      header = fields.map(trimCell)
+      headerLine = line
+      checkHeaderNames(file, header, line)
+      continue
+    }
+    rows.push(fields)
+    lines.push(line)
+    if (rows.length >= INFER_SAMPLE) break
+  }
+  if (header === null) throw new ImportInvalidError([{ file, line: 1, column: '(header)', kind: 'NO_RECORDS', reason: 'the file is empty' }], 0)
+  if (rows.length === 0) throw new ImportInvalidError([{ file, line: headerLine + 1, column: '(row)', kind: 'NO_RECORDS', reason: 'a header and no records' }], 0)
+  return { header, headerLine, rows, lines }
+}
+
+const isAction = (rule: ColumnRule | undefined): rule is { action: 'drop' | 'hash' } => rule !== undefined && 'action' in rule
+
+/** Columns named like direct identifiers that the schema neither drops nor hashes (the record id is hashed). */
+function identifiersByName (header: string[], schema: { id: string, columns: CaseSchema['columns'] } | null, id: string): IdentifierFinding[] {
+  return header
+    .filter((column) => column !== id && !isAction(schema?.columns[column]) && identifierByName(column))
+    .map((column) => ({ column: cut(column), kind: 'COLUMN_NAME' as const }))
+}
+
+/** Before a schema is inferred: the sample's columns whose values are direct identifiers. */
+function identifiersInSample (sample: Sample, id: string): IdentifierFinding[] {
+  const findings: IdentifierFinding[] = []
+  sample.header.forEach((column, index) => {
+    if (column === id) return
+    for (const [row, fields] of sample.rows.entries()) {
+      const kind = identifierInValue(fields[index] ?? '')
+      if (kind !== null) {
+        findings.push({ column: cut(column), kind, line: sample.lines[row] as number })
+        return
+      }
+    }
+  })
+  return findings
+}
+
+/** The header against the schema: the id column, required columns, no column the schema does not know. */
+function checkHeader (file: string, sample: Sample, schema: CaseSchema): void {
+  const { header, headerLine: line } = sample
+  const problems = new Problems(file, 100)
+  if (!header.includes(schema.id)) problems.add(line, schema.id, 'COLUMN_MISSING', 'the record id column is missing')
+  for (const [column, rule] of Object.entries(schema.columns)) {
+    if (column !== schema.id && !isAction(rule) && rule.required === true && !header.includes(column)) problems.add(line, column, 'COLUMN_MISSING', 'a required column is missing')
   }
   for (const column of header) {
-    if (column === schema.id) continue
-    if (!(column in schema.columns)) problems.push({ file, line: 1, column, reason: 'not in the store\'s schema (change the schema deliberately with epimesh schema)' })
+    if (column !== schema.id && !(column in schema.columns)) problems.add(line, column, 'COLUMN_UNKNOWN', 'not in the schema (declare it, or drop it with "action": "drop"; change a store\'s schema deliberately with epimesh schema)')
   }
-  if (problems.length > 0) throw new ImportInvalidError(problems, 0)
-  const identifiers = header.filter((column) => column !== schema.id && looksLikeIdentifier(column) && !('action' in (schema.columns[column] ?? {})))
+  problems.throwIfAny()
+  const identifiers = identifiersByName(header, schema, schema.id)
   if (identifiers.length > 0) throw new IdentifierRefusedError(file, identifiers)
 }
 
-function validateCell (schema: CaseSchema, column: string, raw: string | undefined, salt: string): { value: number | string | null, reason?: string } {
-  const rule = schema.columns[column]
-  if (rule === undefined) return { value: null }
-  if ('action' in rule) return { value: rule.action === 'hash' && !isMissing(raw) ? Store.hashId(salt, (raw as string).trim()) : null }
-  const required = rule.required === true
-  if (isMissing(raw)) return required ? { value: null, reason: 'a value is required' } : { value: null }
-  const text = (raw as string).trim()
-  if (isResidentIdNumber(text)) return { value: null, reason: 'looks like a resident identity number; refused' }
+type CellResult = { value: number | string | null } | { kind: string, reason: string }
+
+function validateCell (rule: Exclude<ColumnRule, { action: string }>, text: string, latest: string): CellResult {
   switch (rule.type) {
     case 'number': {
-      const number = Number(text)
-      if (!Number.isFinite(number)) return { value: null, reason: `"${text}" is not a number` }
-      if (rule.min !== undefined && number < rule.min) return { value: null, reason: `${number} is below the minimum ${rule.min}` }
-      if (rule.max !== undefined && number > rule.max) return { value: null, reason: `${number} is above the maximum ${rule.max}` }
-      return { value: number }
+      const parsed = parseDecimal(text)
+      if (!('value' in parsed)) return { kind: parsed.kind, reason: `${echo(text)} ${parsed.reason}` }
+      if (rule.min !== undefined && parsed.value < rule.min) return { kind: 'OUT_OF_RANGE', reason: `${parsed.value} is below the minimum ${rule.min}` }
+      if (rule.max !== undefined && parsed.value > rule.max) return { kind: 'OUT_OF_RANGE', reason: `${parsed.value} is above the maximum ${rule.max}` }
+      return parsed
     }
-    case 'category':
-      return rule.levels.includes(text) ? { value: text } : { value: null, reason: `"${text}" is not one of ${rule.levels.join(', ')}` }
-    case 'date':
-      return isIsoDate(text) ? { value: text } : { value: null, reason: `"${text}" is not a date (YYYY-MM-DD)` }
+    case 'category': {
+      const problem = textProblem(text)
+      if (problem !== null) return { kind: problem.kind, reason: `${echo(text)} ${problem.reason}` }
+      return rule.levels.includes(text) ? { value: text } : { kind: 'NOT_A_LEVEL', reason: `${echo(text)} is not one of ${cut(rule.levels.join(', '))}` }
+    }
+    case 'date': {
+      const parsed = parseDate(text, latest)
+      return 'value' in parsed ? parsed : { kind: parsed.kind, reason: `${echo(text)} ${parsed.reason}` }
+    }
   }
+}
+
+function newImportId (): string {
+  return `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`
+}
+
+/** A failure of the store itself (a full disk, an I/O error) during an import, as a coded error. */
+function storeFailure (error: unknown): never {
+  if (error instanceof EpimeshError) throw error
+  const message = error instanceof Error ? error.message : String(error)
+  throw new StoreIoError(`writing the store failed, and nothing of this import is visible: ${cut(message)}`, { cause: error })
 }
 
 export async function importCases (store: Store, options: ImportOptions): Promise<ImportReport> {
   const { file } = options
-  const limit = options.problemLimit ?? 100
   const batchRows = options.batchRows ?? 5000
-  const { header, sample } = await readHeaderAndSample(file)
+  const latest = latestRecordDate(options.now ?? new Date())
+  const sample = await readSample(file)
+  const { header } = sample
   const stored = await store.schema()
   let schema: CaseSchema
   let inferred = false
@@ -110,22 +201,25 @@ export async function importCases (store: Store, options: ImportOptions): Promis
   } else if (options.schema !== undefined) {
     schema = options.schema
   } else {
-    const identifiers = header.filter(looksLikeIdentifier)
-    if (identifiers.length > 0) throw new IdentifierRefusedError(file, identifiers)
-    schema = inferSchema(header, sample, {})
+    const inference = inferSchema(header, sample.rows, {})
+    const named = identifiersByName(header, null, inference.schema.id)
+    if (named.length > 0) throw new IdentifierRefusedError(file, named)
+    const contained = identifiersInSample(sample, inference.schema.id)
+    if (contained.length > 0) throw new IdentifierRefusedError(file, contained)
+    if (inference.freeText.length > 0) throw new FreeTextRefusedError(file, inference.freeText)
+    if (inference.empty.length > 0) {
+      throw new ImportInvalidError(inference.empty.map((column) => ({ file, line: sample.headerLine, column: cut(column), kind: 'NO_VALUES', reason: `no value in the first ${INFER_SAMPLE} rows to infer a type from; declare the column in a schema` })), 0)
+    }
+    schema = inference.schema
     inferred = true
   }
-  checkHeader(file, header, schema)
+  checkHeader(file, sample, schema)
 
   const salt = await store.salt()
-  const importId = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`
+  const importId = newImportId()
   const committed = await store.committedImports()
-  const problems: RowProblem[] = []
-  let more = 0
-  const problem = (line: number, column: string, reason: string): void => {
-    if (problems.length < limit) problems.push({ file, line, column, reason })
-    else more++
-  }
+  const problems = new Problems(file, options.problemLimit ?? 100)
+  const findings = new Map<string, IdentifierFinding>()
   const seenInFile = new Map<string, number>()
   let rows = 0
   let duplicates = 0
@@ -140,70 +234,119 @@ export async function importCases (store: Store, options: ImportOptions): Promis
     options.onProgress?.(rows)
   }
   const columnIndex = new Map(header.map((column, index) => [column, index]))
+  const idIndex = columnIndex.get(schema.id) as number
+  // the record id is stored only as its hash, even when the schema lists it among its columns
+  const columns = Object.entries(schema.columns).filter(([column, rule]) => column !== schema.id && !(isAction(rule) && rule.action === 'drop'))
   let first = true
-  for await (const { record, info } of openCsv(file)) {
-    if (first) {
-      first = false
-      continue
-    }
-    const line = info.lines
-    if (record.length !== header.length) {
-      problem(line, '(row)', `${record.length} fields where the header has ${header.length}`)
-      continue
-    }
-    const rawId = record[columnIndex.get(schema.id) as number]
-    if (isMissing(rawId)) {
-      problem(line, schema.id, 'the record id is missing')
-      continue
-    }
-    const idHash = Store.hashId(salt, (rawId as string).trim())
-    const row: CaseRow = {}
-    let valid = true
-    for (const column of Object.keys(schema.columns)) {
-      const rule = schema.columns[column]
-      if (rule !== undefined && 'action' in rule && rule.action === 'drop') continue
-      const { value, reason } = validateCell(schema, column, record[columnIndex.get(column) ?? -1], salt)
-      if (reason !== undefined) {
-        problem(line, column, reason)
-        valid = false
+  try {
+    for await (const { fields, line } of readCsv(file)) {
+      if (first) {
+        first = false
+        continue
       }
-      row[column] = value
+      if (fields.length !== header.length) {
+        problems.add(line, '(row)', 'FIELD_COUNT', `${fields.length} fields where the header has ${header.length}`)
+        continue
+      }
+      const rawId = fields[idIndex] as string
+      if (isMissing(rawId)) {
+        problems.add(line, schema.id, 'ID_MISSING', 'the record id is missing')
+        continue
+      }
+      const id = trimCell(rawId)
+      const idProblem = textProblem(id, { formula: false })
+      if (idProblem !== null) {
+        problems.add(line, schema.id, idProblem.kind, `the record id ${echo(id)} ${idProblem.reason}`)
+        continue
+      }
+      const idHash = Store.hashId(salt, id)
+      const row: CaseRow = {}
+      let valid = true
+      for (const [column, rule] of columns) {
+        const index = columnIndex.get(column)
+        const raw = index === undefined ? undefined : fields[index]
+        if (isMissing(raw)) {
+          if (!isAction(rule) && rule.required === true) {
+            problems.add(line, column, 'VALUE_REQUIRED', 'a value is required')
+            valid = false
+          }
+          row[column] = null
+          continue
+        }
+        const text = trimCell(raw as string)
+        if (isAction(rule)) {
+          const problem = textProblem(text, { formula: false })
+          if (problem !== null) {
+            problems.add(line, column, problem.kind, `${echo(text)} ${problem.reason}`)
+            valid = false
+          }
+          row[column] = Store.hashId(salt, text)
+          continue
+        }
+        // a date that passes cannot be an identifier, and one that does not is refused anyway
+        if (rule.type !== 'date' && !findings.has(column)) {
+          const kind = identifierInValue(text)
+          if (kind !== null) findings.set(column, { column: cut(column), kind, line })
+        }
+        const result = validateCell(rule, text, column === schema.date ? latest : LATEST_DATE)
+        if ('value' in result) row[column] = result.value
+        else {
+          problems.add(line, column, result.kind, result.reason)
+          valid = false
+        }
+      }
+      if (!valid) continue
+      const earlier = seenInFile.get(idHash)
+      if (earlier !== undefined) {
+        problems.add(line, schema.id, 'ID_DUPLICATE', `duplicate record id (also on line ${earlier})`)
+        continue
+      }
+      seenInFile.set(idHash, line)
+      const owner = await store.ids.get(idHash) as string | undefined
+      if (owner !== undefined && committed.has(owner)) {
+        duplicates++
+        continue
+      }
+      if (problems.count > 0 || findings.size > 0) continue // a refused import writes nothing more
+      row['__id'] = idHash
+      batch.put(`${importId}!${String(sequence++).padStart(10, '0')}`, row, { sublevel: store.cases })
+      batch.put(idHash, importId, { sublevel: store.ids })
+      rows++
+      if (++pending >= batchRows) await flush()
     }
-    if (!valid) continue
-    const earlier = seenInFile.get(idHash)
-    if (earlier !== undefined) {
-      problem(line, schema.id, `duplicate record id (also on line ${earlier})`)
-      continue
+    if (findings.size > 0 || problems.count > 0) {
+      // nothing becomes visible; the staged rows go now, or on the next open after a crash
+      await discard(batch)
+      await removeImport(store, importId)
+      if (findings.size > 0) throw new IdentifierRefusedError(file, [...findings.values()])
+      problems.throwIfAny()
     }
-    seenInFile.set(idHash, line)
-    const owner = await store.ids.get(idHash) as string | undefined
-    if (owner !== undefined && committed.has(owner)) {
-      duplicates++
-      continue
+    await flush()
+  } catch (error) {
+    // a file found unreadable or malformed half-way, or a failed write: take out what was staged
+    if (!(error instanceof IdentifierRefusedError || error instanceof ImportInvalidError)) {
+      await discard(batch)
+      await removeImport(store, importId).catch(() => {})
     }
-    if (problems.length > 0) continue // a refused import writes nothing more
-    row['__id'] = idHash
-    batch.put(`${importId}!${String(sequence++).padStart(10, '0')}`, row, { sublevel: store.cases })
-    batch.put(idHash, importId, { sublevel: store.ids })
-    rows++
-    if (++pending >= batchRows) await flush()
+    storeFailure(error)
   }
-  if (problems.length > 0) {
-    // nothing becomes visible; the staged rows go now, or on the next open after a crash
-    batch.close?.()
-    await removeImport(store, importId)
-    throw new ImportInvalidError(problems, more)
-  }
-  await flush()
   const record: ImportRecord = { id: importId, kind: 'cases', file, rows, duplicates, committedAt: new Date().toISOString() }
   // the switch: one atomic write makes the import visible (with the schema on a first import)
   const commit = store.db.batch()
   commit.put(`import!${importId}`, record, { sublevel: store.meta })
   if (stored === null) commit.put('schema', schema, { sublevel: store.meta })
-  await commit.write()
-  const droppedColumns = Object.entries(schema.columns).filter(([, rule]) => 'action' in rule && rule.action === 'drop').map(([column]) => column)
-  const hashedColumns = Object.entries(schema.columns).filter(([, rule]) => 'action' in rule && rule.action === 'hash').map(([column]) => column)
+  await commit.write().catch(storeFailure)
+  const droppedColumns = Object.entries(schema.columns).filter(([, rule]) => isAction(rule) && rule.action === 'drop').map(([column]) => column)
+  const hashedColumns = Object.entries(schema.columns).filter(([column, rule]) => column !== schema.id && isAction(rule) && rule.action === 'hash').map(([column]) => column)
   return { importId, rows, duplicates, schema, inferred, droppedColumns, hashedColumns }
+}
+
+async function discard (batch: { close?: () => unknown }): Promise<void> {
+  try {
+    await batch.close?.()
+  } catch {
+    // already written or closed
+  }
 }
 
 async function removeImport (store: Store, importId: string): Promise<void> {
@@ -222,33 +365,101 @@ async function removeImport (store: Store, importId: string): Promise<void> {
   await batch.write()
 }
 
-/** Case counts by date (date, count, optionally population), validated and written in one batch. */
-export async function importSeries (store: Store, file: string): Promise<{ points: number }> {
-  const problems: RowProblem[] = []
+export interface SeriesReport {
+  points: number
+  /** dates already in the store, whose count this import replaced */
+  replaced: number
+}
+
+const SERIES_COLUMNS = new Set(['date', 'count', 'population'])
+
+/**
+ * Case counts by date (date, count, optionally population), validated and written in one batch: every
+ * date a real day, not in the future and given once; every count a whole number of at least 0, never
+ * empty (an empty count is not 0); every population a positive number. A date already stored is
+ * replaced (counts are revised as reports come in), and the report says how many were.
+ */
+export async function importSeries (store: Store, file: string, options: { now?: Date, problemLimit?: number } = {}): Promise<SeriesReport> {
+  const latest = latestRecordDate(options.now ?? new Date())
+  const problems = new Problems(file, options.problemLimit ?? 100)
   let header: string[] | null = null
-  const points: Array<{ date: string, count: number, population?: number }> = []
-  for await (const { record, info } of openCsv(file)) {
+  let headerLine = 1
+  const index = new Map<string, number>()
+  const points = new Map<string, { date: string, count: number, population?: number }>()
+  const lineOf = new Map<string, number>()
+  let records = 0
+  for await (const { fields, line } of readCsv(file)) {
     if (header === null) {
-      header = record.map((cell) => cell.trim())
-      for (const column of ['date', 'count']) if (!header.includes(column)) problems.push({ file, line: 1, column, reason: 'a required column is missing' })
-      if (problems.length > 0) break
+      header = fields.map(trimCell)
+      headerLine = line
+      checkHeaderNames(file, header, line)
+      header.forEach((column, position) => { index.set(column, position) })
+      for (const column of ['date', 'count']) if (!index.has(column)) problems.add(line, column, 'COLUMN_MISSING', 'a required column is missing')
+      for (const column of header) if (!SERIES_COLUMNS.has(column)) problems.add(line, column, 'COLUMN_UNKNOWN', 'a series has the columns date, count and optionally population')
+      problems.throwIfAny()
       continue
     }
-    const cell = (column: string): string | undefined => record[(header as string[]).indexOf(column)]?.trim()
-    const date = cell('date') ?? ''
-    const count = Number(cell('count'))
-    if (!isIsoDate(date)) problems.push({ file, line: info.lines, column: 'date', reason: `"${date}" is not a date (YYYY-MM-DD)` })
-    if (!Number.isInteger(count) || count < 0) problems.push({ file, line: info.lines, column: 'count', reason: `"${cell('count') ?? ''}" is not a non-negative whole number` })
-    const populationText = header.includes('population') ? cell('population') : undefined
-    const population = populationText === undefined || isMissing(populationText) ? undefined : Number(populationText)
-    if (population !== undefined && !(Number.isFinite(population) && population > 0)) problems.push({ file, line: info.lines, column: 'population', reason: `"${populationText ?? ''}" is not a positive number` })
-    points.push({ date, count, ...(population === undefined ? {} : { population }) })
+    records++
+    if (fields.length !== header.length) {
+      problems.add(line, '(row)', 'FIELD_COUNT', `${fields.length} fields where the header has ${header.length}`)
+      continue
+    }
+    const cell = (column: string): string | undefined => {
+      const position = index.get(column)
+      return position === undefined ? undefined : fields[position]
+    }
+    let valid = true
+    const fail = (column: string, kind: string, reason: string): void => {
+      problems.add(line, column, kind, reason)
+      valid = false
+    }
+    let date = ''
+    const rawDate = cell('date')
+    if (isMissing(rawDate)) fail('date', 'VALUE_REQUIRED', 'a date is required')
+    else {
+      const parsed = parseDate(trimCell(rawDate as string), latest)
+      if ('value' in parsed) date = parsed.value
+      else fail('date', parsed.kind, `${echo(trimCell(rawDate as string))} ${parsed.reason}`)
+    }
+    let count = 0
+    const rawCount = cell('count')
+    if (isMissing(rawCount)) fail('count', 'VALUE_REQUIRED', 'a count is required (an empty count is not 0)')
+    else {
+      const text = trimCell(rawCount as string)
+      const parsed = parseDecimal(text)
+      if (!('value' in parsed)) fail('count', parsed.kind, `${echo(text)} ${parsed.reason}`)
+      else if (!Number.isInteger(parsed.value) || parsed.value < 0) fail('count', 'NOT_A_COUNT', `${echo(text)} is not a whole number of at least 0`)
+      else count = parsed.value
+    }
+    let population: number | undefined
+    const rawPopulation = cell('population')
+    if (!isMissing(rawPopulation)) {
+      const text = trimCell(rawPopulation as string)
+      const parsed = parseDecimal(text)
+      if (!('value' in parsed)) fail('population', parsed.kind, `${echo(text)} ${parsed.reason}`)
+      else if (!(parsed.value > 0)) fail('population', 'NOT_POSITIVE', `${echo(text)} is not a positive number`)
+      else population = parsed.value
+    }
+    if (date !== '') {
+      const earlier = lineOf.get(date)
+      if (earlier !== undefined) fail('date', 'DATE_DUPLICATE', `${date} is given twice (also on line ${earlier})`)
+      else lineOf.set(date, line)
+    }
+    if (valid) points.set(date, { date, count, ...(population === undefined ? {} : { population }) })
   }
-  if (problems.length > 0) throw new ImportInvalidError(problems.slice(0, 100), Math.max(0, problems.length - 100))
-  const batch = store.db.batch()
-  for (const point of points) batch.put(point.date, point, { sublevel: store.series })
-  const importId = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`
-  batch.put(`import!${importId}`, { id: importId, kind: 'series', file, rows: points.length, duplicates: 0, committedAt: new Date().toISOString() } satisfies ImportRecord, { sublevel: store.meta })
-  await batch.write()
-  return { points: points.length }
+  if (header === null) throw new ImportInvalidError([{ file, line: 1, column: '(header)', kind: 'NO_RECORDS', reason: 'the file is empty' }], 0)
+  if (records === 0) throw new ImportInvalidError([{ file, line: headerLine + 1, column: '(row)', kind: 'NO_RECORDS', reason: 'a header and no records' }], 0)
+  problems.throwIfAny()
+  try {
+    let replaced = 0
+    for (const date of points.keys()) if (await store.series.get(date) !== undefined) replaced++
+    const batch = store.db.batch()
+    for (const point of points.values()) batch.put(point.date, point, { sublevel: store.series })
+    const importId = newImportId()
+    batch.put(`import!${importId}`, { id: importId, kind: 'series', file, rows: points.size, duplicates: 0, committedAt: new Date().toISOString() } satisfies ImportRecord, { sublevel: store.meta })
+    await batch.write()
+    return { points: points.size, replaced }
+  } catch (error) {
+    storeFailure(error)
+  }
 }

@@ -1,5 +1,7 @@
 import { z } from 'zod'
-import { SchemaInvalidError } from './errors.ts'
+import { cut, SchemaInvalidError, type FreeTextFinding } from './errors.ts'
+import { MAX_COLUMNS } from './csv.ts'
+import { isDecimal, isMissing, looksLikeDate, looksNumeric, trimCell } from './values.ts'
 
 /**
  * The schema of a region's case records: the record id column, the outcome, the record date (for
@@ -30,12 +32,14 @@ export type ColumnRule = CaseSchema['columns'][string]
 export function parseSchema (json: unknown, source: string): CaseSchema {
   const parsed = schemaSchema.safeParse(json)
   if (!parsed.success) {
-    throw new SchemaInvalidError(`${source}: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ')}`)
+    throw new SchemaInvalidError(`${source}: ${parsed.error.issues.slice(0, 10).map((issue) => `${cut(issue.path.join('.')) || '(root)'}: ${cut(issue.message)}`).join('; ')}`)
   }
   const schema = parsed.data
   const columns = schema.columns
-  if (schema.outcome !== undefined && !(schema.outcome in columns)) throw new SchemaInvalidError(`${source}: the outcome "${schema.outcome}" is not among the columns`)
-  if (schema.date !== undefined && (columns[schema.date] as { type?: string } | undefined)?.type !== 'date') throw new SchemaInvalidError(`${source}: the record date "${schema.date}" must be a date column`)
+  if (Object.keys(columns).length > MAX_COLUMNS) throw new SchemaInvalidError(`${source}: more than ${MAX_COLUMNS} columns`)
+  if (schema.outcome === schema.id || schema.date === schema.id) throw new SchemaInvalidError(`${source}: the record id column "${cut(schema.id)}" is stored only as its salted hash; it cannot be the outcome or the record date`)
+  if (schema.outcome !== undefined && !(schema.outcome in columns)) throw new SchemaInvalidError(`${source}: the outcome "${cut(schema.outcome)}" is not among the columns`)
+  if (schema.date !== undefined && (columns[schema.date] as { type?: string } | undefined)?.type !== 'date') throw new SchemaInvalidError(`${source}: the record date "${cut(schema.date)}" must be a date column`)
   if (schema.positive !== undefined) {
     const outcome = schema.outcome === undefined ? undefined : columns[schema.outcome]
     if (outcome === undefined || !('levels' in outcome) || !outcome.levels.includes(schema.positive)) throw new SchemaInvalidError(`${source}: "positive" must be one of the outcome's levels`)
@@ -43,64 +47,66 @@ export function parseSchema (json: unknown, source: string): CaseSchema {
   return schema
 }
 
+/** Text values longer than this are free text, never category levels, in an inferred schema. */
+export const LONG_TEXT_CHARS = 64
+/** An inferred text column needs at least this many values, of which at most UNIQUE_SHARE distinct. */
+export const MIN_CATEGORY_VALUES = 20
+export const UNIQUE_SHARE = 0.9
+
+export interface Inference {
+  schema: CaseSchema
+  /** text columns that cannot be categories */
+  freeText: FreeTextFinding[]
+  /** columns without a single value in the sample */
+  empty: string[]
+}
+
 /**
- * Direct identifiers by column name, as GB/T 35273 lists them: identity card and passport numbers,
- * phone numbers, names, addresses, precise locations and trajectories, e-mail.
+ * Infers a schema from a sample of rows. A column is a number column when some of its values are
+ * numbers and the others at least look numeric (they are refused later, each with its line); a date
+ * column when all look like YYYY-MM-DD; otherwise text. A text column becomes a category with the
+ * levels seen only when it has at least 20 values, at most 90% of them distinct, none longer than
+ * 64 characters: a column with nearly one value per row is a likely identifier (a name, a free-text
+ * note), and its values must never become levels that `import` and `data summary` print.
  */
-const IDENTIFIER_PATTERNS = [
-  /^(id_?card|idcard|id_?number|national_?id|resident_?id|ssn|passport|shenfenzheng|sfz)/i,
-  /(phone|mobile|telephone|^tel$|cellphone)/i,
-  /^(name|full_?name|first_?name|last_?name|surname|given_?name|patient_?name|xingming)$/i,
-  /(address|street|home_?addr|residence|dizhi)/i,
-  /(trajectory|gps|latitude|longitude|^lat$|^lon$|^lng$|track|itinerary)/i,
-  /(e-?mail)/i
-]
-
-export function looksLikeIdentifier (column: string): boolean {
-  return IDENTIFIER_PATTERNS.some((pattern) => pattern.test(column))
-}
-
-/** An 18-character Chinese resident identity number with a valid check character. */
-export function isResidentIdNumber (value: string): boolean {
-  if (!/^\d{17}[\dXx]$/.test(value)) return false
-  const weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-  const sum = weights.reduce((total, weight, index) => total + weight * Number(value[index]), 0)
-  return '10X98765432'[sum % 11] === value[17]?.toUpperCase()
-}
-
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/
-const MISSING = new Set(['', 'NA', 'NaN', 'null', 'NULL'])
-
-export function isMissing (value: string | undefined): boolean {
-  return value === undefined || MISSING.has(value.trim())
-}
-
-export function isIsoDate (value: string): boolean {
-  if (!ISO_DATE.test(value)) return false
-  const date = new Date(`${value}T00:00:00Z`)
-  return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === value
-}
-
-/** Infers a schema from a sample of rows: numbers, ISO dates, or categories with the levels seen. */
-export function inferSchema (header: string[], sample: string[][], options: { id?: string, outcome?: string }): CaseSchema {
+export function inferSchema (header: string[], sample: string[][], options: { id?: string, outcome?: string }): Inference {
   const columns: CaseSchema['columns'] = {}
-  header.forEach((column, index) => {
-    if (column === options.id) return
-    const values = sample.map((row) => row[index] ?? '').filter((value) => !isMissing(value)).map((value) => value.trim())
-    if (looksLikeIdentifier(column)) return
-    if (values.length > 0 && values.every((value) => Number.isFinite(Number(value)))) columns[column] = { type: 'number' }
-    else if (values.length > 0 && values.every(isIsoDate)) columns[column] = { type: 'date' }
-    else columns[column] = { type: 'category', levels: [...new Set(values)].sort() }
-  })
+  const freeText: FreeTextFinding[] = []
+  const empty: string[] = []
   // the record id is kept only as a salted hash and needs no rule
   const id = options.id ?? header.find((column) => /^(id|record_?id|case_?id)$/i.test(column)) ?? header[0] as string
-  delete columns[id]
+  header.forEach((column, index) => {
+    if (column === id) return
+    const values = sample.map((row) => row[index] ?? '').filter((value) => !isMissing(value)).map(trimCell)
+    if (values.length === 0) {
+      empty.push(column)
+      return
+    }
+    if (values.some(isDecimal) && values.every((value) => isDecimal(value) || looksNumeric(value))) {
+      columns[column] = { type: 'number' }
+      return
+    }
+    if (values.every(looksLikeDate)) {
+      columns[column] = { type: 'date' }
+      return
+    }
+    const distinct = new Set(values)
+    const finding = { column, values: values.length, distinct: distinct.size }
+    if (values.length >= MIN_CATEGORY_VALUES && distinct.size / values.length > UNIQUE_SHARE) freeText.push({ ...finding, kind: 'UNIQUE_TEXT' })
+    else if (values.some((value) => value.length > LONG_TEXT_CHARS)) freeText.push({ ...finding, kind: 'LONG_TEXT' })
+    else if (values.length < MIN_CATEGORY_VALUES) freeText.push({ ...finding, kind: 'TOO_FEW_VALUES' })
+    else columns[column] = { type: 'category', levels: [...distinct].sort() }
+  })
   const date = header.find((column) => columns[column] !== undefined && (columns[column] as { type?: string }).type === 'date')
   return {
-    version: 1,
-    id,
-    ...(options.outcome === undefined ? {} : { outcome: options.outcome }),
-    ...(date === undefined ? {} : { date }),
-    columns
+    schema: {
+      version: 1,
+      id,
+      ...(options.outcome === undefined ? {} : { outcome: options.outcome }),
+      ...(date === undefined ? {} : { date }),
+      columns
+    },
+    freeText,
+    empty
   }
 }

@@ -1,3 +1,4 @@
+import { echo, OptionInvalidError } from './errors.ts'
 import type { Store } from './store.ts'
 
 /**
@@ -15,6 +16,7 @@ export interface StoreSummary {
 }
 
 export async function summarize (store: Store, threshold = 3): Promise<StoreSummary> {
+  if (!(Number.isInteger(threshold) && threshold >= 1)) throw new RangeError(`the disclosure threshold is a whole number from 1, got ${threshold}`)
   const schema = await store.schema()
   const imports = [...(await store.committedImports()).values()]
   const suppress = (count: number): number | string => (count > 0 && count < threshold ? `<${threshold}` : count)
@@ -75,8 +77,19 @@ export async function summarize (store: Store, threshold = 3): Promise<StoreSumm
   return { records, imports: imports.length, threshold, columns, outcome, series: { points, first, last, total: suppress(total) } }
 }
 
-/** Removes records dated before `cutoff` (YYYY-MM-DD) in bounded atomic batches; safe to interrupt. */
-export async function purgeBefore (store: Store, cutoff: string, batchSize = 5000): Promise<{ removed: number, kept: number, undated: number }> {
+export interface PurgeReport {
+  /** records dated before the cutoff: removed, or with `dryRun` those that would be */
+  removed: number
+  kept: number
+  undated: number
+}
+
+/**
+ * Removes records dated before `cutoff` (YYYY-MM-DD) in bounded atomic batches; safe to interrupt.
+ * With `dryRun` it only counts what it would remove.
+ */
+export async function purgeBefore (store: Store, cutoff: string, options: { batchSize?: number, dryRun?: boolean } = {}): Promise<PurgeReport> {
+  const batchSize = options.batchSize ?? 5000
   const schema = await store.schema()
   if (schema?.date === undefined) return { removed: 0, kept: await store.count(), undated: 0 }
   const committed = await store.committedImports()
@@ -96,27 +109,37 @@ export async function purgeBefore (store: Store, cutoff: string, batchSize = 500
       kept++
       continue
     }
+    removed++
+    if (options.dryRun === true) continue
     batch.del(key, { sublevel: store.cases })
     batch.del((row as Record<string, string>).__id as string, { sublevel: store.ids })
-    removed++
     if (++size >= batchSize) {
       await batch.write()
       batch = store.db.batch()
       size = 0
     }
   }
-  await batch.write()
+  if (options.dryRun === true) await batch.close()
+  else await batch.write()
   return { removed, kept, undated }
 }
 
-/** "12m", "90d", "1y" before `now`, as a YYYY-MM-DD cutoff. */
+const PERIOD_LIMITS = { d: 36_500, m: 1_200, y: 100 } as const
+
+/**
+ * "12m", "90d", "1y" before `now`, as a YYYY-MM-DD cutoff: a whole number from 1 (at most 100 years)
+ * and its unit, d, m or y. A bare number is refused: 12 days and 12 months are too far apart to guess.
+ */
 export function cutoffDate (period: string, now: Date): string {
-  const match = /^(\d+)([dmy])$/.exec(period.trim())
-  if (match === null) throw new RangeError(`a period is a number and d, m or y, such as 12m; got "${period}"`)
-  const amount = Number(match[1])
+  const match = /^([1-9]\d{0,5})([dmy])$/.exec(period.trim())
+  const amount = Number(match?.[1])
+  const unit = match?.[2] as keyof typeof PERIOD_LIMITS | undefined
+  if (match === null || unit === undefined || amount > PERIOD_LIMITS[unit]) {
+    throw new OptionInvalidError(`--older-than must be a whole number and its unit, d (days), m (months) or y (years), at most 100 years, such as 12m; got ${echo(period)}`)
+  }
   const date = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()))
-  if (match[2] === 'd') date.setUTCDate(date.getUTCDate() - amount)
-  if (match[2] === 'm') date.setUTCMonth(date.getUTCMonth() - amount)
-  if (match[2] === 'y') date.setUTCFullYear(date.getUTCFullYear() - amount)
+  if (unit === 'd') date.setUTCDate(date.getUTCDate() - amount)
+  if (unit === 'm') date.setUTCMonth(date.getUTCMonth() - amount)
+  if (unit === 'y') date.setUTCFullYear(date.getUTCFullYear() - amount)
   return date.toISOString().slice(0, 10)
 }
