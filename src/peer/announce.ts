@@ -28,13 +28,27 @@ export interface AnnouncementStats {
   published: number
   /** JSON subscribers' refusals: unparseable, or not matching the subscriber's schema */
   jsonRejected: number
+  /** ignored because their author was over its rate */
+  rateLimited: number
 }
 
 export interface AnnounceChannelInit {
   topic: string
   members: ReadonlySet<string>
   maxBytes: number
+  /**
+   * Per member: announcements accepted per second on average, and in a burst. Beyond that a member's
+   * announcements are ignored (neither delivered nor forwarded) and counted: one member cannot make
+   * the others spend their time on its floods. Honest traffic (a few proposals and answers, a
+   * checkpoint every 100 rounds and its countersignatures) stays far below.
+   */
+  ratePerSecond?: number
+  burst?: number
+  /** clock for the rate limit (tests) */
+  now?: () => number
 }
+
+export const ANNOUNCEMENT_RATE = Object.freeze({ ratePerSecond: 20, burst: 200 })
 
 export interface AnnounceChannelComponents {
   pubsub: GossipSub
@@ -48,7 +62,9 @@ export class AnnounceChannel {
   readonly topic: string
   private validator: AnnouncementValidator | undefined
   private readonly handlers = new Set<(announcement: Announcement) => void>()
-  private readonly counters: AnnouncementStats = { received: 0, accepted: 0, rejected: 0, ignored: 0, published: 0, jsonRejected: 0 }
+  private readonly counters: AnnouncementStats = { received: 0, accepted: 0, rejected: 0, ignored: 0, published: 0, jsonRejected: 0, rateLimited: 0 }
+  /** per member: tokens left and when they were last topped up */
+  private readonly buckets = new Map<string, { tokens: number, at: number }>()
   private started = false
   private readonly onMessage = (event: CustomEvent<Message>): void => {
     const message = event.detail
@@ -138,11 +154,30 @@ export class AnnounceChannel {
     return { ...this.counters }
   }
 
+  /** A token bucket per member (members are few and known, so the map is bounded by the federation). */
+  private withinRate (author: string): boolean {
+    const rate = this.init.ratePerSecond ?? ANNOUNCEMENT_RATE.ratePerSecond
+    const burst = this.init.burst ?? ANNOUNCEMENT_RATE.burst
+    const now = (this.init.now ?? Date.now)()
+    const bucket = this.buckets.get(author) ?? { tokens: burst, at: now }
+    bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * rate)
+    bucket.at = now
+    this.buckets.set(author, bucket)
+    if (bucket.tokens < 1) return false
+    bucket.tokens -= 1
+    return true
+  }
+
   private validate (message: Message): TopicValidatorResult {
     this.counters.received++
     if (message.type !== 'signed' || !this.init.members.has(message.from.toString()) || message.data.byteLength > this.init.maxBytes) {
       this.counters.rejected++
       return TopicValidatorResult.Reject
+    }
+    if (!this.withinRate(message.from.toString())) {
+      this.counters.rateLimited++
+      this.counters.ignored++
+      return TopicValidatorResult.Ignore
     }
     let verdict: AnnouncementVerdict = 'accept'
     try {

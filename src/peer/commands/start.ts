@@ -198,7 +198,7 @@ export async function runStart (options: StartOptions): Promise<number> {
     await writeAtomically(join(options.dir, 'status.json'), JSON.stringify({
       peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(),
       neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), signatures: signing.stats(),
-      agreement: coordinator?.stats ?? null, checkpoints: audit.checkpointStats, ...(lastModel === undefined ? {} : { lastModel }), ...extra
+      agreement: coordinator?.stats ?? null, checkpoints: audit.checkpointStats, announcements: node.announcements.stats(), ...(lastModel === undefined ? {} : { lastModel }), ...extra
     }, null, 2))
   }
   try {
