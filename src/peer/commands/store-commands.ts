@@ -48,12 +48,15 @@ export function registerStoreCommands (program: Command): void {
     .requiredOption('--dir <dir>', 'the data folder to create')
     .requiredOption('--region <name>', 'the region this peer serves')
     .action(async (options: { dir: string, region: string }) => {
-      const { peerId } = await createIdentity(options.dir)
-      await withStore(options.dir, async (store) => {
+      // the store first (folder 0700, its key outside the folder), then the identity: an init that
+      // fails half way can be run again
+      const peerId = await Store.use(options.dir, async (store) => {
+        const { peerId } = await createIdentity(options.dir)
         await store.config.put('region', options.region)
         await store.config.put('peerId', peerId)
         await store.salt()
-      }, false)
+        return peerId
+      })
       out(`initialised ${options.dir} for ${options.region}: peer id ${peerId}`)
     })
 
