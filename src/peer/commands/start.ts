@@ -13,6 +13,7 @@ import { loadIdentity } from '../identity.ts'
 import { AuditService } from '../audit-service.ts'
 import { federationGraph, JobCoordinator, type JobProposal } from '../job.ts'
 import { fileJournal } from '../journal.ts'
+import { withDataFolderLock } from '../lock.ts'
 import { createLibp2pTransport } from '../libp2p-transport.ts'
 import { createPeerNode } from '../node.ts'
 
@@ -135,6 +136,11 @@ async function writeAtomically (path: string, text: string): Promise<void> {
 }
 
 export async function runStart (options: StartOptions): Promise<number> {
+  // one peer process per data folder, for the whole of its life (src/peer/lock.ts)
+  return await withDataFolderLock(options.dir, async () => await runPeer(options))
+}
+
+async function runPeer (options: StartOptions): Promise<number> {
   const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2))
   const federation = await loadFederation(options.federation)
   const { privateKey, peerId } = await loadIdentity(options.dir)
