@@ -6,6 +6,7 @@ import { restrictUmask } from '../store/files.ts'
 import { registerAudit } from './commands/audit.ts'
 import { registerDemo } from './commands/demo.ts'
 import { registerInspect } from './commands/inspect.ts'
+import { registerMigrate } from './commands/migrate.ts'
 import { registerPropose } from './commands/propose.ts'
 import { registerStoreCommands } from './commands/store-commands.ts'
 import { registerSimulate } from './commands/simulate.ts'
@@ -37,6 +38,7 @@ export async function main (argv: string[]): Promise<number> {
     registerInspect,
     registerPropose,
     registerStoreCommands,
+    registerMigrate,
     registerAudit
   ]
   for (const register of registrations) register(program)

@@ -1,5 +1,6 @@
 import { isMainThread } from 'node:worker_threads'
-import { chmod, link, mkdir, open, rename, stat, unlink } from 'node:fs/promises'
+import { chmod, link, lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
 import { storageFailure } from './errors.ts'
 
 /**
@@ -60,6 +61,19 @@ export async function writePrivateFileAtomically (path: string, data: string | U
   } catch (error) {
     await unlink(temporary).catch(() => {})
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw error
+    throw storageFailure(error) ?? error
+  }
+}
+
+/** Takes group and others' access away from `dir` and everything in it (folders 0700, files 0600); links are left alone. */
+export async function restrictTree (dir: string): Promise<void> {
+  if (process.platform === 'win32') return
+  try {
+    const info = await lstat(dir)
+    if (info.isSymbolicLink()) return
+    if ((info.mode & 0o077) !== 0) await chmod(dir, info.mode & 0o700)
+    if (info.isDirectory()) for (const name of await readdir(dir)) await restrictTree(join(dir, name))
+  } catch (error) {
     throw storageFailure(error) ?? error
   }
 }

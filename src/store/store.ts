@@ -54,6 +54,8 @@ export interface StoreOpenOptions {
   key?: StoreKeySource
   /** for a database passed in: its keys (default: random ones, for a database that lives as long as the process) */
   keys?: StoreKeys
+  /** open a store of the unencrypted layout to move it over (epimesh store migrate), creating its key */
+  migrating?: boolean
 }
 
 const notInitialized = (dir: string): StoreNotInitializedError => new StoreNotInitializedError(`${dir} is not a peer's data folder: run epimesh init --dir ${dir} --region NAME`)
@@ -103,10 +105,11 @@ export class Store {
     let description = await readStoreFile(dir)
     let unlocked
     if (description === null) {
-      if (await access(join(dir, 'store', 'CURRENT')).then(() => true, () => false)) {
+      const unencrypted = await access(join(dir, 'store', 'CURRENT')).then(() => true, () => false)
+      if (unencrypted && options.migrating !== true) {
         throw new StoreUnencryptedError(`the store in ${dir} was written unencrypted by an earlier version: run epimesh store migrate --dir ${dir} to encrypt it`)
       }
-      if (!create) throw notInitialized(dir)
+      if (!create && !unencrypted) throw notInitialized(dir)
       try {
         unlocked = await createStoreKey(dir, source)
       } catch (error) {
@@ -127,16 +130,16 @@ export class Store {
       throw storageFailure(error) ?? error
     }
     try {
-      return await Store.ready(db, unlocked.keys, unlocked.storeId)
+      return await Store.ready(db, unlocked.keys, unlocked.storeId, options.migrating === true)
     } catch (error) {
       await db.close().catch(() => {})
       throw storageFailure(error) ?? error
     }
   }
 
-  private static async ready (db: Database, keys: StoreKeys, storeId: string | null): Promise<Store> {
+  private static async ready (db: Database, keys: StoreKeys, storeId: string | null, migrating = false): Promise<Store> {
     // an unencrypted layout left beside the encrypted one: a migration that did not finish
-    for await (const _ of db.keys({ gt: `!v${UNENCRYPTED_LAYOUT_VERSION}-`, lt: `!v${UNENCRYPTED_LAYOUT_VERSION}.`, limit: 1 })) {
+    if (!migrating && await Store.holdsUnencrypted(db)) {
       throw new StoreUnencryptedError('the store still holds records of the earlier, unencrypted layout (a migration that did not finish): run epimesh store migrate again')
     }
     const store = new Store(db, keys, storeId)
@@ -144,6 +147,25 @@ export class Store {
     if (layout === undefined) await store.meta.put('layout', LAYOUT_VERSION)
     await store.removeUncommitted()
     return store
+  }
+
+  private static async holdsUnencrypted (db: Database): Promise<boolean> {
+    for await (const _ of db.keys({ gt: `!v${UNENCRYPTED_LAYOUT_VERSION}-`, lt: `!v${UNENCRYPTED_LAYOUT_VERSION}.`, limit: 1 })) return true
+    return false
+  }
+
+  /**
+   * The sublevels of the unencrypted layout, in this store's database, for a migration to read and
+   * empty (plain JSON values, natural keys).
+   */
+  unencryptedSublevel (kind: 'meta' | 'config' | 'cases' | 'ids' | 'series' | 'models' | 'rounds'): Store['meta'] {
+    return this.db.sublevel<string, any>(`v${UNENCRYPTED_LAYOUT_VERSION}-${kind}`, { valueEncoding: 'json' })
+  }
+
+  /** Rewrites the table files without what was deleted (LevelDB keeps deleted values until it compacts). */
+  async compact (): Promise<void> {
+    const db = this.db as unknown as { compactRange?: (start: string, end: string) => Promise<void> }
+    await db.compactRange?.('\u0000', '\uffff')
   }
 
   /** The keyed tag that stands for `natural` (a job id, a date) in the keys of `domain`: reveals nothing without the key. */
