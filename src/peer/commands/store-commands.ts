@@ -48,8 +48,8 @@ export function registerStoreCommands (program: Command): void {
     .requiredOption('--dir <dir>', 'the data folder to create')
     .requiredOption('--region <name>', 'the region this peer serves')
     .action(async (options: { dir: string, region: string }) => {
-      // the store first (folder 0700, its key outside the folder), then the identity: an init that
-      // fails half way can be run again
+      // the store first (folder 0700, its key outside the folder), then the identity: an init whose
+      // store could not be made (a problem with its key, say) leaves no identity and can be run again
       const peerId = await Store.use(options.dir, async (store) => {
         const { peerId } = await createIdentity(options.dir)
         await store.config.put('region', options.region)
