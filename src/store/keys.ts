@@ -1,5 +1,5 @@
 import { createHash, randomBytes, scrypt as scryptCallback, type ScryptOptions } from 'node:crypto'
-import { mkdir, readFile, realpath, stat } from 'node:fs/promises'
+import { mkdir, readFile, realpath, rm, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { z } from 'zod'
@@ -209,4 +209,15 @@ export async function unlockStoreKey (dir: string, description: StoreFile, sourc
     throw new StoreKeyWrongError(`${keyFrom} is not the key of the store in ${dir} (store id ${storeId})`)
   }
   return { storeId, keys: deriveStoreKeys(master, storeId), keyFrom }
+}
+
+/**
+ * Removes the key that `init` made for the store in `dir` in the keys folder, for a folder about to
+ * be deleted with it (the demo's). A key named by the operator (a file, a passphrase) is left alone.
+ */
+export async function removeDefaultKey (dir: string, source: StoreKeySource = storeKeySourceFromEnv()): Promise<void> {
+  if (source.keyFile !== undefined) return
+  const description = await readStoreFile(dir).catch(() => null)
+  if (description === null || description.key.kind !== 'file') return
+  await rm(join(source.keysDir ?? defaultKeysDir(), `${description.storeId}.key`), { force: true })
 }

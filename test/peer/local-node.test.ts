@@ -37,10 +37,10 @@ const pidIn = async (dir: string): Promise<number> => Number((await readFile(joi
 describe('a peer\'s data folder', () => {
   it('one start at a time (none left stale by SIGKILL), import alongside, every file private, an exposed identity refused', async () => {
     base = await mkdtemp(join(tmpdir(), 'epimesh-local-node-'))
+    // as init makes it (the operator test runs init itself)
     const dir = join(base, 'alpha')
-    const initialised = await cli(['init', '--dir', dir, '--region', 'alpha'])
-    expect(initialised.status, initialised.stderr).toBe(0)
-    const alpha = /peer id (\S+)/.exec(initialised.stdout)?.[1] as string
+    const { peerId: alpha } = await createIdentity(dir)
+    await Store.use(dir, async (store) => { await store.config.put('region', 'alpha') })
     // a neighbour that never starts: alpha waits for it, which is all this test needs of a running peer
     const { peerId: beta } = await createIdentity(join(base, 'beta'))
     const federation = join(base, 'federation.json')

@@ -68,13 +68,11 @@ async function filesHold (dir: string, values: readonly string[]): Promise<strin
 }
 
 describe('a store of the unencrypted layout', () => {
-  it('is refused until epimesh store migrate encrypts it in place; then no file holds its values and all reads back', async () => {
+  it('is refused until `epimesh store migrate` encrypts it in place; then no file holds its values and all reads back', async () => {
     const dir = join(base, 'old')
     await writeUnencrypted(dir)
     expect(await filesHold(dir, VALUES)).toEqual([...VALUES].sort())
-    const refused = cli(['data', 'summary', '--dir', dir])
-    expect(refused.status).toBe(2)
-    expect(refused.stderr).toContain('[STORE_UNENCRYPTED]')
+    await expect(Store.openWhenFree(dir)).rejects.toMatchObject({ code: 'STORE_UNENCRYPTED', exitCode: 2 })
 
     const migrated = cli(['store', 'migrate', '--dir', dir])
     expect(migrated.status, migrated.stderr).toBe(0)

@@ -16,6 +16,7 @@ import { parseFederation } from '../federation.ts'
 import { createIdentity } from '../identity.ts'
 import { importCases } from '../../store/import.ts'
 import { Store } from '../../store/store.ts'
+import { removeDefaultKey, storeKeySourceFromEnv } from '../../store/keys.ts'
 import type { CaseSchema } from '../../store/schema.ts'
 import { localDesign } from '../job.ts'
 import { DEMO_PROVINCES, generateCases, SYNTHETIC_SCHEMA, SYNTHETIC_TRUTH, toCsv } from '../synthetic-cases.ts'
@@ -146,12 +147,8 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   const say = (line: string): void => { if (!options.json) process.stdout.write(`${line}\n`) }
   const base = options.dir === undefined ? await mkdtemp(join(tmpdir(), 'epimesh-demo-')) : resolve(options.dir)
   await mkdir(base, { recursive: true })
-  // Each region's store gets its own random key, kept beside the data folders rather than in the
-  // operator's key folder (the demo's folders are removed at the end); the peers' processes inherit it.
-  process.env.EPIMESH_KEYS_DIR = join(base, 'keys')
-  delete process.env.EPIMESH_STORE_KEY_FILE
-  delete process.env.EPIMESH_STORE_PASSPHRASE
   // the files each region imports stay outside its data folder, which holds only the encrypted store
+  // (each store's key is made as init makes it, outside the folders, and removed with them)
   const inputs = join(base, 'inputs')
   await mkdir(inputs, { recursive: true })
   const rng = createRng(options.seed)
@@ -330,10 +327,11 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   say(`every region holds the same model; largest relative difference from the pooled fit: ${maxDifference.toExponential(2)}`)
   const risk = series === null ? null : await regionalRisk(`${jobId}-risk`, series)
   if (risk !== null) Object.assign(summary, { risk })
-  say(`files: ${base} (federation.json, inputs/ (the files imported), keys/ (the stores' keys); per region: identity.key, store/ (encrypted), models/, ${risk === null ? '' : 'forecasts/, '}status.json)`)
+  say(`files: ${base} (federation.json, inputs/ (the files imported); per region: identity.key, store/ (encrypted; its key in ${storeKeySourceFromEnv().keyFile ?? storeKeySourceFromEnv().keysDir}), models/, ${risk === null ? '' : 'forecasts/, '}status.json)`)
   say('audit: npx epimesh audit export --dir <region folder> --job <job> --out <file>, then npx epimesh audit verify <files>')
   if (!options.keep && !options.json && options.dir === undefined) {
     say('(data folders removed; run with --keep to keep them)')
+    for (const member of members) await removeDefaultKey(member.dir)
     await rm(base, { recursive: true, force: true })
   }
   return summary
