@@ -21,7 +21,7 @@ export function restrictUmask (): void {
 export function exposedKeyProblem (path: string, mode: number): string | null {
   if (process.platform === 'win32' || (mode & 0o077) === 0) return null
   const octal = (mode & 0o777).toString(8).padStart(4, '0')
-  return `permissions ${octal} for ${path} are too open: a private key must not be readable by group or others; run: chmod 600 ${path}`
+  return `permissions ${octal} for ${path} are too open: a private key must not be accessible to group or others; run: chmod 600 ${path}`
 }
 
 /** Creates `dir` (0700) if asked, and takes group and others' access away from an existing one. */
@@ -29,7 +29,10 @@ export async function secureFolder (dir: string, create: boolean): Promise<boole
   try {
     if (create) await mkdir(dir, { recursive: true, mode: 0o700 })
     const info = await stat(dir)
-    if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) await chmod(dir, info.mode & 0o700)
+    if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
+      // a folder someone else owns (a shared mount set up by an administrator) keeps its owner's modes
+      await chmod(dir, info.mode & 0o700).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'EPERM') throw error })
+    }
     return true
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !create) return false
