@@ -158,8 +158,8 @@ export interface UnlockedStore {
 }
 
 /**
- * Creates the key of a new store in `dir` and writes DIR/store.json: a passphrase if one is given,
- * else the key file named (created with a random key if it does not exist yet), else a random key in
+ * Creates the key of a new store in `dir` and writes DIR/store.json: the key file named (created
+ * with a random key if it does not exist yet), else a passphrase if one is given, else a random key in
  * the keys folder under the store's new id.
  */
 export async function createStoreKey (dir: string, source: StoreKeySource): Promise<UnlockedStore> {
@@ -167,7 +167,7 @@ export async function createStoreKey (dir: string, source: StoreKeySource): Prom
   let master: Buffer
   let key: StoreFile['key']
   let keyFrom: string
-  if (source.passphrase !== undefined) {
+  if (source.keyFile === undefined && source.passphrase !== undefined) {
     const salt = randomBytes(16).toString('base64url')
     key = { kind: 'passphrase', kdf: 'scrypt', salt, ...SCRYPT }
     master = await passphraseKey(source.passphrase, key)
