@@ -34,8 +34,10 @@ try {
   const file = join(dir, 'cases.csv')
   await writeCaseFile(file, rows)
   const store = join(dir, 'peer')
-  spawnSync(process.execPath, [bin, 'init', '--dir', store, '--region', 'bench'], { stdio: 'ignore' })
-  const result = spawnSync(process.execPath, [bin, 'import', '--dir', store, '--cases', file, '--json'], { encoding: 'utf8', maxBuffer: 1 << 24 })
+  // the store's key beside its folder, removed with it (not in the user's key folder)
+  const env = { ...process.env, EPIMESH_KEYS_DIR: join(dir, 'keys') }
+  spawnSync(process.execPath, [bin, 'init', '--dir', store, '--region', 'bench'], { stdio: 'ignore', env })
+  const result = spawnSync(process.execPath, [bin, 'import', '--dir', store, '--cases', file, '--json'], { encoding: 'utf8', maxBuffer: 1 << 24, env })
   if (result.status !== 0) throw new Error(result.stderr)
   const report = JSON.parse(result.stdout.trim().split('\n').pop() as string) as { rows: number, seconds: number, rowsPerSecond: number, peakMemoryMb: number }
   console.log(JSON.stringify({ rows: report.rows, seconds: Number(report.seconds.toFixed(1)), rowsPerSecond: Math.round(report.rowsPerSecond), peakMemoryMb: Math.round(report.peakMemoryMb) }))

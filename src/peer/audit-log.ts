@@ -172,9 +172,15 @@ export function auditFileText (job: string, peer: string, entryLines: readonly s
 /* In the store                                                                                    */
 /* ---------------------------------------------------------------------------------------------- */
 
-const jobKey = (job: string): string => encodeURIComponent(job)
-const entryKey = (job: string, seq: number): string => `e!${jobKey(job)}!${String(seq).padStart(10, '0')}`
-const checkpointKey = (job: string, peer: string, length: number): string => `c!${jobKey(job)}!${peer}!${String(length).padStart(10, '0')}`
+/*
+ * Keys in the `rounds` sublevel hold no job or peer id, only their keyed tags (Store.keyTag):
+ *   e!<job tag>!<seq>                       an entry (its canonical line)
+ *   c!<job tag>!<peer tag>!<length>         a checkpoint, with the countersignatures gathered
+ *   j!<job tag>                             the job's id, for the list of jobs with a log
+ */
+const jobTag = (store: Store, job: string): string => store.keyTag('rounds.job', job)
+const entryKey = (store: Store, job: string, seq: number): string => `e!${jobTag(store, job)}!${String(seq).padStart(10, '0')}`
+const checkpointKey = (store: Store, job: string, peer: string, length: number): string => `c!${jobTag(store, job)}!${store.keyTag('rounds.peer', peer)}!${String(length).padStart(10, '0')}`
 
 function mergeCountersignatures (a: readonly Countersignature[], b: readonly Countersignature[]): Countersignature[] {
   const byPeer = new Map<string, Countersignature>()
@@ -185,9 +191,14 @@ function mergeCountersignatures (a: readonly Countersignature[], b: readonly Cou
 /** Appends entries (each stored as its canonical line) and checkpoints (merging countersignatures) in one atomic batch. */
 export async function writeAudit (store: Store, entries: readonly SealedEntry[], checkpoints: readonly Checkpoint[]): Promise<void> {
   const batch = store.rounds.batch()
-  for (const entry of entries) batch.put(entryKey(entry.job, entry.seq), canonicalJson(entry))
+  const jobs = new Set<string>()
+  for (const entry of entries) {
+    batch.put(entryKey(store, entry.job, entry.seq), canonicalJson(entry))
+    jobs.add(entry.job)
+  }
+  for (const job of jobs) batch.put(`j!${jobTag(store, job)}`, job)
   for (const checkpoint of checkpoints) {
-    const key = checkpointKey(checkpoint.job, checkpoint.peer, checkpoint.length)
+    const key = checkpointKey(store, checkpoint.job, checkpoint.peer, checkpoint.length)
     const existing = await store.rounds.get(key) as Checkpoint | undefined
     const merged = existing !== undefined && existing.hash === checkpoint.hash && existing.sig === checkpoint.sig
       ? { ...existing, countersignatures: mergeCountersignatures(existing.countersignatures, checkpoint.countersignatures) }
@@ -199,23 +210,24 @@ export async function writeAudit (store: Store, entries: readonly SealedEntry[],
 
 export async function readAuditEntries (store: Store, job: string): Promise<string[]> {
   const lines: string[] = []
-  const prefix = `e!${jobKey(job)}!`
+  const prefix = `e!${jobTag(store, job)}!`
   for await (const value of store.rounds.values({ gte: prefix, lt: `${prefix}\uffff` })) lines.push(value as string)
   return lines
 }
 
 export async function readCheckpoints (store: Store, job: string): Promise<Checkpoint[]> {
   const checkpoints: Checkpoint[] = []
-  const prefix = `c!${jobKey(job)}!`
+  const prefix = `c!${jobTag(store, job)}!`
   for await (const value of store.rounds.values({ gte: prefix, lt: `${prefix}\uffff` })) checkpoints.push(value as Checkpoint)
-  return checkpoints
+  // by peer, then length (the keys order them by the peer's tag)
+  return checkpoints.sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : a.length - b.length)
 }
 
-/** Jobs with a round log in this store. */
+/** Jobs with a round log in this store, by id. */
 export async function auditJobs (store: Store): Promise<string[]> {
-  const jobs = new Set<string>()
-  for await (const key of store.rounds.keys({ gte: 'e!', lt: 'e!\uffff' })) jobs.add(decodeURIComponent(key.split('!')[1] as string))
-  return [...jobs]
+  const jobs: string[] = []
+  for await (const value of store.rounds.values({ gte: 'j!', lt: 'j!\uffff' })) jobs.push(value as string)
+  return jobs.sort()
 }
 
 /* ---------------------------------------------------------------------------------------------- */

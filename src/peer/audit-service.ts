@@ -5,6 +5,8 @@ import { fitJobPosition, phaseKey, phaseOrdinal } from '../consensus/fit-job.ts'
 import type { Graph } from '../consensus/graph.ts'
 import type { LogRecord, MachineInput } from '../consensus/machine.ts'
 import type { ConsensusMessage } from '../consensus/types.ts'
+import { EpimeshError } from '../learning/errors.ts'
+import { storageFailure } from '../store/errors.ts'
 import { Store } from '../store/store.ts'
 import {
   AuditTrail, checkpointAnnouncement, countersignAnnouncement, countersignStatement, checkpointStatement, messageDigest,
@@ -22,6 +24,12 @@ import type { PeerNode } from './node.ts'
  * store is opened only for the write, so that the operator's commands can read it while the peer
  * runs. Nothing is lost by batching: after a crash the job's write-ahead journal replays every input
  * through the same deterministic machine and recorder, which seal the same entries again.
+ *
+ * Nor is anything lost when the store is busy (a long import holds it) or the disk fails for a while:
+ * a write that fails is retried with exponential backoff for up to `writeRetryMs`. If it still fails,
+ * the service has failed for good: `failed` resolves with AUDIT_WRITE_FAILED, `onWriteFailure` is
+ * called, and every job whose log is still being written stops with that error at its next step (a
+ * job that ran without its log could not be audited).
  */
 export interface AuditServiceInit {
   dir: string
@@ -32,9 +40,29 @@ export interface AuditServiceInit {
   peerId: string
   log: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void
   checkpointEvery?: number
+  /** how long a failing write is retried before the audit fails (default DEFAULT_WRITE_RETRY_MS) */
+  writeRetryMs?: number
+  /** called once when a write has failed for good */
+  onWriteFailure?: (error: AuditWriteError) => void
+  /** runs a write with the store open, waiting up to `waitMs` for another process (default: Store.use on `dir`) */
+  useStore?: (task: (store: Store) => Promise<void>, waitMs: number) => Promise<void>
 }
 
 export const DEFAULT_CHECKPOINT_EVERY = 100
+/** five minutes: longer than an import of a million records on a small machine holds the store */
+export const DEFAULT_WRITE_RETRY_MS = 300_000
+/** the first retry's delay, doubled after each failure up to WRITE_RETRY_MAX_DELAY_MS */
+export const WRITE_RETRY_FIRST_DELAY_MS = 100
+export const WRITE_RETRY_MAX_DELAY_MS = 5_000
+/** the longest one attempt waits for a store held by another process */
+const WRITE_ATTEMPT_WAIT_MS = 10_000
+
+/** The round log could not be written to the store, even after retrying: the job stops. */
+export class AuditWriteError extends EpimeshError {
+  static override readonly name = 'AuditWriteError'
+  readonly exitCode = 1
+  constructor (message: string, options?: { cause?: unknown }) { super('AUDIT_WRITE_FAILED', message, options) }
+}
 
 export class AuditService {
   private readonly init: AuditServiceInit
@@ -50,11 +78,18 @@ export class AuditService {
   /** per neighbour and job: the final (not a multiple of checkpointEvery) length already countersigned */
   private readonly finalLengths = new Map<string, number>()
   readonly checkpointStats = { countersigned: 0, ignored: 0, invalid: 0 }
+  private readonly stopping = new AbortController()
+  /** the write that failed for good, if one has */
+  failure: AuditWriteError | null = null
+  /** resolves with the error when a write has failed for good (never, while writes succeed) */
+  readonly failed: Promise<AuditWriteError>
+  private resolveFailed: (error: AuditWriteError) => void = () => {}
 
   constructor (init: AuditServiceInit) {
     this.init = init
     const self = init.graph.names.indexOf(init.peerId)
     this.neighbours = new Set((init.graph.neighbours[self] ?? []).map((node) => init.graph.names[node] as string))
+    this.failed = new Promise((resolve) => { this.resolveFailed = resolve })
   }
 
   start (): void {
@@ -83,6 +118,8 @@ export class AuditService {
 
   /** Closes the logs of finished jobs that are still lingering, and stops once every pending write is done. */
   async stop (): Promise<void> {
+    // writes still failing get one last attempt each, without waiting out the whole retry time
+    this.stopping.abort()
     await Promise.all([...this.closingJobs].map(async (audit) => { await audit.closeNow() }))
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
@@ -101,10 +138,43 @@ export class AuditService {
 
   private enqueue (entries: readonly SealedEntry[], checkpoints: readonly Checkpoint[]): void {
     this.queue = this.queue.then(async () => {
-      await Store.use(this.init.dir, async (store) => { await writeAudit(store, entries, checkpoints) })
-    }).catch((error: unknown) => {
-      this.init.log('error', 'audit.write.failed', { reason: (error as Error).message })
+      // after a write failed for good the log has a hole: what follows would not chain
+      if (this.failure !== null) return
+      await this.writeWithRetry(async (store) => { await writeAudit(store, entries, checkpoints) }, entries.length)
     })
+  }
+
+  private async writeWithRetry (write: (store: Store) => Promise<void>, entries: number): Promise<void> {
+    const started = Date.now()
+    const deadline = started + (this.init.writeRetryMs ?? DEFAULT_WRITE_RETRY_MS)
+    let delay = WRITE_RETRY_FIRST_DELAY_MS
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const waitMs = Math.max(0, Math.min(WRITE_ATTEMPT_WAIT_MS, deadline - Date.now()))
+        await (this.init.useStore ?? (async (task, wait) => { await Store.use(this.init.dir, task, wait) }))(write, waitMs)
+        if (attempt > 1) this.init.log('info', 'audit.write.recovered', { attempts: attempt, ms: Date.now() - started })
+        return
+      } catch (caught) {
+        const error = storageFailure(caught) ?? caught
+        const reason = (error as Error).message
+        const code = (error as { code?: unknown }).code
+        if (Date.now() >= deadline || this.stopping.signal.aborted) {
+          this.fail(new AuditWriteError(`the round log could not be written to the store in ${this.init.dir} (${attempt} attempt${attempt === 1 ? '' : 's'} in ${Math.round((Date.now() - started) / 1000)} s, ${entries} entries): ${reason}`, { cause: error }))
+          return
+        }
+        this.init.log('warn', 'audit.write.retry', { attempt, code, reason, retryInMs: delay })
+        await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), this.stopping.signal)
+        delay = Math.min(2 * delay, WRITE_RETRY_MAX_DELAY_MS)
+      }
+    }
+  }
+
+  private fail (error: AuditWriteError): void {
+    if (this.failure !== null) return
+    this.failure = error
+    this.init.log('error', 'audit.write.failed', { code: error.code, reason: error.message })
+    this.resolveFailed(error)
+    this.init.onWriteFailure?.(error)
   }
 
   private async publish (value: unknown): Promise<void> {
@@ -249,7 +319,7 @@ export class JobAudit<S> {
   private unwritten: SealedEntry[] = []
   private chain: Promise<void> = Promise.resolve()
   private broken = false
-  private closing: { result: FitJobResult, params: FitJobParams, timer: NodeJS.Timeout | null, done: Promise<void>, resolve: () => void } | null = null
+  private closing: { result: FitJobResult, params: FitJobParams, timer: NodeJS.Timeout | null, done: Promise<void>, settle: (error: AuditWriteError | null) => void } | null = null
   private closed = false
 
   private readonly position: (state: S) => { phase: string, round: number }
@@ -263,8 +333,8 @@ export class JobAudit<S> {
   }
 
   /**
-   * A failure to log never stops the job (the model is the federation's, not this log's), but it is
-   * reported, and this job's log ends there: what follows would not chain.
+   * A failure to seal an entry does not stop the job, but it is reported, and this job's log ends
+   * there: what follows would not chain. A failure to write the log does stop it (see observe).
    */
   private async guarded (work: () => Promise<void>): Promise<void> {
     const run = this.chain.then(async () => {
@@ -280,8 +350,14 @@ export class JobAudit<S> {
     await run
   }
 
+  /**
+   * Records one step. Throws AUDIT_WRITE_FAILED once the service could not write the log, so that the
+   * job's driver stops the job there; after the job's end (the log lingering) it no longer throws.
+   */
   async observe (state: S, outbox: readonly ConsensusMessage[], log: readonly LogRecord[], input: MachineInput | null): Promise<void> {
     if (this.closed) return
+    const failure = this.service.failure
+    if (failure !== null && this.closing === null) throw failure
     await this.guarded(async () => {
       this.recorder.observe(input, outbox, log, this.position(state))
       const bodies = this.recorder.take()
@@ -298,23 +374,28 @@ export class JobAudit<S> {
     await this.service.checkpoint(this.trail, entries)
   }
 
-  /** The job's result is in: the log closes after `lingerMs`. Resolves when it is closed and written. */
-  async finish (result: FitJobResult, params: FitJobParams, lingerMs = 0): Promise<void> {
+  /**
+   * The job's result is in: the log closes after `lingerMs`. Resolves when it is closed and written;
+   * rejects with AUDIT_WRITE_FAILED when it could not be written. (The promise is marked handled:
+   * one nobody awaits does not end the process; the failure is also the service's `failed`.)
+   */
+  finish (result: FitJobResult, params: FitJobParams, lingerMs = 0): Promise<void> {
     if (this.closing === null) {
-      let resolve: () => void = () => {}
-      const done = new Promise<void>((resolveDone) => { resolve = resolveDone })
-      this.closing = { result, params, timer: null, done, resolve }
+      let settle: (error: AuditWriteError | null) => void = () => {}
+      const done = new Promise<void>((resolve, reject) => { settle = (error) => { if (error === null) resolve(); else reject(error) } })
+      done.catch(() => {})
+      this.closing = { result, params, timer: null, done, settle }
       this.service.opened(this)
       if (lingerMs > 0) this.closing.timer = setTimeout(() => { void this.closeNow() }, lingerMs)
       else void this.closeNow()
     }
-    await this.closing.done
+    return this.closing.done
   }
 
-  /** Seals the final entry now (the peer is stopping, or the linger time is over). */
+  /** Seals the final entry now (the peer is stopping, or the linger time is over). Never throws. */
   async closeNow (): Promise<void> {
     const closing = this.closing
-    if (closing === null || this.closed) return await closing?.done
+    if (closing === null || this.closed) return await closing?.done.catch(() => {})
     this.closed = true
     if (closing.timer !== null) clearTimeout(closing.timer)
     const { result, params } = closing
@@ -325,6 +406,15 @@ export class JobAudit<S> {
     })
     await this.service.flushed()
     this.service.closed(this)
-    closing.resolve()
+    closing.settle(this.service.failure)
   }
+}
+
+async function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || ms <= 0) return
+  await new Promise<void>((resolve) => {
+    const done = (): void => { clearTimeout(timer); signal.removeEventListener('abort', done); resolve() }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+  })
 }

@@ -1,8 +1,12 @@
 import { Command, CommanderError } from 'commander'
+import { resolve } from 'node:path'
 import { EpimeshError } from '../learning/errors.ts'
+import { storageFailure } from '../store/errors.ts'
+import { restrictUmask } from '../store/files.ts'
 import { registerAudit } from './commands/audit.ts'
 import { registerDemo } from './commands/demo.ts'
 import { registerInspect } from './commands/inspect.ts'
+import { registerMigrate } from './commands/migrate.ts'
 import { registerPropose } from './commands/propose.ts'
 import { registerStoreCommands } from './commands/store-commands.ts'
 import { registerSimulate } from './commands/simulate.ts'
@@ -14,10 +18,17 @@ import { registerStart } from './commands/start.ts'
  * Returns the process exit code: 0 success, 1 a failed check or run, 2 unusable input.
  */
 export async function main (argv: string[]): Promise<number> {
+  // every file and folder this process creates is its user's alone (0600, 0700), LevelDB's included
+  restrictUmask()
   const program = new Command('epimesh')
     .description('privacy-preserving, serverless model fitting for a federation of disease-control centres')
+    .option('--store-key <file>', 'the data folder\'s store key (outside the folder; default: EPIMESH_STORE_KEY_FILE, else the key init made)')
     .exitOverride()
     .showHelpAfterError()
+  program.hook('preAction', () => {
+    const keyFile = program.opts<{ storeKey?: string }>().storeKey
+    if (keyFile !== undefined) process.env.EPIMESH_STORE_KEY_FILE = resolve(keyFile)
+  })
 
   const registrations: Array<(program: Command) => void> = [
     registerSimulate,
@@ -27,6 +38,7 @@ export async function main (argv: string[]): Promise<number> {
     registerInspect,
     registerPropose,
     registerStoreCommands,
+    registerMigrate,
     registerAudit
   ]
   for (const register of registrations) register(program)
@@ -38,9 +50,11 @@ export async function main (argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? 0 : 2
     }
-    if (error instanceof EpimeshError) {
-      process.stderr.write(`epimesh: ${error.message} [${error.code}]\n`)
-      return 'exitCode' in error && typeof error.exitCode === 'number' ? error.exitCode : 1
+    // a full disk, a denied permission, a locked or damaged store: coded, without a stack trace
+    const coded = error instanceof EpimeshError ? error : storageFailure(error)
+    if (coded !== null) {
+      process.stderr.write(`epimesh: ${coded.message} [${coded.code}]\n`)
+      return 'exitCode' in coded && typeof coded.exitCode === 'number' ? coded.exitCode : 1
     }
     throw error
   }

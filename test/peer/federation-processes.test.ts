@@ -3,6 +3,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { Store } from '../../src/store/store.ts'
 import { relativeError, R_INFERT } from '../helpers/data.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
@@ -40,8 +41,10 @@ describe('a federation of separate peer processes over libp2p on 127.0.0.1', () 
       expect(model.coefficients.map((row) => row.term)).toEqual(R_INFERT.terms)
       expect(relativeError(model.coefficients.map((row) => row.estimate), R_INFERT.estimate)).toBeLessThan(1e-6)
       expect(relativeError(model.coefficients.map((row) => row.standardError), R_INFERT.standardError)).toBeLessThan(1e-6)
-      // the peer's own rows stayed in its folder: a fifth of the data set each
-      const rows = (await readFile(join(peer.dir, 'cases.csv'), 'utf8')).trim().split('\n').length - 1
+      // the peer's own rows stayed in its store: a fifth of the data set each
+      const store = await Store.open(peer.dir, { create: false })
+      const rows = await store.count()
+      await store.close()
       expect(rows).toBeGreaterThanOrEqual(49)
       expect(rows).toBeLessThanOrEqual(50)
     }

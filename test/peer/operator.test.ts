@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createIdentity } from '../../src/peer/identity.ts'
 import { relativeError, R_INFERT } from '../helpers/data.ts'
+import { filesUnder, notPrivate } from '../helpers/files.ts'
 import { freePort, waitFor } from '../helpers/process.ts'
 import { loadFluBYBW } from '../helpers/forecast-data.ts'
 import { fitModel } from '../../src/learning/fit.ts'
@@ -135,5 +136,11 @@ describe('an operator runs a peer', () => {
 
     for (const child of children) child.kill('SIGTERM')
     expect(await Promise.all(exits)).toEqual([0, 0, 0])
+    // every file the peers and the operator's commands wrote into the data folders (store, models,
+    // forecasts, journal, status, proposals, audit exports) is 0600, every folder 0700
+    for (const member of members) {
+      expect(await filesUnder(member.dir)).toEqual(expect.arrayContaining(['models/latest.json', 'forecasts/risk-1.json', 'status.json', 'risk-1.jsonl', 'store.json']))
+      expect(await notPrivate(member.dir)).toEqual([])
+    }
   }, 180_000)
 })

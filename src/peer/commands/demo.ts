@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
 import { createRng, forkRng } from '../../consensus/rng.ts'
@@ -16,6 +16,7 @@ import { parseFederation } from '../federation.ts'
 import { createIdentity } from '../identity.ts'
 import { importCases } from '../../store/import.ts'
 import { Store } from '../../store/store.ts'
+import { removeDefaultKey, storeKeySourceFromEnv } from '../../store/keys.ts'
 import type { CaseSchema } from '../../store/schema.ts'
 import { localDesign } from '../job.ts'
 import { DEMO_PROVINCES, generateCases, SYNTHETIC_SCHEMA, SYNTHETIC_TRUTH, toCsv } from '../synthetic-cases.ts'
@@ -146,6 +147,10 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   const say = (line: string): void => { if (!options.json) process.stdout.write(`${line}\n`) }
   const base = options.dir === undefined ? await mkdtemp(join(tmpdir(), 'epimesh-demo-')) : resolve(options.dir)
   await mkdir(base, { recursive: true })
+  // the files each region imports stay outside its data folder, which holds only the encrypted store
+  // (each store's key is made as init makes it, outside the folders, and removed with them)
+  const inputs = join(base, 'inputs')
+  await mkdir(inputs, { recursive: true })
   const rng = createRng(options.seed)
   say(`epimesh demo: ${options.data === undefined ? `${DEMO_PROVINCES.length} provincial peers` : `peers for ${options.data}`} on 127.0.0.1, data folders under ${base}`)
 
@@ -163,17 +168,18 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   for (const [index, peer] of peerData.entries()) {
     const dir = join(base, peer.region.toLowerCase().replace(/[^a-z0-9._-]+/g, '-'))
     const { peerId } = await createIdentity(dir)
-    await writeFile(join(dir, 'cases.csv'), peer.csv)
+    const name = basename(dir)
+    await writeFile(join(inputs, `${name}-cases.csv`), peer.csv)
     // each region's records go into its own store, as an operator's import would put them
     const store = await Store.open(dir)
     try {
       await store.config.put('region', peer.region)
       await store.config.put('peerId', peerId)
-      await importCases(store, { file: join(dir, 'cases.csv'), schema: peer.schema })
+      await importCases(store, { file: join(inputs, `${name}-cases.csv`), schema: peer.schema })
       const own = series?.[index]
       if (own !== undefined) {
-        await writeFile(join(dir, 'series.csv'), seriesCsv(own))
-        await importSeries(store, join(dir, 'series.csv'))
+        await writeFile(join(inputs, `${name}-series.csv`), seriesCsv(own))
+        await importSeries(store, join(inputs, `${name}-series.csv`))
       }
     } finally {
       await store.close()
@@ -321,10 +327,11 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   say(`every region holds the same model; largest relative difference from the pooled fit: ${maxDifference.toExponential(2)}`)
   const risk = series === null ? null : await regionalRisk(`${jobId}-risk`, series)
   if (risk !== null) Object.assign(summary, { risk })
-  say(`files: ${base} (federation.json; per region: identity.key, store/, cases.csv and series.csv (the imported files), models/, ${risk === null ? '' : 'forecasts/, '}status.json)`)
+  say(`files: ${base} (federation.json, inputs/ (the files imported); per region: identity.key, store/ (encrypted; its key in ${storeKeySourceFromEnv().keyFile ?? storeKeySourceFromEnv().keysDir}), models/, ${risk === null ? '' : 'forecasts/, '}status.json)`)
   say('audit: npx epimesh audit export --dir <region folder> --job <job> --out <file>, then npx epimesh audit verify <files>')
   if (!options.keep && !options.json && options.dir === undefined) {
     say('(data folders removed; run with --keep to keep them)')
+    for (const member of members) await removeDefaultKey(member.dir)
     await rm(base, { recursive: true, force: true })
   }
   return summary

@@ -15,6 +15,7 @@ import { federationGraph, jobAnnouncementSchema, JobCoordinator, type JobProposa
 import { checkJobId, dataPath } from '../paths.ts'
 import { excerpt } from '../../consensus/ids.ts'
 import { fileJournal } from '../journal.ts'
+import { withDataFolderLock } from '../lock.ts'
 import { createLibp2pTransport } from '../libp2p-transport.ts'
 import { createPeerNode } from '../node.ts'
 import { ed25519Signer, ed25519Verifier, SigningTransport } from '../signing.ts'
@@ -167,6 +168,11 @@ async function writeAtomically (path: string, text: string): Promise<void> {
 }
 
 export async function runStart (options: StartOptions): Promise<number> {
+  // one peer process per data folder, for the whole of its life (src/peer/lock.ts)
+  return await withDataFolderLock(options.dir, async () => await runPeer(options))
+}
+
+async function runPeer (options: StartOptions): Promise<number> {
   const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2))
   const federation = await loadFederation(options.federation)
   const { privateKey, peerId } = await loadIdentity(options.dir)

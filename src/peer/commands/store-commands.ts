@@ -6,7 +6,7 @@ import { EpimeshError } from '../../learning/errors.ts'
 import { parseSchema, type CaseSchema } from '../../store/schema.ts'
 import { importCases, importSeries } from '../../store/import.ts'
 import { Store } from '../../store/store.ts'
-import { cut, DataFolderUnusableError, echo, OptionInvalidError, PurgeNotConfirmedError, SchemaInvalidError, StoreIoError, StoreLockedError, StoreNotInitializedError } from '../../store/errors.ts'
+import { cut, DataFolderUnusableError, echo, OptionInvalidError, PurgeNotConfirmedError, SchemaInvalidError, StoreIoError, StoreLockedError, StoreNotInitializedError, storageFailure } from '../../store/errors.ts'
 import { cutoffDate, purgeBefore, summarize, type PurgeReport } from '../../store/summary.ts'
 import { isIsoDate } from '../../store/values.ts'
 import { createIdentity } from '../identity.ts'
@@ -70,6 +70,8 @@ const errnoOf = (error: unknown): string | undefined => {
 /** A data folder's failure as a coded error: a folder others hold, one that cannot be used, or an I/O error. */
 export function storeError (dir: string, error: unknown): Error {
   if (error instanceof EpimeshError) return error
+  const system = storageFailure(error)
+  if (system !== null) return system
   if ((error as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') return new StoreLockedError(`the store in ${dir} is held by another process (a running peer, another command); try again when it is free`, { cause: error })
   const errno = errnoOf(error)
   if (errno !== undefined) return new DataFolderUnusableError(`${dir} cannot be used: ${errno}`, { cause: error })
@@ -140,16 +142,14 @@ export function registerStoreCommands (program: Command): void {
     .requiredOption('--region <name>', 'the region this peer serves')
     .action(async (options: { dir: string, region: string }) => {
       if (options.region.trim() === '') throw new OptionInvalidError('--region must name the region')
-      let peerId: string
-      try {
-        ({ peerId } = await createIdentity(options.dir))
-      } catch (error) {
-        throw storeError(options.dir, error)
-      }
-      await withStore(options.dir, async (store) => {
+      // the store first (folder 0700, its key outside the folder), then the identity: an init whose
+      // store could not be made (a problem with its key, say) leaves no identity and can be run again
+      const peerId = await withStore(options.dir, async (store) => {
+        const { peerId } = await createIdentity(options.dir)
         await store.config.put('region', options.region)
         await store.config.put('peerId', peerId)
         await store.salt()
+        return peerId
       }, false)
       out(`initialised ${options.dir} for ${options.region}: peer id ${peerId}`)
     })
