@@ -74,6 +74,7 @@ let lastAt = started
 await Promise.all(states.map(async (state, index) => {
   await driveRounds({
     protocol: fitJobProtocol, state, transport: transports[index] as ReturnType<typeof createLibp2pTransport>, roundDeadlineMs: 2000,
+    rounds: (transports[index] as ReturnType<typeof createLibp2pTransport>).rounds.track('bench'),
     onStep: () => {
       if (index !== 0) return
       const round = fitJobProtocol.round(state)

@@ -373,6 +373,7 @@ export class JobCoordinator {
       protocol,
       state,
       transport: this.options.transport,
+      rounds: this.options.transport.rounds.track(proposal.id),
       roundDeadlineMs: proposal.model.roundDeadlineMs,
       maxStalledDeadlines: stalledDeadlines(proposal.model.dropAfterRounds),
       signal: this.options.signal,

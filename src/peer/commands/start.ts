@@ -15,6 +15,7 @@ import { federationGraph, JobCoordinator, type JobProposal } from '../job.ts'
 import { fileJournal } from '../journal.ts'
 import { createLibp2pTransport } from '../libp2p-transport.ts'
 import { createPeerNode } from '../node.ts'
+import { STATUS_REFRESH_MS } from '../constants.ts'
 
 /**
  * `epimesh start`: runs this region's peer until stopped. It joins the federation (one reachable
@@ -146,7 +147,7 @@ export async function runStart (options: StartOptions): Promise<number> {
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
 
-  const node = await createPeerNode({ federation, privateKey, listen: options.listen })
+  const node = await createPeerNode({ federation, privateKey, listen: options.listen }, { logger: log })
   await node.start({ signal: controller.signal })
   log.info({ addresses: node.addresses(), neighbours: node.neighbours.length }, 'peer started')
   const transport = createLibp2pTransport({}, { node })
@@ -157,12 +158,15 @@ export async function runStart (options: StartOptions): Promise<number> {
   })
   audit.start()
   let lastStatus = 0
+  const statusExtra: Record<string, unknown> = {}
   const writeStatus = async (extra: Record<string, unknown> = {}): Promise<void> => {
+    Object.assign(statusExtra, extra)
     await writeAtomically(join(options.dir, 'status.json'), JSON.stringify({
       peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(),
-      neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), ...extra
+      neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), network: node.networkStats(), ...statusExtra
     }, null, 2))
   }
+  let statusRefresh: NodeJS.Timeout | undefined
   try {
     await node.waitForNeighbours({ timeoutMs: 30_000, signal: controller.signal })
     const ready = await transport.start({ signal: controller.signal })
@@ -203,6 +207,8 @@ export async function runStart (options: StartOptions): Promise<number> {
     })
     coordinator.start()
     await writeStatus()
+    // refusals and scores change between jobs too
+    statusRefresh = setInterval(() => { writeStatus().catch(() => {}) }, STATUS_REFRESH_MS)
     const jobId = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
     // A job begun here before a stop (a crash, a kill) and not finished is resumed from its journal.
     const begun = (await journal.list()).includes(jobId) && !(await exists(join(options.dir, 'models', `${jobId}.json`)))
@@ -244,6 +250,7 @@ export async function runStart (options: StartOptions): Promise<number> {
     clearInterval(poll)
     return 0
   } finally {
+    clearInterval(statusRefresh)
     coordinator?.stop()
     await audit.stop()
     await transport.stop().catch(() => {})
