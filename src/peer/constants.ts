@@ -76,29 +76,32 @@ export const DEFAULT_TRANSPORT = Object.freeze({
  *
  * - P4, invalid deliveries (w4 = -1, half-life 60 s: decay 0.5^(1/60) = 0.98851). One invalid message
  *   costs 1, n in a burst cost n^2.
- * - P2, first deliveries (w2 = 0.1, cap 10, half-life 10 s): a member earns at most 1 point per topic
- *   by delivering valid messages first, and the topic total is capped at 10. That is all a hostile
- *   member can bank against its penalties, whatever the size of the federation.
+ * - P2, first deliveries (w2 = 0.1, cap 10, half-life 10 s): delivering valid messages first earns a
+ *   member at most 1 point per topic, on the topics both peers subscribe to (the announcement topic
+ *   and round topics of graph neighbours: at most m in a federation of m members); the positive total
+ *   is capped at 10.
  * - P1 (time in mesh), P3 and P3b (mesh delivery quota) are off: there is no mesh by default (D = 0),
  *   and between jobs no round message flows at all, so any delivery quota would punish idle honest
  *   members. P6 (IP colocation) is off: see gossipsubOptions.
  * - P7, behaviour (broken IWANT promises, GRAFT spam): w7 = -1 above a threshold of 10, half-life 10 s.
  *   A member whose event loop stalls for the 3 s IWANT follow-up breaks a few promises at once without
- *   any ill will; ten are free, twenty cost 100 (the gossip threshold, not the graylist).
- * - Thresholds: gossip -100, publish -200, graylist -400. With the most a member can bank (+10),
- *   n invalid messages in a burst give 10 - n^2: below the gossip threshold at n = 11, below publish
- *   at 15, graylisted at n = 21 (21^2 = 441 > 410). Sent steadily at r per second, the counter tends to
- *   r / (1 - 0.98851) = 87 r, which passes sqrt(410) = 20.2 for any r above 0.233 per second: one
- *   invalid message every 4 s is graylisted by about its 58th message (230 s), one a second by its
- *   23rd. Slower than that, the count decays faster than it grows and the member is never graylisted.
+ *   any ill will; ten are free, twenty cost 100 (at the gossip threshold), only over thirty graylist.
+ * - Thresholds: gossip -100, publish -200, graylist -400. n invalid messages in a burst, with b points
+ *   banked, score b - n^2: below the gossip threshold at n = 11, below publish at 15, graylisted at
+ *   n = 21 whenever b <= 40 (any federation of up to 40 members; beyond, the smallest n with n^2 > 400 + m). Sent
+ *   steadily, the count decays between messages: one invalid message a second is graylisted by its
+ *   23rd (22 s), one every 2 s by its 27th, one every 4 s by its 51st (200 s); at one every 5 s or
+ *   slower the count peaks at 1 / (1 - 0.98851^5) = 17.9 (score -320) and the member is never
+ *   graylisted. (score-guard.test.ts checks these figures against the library's own score code.)
  * - Honest members send no invalid message at all: every Reject is for something its author is
  *   answerable for (malformed, non-finite, oversized, wrong sender or recipient); a round outside the
  *   window or an unknown job is Ignore, which costs nothing. Their score stays >= 0.
  *
  * A graylisted member is disconnected and refused in both directions for `banMs` (5 min, in
- * DEFAULT_PEER_NODE), doubled for each later offence up to `maxBanMs` (1 h). Gossipsub keeps a disconnected peer's negative score for
- * `retainScoreMs` without decaying it; setting that to the first ban means a member readmitted after its
- * ban starts from 0 again, instead of being graylisted at once by the score it left with.
+ * DEFAULT_PEER_NODE), doubled for each later offence up to `maxBanMs` (1 h). Gossipsub keeps a
+ * disconnected peer's negative score for `retainScoreMs` without decaying it; setting that to the first
+ * ban means a member readmitted after its ban starts from 0 again, instead of being graylisted at once
+ * by the score it left with.
  */
 export const DEFAULT_PEER_SCORE = Object.freeze({
   decayIntervalMs: 1000,
