@@ -159,12 +159,17 @@ export async function runStart (options: StartOptions): Promise<number> {
   audit.start()
   let lastStatus = 0
   const statusExtra: Record<string, unknown> = {}
+  let statusWriting: Promise<void> = Promise.resolve()
   const writeStatus = async (extra: Record<string, unknown> = {}): Promise<void> => {
     Object.assign(statusExtra, extra)
-    await writeAtomically(join(options.dir, 'status.json'), JSON.stringify({
-      peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(),
-      neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), network: node.networkStats(), ...statusExtra
-    }, null, 2))
+    // one write at a time: two at once would race on the same temporary file
+    statusWriting = statusWriting.catch(() => {}).then(async () => {
+      await writeAtomically(join(options.dir, 'status.json'), JSON.stringify({
+        peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(),
+        neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), network: node.networkStats(), ...statusExtra
+      }, null, 2))
+    })
+    await statusWriting
   }
   let statusRefresh: NodeJS.Timeout | undefined
   try {
