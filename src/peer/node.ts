@@ -168,7 +168,7 @@ export function validatePeerNodeConfig (config: PeerNodeConfig): void {
  *   Ignore, or an honest member relaying or running a moment ahead would be penalised. A member below
  *   the graylist threshold is disconnected and banned by the ScoreGuard.
  */
-export function gossipsubOptions (federation: Federation, config: Pick<PeerNodeConfig, 'heartbeatIntervalMs' | 'meshDegree' | 'gossipsub'>, appSpecificScore: (peerId: string) => number = () => 0): Partial<GossipsubOpts> {
+export function gossipsubOptions (federation: Federation, config: Pick<PeerNodeConfig, 'heartbeatIntervalMs' | 'meshDegree' | 'gossipsub'>): Partial<GossipsubOpts> {
   const topics = [announceTopic(federation.federationId), ...federation.members.map((member) => peerTopic(federation.federationId, member.peerId))]
   const longestTopic = Math.max(...topics.map((topic) => topic.length))
   return {
@@ -203,7 +203,7 @@ export function gossipsubOptions (federation: Federation, config: Pick<PeerNodeC
     scoreParams: {
       topics: Object.fromEntries(topics.map((topic) => [topic, topicScoreParams()])),
       topicScoreCap: DEFAULT_PEER_SCORE.topicScoreCap,
-      appSpecificScore,
+      // P5: invalid messages on direct streams (the ScoreGuard supplies the function)
       appSpecificWeight: 1,
       IPColocationFactorWeight: 0,
       behaviourPenaltyWeight: DEFAULT_PEER_SCORE.behaviourPenaltyWeight,
@@ -435,7 +435,7 @@ export async function createPeerNode (init: PeerNodeInit, components: PeerNodeCo
       // limit of one outbound ping stream per connection the two collide, the monitor's ping fails
       // with "too many outbound protocol streams" and a healthy link to a neighbour is torn down.
       ping: ping({ maxOutboundStreams: PING_MAX_OUTBOUND_STREAMS, maxInboundStreams: PING_MAX_INBOUND_STREAMS }),
-      pubsub: gossipsub({ ...gossipsubInit, scoreParams: { ...gossipsubInit.scoreParams, appSpecificScore: guard.appSpecificScore } }),
+      pubsub: gossipsub({ ...gossipsubInit, scoreParams: { appSpecificScore: guard.appSpecificScore, ...gossipsubInit.scoreParams } }),
       dht: kadDHT({
         protocol: dhtProtocol(federation.federationId),
         clientMode: false,

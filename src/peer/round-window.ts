@@ -14,6 +14,12 @@ import type { ConsensusMessage } from '../consensus/types.ts'
  * A job no driver here runs, or ran among the last `keepFinished`, is unknown (`null`): its messages
  * cannot be used (a machine only hears messages once its driver runs; a member that started the job a
  * moment earlier sends its first round again at its deadline) and are counted and dropped.
+ *
+ * What `behind` costs: ADMM drops every message of an earlier round anyway, and a flood sum gives up on
+ * a lagging neighbour after 3 x diameter + 12 rounds, so neither loses anything. A spanning-tree sum
+ * (federations over 64 members) counts rounds by deadlines while it waits: a member that comes back
+ * more than `behind` deadlines after it left, in the middle of one, is refused as stale, as it would be
+ * anyway were it gone for good.
  */
 export interface RoundWindowsInit {
   ahead: number
