@@ -18,8 +18,8 @@ import type { ConsensusMessage } from '../consensus/types.ts'
  * What `behind` costs: ADMM drops every message of an earlier round anyway, and a flood sum gives up on
  * a lagging neighbour after 3 x diameter + 12 rounds, so neither loses anything. A spanning-tree sum
  * (federations over 64 members) counts rounds by deadlines while it waits: a member that comes back
- * more than `behind` deadlines after it left, in the middle of one, is refused as stale, as it would be
- * anyway were it gone for good.
+ * more than `behind` deadlines after it left, in the middle of one, is refused as stale, and that sum
+ * waits for it as it would for a member gone for good.
  */
 export interface RoundWindowsInit {
   ahead: number
