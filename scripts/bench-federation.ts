@@ -2,7 +2,8 @@
  * A whole federated fit over real libp2p: N peers in one process (each its own libp2p node over TCP on
  * 127.0.0.1) on a ring, infert split evenly, ADMM or exact Newton to the network-agreed stop. Reports
  * the wall time of the job, the rounds, the median time per round, and the time to 1e-6 of the pooled
- * fit (read off each round's iterates).
+ * fit (read off each round's iterates); and, over all peers, the connections refused, the members
+ * graylisted, the lowest gossipsub score any peer gave another, and the messages rejected.
  *
  *   npx tsx scripts/bench-federation.ts [--peers 16] [--algorithm admm|newton] [--via gossipsub|direct]
  */
@@ -74,6 +75,7 @@ let lastAt = started
 await Promise.all(states.map(async (state, index) => {
   await driveRounds({
     protocol: fitJobProtocol, state, transport: transports[index] as ReturnType<typeof createLibp2pTransport>, roundDeadlineMs: 2000,
+    rounds: (transports[index] as ReturnType<typeof createLibp2pTransport>).rounds.track('bench'),
     onStep: () => {
       if (index !== 0) return
       const round = fitJobProtocol.round(state)
@@ -93,7 +95,11 @@ const result = fitJobProtocol.result(states[0] as FitJobState)
 console.log(JSON.stringify({
   peers, algorithm, via, rounds: result.rounds, seconds: totalMs / 1000, secondsTo1e6: reachedMs === null ? null : (reachedMs as number) / 1000,
   medianRoundMs: sorted[Math.floor(sorted.length / 2)], p90RoundMs: sorted[Math.floor(sorted.length * 0.9)],
-  relativeError: maxRelativeError(states, reference)
+  relativeError: maxRelativeError(states, reference),
+  refusedConnections: nodes.reduce((sum, node) => sum + node.networkStats().connections.total, 0),
+  graylisted: nodes.reduce((sum, node) => sum + node.networkStats().gossipsub.graylisted, 0),
+  lowestScore: Math.min(...nodes.flatMap((node) => Object.values(node.networkStats().gossipsub.scores).map((entry) => entry.lowest))),
+  rejectedMessages: transports.reduce((sum, transport) => sum + Object.values(transport.stats().rejected).reduce((total, count) => total + count, 0), 0)
 }))
 await Promise.all(transports.map(async (transport) => { await transport.stop() }))
 await Promise.all(nodes.map(async (node) => { await node.stop() }))

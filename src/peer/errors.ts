@@ -16,6 +16,7 @@ export type MessageRejectionCode =
   | 'MESSAGE_NOT_NEIGHBOUR'
   | 'MESSAGE_STALE_ROUND'
   | 'MESSAGE_FUTURE_ROUND'
+  | 'MESSAGE_UNKNOWN_JOB'
 
 export const MESSAGE_REJECTION_CODES: readonly MessageRejectionCode[] = Object.freeze([
   'MESSAGE_TOO_LARGE',
@@ -25,7 +26,8 @@ export const MESSAGE_REJECTION_CODES: readonly MessageRejectionCode[] = Object.f
   'MESSAGE_WRONG_RECIPIENT',
   'MESSAGE_NOT_NEIGHBOUR',
   'MESSAGE_STALE_ROUND',
-  'MESSAGE_FUTURE_ROUND'
+  'MESSAGE_FUTURE_ROUND',
+  'MESSAGE_UNKNOWN_JOB'
 ])
 
 /** A consensus message that cannot be encoded, or that an inbound check refuses. */
@@ -76,6 +78,12 @@ export class MessageStaleRoundError extends MessageRejectedError {
 export class MessageFutureRoundError extends MessageRejectedError {
   static override readonly name = 'MessageFutureRoundError'
   constructor (message: string, options?: { cause?: unknown }) { super('MESSAGE_FUTURE_ROUND', message, options) }
+}
+
+/** A message for a job that this peer neither runs nor recently finished. */
+export class MessageUnknownJobError extends MessageRejectedError {
+  static override readonly name = 'MessageUnknownJobError'
+  constructor (message: string, options?: { cause?: unknown }) { super('MESSAGE_UNKNOWN_JOB', message, options) }
 }
 
 export interface FederationIssue {

@@ -15,6 +15,7 @@ import { excerpt, isJobId, JOB_ID_RULE } from '../consensus/ids.ts'
 import { z } from 'zod'
 import type { Transport } from '../consensus/types.ts'
 import type { MessageVerifier } from '../consensus/evidence.ts'
+import type { RoundWindows } from './round-window.ts'
 import type { PeerNode } from './node.ts'
 import { driveRounds, type RoundDriverResult } from './round-driver.ts'
 import type { JobJournal } from './journal.ts'
@@ -165,6 +166,8 @@ export interface JobCoordinatorOptions {
   transport: Transport
   /** checks the signatures on the proof an alarm carries and on relayed closing statements */
   verifier?: MessageVerifier
+  /** the rounds the network layer accepts for each job (the libp2p transport's), kept up to date by the round driver */
+  roundWindows?: RoundWindows
   federation: Federation
   /** reads this region's records and series: called for every proposal, so that data imported while the peer runs is used */
   loadData: () => Promise<JobData>
@@ -509,6 +512,7 @@ export class JobCoordinator {
       protocol,
       state,
       transport: this.options.transport,
+      ...(this.options.roundWindows === undefined ? {} : { rounds: this.options.roundWindows.track(proposal.id) }),
       roundDeadlineMs: proposal.model.roundDeadlineMs,
       maxStalledDeadlines: stalledDeadlines(proposal.model.dropAfterRounds),
       signal: this.options.signal,

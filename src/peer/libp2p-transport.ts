@@ -4,9 +4,13 @@ import { combineSignals, throwIfAborted, withTimeout } from './abort.ts'
 import { checkConsensusMessage, decodeConsensusMessage, encodeConsensusMessage, type RoundWindowFn } from './codec.ts'
 import { DEFAULT_TRANSPORT, directProtocol, peerTopic } from './constants.ts'
 import { DirectChannel } from './direct.ts'
+import { federationGraph } from './job.ts'
+import { RoundWindows, roundWindowsInit } from './round-window.ts'
+import { diameter } from '../consensus/graph.ts'
 import {
   MESSAGE_REJECTION_CODES,
   MessageRejectedError,
+  MessageUnknownJobError,
   NotANeighbourError,
   NotStartedError,
   PeerConfigError,
@@ -28,8 +32,13 @@ import type { Logger } from 'pino'
  *
  * Inbound, both carriers apply the same checks before a message reaches a handler: size, well-formed
  * bytes, finite values, the claimed sender equal to the authenticated one (topic owner and gossipsub's
- * verified author; the stream's remote peer), the recipient, and the round window. Each refusal is
- * counted by code in `stats()` and otherwise ignored: nothing a peer sends can throw here.
+ * verified author; the stream's remote peer), the recipient, and the round window of a job this peer
+ * runs (`rounds`, which the round driver keeps up to date; see RoundWindows). Each refusal is counted
+ * by code in `stats()` and otherwise ignored: nothing a peer sends can throw here. What its author is
+ * answerable for (malformed, non-finite, oversized, wrong sender or recipient, not a neighbour) also
+ * counts against the author's gossipsub score: Reject on a topic, a report to the node on a direct
+ * stream. A round outside the window or a job not run here depends on this peer's own progress, so it
+ * costs its author nothing (Ignore).
  */
 
 export type BroadcastCarrier = 'gossipsub' | 'direct'
@@ -41,9 +50,15 @@ export interface Libp2pTransportInit {
   /** how long `start()` waits for neighbours' subscriptions (gossipsub) or streams (direct) */
   readyTimeoutMs?: number
   streamOpenTimeoutMs?: number
-  /** the rounds accepted per job; the round driver knows them. Unset: any round. */
+  /**
+   * the rounds accepted per job, instead of the transport's own `rounds` (which refuses jobs that no
+   * driver here runs); `anyRound` accepts every message
+   */
   roundWindow?: RoundWindowFn
 }
+
+/** A round window with no opinion: every job, every round (tests and benchmarks without a round driver). */
+export const anyRound: RoundWindowFn = () => undefined
 
 export type Libp2pTransportConfig = Required<Omit<Libp2pTransportInit, 'roundWindow'>> & { roundWindow?: RoundWindowFn }
 
@@ -95,6 +110,8 @@ export class Libp2pTransport implements Transport {
   /** validated gossipsub messages, from the validator to the 'message' event (the same object) */
   private readonly validated = new WeakMap<Message, ConsensusMessage>()
   private roundWindow: RoundWindowFn | undefined
+  /** the windows of the jobs the round drivers run here; pass `rounds.track(job)` to driveRounds */
+  readonly rounds: RoundWindows
   private controller: AbortController | null = null
   private readonly counters = {
     received: 0,
@@ -119,6 +136,7 @@ export class Libp2pTransport implements Transport {
     this.logger = components.logger
     this.self = this.node.peerId
     this.roundWindow = config.roundWindow
+    this.rounds = new RoundWindows(roundWindowsInit(diameter(federationGraph(this.node.federation))))
     const federationId = this.node.federation.federationId
     this.ownTopic = peerTopic(federationId, this.self)
     this.neighbourTopics = new Map(this.node.neighbours.map((peer) => [peerTopic(federationId, peer), peer]))
@@ -141,7 +159,7 @@ export class Libp2pTransport implements Transport {
     return this.node.neighbours
   }
 
-  /** Replace the round window (the round driver sets it once it knows the job's current round). */
+  /** Replaces the round window; `undefined` goes back to the transport's own `rounds`. */
   setRoundWindow (roundWindow: RoundWindowFn | undefined): void {
     this.roundWindow = roundWindow
   }
@@ -264,15 +282,16 @@ export class Libp2pTransport implements Transport {
     }
     try {
       const decoded = decodeConsensusMessage(message.data, { maxBytes: this.config.maxMessageBytes })
-      checkConsensusMessage(decoded, { from: owner, to: null, roundWindow: this.roundWindow })
+      this.check(decoded, owner, null)
       this.counters.accepted++
       this.validated.set(message, decoded)
       return TopicValidatorResult.Accept
     } catch (err) {
       const code = rejectionCode(err)
       this.reject(code, owner, 'gossipsub')
-      // A round outside the window is late or early, not malicious: drop it without penalising the relay.
-      return code === 'MESSAGE_STALE_ROUND' || code === 'MESSAGE_FUTURE_ROUND' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
+      // Late, early, or for a job not (or no longer, or not yet) run here: this peer's own progress
+      // decides that, not the author's conduct; drop it without penalising author or relay.
+      return IGNORED.has(code) ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
     }
   }
 
@@ -281,7 +300,7 @@ export class Libp2pTransport implements Transport {
     this.counters.bytesReceived += payload.byteLength
     try {
       const decoded = decodeConsensusMessage(payload, { maxBytes: this.config.maxMessageBytes })
-      checkConsensusMessage(decoded, { from, to: this.self, roundWindow: this.roundWindow })
+      this.check(decoded, from, this.self)
       this.counters.accepted++
       this.deliver(decoded)
     } catch (err) {
@@ -289,9 +308,23 @@ export class Libp2pTransport implements Transport {
     }
   }
 
+  /** Sender, recipient and round window; a job that no driver here runs or recently ran is refused last. */
+  private check (message: ConsensusMessage, from: string, to: string | null): void {
+    const explicit = this.roundWindow
+    if (explicit !== undefined) {
+      checkConsensusMessage(message, { from, to, roundWindow: explicit })
+      return
+    }
+    const window = this.rounds.window(message.job, message.kind)
+    checkConsensusMessage(message, { from, to, roundWindow: window === null ? undefined : () => window })
+    if (window === null) throw new MessageUnknownJobError(`no job ${message.job.slice(0, 80)} runs here`)
+  }
+
   private reject (code: MessageRejectionCode, from: string, carrier: BroadcastCarrier): TopicValidatorResult {
     this.counters.rejected[code]++
     this.logger?.debug({ code, from, carrier }, 'message rejected')
+    // gossipsub scores a Reject itself; a direct stream has no score of its own
+    if (carrier === 'direct' && !IGNORED.has(code)) this.node.reportInvalidMessage(from)
     return TopicValidatorResult.Reject
   }
 
@@ -313,6 +346,9 @@ export function createLibp2pTransport (init: Libp2pTransportInit, components: Li
 function stripUndefined<T extends object> (value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Partial<T>
 }
+
+/** Refusals that depend on this peer's own progress, not on what the author did. */
+const IGNORED: ReadonlySet<MessageRejectionCode> = new Set(['MESSAGE_STALE_ROUND', 'MESSAGE_FUTURE_ROUND', 'MESSAGE_UNKNOWN_JOB'])
 
 function rejectionCode (err: unknown): MessageRejectionCode {
   // Anything else escaping the codec is a bug there; it is still only counted, never thrown at the peer.

@@ -1,6 +1,7 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, type GossipSub, type GossipsubOpts } from '@libp2p/gossipsub'
+import { createTopicScoreParams, type TopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify, type Identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { ping, type Ping } from '@libp2p/ping'
@@ -8,14 +9,16 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { peerIdFromString } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { combineSignals, throwIfAborted, waitUntil, withTimeout } from './abort.ts'
 import { AnnounceChannel } from './announce.ts'
-import { announceTopic, DEFAULT_PEER_NODE, dhtProtocol, GOSSIPSUB_MAX_FRAME_BYTES, LOOPBACK_ALLOW, peerTopic, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS } from './constants.ts'
+import { announceTopic, DEFAULT_CONNECTION_LIMITS, DEFAULT_PEER_NODE, DEFAULT_PEER_SCORE, dhtProtocol, GOSSIPSUB_MAX_FRAME_BYTES, peerTopic, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS } from './constants.ts'
 import { NeighbourLinks, type NeighbourStatus } from './discovery.ts'
 import { NotAMemberError, NotStartedError, PeerConfigError } from './errors.ts'
 import { isMember, neighboursOf, type Federation } from './federation.ts'
-import { createMembershipGater } from './gater.ts'
+import { createMembershipGater, type MembershipGater, type RefusalStats } from './gater.ts'
+import { createScoreGuardInit, ScoreGuard, type ScoreStats } from './score-guard.ts'
+import type { AnnouncementStats } from './announce.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
 
@@ -23,7 +26,8 @@ import type { Logger } from 'pino'
  * One federation member's libp2p node: TCP, Noise, yamux, identify, ping, gossipsub and a kad-dht under
  * the federation's own protocol prefix; a gater that admits members only; optionally a pre-shared key
  * (pnet) for a private network; links to the graph neighbours kept up; the federation-wide
- * announcement channel. Consensus messages travel through a Libp2pTransport built on top of it.
+ * announcement channel; gossipsub peer scoring, with graylisted members disconnected and banned (see
+ * ScoreGuard). Consensus messages travel through a Libp2pTransport built on top of it.
  */
 
 export type PeerServices = {
@@ -43,8 +47,6 @@ export interface PeerNodeInit {
   listen?: readonly string[]
   /** addresses to advertise instead of the listen addresses */
   announce?: readonly string[]
-  /** CIDR multiaddrs exempt from the inbound rate limit, besides loopback and the federation's `network.allow` */
-  allow?: readonly string[]
   /** pnet swarm key document; defaults to the federation's; `null` forces an open network */
   preSharedKey?: Uint8Array | null
   dialTimeoutMs?: number
@@ -65,6 +67,10 @@ export interface PeerNodeInit {
   maxAnnouncementBytes?: number
   /** largest consensus message; the default of transports built on this node */
   maxMessageBytes?: number
+  /** how long a graylisted member stays banned at its first offence; doubled for each later one */
+  banMs?: number
+  /** the longest ban */
+  maxBanMs?: number
   /** gossipsub overrides, applied last (for experiments; the defaults are tuned, see gossipsubOptions) */
   gossipsub?: Partial<GossipsubOpts>
 }
@@ -76,6 +82,19 @@ export type PeerNodeConfig = Required<Omit<PeerNodeInit, 'gossipsub' | 'preShare
 
 export interface PeerNodeComponents {
   logger?: Logger
+}
+
+/** What a node refused and whom it scored: the gater's refusals, the gossipsub scores and graylistings. */
+export interface NetworkStats {
+  connections: RefusalStats
+  gossipsub: ScoreStats
+  announcements: AnnouncementStats
+}
+
+interface PeerNodeParts {
+  logger?: Logger
+  gater: MembershipGater
+  guard: ScoreGuard
 }
 
 export function createPeerNodeInit (init: PeerNodeInit): PeerNodeConfig {
@@ -93,7 +112,7 @@ export function createPeerNodeInit (init: PeerNodeInit): PeerNodeConfig {
 
 export function validatePeerNodeConfig (config: PeerNodeConfig): void {
   const positive = ['dialTimeoutMs', 'reconnectRetryIntervalMs', 'neighbourRetryInitialMs', 'neighbourRetryMaxMs',
-    'neighbourCheckIntervalMs', 'heartbeatIntervalMs', 'maxAnnouncementBytes', 'maxMessageBytes'] as const
+    'neighbourCheckIntervalMs', 'heartbeatIntervalMs', 'maxAnnouncementBytes', 'maxMessageBytes', 'banMs', 'maxBanMs'] as const
   for (const field of positive) {
     if (!Number.isFinite(config[field]) || config[field] <= 0) throw new PeerConfigError(field, `must be a positive number, got ${config[field]}`)
   }
@@ -101,12 +120,13 @@ export function validatePeerNodeConfig (config: PeerNodeConfig): void {
   if (!Number.isInteger(config.reconnectRetries) || config.reconnectRetries < 0) throw new PeerConfigError('reconnectRetries', 'must be a non-negative integer')
   if (!(config.reconnectBackoffFactor >= 1)) throw new PeerConfigError('reconnectBackoffFactor', 'must be at least 1')
   if (!(config.neighbourRetryFactor >= 1)) throw new PeerConfigError('neighbourRetryFactor', 'must be at least 1')
+  if (!(config.maxBanMs >= config.banMs)) throw new PeerConfigError('maxBanMs', 'must be at least banMs')
   if (Math.max(config.maxMessageBytes, config.maxAnnouncementBytes) > GOSSIPSUB_MAX_FRAME_BYTES - 64 * 1024) {
     // a larger publish reaches no one and does not throw: the frame encoder refuses it silently
     throw new PeerConfigError(config.maxMessageBytes >= config.maxAnnouncementBytes ? 'maxMessageBytes' : 'maxAnnouncementBytes', 'must leave room under gossipsub\'s 4 MiB frame limit')
   }
   if (config.privateKey.type !== 'Ed25519') throw new PeerConfigError('privateKey', `must be Ed25519, got ${config.privateKey.type}`)
-  for (const field of ['listen', 'announce', 'allow'] as const) {
+  for (const field of ['listen', 'announce'] as const) {
     config[field].forEach((address, index) => {
       try {
         multiaddr(address)
@@ -141,6 +161,12 @@ export function validatePeerNodeConfig (config: PeerNodeConfig): void {
  *   validators, RPC frames to 4 MiB.
  * - heartbeat 700 ms: mesh repair and IHAVE gossip (the lazy repair path for a message lost on a direct
  *   send) come a little sooner than the 1 s default; publishing never waits for a heartbeat.
+ * - peer scoring on every federation topic (numbers and arithmetic in DEFAULT_PEER_SCORE): invalid
+ *   deliveries weigh heavily and decay slowly, first deliveries earn a little, mesh quotas are off. A
+ *   validator's Reject must mean "the author is answerable for this": anything that depends on this
+ *   peer's time or state (a round outside its window, a job it does not run, a rate it enforces) is
+ *   Ignore, or an honest member relaying or running a moment ahead would be penalised. A member below
+ *   the graylist threshold is disconnected and banned by the ScoreGuard.
  */
 export function gossipsubOptions (federation: Federation, config: Pick<PeerNodeConfig, 'heartbeatIntervalMs' | 'meshDegree' | 'gossipsub'>): Partial<GossipsubOpts> {
   const topics = [announceTopic(federation.federationId), ...federation.members.map((member) => peerTopic(federation.federationId, member.peerId))]
@@ -175,10 +201,43 @@ export function gossipsubOptions (federation: Federation, config: Pick<PeerNodeC
     },
     fastMsgIdFn: fastMessageId,
     scoreParams: {
-      IPColocationFactorWeight: 0
+      topics: Object.fromEntries(topics.map((topic) => [topic, topicScoreParams()])),
+      topicScoreCap: DEFAULT_PEER_SCORE.topicScoreCap,
+      // P5: invalid messages on direct streams (the ScoreGuard supplies the function)
+      appSpecificWeight: 1,
+      IPColocationFactorWeight: 0,
+      behaviourPenaltyWeight: DEFAULT_PEER_SCORE.behaviourPenaltyWeight,
+      behaviourPenaltyThreshold: DEFAULT_PEER_SCORE.behaviourPenaltyThreshold,
+      behaviourPenaltyDecay: DEFAULT_PEER_SCORE.behaviourPenaltyDecay,
+      decayInterval: DEFAULT_PEER_SCORE.decayIntervalMs,
+      decayToZero: 0.1,
+      retainScore: DEFAULT_PEER_SCORE.retainScoreMs
+    },
+    scoreThresholds: {
+      gossipThreshold: DEFAULT_PEER_SCORE.gossipThreshold,
+      publishThreshold: DEFAULT_PEER_SCORE.publishThreshold,
+      graylistThreshold: DEFAULT_PEER_SCORE.graylistThreshold,
+      // no peer exchange (doPX off) and no mesh by default: the library's values, never reached in use
+      acceptPXThreshold: 10,
+      opportunisticGraftThreshold: 20
     },
     ...config.gossipsub
   }
+}
+
+/** The same parameters on every federation topic: the announcement topic and each member's round topic. */
+function topicScoreParams (): TopicScoreParams {
+  return createTopicScoreParams({
+    topicWeight: 1,
+    timeInMeshWeight: 0,
+    firstMessageDeliveriesWeight: DEFAULT_PEER_SCORE.firstDeliveriesWeight,
+    firstMessageDeliveriesDecay: DEFAULT_PEER_SCORE.firstDeliveriesDecay,
+    firstMessageDeliveriesCap: DEFAULT_PEER_SCORE.firstDeliveriesCap,
+    meshMessageDeliveriesWeight: 0,
+    meshFailurePenaltyWeight: 0,
+    invalidMessageDeliveriesWeight: DEFAULT_PEER_SCORE.invalidDeliveriesWeight,
+    invalidMessageDeliveriesDecay: DEFAULT_PEER_SCORE.invalidDeliveriesDecay
+  })
 }
 
 /** D and its companions in the library's proportions (D = 6 gives its defaults 4, 12, 2, 4). */
@@ -205,7 +264,7 @@ export class PeerNode {
   private readonly links: NeighbourLinks
   private controller: AbortController | null = null
 
-  constructor (config: PeerNodeConfig, libp2p: PeerLibp2p, private readonly components: PeerNodeComponents) {
+  constructor (config: PeerNodeConfig, libp2p: PeerLibp2p, private readonly components: PeerNodeParts) {
     this.config = config
     this.federation = config.federation
     this.libp2p = libp2p
@@ -253,10 +312,14 @@ export class PeerNode {
       await Promise.all(this.federation.members.filter((member) => member.peerId !== this.peerId && member.addresses.length > 0).map(async (member) => {
         await this.libp2p.peerStore.merge(peerIdFromString(member.peerId), { multiaddrs: member.addresses.map((address) => multiaddr(address)) })
       }))
+      this.components.guard.start({ pubsub: this.pubsub, hangUp: async (peer) => { await this.libp2p.hangUp(peer) } })
       this.announcements.start()
       await this.links.start()
       throwIfAborted(options.signal)
       this.components.logger?.info({ peerId: this.peerId, addresses: this.addresses(), neighbours: this.neighbours.length }, 'peer node started')
+      if (this.federation.network.allow.length > 0) {
+        this.components.logger?.warn({ event: 'federation.network.allow.ignored', ranges: this.federation.network.allow.length }, 'network.allow in the federation file is ignored: connection limits apply to every member, whatever its address')
+      }
     } catch (err) {
       await this.stop()
       throw err
@@ -269,6 +332,7 @@ export class PeerNode {
     this.controller = null
     controller.abort()
     await this.links.stop()
+    this.components.guard.stop()
     this.announcements.stop()
     await this.libp2p.stop()
     this.components.logger?.info({ peerId: this.peerId }, 'peer node stopped')
@@ -281,6 +345,20 @@ export class PeerNode {
 
   neighbourStatus (): NeighbourStatus {
     return this.links.status()
+  }
+
+  networkStats (): NetworkStats {
+    return { connections: this.components.gater.stats(), gossipsub: this.components.guard.stats(), announcements: this.announcements.stats() }
+  }
+
+  /** An invalid message from a member outside gossipsub (a direct stream): it counts into its score. */
+  reportInvalidMessage (peerId: string): void {
+    this.components.guard.invalidMessage(peerId)
+  }
+
+  /** Reads the scores now rather than at the next heartbeat (graylisted members are disconnected). */
+  checkScores (): void {
+    this.components.guard.check()
   }
 
   /** Waits until every graph neighbour is connected (or the time-out); reports who is and isn't. */
@@ -315,6 +393,17 @@ export async function createPeerNode (init: PeerNodeInit, components: PeerNodeCo
   const { federation } = config
   const members = federation.members.map((member) => member.peerId)
   const logger = components.logger
+  const peerId = peerIdFromPrivateKey(config.privateKey).toString()
+  const gater = createMembershipGater({ members }, { logger: logger?.child({ component: 'gater', peerId }) })
+  const gossipsubInit = gossipsubOptions(federation, config)
+  const thresholds = gossipsubInit.scoreThresholds ?? {}
+  const guard = new ScoreGuard(createScoreGuardInit({
+    banMs: config.banMs,
+    maxBanMs: config.maxBanMs,
+    ...(thresholds.graylistThreshold === undefined ? {} : { graylistThreshold: thresholds.graylistThreshold }),
+    ...(thresholds.publishThreshold === undefined ? {} : { publishThreshold: thresholds.publishThreshold }),
+    ...(thresholds.gossipThreshold === undefined ? {} : { gossipThreshold: thresholds.gossipThreshold })
+  }), { gater, logger: logger?.child({ component: 'score', peerId }) })
   const libp2p = await createLibp2p<PeerServices>({
     start: false,
     privateKey: config.privateKey,
@@ -326,12 +415,14 @@ export async function createPeerNode (init: PeerNodeInit, components: PeerNodeCo
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(config.preSharedKey !== null ? { connectionProtector: preSharedKey({ psk: config.preSharedKey }) } : {}),
-    connectionGater: createMembershipGater({
-      members,
-      onDenied: (peerId, direction) => { logger?.warn({ peerId, direction }, 'connection refused: not a member') }
-    }),
+    connectionGater: gater,
+    // No address range is exempt (see DEFAULT_CONNECTION_LIMITS): the per-host limits, which apply
+    // before a peer is authenticated, are sized for a whole federation on one host; the per-peer ones
+    // are the gater's.
     connectionManager: {
-      allow: [LOOPBACK_ALLOW, ...federation.network.allow, ...config.allow],
+      allow: [],
+      inboundConnectionThreshold: Math.max(DEFAULT_CONNECTION_LIMITS.minInboundPerHost, DEFAULT_CONNECTION_LIMITS.inboundPerHostPerMember * members.length),
+      maxIncomingPendingConnections: Math.max(DEFAULT_CONNECTION_LIMITS.minPending, DEFAULT_CONNECTION_LIMITS.pendingPerMember * members.length),
       dialTimeout: config.dialTimeoutMs,
       reconnectRetries: config.reconnectRetries,
       reconnectRetryInterval: config.reconnectRetryIntervalMs,
@@ -344,7 +435,7 @@ export async function createPeerNode (init: PeerNodeInit, components: PeerNodeCo
       // limit of one outbound ping stream per connection the two collide, the monitor's ping fails
       // with "too many outbound protocol streams" and a healthy link to a neighbour is torn down.
       ping: ping({ maxOutboundStreams: PING_MAX_OUTBOUND_STREAMS, maxInboundStreams: PING_MAX_INBOUND_STREAMS }),
-      pubsub: gossipsub(gossipsubOptions(federation, config)),
+      pubsub: gossipsub({ ...gossipsubInit, scoreParams: { appSpecificScore: guard.appSpecificScore, ...gossipsubInit.scoreParams } }),
       dht: kadDHT({
         protocol: dhtProtocol(federation.federationId),
         clientMode: false,
@@ -353,12 +444,12 @@ export async function createPeerNode (init: PeerNodeInit, components: PeerNodeCo
       })
     }
   })
-  const peerId = libp2p.peerId.toString()
   if (!isMember(federation, peerId)) {
     await libp2p.stop()
     throw new NotAMemberError(`peer ${peerId} is not a member of federation ${federation.federationId}`)
   }
-  return new PeerNode(config, libp2p, { logger: logger?.child({ component: 'peer', peerId }) })
+  gater.attach((peer) => libp2p.getConnections(peer).length)
+  return new PeerNode(config, libp2p, { logger: logger?.child({ component: 'peer', peerId }), gater, guard })
 }
 
 function withPeerId (address: string, peerId: string): string {

@@ -30,6 +30,18 @@ export interface RoundDriverOptions<S, R> {
    * gone for good in the middle of an exact sum, which cannot skip it); default: never
    */
   maxStalledDeadlines?: number
+  /**
+   * told the machine's round and outbox after every step (replayed ones included), and the end of the
+   * run: the transport's round window for the job (see RoundWindows)
+   */
+  rounds?: RoundTracker
+}
+
+/** Where a driver reports how far its machine has got, so that messages far outside it are refused. */
+export interface RoundTracker {
+  update(round: number, outbox: readonly ConsensusMessage[]): void
+  /** `finished`: the machine is done (its neighbours may still be finishing); otherwise it failed or stopped */
+  end(finished: boolean): void
 }
 
 export interface RoundDriverResult<S, R> {
@@ -91,20 +103,24 @@ export async function driveRounds<S, R> (options: RoundDriverOptions<S, R>): Pro
     if (input !== null) await options.persist?.(input)
     const stepped = input === null ? protocol.start(state) : protocol.step(state, input)
     state = stepped.state
+    options.rounds?.update(protocol.round(state), stepped.outbox)
     await options.onStep?.(state, stepped.outbox, stepped.log, input, false)
     await send(stepped.outbox)
   }
 
   let timer: NodeJS.Timeout | null = null
+  let finished = false
   try {
     if (options.replay !== undefined && options.replay.length > 0) {
       // Rebuild the state from the logged inputs; resend only what the last input produced.
       const started = protocol.start(state)
+      options.rounds?.update(protocol.round(state), started.outbox)
       await options.onStep?.(state, started.outbox, started.log, null, true)
       let last: readonly ConsensusMessage[] = started.outbox
       for (const input of options.replay) {
         const stepped = protocol.step(state, input)
         state = stepped.state
+        options.rounds?.update(protocol.round(state), stepped.outbox)
         await options.onStep?.(state, stepped.outbox, stepped.log, input, true)
         if (stepped.outbox.length > 0) last = stepped.outbox
       }
@@ -144,8 +160,11 @@ export async function driveRounds<S, R> (options: RoundDriverOptions<S, R>): Pro
         armDeadline()
       }
     }
-    return { state, result: protocol.result(state), inputs, deadlines, sendFailures }
+    const result = protocol.result(state)
+    finished = true
+    return { state, result, inputs, deadlines, sendFailures }
   } finally {
+    options.rounds?.end(finished)
     if (timer !== null) clearTimeout(timer)
     unsubscribe()
     options.signal?.removeEventListener('abort', onAbort)

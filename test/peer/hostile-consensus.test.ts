@@ -63,7 +63,7 @@ async function federationWithHostile (rewrite: Rewrite, params: Partial<FitJobPa
       params: createFitJobParams({ tolerance: 1e-10, ...params })
     })
   })
-  const outcomes = await Promise.allSettled(states.map(async (state, index) => (await driveRounds({ protocol: fitJobProtocol, state, transport: transports[index]!, roundDeadlineMs: 1500, maxStalledDeadlines: 20 })).result))
+  const outcomes = await Promise.allSettled(states.map(async (state, index) => (await driveRounds({ protocol: fitJobProtocol, state, transport: transports[index]!, rounds: raw[index]!.rounds.track('job-1'), roundDeadlineMs: 1500, maxStalledDeadlines: 20 })).result))
   return { outcomes, hostile: nodes[0]!.peerId, honest: [1, 2, 3] }
 }
 

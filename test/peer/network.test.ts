@@ -9,6 +9,7 @@ import { encodeConsensusMessage } from '../../src/peer/codec.ts'
 import { announceTopic, directProtocol, peerTopic } from '../../src/peer/constants.ts'
 import { createPeerNode } from '../../src/peer/node.ts'
 import { encodeFrame } from '../../src/peer/framing.ts'
+import { anyRound } from '../../src/peer/libp2p-transport.ts'
 import { Cluster, collect, makeFederation, makeMembers, message, type Member } from './helpers.ts'
 import type { ConsensusMessage } from '../../src/consensus/types.ts'
 
@@ -16,6 +17,8 @@ const cluster = new Cluster()
 afterEach(async () => { await cluster.stop() })
 
 const key = (members: Member[], index: number): Member => members[index] as Member
+/** No round driver runs in these tests: their transports accept every job and round. */
+const noDriver = { roundWindow: anyRound }
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 /** A valid encoding with values[index] overwritten by a non-finite number. */
@@ -39,7 +42,7 @@ describe('a federation on a line, joined through one bootstrap member', () => {
     const tags = (await nodes[3]!.libp2p.peerStore.get(peerIdFromString(key(members, 2).peerId))).tags
     expect(tags.has(KEEP_ALIVE)).toBe(true)
 
-    const transports = nodes.map((node) => cluster.transport(node))
+    const transports = nodes.map((node) => cluster.transport(node, noDriver))
     const inboxes = transports.map((transport) => collect(transport))
     const ready = await Promise.all(transports.map(async (transport) => await transport.start()))
     expect(ready.map((report) => report.missing)).toEqual([[], [], [], []])
@@ -79,7 +82,7 @@ describe('a federation on a line, joined through one bootstrap member', () => {
 
     // The same exchange with broadcasts over the direct streams.
     await Promise.all(transports.map(async (transport) => { await transport.stop() }))
-    const direct = nodes.map((node) => cluster.transport(node, { broadcastVia: 'direct' }))
+    const direct = nodes.map((node) => cluster.transport(node, { ...noDriver, broadcastVia: 'direct' }))
     const directInboxes = direct.map((transport) => collect(transport))
     const directReady = await Promise.all(direct.map(async (transport) => await transport.start()))
     expect(directReady.map((report) => report.missing)).toEqual([[], [], [], []])
@@ -97,7 +100,7 @@ describe('links to neighbours', () => {
     const federation = makeFederation(members, { topology: 'line', bootstrap: seed.addresses() })
     const nodes = [seed, await cluster.node({ federation, privateKey: key(members, 1).key }), await cluster.node({ federation, privateKey: key(members, 2).key })]
     await Promise.all(nodes.map(async (node) => await node.waitForNeighbours({ timeoutMs: 15_000 })))
-    const transports = nodes.map((node) => cluster.transport(node))
+    const transports = nodes.map((node) => cluster.transport(node, noDriver))
     const inbox = collect(transports[2]!)
     await Promise.all(transports.map(async (transport) => await transport.start()))
     await transports[1]!.send(key(members, 2).peerId, message(key(members, 1).peerId, 0, [1], { to: key(members, 2).peerId }))
@@ -121,7 +124,7 @@ describe('a neighbour that is gone', () => {
     const other = await cluster.node({ federation: makeFederation(members, { bootstrap: seed.addresses() }), privateKey: key(members, 1).key })
     await seed.waitForNeighbours({ timeoutMs: 10_000 })
     // (no transport on the other node, so nothing subscribes to the seed's topic: do not wait for that)
-    const transport = cluster.transport(seed, { readyTimeoutMs: 100 })
+    const transport = cluster.transport(seed, { ...noDriver, readyTimeoutMs: 100 })
     await transport.start()
     await other.stop()
     const started = Date.now()
@@ -129,7 +132,7 @@ describe('a neighbour that is gone', () => {
     await expect(transport.broadcast(message(key(members, 0).peerId, 0, [1]))).rejects.toMatchObject({ code: 'PUBLISH_FAILED' })
     expect(transport.stats().sendFailures).toBe(2)
     await transport.stop()
-    const direct = cluster.transport(seed, { broadcastVia: 'direct', readyTimeoutMs: 200 })
+    const direct = cluster.transport(seed, { ...noDriver, broadcastVia: 'direct', readyTimeoutMs: 200 })
     expect((await direct.start()).missing).toEqual([key(members, 1).peerId])
     await expect(direct.broadcast(message(key(members, 0).peerId, 0, [1]))).rejects.toMatchObject({ code: 'PEER_UNREACHABLE' })
     expect(Date.now() - started).toBeLessThan(2_000)
@@ -190,7 +193,7 @@ describe('inbound validation', () => {
     const federation = makeFederation(members, { topology: 'line', bootstrap: seed.addresses() })
     const peer = await cluster.node({ federation, privateKey: key(members, 1).key })
     await peer.waitForNeighbours({ timeoutMs: 10_000 })
-    const from = cluster.transport(seed)
+    const from = cluster.transport(seed, noDriver)
     const to = cluster.transport(peer, { maxMessageBytes: 4096, roundWindow: () => ({ min: 5, max: 10 }) })
     const inbox = collect(to)
     await Promise.all([from.start(), to.start()])

@@ -31,9 +31,29 @@ function alive (pid: unknown): boolean {
   }
 }
 
+const REASONS: Record<string, string> = { 'not-member': 'not a member', graylisted: 'graylisted', 'connection-limit': 'over the connections per peer', 'inbound-rate': 'over the inbound rate per peer' }
+
+/** The gater's refusals and the gossipsub scores, as `start` writes them into status.json. */
+function networkLines (network: Record<string, any> | undefined): string[] {
+  if (network === undefined || network === null) return []
+  const lines: string[] = []
+  const connections = network.connections ?? {}
+  const byReason = Object.entries<Record<string, number>>(connections.byReason ?? {})
+    .filter(([, count]) => Number(count.inbound) + Number(count.outbound) > 0)
+    .map(([reason, count]) => `${REASONS[reason] ?? reason} ${count.inbound} inbound, ${count.outbound} outbound`)
+  lines.push(`connections refused: ${byReason.length === 0 ? 'none' : byReason.join('; ')}`)
+  for (const ban of connections.banned ?? []) lines.push(`  banned until ${ban.until}: ${ban.peerId}`)
+  const gossipsub = network.gossipsub ?? {}
+  const scores = Object.entries<{ score: number, lowest: number }>(gossipsub.scores ?? {})
+  const lowest = scores.reduce<[string, number] | null>((low, [peer, entry]) => low === null || entry.lowest < low[1] ? [peer, entry.lowest] : low, null)
+  lines.push(`peer scores: ${gossipsub.graylisted ?? 0} graylisted (threshold ${gossipsub.thresholds?.graylist ?? '?'}), ${gossipsub.disconnected ?? 0} disconnected, ${gossipsub.invalidDirect ?? 0} invalid direct messages` +
+    (lowest === null ? '' : `; lowest ${Number(lowest[1]).toPrecision(3)} (${lowest[0]})`))
+  return lines
+}
+
 export function registerInspect (program: Command): void {
   program.command('status')
-    .description('the peer\'s neighbours and links, its current job, phase, round and residuals')
+    .description('the peer\'s neighbours and links, its current job, phase, round and residuals, the messages and connections it refused, and its neighbours\' scores')
     .requiredOption('--dir <dir>', 'the peer\'s data folder')
     .option('--json', 'one JSON object on stdout', false)
     .action(async (options: { dir: string, json: boolean }) => {
@@ -56,6 +76,7 @@ export function registerInspect (program: Command): void {
       const transport = status.transport ?? {}
       const rejected = Object.entries(transport.rejected ?? {}).filter(([, count]) => Number(count) > 0)
       out(`messages: ${transport.sent ?? 0} sent, ${transport.accepted ?? 0} accepted, ${rejected.length === 0 ? 'none rejected' : `rejected ${rejected.map(([code, count]) => `${code} ${count}`).join(', ')}`}`)
+      for (const line of networkLines(status.network)) out(line)
       if (status.lastModel !== undefined) out(`latest model: job ${status.lastModel}`)
     })
 

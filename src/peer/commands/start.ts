@@ -19,6 +19,7 @@ import { withDataFolderLock } from '../lock.ts'
 import { createLibp2pTransport } from '../libp2p-transport.ts'
 import { createPeerNode } from '../node.ts'
 import { ed25519Signer, ed25519Verifier, SigningTransport } from '../signing.ts'
+import { STATUS_REFRESH_MS } from '../constants.ts'
 
 /**
  * `epimesh start`: runs this region's peer until stopped. It joins the federation (one reachable
@@ -184,7 +185,7 @@ async function runPeer (options: StartOptions): Promise<number> {
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
 
-  const node = await createPeerNode({ federation, privateKey, listen: options.listen })
+  const node = await createPeerNode({ federation, privateKey, listen: options.listen }, { logger: log })
   await node.start({ signal: controller.signal })
   log.info({ addresses: node.addresses(), neighbours: node.neighbours.length }, 'peer started')
   const transport = createLibp2pTransport({}, { node })
@@ -199,14 +200,21 @@ async function runPeer (options: StartOptions): Promise<number> {
   })
   audit.start()
   let lastStatus = 0
-  let lastModel: string | undefined
+  const statusExtra: Record<string, unknown> = {}
+  let statusWriting: Promise<void> = Promise.resolve()
   const writeStatus = async (extra: Record<string, unknown> = {}): Promise<void> => {
-    await writeAtomically(join(options.dir, 'status.json'), JSON.stringify({
-      peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(),
-      neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), signatures: signing.stats(),
-      agreement: coordinator?.stats ?? null, checkpoints: audit.checkpointStats, announcements: node.announcements.stats(), ...(lastModel === undefined ? {} : { lastModel }), ...extra
-    }, null, 2))
+    Object.assign(statusExtra, extra)
+    // one write at a time: two at once would race on the same temporary file
+    statusWriting = statusWriting.catch(() => {}).then(async () => {
+      await writeAtomically(join(options.dir, 'status.json'), JSON.stringify({
+        peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(),
+        neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), signatures: signing.stats(),
+        network: node.networkStats(), agreement: coordinator?.stats ?? null, checkpoints: audit.checkpointStats, announcements: node.announcements.stats(), ...statusExtra
+      }, null, 2))
+    })
+    await statusWriting
   }
+  let statusRefresh: NodeJS.Timeout | undefined
   try {
     await node.waitForNeighbours({ timeoutMs: 30_000, signal: controller.signal })
     const ready = await transport.start({ signal: controller.signal })
@@ -221,8 +229,7 @@ async function runPeer (options: StartOptions): Promise<number> {
       // commands can read the store while the peer runs)
       await Store.use(options.dir, async (store) => { await store.models.put(job, stored) })
       log.info({ event: 'model.stored', job, rounds: result.rounds, converged: result.converged }, 'model stored')
-      lastModel = job
-      await writeStatus()
+      await writeStatus({ lastModel: job })
     }
     const storeForecast = async (job: string, result: ForecastJobResult): Promise<void> => {
       await mkdir(dataPath(options.dir, 'forecasts'), { recursive: true })
@@ -233,7 +240,7 @@ async function runPeer (options: StartOptions): Promise<number> {
       log.info({ event: 'forecast.stored', job, h: result.risk.h, jointRiskMean: result.joint.mean }, 'forecast stored')
     }
     coordinator = new JobCoordinator({
-      node, transport: signing, verifier, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onForecast: storeForecast, signal: controller.signal, journal, audit, onResult: storeModel,
+      node, transport: signing, verifier, roundWindows: transport.rounds, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onForecast: storeForecast, signal: controller.signal, journal, audit, onResult: storeModel,
       log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
       onProgress: (progress) => {
         const now = Date.now()
@@ -246,6 +253,8 @@ async function runPeer (options: StartOptions): Promise<number> {
     })
     coordinator.start()
     await writeStatus()
+    // refusals and scores change between jobs too
+    statusRefresh = setInterval(() => { writeStatus().catch(() => {}) }, STATUS_REFRESH_MS)
     const jobId = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
     // A job begun here before a stop (a crash, a kill) and not finished is resumed from its journal.
     const begun = (await journal.list()).includes(jobId) && !(await exists(dataPath(options.dir, 'models', jobId, '.json')))
@@ -270,10 +279,6 @@ async function runPeer (options: StartOptions): Promise<number> {
     const proposalsDir = dataPath(options.dir, 'proposals')
     const poll = setInterval(() => {
       void (async () => {
-        if (Date.now() - lastStatus > 2000) {
-          lastStatus = Date.now()
-          await writeStatus().catch(() => {})
-        }
         const names = await readdir(proposalsDir).catch(() => [] as string[])
         for (const name of names.filter((entry) => entry.endsWith('.json') && !seen.has(entry)).slice(0, 16)) {
           seen.add(name)
@@ -291,6 +296,7 @@ async function runPeer (options: StartOptions): Promise<number> {
     clearInterval(poll)
     return 0
   } finally {
+    clearInterval(statusRefresh)
     coordinator?.stop()
     await audit.stop()
     await transport.stop().catch(() => {})
