@@ -4,6 +4,10 @@
 import { register } from 'tsx/esm/api'
 
 register()
+// A reader that stops early (`epimesh status | head -2`) closes the pipe: that is not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error) => { if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw error })
+}
 await import('../src/peer/polyfill.ts')
 const { main } = await import('../src/peer/cli.ts')
 process.exitCode = await main(process.argv.slice(2))

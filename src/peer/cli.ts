@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { resolve } from 'node:path'
 import { EpimeshError } from '../learning/errors.ts'
-import { storageFailure } from '../store/errors.ts'
+import { cut, storageFailure } from '../store/errors.ts'
 import { restrictUmask } from '../store/files.ts'
 import { registerAudit } from './commands/audit.ts'
 import { registerDemo } from './commands/demo.ts'
@@ -56,6 +56,10 @@ export async function main (argv: string[]): Promise<number> {
       process.stderr.write(`epimesh: ${coded.message} [${coded.code}]\n`)
       return 'exitCode' in coded && typeof coded.exitCode === 'number' ? coded.exitCode : 1
     }
-    throw error
+    // Anything else is a fault of this program, not of the input: said in one line, with its stack
+    // only when asked for (EPIMESH_DEBUG=1).
+    const message = error instanceof Error ? error.message : String(error)
+    process.stderr.write(`epimesh: internal error: ${cut(message, 300)} [INTERNAL_ERROR]${process.env.EPIMESH_DEBUG === '1' && error instanceof Error ? `\n${error.stack ?? ''}` : ' (EPIMESH_DEBUG=1 shows where)'}\n`)
+    return 1
   }
 }

@@ -43,6 +43,8 @@ export interface MemberScore {
   score: number
   /** the lowest score seen at a heartbeat since the node started */
   lowest: number
+  /** the highest */
+  highest: number
   /** times this member was graylisted (and banned) */
   offences: number
 }
@@ -133,9 +135,10 @@ export class ScoreGuard {
     for (const peer of pubsub.getPeers()) {
       const id = peer.toString()
       const score = pubsub.getScore(id)
-      const entry = this.scores.get(id) ?? { score, lowest: score, offences: 0 }
+      const entry = this.scores.get(id) ?? { score, lowest: score, highest: score, offences: 0 }
       entry.score = score
       entry.lowest = Math.min(entry.lowest, score)
+      entry.highest = Math.max(entry.highest, score)
       this.scores.set(id, entry)
       if (score < this.config.graylistThreshold && !this.components.gater.isBanned(id)) {
         entry.offences++

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { EpimeshError } from '../learning/errors.ts'
 import { MAX_COLUMNS, readCsv } from './csv.ts'
-import { cut, echo, FreeTextRefusedError, IdentifierRefusedError, ImportInvalidError, SchemaMismatchError, StoreIoError, type IdentifierFinding, type RowProblem } from './errors.ts'
+import { cut, echo, FreeTextRefusedError, IdentifierRefusedError, ImportInvalidError, SchemaMismatchError, StoreIoError, storageFailure, type IdentifierFinding, type RowProblem } from './errors.ts'
 import { identifierByName, identifierInValue } from './identifiers.ts'
 import { inferSchema, type CaseSchema, type ColumnRule } from './schema.ts'
 import { Store, type CaseRow, type ImportRecord } from './store.ts'
@@ -180,6 +180,9 @@ function newImportId (): string {
 /** A failure of the store itself (a full disk, an I/O error) during an import, as a coded error. */
 function storeFailure (error: unknown): never {
   if (error instanceof EpimeshError) throw error
+  // a full disk, a denied permission: what the operator can fix, coded as such (exit 2)
+  const system = storageFailure(error)
+  if (system !== null) throw system
   const message = error instanceof Error ? error.message : String(error)
   throw new StoreIoError(`writing the store failed, and nothing of this import is visible: ${cut(message)}`, { cause: error })
 }

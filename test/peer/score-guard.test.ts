@@ -124,7 +124,7 @@ describe('the score guard', () => {
     const stats = guard.stats()
     expect(stats.graylisted).toBe(4)
     expect(stats.disconnected).toBe(4)
-    expect(stats.scores[honest]).toEqual({ score: 3, lowest: 3, offences: 0 })
+    expect(stats.scores[honest]).toEqual({ score: 3, lowest: 3, highest: 3, offences: 0 })
     expect(stats.scores[hostile]?.offences).toBe(4)
     // a score at the threshold itself is not below it
     scores.set(hostile, -400)

@@ -107,7 +107,7 @@ describe('the data commands on unusable input', () => {
     await held.open()
     const error = await new Level(join(dir, 'store')).open().catch((caught: unknown) => caught)
     await held.close()
-    expect(storeError(dir, error)).toMatchObject({ code: 'STORE_LOCKED', exitCode: 1 })
+    expect(storeError(dir, error)).toMatchObject({ code: 'STORE_LOCKED', exitCode: 2 })
   })
 })
 

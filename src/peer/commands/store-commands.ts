@@ -98,7 +98,8 @@ async function withStore<T> (dir: string, work: (store: Store) => Promise<T>, re
   if (requireInit) await requireDataFolder(dir)
   let store: Store
   try {
-    store = await Store.openWhenFree(dir)
+    // init (requireInit false) makes the store, its key and DIR/store.json; every other command needs them
+    store = await Store.openWhenFree(dir, 10_000, { create: !requireInit })
   } catch (error) {
     throw storeError(dir, error)
   }
