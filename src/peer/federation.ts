@@ -42,6 +42,8 @@ export interface ModelSpec {
   maxRounds: number
   roundDeadlineMs: number
   dropAfterRounds: number
+  /** ADMM: clip a neighbour's iterate to clip x max(1, |start|) (default 1); null turns clipping off */
+  clip?: number | null
 }
 
 /** `maskPartners`: give every region with a single neighbour a second edge (see withMaskPartners) */
@@ -123,7 +125,8 @@ export const modelSchema = z.strictObject({
   tolerance: bounded(JOB_BOUNDS.tolerance),
   maxRounds: bounded(JOB_BOUNDS.maxRounds, true),
   roundDeadlineMs: bounded(JOB_BOUNDS.roundDeadlineMs, true),
-  dropAfterRounds: bounded(JOB_BOUNDS.dropAfterRounds, true)
+  dropAfterRounds: bounded(JOB_BOUNDS.dropAfterRounds, true),
+  clip: bounded(JOB_BOUNDS.clipRadius).nullable().optional()
 }).superRefine((model, ctx) => {
   const seen = new Set<string>()
   model.features.forEach((feature, index) => {

@@ -480,6 +480,7 @@ export class JobCoordinator {
         tolerance: model.tolerance,
         maxRounds: model.maxRounds,
         dropAfterRounds: model.dropAfterRounds,
+        ...(model.clip === undefined ? {} : { clip: model.clip }),
         recordVectors: this.options.audit !== undefined
       }),
       rng: createSecureRng(seed),

@@ -1,3 +1,5 @@
+import { JOB_BOUNDS } from '../job-bounds.ts'
+import { excerpt } from '../../consensus/ids.ts'
 import { relativeDistance } from '../../learning/linalg.ts'
 import { readFile, writeFile } from 'node:fs/promises'
 import { type Command, Option } from 'commander'
@@ -33,6 +35,7 @@ interface SimulateOptions {
   linkLoss: number
   penalty?: number
   newtonSteps: number
+  clip: number | null
   json: boolean
   plot?: string
 }
@@ -45,6 +48,13 @@ function numberOption (name: string, integer = false) {
     if (!Number.isFinite(parsed) || (integer && !Number.isInteger(parsed))) throw new DatasetError(`--${name} must be ${integer ? 'an integer' : 'a number'}, got "${value}"`)
     return parsed
   }
+}
+
+function clipOption (value: string): number | null {
+  if (value === 'off') return null
+  const parsed = Number(value)
+  if (!(Number.isFinite(parsed) && parsed >= JOB_BOUNDS.clipRadius.min && parsed <= JOB_BOUNDS.clipRadius.max)) throw new DatasetError(`--clip must be "off" or a number from ${JOB_BOUNDS.clipRadius.min} to ${JOB_BOUNDS.clipRadius.max}, got ${JSON.stringify(excerpt(value))}`)
+  return parsed
 }
 
 async function readEdgeFile (path: string): Promise<Array<[string, string]>> {
@@ -126,7 +136,8 @@ export async function runSimulate (options: SimulateOptions): Promise<Record<str
     tolerance: options.tolerance,
     maxRounds: options.maxRounds,
     penalty: options.penalty ?? null,
-    newtonSteps: options.newtonSteps
+    newtonSteps: options.newtonSteps,
+    clip: options.clip
   })
   const progressEvery = 100
   const simulation = simulateFit({
@@ -236,6 +247,7 @@ export function registerSimulate (program: Command): void {
     .option('--link-loss <p>', 'probability that a link fails in a round', numberOption('link-loss'), 0)
     .option('--penalty <c>', 'ADMM penalty (default: from the mean Hessian and the graph)', numberOption('penalty'))
     .option('--newton-steps <k>', 'ADMM: local Newton steps per round', numberOption('newton-steps', true), 1)
+    .option('--clip <r>', 'ADMM: clip a neighbour\'s iterate to r x max(1, |start|) from a peer\'s own, or "off"', clipOption, 1)
     .option('--json', 'one JSON object on stdout', false)
     .option('--plot <file.svg>', 'write a convergence plot')
     .action(async (options: SimulateOptions) => {
