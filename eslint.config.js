@@ -1,7 +1,13 @@
-// The consensus and learning cores must stay pure: the simulator and the real peer run the same code,
-// so no I/O, clock or global randomness may enter them. Everything with side effects lives in src/peer
-// and src/store.
+// The architecture, kept true by the linter:
+// - the consensus and learning cores stay pure: the simulator and the real peer run the same code, so no
+//   I/O, clock or global randomness may enter them;
+// - imports flow one way: learning <- consensus <- peer, and store <- peer; src/errors.ts (the base
+//   error) depends on nothing, and the library entry src/index.ts may import anything;
+// - no import cycles anywhere (import-x/no-cycle).
+// test/lint.test.ts shows each rule failing on a deliberately wrong import.
 import tseslint from 'typescript-eslint'
+import { importX } from 'eslint-plugin-import-x'
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript'
 
 const impureModules = [
   'fs', 'node:fs', 'fs/promises', 'node:fs/promises', 'net', 'node:net', 'http', 'node:http',
@@ -10,8 +16,30 @@ const impureModules = [
   'pino'
 ]
 
+/** An upward or sideways import between the four folders, by the folder of the importing file. */
+const layerPatterns = {
+  learning: [
+    { group: ['**/consensus/**', '../consensus/*', '../consensus'], message: 'learning is the bottom layer: it imports nothing from consensus.' },
+    { group: ['**/peer/**', '../peer/*', '../peer'], message: 'learning imports nothing from peer.' },
+    { group: ['**/store/**', '../store/*', '../store'], message: 'learning imports nothing from store.' }
+  ],
+  consensus: [
+    { group: ['**/peer/**', '../peer/*', '../../peer/*'], message: 'consensus imports learning only, never peer.' },
+    { group: ['**/store/**', '../store/*', '../../store/*'], message: 'consensus imports learning only, never store.' }
+  ],
+  store: [
+    { group: ['**/peer/**', '../peer/*'], message: 'store is below peer: it imports nothing from peer.' },
+    { group: ['**/consensus/**', '../consensus/*'], message: 'store imports nothing from consensus.' },
+    { group: ['**/learning/**', '../learning/*'], message: 'store imports nothing from learning.' }
+  ]
+}
+
+const nonetwork = [
+  { group: ['libp2p', '@libp2p/*', '@chainsafe/*'], message: 'No networking in the pure cores.' }
+]
+
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'coverage/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'coverage/**', '.scratch/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {
@@ -20,15 +48,50 @@ export default tseslint.config(
     }
   },
   {
-    files: ['src/consensus/**/*.ts', 'src/learning/**/*.ts'],
+    files: ['src/**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/resolver-next': [createTypeScriptImportResolver()],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/extensions': ['.ts', '.js']
+    },
+    rules: {
+      'import-x/no-cycle': ['error', { ignoreExternal: true }]
+    }
+  },
+  {
+    files: ['src/learning/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        paths: impureModules.map((name) => ({ name, message: 'src/consensus and src/learning stay pure: no I/O.' })),
-        patterns: [
-          { group: ['libp2p', '@libp2p/*', '@chainsafe/*'], message: 'No networking in the pure cores.' },
-          { group: ['**/peer/**', '**/store/**', '../peer/*', '../store/*'], message: 'The pure cores must not depend on the shell.' }
-        ]
-      }],
+        paths: impureModules.map((name) => ({ name, message: 'src/learning stays pure: no I/O.' })),
+        patterns: [...nonetwork, ...layerPatterns.learning]
+      }]
+    }
+  },
+  {
+    files: ['src/consensus/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: impureModules.map((name) => ({ name, message: 'src/consensus stays pure: no I/O.' })),
+        patterns: [...nonetwork, ...layerPatterns.consensus]
+      }]
+    }
+  },
+  {
+    files: ['src/store/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: layerPatterns.store }]
+    }
+  },
+  {
+    files: ['src/errors.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['./*', '../*'], message: 'the base error depends on nothing.' }] }]
+    }
+  },
+  {
+    files: ['src/consensus/**/*.ts', 'src/learning/**/*.ts'],
+    rules: {
       'no-restricted-globals': ['error',
         { name: 'Date', message: 'Pass a Clock in; the cores take time as an argument.' },
         { name: 'process', message: 'No process access in the pure cores.' },

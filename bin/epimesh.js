@@ -9,5 +9,5 @@ for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error) => { if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw error })
 }
 await import('../src/peer/polyfill.ts')
-const { main } = await import('../src/peer/cli.ts')
+const { main } = await import('../src/peer/cli/main.ts')
 process.exitCode = await main(process.argv.slice(2))

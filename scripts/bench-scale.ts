@@ -5,8 +5,8 @@
  *
  *   npx tsx scripts/bench-scale.ts [--peers 1000] [--rows 100000] [--features 16] [--seed 1]
  */
-import { createFitJobParams } from '../src/consensus/fit-job.ts'
-import { simulateFit } from '../src/consensus/fit-simulation.ts'
+import { createFitJobParams } from '../src/consensus/jobs/fit-job.ts'
+import { simulateFit } from '../src/consensus/sim/fit-simulation.ts'
 import { diameter } from '../src/consensus/graph.ts'
 import { createRng, forkRng } from '../src/consensus/rng.ts'
 import { buildTopology } from '../src/consensus/topology.ts'

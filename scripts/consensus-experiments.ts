@@ -4,10 +4,10 @@
  *
  *   npx tsx scripts/consensus-experiments.ts
  */
-import { averagingProtocol, createAveraging, roundsForAccuracy } from '../src/consensus/averaging.ts'
-import { MemoryNetwork } from '../src/consensus/memory-network.ts'
+import { averagingProtocol, createAveraging, roundsForAccuracy } from '../src/consensus/protocols/averaging.ts'
+import { MemoryNetwork } from '../src/consensus/sim/memory-network.ts'
 import { createRng } from '../src/consensus/rng.ts'
-import { runSynchronous } from '../src/consensus/simulation.ts'
+import { runSynchronous } from '../src/consensus/sim/simulation.ts'
 import { buildTopology } from '../src/consensus/topology.ts'
 import { loadProblem, runExperiment } from './lib.ts'
 

@@ -7,12 +7,12 @@
  *   npx tsx scripts/forecast-experiment.ts [--seed S] [--no-admm]
  */
 import { fileURLToPath } from 'node:url'
-import { federatedForecastFit, heldOutSkill, simulateForecast } from '../src/consensus/forecast-simulation.ts'
+import { federatedForecastFit, heldOutSkill, simulateForecast } from '../src/consensus/sim/forecast-simulation.ts'
 import { fitModel } from '../src/learning/fit.ts'
 import { buildForecastDesign, createForecastModelSpec, forecastMeans, type ForecastModelSpec } from '../src/learning/forecast.ts'
 import { panelHistories, pooledDesign } from '../src/learning/forecast-panel.ts'
 import { createRiskParams, riskScore } from '../src/learning/risk.ts'
-import { readForecastInputs } from '../src/peer/forecast-files.ts'
+import { readForecastInputs } from '../src/peer/data/forecast-files.ts'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../test/fixtures/${name}`, import.meta.url))
 const seedIndex = process.argv.indexOf('--seed')

@@ -1,13 +1,13 @@
 import { fileURLToPath } from 'node:url'
-import { createFitJobParams, type FitJobParams } from '../src/consensus/fit-job.ts'
-import { simulateFit, type FitSimulationOutput } from '../src/consensus/fit-simulation.ts'
+import { createFitJobParams, type FitJobParams } from '../src/consensus/jobs/fit-job.ts'
+import { simulateFit, type FitSimulationOutput } from '../src/consensus/sim/fit-simulation.ts'
 import { spectralGap, type Graph } from '../src/consensus/graph.ts'
 import { splitRows } from '../src/consensus/partition.ts'
 import { createRng, forkRng } from '../src/consensus/rng.ts'
 import { buildTopology } from '../src/consensus/topology.ts'
 import { buildDesign, selectRows, termNames, type DataBlock } from '../src/learning/design.ts'
 import { fitModel } from '../src/learning/fit.ts'
-import { prepareModel, readDataset } from '../src/peer/dataset.ts'
+import { prepareModel, readDataset } from '../src/peer/data/dataset.ts'
 
 export function fixturePath (name: string): string {
   return fileURLToPath(new URL(`../test/fixtures/${name}`, import.meta.url))

@@ -10,8 +10,8 @@
  */
 import { writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { simulateAdversarialFit, type Liar, type Lie } from '../src/consensus/adversary.ts'
-import { createFitJobParams } from '../src/consensus/fit-job.ts'
+import { simulateAdversarialFit, type Liar, type Lie } from '../src/consensus/sim/adversary.ts'
+import { createFitJobParams } from '../src/consensus/jobs/fit-job.ts'
 import { splitRows } from '../src/consensus/partition.ts'
 import { createRng } from '../src/consensus/rng.ts'
 import { buildTopology } from '../src/consensus/topology.ts'

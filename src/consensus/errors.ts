@@ -1,4 +1,4 @@
-import { EpimeshError } from '../learning/errors.ts'
+import { EpimeshError } from '../errors.ts'
 
 /** Typed errors of the consensus core; each has a stable code. */
 export class GraphDisconnectedError extends EpimeshError {

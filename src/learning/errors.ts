@@ -1,17 +1,10 @@
+import { EpimeshError } from '../errors.ts'
+
 /**
  * Typed errors of the learning core. Every run-time failure has a stable `code` that tests and callers
  * check; messages are for people and may change. Programmer mistakes throw TypeError/RangeError instead.
  */
-export class EpimeshError extends Error {
-  static override readonly name: string = 'EpimeshError'
-  readonly code: string
-
-  constructor (code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.code = code
-    this.name = (this.constructor as { name: string }).name
-  }
-}
+export { EpimeshError }
 
 export class SingularHessianError extends EpimeshError {
   static override readonly name = 'SingularHessianError'

@@ -1,5 +1,5 @@
-import type { ColumnScaling, LocalProblem } from '../consensus/problem.ts'
-import type { LocalObjective } from '../consensus/objective.ts'
+import type { ColumnScaling, LocalProblem } from './local-problem.ts'
+import type { LocalObjective } from './objective.ts'
 import type { DataBlock } from './design.ts'
 import type { FamilyName } from './family.ts'
 import { logistic } from './family.ts'

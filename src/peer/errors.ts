@@ -1,4 +1,4 @@
-import { EpimeshError } from '../learning/errors.ts'
+import { EpimeshError } from '../errors.ts'
 
 /**
  * Typed errors of the network layer. Callers and tests check `code`; messages are for people.

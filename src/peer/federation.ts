@@ -1,5 +1,5 @@
 import { graphFromEdges } from '../consensus/graph.ts'
-import { jointRiskGraph } from '../consensus/joint-risk.ts'
+import { jointRiskGraph } from '../consensus/protocols/joint-risk.ts'
 import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'

@@ -1,6 +1,6 @@
 import { isAbsolute, join, relative, resolve } from 'node:path'
 import { isJobId, JOB_ID_RULE, excerpt } from '../consensus/ids.ts'
-import { EpimeshError } from '../learning/errors.ts'
+import { EpimeshError } from '../errors.ts'
 
 /**
  * The one way a name that came from outside (a job id off the network, a flag, a proposal file) becomes

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CsvError, parse } from 'csv-parse'
-import { EpimeshError } from '../learning/errors.ts'
+import { EpimeshError } from '../errors.ts'
 import { CsvSyntaxError, ImportEncodingError, ImportUnreadableError, type RowProblem } from './errors.ts'
 
 /**

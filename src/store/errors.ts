@@ -1,4 +1,4 @@
-import { EpimeshError } from '../learning/errors.ts'
+import { EpimeshError } from '../errors.ts'
 
 /**
  * Typed errors of the local store and of the operator's data commands, with stable codes. Unusable

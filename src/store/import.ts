@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { EpimeshError } from '../learning/errors.ts'
+import { EpimeshError } from '../errors.ts'
 import { MAX_COLUMNS, readCsv } from './csv.ts'
 import { cut, echo, FreeTextRefusedError, IdentifierRefusedError, ImportInvalidError, SchemaMismatchError, StoreIoError, storageFailure, type IdentifierFinding, type RowProblem } from './errors.ts'
 import { identifierByName, identifierInValue } from './identifiers.ts'

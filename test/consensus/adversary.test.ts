@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { simulateAdversarialFit, type Liar } from '../../src/consensus/adversary.ts'
-import { createFitJobParams, type FitJobParams } from '../../src/consensus/fit-job.ts'
+import { simulateAdversarialFit, type Liar } from '../../src/consensus/sim/adversary.ts'
+import { createFitJobParams, type FitJobParams } from '../../src/consensus/jobs/fit-job.ts'
 import { splitRows } from '../../src/consensus/partition.ts'
 import { createRng } from '../../src/consensus/rng.ts'
 import { buildTopology } from '../../src/consensus/topology.ts'

@@ -2,12 +2,12 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   averagingProtocol, createAveraging, createAveragingParams, createSumViaAverage, roundsForAccuracy, sumViaAverage, type AveragingState
-} from '../../src/consensus/averaging.ts'
+} from '../../src/consensus/protocols/averaging.ts'
 import { diameter, graphFromEdges, spectralGap, type Graph } from '../../src/consensus/graph.ts'
-import { MemoryNetwork, type MemoryNetworkOptions } from '../../src/consensus/memory-network.ts'
-import { createPushSum, pushSumEstimate, pushSumProtocol } from '../../src/consensus/push-sum.ts'
+import { MemoryNetwork, type MemoryNetworkOptions } from '../../src/consensus/sim/memory-network.ts'
+import { createPushSum, pushSumEstimate, pushSumProtocol } from '../../src/consensus/protocols/push-sum.ts'
 import { createRng } from '../../src/consensus/rng.ts'
-import { runSynchronous } from '../../src/consensus/simulation.ts'
+import { runSynchronous } from '../../src/consensus/sim/simulation.ts'
 import { buildTopology } from '../../src/consensus/topology.ts'
 
 function averageOver (graph: Graph, values: number[][], options: {

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { createFitJobParams } from '../../src/consensus/fit-job.ts'
-import { simulateFit } from '../../src/consensus/fit-simulation.ts'
+import { createFitJobParams } from '../../src/consensus/jobs/fit-job.ts'
+import { simulateFit } from '../../src/consensus/sim/fit-simulation.ts'
 import { partitionByValue, splitRows } from '../../src/consensus/partition.ts'
 import { createRng } from '../../src/consensus/rng.ts'
 import { buildTopology } from '../../src/consensus/topology.ts'
@@ -78,9 +78,9 @@ describe('a federated fit equals the pooled fit', () => {
 
 describe('a peer that dies for good', () => {
   it('is dropped after dropAfterRounds silent rounds, and the others end at the pooled fit of their own data', async () => {
-    const { createFitJobState, fitJobProtocol } = await import('../../src/consensus/fit-job.ts')
-    const { MemoryNetwork } = await import('../../src/consensus/memory-network.ts')
-    const { runSynchronous } = await import('../../src/consensus/simulation.ts')
+    const { createFitJobState, fitJobProtocol } = await import('../../src/consensus/jobs/fit-job.ts')
+    const { MemoryNetwork } = await import('../../src/consensus/sim/memory-network.ts')
+    const { runSynchronous } = await import('../../src/consensus/sim/simulation.ts')
     const { createGlmProblem } = await import('../../src/learning/problem.ts')
     const { concatBlocks } = await import('../../src/learning/design.ts')
     const { diameter } = await import('../../src/consensus/graph.ts')

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import {
   addInto, decodeFixed, decodeVector, encodeFixed, encodeVector, fromBytes, FRACTION_BITS, LIMBS, MAX_FIXED_MAGNITUDE,
   randomRingVector, subtractInto, toBytes
-} from '../../src/consensus/fixed-point.ts'
+} from '../../src/consensus/protocols/fixed-point.ts'
 import { createRng } from '../../src/consensus/rng.ts'
 
 const resolution = 2 ** -FRACTION_BITS

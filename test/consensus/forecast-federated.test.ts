@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { federatedForecastFit, heldOutSkill, simulateForecast } from '../../src/consensus/forecast-simulation.ts'
+import { federatedForecastFit, heldOutSkill, simulateForecast } from '../../src/consensus/sim/forecast-simulation.ts'
 import { createForecastModelSpec } from '../../src/learning/forecast.ts'
 import { panelHistories } from '../../src/learning/forecast-panel.ts'
 import { createRiskParams } from '../../src/learning/risk.ts'

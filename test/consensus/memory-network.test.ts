@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { graphFromEdges, type Graph } from '../../src/consensus/graph.ts'
 import type { MachineInput, Protocol, StepResult } from '../../src/consensus/machine.ts'
-import { deliverToTransports, encodedSize, MemoryNetwork, MemoryTransport } from '../../src/consensus/memory-network.ts'
+import { deliverToTransports, encodedSize, MemoryNetwork, MemoryTransport } from '../../src/consensus/sim/memory-network.ts'
 import { createRng } from '../../src/consensus/rng.ts'
-import { runSynchronous } from '../../src/consensus/simulation.ts'
+import { runSynchronous } from '../../src/consensus/sim/simulation.ts'
 import { buildTopology } from '../../src/consensus/topology.ts'
 import type { ConsensusMessage } from '../../src/consensus/types.ts'
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import type { Graph } from '../../src/consensus/graph.ts'
-import { MemoryNetwork, type MemoryNetworkOptions } from '../../src/consensus/memory-network.ts'
-import { createPushSum, pushSumEstimate, pushSumProtocol, type PushSumState } from '../../src/consensus/push-sum.ts'
+import { MemoryNetwork, type MemoryNetworkOptions } from '../../src/consensus/sim/memory-network.ts'
+import { createPushSum, pushSumEstimate, pushSumProtocol, type PushSumState } from '../../src/consensus/protocols/push-sum.ts'
 import { createRng } from '../../src/consensus/rng.ts'
-import { runSynchronous } from '../../src/consensus/simulation.ts'
+import { runSynchronous } from '../../src/consensus/sim/simulation.ts'
 import { buildTopology } from '../../src/consensus/topology.ts'
 
 /** Push-sum over the out-links `outNeighbours` (the network only carries those). */

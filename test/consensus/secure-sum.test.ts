@@ -1,10 +1,10 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { decodeVector, encodeVector, toBytes } from '../../src/consensus/fixed-point.ts'
-import { MemoryNetwork } from '../../src/consensus/memory-network.ts'
+import { decodeVector, encodeVector, toBytes } from '../../src/consensus/protocols/fixed-point.ts'
+import { MemoryNetwork } from '../../src/consensus/sim/memory-network.ts'
 import { createRng, forkRng } from '../../src/consensus/rng.ts'
-import { createSecureSum, secureSumProtocol } from '../../src/consensus/secure-sum.ts'
-import { runSynchronous } from '../../src/consensus/simulation.ts'
+import { createSecureSum, secureSumProtocol } from '../../src/consensus/protocols/secure-sum.ts'
+import { runSynchronous } from '../../src/consensus/sim/simulation.ts'
 import { buildTopology } from '../../src/consensus/topology.ts'
 import { diameter, type Graph } from '../../src/consensus/graph.ts'
 import type { ConsensusMessage } from '../../src/consensus/types.ts'
@@ -85,7 +85,7 @@ describe('secure sum', () => {
 
 describe('secure sum over a spanning tree', () => {
   it('gives every peer the exact total, with and without lost links, in 1 + 2 x depth rounds without loss', async () => {
-    const { createTreeSum, spanningTree, treeSumProtocol } = await import('../../src/consensus/tree-sum.ts')
+    const { createTreeSum, spanningTree, treeSumProtocol } = await import('../../src/consensus/protocols/tree-sum.ts')
     for (const [linkLoss, seed] of [[0, 1], [0.3, 2], [0.3, 3]] as const) {
       const graph = buildTopology('regular:4', 40, createRng(seed))
       const rng = createRng(seed)

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url'
-import { prepareModel, readDataset } from '../../src/peer/dataset.ts'
+import { prepareModel, readDataset } from '../../src/peer/data/dataset.ts'
 import { buildDesign, termNames, type DataBlock, type FeatureSpec } from '../../src/learning/design.ts'
 
 export function fixture (name: string): string {

@@ -1,4 +1,4 @@
-import { readForecastInputs } from '../../src/peer/forecast-files.ts'
+import { readForecastInputs } from '../../src/peer/data/forecast-files.ts'
 import { fixture } from './data.ts'
 
 /** Germany's population in 2006 (about 82.3 million), to turn measlesDE's population shares into residents. */

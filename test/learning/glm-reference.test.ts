@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { fitModel } from '../../src/learning/fit.ts'
 import { twoSidedNormalPValue } from '../../src/learning/inference.ts'
 import { buildDesign, type ModelSpec } from '../../src/learning/design.ts'
-import { readDataset } from '../../src/peer/dataset.ts'
+import { readDataset } from '../../src/peer/data/dataset.ts'
 import { fixture, loadModel, relativeError, R_INFERT, R_WNV } from '../helpers/data.ts'
 
 describe('pooled fits match R glm', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import fc from 'fast-check'
-import { checkConsensusMessage, decodeConsensusMessage, encodeConsensusMessage } from '../../src/peer/codec.ts'
+import { checkConsensusMessage, decodeConsensusMessage, encodeConsensusMessage } from '../../src/peer/net/codec.ts'
 import { MessageRejectedError } from '../../src/peer/errors.ts'
 import type { ConsensusMessage } from '../../src/consensus/types.ts'
 

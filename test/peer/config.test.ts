@@ -1,8 +1,8 @@
 import '../../src/peer/polyfill.ts'
 import { beforeAll, expect, test } from 'vitest'
 import { announceTopic, peerTopic } from '../../src/peer/constants.ts'
-import { createLibp2pTransportInit } from '../../src/peer/libp2p-transport.ts'
-import { createPeerNodeInit, gossipsubOptions } from '../../src/peer/node.ts'
+import { createLibp2pTransportInit } from '../../src/peer/net/libp2p-transport.ts'
+import { createPeerNodeInit, gossipsubOptions } from '../../src/peer/net/node.ts'
 import { makeFederation, makeMembers, type Member } from './helpers.ts'
 import type { Federation } from '../../src/peer/federation.ts'
 

@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest'
 import fc from 'fast-check'
-import { encodeFrame, FrameDecoder } from '../../src/peer/framing.ts'
+import { encodeFrame, FrameDecoder } from '../../src/peer/net/framing.ts'
 
 function decoder (maxFrameBytes: number): { push: (chunk: Uint8Array) => void, frames: Uint8Array[], oversized: number[] } {
   const frames: Uint8Array[] = []

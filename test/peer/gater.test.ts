@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import pino from 'pino'
 import { beforeAll, expect, test } from 'vitest'
-import { MembershipGater } from '../../src/peer/gater.ts'
+import { MembershipGater } from '../../src/peer/net/gater.ts'
 import { makeMembers, type Member } from './helpers.ts'
 
 let members: Member[]

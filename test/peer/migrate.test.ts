@@ -6,11 +6,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Level } from 'level'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AuditTrail, auditJobs, canonicalJson, readAuditEntries, readCheckpoints } from '../../src/peer/audit-log.ts'
+import { AuditTrail, auditJobs, canonicalJson, readAuditEntries, readCheckpoints } from '../../src/peer/audit/log.ts'
 import { createIdentity } from '../../src/peer/identity.ts'
 import { Store } from '../../src/store/store.ts'
 import { summarize } from '../../src/store/summary.ts'
-import { migrateStore } from '../../src/peer/commands/migrate.ts'
+import { migrateStore } from '../../src/peer/cli/migrate.ts'
 import { notPrivate } from '../helpers/files.ts'
 
 /**

@@ -12,7 +12,7 @@ import { loadFluBYBW } from '../helpers/forecast-data.ts'
 import { fitModel } from '../../src/learning/fit.ts'
 import { forecastRegion } from '../../src/learning/forecast.ts'
 import { panelHistories, pooledDesign } from '../../src/learning/forecast-panel.ts'
-import { parseForecastProposal } from '../../src/peer/forecast-proposal.ts'
+import { parseForecastProposal } from '../../src/peer/runtime/forecast-proposal.ts'
 
 /** The three districts of fluBYBW with the most influenza cases (Munich city, Stuttgart, Munich county). */
 const DISTRICTS = ['9162', '8111', '9184']

@@ -6,8 +6,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createIdentity } from '../../src/peer/identity.ts'
-import { exportAudit } from '../../src/peer/commands/audit.ts'
-import { verifyAuditTexts } from '../../src/peer/audit-verify.ts'
+import { exportAudit } from '../../src/peer/cli/audit.ts'
+import { verifyAuditTexts } from '../../src/peer/audit/verify.ts'
 import { relativeError, R_INFERT } from '../helpers/data.ts'
 import { freePort, waitFor } from '../helpers/process.ts'
 
@@ -101,7 +101,7 @@ describe('a peer killed mid-job', () => {
     const journalPath = join(victim.dir, 'jobs', 'restart-1', 'inputs.log')
     // Die early in ADMM, so that the neighbours drop it; a peer that dies inside one of the exact sums
     // ends the job instead (SUM_INCOMPLETE, see the README).
-    const { decodeConsensusMessage } = await import('../../src/peer/codec.ts')
+    const { decodeConsensusMessage } = await import('../../src/peer/net/codec.ts')
     await waitFor(async () => {
       const lines = (await readFile(journalPath, 'utf8').catch(() => '')).trim().split('\n')
       const last = lines.length > 1 ? JSON.parse(lines[lines.length - 2] as string) as { m?: string } : {}

@@ -1,9 +1,9 @@
 import { expect, test } from 'vitest'
 import { buildTopology } from '../../src/consensus/topology.ts'
 import { createRng } from '../../src/consensus/rng.ts'
-import { createSecureSum, secureSumProtocol } from '../../src/consensus/secure-sum.ts'
+import { createSecureSum, secureSumProtocol } from '../../src/consensus/protocols/secure-sum.ts'
 import type { ConsensusMessage, Transport } from '../../src/consensus/types.ts'
-import { driveRounds } from '../../src/peer/round-driver.ts'
+import { driveRounds } from '../../src/peer/runtime/round-driver.ts'
 
 /** A transport double whose neighbours never answer: it only records what is sent. */
 function silentTransport (self: string, neighbours: string[]): Transport & { sent: ConsensusMessage[] } {

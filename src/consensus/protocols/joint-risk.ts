@@ -1,0 +1,133 @@
+import { ConsensusParamsError } from '../errors.ts'
+import { graphFromAdjacency, type Graph } from '../graph.ts'
+import type { MachineInput, Protocol, StepResult } from '../machine.ts'
+import { createSecureSum, secureSumProtocol } from './secure-sum.ts'
+import { createTreeSum, treeSumProtocol } from './tree-sum.ts'
+import type { Rng } from '../types.ts'
+
+/**
+ * The joint risk of a federation: the sum and the mean of the regions' risk scores h, by one exact
+ * masked sum (secure-sum.ts, or tree-sum.ts for large federations), so that no peer, neighbour or log
+ * sees another region's h: every message carries only masked fixed-point contributions (or partial
+ * sums of them), uniform on the ring to anyone who lacks one of the masks they contain.
+ *
+ * The summed vector of region i is [h_i, 1, o_1, ..., o_k]: the second entry counts the regions that
+ * took part (the mean's divisor, checked rather than assumed), and slot 2 + j carries h_i when region
+ * i is the j-th of the `openRegions` (regions that agreed to publish their h; every region knows the
+ * list, it is part of the job) and 0 otherwise. So the open values arrive with the total, listed
+ * alongside it, and a region that did not agree is never named in them. Since the total minus the
+ * open values is the sum over the other regions, a list that leaves a single region out is refused.
+ *
+ * A region with a single graph neighbour would be visible to it (that neighbour holds both masks of
+ * the region's only edge). The sum therefore runs on `jointRiskGraph(graph)`, which gives every such
+ * region a second mask partner: the lowest-numbered other neighbour of its neighbour. Every peer
+ * derives the same extra edges from the published graph; a real peer opens a direct, encrypted channel
+ * along each (members may connect to any member).
+ */
+export interface JointRiskInit {
+  /** the federation graph; the sum runs on jointRiskGraph(graph) */
+  graph: Graph
+  self: number
+  /** this region's risk score, in [0, 1] */
+  h: number
+  job: string
+  /** masks come from here: a cryptographic keystream in a real peer, a seeded rng in simulation */
+  rng: Rng
+  /** region names that publish their h openly, in an order every peer shares */
+  openRegions?: readonly string[]
+  /** flood (about diameter + 2 rounds), tree (one vector per link, 1 + 2 x depth rounds) or auto (flood up to 64 peers) */
+  sumMethod?: 'flood' | 'tree' | 'auto'
+  /** message kind (default 'joint-risk') */
+  kind?: string
+}
+
+export interface JointRiskResult {
+  sum: number
+  mean: number
+  /** regions counted in the sum */
+  regions: number
+  /** the h of each region that publishes it */
+  open: Array<{ region: string, h: number }>
+}
+
+export interface JointRiskState {
+  readonly graph: Graph
+  readonly openRegions: readonly string[]
+  readonly protocol: Protocol<any, Float64Array>
+  inner: any
+  readonly kind: string
+}
+
+const FLOOD_LIMIT = 64
+
+const augmentedGraphs = new WeakMap<Graph, Graph>()
+
+/**
+ * The graph the joint-risk sum runs on: the federation graph plus, for each node with exactly one
+ * neighbour u, an edge to the lowest-numbered other neighbour of u (when u has one). Cached per graph.
+ */
+export function jointRiskGraph (graph: Graph): Graph {
+  const cached = augmentedGraphs.get(graph)
+  if (cached !== undefined) return cached
+  const sets = graph.neighbours.map((list) => new Set(list))
+  graph.neighbours.forEach((list, node) => {
+    if (list.length !== 1) return
+    const only = list[0] as number
+    const partner = (graph.neighbours[only] ?? []).find((other) => other !== node)
+    if (partner === undefined) return
+    sets[node]?.add(partner)
+    sets[partner]?.add(node)
+  })
+  const augmented = graphFromAdjacency(graph.names, sets.map((set) => [...set].sort((a, b) => a - b)))
+  augmentedGraphs.set(graph, augmented)
+  return augmented
+}
+
+export function createJointRisk (init: JointRiskInit): JointRiskState {
+  const h = init.h
+  if (!(Number.isFinite(h) && h >= 0 && h <= 1)) throw new ConsensusParamsError('h', `a risk score must be in [0, 1], got ${h}`)
+  const openRegions = [...(init.openRegions ?? [])]
+  const known = new Set(init.graph.names)
+  for (const region of openRegions) if (!known.has(region)) throw new ConsensusParamsError('openRegions', `${region} is not a region of the federation`)
+  if (new Set(openRegions).size !== openRegions.length) throw new ConsensusParamsError('openRegions', 'a region is listed twice')
+  // the total minus the open values is the h of the regions that keep theirs: never a single one
+  if (openRegions.length === init.graph.names.length - 1) throw new ConsensusParamsError('openRegions', 'all regions but one publish h, so the sum would reveal the last one\'s')
+  const graph = jointRiskGraph(init.graph)
+  const self = init.graph.names[init.self]
+  if (self === undefined) throw new RangeError(`peer ${init.self} is not in the graph`)
+  const value = new Float64Array(2 + openRegions.length)
+  value[0] = h
+  value[1] = 1
+  const openSlot = openRegions.indexOf(self)
+  if (openSlot >= 0) value[2 + openSlot] = h
+  const kind = init.kind ?? 'joint-risk'
+  const method = init.sumMethod ?? 'auto'
+  const tree = method === 'tree' || (method === 'auto' && graph.names.length > FLOOD_LIMIT)
+  const sumInit = { graph, self: init.self, value, job: init.job, kind, rng: init.rng }
+  return tree
+    ? { graph, openRegions, kind, protocol: treeSumProtocol, inner: createTreeSum(sumInit) }
+    : { graph, openRegions, kind, protocol: secureSumProtocol, inner: createSecureSum(sumInit) }
+}
+
+function wrap (state: JointRiskState, stepped: StepResult<any>): StepResult<JointRiskState> {
+  state.inner = stepped.state
+  return { state, outbox: stepped.outbox, log: stepped.log }
+}
+
+export const jointRiskProtocol: Protocol<JointRiskState, JointRiskResult> = {
+  start: (state) => wrap(state, state.protocol.start(state.inner)),
+  step: (state, input: MachineInput) => wrap(state, state.protocol.step(state.inner, input)),
+  round: (state) => state.protocol.round(state.inner),
+  done: (state) => state.protocol.done(state.inner),
+  result (state) {
+    const total = state.protocol.result(state.inner)
+    const regions = Math.round(total[1] as number)
+    const sum = total[0] as number
+    return {
+      sum,
+      mean: sum / regions,
+      regions,
+      open: state.openRegions.map((region, index) => ({ region, h: total[2 + index] as number }))
+    }
+  }
+}

@@ -1,0 +1,234 @@
+import { addInto, decodeVector, encodeVector, fromBytes, LIMBS, randomRingVector, subtractInto, toBytes } from './fixed-point.ts'
+import type { Graph } from '../graph.ts'
+import type { LogRecord, MachineInput, Protocol, StepResult } from '../machine.ts'
+import type { ConsensusMessage, Rng } from '../types.ts'
+
+/**
+ * The same exact masked sum as the flooding secure sum, for large federations: the masked
+ * contributions are added up a spanning tree and the total comes back down it, so every link carries
+ * one vector instead of one per peer (flooding moves m vectors over every link). It takes 1 + 2 x depth
+ * rounds instead of about the diameter. The tree is a breadth-first tree from the first peer, which
+ * every peer derives from the published graph; masks are drawn on every graph edge, as in flooding, so
+ * a partial sum tells a parent nothing about any one peer of the subtree that has another neighbour.
+ *
+ * A lost message is sent again at the next deadline: a child resends its partial sum until the total
+ * comes down, and a parent that already has the total answers a resent partial with it.
+ */
+export interface TreeSumInit {
+  graph: Graph
+  self: number
+  value: ArrayLike<number>
+  job: string
+  kind: string
+  rng: Rng
+}
+
+export interface SpanningTree {
+  parent: Int32Array
+  children: number[][]
+  depth: number
+}
+
+/** Breadth-first tree from node 0, neighbours visited in sorted order: the same on every peer. */
+export function spanningTree (graph: Graph): SpanningTree {
+  const n = graph.names.length
+  const parent = new Int32Array(n).fill(-2)
+  const level = new Int32Array(n)
+  const children: number[][] = Array.from({ length: n }, () => [])
+  parent[0] = -1
+  const queue = [0]
+  let depth = 0
+  for (let head = 0; head < queue.length; head++) {
+    const node = queue[head] as number
+    for (const other of graph.neighbours[node] ?? []) {
+      if (parent[other] !== -2) continue
+      parent[other] = node
+      level[other] = (level[node] as number) + 1
+      depth = Math.max(depth, level[other] as number)
+      children[node]?.push(other)
+      queue.push(other)
+    }
+  }
+  if (parent.includes(-2)) throw new RangeError('the graph is not connected')
+  return { parent, children, depth }
+}
+
+export interface TreeSumState {
+  readonly graph: Graph
+  readonly self: number
+  readonly job: string
+  readonly kind: string
+  readonly length: number
+  readonly tree: SpanningTree
+  round: number
+  readonly masksOut: Uint32Array[]
+  readonly masksIn: Array<Uint32Array | null>
+  readonly value: Uint32Array
+  contribution: Uint32Array | null
+  /** partial sums received from each tree child, by child node */
+  readonly partials: Map<number, Uint32Array>
+  partialSent: boolean
+  total: Uint32Array | null
+  done: boolean
+  rejected: number
+}
+
+export function createTreeSum (init: TreeSumInit, tree: SpanningTree = spanningTree(init.graph)): TreeSumState {
+  const slots = init.graph.neighbours[init.self]
+  if (slots === undefined) throw new RangeError(`peer ${init.self} is not in the graph`)
+  return {
+    graph: init.graph,
+    self: init.self,
+    job: init.job,
+    kind: init.kind,
+    length: init.value.length,
+    tree,
+    round: 0,
+    masksOut: slots.map(() => randomRingVector(init.rng, init.value.length)),
+    masksIn: slots.map(() => null),
+    value: encodeVector(init.value),
+    contribution: null,
+    partials: new Map(),
+    partialSent: false,
+    total: null,
+    done: false,
+    rejected: 0
+  }
+}
+
+const name = (state: TreeSumState, node: number): string => state.graph.names[node] as string
+
+function message (state: TreeSumState, kind: string, to: number, values: Uint32Array): ConsensusMessage {
+  return { job: state.job, kind, round: state.round, from: name(state, state.self), to: name(state, to), values: new Float64Array(0), data: toBytes(values) }
+}
+
+/** Mask messages start with a flag byte: 1 when the sender already holds the recipient's mask. */
+const HOLDS_YOURS = 1
+
+/**
+ * [u8 flag][mask]. A mask without the flag is always answered with ours, so that peers that each miss
+ * one mask (one-way losses around a cycle) cannot all wait for ever; one with the flag needs no answer.
+ */
+function maskMessage (state: TreeSumState, slot: number): ConsensusMessage {
+  const mask = toBytes(state.masksOut[slot] as Uint32Array)
+  const data = new Uint8Array(1 + mask.length)
+  data[0] = state.masksIn[slot] === null ? 0 : HOLDS_YOURS
+  data.set(mask, 1)
+  const to = state.graph.neighbours[state.self]?.[slot] as number
+  return { job: state.job, kind: `${state.kind}.mask`, round: state.round, from: name(state, state.self), to: name(state, to), values: new Float64Array(0), data }
+}
+
+function sendPartialOrTotal (state: TreeSumState, outbox: ConsensusMessage[]): void {
+  if (state.contribution === null || state.total !== null) return
+  const children = state.tree.children[state.self] ?? []
+  if (children.some((child) => !state.partials.has(child))) return
+  const partial = Uint32Array.from(state.contribution)
+  for (const child of children) addInto(partial, state.partials.get(child) as Uint32Array)
+  const parent = state.tree.parent[state.self] as number
+  if (parent < 0) {
+    finish(state, partial, outbox)
+    return
+  }
+  state.partialSent = true
+  state.round++
+  outbox.push(message(state, `${state.kind}.up`, parent, partial))
+}
+
+function finish (state: TreeSumState, total: Uint32Array, outbox: ConsensusMessage[]): void {
+  state.total = total
+  state.round++
+  for (const child of state.tree.children[state.self] ?? []) outbox.push(message(state, `${state.kind}.down`, child, total))
+  state.done = true
+}
+
+function slotOf (state: TreeSumState, from: string): number {
+  const slots = state.graph.neighbours[state.self] ?? []
+  for (let slot = 0; slot < slots.length; slot++) if (state.graph.names[slots[slot] as number] === from) return slot
+  return -1
+}
+
+function receive (state: TreeSumState, incoming: ConsensusMessage, outbox: ConsensusMessage[], log: LogRecord[]): void {
+  const slot = slotOf(state, incoming.from)
+  const bytes = state.length * LIMBS * 4
+  const isMask = incoming.kind === `${state.kind}.mask`
+  const expected = isMask ? bytes + 1 : bytes
+  if (slot < 0 || incoming.data.length !== expected || (incoming.to !== undefined && incoming.to !== name(state, state.self)) || (isMask && (incoming.data[0] as number) > HOLDS_YOURS)) {
+    state.rejected++
+    log.push({ level: 'warn', event: 'tree-sum.message.rejected', fields: { kind: incoming.kind, from: incoming.from } })
+    return
+  }
+  const node = state.graph.neighbours[state.self]?.[slot] as number
+  if (isMask) {
+    if (state.masksIn[slot] === null) state.masksIn[slot] = fromBytes(incoming.data, 1, state.length * LIMBS)
+    if (incoming.data[0] !== HOLDS_YOURS) outbox.push(maskMessage(state, slot))
+    if (state.contribution === null && state.masksIn.every((mask) => mask !== null)) {
+      const contribution = Uint32Array.from(state.value)
+      for (const mask of state.masksOut) subtractInto(contribution, mask)
+      for (const mask of state.masksIn) addInto(contribution, mask as Uint32Array)
+      state.contribution = contribution
+      state.round++
+      sendPartialOrTotal(state, outbox)
+    }
+    return
+  }
+  const values = fromBytes(incoming.data, 0, state.length * LIMBS)
+  if (incoming.kind === `${state.kind}.up`) {
+    if (state.tree.parent[node] !== state.self) return
+    if (state.total !== null) {
+      // the child missed the total: send it again
+      outbox.push(message(state, `${state.kind}.down`, node, state.total))
+      return
+    }
+    if (!state.partials.has(node)) state.partials.set(node, values)
+    sendPartialOrTotal(state, outbox)
+    return
+  }
+  if (incoming.kind === `${state.kind}.down`) {
+    if (state.tree.parent[state.self] !== node || state.total !== null) return
+    finish(state, values, outbox)
+  }
+}
+
+function isMine (state: TreeSumState, kind: string): boolean {
+  return kind === `${state.kind}.mask` || kind === `${state.kind}.up` || kind === `${state.kind}.down`
+}
+
+export const treeSumProtocol: Protocol<TreeSumState, Float64Array> = {
+  start (state) {
+    const outbox = state.masksOut.map((_, slot) => maskMessage(state, slot))
+    if (outbox.length === 0) {
+      state.contribution = Uint32Array.from(state.value)
+      finish(state, state.contribution, [])
+    }
+    return { state, outbox, log: [] }
+  },
+
+  step (state, input: MachineInput): StepResult<TreeSumState> {
+    const outbox: ConsensusMessage[] = []
+    const log: LogRecord[] = []
+    if (input.type === 'message') {
+      if (input.message.job === state.job && isMine(state, input.message.kind)) receive(state, input.message, outbox, log)
+      return { state, outbox, log }
+    }
+    if (state.done || input.round !== state.round) return { state, outbox, log }
+    // Deadline: send again whatever may have been lost.
+    state.round++
+    if (state.contribution === null) {
+      state.masksIn.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
+    } else if (state.partialSent) {
+      const parent = state.tree.parent[state.self] as number
+      const partial = Uint32Array.from(state.contribution)
+      for (const child of state.tree.children[state.self] ?? []) addInto(partial, state.partials.get(child) as Uint32Array)
+      outbox.push(message(state, `${state.kind}.up`, parent, partial))
+    }
+    return { state, outbox, log }
+  },
+
+  round: (state) => state.round,
+  done: (state) => state.done,
+
+  result (state) {
+    if (state.total === null) throw new RangeError(`the sum ${state.kind} has not completed`)
+    return decodeVector(state.total)
+  }
+}

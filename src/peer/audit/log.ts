@@ -1,0 +1,259 @@
+import { isJobId, JOB_ID_RULE } from '../../consensus/ids.ts'
+import { createHash } from 'node:crypto'
+import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { PrivateKey, PublicKey } from '@libp2p/interface'
+import { z } from 'zod'
+import type { EntryBody } from '../../consensus/audit/recorder.ts'
+import type { ConsensusMessage } from '../../consensus/types.ts'
+import { Store } from '../../store/store.ts'
+import { encodeConsensusMessage } from '../net/codec.ts'
+
+/**
+ * The signed, hash-chained form of the round log, and where it is kept.
+ *
+ * Every entry is encoded canonically (JSON, keys sorted, no spaces, numbers in their shortest exact
+ * form), so that the same entry always hashes the same and an exported line can be checked to be
+ * exactly the canonical form of what it says. Entry n holds the hash of entry n-1 (`prev`, 64 zeros
+ * for the first), its own `hash` = sha256 of its canonical form without `hash` and `sig`, and `sig`,
+ * the peer's Ed25519 signature of that hash with its libp2p key.
+ *
+ * A checkpoint is a signed statement of a log's head (job, peer, length, hash of the last entry),
+ * published on the federation topic every K entries and at the job's end; each graph neighbour checks
+ * the signature and countersigns it. A peer that later shows a log that does not pass through a head
+ * it published is contradicted by its own signature, kept by its neighbours.
+ */
+
+export const GENESIS = '0'.repeat(64)
+export const AUDIT_FILE_FORMAT = 'epimesh-audit'
+
+export type SealedEntry = EntryBody & { seq: number, prev: string, hash: string, sig: string }
+
+export interface Countersignature {
+  by: string
+  sig: string
+}
+
+export interface Checkpoint {
+  type: 'checkpoint'
+  job: string
+  peer: string
+  length: number
+  hash: string
+  sig: string
+  countersignatures: Countersignature[]
+}
+
+function canonicalNumber (value: number): string {
+  if (!Number.isFinite(value)) throw new RangeError(`a non-finite number cannot be logged: ${value}`)
+  return Object.is(value, -0) ? '0' : JSON.stringify(value)
+}
+
+/** JSON with sorted keys and no whitespace; undefined members are left out, as JSON.stringify does. */
+export function canonicalJson (value: unknown): string {
+  if (value === null) return 'null'
+  switch (typeof value) {
+    case 'number': return canonicalNumber(value)
+    case 'string': return JSON.stringify(value)
+    case 'boolean': return value ? 'true' : 'false'
+    case 'object': {
+      if (Array.isArray(value)) return `[${value.map((item) => item === undefined ? 'null' : canonicalJson(item)).join(',')}]`
+      if (ArrayBuffer.isView(value)) return canonicalJson(Array.from(value as unknown as ArrayLike<number>))
+      const record = value as Record<string, unknown>
+      const keys = Object.keys(record).filter((key) => record[key] !== undefined).sort()
+      return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`).join(',')}}`
+    }
+    default: throw new TypeError(`cannot encode a ${typeof value} canonically`)
+  }
+}
+
+export function sha256Hex (data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex')
+}
+
+/** The digest of a consensus message as logged by its sender and its receiver: sha256 of its wire encoding. */
+/** The digest the audit log keeps of a message: of its wire encoding without the author's signature (the sender logs it before signing). */
+export function messageDigest (message: ConsensusMessage): string {
+  if (message.signature === undefined) return sha256Hex(encodeConsensusMessage(message))
+  const { signature: _signature, ...unsigned } = message
+  return sha256Hex(encodeConsensusMessage(unsigned))
+}
+
+export function entryHash (entry: Omit<SealedEntry, 'hash' | 'sig'> | SealedEntry): string {
+  const { hash: _hash, sig: _sig, ...body } = entry as SealedEntry
+  return sha256Hex(canonicalJson(body))
+}
+
+export function checkpointStatement (checkpoint: Pick<Checkpoint, 'job' | 'peer' | 'length' | 'hash'>): Uint8Array {
+  return new TextEncoder().encode(canonicalJson({ type: 'checkpoint', job: checkpoint.job, peer: checkpoint.peer, length: checkpoint.length, hash: checkpoint.hash }))
+}
+
+export function countersignStatement (checkpoint: Pick<Checkpoint, 'job' | 'peer' | 'length' | 'hash'>, by: string): Uint8Array {
+  return new TextEncoder().encode(canonicalJson({ type: 'countersign', job: checkpoint.job, peer: checkpoint.peer, length: checkpoint.length, hash: checkpoint.hash, by }))
+}
+
+export function publicKeyOf (peerId: string): PublicKey {
+  const key = peerIdFromString(peerId).publicKey
+  if (key === undefined) throw new RangeError(`peer id ${peerId} does not carry its public key`)
+  return key
+}
+
+export function encodePublicKey (key: PublicKey): string {
+  return Buffer.from(publicKeyToProtobuf(key)).toString('base64')
+}
+
+export function decodePublicKey (text: string): PublicKey {
+  return publicKeyFromProtobuf(Buffer.from(text, 'base64'))
+}
+
+export async function signBytes (key: PrivateKey, data: Uint8Array): Promise<string> {
+  return Buffer.from(await key.sign(data)).toString('base64')
+}
+
+export async function verifyBytes (key: PublicKey, data: Uint8Array, signature: string): Promise<boolean> {
+  const bytes = Buffer.from(signature, 'base64')
+  if (bytes.length !== 64 || bytes.toString('base64') !== signature) return false
+  try {
+    return await key.verify(data, bytes)
+  } catch {
+    return false
+  }
+}
+
+export async function sealEntry (body: EntryBody, seq: number, prev: string, key: PrivateKey): Promise<SealedEntry> {
+  const unsigned = { ...body, seq, prev }
+  const hash = entryHash(unsigned)
+  return { ...unsigned, hash, sig: await signBytes(key, Buffer.from(hash, 'hex')) } as SealedEntry
+}
+
+export async function signCheckpoint (key: PrivateKey, head: { job: string, peer: string, length: number, hash: string }): Promise<Checkpoint> {
+  return { type: 'checkpoint', ...head, sig: await signBytes(key, checkpointStatement(head)), countersignatures: [] }
+}
+
+/** One job's log as this peer writes it: entries sealed in order, the head, checkpoints. */
+export class AuditTrail {
+  readonly job: string
+  readonly peer: string
+  readonly entries: SealedEntry[] = []
+  private readonly key: PrivateKey
+
+  constructor (job: string, peer: string, key: PrivateKey) {
+    this.job = job
+    this.peer = peer
+    this.key = key
+  }
+
+  head (): { length: number, hash: string } {
+    return { length: this.entries.length, hash: this.entries.at(-1)?.hash ?? GENESIS }
+  }
+
+  async append (bodies: readonly EntryBody[]): Promise<SealedEntry[]> {
+    const sealed: SealedEntry[] = []
+    for (const body of bodies) {
+      const entry = await sealEntry(body, this.entries.length, this.head().hash, this.key)
+      this.entries.push(entry)
+      sealed.push(entry)
+    }
+    return sealed
+  }
+
+  async checkpoint (): Promise<Checkpoint> {
+    return await signCheckpoint(this.key, { job: this.job, peer: this.peer, ...this.head() })
+  }
+}
+
+/** The exported file: a header line, the entries as they were signed, then the checkpoints held. */
+export function auditFileText (job: string, peer: string, entryLines: readonly string[], checkpoints: readonly Checkpoint[]): string {
+  const header = { format: AUDIT_FILE_FORMAT, version: 1, job, peer, publicKey: encodePublicKey(publicKeyOf(peer)), entries: entryLines.length, checkpoints: checkpoints.length }
+  return `${[canonicalJson(header), ...entryLines, ...checkpoints.map((checkpoint) => canonicalJson(checkpoint))].join('\n')}\n`
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* In the store                                                                                    */
+/* ---------------------------------------------------------------------------------------------- */
+
+/*
+ * Keys in the `rounds` sublevel hold no job or peer id, only their keyed tags (Store.keyTag):
+ *   e!<job tag>!<seq>                       an entry (its canonical line)
+ *   c!<job tag>!<peer tag>!<length>         a checkpoint, with the countersignatures gathered
+ *   j!<job tag>                             the job's id, for the list of jobs with a log
+ */
+const jobTag = (store: Store, job: string): string => store.keyTag('rounds.job', job)
+const entryKey = (store: Store, job: string, seq: number): string => `e!${jobTag(store, job)}!${String(seq).padStart(10, '0')}`
+const checkpointKey = (store: Store, job: string, peer: string, length: number): string => `c!${jobTag(store, job)}!${store.keyTag('rounds.peer', peer)}!${String(length).padStart(10, '0')}`
+
+function mergeCountersignatures (a: readonly Countersignature[], b: readonly Countersignature[]): Countersignature[] {
+  const byPeer = new Map<string, Countersignature>()
+  for (const signature of [...a, ...b]) if (!byPeer.has(signature.by)) byPeer.set(signature.by, signature)
+  return [...byPeer.values()].sort((x, y) => x.by < y.by ? -1 : x.by > y.by ? 1 : 0)
+}
+
+/** Appends entries (each stored as its canonical line) and checkpoints (merging countersignatures) in one atomic batch. */
+export async function writeAudit (store: Store, entries: readonly SealedEntry[], checkpoints: readonly Checkpoint[]): Promise<void> {
+  const batch = store.rounds.batch()
+  const jobs = new Set<string>()
+  for (const entry of entries) {
+    batch.put(entryKey(store, entry.job, entry.seq), canonicalJson(entry))
+    jobs.add(entry.job)
+  }
+  for (const job of jobs) batch.put(`j!${jobTag(store, job)}`, job)
+  for (const checkpoint of checkpoints) {
+    const key = checkpointKey(store, checkpoint.job, checkpoint.peer, checkpoint.length)
+    const existing = await store.rounds.get(key) as Checkpoint | undefined
+    const merged = existing !== undefined && existing.hash === checkpoint.hash && existing.sig === checkpoint.sig
+      ? { ...existing, countersignatures: mergeCountersignatures(existing.countersignatures, checkpoint.countersignatures) }
+      : checkpoint
+    batch.put(key, merged)
+  }
+  await batch.write()
+}
+
+export async function readAuditEntries (store: Store, job: string): Promise<string[]> {
+  const lines: string[] = []
+  const prefix = `e!${jobTag(store, job)}!`
+  for await (const value of store.rounds.values({ gte: prefix, lt: `${prefix}\uffff` })) lines.push(value as string)
+  return lines
+}
+
+export async function readCheckpoints (store: Store, job: string): Promise<Checkpoint[]> {
+  const checkpoints: Checkpoint[] = []
+  const prefix = `c!${jobTag(store, job)}!`
+  for await (const value of store.rounds.values({ gte: prefix, lt: `${prefix}\uffff` })) checkpoints.push(value as Checkpoint)
+  // by peer, then length (the keys order them by the peer's tag)
+  return checkpoints.sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : a.length - b.length)
+}
+
+/** Jobs with a round log in this store, by id. */
+export async function auditJobs (store: Store): Promise<string[]> {
+  const jobs: string[] = []
+  for await (const value of store.rounds.values({ gte: 'j!', lt: 'j!\uffff' })) jobs.push(value as string)
+  return jobs.sort()
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* On the federation topic                                                                         */
+/* ---------------------------------------------------------------------------------------------- */
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/)
+const signature = z.string().min(1).max(200)
+
+const jobId = z.string().refine(isJobId, JOB_ID_RULE)
+
+export const checkpointAnnouncement = z.object({
+  type: z.literal('audit.checkpoint'),
+  job: jobId,
+  peer: z.string().min(1).max(200),
+  length: z.number().int().nonnegative(),
+  hash: hex64,
+  sig: signature
+}).strict()
+
+export const countersignAnnouncement = z.object({
+  type: z.literal('audit.countersign'),
+  job: jobId,
+  peer: z.string().min(1).max(200),
+  length: z.number().int().nonnegative(),
+  hash: hex64,
+  by: z.string().min(1).max(200),
+  sig: signature
+}).strict()

@@ -1,0 +1,361 @@
+import { relativeDistance } from '../../learning/linalg.ts'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { basename, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Command } from 'commander'
+import { createRng, forkRng } from '../../consensus/rng.ts'
+import { concatBlocks } from '../../learning/design.ts'
+import { fitModel } from '../../learning/fit.ts'
+import { DatasetError, prepareModel, readDataset } from '../data/dataset.ts'
+import { partitionByValue, splitRows } from '../../consensus/partition.ts'
+import { buildTopology } from '../../consensus/topology.ts'
+import { parseFederation } from '../federation.ts'
+import { createIdentity } from '../identity.ts'
+import { importCases } from '../../store/import.ts'
+import { Store } from '../../store/store.ts'
+import { removeDefaultKey, storeKeySourceFromEnv } from '../../store/keys.ts'
+import type { CaseSchema } from '../../store/schema.ts'
+import { localDesign } from '../runtime/coordinator.ts'
+import { DEMO_PROVINCES, generateCases, SYNTHETIC_SCHEMA, SYNTHETIC_TRUTH, toCsv } from '../data/synthetic-cases.ts'
+import type { StoredForecast, StoredModel } from './start.ts'
+import { importSeries } from '../../store/import.ts'
+import { generateSeries, seriesCsv, type ProvinceSeries } from '../data/synthetic-series.ts'
+import { parseForecastProposal } from '../runtime/forecast-proposal.ts'
+import { panelHistories, pooledDesign } from '../../learning/forecast-panel.ts'
+
+/**
+ * The main job: a federation of four provincial peers on this machine, each a separate process with
+ * its own data folder and identity, talking over libp2p on 127.0.0.1. They fit the shared severity
+ * model by consensus ADMM without exchanging a record, then run the regional-risk job on their weekly
+ * case counts (forecasts, each province's h, the joint risk by masked sum), and the demo checks both
+ * against the pooled fits and the plain sum that nobody in a real federation could compute.
+ */
+interface DemoOptions {
+  dir?: string
+  keep: boolean
+  seed: number
+  algorithm: 'admm' | 'newton'
+  lambda: number
+  tolerance: number
+  json: boolean
+  data?: string
+  outcome?: string
+  features?: string
+  peers: number
+  partitionBy?: string
+  topology?: string
+}
+
+interface PeerData { region: string, csv: string, rows: number, schema: CaseSchema }
+
+function csvCell (value: unknown): string {
+  const text = value === null || value === undefined ? '' : String(value)
+  return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
+}
+
+/** Splits a researcher's CSV over peers (evenly or one per value of a column), with the model it implies. */
+async function splitDataset (options: DemoOptions, rng: ReturnType<typeof createRng>): Promise<{ peers: PeerData[], features: Array<{ name: string, type: string, levels?: string[] }>, outcome: string, edges: Array<[string, string]> }> {
+  const dataset = await readDataset(options.data as string)
+  const outcome = options.outcome as string
+  const prepared = prepareModel(dataset, {
+    outcome,
+    family: 'binomial',
+    ...(options.features === undefined ? {} : { features: options.features.split(',').map((name) => name.trim()) }),
+    ...(options.partitionBy === undefined ? {} : { exclude: [options.partitionBy] })
+  })
+  const columns = [outcome, ...prepared.spec.features.map((feature) => feature.name)]
+  const schema: CaseSchema = {
+    version: 1,
+    id: 'record',
+    outcome,
+    columns: Object.fromEntries(columns.map((column) => {
+      const feature = prepared.spec.features.find((candidate) => candidate.name === column)
+      return [column, feature !== undefined && feature.type === 'categorical' ? { type: 'category', levels: feature.levels } : { type: 'number' }]
+    }))
+  }
+  let names: string[]
+  let parts: number[][]
+  if (options.partitionBy !== undefined) {
+    ;({ names, parts } = partitionByValue(prepared.kept.map((index) => String(dataset.rows[index]?.[options.partitionBy as string]))))
+  } else {
+    parts = splitRows(prepared.rows.length, options.peers, 'even', forkRng(rng, 'split'))
+    names = parts.map((_, index) => `region-${index + 1}`)
+  }
+  const peers = parts.map((indices, index) => ({
+    region: names[index] as string,
+    rows: indices.length,
+    schema,
+    csv: [['record', ...columns].join(','), ...indices.map((row) => [String(row + 1), ...columns.map((column) => csvCell(prepared.rows[row]?.[column]))].join(','))].join('\n') + '\n'
+  }))
+  const graph = buildTopology(options.topology ?? 'ring', names.length, forkRng(rng, 'topology'), names)
+  const edges = graph.neighbours.flatMap((list, node) => list.filter((other) => other > node).map((other) => [names[node], names[other]] as [string, string]))
+  const features = prepared.spec.features.map((feature) => feature.type === 'numeric' ? { name: feature.name, type: 'numeric' } : { name: feature.name, type: 'categorical', levels: feature.levels })
+  return { peers, features, outcome, edges }
+}
+
+const BIN = fileURLToPath(new URL('../../../bin/epimesh.js', import.meta.url))
+
+/** The synthetic weekly series: three years of weeks from a Monday. */
+const SERIES_FROM = '2023-01-02'
+const SERIES_WEEKS = 156
+
+function neighbourLists (regions: readonly string[], edges: ReadonlyArray<readonly [string, string]>): number[][] {
+  const lists = regions.map(() => [] as number[])
+  for (const [a, b] of edges) {
+    const ia = regions.indexOf(a)
+    const ib = regions.indexOf(b)
+    lists[ia]?.push(ib)
+    lists[ib]?.push(ia)
+  }
+  return lists.map((list) => list.sort((x, y) => x - y))
+}
+
+
+/** The provinces' shared borders. */
+const DEMO_EDGES: Array<[string, string]> = [
+  ['Shanghai', 'Jiangsu'], ['Shanghai', 'Zhejiang'], ['Jiangsu', 'Zhejiang'], ['Jiangsu', 'Anhui'], ['Zhejiang', 'Anhui']
+]
+
+const DEMO_FEATURES = [
+  { name: 'age', type: 'numeric' },
+  { name: 'max_temperature', type: 'numeric' },
+  { name: 'lymphocytes', type: 'numeric' },
+  { name: 'white_cells', type: 'numeric' },
+  { name: 'lung_imaging', type: 'binary' },
+  { name: 'prior_illness', type: 'binary' },
+  { name: 'contact', type: 'binary' },
+  { name: 'healthcare_worker', type: 'binary' },
+  { name: 'sex', type: 'categorical', levels: ['F', 'M'] }
+] as const
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolvePort, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => { resolvePort(port) })
+    })
+  })
+}
+
+export async function runDemo (options: DemoOptions): Promise<Record<string, unknown>> {
+  const say = (line: string): void => { if (!options.json) process.stdout.write(`${line}\n`) }
+  const base = options.dir === undefined ? await mkdtemp(join(tmpdir(), 'epimesh-demo-')) : resolve(options.dir)
+  await mkdir(base, { recursive: true })
+  // the files each region imports stay outside its data folder, which holds only the encrypted store
+  // (each store's key is made as init makes it, outside the folders, and removed with them)
+  const inputs = join(base, 'inputs')
+  await mkdir(inputs, { recursive: true })
+  const rng = createRng(options.seed)
+  say(`epimesh demo: ${options.data === undefined ? `${DEMO_PROVINCES.length} provincial peers` : `peers for ${options.data}`} on 127.0.0.1, data folders under ${base}`)
+
+  const custom = options.data === undefined ? null : await splitDataset(options, rng)
+  if (custom !== null && custom.peers.length > 64) throw new DatasetError('the demo starts one process per peer: at most 64')
+  const peerData: PeerData[] = custom?.peers ?? DEMO_PROVINCES.map((province) => {
+    const rows = generateCases(province, forkRng(rng, province.region))
+    return { region: province.region, rows: rows.length, csv: toCsv(rows), schema: SYNTHETIC_SCHEMA }
+  })
+  // weekly case counts per province, for the regional-risk job (the synthetic provinces only)
+  const series = custom !== null
+    ? null
+    : generateSeries(peerData.map((peer) => peer.region), neighbourLists(peerData.map((peer) => peer.region), DEMO_EDGES), { from: SERIES_FROM, weeks: SERIES_WEEKS, rng: forkRng(rng, 'series') })
+  const members: Array<{ region: string, peerId: string, addresses: string[], dir: string, port: number }> = []
+  for (const [index, peer] of peerData.entries()) {
+    const dir = join(base, peer.region.toLowerCase().replace(/[^a-z0-9._-]+/g, '-'))
+    const { peerId } = await createIdentity(dir)
+    const name = basename(dir)
+    await writeFile(join(inputs, `${name}-cases.csv`), peer.csv)
+    // each region's records go into its own store, as an operator's import would put them
+    const store = await Store.open(dir)
+    try {
+      await store.config.put('region', peer.region)
+      await store.config.put('peerId', peerId)
+      await importCases(store, { file: join(inputs, `${name}-cases.csv`), schema: peer.schema })
+      const own = series?.[index]
+      if (own !== undefined) {
+        await writeFile(join(inputs, `${name}-series.csv`), seriesCsv(own))
+        await importSeries(store, join(inputs, `${name}-series.csv`))
+      }
+    } finally {
+      await store.close()
+    }
+    const port = await freePort()
+    members.push({ region: peer.region, peerId, addresses: [`/ip4/127.0.0.1/tcp/${port}`], dir, port })
+    say(`  ${peer.region.padEnd(9)} ${String(peer.rows).padStart(4)} case records, peer ${peerId}`)
+  }
+  const document = {
+    version: 1,
+    federationId: 'yangtze-delta-demo',
+    description: 'Demonstration federation of four neighbouring provinces (synthetic records)',
+    members: members.map(({ region, peerId, addresses }) => ({ region, peerId, addresses })),
+    graph: { edges: custom?.edges ?? DEMO_EDGES },
+    bootstrap: members[0]?.addresses ?? [],
+    model: {
+      family: 'binomial',
+      outcome: custom?.outcome ?? 'severe',
+      features: custom?.features ?? DEMO_FEATURES,
+      lambda: options.lambda,
+      algorithm: options.algorithm,
+      tolerance: options.tolerance,
+      maxRounds: 3000,
+      roundDeadlineMs: 2000,
+      dropAfterRounds: 0
+    }
+  }
+  const federationPath = join(base, 'federation.json')
+  await writeFile(federationPath, JSON.stringify(document, null, 2))
+  const federation = parseFederation(document, federationPath)
+
+  /** One job: every member's peer as its own process, the first one proposing; progress from its log. */
+  const runJob = async (jobId: string, propose: string[]): Promise<number> => {
+    const started = Date.now()
+    const children: ChildProcess[] = []
+    const exits: Array<Promise<number>> = []
+    const phases = new Map<string, string>()
+    members.forEach((member, index) => {
+      const args = [BIN, 'start', '--dir', member.dir, '--federation', federationPath, '--listen', member.addresses[0] as string, '--job-id', jobId, '--exit-after-job', ...(index === 0 ? propose : [])]
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+      children.push(child)
+      let buffer = ''
+      child.stderr?.setEncoding('utf8')
+      child.stderr?.on('data', (chunk: string) => {
+        buffer += chunk
+        const lines = buffer.split('\n')
+        buffer = lines.pop() ?? ''
+        for (const line of lines) {
+          try {
+            const record = JSON.parse(line) as { event?: string, phase?: string, round?: number, level?: number, msg?: string }
+            if (record.event === 'job.phase' && index === 0) {
+              const phase = String(record.phase)
+              if (!phases.has(phase)) {
+                phases.set(phase, phase)
+                say(`  [${((Date.now() - started) / 1000).toFixed(1)} s] ${member.region}: phase ${phase} at round ${record.round}`)
+              }
+            }
+            if ((record.level ?? 0) >= 50) say(`  ${member.region}: ${record.msg ?? line}`)
+          } catch {
+            if (line.trim() !== '') say(`  ${member.region}: ${line}`)
+          }
+        }
+      })
+      exits.push(new Promise((resolveExit) => { child.on('exit', (code) => { resolveExit(code ?? 1) }) }))
+    })
+    const timeout = setTimeout(() => { for (const child of children) child.kill('SIGTERM') }, 110_000)
+    const codes = await Promise.all(exits)
+    clearTimeout(timeout)
+    if (codes.some((code) => code !== 0)) throw new Error(`a peer process failed (exit codes ${codes.join(', ')}); logs above`)
+    return (Date.now() - started) / 1000
+  }
+
+  const jobId = `demo-${options.seed}`
+  const seconds = await runJob(jobId, ['--propose'])
+
+  /** The regional-risk job on the provinces' weekly series: forecasts, h, the joint risk. */
+  const regionalRisk = async (riskJob: string, all: readonly ProvinceSeries[]): Promise<Record<string, unknown>> => {
+    const proposalPath = join(base, 'forecast-proposal.json')
+    await writeFile(proposalPath, JSON.stringify({ forecast: { from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' } }, null, 2))
+    say('')
+    say(`regional risk (job ${riskJob}): ${SERIES_WEEKS} weeks of case counts stay in each province's store; neighbours share weekly incidence per 100,000`)
+    const riskSeconds = await runJob(riskJob, ['--proposal', proposalPath])
+    const forecasts = await Promise.all(members.map(async (member) => JSON.parse(await readFile(join(member.dir, 'forecasts', `${riskJob}.json`), 'utf8')) as StoredForecast))
+    // what only this demonstration can check: the pooled fit of every series, and the plain sum of h
+    const plan = parseForecastProposal({ from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' })
+    const neighbours = neighbourLists(members.map((member) => member.region), DEMO_EDGES)
+    const histories = panelHistories({ regions: all.map((entry) => entry.region), counts: all.map((entry) => Float64Array.from(entry.weeks, (week) => week.count)), populations: all.map((entry) => entry.population) }, neighbours)
+      .map((history) => ({ ...history, start: plan.start }))
+    const { block, terms } = pooledDesign(plan.spec, histories)
+    const pooledFit = fitModel(block, terms, { family: 'poisson', standardize: true, tolerance: 1e-12, maxIterations: 100 })
+    const relative = Math.max(...forecasts.map((entry) => relativeDistance(entry.model.coefficients.map((row) => row.estimate), pooledFit.coefficients.estimate)))
+    const plainSum = forecasts.reduce((sum, entry) => sum + entry.h, 0)
+    const joint = (forecasts[0] as StoredForecast).joint
+    say(`  ${'region'.padEnd(9)} ${'next week'.padStart(10)} ${'90% interval'.padStart(14)} ${'per 100k/7d'.padStart(12)} ${'h'.padStart(7)}   (each h known to its region only)`)
+    for (const entry of forecasts) {
+      const next = entry.forecast[0] as StoredForecast['forecast'][number]
+      say(`  ${entry.region.padEnd(9)} ${next.mean.toFixed(1).padStart(10)} ${`[${next.lower}, ${next.upper}]`.padStart(14)} ${entry.rate.toFixed(2).padStart(12)} ${entry.h.toFixed(4).padStart(7)}`)
+    }
+    say(`joint risk by masked sum (every province holds it): sum ${joint.sum.toFixed(4)}, mean ${joint.mean.toFixed(4)} over ${joint.regions} provinces; plain sum ${plainSum.toFixed(4)} (difference ${Math.abs(joint.sum - plainSum).toExponential(1)})`)
+    say(`shared forecasting model: ${(forecasts[0] as StoredForecast).model.rounds} rounds, ${riskSeconds.toFixed(1)} s; largest relative difference from the pooled fit: ${relative.toExponential(2)}`)
+    return {
+      job: riskJob,
+      seconds: riskSeconds,
+      pooledRelativeError: relative,
+      regions: forecasts.map((entry) => ({ region: entry.region, h: entry.h, forecast: entry.forecast })),
+      jointRisk: { sum: joint.sum, mean: joint.mean },
+      plainSum
+    }
+  }
+
+  const models = await Promise.all(members.map(async (member) => JSON.parse(await readFile(join(member.dir, 'models', `${jobId}.json`), 'utf8')) as StoredModel))
+  const first = models[0] as StoredModel
+  // The pooled fit, which only this demonstration can compute: it holds every region's rows.
+  const blocks = await Promise.all(members.map(async (member) => {
+    const store = await Store.open(member.dir)
+    try {
+      return localDesign(await store.allRows(), federation.model)
+    } finally {
+      await store.close()
+    }
+  }))
+  const pooled = fitModel(concatBlocks(blocks.map((entry) => entry.block)), blocks[0]?.terms ?? [], { family: 'binomial', lambda: options.lambda, standardize: true })
+  const maxDifference = Math.max(...models.flatMap((model) => model.coefficients.map((row, index) => Math.abs(row.estimate - (pooled.coefficients.estimate[index] as number)) / Math.max(1e-12, Math.abs(pooled.coefficients.estimate[index] as number)))))
+  const summary = {
+    job: jobId,
+    rounds: first.rounds,
+    seconds,
+    converged: models.every((model) => model.converged),
+    coefficients: Object.fromEntries(first.coefficients.map((row) => [row.term, row.estimate])),
+    standardErrors: Object.fromEntries(first.coefficients.map((row) => [row.term, row.standardError])),
+    pValues: Object.fromEntries(first.coefficients.map((row) => [row.term, row.pValue])),
+    pooledRelativeError: maxDifference,
+    metrics: first.metrics,
+    ...(custom === null ? { truth: SYNTHETIC_TRUTH } : {}),
+    federation: federationPath,
+    peers: members.map((member) => ({ region: member.region, peerId: member.peerId, dir: member.dir }))
+  }
+  say('')
+  say(`shared model (job ${jobId}, ${first.rounds} rounds, ${seconds.toFixed(1)} s, ${first.rows} records in ${first.peers} regions; none left its region):`)
+  say(`  ${'term'.padEnd(20)} ${'estimate'.padStart(11)} ${'std. error'.padStart(11)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
+  for (const row of first.coefficients) {
+    say(`  ${row.term.padEnd(20)} ${row.estimate.toFixed(5).padStart(11)} ${row.standardError.toFixed(5).padStart(11)} ${row.z.toFixed(2).padStart(8)} ${row.pValue.toExponential(2).padStart(10)}`)
+  }
+  if (first.metrics !== null) say(`computed by the federation: AUC ${first.metrics.auc.toFixed(4)}, Brier ${first.metrics.brier.toFixed(4)}, Hosmer-Lemeshow ${first.metrics.hosmerLemeshow.statistic.toFixed(2)} on ${first.metrics.hosmerLemeshow.df} df (p = ${first.metrics.hosmerLemeshow.pValue.toFixed(3)})`)
+  say(`every region holds the same model; largest relative difference from the pooled fit: ${maxDifference.toExponential(2)}`)
+  const risk = series === null ? null : await regionalRisk(`${jobId}-risk`, series)
+  if (risk !== null) Object.assign(summary, { risk })
+  say(`files: ${base} (federation.json, inputs/ (the files imported); per region: identity.key, store/ (encrypted; its key in ${storeKeySourceFromEnv().keyFile ?? storeKeySourceFromEnv().keysDir}), models/, ${risk === null ? '' : 'forecasts/, '}status.json)`)
+  say('audit: npx epimesh audit export --dir <region folder> --job <job> --out <file>, then npx epimesh audit verify <files>')
+  if (!options.keep && !options.json && options.dir === undefined) {
+    say('(data folders removed; run with --keep to keep them)')
+    for (const member of members) await removeDefaultKey(member.dir)
+    await rm(base, { recursive: true, force: true })
+  }
+  return summary
+}
+
+export function registerDemo (program: Command): void {
+  program.command('demo')
+    .description('run a local federation of four provincial peers on synthetic data: the shared severity model, then the regional risk (the main job)')
+    .option('--dir <dir>', 'where to put the data folders (kept); default: a temporary folder')
+    .option('--keep', 'keep the temporary data folders (always kept with --json, for auditing)', false)
+    .option('--seed <n>', 'seed of the synthetic records', (value) => Number(value), 1)
+    .option('--algorithm <name>', 'admm or newton', 'admm')
+    .option('--lambda <l>', 'L2 penalty', (value) => Number(value), 0)
+    .option('--tolerance <t>', 'ADMM stopping tolerance', (value) => Number(value), 1e-8)
+    .option('--data <file.csv>', 'run on this data set instead of the synthetic provinces')
+    .option('--outcome <column>', 'outcome column of --data')
+    .option('--features <list>', 'feature columns of --data (default: all others)')
+    .option('--peers <n>', 'peers to split --data over', (value) => Number(value), 4)
+    .option('--partition-by <column>', 'one peer per value of this column of --data')
+    .option('--topology <spec>', 'graph between the peers of --data (ring, complete, star, line, grid, er:p, ...)', 'ring')
+    .option('--json', 'one JSON object on stdout', false)
+    .action(async (options: DemoOptions) => {
+      if (options.data !== undefined && options.outcome === undefined) throw new DatasetError('--data needs --outcome')
+      const summary = await runDemo(options)
+      if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
+    })
+}

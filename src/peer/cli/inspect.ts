@@ -1,0 +1,125 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { checkJobId, dataPath } from '../paths.ts'
+import type { Command } from 'commander'
+import { EpimeshError } from '../../errors.ts'
+import type { StoredForecast, StoredModel } from './start.ts'
+
+/** `epimesh status` and `epimesh model`: what a peer is doing, and the latest shared model it holds. */
+class NothingYetError extends EpimeshError {
+  static override readonly name = 'NothingYetError'
+  readonly exitCode = 2
+  constructor (message: string) { super('NOTHING_YET', message) }
+}
+
+async function readJson<T> (path: string, what: string): Promise<T> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new NothingYetError(`no ${what} in ${path}`)
+    throw error
+  }
+}
+
+function alive (pid: unknown): boolean {
+  if (typeof pid !== 'number') return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+const REASONS: Record<string, string> = { 'not-member': 'not a member', graylisted: 'graylisted', 'connection-limit': 'over the connections per peer', 'inbound-rate': 'over the inbound rate per peer' }
+
+/** The gater's refusals and the gossipsub scores, as `start` writes them into status.json. */
+function networkLines (network: Record<string, any> | undefined): string[] {
+  if (network === undefined || network === null) return []
+  const lines: string[] = []
+  const connections = network.connections ?? {}
+  const byReason = Object.entries<Record<string, number>>(connections.byReason ?? {})
+    .filter(([, count]) => Number(count.inbound) + Number(count.outbound) > 0)
+    .map(([reason, count]) => `${REASONS[reason] ?? reason} ${count.inbound} inbound, ${count.outbound} outbound`)
+  lines.push(`connections refused: ${byReason.length === 0 ? 'none' : byReason.join('; ')}`)
+  for (const ban of connections.banned ?? []) lines.push(`  banned until ${ban.until}: ${ban.peerId}`)
+  const gossipsub = network.gossipsub ?? {}
+  const scores = Object.entries<{ score: number, lowest: number }>(gossipsub.scores ?? {})
+  const lowest = scores.reduce<[string, number] | null>((low, [peer, entry]) => low === null || entry.lowest < low[1] ? [peer, entry.lowest] : low, null)
+  lines.push(`peer scores: ${gossipsub.graylisted ?? 0} graylisted (threshold ${gossipsub.thresholds?.graylist ?? '?'}), ${gossipsub.disconnected ?? 0} disconnected, ${gossipsub.invalidDirect ?? 0} invalid direct messages` +
+    (lowest === null ? '' : `; lowest ${Number(lowest[1]).toPrecision(3)} (${lowest[0]})`))
+  return lines
+}
+
+export function registerInspect (program: Command): void {
+  program.command('status')
+    .description('the peer\'s neighbours and links, its current job, phase, round and residuals, the messages and connections it refused, and its neighbours\' scores')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .option('--json', 'one JSON object on stdout', false)
+    .action(async (options: { dir: string, json: boolean }) => {
+      const status = await readJson<Record<string, any>>(join(options.dir, 'status.json'), 'status (has the peer been started?)')
+      const running = alive(status.pid)
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify({ running, ...status })}\n`)
+        return
+      }
+      const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+      out(`${status.region} (${status.peerId}) ${running ? `running, pid ${status.pid}` : 'not running'}; updated ${status.updatedAt}`)
+      const neighbours = status.neighbours ?? {}
+      out(`neighbours: ${(neighbours.connected ?? []).length} connected, ${(neighbours.missing ?? []).length} missing`)
+      if (status.job !== null && status.job !== undefined) {
+        const job = status.job
+        out(`job ${job.job}: phase ${job.phase}, round ${job.round}${job.primalResidual === undefined ? '' : `, primal residual ${Number(job.primalResidual).toExponential(2)}, dual residual ${Number(job.dualResidual).toExponential(2)}`}`)
+      } else {
+        out('no job running')
+      }
+      const transport = status.transport ?? {}
+      const rejected = Object.entries(transport.rejected ?? {}).filter(([, count]) => Number(count) > 0)
+      out(`messages: ${transport.sent ?? 0} sent, ${transport.accepted ?? 0} accepted, ${rejected.length === 0 ? 'none rejected' : `rejected ${rejected.map(([code, count]) => `${code} ${count}`).join(', ')}`}`)
+      for (const line of networkLines(status.network)) out(line)
+      if (status.lastModel !== undefined) out(`latest model: job ${status.lastModel}`)
+    })
+
+  program.command('model')
+    .description('the latest shared model this peer holds: coefficients, standard errors, z, p')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .option('--job <id>', 'a given job instead of the latest')
+    .option('--json', 'one JSON object on stdout', false)
+    .action(async (options: { dir: string, job?: string, json: boolean }) => {
+      const model = await readJson<StoredModel>(dataPath(options.dir, 'models', options.job === undefined ? 'latest' : checkJobId(options.job, '--job'), '.json'), 'model yet')
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(model)}\n`)
+        return
+      }
+      const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+      out(`job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; log-likelihood ${model.logLikelihood.toFixed(4)}`)
+      out(`${'term'.padEnd(22)} ${'estimate'.padStart(12)} ${'std. error'.padStart(12)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
+      for (const row of model.coefficients) {
+        out(`${row.term.padEnd(22)} ${row.estimate.toPrecision(7).padStart(12)} ${row.standardError.toPrecision(6).padStart(12)} ${row.z.toFixed(2).padStart(8)} ${row.pValue.toExponential(2).padStart(10)}`)
+      }
+      if (model.metrics !== null && model.metrics !== undefined) {
+        const { auc, brier, hosmerLemeshow } = model.metrics
+        out(`computed by the federation: AUC ${auc.toFixed(4)}, Brier ${brier.toFixed(4)}, Hosmer-Lemeshow ${hosmerLemeshow.statistic.toFixed(3)} on ${hosmerLemeshow.df} df (p = ${hosmerLemeshow.pValue.toFixed(4)})`)
+      }
+      if (model.dropped !== undefined && model.dropped.length > 0) out(`peers dropped during the job: ${model.dropped.join(', ')}`)
+    })
+
+  program.command('forecast')
+    .description('this region\'s latest forecast (mean and 90% interval per period), its risk score h, and the federation\'s joint risk')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .option('--job <id>', 'a given forecasting job instead of the latest')
+    .option('--json', 'one JSON object on stdout', false)
+    .action(async (options: { dir: string, job?: string, json: boolean }) => {
+      const stored = await readJson<StoredForecast>(dataPath(options.dir, 'forecasts', options.job === undefined ? 'latest' : checkJobId(options.job, '--job'), '.json'), 'forecast yet (propose one: epimesh propose --forecast)')
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(stored)}\n`)
+        return
+      }
+      const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+      out(`${stored.region}, job ${stored.job}: forecast cases (mean and 90% interval)`)
+      for (const period of stored.forecast) out(`  period +${period.step}: ${period.mean.toFixed(2).padStart(9)}  [${period.lower}, ${period.upper}]`)
+      out(`forecast 7-day incidence ${stored.rate.toFixed(2)} per 100,000; risk score h = ${stored.h.toFixed(4)} (known to this region only)`)
+      out(`joint risk of the ${stored.joint.regions} regions: sum ${stored.joint.sum.toFixed(4)}, mean ${stored.joint.mean.toFixed(4)}`)
+      for (const open of stored.joint.open) out(`  published by ${open.region}: h = ${open.h.toFixed(4)}`)
+    })
+}

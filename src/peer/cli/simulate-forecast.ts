@@ -1,0 +1,223 @@
+import { writeFile } from 'node:fs/promises'
+import { type Command, Option } from 'commander'
+import type { Algorithm } from '../../consensus/jobs/fit-job.ts'
+import { simulateForecast, type FederatedFit, type ForecastSimulationOutput } from '../../consensus/sim/forecast-simulation.ts'
+import { createForecastModelSpec, type OwnScale } from '../../learning/forecast.ts'
+import { createRiskParams, type RiskMapping } from '../../learning/risk.ts'
+import type { Skill } from '../../learning/forecast-skill.ts'
+import { DatasetError } from '../data/dataset.ts'
+import { readForecastInputs } from '../data/forecast-files.ts'
+import { lineChartSvg } from './plot.ts'
+
+export interface SimulateForecastOptions {
+  counts: string
+  population: string
+  adjacency: string
+  totalPopulation?: number
+  horizon?: number
+  holdout: number
+  periodDays: number
+  season: number
+  harmonics: number
+  ownLags: number
+  neighbourLags: number
+  ownScale: OwnScale
+  algorithm: Algorithm
+  tolerance: number
+  maxRounds: number
+  seed: number
+  riskMapping: 'exponential' | 'log-logistic'
+  halfRisk: number
+  riskThreshold: number
+  riskSlope: number
+  openRegions?: string
+  level: number
+  json?: boolean
+  plot?: string
+}
+
+function numberOption (name: string, check: (value: number) => boolean, what: string) {
+  return (text: string): number => {
+    const value = Number(text)
+    if (text.trim() === '' || !check(value)) throw new DatasetError(`--${name} must be ${what}, got "${text}"`)
+    return value
+  }
+}
+
+const positiveInteger = (name: string): ((text: string) => number) => numberOption(name, (value) => Number.isInteger(value) && value >= 1, 'a positive integer')
+const nonNegativeInteger = (name: string): ((text: string) => number) => numberOption(name, (value) => Number.isInteger(value) && value >= 0, 'a non-negative integer')
+const positiveNumber = (name: string): ((text: string) => number) => numberOption(name, (value) => Number.isFinite(value) && value > 0, 'a positive number')
+
+const byTerm = (terms: readonly string[], values: ArrayLike<number>): Record<string, number> =>
+  Object.fromEntries(terms.map((term, index) => [term, values[index] as number]))
+
+function fitSummary (fit: FederatedFit): Record<string, unknown> {
+  return {
+    relativeError: fit.relativeError,
+    coefficients: byTerm(fit.terms, fit.coefficients),
+    pooled: byTerm(fit.terms, fit.pooled),
+    rounds: fit.rounds,
+    converged: fit.converged,
+    messages: fit.messages,
+    rows: fit.rows,
+    seconds: fit.milliseconds === null ? null : fit.milliseconds / 1000
+  }
+}
+
+const skillSummary = (skill: Skill | null): { logScore: number, mae: number } | null => skill === null ? null : { logScore: skill.logScore, mae: skill.mae }
+
+/**
+ * Runs the forecasting simulation on the three files and returns the summary printed with --json.
+ * The model is fitted twice by the simulated federation: on every period (the coefficients, the
+ * forecasts and h) and on the periods before the held-out tail (the skill).
+ */
+export async function runSimulateForecast (options: SimulateForecastOptions): Promise<{ summary: Record<string, any>, output: ForecastSimulationOutput, periods: string[] }> {
+  const { panel, periods, graph, shares } = await readForecastInputs(
+    { counts: options.counts, population: options.population, adjacency: options.adjacency },
+    options.totalPopulation === undefined ? {} : { totalPopulation: options.totalPopulation }
+  )
+  const spec = createForecastModelSpec({ ownLags: options.ownLags, neighbourLags: options.neighbourLags, ownScale: options.ownScale, seasonPeriod: options.season, harmonics: options.harmonics })
+  const mapping: RiskMapping = options.riskMapping === 'exponential'
+    ? { kind: 'exponential', halfRisk: options.halfRisk }
+    : { kind: 'log-logistic', threshold: options.riskThreshold, slope: options.riskSlope }
+  const risk = createRiskParams({ periodDays: options.periodDays, horizon: options.horizon ?? null, mapping })
+  const openRegions = options.openRegions === undefined ? [] : options.openRegions.split(',').map((name) => name.trim()).filter((name) => name !== '')
+  for (const region of openRegions) if (!panel.regions.includes(region)) throw new DatasetError(`--open-regions: "${region}" is not a region of ${options.counts}`)
+  const output = simulateForecast({
+    panel,
+    graph,
+    spec,
+    holdout: options.holdout,
+    ...(options.horizon === undefined ? {} : { horizon: options.horizon }),
+    risk,
+    algorithm: options.algorithm,
+    tolerance: options.tolerance,
+    maxRounds: options.maxRounds,
+    seed: options.seed,
+    openRegions,
+    level: options.level
+  }, { now: () => performance.now() })
+  const { fit, skill, regions, jointRisk } = output
+  const summary: Record<string, any> = {
+    regionsCount: regions.length,
+    periods: periods.length,
+    firstPeriod: periods[0],
+    lastPeriod: periods[periods.length - 1],
+    populationShares: shares,
+    model: { ...spec, terms: fit.terms },
+    algorithm: options.algorithm,
+    ...fitSummary(fit),
+    skill: skill === null
+      ? null
+      : {
+          heldOut: skill.to - skill.from,
+          fromPeriod: periods[skill.from],
+          model: skillSummary(skill.model),
+          lastValue: skillSummary(skill.lastValue),
+          seasonalNaive: skillSummary(skill.seasonalNaive),
+          forecasts: skill.model.count,
+          fit: fitSummary(skill.fit)
+        },
+    risk: { ...risk, horizon: output.horizon, rate: 'forecast cases per 100,000 residents per 7 days' },
+    regions: regions.map((region) => ({
+      region: region.region,
+      h: region.h,
+      rate: region.rate,
+      forecast: region.forecast.map((period) => ({ step: period.step, mean: period.mean, lower: period.lower, upper: period.upper }))
+    })),
+    jointRisk: {
+      sum: jointRisk.sum,
+      mean: jointRisk.mean,
+      regions: jointRisk.regions,
+      open: jointRisk.open,
+      plainSum: jointRisk.plainSum,
+      ticks: jointRisk.ticks,
+      messages: jointRisk.messages
+    },
+    seed: options.seed
+  }
+  if (options.plot !== undefined && skill !== null) {
+    const line = (values: readonly number[]): Array<readonly [number, number]> => values.map((value, index) => [index + 1, value] as const)
+    const series = [
+      { name: 'observed', points: line(skill.totals.observed) },
+      { name: 'model (one step ahead)', points: line(skill.totals.model) },
+      { name: 'last value', points: line(skill.totals.lastValue) },
+      ...(skill.totals.seasonalNaive === null ? [] : [{ name: 'seasonal naive', points: line(skill.totals.seasonalNaive) }])
+    ]
+    const svg = await lineChartSvg(series, {
+      title: `held-out periods from ${periods[skill.from]}: cases summed over ${regions.length} regions`,
+      xTitle: 'held-out period',
+      yTitle: 'cases (observed) or forecast mean'
+    })
+    await writeFile(options.plot, svg)
+  }
+  return { summary, output, periods }
+}
+
+function printText (summary: Record<string, any>): void {
+  const out = (line = ''): void => { process.stdout.write(`${line}\n`) }
+  out(`${summary.regionsCount} regions, ${summary.periods} periods (${summary.firstPeriod} to ${summary.lastPeriod}), seed ${summary.seed}`)
+  out(`federated ${summary.algorithm} fit on all periods: ${summary.rows} rows, ${summary.rounds} rounds, ${summary.converged ? 'converged' : 'NOT converged'}, ${Number(summary.seconds).toFixed(2)} s`)
+  out()
+  out(`${'term'.padEnd(24)} ${'federated'.padStart(16)} ${'pooled'.padStart(16)}`)
+  for (const term of Object.keys(summary.coefficients as Record<string, number>)) {
+    out(`${term.padEnd(24)} ${Number(summary.coefficients[term]).toPrecision(10).padStart(16)} ${Number(summary.pooled[term]).toPrecision(10).padStart(16)}`)
+  }
+  out(`max relative error against the pooled fit: ${Number(summary.relativeError).toExponential(2)}`)
+  const skill = summary.skill
+  if (skill !== null) {
+    out()
+    out(`one-step-ahead skill on the last ${skill.heldOut} periods (from ${skill.fromPeriod}, ${skill.forecasts} forecasts; fitted before, relative error ${Number(skill.fit.relativeError).toExponential(2)}):`)
+    out(`${'forecast'.padEnd(16)} ${'mean log score'.padStart(15)} ${'MAE'.padStart(8)}`)
+    for (const [name, key] of [['model', 'model'], ['last value', 'lastValue'], ['seasonal naive', 'seasonalNaive']] as const) {
+      const entry = skill[key]
+      out(`${name.padEnd(16)} ${entry === null ? 'n/a'.padStart(15) : Number(entry.logScore).toFixed(4).padStart(15)} ${entry === null ? 'n/a'.padStart(8) : Number(entry.mae).toFixed(4).padStart(8)}`)
+    }
+  }
+  out()
+  const mapping = summary.risk.mapping
+  out(`risk h (forecast over the next ${summary.risk.horizon} period(s), cases per 100,000 per 7 days, ${mapping.kind === 'exponential' ? `h = 1 - 2^(-rate / ${mapping.halfRisk})` : `h = 1 / (1 + (${mapping.threshold} / rate)^${mapping.slope})`}):`)
+  out(`${'region'.padEnd(32)} ${'h'.padStart(8)} ${'rate'.padStart(10)} ${'next mean'.padStart(10)} ${'interval'.padStart(12)}`)
+  for (const region of summary.regions as Array<{ region: string, h: number, rate: number, forecast: Array<{ mean: number, lower: number, upper: number }> }>) {
+    const next = region.forecast[0] as { mean: number, lower: number, upper: number }
+    out(`${region.region.padEnd(32)} ${region.h.toFixed(4).padStart(8)} ${region.rate.toFixed(3).padStart(10)} ${next.mean.toFixed(3).padStart(10)} ${`${next.lower}-${next.upper}`.padStart(12)}`)
+  }
+  const joint = summary.jointRisk
+  out()
+  out(`joint risk by masked sum over ${joint.regions} regions: sum ${Number(joint.sum).toFixed(6)}, mean ${Number(joint.mean).toFixed(6)} (${joint.ticks} rounds, ${joint.messages} messages)`)
+  for (const open of joint.open as Array<{ region: string, h: number }>) out(`  published openly: ${open.region} h = ${open.h.toFixed(6)}`)
+}
+
+export function registerSimulateForecast (program: Command): void {
+  program.command('simulate-forecast')
+    .description('fit the shared case-count forecasting model over a simulated federation of regions; skill, risk scores and the joint risk')
+    .requiredOption('--counts <file>', 'wide CSV: a period column, then one column of counts per region')
+    .requiredOption('--population <file>', 'CSV with columns region,population (residents, or shares with --total-population)')
+    .requiredOption('--adjacency <file>', 'edge list a,b between regions: the federation graph and the neighbour term')
+    .option('--total-population <n>', 'residents in all regions together, when the population file holds shares', positiveNumber('total-population'))
+    .option('--horizon <n>', 'periods forecast and averaged for h (default: enough periods for 7 days)', positiveInteger('horizon'))
+    .option('--holdout <n>', 'periods held out at the end for the one-step-ahead skill (0: none)', nonNegativeInteger('holdout'), 52)
+    .option('--period-days <d>', 'days per period of the counts file', positiveNumber('period-days'), 7)
+    .option('--season <periods>', 'season length in periods', positiveNumber('season'), 52)
+    .option('--harmonics <k>', 'sine-cosine pairs of the season', nonNegativeInteger('harmonics'), 1)
+    .option('--own-lags <k>', 'lags of the region\'s own series', nonNegativeInteger('own-lags'), 2)
+    .option('--neighbour-lags <k>', 'lags of the neighbours\' mean incidence', nonNegativeInteger('neighbour-lags'), 1)
+    .addOption(new Option('--own-scale <scale>', 'own lags as log(1 + count) or log(1 + incidence per 100,000)').choices(['count', 'incidence']).default('count'))
+    .addOption(new Option('--algorithm <name>', 'admm or newton (exact, masked sums)').choices(['admm', 'newton']).default('newton'))
+    .option('--tolerance <t>', 'stopping tolerance of the federated fit', positiveNumber('tolerance'), 1e-10)
+    .option('--max-rounds <r>', 'round limit of the federated fit', positiveInteger('max-rounds'), 5000)
+    .option('--seed <n>', 'seed of the simulated masks and network', nonNegativeInteger('seed'), 1)
+    .addOption(new Option('--risk-mapping <kind>', 'rate-to-h mapping').choices(['exponential', 'log-logistic']).default('exponential'))
+    .option('--half-risk <rate>', 'exponential mapping: the 7-day rate per 100,000 where h = 1/2', positiveNumber('half-risk'), 10)
+    .option('--risk-threshold <rate>', 'log-logistic mapping: the 7-day rate per 100,000 where h = 1/2', positiveNumber('risk-threshold'), 10)
+    .option('--risk-slope <s>', 'log-logistic mapping: steepness', positiveNumber('risk-slope'), 2)
+    .option('--open-regions <list>', 'regions that publish their h openly, comma-separated')
+    .option('--level <p>', 'prediction interval probability', numberOption('level', (value) => value > 0 && value < 1, 'in (0, 1)'), 0.9)
+    .option('--json', 'one JSON object on stdout', false)
+    .option('--plot <file.svg>', 'plot the held-out one-step forecasts, summed over regions')
+    .action(async (options: SimulateForecastOptions) => {
+      const { summary } = await runSimulateForecast(options)
+      if (options.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`)
+      else printText(summary)
+    })
+}

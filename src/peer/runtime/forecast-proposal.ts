@@ -1,0 +1,126 @@
+import { z } from 'zod'
+import { createForecastModelSpec, type ForecastModelSpec } from '../../learning/forecast.ts'
+import { createRiskParams, riskHorizon, type RiskParams } from '../../learning/risk.ts'
+import { EpimeshError } from '../../errors.ts'
+import { excerpt, isRegionName, REGION_NAME_RULE } from '../../consensus/ids.ts'
+import { JOB_BOUNDS } from '../job-bounds.ts'
+
+/**
+ * A regional forecasting job as members propose it: which periods of the regions' case-count series
+ * (from a first day, so many days or weeks), the shared model, the forecast horizon, the risk mapping,
+ * and which regions publish their risk score openly. Every member checks it against its own series.
+ */
+export class ForecastProposalError extends EpimeshError {
+  static override readonly name = 'ForecastProposalError'
+  readonly exitCode = 2
+  constructor (message: string) { super('FORECAST_PROPOSAL_INVALID', message) }
+}
+
+const isoDay = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date YYYY-MM-DD')
+
+export const forecastProposalSchema = z.object({
+  from: isoDay,
+  periods: z.number().int().min(8).max(20_000),
+  period: z.enum(['day', 'week']),
+  model: z.object({
+    ownLags: z.number().int().min(0).max(52).optional(),
+    neighbourLags: z.number().int().min(0).max(52).optional(),
+    ownScale: z.enum(['count', 'incidence']).optional(),
+    seasonPeriod: z.number().min(2).max(1000).nullable().optional(),
+    harmonics: z.number().int().min(0).max(6).optional()
+  }).strict().default({}),
+  horizon: z.number().int().min(1).max(365).optional(),
+  halfRisk: z.number().positive().max(1e6).optional(),
+  openRegions: z.array(z.string().refine(isRegionName, REGION_NAME_RULE)).max(10_000).default([]),
+  algorithm: z.enum(['newton', 'admm']).default('newton'),
+  tolerance: z.number().min(JOB_BOUNDS.tolerance.min).max(JOB_BOUNDS.tolerance.max).default(1e-10),
+  maxRounds: z.number().int().min(JOB_BOUNDS.maxRounds.min).max(JOB_BOUNDS.maxRounds.max).default(5000)
+}).strict()
+
+export type ForecastProposal = z.infer<typeof forecastProposalSchema>
+
+export interface ForecastPlan {
+  proposal: ForecastProposal
+  spec: ForecastModelSpec
+  risk: RiskParams
+  horizon: number
+  /** the federation's period index of the first period: periods since Monday 1970-01-05 */
+  start: number
+  /** the first day of each period, and the day after the last */
+  days: { first: number, end: number }
+}
+
+const DAY_MS = 86_400_000
+const EPOCH = Date.UTC(1970, 0, 5)
+
+function dayNumber (date: string): number {
+  const ms = Date.parse(`${date}T00:00:00Z`)
+  if (!Number.isFinite(ms) || new Date(ms).toISOString().slice(0, 10) !== date) throw new ForecastProposalError(`${excerpt(date)} is not a calendar date (field from)`)
+  return Math.round(ms / DAY_MS)
+}
+
+export function parseForecastProposal (value: unknown): ForecastPlan {
+  const parsed = forecastProposalSchema.safeParse(value)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new ForecastProposalError(`forecast job: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`)
+  }
+  const proposal = parsed.data
+  const periodDays = proposal.period === 'week' ? 7 : 1
+  let spec: ForecastModelSpec
+  let risk: RiskParams
+  try {
+    spec = createForecastModelSpec({ seasonPeriod: proposal.period === 'week' ? 52 : 365.25, ...proposal.model })
+    risk = createRiskParams({ periodDays, ...(proposal.halfRisk === undefined ? {} : { mapping: { kind: 'exponential', halfRisk: proposal.halfRisk } }) })
+  } catch (error) {
+    throw new ForecastProposalError(`forecast job: ${(error as Error).message}`)
+  }
+  const first = dayNumber(proposal.from)
+  if (proposal.period === 'week' && ((first - EPOCH / DAY_MS) % 7 + 7) % 7 !== 0) throw new ForecastProposalError(`forecast job: weekly periods start on a Monday, ${proposal.from} is not one (field from)`)
+  const horizon = proposal.horizon ?? riskHorizon(risk)
+  if (horizon < riskHorizon(risk)) throw new ForecastProposalError(`forecast job: the horizon ${horizon} is shorter than the ${riskHorizon(risk)} periods the risk score averages (field horizon)`)
+  return {
+    proposal,
+    spec,
+    risk,
+    horizon,
+    start: Math.floor((first - EPOCH / DAY_MS) / periodDays),
+    days: { first, end: first + proposal.periods * periodDays }
+  }
+}
+
+export interface RegionSeries {
+  counts: Float64Array
+  population: number
+}
+
+/**
+ * A region's counts per period of the job from its stored series (one point per date; dates without a
+ * point had no cases), and its population (the latest given in the series). A reason to decline when
+ * the series cannot serve the job.
+ */
+export function regionSeries (plan: ForecastPlan, points: ReadonlyArray<{ date: string, count: number, population?: number }>): RegionSeries | string {
+  const periodDays = plan.proposal.period === 'week' ? 7 : 1
+  const counts = new Float64Array(plan.proposal.periods)
+  let population: number | null = null
+  let populationDay = Number.NEGATIVE_INFINITY
+  let firstDay = Number.POSITIVE_INFINITY
+  let lastDay = Number.NEGATIVE_INFINITY
+  for (const point of points) {
+    const day = Math.round(Date.parse(`${point.date}T00:00:00Z`) / DAY_MS)
+    if (!Number.isFinite(day)) continue
+    if (point.population !== undefined && point.population !== null && day >= populationDay && day < plan.days.end) {
+      population = point.population
+      populationDay = day
+    }
+    firstDay = Math.min(firstDay, day)
+    lastDay = Math.max(lastDay, day)
+    if (day < plan.days.first || day >= plan.days.end) continue
+    const index = Math.floor((day - plan.days.first) / periodDays)
+    counts[index] = (counts[index] as number) + point.count
+  }
+  if (points.length === 0) return 'no case-count series in this region\'s store (epimesh import --series)'
+  if (population === null || !(population > 0)) return 'the series gives no population for this region (a population column in the series file)'
+  if (firstDay > plan.days.first) return `this region's series begins after the job's first period (${plan.proposal.from})`
+  return { counts, population }
+}

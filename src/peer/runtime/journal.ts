@@ -1,0 +1,68 @@
+import { appendFile, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { dataPath } from '../paths.ts'
+import type { MachineInput } from '../../consensus/machine.ts'
+import { decodeConsensusMessage, encodeConsensusMessage } from '../net/codec.ts'
+import type { JobProposal } from './proposal.ts'
+
+/**
+ * A running job's write-ahead journal in the peer's data folder: the proposal, the secret seed of its
+ * mask generator, and every input the machine stepped on, each appended before the step whose messages
+ * depend on it. A peer killed mid-job and restarted replays the journal through a fresh machine (the
+ * machines are deterministic given their inputs and seed), sends its last messages again and goes on.
+ *
+ *   DIR/jobs/<id>/job.json      { proposal, seed }
+ *   DIR/jobs/<id>/inputs.log    one input per line: {"m": base64 message} or {"d": round}
+ */
+export interface JobJournal {
+  begin (proposal: JobProposal, seed: Uint8Array): Promise<void>
+  append (job: string, input: MachineInput): Promise<void>
+  load (job: string): Promise<{ proposal: JobProposal, seed: Uint8Array, inputs: MachineInput[] } | null>
+  /** ids of jobs begun here, newest first */
+  list (): Promise<string[]>
+}
+
+export function fileJournal (dir: string): JobJournal {
+  const jobDir = (job: string): string => dataPath(dir, 'jobs', job)
+  return {
+    async begin (proposal, seed) {
+      await mkdir(jobDir(proposal.id), { recursive: true, mode: 0o700 })
+      const path = join(jobDir(proposal.id), 'job.json')
+      await writeFile(`${path}.tmp`, JSON.stringify({ proposal, seed: Buffer.from(seed).toString('hex'), begunAt: new Date().toISOString() }), { mode: 0o600 })
+      await rename(`${path}.tmp`, path)
+      await writeFile(join(jobDir(proposal.id), 'inputs.log'), '', { mode: 0o600 })
+    },
+    async append (job, input) {
+      const line = input.type === 'deadline'
+        ? JSON.stringify({ d: input.round })
+        : JSON.stringify({ m: Buffer.from(encodeConsensusMessage(input.message)).toString('base64') })
+      await appendFile(join(jobDir(job), 'inputs.log'), `${line}\n`, { mode: 0o600 })
+    },
+    async load (job) {
+      let header: { proposal: JobProposal, seed: string }
+      try {
+        header = JSON.parse(await readFile(join(jobDir(job), 'job.json'), 'utf8')) as { proposal: JobProposal, seed: string }
+      } catch {
+        return null
+      }
+      const text = await readFile(join(jobDir(job), 'inputs.log'), 'utf8').catch(() => '')
+      const inputs: MachineInput[] = []
+      for (const line of text.split('\n')) {
+        if (line.trim() === '') continue
+        let entry: { d?: number, m?: string }
+        try {
+          entry = JSON.parse(line) as { d?: number, m?: string }
+        } catch {
+          break // a line cut short by a kill: everything before it is whole
+        }
+        if (typeof entry.d === 'number') inputs.push({ type: 'deadline', round: entry.d })
+        else if (typeof entry.m === 'string') inputs.push({ type: 'message', message: decodeConsensusMessage(Buffer.from(entry.m, 'base64')) })
+      }
+      return { proposal: header.proposal, seed: Buffer.from(header.seed, 'hex'), inputs }
+    },
+    async list () {
+      const entries = await readdir(dataPath(dir, 'jobs'), { withFileTypes: true }).catch(() => [])
+      return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name).reverse()
+    }
+  }
+}
