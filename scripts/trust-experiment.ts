@@ -66,8 +66,9 @@ for (const { lie, label, factor } of lies) {
         outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
         const state = output.states[peer]
         const iterate = output.admmIterates[peer]
-        if (iterate !== null && iterate !== undefined && state?.scaling !== null && state !== undefined) {
-          admmError = Math.max(admmError, relativeDistance(state.scaling === null ? iterate : toOriginalScale(iterate, state.scaling, 0), pooled))
+        const scaling = state?.fit.scaling ?? null
+        if (iterate !== null && iterate !== undefined && state !== undefined) {
+          admmError = Math.max(admmError, relativeDistance(scaling === null ? iterate : toOriginalScale(iterate, scaling, 0), pooled))
         }
         if (result !== null && result !== undefined) finalError = Math.max(finalError, relativeDistance(result.coefficients, pooled))
       }

@@ -1,4 +1,5 @@
 import type { ConsensusMessage } from './types.ts'
+import type { Evidence, Receipt } from './audit/evidence.ts'
 
 /**
  * The shape shared by every consensus machine: a step function over inputs that returns the new state,
@@ -16,6 +17,12 @@ import type { ConsensusMessage } from './types.ts'
 export type MachineInput =
   | { type: 'message', message: ConsensusMessage }
   | { type: 'deadline', round: number }
+  /**
+   * a neighbour has moved on to a later phase of the job (its messages for that phase are arriving):
+   * it sends no more in this one. Machines that wait for every neighbour (consensus ADMM) stop waiting
+   * for it; the others ignore this.
+   */
+  | { type: 'moved-on', from: string }
 
 export interface LogRecord {
   level: 'debug' | 'info' | 'warn'
@@ -38,4 +45,8 @@ export interface Protocol<S, R> {
   /** true once the machine has its result and sends nothing more */
   done(state: S): boolean
   result(state: S): R
+  /** proof, kept by the machine, that a neighbour broke the protocol (consensus ADMM checks its neighbours) */
+  evidence?(state: S): Evidence | null
+  /** receipts of the neighbours' last signed messages, for the job's closing statement */
+  receipts?(state: S): Receipt[]
 }

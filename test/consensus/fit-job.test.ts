@@ -101,8 +101,8 @@ describe('a peer that dies for good', () => {
     const run = runSynchronous({
       protocol: fitJobProtocol, states, network, maxRounds: 20_000,
       beforeTick: (tick, net) => {
-        const phase = states[victim]?.phase
-        if (killedAt === null && phase?.name === 'admm' && phase.stage === 2 && phase.admm.round > 20) {
+        const state = states[victim]
+        if (killedAt === null && state?.current?.name === 'admm2' && (state.fit.admmState?.round ?? 0) > 20) {
           net.kill(graph.names[victim] as string)
           killedAt = tick
         }

@@ -40,6 +40,7 @@ const echo: Protocol<EchoState, number> = {
       state.early = state.early.filter((item) => item.round > state.round)
       if (state.round < state.rounds) outbox.push(message(state.graph.names[state.self]!, state.round))
     }
+    if (input.type === 'moved-on') return { state, outbox, log: [] }
     if (input.type === 'deadline') {
       if (input.round === state.round) advance()
     } else if (input.message.round === state.round) {

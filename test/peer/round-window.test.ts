@@ -1,6 +1,7 @@
 import '../../src/peer/polyfill.ts'
 import { afterEach, describe, expect, test } from 'vitest'
-import { createFitJobParams, createFitJobState, fitJobPosition, fitJobProtocol, type FitJobState } from '../../src/consensus/jobs/fit-job.ts'
+import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobState } from '../../src/consensus/jobs/fit-job.ts'
+import { jobPosition } from '../../src/consensus/jobs/job.ts'
 import { diameter } from '../../src/consensus/graph.ts'
 import { splitRows } from '../../src/consensus/partition.ts'
 import { createRng } from '../../src/consensus/rng.ts'
@@ -88,7 +89,7 @@ describe('the round window during a real job', () => {
     const results = await Promise.all(states.map(async (state, index) => (await driveRounds({
       protocol: fitJobProtocol, state, transport: transports[index]!, rounds: transports[index]!.rounds.track('job-1'), roundDeadlineMs: 2000,
       onStep: (current) => {
-        const position = fitJobPosition(current)
+        const position = jobPosition(current)
         if (index !== 0 || injected !== null || position.phase !== 'admm' || position.round < 80) return
         injected = (async () => {
           for (const round of [0, position.round + 5000]) {

@@ -5,7 +5,7 @@ import type { Graph } from '../graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from '../machine.ts'
 import type { LocalObjective } from '../../learning/objective.ts'
 import type { ConsensusMessage } from '../types.ts'
-import { bodyDigest, receiptOf, type Evidence } from '../audit/evidence.ts'
+import { bodyDigest, receiptOf, type Evidence, type Receipt } from '../audit/evidence.ts'
 import { equalBytes } from '../sha256.ts'
 
 /**
@@ -556,25 +556,6 @@ function heardFromAllActive (state: AdmmState): boolean {
 }
 
 /**
- * Tells the machine that a neighbour has finished (its messages for a later phase of the job are
- * arriving): its final `done` message was lost, and it will send no more ADMM rounds. This peer
- * finishes too, at the end of its current round.
- */
-export function neighbourFinished (state: AdmmState, name: string): StepResult<AdmmState> {
-  const outbox: ConsensusMessage[] = []
-  const log: LogRecord[] = []
-  const slot = slotOf(state, name)
-  if (slot < 0 || state.done || (state.finished[slot] ?? false)) return { state, outbox, log }
-  state.finished[slot] = true
-  log.push({ level: 'info', event: 'admm.neighbour.finished', fields: { round: state.round, neighbour: name } })
-  if (heardFromAllActive(state)) {
-    advance(state, outbox, log)
-    drainPending(state, outbox, log)
-  }
-  return { state, outbox, log }
-}
-
-/**
  * A neighbour's iterate as it enters this peer's update: `raw` itself, or, when it is farther than
  * `clip` from `x`, the point at distance `clip` on the way to it. (The audit recomputes dual updates
  * with this same function.)
@@ -864,6 +845,20 @@ export const admmProtocol: Protocol<AdmmState, AdmmResult> = {
       }
       return { state, outbox, log }
     }
+    if (input.type === 'moved-on') {
+      // The neighbour has finished (its messages for the job's next phase are arriving): its final
+      // message here may have been lost, and it sends no more. It is no longer waited for, and no
+      // longer holds this peer's stop counter back; this peer still stops on its own counter.
+      const slot = slotOf(state, input.from)
+      if (slot < 0 || (state.finished[slot] ?? false)) return { state, outbox, log }
+      state.finished[slot] = true
+      log.push({ level: 'info', event: 'admm.neighbour.finished', fields: { round: state.round, neighbour: input.from } })
+      if (heardFromAllActive(state)) {
+        advance(state, outbox, log)
+        drainPending(state, outbox, log)
+      }
+      return { state, outbox, log }
+    }
     const message = input.message
     if (message.job !== state.peer.job || message.kind !== state.peer.kind) return { state, outbox, log }
     if (message.round < state.round) {
@@ -908,5 +903,25 @@ export const admmProtocol: Protocol<AdmmState, AdmmResult> = {
       rejectedMessages: state.rejectedMessages,
       dropped: state.peer.graph.names.filter((_, node) => state.knownDropped[node] === 1)
     }
+  },
+
+  evidence: (state) => state.violation,
+
+  receipts (state) {
+    const receipts: Receipt[] = []
+    for (const history of state.received) {
+      const rounds = [...history.keys()].sort((a, b) => b - a).slice(0, RECEIPTS_PER_NEIGHBOUR)
+      for (const round of rounds) {
+        const receipt = receiptOf(history.get(round) as ConsensusMessage)
+        if (receipt !== null) receipts.push(receipt)
+      }
+    }
+    return receipts
   }
 }
+
+/**
+ * Receipts a closing statement carries of each neighbour's last round messages: enough to prove an
+ * equivocation that lasted to the end (two neighbours holding different signed messages of one round).
+ */
+const RECEIPTS_PER_NEIGHBOUR = 3

@@ -243,6 +243,8 @@ export const averagingProtocol: Protocol<AveragingState, Float64Array> = {
     return { state, outbox: state.done ? [] : [message(state)], log: [] }
   },
   step (state, input: MachineInput): StepResult<AveragingState> {
+    // a neighbour moving on to a later phase changes nothing here: this machine does not wait on it
+    if (input.type === 'moved-on') return { state, outbox: [], log: [] }
     const outbox: ConsensusMessage[] = []
     const log: LogRecord[] = []
     if (state.done) return { state, outbox, log }

@@ -266,6 +266,8 @@ export const closingProtocol: Protocol<ClosingState, Array<ConsensusMessage | nu
   },
 
   step (state, input: MachineInput): StepResult<ClosingState> {
+    // a neighbour moving on to a later phase changes nothing here: this machine does not wait on it
+    if (input.type === 'moved-on') return { state, outbox: [], log: [] }
     const outbox: ConsensusMessage[] = []
     const log: LogRecord[] = []
     if (state.done) {

@@ -1,8 +1,8 @@
 import { ConsensusParamsError } from '../errors.ts'
 import { graphFromAdjacency, type Graph } from '../graph.ts'
 import type { MachineInput, Protocol, StepResult } from '../machine.ts'
-import { createSecureSum, secureSumProtocol } from './secure-sum.ts'
-import { createTreeSum, treeSumProtocol } from './tree-sum.ts'
+import { createSecureSum, secureSumProtocol, type SecureSumState } from './secure-sum.ts'
+import { createTreeSum, treeSumProtocol, type TreeSumState } from './tree-sum.ts'
 import type { Rng } from '../types.ts'
 
 /**
@@ -53,9 +53,28 @@ export interface JointRiskResult {
 export interface JointRiskState {
   readonly graph: Graph
   readonly openRegions: readonly string[]
-  readonly protocol: Protocol<any, Float64Array>
-  inner: any
+  /** the masked sum that carries it: a flood, or beyond FLOOD_LIMIT members a spanning tree */
+  readonly sum: { method: 'flood', inner: SecureSumState } | { method: 'tree', inner: TreeSumState }
   readonly kind: string
+}
+
+/** One step of the sum machine, whichever it is. */
+function sumStep (state: JointRiskState, input: MachineInput | null): StepResult<unknown> {
+  const sum = state.sum
+  if (sum.method === 'flood') return input === null ? secureSumProtocol.start(sum.inner) : secureSumProtocol.step(sum.inner, input)
+  return input === null ? treeSumProtocol.start(sum.inner) : treeSumProtocol.step(sum.inner, input)
+}
+
+function sumRound (state: JointRiskState): number {
+  return state.sum.method === 'flood' ? secureSumProtocol.round(state.sum.inner) : treeSumProtocol.round(state.sum.inner)
+}
+
+function sumDone (state: JointRiskState): boolean {
+  return state.sum.method === 'flood' ? secureSumProtocol.done(state.sum.inner) : treeSumProtocol.done(state.sum.inner)
+}
+
+function sumResult (state: JointRiskState): Float64Array {
+  return state.sum.method === 'flood' ? secureSumProtocol.result(state.sum.inner) : treeSumProtocol.result(state.sum.inner)
 }
 
 const FLOOD_LIMIT = 64
@@ -105,22 +124,22 @@ export function createJointRisk (init: JointRiskInit): JointRiskState {
   const tree = method === 'tree' || (method === 'auto' && graph.names.length > FLOOD_LIMIT)
   const sumInit = { graph, self: init.self, value, job: init.job, kind, rng: init.rng }
   return tree
-    ? { graph, openRegions, kind, protocol: treeSumProtocol, inner: createTreeSum(sumInit) }
-    : { graph, openRegions, kind, protocol: secureSumProtocol, inner: createSecureSum(sumInit) }
+    ? { graph, openRegions, kind, sum: { method: 'tree', inner: createTreeSum(sumInit) } }
+    : { graph, openRegions, kind, sum: { method: 'flood', inner: createSecureSum(sumInit) } }
 }
 
-function wrap (state: JointRiskState, stepped: StepResult<any>): StepResult<JointRiskState> {
-  state.inner = stepped.state
+/** The sum machines update their state in place, so the joint risk's state stays the same object. */
+function wrap (state: JointRiskState, stepped: StepResult<unknown>): StepResult<JointRiskState> {
   return { state, outbox: stepped.outbox, log: stepped.log }
 }
 
 export const jointRiskProtocol: Protocol<JointRiskState, JointRiskResult> = {
-  start: (state) => wrap(state, state.protocol.start(state.inner)),
-  step: (state, input: MachineInput) => wrap(state, state.protocol.step(state.inner, input)),
-  round: (state) => state.protocol.round(state.inner),
-  done: (state) => state.protocol.done(state.inner),
+  start: (state) => wrap(state, sumStep(state, null)),
+  step: (state, input: MachineInput) => wrap(state, sumStep(state, input)),
+  round: sumRound,
+  done: sumDone,
   result (state) {
-    const total = state.protocol.result(state.inner)
+    const total = sumResult(state)
     const regions = Math.round(total[1] as number)
     const sum = total[0] as number
     return {

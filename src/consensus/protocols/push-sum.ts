@@ -120,6 +120,8 @@ export const pushSumProtocol: Protocol<PushSumState, Float64Array> = {
     return { state, outbox: state.done ? [] : push(state), log: [] }
   },
   step (state, input: MachineInput): StepResult<PushSumState> {
+    // a neighbour moving on to a later phase changes nothing here: this machine does not wait on it
+    if (input.type === 'moved-on') return { state, outbox: [], log: [] }
     const log: LogRecord[] = []
     if (state.done) return { state, outbox: [], log }
     if (input.type === 'message') {

@@ -431,6 +431,8 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
   },
 
   step (state, input: MachineInput): StepResult<SecureSumState> {
+    // a neighbour moving on to a later phase changes nothing here: this machine does not wait on it
+    if (input.type === 'moved-on') return { state, outbox: [], log: [] }
     const outbox: ConsensusMessage[] = []
     const log: LogRecord[] = []
     if (state.done) {

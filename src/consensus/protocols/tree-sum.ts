@@ -204,6 +204,8 @@ export const treeSumProtocol: Protocol<TreeSumState, Float64Array> = {
   },
 
   step (state, input: MachineInput): StepResult<TreeSumState> {
+    // a neighbour moving on to a later phase changes nothing here: this machine does not wait on it
+    if (input.type === 'moved-on') return { state, outbox: [], log: [] }
     const outbox: ConsensusMessage[] = []
     const log: LogRecord[] = []
     if (input.type === 'message') {

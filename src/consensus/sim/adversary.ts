@@ -1,6 +1,7 @@
 import { ADMM_MESSAGE_HEADER } from '../protocols/admm.ts'
 import { encodeEvidence, simulatedSignatures } from '../audit/evidence.ts'
-import { ALARM_KIND, createFitJobState, fitJobProtocol, type FitJobParams, type FitJobResult, type FitJobState } from '../jobs/fit-job.ts'
+import { ALARM_KIND } from '../jobs/job.ts'
+import { createFitJobState, fitJobProtocol, type FitJobParams, type FitJobResult, type FitJobState } from '../jobs/fit-job.ts'
 import { diameter as graphDiameter, type Graph } from '../graph.ts'
 import type { Protocol, StepResult } from '../machine.ts'
 import { MemoryNetwork, type MemoryNetworkOptions } from './memory-network.ts'
@@ -79,13 +80,14 @@ function rewrite (liar: Liar, graph: Graph, message: ConsensusMessage): Consensu
 
 /** The framing liar's false alarm: a neighbour's honest signed round message, presented as out of range. */
 function framing (liar: Liar, state: FitJobState): ConsensusMessage[] {
-  const phase = state.phase
-  if (phase.name !== 'admm' || phase.admm.round !== (liar.from ?? 3)) return []
-  const history = phase.admm.received[0]
+  const admm = state.fit.admmState
+  if (state.current?.name !== 'admm' || admm === null || admm.round !== (liar.from ?? 3)) return []
+  const history = admm.received[0]
   const honest = history === undefined ? undefined : [...history.values()].at(-1)
   if (honest === undefined) return []
-  const evidence = encodeEvidence({ rule: 'range', offender: honest.from, reporter: state.peer.graph.names[liar.peer] as string, messages: [honest], receipts: [], witnesses: [] })
-  return [{ job: state.peer.job, kind: ALARM_KIND, round: phase.admm.round, from: state.peer.graph.names[liar.peer] as string, values: new Float64Array(0), data: evidence }]
+  const { job, graph } = state.definition
+  const evidence = encodeEvidence({ rule: 'range', offender: honest.from, reporter: graph.names[liar.peer] as string, messages: [honest], receipts: [], witnesses: [] })
+  return [{ job, kind: ALARM_KIND, round: admm.round, from: graph.names[liar.peer] as string, values: new Float64Array(0), data: evidence }]
 }
 
 /** An ADMM message's iterate length: its values are the header, the iterate and one dual per owned edge. */
@@ -172,7 +174,8 @@ export function simulateAdversarialFit (input: AdversarialFitInput): Adversarial
   const admmIterates: Array<Float64Array | null> = states.map(() => null)
   const framed = new Set<number>()
   const record = (state: FitJobState): void => {
-    if (admmIterates[state.peer.self] === null && state.admm !== null && state.phase.name === 'consensus') admmIterates[state.peer.self] = Float64Array.from(state.admm.x)
+    const self = state.definition.self
+    if (admmIterates[self] === null && state.fit.admm !== null && state.current?.name === 'consensus') admmIterates[self] = Float64Array.from(state.fit.admm.x)
   }
   const protocol: Protocol<FitJobState, FitJobResult> = {
     ...fitJobProtocol,
@@ -186,7 +189,7 @@ export function simulateAdversarialFit (input: AdversarialFitInput): Adversarial
     }
   }
   function lying (state: FitJobState, stepped: StepResult<FitJobState>): StepResult<FitJobState> {
-    const liar = byPeer.get(state.peer.self)
+    const liar = byPeer.get(state.definition.self)
     if (liar === undefined) return stepped
     const outbox = stepped.outbox.flatMap((message) => rewrite(liar, graph, message))
     if (liar.lie === 'frame' && !framed.has(liar.peer)) {

@@ -3,7 +3,7 @@ import { toOriginalScale } from '../../learning/standardize.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
 import type { DataBlock } from '../../learning/design.ts'
 import type { FamilyName } from '../../learning/family.ts'
-import { createFitJobState, fitJobProtocol, type FitJobParams, type FitJobResult, type FitJobState } from '../jobs/fit-job.ts'
+import { createFitJobState, fitIterate, fitJobProtocol, type FitJobParams, type FitJobResult, type FitJobState } from '../jobs/fit-job.ts'
 import { diameter as graphDiameter, type Graph } from '../graph.ts'
 import { MemoryNetwork, type MemoryNetworkOptions } from './memory-network.ts'
 import { createRng, forkRng } from '../rng.ts'
@@ -41,22 +41,13 @@ export interface FitSimulationOutput {
   seed: number
 }
 
-function currentIterate (state: FitJobState): Float64Array | null {
-  const phase = state.phase
-  if (phase.name === 'admm') return phase.admm.x
-  if (phase.name === 'newton') return state.newton?.point ?? null
-  if (phase.name === 'consensus' && state.admm !== null) return state.admm.x
-  if ((phase.name === 'done' || phase.name === 'metrics' || phase.name === 'close') && state.result !== null) return state.result.standardizedCoefficients
-  return null
-}
-
-
 export function maxRelativeError (states: readonly FitJobState[], reference: Float64Array): number {
   let worst = 0
   for (const state of states) {
-    const iterate = currentIterate(state)
+    const iterate = fitIterate(state)
     if (iterate === null) return Number.POSITIVE_INFINITY
-    const original = state.scaling === null ? iterate : toOriginalScale(iterate, state.scaling, state.peer.problem.interceptColumn)
+    const scaling = state.fit.scaling
+    const original = scaling === null ? iterate : toOriginalScale(iterate, scaling, state.fit.interceptColumn)
     worst = Math.max(worst, relativeDistance(original, reference))
   }
   return worst

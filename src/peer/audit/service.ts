@@ -1,7 +1,7 @@
 import type { PrivateKey } from '@libp2p/interface'
 import { AuditRecorder, finalRecord, graphRecord } from '../../consensus/audit/recorder.ts'
-import type { FitJobParams, FitJobResult, FitJobState } from '../../consensus/jobs/fit-job.ts'
-import { fitJobPosition, phaseKey, phaseOrdinal } from '../../consensus/jobs/fit-job.ts'
+import type { FitJobParams, FitJobResult } from '../../consensus/jobs/fit-job.ts'
+import { jobPosition, phaseIndex, phaseOf, type JobState } from '../../consensus/jobs/job.ts'
 import type { Graph } from '../../consensus/graph.ts'
 import type { LogRecord, MachineInput } from '../../consensus/machine.ts'
 import type { ConsensusMessage } from '../../consensus/types.ts'
@@ -265,9 +265,10 @@ export class AuditService {
     this.enqueue([], [{ ...checkpoint, countersignatures: [...checkpoint.countersignatures] }])
   }
 
-  /** The audit of one fit job run here: feed it every step of the job's machine, then its result. */
-  begin (job: string, state: FitJobState, model: Record<string, unknown>): JobAudit<FitJobState> {
-    return this.beginWith(job, { graph: state.peer.graph, diameter: state.peer.diameter, params: state.peer.params, model, phaseOf: phaseKey, phaseOrdinal, position: fitJobPosition })
+  /** The audit of one job run here (any kind): feed it every step of the job's machine, then its result. */
+  begin<R> (job: string, state: JobState<R>, params: FitJobParams, model: Record<string, unknown>): JobAudit<JobState<R>> {
+    const { graph, diameter } = state.definition
+    return this.beginWith(job, { graph, diameter, params, model, phaseOf, phaseOrdinal: (phase) => phaseIndex(state, phase), position: jobPosition })
   }
 
   /** The audit of any job machine, given how to read its phases and its position. */

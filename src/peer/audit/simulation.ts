@@ -1,6 +1,7 @@
 import type { PrivateKey } from '@libp2p/interface'
 import { AuditRecorder, finalRecord, graphRecord } from '../../consensus/audit/recorder.ts'
-import { createFitJobState, fitJobPosition, fitJobProtocol, phaseKey, phaseOrdinal, type FitJobParams, type FitJobResult, type FitJobState } from '../../consensus/jobs/fit-job.ts'
+import { createFitJobState, fitJobProtocol, type FitJobParams, type FitJobResult, type FitJobState } from '../../consensus/jobs/fit-job.ts'
+import { jobPosition, phaseIndex, phaseOf } from '../../consensus/jobs/job.ts'
 import { diameter as graphDiameter, type Graph } from '../../consensus/graph.ts'
 import type { Protocol } from '../../consensus/machine.ts'
 import { MemoryNetwork, type MemoryNetworkOptions } from '../../consensus/sim/memory-network.ts'
@@ -43,12 +44,12 @@ interface Audited {
 const auditedProtocol: Protocol<Audited, FitJobResult> = {
   start (state) {
     const stepped = fitJobProtocol.start(state.job)
-    state.recorder.observe(null, stepped.outbox, stepped.log, fitJobPosition(state.job))
+    state.recorder.observe(null, stepped.outbox, stepped.log, jobPosition(state.job))
     return { state, outbox: stepped.outbox, log: stepped.log }
   },
   step (state, input) {
     const stepped = fitJobProtocol.step(state.job, input)
-    state.recorder.observe(input, stepped.outbox, stepped.log, fitJobPosition(state.job))
+    state.recorder.observe(input, stepped.outbox, stepped.log, jobPosition(state.job))
     return { state, outbox: stepped.outbox, log: stepped.log }
   },
   round: (state) => fitJobProtocol.round(state.job),
@@ -62,10 +63,11 @@ export async function simulateAuditedFit (input: AuditedSimulationInput): Promis
   const diameter = graphDiameter(graph)
   const every = input.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY
   const states: Audited[] = graph.names.map((peer, self) => {
-    const job = createFitJobState({ job: input.job, graph, self, diameter, problem: input.problems[self] as LocalProblem, params: { ...params, recordVectors: true }, rng: forkRng(rng, `peer-${self}`) })
+    const problem = input.problems[self] as LocalProblem
+    const job = createFitJobState({ job: input.job, graph, self, diameter, problem, params: { ...params, recordVectors: true }, rng: forkRng(rng, `peer-${self}`) })
     const recorder = new AuditRecorder(
-      { job: input.job, self: peer, digest: messageDigest, phaseOf: phaseKey, phaseOrdinal },
-      { algorithm: params.algorithm, params: { ...params, recordVectors: true }, model: { family: job.peer.problem.family, terms: [...job.peer.problem.terms] }, graph: graphRecord(graph), diameter }
+      { job: input.job, self: peer, digest: messageDigest, phaseOf, phaseOrdinal: (phase) => phaseIndex(job, phase) },
+      { algorithm: params.algorithm, params: { ...params, recordVectors: true }, model: { family: problem.family, terms: [...problem.terms] }, graph: graphRecord(graph), diameter }
     )
     return { job, recorder }
   })

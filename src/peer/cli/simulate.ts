@@ -241,6 +241,7 @@ export function registerSimulate (program: Command): void {
     .option('--topology <spec>', 'ring, line, star, complete, grid[:RxC], er:p, regular:k, smallworld:k,p, file:edges.csv', 'ring')
     .addOption(new Option('--algorithm <name>', 'admm, newton (exact, masked sums) or gossip (Newton with averaged sums)').choices(['admm', 'newton', 'gossip']).default('admm'))
     .option('--lambda <l>', 'L2 penalty (intercept not penalised)', numberOption('lambda'), 0)
+    .option('--standardize', 'fit on standardised features and report the original scale (the default)')
     .option('--no-standardize', 'fit on the original feature scales')
     .option('--tolerance <t>', 'stopping tolerance', numberOption('tolerance'), 1e-8)
     .option('--max-rounds <r>', 'round limit', numberOption('max-rounds', true), 5000)

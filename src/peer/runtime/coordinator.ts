@@ -1,5 +1,6 @@
-import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobResult } from '../../consensus/jobs/fit-job.ts'
-import { createForecastJobState, forecastJobPosition, forecastJobProtocol, forecastPhaseOf, forecastPhaseOrdinal, type ForecastJobResult, type ForecastJobState } from '../../consensus/jobs/forecast-job.ts'
+import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobResult, type FitProgress } from '../../consensus/jobs/fit-job.ts'
+import { createForecastJobState, forecastJobProtocol, type ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
+import { jobPosition, jobRound, type JobState } from '../../consensus/jobs/job.ts'
 import { jointRiskGraph } from '../../consensus/protocols/joint-risk.ts'
 import { parseForecastProposal, regionSeries } from './forecast-proposal.ts'
 import { diameter, graphFromEdges, type Graph } from '../../consensus/graph.ts'
@@ -121,6 +122,13 @@ export function stalledDeadlines (dropAfterRounds: number): number {
 export function federationGraph (federation: Federation): Graph {
   const byRegion = new Map(federation.members.map((member) => [member.region, member.peerId]))
   return graphFromEdges(federation.members.map((member) => member.peerId), federation.edges.map(([a, b]) => [byRegion.get(a) as string, byRegion.get(b) as string]))
+}
+
+/** Where a running job stands, for status: its phase, its round, and ADMM's residuals while it runs. */
+function jobProgress<R> (job: string, state: JobState<R>, fit: FitProgress): JobProgress {
+  const position = jobPosition(state)
+  const admm = (position.phase === 'admm' || position.phase === 'admm2') ? fit.admmState : null
+  return { job, phase: position.phase, round: jobRound(state), ...(admm === null ? {} : { primalResidual: admm.primalResidual, dualResidual: admm.dualResidual }) }
 }
 
 export interface JobProgress {
@@ -439,36 +447,29 @@ export class JobCoordinator {
     const { block, terms } = localDesign(data.rows, model)
     const graph = federationGraph(federation)
     const self = graph.names.indexOf(node.peerId)
+    const params = createFitJobParams({
+      algorithm: model.algorithm,
+      lambda: model.lambda,
+      tolerance: model.tolerance,
+      maxRounds: model.maxRounds,
+      dropAfterRounds: model.dropAfterRounds,
+      ...(model.clip === undefined ? {} : { clip: model.clip }),
+      recordVectors: this.options.audit !== undefined
+    })
     const state = createFitJobState({
       job: proposal.id,
       graph,
       self,
       diameter: diameter(graph),
       problem: createGlmProblem({ family: model.family, block, terms, interceptColumn: terms.indexOf(INTERCEPT) >= 0 ? terms.indexOf(INTERCEPT) : null }),
-      params: createFitJobParams({
-        algorithm: model.algorithm,
-        lambda: model.lambda,
-        tolerance: model.tolerance,
-        maxRounds: model.maxRounds,
-        dropAfterRounds: model.dropAfterRounds,
-        ...(model.clip === undefined ? {} : { clip: model.clip }),
-        recordVectors: this.options.audit !== undefined
-      }),
+      params,
       rng: createSecureRng(seed),
       verifier: this.options.verifier ?? null
     })
     this.options.log('info', 'job.start', { job: proposal.id, peers: graph.names.length, rows: block.rows, algorithm: model.algorithm })
-    const audit = this.options.audit?.begin(proposal.id, state, { ...model })
-    const driven = await this.drive(proposal, fitJobProtocol, state, resumed, audit, (current) => {
-      const phase = current.phase
-      return {
-        job: proposal.id,
-        phase: phase.name === 'admm' ? (phase.stage === 1 ? 'admm' : 'admm2') : phase.name,
-        round: fitJobProtocol.round(current),
-        ...(phase.name === 'admm' ? { primalResidual: phase.admm.primalResidual, dualResidual: phase.admm.dualResidual } : {})
-      }
-    })
-    if (audit !== undefined) this.auditClosing.set(proposal.id, audit.finish(driven.result, state.peer.params, model.roundDeadlineMs))
+    const audit = this.options.audit?.begin(proposal.id, state, params, { ...model })
+    const driven = await this.drive(proposal, fitJobProtocol, state, resumed, audit, (current) => jobProgress(proposal.id, current, current.fit))
+    if (audit !== undefined) this.auditClosing.set(proposal.id, audit.finish(driven.result, params, model.roundDeadlineMs))
     this.options.log('info', 'job.done', { job: proposal.id, rounds: driven.result.rounds, deadlines: driven.deadlines, converged: driven.result.converged })
     this.linger(proposal.id, fitJobProtocol, driven.state, audit)
     return driven.result
@@ -551,13 +552,8 @@ export class JobCoordinator {
       verifier: this.options.verifier ?? null
     })
     this.options.log('info', 'job.start', { job: proposal.id, kind: 'forecast', peers: graph.names.length, periods: plan.proposal.periods, algorithm: params.algorithm })
-    const audit = this.options.audit?.beginWith<ForecastJobState>(proposal.id, {
-      graph, diameter: diameter(graph), params, model: { kind: 'forecast', ...plan.proposal }, phaseOf: forecastPhaseOf, phaseOrdinal: forecastPhaseOrdinal, position: forecastJobPosition
-    })
-    const driven = await this.drive(proposal, forecastJobProtocol, state, resumed, audit, (current) => {
-      const admm = current.phase.name === 'fit' && current.fit?.phase.name === 'admm' ? current.fit.phase.admm : null
-      return { job: proposal.id, phase: forecastJobPosition(current).phase, round: forecastJobProtocol.round(current), ...(admm === null ? {} : { primalResidual: admm.primalResidual, dualResidual: admm.dualResidual }) }
-    })
+    const audit = this.options.audit?.begin(proposal.id, state, params, { kind: 'forecast', ...plan.proposal })
+    const driven = await this.drive(proposal, forecastJobProtocol, state, resumed, audit, (current) => jobProgress(proposal.id, current, current.forecast.fit))
     const result = driven.result
     if (audit !== undefined) this.auditClosing.set(proposal.id, audit.finish(result.fit, params, proposal.model.roundDeadlineMs))
     this.options.log('info', 'job.done', { job: proposal.id, kind: 'forecast', rounds: forecastJobProtocol.round(driven.state), deadlines: driven.deadlines, jointRiskMean: result.joint.mean })

@@ -33,6 +33,8 @@ export function fileJournal (dir: string): JobJournal {
       await writeFile(join(jobDir(proposal.id), 'inputs.log'), '', { mode: 0o600 })
     },
     async append (job, input) {
+      // only what came from outside is journalled: a machine's own inputs (moved-on) follow from those
+      if (input.type === 'moved-on') return
       const line = input.type === 'deadline'
         ? JSON.stringify({ d: input.round })
         : JSON.stringify({ m: Buffer.from(encodeConsensusMessage(input.message)).toString('base64') })
@@ -62,7 +64,15 @@ export function fileJournal (dir: string): JobJournal {
     },
     async list () {
       const entries = await readdir(dataPath(dir, 'jobs'), { withFileTypes: true }).catch(() => [])
-      return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name).reverse()
+      const begun = await Promise.all(entries.filter((entry) => entry.isDirectory()).map(async (entry) => {
+        try {
+          const header = JSON.parse(await readFile(join(dataPath(dir, 'jobs', entry.name), 'job.json'), 'utf8')) as { begunAt?: unknown }
+          return { id: entry.name, at: typeof header.begunAt === 'string' ? Date.parse(header.begunAt) : 0 }
+        } catch {
+          return { id: entry.name, at: 0 }
+        }
+      }))
+      return begun.sort((a, b) => b.at - a.at || (a.id < b.id ? 1 : -1)).map((entry) => entry.id)
     }
   }
 }

@@ -1,0 +1,78 @@
+import { SumOutOfRangeError } from '../errors.ts'
+import type { Graph } from '../graph.ts'
+import { MAX_FIXED_MAGNITUDE } from '../protocols/fixed-point.ts'
+import { createSecureSum, secureSumProtocol, type SecureSumState } from '../protocols/secure-sum.ts'
+import { createTreeSum, spanningTree, treeSumProtocol, type SpanningTree, type TreeSumState } from '../protocols/tree-sum.ts'
+import type { Rng } from '../types.ts'
+import { phase, type Phase } from './job.ts'
+
+/**
+ * The phases jobs are made of, ready to yield from a script: an exact masked sum (flooding for small
+ * federations, a spanning tree for large ones) whose values every member flags when they would not fit
+ * the fixed-point range, so that a diverged value fails the job naming its peer instead of crashing it.
+ */
+export interface MaskedSumOptions {
+  /** flood (about diameter rounds), tree (one vector per link), or auto (flooding up to 64 peers) */
+  method?: 'flood' | 'tree' | 'auto'
+  /** the members whose values are summed (node indices); default every peer */
+  members?: readonly number[]
+  /** add one flag slot per peer (default true); sumTotal then checks them */
+  flags?: boolean
+}
+
+/** What a masked sum needs of the job: who and where this peer is, and its masks' randomness. */
+export interface SumPeer {
+  job: string
+  graph: Graph
+  self: number
+  rng: Rng
+}
+
+/** The largest magnitude one peer's value may have in a masked sum of `peers` members (see fixed-point.ts). */
+export function maskedSumBound (graph: Graph, peers = graph.names.length): number {
+  return MAX_FIXED_MAGNITUDE / (4 * Math.max(1, peers))
+}
+
+const trees = new WeakMap<Graph, SpanningTree>()
+
+/** One exact masked sum as a phase named `name`: its result is the total (with the flags; see sumTotal). */
+/** A masked sum's phase, whichever way it travels. */
+export type SumPhase = Phase<SecureSumState, Float64Array> | Phase<TreeSumState, Float64Array>
+
+export function maskedSum (peer: SumPeer, name: string, value: Float64Array, options: MaskedSumOptions = {}): SumPhase {
+  const { graph } = peer
+  const contribution = options.flags === false ? value : flagged(peer, value)
+  const members = options.members
+  const init = { graph, self: peer.self, value: contribution, job: peer.job, kind: name, rng: peer.rng, ...(members === undefined ? {} : { members }) }
+  const requested = options.method ?? 'auto'
+  // a spanning tree is over the whole graph: a sum over fewer members floods
+  const method = members !== undefined ? 'flood' : requested === 'auto' ? (graph.names.length <= 64 ? 'flood' : 'tree') : requested
+  if (method === 'flood') return phase(name, secureSumProtocol, createSecureSum(init))
+  let tree = trees.get(graph)
+  if (tree === undefined) {
+    tree = spanningTree(graph)
+    trees.set(graph, tree)
+  }
+  return phase(name, treeSumProtocol, createTreeSum(init, tree))
+}
+
+/**
+ * A contribution with one flag slot per peer after the values: a peer whose values would not fit the
+ * fixed-point range (an iterate that diverged) contributes zeros and its flag instead of throwing, so
+ * that the sum completes everywhere and every peer fails the job naming it.
+ */
+function flagged (peer: SumPeer, value: Float64Array): Float64Array {
+  const out = new Float64Array(value.length + peer.graph.names.length)
+  const bound = maskedSumBound(peer.graph)
+  if (value.every((entry) => Number.isFinite(entry) && Math.abs(entry) < bound)) out.set(value)
+  else out[value.length + peer.self] = 1
+  return out
+}
+
+/** A flagged sum's total without its flags; SUM_OUT_OF_RANGE naming the peers that flagged theirs. */
+export function sumTotal (total: Float64Array, graph: Graph, name: string): Float64Array {
+  const length = total.length - graph.names.length
+  const flaggedPeers = graph.names.filter((_, node) => (total[length + node] as number) > 0.5)
+  if (flaggedPeers.length > 0) throw new SumOutOfRangeError(name, flaggedPeers)
+  return total.subarray(0, length)
+}
