@@ -134,6 +134,25 @@ export interface HistogramMetrics {
 }
 
 /**
+ * One peer's risk histogram, the summand of the federation's metrics: per bin of predicted risk (`bins`
+ * equal bins of [0, 1]) the negatives and the positives, per bin the sum of the risks, then the sums of
+ * risk^2 and risk * outcome over all rows. Summed over peers it gives metricsFromHistogram.
+ */
+export function riskHistogram (risks: ArrayLike<number>, y: ArrayLike<number>, bins: number): Float64Array {
+  const histogram = new Float64Array(3 * bins + 2)
+  for (let row = 0; row < risks.length; row++) {
+    const risk = risks[row] as number
+    const outcome = y[row] as number
+    const bin = Math.min(bins - 1, Math.floor(risk * bins))
+    histogram[outcome === 1 ? bins + bin : bin] = (histogram[outcome === 1 ? bins + bin : bin] as number) + 1
+    histogram[2 * bins + bin] = (histogram[2 * bins + bin] as number) + risk
+    histogram[3 * bins] = (histogram[3 * bins] as number) + risk * risk
+    histogram[3 * bins + 1] = (histogram[3 * bins + 1] as number) + risk * outcome
+  }
+  return histogram
+}
+
+/**
  * AUC, Brier score and Hosmer-Lemeshow from pooled risk histograms (see LocalProblem.riskHistogram):
  * what a federation can know without any row. Risks in one bin count as ties for the AUC, and the
  * Hosmer-Lemeshow groups are whole bins closest to equal counts, so both agree with the row-level

@@ -1,3 +1,4 @@
+import { riskHistogram } from './metrics.ts'
 import type { ColumnScaling, LocalProblem } from './local-problem.ts'
 import type { LocalObjective } from './objective.ts'
 import type { DataBlock } from './design.ts'
@@ -44,19 +45,13 @@ export function createGlmProblem (options: {
       return glmObjective(family, scaled, interceptColumn, penaltyShare)
     },
     riskHistogram (coefficients: Float64Array, bins: number) {
-      const histogram = new Float64Array(3 * bins + 2)
+      const risks = new Float64Array(block.rows)
       for (let row = 0; row < block.rows; row++) {
         let eta = block.offset?.[row] ?? 0
         for (let column = 0; column < p; column++) eta += (block.x[row * p + column] as number) * (coefficients[column] as number)
-        const risk = logistic(eta)
-        const outcome = block.y[row] as number
-        const bin = Math.min(bins - 1, Math.floor(risk * bins))
-        histogram[outcome === 1 ? bins + bin : bin] = (histogram[outcome === 1 ? bins + bin : bin] as number) + 1
-        histogram[2 * bins + bin] = (histogram[2 * bins + bin] as number) + risk
-        histogram[3 * bins] = (histogram[3 * bins] as number) + risk * risk
-        histogram[3 * bins + 1] = (histogram[3 * bins + 1] as number) + risk * outcome
+        risks[row] = logistic(eta)
       }
-      return histogram
+      return riskHistogram(risks, block.y, bins)
     },
     negativeLogLikelihood (coefficients: Float64Array) {
       const workspace = createWorkspace(p)
