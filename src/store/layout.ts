@@ -75,7 +75,7 @@ export class StoreLayout {
   constructor (db: Database, keys: StoreKeys) {
     this.db = db
     this.tagging = keys.tagging
-    const sealed = (kind: RecordKind): { valueEncoding: ReturnType<typeof sealedJsonEncoding> } => ({ valueEncoding: sealedJsonEncoding(keys.sealing, kind) })
+    const sealed = <V>(kind: RecordKind): { valueEncoding: ReturnType<typeof sealedJsonEncoding<V>> } => ({ valueEncoding: sealedJsonEncoding<V>(keys.sealing, kind) })
     const name = (kind: RecordKind): string => `v${LAYOUT_VERSION}-${kind}`
     this.meta = db.sublevel<string, unknown>(name('meta'), sealed('meta'))
     this.config = db.sublevel<string, string>(name('config'), sealed('config'))

@@ -108,7 +108,6 @@ describe('an operator runs a peer', () => {
     const unknown = cli(['model', '--dir', members[0]?.dir as string, '--job', 'never-ran', '--json'])
     expect(unknown.status).toBe(2)
     expect(unknown.stderr).toContain('[NOTHING_YET]')
-    expect(cli(['forecast', '--dir', members[0]?.dir as string]).status).toBe(2)
 
     // A regional forecasting job on each region's weekly influenza counts (three districts of fluBYBW),
     // imported into its store; beta agreed to publish its risk score (start --publish-risk).
