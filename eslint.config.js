@@ -3,7 +3,9 @@
 //   I/O, clock or global randomness may enter them;
 // - imports flow one way: learning <- consensus <- peer, and store <- peer; src/errors.ts (the base
 //   error) depends on nothing, and the library entry src/index.ts may import anything;
-// - no import cycles anywhere (import-x/no-cycle).
+// - no import cycles anywhere (import-x/no-cycle);
+// - the store's key layout (src/store/layout.ts) is private to src/store and the store's own tests:
+//   everything else goes through the typed methods of Store.
 // test/lint.test.ts shows each rule failing on a deliberately wrong import.
 import tseslint from 'typescript-eslint'
 import { importX } from 'eslint-plugin-import-x'
@@ -57,6 +59,14 @@ export default tseslint.config(
     },
     rules: {
       'import-x/no-cycle': ['error', { ignoreExternal: true }]
+    }
+  },
+  {
+    // the learning, consensus and errors blocks below replace this rule for their files with stricter ones
+    files: ['src/**/*.ts', 'scripts/**/*.ts', 'test/**/*.ts'],
+    ignores: ['src/store/**', 'test/store/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/store/layout', '**/store/layout.ts'], message: 'the store\'s key layout is private to src/store: use the methods of Store.' }] }]
     }
   },
   {

@@ -25,6 +25,13 @@ describe('the lint rules that keep the layers', () => {
     expect(await rulesBroken('src/errors.ts', "import { sha256 } from './consensus/sha256.ts'\nexport const probe = sha256\n")).toContain('no-restricted-imports')
   })
 
+  it('keep the store\'s key layout private to src/store', async () => {
+    const probe = "import { layoutOf } from '../../store/layout.ts'\nexport const probe = layoutOf\n"
+    expect(await rulesBroken('src/peer/audit/probe.ts', probe)).toContain('no-restricted-imports')
+    expect(await rulesBroken('test/peer/probe.test.ts', "import { layoutOf } from '../../src/store/layout.ts'\nexport const probe = layoutOf\n")).toContain('no-restricted-imports')
+    expect(await rulesBroken('src/store/probe.ts', "import { layoutOf } from './layout.ts'\nexport const probe = layoutOf\n")).toEqual([])
+  })
+
   it('refuse I/O, clocks and randomness in the pure cores', async () => {
     expect(await rulesBroken('src/consensus/protocols/probe.ts', "import { readFile } from 'node:fs/promises'\nexport const probe = readFile\n")).toContain('no-restricted-imports')
     expect(await rulesBroken('src/learning/probe.ts', 'export const probe = (): number => Date.now() + Math.random()\n')).toEqual(expect.arrayContaining(['no-restricted-properties']))

@@ -8,9 +8,9 @@ import { EpimeshError } from '../errors.ts'
  * consensus/ids.ts), and the joined path is checked to lie inside the area, so that no proposal can make
  * a member write anywhere else.
  */
-export type DataArea = 'models' | 'forecasts' | 'proposals' | 'jobs'
+export type DataArea = 'proposals' | 'jobs'
 
-const AREAS: ReadonlySet<string> = new Set<DataArea>(['models', 'forecasts', 'proposals', 'jobs'])
+const AREAS: ReadonlySet<string> = new Set<DataArea>(['proposals', 'jobs'])
 
 export class UnsafeNameError extends EpimeshError {
   static override readonly name = 'UnsafeNameError'
@@ -29,7 +29,7 @@ export function dataPath (dir: string, area: DataArea, name?: string, suffix = '
   if (!AREAS.has(area)) throw new TypeError(`unknown data area ${String(area)}`)
   const base = resolve(dir, area)
   if (name === undefined) return base
-  const checked = name === 'latest' ? name : checkJobId(name)
+  const checked = checkJobId(name)
   if (suffix !== '' && !/^[.A-Za-z0-9_-]{1,16}$/.test(suffix)) throw new TypeError(`bad file suffix ${suffix}`)
   const path = join(base, `${checked}${suffix}`)
   const inside = relative(base, path)

@@ -92,8 +92,11 @@ export function unseal (key: KeyObject, context: Buffer, sealed: Uint8Array): Bu
 
 let encodings = 0
 
-/** An abstract-level value encoding: JSON, sealed under `key` with `context` authenticated. */
-export function sealedJsonEncoding (key: KeyObject, kind: string): { name: string, format: 'buffer', encode: (value: unknown) => Buffer, decode: (data: Buffer) => any } {
+/**
+ * An abstract-level value encoding: JSON, sealed under `key` with `context` authenticated. A value
+ * that decrypts is one this store wrote under this kind, so it is returned as the kind's type `V`.
+ */
+export function sealedJsonEncoding<V = unknown> (key: KeyObject, kind: string): { name: string, format: 'buffer', encode: (value: V) => Buffer, decode: (data: Buffer) => V } {
   const context = Buffer.from(kind, 'utf8')
   return {
     // unique per store instance: a transcoder caches encodings by name
@@ -103,7 +106,7 @@ export function sealedJsonEncoding (key: KeyObject, kind: string): { name: strin
     decode: (data) => {
       const text = unseal(key, context, data).toString('utf8')
       try {
-        return JSON.parse(text)
+        return JSON.parse(text) as V
       } catch (error) {
         throw new StoreCorruptError(`a stored ${kind} value is not JSON after decryption`, { cause: error })
       }

@@ -264,6 +264,13 @@ export class StoreCorruptError extends EpimeshError {
   constructor (message: string, options?: { cause?: unknown }) { super('STORE_CORRUPT', message, options) }
 }
 
+/** A value handed to the store that it does not keep (a model without its job, a region name with control characters): nothing is written. */
+export class StoreValueInvalidError extends EpimeshError {
+  static override readonly name = 'StoreValueInvalidError'
+  readonly exitCode = 2
+  constructor (message: string, options?: { cause?: unknown }) { super('STORE_VALUE_INVALID', message, options) }
+}
+
 /** Another process (an import, the peer writing) holds the store for longer than the wait. */
 export class StoreLockedError extends EpimeshError {
   static override readonly name = 'StoreLockedError'

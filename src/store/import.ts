@@ -4,7 +4,8 @@ import { MAX_COLUMNS, readCsv } from './csv.ts'
 import { cut, echo, FreeTextRefusedError, IdentifierRefusedError, ImportInvalidError, SchemaMismatchError, StoreIoError, storageFailure, type IdentifierFinding, type RowProblem } from './errors.ts'
 import { identifierByName, identifierInValue } from './identifiers.ts'
 import { inferSchema, type CaseSchema, type ColumnRule } from './schema.ts'
-import { Store, type CaseRow, type ImportRecord } from './store.ts'
+import { hashRecordId, layoutOf, StoreLayout, type CaseRow, type ImportRecord, type SeriesPoint } from './layout.ts'
+import type { Store } from './store.ts'
 import { isMissing, latestRecordDate, LATEST_DATE, parseDate, parseDecimal, textProblem, trimCell } from './values.ts'
 
 /**
@@ -188,12 +189,13 @@ function storeFailure (error: unknown): never {
 }
 
 export async function importCases (store: Store, options: ImportOptions): Promise<ImportReport> {
+  const layout = layoutOf(store)
   const { file } = options
   const batchRows = options.batchRows ?? 5000
   const latest = latestRecordDate(options.now ?? new Date())
   const sample = await readSample(file)
   const { header } = sample
-  const stored = await store.schema()
+  const stored = await layout.schema()
   let schema: CaseSchema
   let inferred = false
   if (stored !== null) {
@@ -218,21 +220,21 @@ export async function importCases (store: Store, options: ImportOptions): Promis
   }
   checkHeader(file, sample, schema)
 
-  const salt = await store.salt()
+  const salt = await layout.salt()
   const importId = newImportId()
-  const committed = await store.committedImports()
+  const committed = await layout.committedImports()
   const problems = new Problems(file, options.problemLimit ?? 100)
   const findings = new Map<string, IdentifierFinding>()
   const seenInFile = new Map<string, number>()
   let rows = 0
   let duplicates = 0
   let sequence = 0
-  let batch = store.db.batch()
+  let batch = layout.db.batch()
   let pending = 0
   const flush = async (): Promise<void> => {
     if (pending === 0) return
     await batch.write()
-    batch = store.db.batch()
+    batch = layout.db.batch()
     pending = 0
     options.onProgress?.(rows)
   }
@@ -262,7 +264,7 @@ export async function importCases (store: Store, options: ImportOptions): Promis
         problems.add(line, schema.id, idProblem.kind, `the record id ${echo(id)} ${idProblem.reason}`)
         continue
       }
-      const idHash = Store.hashId(salt, id)
+      const idHash = hashRecordId(salt, id)
       const row: CaseRow = {}
       let valid = true
       for (const [column, rule] of columns) {
@@ -283,7 +285,7 @@ export async function importCases (store: Store, options: ImportOptions): Promis
             problems.add(line, column, problem.kind, `${echo(text)} ${problem.reason}`)
             valid = false
           }
-          row[column] = Store.hashId(salt, text)
+          row[column] = hashRecordId(salt, text)
           continue
         }
         // a date that passes cannot be an identifier, and one that does not is refused anyway
@@ -305,22 +307,22 @@ export async function importCases (store: Store, options: ImportOptions): Promis
         continue
       }
       seenInFile.set(idHash, line)
-      const owner = await store.ids.get(idHash) as string | undefined
+      const owner = await layout.ids.get(idHash)
       if (owner !== undefined && committed.has(owner)) {
         duplicates++
         continue
       }
       if (problems.count > 0 || findings.size > 0) continue // a refused import writes nothing more
       row['__id'] = idHash
-      batch.put(`${importId}!${String(sequence++).padStart(10, '0')}`, row, { sublevel: store.cases })
-      batch.put(idHash, importId, { sublevel: store.ids })
+      batch.put(layout.caseKey(importId, sequence++), row, { sublevel: layout.cases })
+      batch.put(idHash, importId, { sublevel: layout.ids })
       rows++
       if (++pending >= batchRows) await flush()
     }
     if (findings.size > 0 || problems.count > 0) {
       // nothing becomes visible; the staged rows go now, or on the next open after a crash
       await discard(batch)
-      await removeImport(store, importId)
+      await removeImport(layout, importId)
       if (findings.size > 0) throw new IdentifierRefusedError(file, [...findings.values()])
       problems.throwIfAny()
     }
@@ -329,15 +331,15 @@ export async function importCases (store: Store, options: ImportOptions): Promis
     // a file found unreadable or malformed half-way, or a failed write: take out what was staged
     if (!(error instanceof IdentifierRefusedError || error instanceof ImportInvalidError)) {
       await discard(batch)
-      await removeImport(store, importId).catch(() => {})
+      await removeImport(layout, importId).catch(() => {})
     }
     storeFailure(error)
   }
   const record: ImportRecord = { id: importId, kind: 'cases', file, rows, duplicates, committedAt: new Date().toISOString() }
   // the switch: one atomic write makes the import visible (with the schema on a first import)
-  const commit = store.db.batch()
-  commit.put(`import!${importId}`, record, { sublevel: store.meta })
-  if (stored === null) commit.put('schema', schema, { sublevel: store.meta })
+  const commit = layout.db.batch()
+  commit.put(layout.importKey(importId), record, { sublevel: layout.meta })
+  if (stored === null) commit.put(StoreLayout.schemaKey, schema, { sublevel: layout.meta })
   await commit.write().catch(storeFailure)
   const droppedColumns = Object.entries(schema.columns).filter(([, rule]) => isAction(rule) && rule.action === 'drop').map(([column]) => column)
   const hashedColumns = Object.entries(schema.columns).filter(([column, rule]) => column !== schema.id && isAction(rule) && rule.action === 'hash').map(([column]) => column)
@@ -352,18 +354,18 @@ async function discard (batch: { close?: () => unknown }): Promise<void> {
   }
 }
 
-async function removeImport (store: Store, importId: string): Promise<void> {
-  let batch = store.db.batch()
+async function removeImport (layout: StoreLayout, importId: string): Promise<void> {
+  let batch = layout.db.batch()
   let size = 0
-  for await (const key of store.cases.keys({ gte: `${importId}!`, lt: `${importId}!\uffff` })) {
-    batch.del(key, { sublevel: store.cases })
+  for await (const key of layout.cases.keys(layout.importCases(importId))) {
+    batch.del(key, { sublevel: layout.cases })
     if (++size % 10_000 === 0) {
       await batch.write()
-      batch = store.db.batch()
+      batch = layout.db.batch()
     }
   }
-  for await (const [key, value] of store.ids.iterator()) {
-    if (value === importId) batch.del(key, { sublevel: store.ids })
+  for await (const [key, value] of layout.ids.iterator()) {
+    if (value === importId) batch.del(key, { sublevel: layout.ids })
   }
   await batch.write()
 }
@@ -388,7 +390,7 @@ export async function importSeries (store: Store, file: string, options: { now?:
   let header: string[] | null = null
   let headerLine = 1
   const index = new Map<string, number>()
-  const points = new Map<string, { date: string, count: number, population?: number }>()
+  const points = new Map<string, SeriesPoint>()
   const lineOf = new Map<string, number>()
   let records = 0
   for await (const { fields, line } of readCsv(file)) {
@@ -453,13 +455,14 @@ export async function importSeries (store: Store, file: string, options: { now?:
   if (header === null) throw new ImportInvalidError([{ file, line: 1, column: '(header)', kind: 'NO_RECORDS', reason: 'the file is empty' }], 0)
   if (records === 0) throw new ImportInvalidError([{ file, line: headerLine + 1, column: '(row)', kind: 'NO_RECORDS', reason: 'a header and no records' }], 0)
   problems.throwIfAny()
+  const layout = layoutOf(store)
   try {
     let replaced = 0
-    for (const date of points.keys()) if (await store.series.get(date) !== undefined) replaced++
-    const batch = store.db.batch()
-    for (const point of points.values()) batch.put(point.date, point, { sublevel: store.series })
+    for (const date of points.keys()) if (await layout.series.get(date) !== undefined) replaced++
+    const batch = layout.db.batch()
+    for (const point of points.values()) batch.put(point.date, point, { sublevel: layout.series })
     const importId = newImportId()
-    batch.put(`import!${importId}`, { id: importId, kind: 'series', file, rows: points.size, duplicates: 0, committedAt: new Date().toISOString() } satisfies ImportRecord, { sublevel: store.meta })
+    batch.put(layout.importKey(importId), { id: importId, kind: 'series', file, rows: points.size, duplicates: 0, committedAt: new Date().toISOString() } satisfies ImportRecord, { sublevel: layout.meta })
     await batch.write()
     return { points: points.size, replaced }
   } catch (error) {

@@ -1,52 +1,42 @@
-import { randomBytes, createHash } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { access } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { Level } from 'level'
-import type { AbstractLevel } from 'abstract-level'
-import { deriveStoreKeys, keyTag, sealedJsonEncoding, taggedKeyEncoding, type StoreKeys } from './crypto.ts'
-import { StoreLockedError, StoreNotInitializedError, StoreUnencryptedError, storageFailure } from './errors.ts'
+import { appendAudit, listAuditJobs, readAuditEntries, readCheckpoints, type AuditWrite } from './audit.ts'
+import { deriveStoreKeys, type StoreKeys } from './crypto.ts'
+import { cut, echo, SchemaInvalidError, StoreLockedError, StoreNotInitializedError, StoreUnencryptedError, storageFailure } from './errors.ts'
 import { restrictUmask, secureFolder } from './files.ts'
 import { createStoreKey, readStoreFile, storeKeySourceFromEnv, unlockStoreKey, type StoreKeySource } from './keys.ts'
-import type { CaseSchema } from './schema.ts'
+import { attachLayout, LAYOUT_VERSION, StoreLayout, type CaseRow, type Database, type ImportRecord, type SeriesPoint } from './layout.ts'
+import { checkedValue, storedName, storedSettingsSchema, type AuditCheckpoint, type StoredForecast, type StoredModel, type StoreSettings } from './records.ts'
+import { getForecast, getModel, listForecasts, listModels, putForecast, putModel } from './results.ts'
+import { parseSchema, type CaseSchema } from './schema.ts'
+
+export type { AuditWrite } from './audit.ts'
+export type { CaseRow, Database, ImportRecord, SeriesPoint } from './layout.ts'
+export type { AuditCheckpoint, StoredForecast, StoredModel, StoreSettings } from './records.ts'
+export { LAYOUT_VERSION, UNENCRYPTED_LAYOUT_VERSION } from './layout.ts'
 
 /**
  * A region's local store, on LevelDB (`level`) in the peer's data folder, or any abstract-level
- * database (memory-level in tests). One sublevel per kind of data, keys versioned by the layout:
+ * database (memory-level in tests), and the one way into it: typed methods that check what they are
+ * given (see records.ts) and return typed values. How records are laid out in keys and sublevels is
+ * private to src/store (layout.ts).
  *
- *   meta     layout version, the schema, the import history and which imports are committed
- *   config   region, peer id, the salt of the record-id hashes
- *   cases    case records, keyed <import id>!<sequence>; readers see only committed imports
- *   ids      salted hash of each record id -> import id (duplicates are found here)
- *   series   case counts, keyed by the tag of their date
- *   models   every shared model, keyed by the tag of its job id
- *   rounds   the audit log: signed, chained round entries by job and sequence, and checkpoints
+ * What it keeps: the region's settings (region, peer id, the salt of its record-id hashes), the
+ * schema and the history of imports, the case records and the case-count series (imported by
+ * import.ts, all or nothing), every job's shared model and this region's forecasts, and the signed
+ * round logs with their checkpoints.
  *
- * Encrypted at rest (src/store/crypto.ts): every value is sealed with AES-256-GCM, and no key holds
- * what was imported or received: a date or a job id is replaced by its keyed tag (`keyTag`), record
- * ids by their salted hash, whose salt is itself an encrypted value. The key is kept outside the
- * data folder (src/store/keys.ts); DIR/store.json holds the store's id and a key check value.
+ * Encrypted at rest (crypto.ts): every value is sealed with AES-256-GCM, and no key holds what was
+ * imported or received: a date or a job id is replaced by its keyed tag, record ids by their salted
+ * hash, whose salt is itself an encrypted value. The key is kept outside the data folder (keys.ts);
+ * DIR/store.json holds the store's id and a key check value.
  *
  * An import writes its rows under its own id and becomes visible with one small atomic write that
  * marks it committed; rows of an import that never committed (a failure, a kill -9) are invisible and
  * are removed the next time the store opens.
  */
-export const LAYOUT_VERSION = 2
-/** the layout before encryption, refused (epimesh store migrate moves it over) */
-export const UNENCRYPTED_LAYOUT_VERSION = 1
-
-export type CaseRow = Record<string, number | string | null>
-
-export interface ImportRecord {
-  id: string
-  kind: 'cases' | 'series'
-  file: string
-  rows: number
-  duplicates: number
-  committedAt: string
-}
-
-type Database = AbstractLevel<string | Buffer | Uint8Array, string, any>
-
 export interface StoreOpenOptions {
   /** create the store when the folder has none (default: true for open and use, false for openWhenFree) */
   create?: boolean
@@ -54,40 +44,26 @@ export interface StoreOpenOptions {
   key?: StoreKeySource
   /** for a database passed in: its keys (default: random ones, for a database that lives as long as the process) */
   keys?: StoreKeys
-  /** open a store of the unencrypted layout to move it over (epimesh store migrate), creating its key */
+  /** open a store of the unencrypted layout to move it over (migrate.ts), creating its key */
   migrating?: boolean
 }
 
 const notInitialized = (dir: string): StoreNotInitializedError => new StoreNotInitializedError(`${dir} is not a peer's data folder: run epimesh init --dir ${dir} --region NAME`)
 
 export class Store {
-  readonly db: Database
-  readonly meta
-  readonly config
-  readonly cases
-  readonly ids
-  readonly series
-  readonly models
-  readonly rounds
-
   /** the store's random id (DIR/store.json); null for a database passed in */
   readonly storeId: string | null
-  private readonly tagging: Buffer
+  readonly #layout: StoreLayout
 
-  private constructor (db: Database, keys: StoreKeys, storeId: string | null) {
-    this.db = db
+  private constructor (layout: StoreLayout, storeId: string | null) {
+    this.#layout = layout
     this.storeId = storeId
-    this.tagging = keys.tagging
-    const sealed = (kind: string): { valueEncoding: ReturnType<typeof sealedJsonEncoding> } => ({ valueEncoding: sealedJsonEncoding(keys.sealing, kind) })
-    const level = (kind: string): string => `v${LAYOUT_VERSION}-${kind}`
-    this.meta = db.sublevel<string, any>(level('meta'), sealed('meta'))
-    this.config = db.sublevel<string, any>(level('config'), sealed('config'))
-    this.cases = db.sublevel<string, any>(level('cases'), sealed('cases'))
-    this.ids = db.sublevel<string, any>(level('ids'), sealed('ids'))
-    this.series = db.sublevel<string, any>(level('series'), { ...sealed('series'), keyEncoding: taggedKeyEncoding(keys.tagging, 'series') })
-    this.models = db.sublevel<string, any>(level('models'), { ...sealed('models'), keyEncoding: taggedKeyEncoding(keys.tagging, 'models') })
-    this.rounds = db.sublevel<string, any>(level('rounds'), sealed('rounds'))
+    attachLayout(this, layout)
   }
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Opening and closing                                                                         */
+  /* ------------------------------------------------------------------------------------------ */
 
   /**
    * Opens the store of a data folder (creating it, its key and DIR/store.json unless `create` is
@@ -123,7 +99,7 @@ export class Store {
       unlocked = await unlockStoreKey(dir, description, source)
     }
     restrictUmask()
-    const db = new Level<string, any>(join(dir, 'store')) as unknown as Database
+    const db = new Level<string, unknown>(join(dir, 'store')) as unknown as Database
     try {
       await db.open()
     } catch (error) {
@@ -138,39 +114,14 @@ export class Store {
   }
 
   private static async ready (db: Database, keys: StoreKeys, storeId: string | null, migrating = false): Promise<Store> {
+    const layout = new StoreLayout(db, keys)
     // an unencrypted layout left beside the encrypted one: a migration that did not finish
-    if (!migrating && await Store.holdsUnencrypted(db)) {
+    if (!migrating && await layout.holdsUnencrypted()) {
       throw new StoreUnencryptedError('the store still holds records of the earlier, unencrypted layout (a migration that did not finish): run epimesh store migrate again')
     }
-    const store = new Store(db, keys, storeId)
-    const layout = await store.meta.get('layout')
-    if (layout === undefined) await store.meta.put('layout', LAYOUT_VERSION)
-    await store.removeUncommitted()
-    return store
-  }
-
-  private static async holdsUnencrypted (db: Database): Promise<boolean> {
-    for await (const _ of db.keys({ gt: `!v${UNENCRYPTED_LAYOUT_VERSION}-`, lt: `!v${UNENCRYPTED_LAYOUT_VERSION}.`, limit: 1 })) return true
-    return false
-  }
-
-  /**
-   * The sublevels of the unencrypted layout, in this store's database, for a migration to read and
-   * empty (plain JSON values, natural keys).
-   */
-  unencryptedSublevel (kind: 'meta' | 'config' | 'cases' | 'ids' | 'series' | 'models' | 'rounds'): Store['meta'] {
-    return this.db.sublevel<string, any>(`v${UNENCRYPTED_LAYOUT_VERSION}-${kind}`, { valueEncoding: 'json' })
-  }
-
-  /** Rewrites the table files without what was deleted (LevelDB keeps deleted values until it compacts). */
-  async compact (): Promise<void> {
-    const db = this.db as unknown as { compactRange?: (start: string, end: string) => Promise<void> }
-    await db.compactRange?.('\u0000', '\uffff')
-  }
-
-  /** The keyed tag that stands for `natural` (a job id, a date) in the keys of `domain`: reveals nothing without the key. */
-  keyTag (domain: string, natural: string): string {
-    return keyTag(this.tagging, domain, natural)
+    if (await layout.meta.get(StoreLayout.layoutKey) === undefined) await layout.meta.put(StoreLayout.layoutKey, LAYOUT_VERSION)
+    await layout.removeUncommitted()
+    return new Store(layout, storeId)
   }
 
   /**
@@ -194,7 +145,8 @@ export class Store {
   }
 
   /**
-   * Runs `task` with the store of a data folder open, then closes it. Calls from one process are
+   * Runs `task` with the store of a data folder open, then closes it: how a running peer uses its
+   * store, so that the operator's commands can read it between whiles. Calls from one process are
    * serialised (LevelDB holds one lock per folder, even within a process); another process holding
    * the store is waited for, up to `waitMs`. A failure of the store or the disk comes out coded.
    */
@@ -221,47 +173,79 @@ export class Store {
 
   async close (): Promise<void> {
     try {
-      await this.db.close()
+      await this.#layout.db.close()
     } catch (error) {
       throw storageFailure(error) ?? error
     }
   }
 
+  /* ------------------------------------------------------------------------------------------ */
+  /* Settings and schema                                                                         */
+  /* ------------------------------------------------------------------------------------------ */
+
+  /** The region this store serves, or null before init. */
+  async region (): Promise<string | null> {
+    return await this.setting('region')
+  }
+
+  /** This region's peer id, or null before init. */
+  async peerId (): Promise<string | null> {
+    return await this.setting('peerId')
+  }
+
+  private async setting (name: 'region' | 'peerId'): Promise<string | null> {
+    const value = await this.#layout.config.get(name)
+    return value === undefined ? null : checkedValue(storedName, value, name)
+  }
+
+  /** Sets the region and the peer id (those given), checked first. */
+  async configure (settings: StoreSettings): Promise<void> {
+    const checked = checkedValue(storedSettingsSchema, settings, 'setting')
+    const batch = this.#layout.config.batch()
+    if (checked.region !== undefined) batch.put('region', checked.region)
+    if (checked.peerId !== undefined) batch.put('peerId', checked.peerId)
+    await batch.write()
+  }
+
+  /** The salt of this store's record-id hashes (made on first use). */
   async salt (): Promise<string> {
-    let salt = await this.config.get('salt') as string | undefined
-    if (salt === undefined) {
-      salt = randomBytes(32).toString('hex')
-      await this.config.put('salt', salt)
-    }
-    return salt
+    return await this.#layout.salt()
   }
 
-  static hashId (salt: string, id: string): string {
-    return createHash('sha256').update(salt).update('\u0000').update(id).digest('base64url')
-  }
-
+  /** The schema of the case records (of the first import, or set with replaceSchema), or null. */
   async schema (): Promise<CaseSchema | null> {
-    return (await this.meta.get('schema')) ?? null
+    return await this.#layout.schema()
   }
 
-  async committedImports (): Promise<Map<string, ImportRecord>> {
-    const imports = new Map<string, ImportRecord>()
-    for await (const [key, value] of this.meta.iterator({ gte: 'import!', lt: 'import!\uffff' })) imports.set(key.slice('import!'.length), value as ImportRecord)
-    return imports
+  /**
+   * Replaces the schema, only if every stored record passes the new one (else SCHEMA_INVALID, with
+   * examples, naming `source`); returns how many records were checked.
+   */
+  async replaceSchema (schema: CaseSchema, source = 'the new schema'): Promise<number> {
+    const checked = parseSchema(schema, source)
+    const problems: string[] = []
+    let records = 0
+    for await (const row of this.rows()) {
+      records++
+      if (problems.length < 100) problems.push(...schemaProblems(checked, row, records))
+    }
+    if (problems.length > 0) throw new SchemaInvalidError(`${source}: ${problems.length >= 100 ? 'at least 100' : problems.length} problem(s) in the stored records under the new schema, for example: ${problems.slice(0, 5).join('; ')}`)
+    await this.#layout.meta.put(StoreLayout.schemaKey, checked)
+    return records
+  }
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Case records and series (written by import.ts)                                              */
+  /* ------------------------------------------------------------------------------------------ */
+
+  /** The imports that committed, in the order they ran. */
+  async imports (): Promise<ImportRecord[]> {
+    return [...(await this.#layout.committedImports()).values()]
   }
 
   /** Every committed case record, in import order. */
   async * rows (): AsyncGenerator<CaseRow> {
-    const committed = await this.committedImports()
-    for await (const [key, value] of this.cases.iterator()) {
-      if (committed.has(key.slice(0, key.indexOf('!')))) yield value as CaseRow
-    }
-  }
-
-  async count (): Promise<number> {
-    let count = 0
-    for await (const _ of this.rows()) count++
-    return count
+    for await (const [, row] of this.#layout.committedCases()) yield row
   }
 
   async allRows (): Promise<CaseRow[]> {
@@ -270,50 +254,106 @@ export class Store {
     return rows
   }
 
-  /** The case-count series by date (its keys are tags, in no order: the points are sorted here). */
-  async * seriesPoints (): AsyncGenerator<{ date: string, count: number, population?: number }> {
-    const points: Array<{ date: string, count: number, population?: number }> = []
-    for await (const value of this.series.values()) points.push(value as { date: string, count: number, population?: number })
-    points.sort((a, b) => a.date < b.date ? -1 : a.date > b.date ? 1 : 0)
-    yield * points
+  async count (): Promise<number> {
+    let count = 0
+    for await (const _ of this.#layout.committedCases()) count++
+    return count
   }
 
-  private async removeUncommitted (): Promise<void> {
-    const committed = await this.committedImports()
-    let batch = this.db.batch()
-    let size = 0
-    const flush = async (): Promise<void> => {
-      if (size === 0) return
-      await batch.write()
-      batch = this.db.batch()
-      size = 0
-    }
-    let leftOver = false
-    for await (const key of this.cases.keys()) {
-      if (!committed.has(key.slice(0, key.indexOf('!')))) {
-        leftOver = true
-        batch.del(key, { sublevel: this.cases })
-        if (++size >= 10_000) await flush()
-      }
-    }
-    // An import writes its record-id hashes in the same batches as its rows: without rows left over,
-    // there are none to look for, and the scan of the hashes (every value decrypted, seconds for a
-    // million records) is skipped. One left behind anyway would be harmless: an import counts a hash
-    // as a duplicate only when the import that wrote it committed.
-    if (!leftOver) {
-      await flush()
-      return
-    }
-    for await (const [key, value] of this.ids.iterator()) {
-      if (!committed.has(value as string)) {
-        batch.del(key, { sublevel: this.ids })
-        if (++size >= 10_000) await flush()
-      }
-    }
-    await flush()
+  /** The case-count series, by date. */
+  async readSeries (): Promise<SeriesPoint[]> {
+    const points: SeriesPoint[] = []
+    for await (const value of this.#layout.series.values()) points.push(value)
+    // the keys are tags, in no order
+    return points.sort((a, b) => a.date < b.date ? -1 : a.date > b.date ? 1 : 0)
+  }
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Results of jobs: models and forecasts                                                       */
+  /* ------------------------------------------------------------------------------------------ */
+
+  /** Keeps a job's shared model (a job stored again replaces it). */
+  async putModel (model: StoredModel): Promise<void> {
+    await putModel(this.#layout, model)
+  }
+
+  async getModel (job: string): Promise<StoredModel | null> {
+    return await getModel(this.#layout, job)
+  }
+
+  /** Every model this region holds, oldest first. */
+  async listModels (): Promise<StoredModel[]> {
+    return await listModels(this.#layout)
+  }
+
+  /** The model made last, or null. */
+  async latestModel (): Promise<StoredModel | null> {
+    return (await this.listModels()).at(-1) ?? null
+  }
+
+  /** Keeps this region's outcome of a forecasting job. */
+  async putForecast (forecast: StoredForecast): Promise<void> {
+    await putForecast(this.#layout, forecast)
+  }
+
+  async getForecast (job: string): Promise<StoredForecast | null> {
+    return await getForecast(this.#layout, job)
+  }
+
+  /** Every forecast this region holds, oldest first. */
+  async listForecasts (): Promise<StoredForecast[]> {
+    return await listForecasts(this.#layout)
+  }
+
+  /** The forecast made last, or null. */
+  async latestForecast (): Promise<StoredForecast | null> {
+    return (await this.listForecasts()).at(-1) ?? null
+  }
+
+  /** Whether a job has finished here: its model or its forecast is kept. */
+  async hasResult (job: string): Promise<boolean> {
+    return (await this.getModel(job)) !== null || (await this.getForecast(job)) !== null
+  }
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Signed round logs                                                                           */
+  /* ------------------------------------------------------------------------------------------ */
+
+  /** Appends entry lines and stores checkpoints (merging countersignatures), in one atomic write. */
+  async appendAudit (write: AuditWrite): Promise<void> {
+    await appendAudit(this.#layout, write)
+  }
+
+  /** A job's entry lines, in order, exactly as they were signed. */
+  async readAuditEntries (job: string): Promise<string[]> {
+    return await readAuditEntries(this.#layout, job)
+  }
+
+  /** The checkpoints held for a job, by peer, then length. */
+  async readCheckpoints (job: string): Promise<AuditCheckpoint[]> {
+    return await readCheckpoints(this.#layout, job)
+  }
+
+  /** The jobs with a round log in this store, by id. */
+  async listAuditJobs (): Promise<string[]> {
+    return await listAuditJobs(this.#layout)
   }
 }
 
-export function ensureInitialized (config: { region?: string }, dir: string): void {
-  if (config.region === undefined) throw new StoreNotInitializedError(`${dir} is not a peer's data folder: run epimesh init --dir ${dir} --region NAME`)
+/** A stored record's problems under a schema (its values are already typed). */
+function schemaProblems (schema: CaseSchema, row: CaseRow, index: number): string[] {
+  const problems: string[] = []
+  for (const [column, rule] of Object.entries(schema.columns)) {
+    if ('action' in rule) continue
+    const value = row[column]
+    if (value === null || value === undefined) {
+      if (rule.required === true) problems.push(`record ${index}, ${cut(column)}: missing`)
+      continue
+    }
+    const shown = typeof value === 'string' ? echo(value) : String(value)
+    if (rule.type === 'number' && (typeof value !== 'number' || (rule.min !== undefined && value < rule.min) || (rule.max !== undefined && value > rule.max))) problems.push(`record ${index}, ${cut(column)}: ${shown}`)
+    if (rule.type === 'category' && !rule.levels.includes(String(value))) problems.push(`record ${index}, ${cut(column)}: ${shown}`)
+    if (rule.type === 'date' && typeof value !== 'string') problems.push(`record ${index}, ${cut(column)}: ${shown}`)
+  }
+  return problems
 }

@@ -1,4 +1,5 @@
 import { echo, OptionInvalidError } from './errors.ts'
+import { layoutOf } from './layout.ts'
 import type { Store } from './store.ts'
 
 /**
@@ -18,7 +19,7 @@ export interface StoreSummary {
 export async function summarize (store: Store, threshold = 3): Promise<StoreSummary> {
   if (!(Number.isInteger(threshold) && threshold >= 1)) throw new RangeError(`the disclosure threshold is a whole number from 1, got ${threshold}`)
   const schema = await store.schema()
-  const imports = [...(await store.committedImports()).values()]
+  const imports = await store.imports()
   const suppress = (count: number): number | string => (count > 0 && count < threshold ? `<${threshold}` : count)
   const stats = new Map<string, { missing: number, min: number, max: number, minText: string, maxText: string, levels: Map<string, number> }>()
   let records = 0
@@ -68,7 +69,7 @@ export async function summarize (store: Store, threshold = 3): Promise<StoreSumm
   let first: string | null = null
   let last: string | null = null
   let total = 0
-  for await (const point of store.seriesPoints()) {
+  for (const point of await store.readSeries()) {
     points++
     first ??= point.date
     last = point.date
@@ -92,15 +93,14 @@ export async function purgeBefore (store: Store, cutoff: string, options: { batc
   const batchSize = options.batchSize ?? 5000
   const schema = await store.schema()
   if (schema?.date === undefined) return { removed: 0, kept: await store.count(), undated: 0 }
-  const committed = await store.committedImports()
+  const layout = layoutOf(store)
   let removed = 0
   let kept = 0
   let undated = 0
-  let batch = store.db.batch()
+  let batch = layout.db.batch()
   let size = 0
-  for await (const [key, row] of store.cases.iterator()) {
-    if (!committed.has(key.slice(0, key.indexOf('!')))) continue
-    const date = (row as Record<string, unknown>)[schema.date]
+  for await (const [key, row] of layout.committedCases()) {
+    const date = row[schema.date]
     if (typeof date !== 'string') {
       undated++
       continue
@@ -111,11 +111,11 @@ export async function purgeBefore (store: Store, cutoff: string, options: { batc
     }
     removed++
     if (options.dryRun === true) continue
-    batch.del(key, { sublevel: store.cases })
-    batch.del((row as Record<string, string>).__id as string, { sublevel: store.ids })
+    batch.del(key, { sublevel: layout.cases })
+    if (typeof row.__id === 'string') batch.del(row.__id, { sublevel: layout.ids })
     if (++size >= batchSize) {
       await batch.write()
-      batch = store.db.batch()
+      batch = layout.db.batch()
       size = 0
     }
   }

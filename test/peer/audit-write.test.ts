@@ -8,7 +8,6 @@ import type { PrivateKey } from '@libp2p/interface'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createFitJobParams } from '../../src/consensus/jobs/fit-job.ts'
 import { graphFromEdges } from '../../src/consensus/graph.ts'
-import { readAuditEntries, readCheckpoints } from '../../src/peer/audit/log.ts'
 import { AuditService, type AuditServiceInit, type JobAudit } from '../../src/peer/audit/service.ts'
 import type { Federation } from '../../src/peer/federation.ts'
 import type { PeerNode } from '../../src/peer/net/node.ts'
@@ -74,8 +73,8 @@ describe('audit writes', () => {
     await audit.stop()
     expect(audit.failure).toBeNull()
     const store = await Store.open(dir, { create: false })
-    expect((await readAuditEntries(store, 'held-job')).map((line) => (JSON.parse(line) as { type: string }).type)).toEqual(['start', 'final'])
-    expect((await readCheckpoints(store, 'held-job')).map((checkpoint) => checkpoint.length)).toEqual([1, 2])
+    expect((await store.readAuditEntries('held-job')).map((line) => (JSON.parse(line) as { type: string }).type)).toEqual(['start', 'final'])
+    expect((await store.readCheckpoints('held-job')).map((checkpoint) => checkpoint.length)).toEqual([1, 2])
     await store.close()
   })
 
@@ -97,7 +96,7 @@ describe('audit writes', () => {
     expect(events).toContain('audit.write.recovered')
     expect(events).not.toContain('audit.write.failed')
     const store = await Store.open(dir, { create: false })
-    expect(await readAuditEntries(store, 'flaky-job')).toHaveLength(2)
+    expect(await store.readAuditEntries('flaky-job')).toHaveLength(2)
     await store.close()
   })
 

@@ -29,10 +29,10 @@ describe('identifiers that reach paths', () => {
 
   it('dataPath stays inside its area whatever the name', () => {
     const dir = resolve('/data/jiangsu')
-    expect(dataPath(dir, 'models', 'job-1', '.json')).toBe(`${dir}${sep}models${sep}job-1.json`)
-    expect(dataPath(dir, 'models', 'latest', '.json')).toBe(`${dir}${sep}models${sep}latest.json`)
-    for (const name of ['../../federation', '..', 'a/../../b', '/abs']) expect(codeOf(() => dataPath(dir, 'models', name, '.json'))).toBe('NAME_INVALID')
-    expect(() => dataPath(dir, 'elsewhere' as 'models', 'job-1')).toThrow(TypeError)
+    expect(dataPath(dir, 'proposals', 'job-1', '.json')).toBe(`${dir}${sep}proposals${sep}job-1.json`)
+    for (const name of ['../../federation', '..', 'a/../../b', '/abs', 'latest']) expect(codeOf(() => dataPath(dir, 'proposals', name, '.json'))).toBe('NAME_INVALID')
+    // the models and forecasts live in the store, not in files
+    for (const area of ['models', 'forecasts', 'elsewhere']) expect(() => dataPath(dir, area as 'proposals', 'job-1')).toThrow(TypeError)
   })
 
   it('region names of any script, without control characters or separators', () => {

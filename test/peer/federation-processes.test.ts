@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -35,7 +35,12 @@ describe('a federation of separate peer processes over libp2p on 127.0.0.1', () 
     expect(summary.peers).toHaveLength(5)
     expect(new Set(summary.peers.map((peer) => peer.peerId)).size).toBe(5)
     for (const peer of summary.peers) {
-      const model = JSON.parse(await readFile(join(peer.dir, 'models', `${summary.job}.json`), 'utf8')) as { converged: boolean, rows: number, coefficients: Array<{ term: string, estimate: number, standardError: number }> }
+      // the model lives in the peer's store: the command exports it
+      const shown = await run(['model', '--dir', peer.dir, '--job', summary.job, '--json'], 30_000)
+      expect(shown.code, shown.stderr).toBe(0)
+      const model = JSON.parse(shown.stdout) as { job: string, converged: boolean, rows: number, coefficients: Array<{ term: string, estimate: number, standardError: number }> }
+      expect(model.job).toBe(summary.job)
+      expect(await readdir(peer.dir)).not.toContain('models')
       expect(model.converged).toBe(true)
       expect(model.rows).toBe(248)
       expect(model.coefficients.map((row) => row.term)).toEqual(R_INFERT.terms)

@@ -40,7 +40,7 @@ describe('a peer\'s data folder', () => {
     // as init makes it (the operator test runs init itself)
     const dir = join(base, 'alpha')
     const { peerId: alpha } = await createIdentity(dir)
-    await Store.use(dir, async (store) => { await store.config.put('region', 'alpha') })
+    await Store.use(dir, async (store) => { await store.configure({ region: 'alpha' }) })
     // a neighbour that never starts: alpha waits for it, which is all this test needs of a running peer
     const { peerId: beta } = await createIdentity(join(base, 'beta'))
     const federation = join(base, 'federation.json')
@@ -91,8 +91,7 @@ describe('a peer\'s data folder', () => {
     expect(exposed.status).toBe(2)
     expect(exposed.stderr).toContain('[IDENTITY_EXPOSED]')
     const store = await Store.open(dir, { create: false })
-    const points = []
-    for await (const point of store.seriesPoints()) points.push(point.date)
+    const points = (await store.readSeries()).map((point) => point.date)
     await store.close()
     expect(points).toEqual(['2024-01-01', '2024-01-08'])
     console.log(`second start refused in ${second.ms} ms (process start-up included)`)

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createIdentity } from '../../src/peer/identity.ts'
+import { Store } from '../../src/store/store.ts'
 import { relativeError, R_INFERT } from '../helpers/data.ts'
 import { filesUnder, notPrivate } from '../helpers/files.ts'
 import { freePort, waitFor } from '../helpers/process.ts'
@@ -27,6 +28,15 @@ afterAll(async () => {
 })
 
 
+
+/** Whether every member's store holds the job's result (read between the peer's own brief uses of its store). */
+async function allHold (dirs: readonly string[], job: string, kind: 'model' | 'forecast'): Promise<boolean> {
+  for (const dir of dirs) {
+    const held = await Store.use(dir, async (store) => kind === 'model' ? await store.getModel(job) : await store.getForecast(job))
+    if (held === null) return false
+  }
+  return true
+}
 
 const cli = (args: string[]): { status: number | null, stdout: string, stderr: string } => {
   const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 })
@@ -77,7 +87,7 @@ describe('an operator runs a peer', () => {
     await waitFor(async () => await access(join(members[0]?.dir as string, 'status.json')).then(() => true, () => false), 30_000)
     const proposed = cli(['propose', '--dir', members[0]?.dir as string, '--federation', federation, '--job-id', 'newton-1', '--algorithm', 'newton'])
     expect(proposed.status, proposed.stderr).toBe(0)
-    await waitFor(async () => (await Promise.all(members.map(async (member) => await access(join(member.dir, 'models', 'latest.json')).then(() => true, () => false)))).every(Boolean), 60_000)
+    await waitFor(async () => await allHold(members.map((member) => member.dir), 'newton-1', 'model'), 60_000, 500)
 
     for (const member of members) {
       const model = cli(['model', '--dir', member.dir, '--json'])
@@ -95,12 +105,15 @@ describe('an operator runs a peer', () => {
     const text = cli(['model', '--dir', members[2]?.dir as string])
     expect(text.stdout).toContain('spontaneous')
     expect(cli(['model', '--dir', base]).status).toBe(2)
+    const unknown = cli(['model', '--dir', members[0]?.dir as string, '--job', 'never-ran', '--json'])
+    expect(unknown.status).toBe(2)
+    expect(unknown.stderr).toContain('[NOTHING_YET]')
 
     // A regional forecasting job on each region's weekly influenza counts (three districts of fluBYBW),
     // imported into its store; beta agreed to publish its risk score (start --publish-risk).
     const forecast = cli(['propose', '--dir', members[0]?.dir as string, '--federation', federation, '--job-id', 'risk-1', '--forecast', '--from', '2001-01-01', '--periods', '416', '--open-regions', 'beta'])
     expect(forecast.status, forecast.stderr).toBe(0)
-    await waitFor(async () => (await Promise.all(members.map(async (member) => await access(join(member.dir, 'forecasts', 'risk-1.json')).then(() => true, () => false)))).every(Boolean), 60_000)
+    await waitFor(async () => await allHold(members.map((member) => member.dir), 'risk-1', 'forecast'), 60_000, 500)
     const stored = members.map((member) => {
       const shown = cli(['forecast', '--dir', member.dir, '--json'])
       expect(shown.status, shown.stderr).toBe(0)
@@ -124,6 +137,12 @@ describe('an operator runs a peer', () => {
       expect(entry.joint.open).toEqual([{ region: 'beta', h: expect.closeTo(stored[1]!.h, 9) }])
     }
     expect(cli(['forecast', '--dir', members[0]?.dir as string]).stdout).toContain('joint risk of the 3 regions')
+    // every model and forecast the peer holds, oldest first
+    const listed = cli(['model', '--dir', members[1]?.dir as string, '--list', '--json'])
+    expect(listed.status, listed.stderr).toBe(0)
+    expect((JSON.parse(listed.stdout) as Array<{ job: string }>)[0]?.job).toBe('newton-1')
+    const forecasts = cli(['forecast', '--dir', members[1]?.dir as string, '--list', '--json'])
+    expect((JSON.parse(forecasts.stdout) as Array<{ job: string }>).map((forecast) => forecast.job)).toEqual(['risk-1'])
     // the forecasting job's signed logs verify, and no entry holds a region's own h (beta's is published, the others' not)
     const logs = members.map((member) => ({ name: member.region, text: cli(['audit', 'export', '--dir', member.dir, '--job', 'risk-1', '--out', join(member.dir, 'risk-1.jsonl')]) }))
     for (const log of logs) expect(log.text.status, log.text.stderr).toBe(0)
@@ -136,10 +155,12 @@ describe('an operator runs a peer', () => {
 
     for (const child of children) child.kill('SIGTERM')
     expect(await Promise.all(exits)).toEqual([0, 0, 0])
-    // every file the peers and the operator's commands wrote into the data folders (store, models,
-    // forecasts, journal, status, proposals, audit exports) is 0600, every folder 0700
+    // every file the peers and the operator's commands wrote into the data folders (store, journal,
+    // status, proposals, audit exports) is 0600, every folder 0700; models and forecasts are in the store only
     for (const member of members) {
-      expect(await filesUnder(member.dir)).toEqual(expect.arrayContaining(['models/latest.json', 'forecasts/risk-1.json', 'status.json', 'risk-1.jsonl', 'store.json']))
+      const files = await filesUnder(member.dir)
+      expect(files).toEqual(expect.arrayContaining(['status.json', 'risk-1.jsonl', 'store.json']))
+      expect(files.filter((file) => file.startsWith('models/') || file.startsWith('forecasts/'))).toEqual([])
       expect(await notPrivate(member.dir)).toEqual([])
     }
   }, 180_000)

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createIdentity } from '../../src/peer/identity.ts'
 import { exportAudit } from '../../src/peer/cli/audit.ts'
 import { verifyAuditTexts } from '../../src/peer/audit/verify.ts'
+import { Store, type StoredModel } from '../../src/store/store.ts'
 import { relativeError, R_INFERT } from '../helpers/data.ts'
 import { freePort, waitFor } from '../helpers/process.ts'
 
@@ -36,6 +37,13 @@ async function verifyLogs (dirs: readonly string[]): Promise<Awaited<ReturnType<
   return await verifyAuditTexts(files)
 }
 
+
+/** The job's model as the peer of `dir` keeps it in its store. */
+async function storedModel (dir: string): Promise<StoredModel> {
+  const model = await Store.use(dir, async (store) => await store.getModel('restart-1'))
+  if (model === null) throw new Error(`${dir} holds no model of restart-1`)
+  return model
+}
 
 async function setUp (federationId: string, dropAfterRounds: number): Promise<{ members: Array<{ region: string, peerId: string, addresses: string[], dir: string }>, federation: string, header: string, lines: string[] }> {
     base = await mkdtemp(join(tmpdir(), 'epimesh-restart-'))
@@ -82,9 +90,10 @@ describe('a peer killed mid-job', () => {
     const codes = await Promise.all([peers[0]?.exit, peers[1]?.exit, restarted.exit, peers[3]?.exit])
     expect(codes).toEqual([0, 0, 0, 0])
     for (const member of members) {
-      const model = JSON.parse(await readFile(join(member.dir, 'models', 'restart-1.json'), 'utf8')) as { converged: boolean, coefficients: Array<{ estimate: number, standardError: number }> }
+      const model = await storedModel(member.dir)
+      expect(model.converged).toBe(true)
       expect(relativeError(model.coefficients.map((row) => row.estimate), R_INFERT.estimate)).toBeLessThan(1e-6)
-      expect(relativeError(model.coefficients.map((row) => row.standardError), R_INFERT.standardError)).toBeLessThan(1e-6)
+      expect(relativeError(model.coefficients.map((row) => row.standardError ?? Number.NaN), R_INFERT.standardError)).toBeLessThan(1e-6)
     }
     const journal = await readFile(join(victim.dir, 'jobs', 'restart-1', 'inputs.log'), 'utf8')
     expect(journal.split('\n').length).toBeGreaterThan(50)
@@ -120,10 +129,10 @@ describe('a peer killed mid-job', () => {
     const spec = { outcome: 'case', features: ['age', 'parity', 'induced', 'spontaneous'].map((name) => ({ name, type: 'numeric' as const })) }
     const pooled = fitModel(buildDesign(rows, spec), ['(Intercept)', 'age', 'parity', 'induced', 'spontaneous'], { family: 'binomial' })
     for (const member of members.filter((_, index) => index !== 2)) {
-      const model = JSON.parse(await readFile(join(member.dir, 'models', 'restart-1.json'), 'utf8')) as { dropped: string[], coefficients: Array<{ estimate: number, standardError: number }> }
+      const model = await storedModel(member.dir)
       expect(model.dropped).toEqual([victim.peerId])
       expect(relativeError(model.coefficients.map((row) => row.estimate), pooled.coefficients.estimate)).toBeLessThan(1e-6)
-      expect(relativeError(model.coefficients.map((row) => row.standardError), pooled.coefficients.standardError)).toBeLessThan(1e-6)
+      expect(relativeError(model.coefficients.map((row) => row.standardError ?? Number.NaN), pooled.coefficients.standardError)).toBeLessThan(1e-6)
     }
     // the survivors' logs verify, the dropped neighbour shown as such
     const survivors = members.filter((_, index) => index !== 2).map((member) => member.dir)

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createRng } from '../../src/consensus/rng.ts'
 import { importCases } from '../../src/store/import.ts'
+import { layoutOf } from '../../src/store/layout.ts'
 import { Store } from '../../src/store/store.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
@@ -27,7 +28,7 @@ describe('an import killed with SIGKILL at random moments', () => {
     const base = join(dir, 'base.csv')
     await writeCases(base, 0, 1000)
     const store = await Store.open(peer)
-    await store.config.put('region', 'crash-test')
+    await store.configure({ region: 'crash-test' })
     await importCases(store, { file: base })
     await store.close()
     const big = join(dir, 'big.csv')
@@ -51,7 +52,8 @@ describe('an import killed with SIGKILL at random moments', () => {
         // it committed before the kill (the kill may still land while the process shuts down, code
         // null): take the import out again for the next attempt
         expect(code === 0 || code === null).toBe(true)
-        for (const [key, record] of await reopened.committedImports()) if (record.file === big) await reopened.meta.del(`import!${key}`)
+        const layout = layoutOf(reopened)
+        for (const record of await reopened.imports()) if (record.file === big) await layout.meta.del(layout.importKey(record.id))
       }
       await reopened.close()
     }

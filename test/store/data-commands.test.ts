@@ -49,7 +49,7 @@ beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'epimesh-data-commands-'))
   dir = join(base, 'peer')
   const store = await Store.open(dir)
-  await store.config.put('region', 'test')
+  await store.configure({ region: 'test' })
   const file = join(base, 'cases.csv')
   await writeFile(file, `id,onset,sick\n${Array.from({ length: 30 }, (_, index) => `${index + 1},2004-0${1 + (index % 9)}-1${index % 10},${index % 2}`).join('\n')}\n`)
   await importCases(store, { file, schema: { version: 1, id: 'id', outcome: 'sick', date: 'onset', columns: { onset: { type: 'date' }, sick: { type: 'number' } } } })

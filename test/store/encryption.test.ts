@@ -8,11 +8,13 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Level } from 'level'
 import { MemoryLevel } from 'memory-level'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AuditTrail, auditJobs, readAuditEntries, readCheckpoints, writeAudit } from '../../src/peer/audit/log.ts'
+import { AuditTrail, canonicalJson } from '../../src/peer/audit/log.ts'
 import { storageFailure } from '../../src/store/errors.ts'
 import { importCases, importSeries } from '../../src/store/import.ts'
 import { STORE_FILE } from '../../src/store/keys.ts'
+import { layoutOf } from '../../src/store/layout.ts'
 import { Store } from '../../src/store/store.ts'
+import { storedForecast, storedModel } from '../helpers/results.ts'
 
 /**
  * The store encrypted at rest: what was imported (category names, numbers, dates, series, job ids)
@@ -75,11 +77,12 @@ async function fill (dir: string): Promise<void> {
   const checkpoint = await trail.checkpoint()
   const store = await Store.open(dir)
   try {
-    await store.config.put('region', REGION)
+    await store.configure({ region: REGION })
     await importCases(store, { file: cases })
     await importSeries(store, series)
-    await store.models.put(JOB, { job: JOB, coefficients: [{ term: DISTRICTS[1], estimate: Number(WEIGHTS[0]) }] })
-    await writeAudit(store, entries, [checkpoint])
+    await store.putModel(storedModel(JOB, [[DISTRICTS[1] as string, Number(WEIGHTS[0])]]))
+    await store.putForecast({ ...storedForecast(JOB, REGION), model: storedModel(JOB, [[DISTRICTS[2] as string, Number(WEIGHTS[1])]]) })
+    await store.appendAudit({ entries: entries.map((entry) => canonicalJson(entry)), checkpoints: [checkpoint] })
   } finally {
     await store.close()
   }
@@ -98,17 +101,16 @@ describe('the store encrypted at rest', () => {
     expect(found(before.runs)).toEqual([])
 
     const store = await Store.open(dir)
-    await (store.db as unknown as { compactRange: (start: string, end: string) => Promise<void> }).compactRange('\u0000', '\uffff')
+    await layoutOf(store).compact()
     // everything reads back: records, series in date order, the model, the audit log by job id
     expect(await store.count()).toBe(300)
     expect((await store.allRows()).map((row) => row.district).slice(0, 3)).toEqual(DISTRICTS)
-    const points = []
-    for await (const point of store.seriesPoints()) points.push(point)
-    expect(points.map((point) => point.date)).toEqual(SERIES.map((point) => point[0]))
-    expect((await store.models.get(JOB) as { job: string }).job).toBe(JOB)
-    expect(await auditJobs(store)).toEqual([AUDIT_JOB])
-    expect(await readAuditEntries(store, AUDIT_JOB)).toHaveLength(1)
-    expect(await readCheckpoints(store, AUDIT_JOB)).toHaveLength(1)
+    expect((await store.readSeries()).map((point) => point.date)).toEqual(SERIES.map((point) => point[0]))
+    expect((await store.getModel(JOB))?.coefficients[0]).toMatchObject({ term: DISTRICTS[1], estimate: Number(WEIGHTS[0]) })
+    expect((await store.getForecast(JOB))?.model.coefficients[0]).toMatchObject({ term: DISTRICTS[2], estimate: Number(WEIGHTS[1]) })
+    expect(await store.listAuditJobs()).toEqual([AUDIT_JOB])
+    expect(await store.readAuditEntries(AUDIT_JOB)).toHaveLength(1)
+    expect(await store.readCheckpoints(AUDIT_JOB)).toHaveLength(1)
     await store.close()
     const after = await printableRuns(dir)
     expect(after.files.filter((file) => file.endsWith('.ldb')).length).toBeGreaterThan(0)
@@ -142,18 +144,19 @@ describe('the store encrypted at rest', () => {
 
   it('a value changed on disk, or moved to another kind of record, fails authentication with a coded error', async () => {
     const store = await Store.open(new MemoryLevel() as never)
-    await store.config.put('region', REGION)
-    await store.cases.put('x!0000000000', { district: DISTRICTS[0] })
-    const raw = store.db as unknown as { get: (key: string, options: object) => Promise<Buffer>, put: (key: string, value: Buffer, options: object) => Promise<void> }
+    await store.configure({ region: REGION })
+    const layout = layoutOf(store)
+    await layout.cases.put('x!0000000000', { district: DISTRICTS[0] as string })
+    const raw = layout.db as unknown as { get: (key: string, options: object) => Promise<Buffer>, put: (key: string, value: Buffer, options: object) => Promise<void> }
     const sealed = await raw.get('!v2-config!region', { valueEncoding: 'buffer' })
     const flipped = Buffer.from(sealed)
     flipped[20] = (flipped[20] as number) ^ 1
     await raw.put('!v2-config!region', flipped, { valueEncoding: 'buffer' })
-    const changed = await store.config.get('region').catch((error: unknown) => error)
+    const changed = await store.region().catch((error: unknown) => error)
     expect(storageFailure(changed)?.code).toBe('STORE_CORRUPT')
     // a sealed case record put where the region was: authentic, but not a config value
     await raw.put('!v2-config!region', await raw.get('!v2-cases!x!0000000000', { valueEncoding: 'buffer' }), { valueEncoding: 'buffer' })
-    expect(storageFailure(await store.config.get('region').catch((error: unknown) => error))?.code).toBe('STORE_CORRUPT')
+    expect(storageFailure(await store.region().catch((error: unknown) => error))?.code).toBe('STORE_CORRUPT')
     await store.close()
   })
 })
@@ -162,14 +165,14 @@ describe('the store key', () => {
   it('from a passphrase: scrypt, its salt in the folder; without it or with another, a coded error', async () => {
     const dir = join(base, 'passphrase')
     const store = await Store.open(dir, { key: { passphrase: 'correct horse battery staple' } })
-    await store.config.put('region', REGION)
+    await store.configure({ region: REGION })
     await store.close()
     const description = JSON.parse(await readFile(join(dir, STORE_FILE), 'utf8')) as { key: { kind: string, N: number } }
     expect(description.key).toMatchObject({ kind: 'passphrase', N: 2 ** 17 })
     await expect(Store.open(dir, { key: { keysDir: join(base, 'no-keys') } })).rejects.toMatchObject({ code: 'STORE_KEY_MISSING' })
     await expect(Store.open(dir, { key: { passphrase: 'correct horse battery stapler' } })).rejects.toMatchObject({ code: 'STORE_KEY_WRONG' })
     const reopened = await Store.open(dir, { key: { passphrase: 'correct horse battery staple' } })
-    expect(await reopened.config.get('region')).toBe(REGION)
+    expect(await reopened.region()).toBe(REGION)
     await reopened.close()
     expect(found((await printableRuns(dir)).runs)).toEqual([])
   })

@@ -159,7 +159,7 @@ beforeAll(async () => {
   fresh = join(base, 'fresh')
   // a store with records and counts, and a new one without a schema
   const store = await Store.open(data)
-  await store.config.put('region', 'hostile-test')
+  await store.configure({ region: 'hostile-test' })
   const schema = parseSchema(JSON.parse(await readFile(fixture('schemas/wnv.schema.json'), 'utf8')), 'wnv.schema.json')
   await importCases(store, { file: fixture('wnv.csv'), schema })
   const seriesFile = join(base, 'series.csv')
@@ -169,7 +169,7 @@ beforeAll(async () => {
   await importSeries(store, seriesFile)
   await store.close()
   const empty = await Store.open(fresh)
-  await empty.config.put('region', 'hostile-test')
+  await empty.configure({ region: 'hostile-test' })
   await empty.close()
   const header = 'id,county,age,sex,syndrome,date.onset,date.tested,death'
   generated.tenMegabyteCell = join(base, 'ten-megabyte-cell.csv')

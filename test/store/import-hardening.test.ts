@@ -7,9 +7,17 @@ import { confirmOnTerminal } from '../../src/peer/cli/store-commands.ts'
 import { DatasetError, readDataset } from '../../src/peer/data/dataset.ts'
 import { importCases, importSeries } from '../../src/store/import.ts'
 import { parseSchema, type CaseSchema } from '../../src/store/schema.ts'
+import { layoutOf, StoreLayout } from '../../src/store/layout.ts'
 import { Store } from '../../src/store/store.ts'
 import { cutoffDate, purgeBefore, summarize } from '../../src/store/summary.ts'
 import { fixture } from '../helpers/data.ts'
+
+/** Takes a store back to before its first import (its schema and the record of every import): the rows stay, unseen. */
+async function forgetImports (store: Store): Promise<void> {
+  const layout = layoutOf(store)
+  await layout.meta.del(StoreLayout.schemaKey)
+  for (const record of await store.imports()) await layout.meta.del(layout.importKey(record.id))
+}
 
 let dir = ''
 let store: Store
@@ -151,8 +159,7 @@ describe('a first import', () => {
     expect(report).toMatchObject({ rows: 30, droppedColumns: ['b', 'c', 'd', 'e'], hashedColumns: ['a'] })
     const stored = JSON.stringify(await fresh.allRows())
     for (const raw of ['110101199003', '138 1234', '@example.com', '010-6512', '张']) expect(stored.includes(raw), raw).toBe(false)
-    await fresh.meta.del('schema')
-    for (const key of (await fresh.committedImports()).keys()) await fresh.meta.del(`import!${key}`)
+    await forgetImports(fresh)
   })
 
   it('refuses an inferred free-text column, and never makes its values category levels', async () => {
@@ -169,8 +176,7 @@ describe('a first import', () => {
     const report = await importCases(fresh, { file: unique, schema: { version: 1, id: 'id', columns: { age: { type: 'number' }, patient: { action: 'hash' } } } })
     expect(report.rows).toBe(40)
     expect(JSON.stringify(await summarize(fresh))).not.toContain('Surname')
-    await fresh.meta.del('schema')
-    for (const key of (await fresh.committedImports()).keys()) await fresh.meta.del(`import!${key}`)
+    await forgetImports(fresh)
   })
 
   it('stores the record id only as its salted hash, even when the schema lists it among its columns', async () => {
@@ -229,9 +235,7 @@ describe('case counts', () => {
     const other = await Store.open(join(dir, 'series'))
     expect(await importSeries(other, await csv('date,count\n2024-01-01,1\n2024-01-08,2\n'))).toEqual({ points: 2, replaced: 0 })
     expect(await importSeries(other, await csv('date,count\n2024-01-08,3\n2024-01-15,4\n'))).toEqual({ points: 2, replaced: 1 })
-    const points = []
-    for await (const point of other.seriesPoints()) points.push(point)
-    expect(points).toEqual([{ date: '2024-01-01', count: 1 }, { date: '2024-01-08', count: 3 }, { date: '2024-01-15', count: 4 }])
+    expect(await other.readSeries()).toEqual([{ date: '2024-01-01', count: 1 }, { date: '2024-01-08', count: 3 }, { date: '2024-01-15', count: 4 }])
     await other.close()
   })
 })

@@ -81,7 +81,7 @@ describe('failures of the disk and the store', () => {
     try {
       const dir = join(mount, 'peer')
       const store = await Store.open(dir)
-      await store.config.put('region', 'tiny')
+      await store.configure({ region: 'tiny' })
       await store.close()
       const file = join(base, 'big.csv')
       await casesFile(file, 10_000)
@@ -112,7 +112,7 @@ describe('failures of the disk and the store', () => {
   it('a data folder the user may not read is PERMISSION_DENIED, exit 2, no stack trace', async () => {
     const dir = join(base, 'private')
     const store = await Store.open(dir)
-    await store.config.put('region', 'private')
+    await store.configure({ region: 'private' })
     await store.close()
     // root reads everything: run the command as another user; anyone else is denied once the folder is 0000
     const result = isRoot

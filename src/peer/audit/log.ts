@@ -6,11 +6,11 @@ import type { PrivateKey, PublicKey } from '@libp2p/interface'
 import { z } from 'zod'
 import type { EntryBody } from '../../consensus/audit/recorder.ts'
 import type { ConsensusMessage } from '../../consensus/types.ts'
-import { Store } from '../../store/store.ts'
+import type { AuditCheckpoint } from '../../store/store.ts'
 import { encodeConsensusMessage } from '../net/codec.ts'
 
 /**
- * The signed, hash-chained form of the round log, and where it is kept.
+ * The signed, hash-chained form of the round log (the store keeps it: Store.appendAudit).
  *
  * Every entry is encoded canonically (JSON, keys sorted, no spaces, numbers in their shortest exact
  * form), so that the same entry always hashes the same and an exported line can be checked to be
@@ -29,20 +29,9 @@ export const AUDIT_FILE_FORMAT = 'epimesh-audit'
 
 export type SealedEntry = EntryBody & { seq: number, prev: string, hash: string, sig: string }
 
-export interface Countersignature {
-  by: string
-  sig: string
-}
-
-export interface Checkpoint {
-  type: 'checkpoint'
-  job: string
-  peer: string
-  length: number
-  hash: string
-  sig: string
-  countersignatures: Countersignature[]
-}
+/** A checkpoint, with the countersignatures gathered on it, as the store keeps it (src/store/records.ts). */
+export type Checkpoint = AuditCheckpoint
+export type Countersignature = Checkpoint['countersignatures'][number]
 
 function canonicalNumber (value: number): string {
   if (!Number.isFinite(value)) throw new RangeError(`a non-finite number cannot be logged: ${value}`)
@@ -166,68 +155,6 @@ export class AuditTrail {
 export function auditFileText (job: string, peer: string, entryLines: readonly string[], checkpoints: readonly Checkpoint[]): string {
   const header = { format: AUDIT_FILE_FORMAT, version: 1, job, peer, publicKey: encodePublicKey(publicKeyOf(peer)), entries: entryLines.length, checkpoints: checkpoints.length }
   return `${[canonicalJson(header), ...entryLines, ...checkpoints.map((checkpoint) => canonicalJson(checkpoint))].join('\n')}\n`
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* In the store                                                                                    */
-/* ---------------------------------------------------------------------------------------------- */
-
-/*
- * Keys in the `rounds` sublevel hold no job or peer id, only their keyed tags (Store.keyTag):
- *   e!<job tag>!<seq>                       an entry (its canonical line)
- *   c!<job tag>!<peer tag>!<length>         a checkpoint, with the countersignatures gathered
- *   j!<job tag>                             the job's id, for the list of jobs with a log
- */
-const jobTag = (store: Store, job: string): string => store.keyTag('rounds.job', job)
-const entryKey = (store: Store, job: string, seq: number): string => `e!${jobTag(store, job)}!${String(seq).padStart(10, '0')}`
-const checkpointKey = (store: Store, job: string, peer: string, length: number): string => `c!${jobTag(store, job)}!${store.keyTag('rounds.peer', peer)}!${String(length).padStart(10, '0')}`
-
-function mergeCountersignatures (a: readonly Countersignature[], b: readonly Countersignature[]): Countersignature[] {
-  const byPeer = new Map<string, Countersignature>()
-  for (const signature of [...a, ...b]) if (!byPeer.has(signature.by)) byPeer.set(signature.by, signature)
-  return [...byPeer.values()].sort((x, y) => x.by < y.by ? -1 : x.by > y.by ? 1 : 0)
-}
-
-/** Appends entries (each stored as its canonical line) and checkpoints (merging countersignatures) in one atomic batch. */
-export async function writeAudit (store: Store, entries: readonly SealedEntry[], checkpoints: readonly Checkpoint[]): Promise<void> {
-  const batch = store.rounds.batch()
-  const jobs = new Set<string>()
-  for (const entry of entries) {
-    batch.put(entryKey(store, entry.job, entry.seq), canonicalJson(entry))
-    jobs.add(entry.job)
-  }
-  for (const job of jobs) batch.put(`j!${jobTag(store, job)}`, job)
-  for (const checkpoint of checkpoints) {
-    const key = checkpointKey(store, checkpoint.job, checkpoint.peer, checkpoint.length)
-    const existing = await store.rounds.get(key) as Checkpoint | undefined
-    const merged = existing !== undefined && existing.hash === checkpoint.hash && existing.sig === checkpoint.sig
-      ? { ...existing, countersignatures: mergeCountersignatures(existing.countersignatures, checkpoint.countersignatures) }
-      : checkpoint
-    batch.put(key, merged)
-  }
-  await batch.write()
-}
-
-export async function readAuditEntries (store: Store, job: string): Promise<string[]> {
-  const lines: string[] = []
-  const prefix = `e!${jobTag(store, job)}!`
-  for await (const value of store.rounds.values({ gte: prefix, lt: `${prefix}\uffff` })) lines.push(value as string)
-  return lines
-}
-
-export async function readCheckpoints (store: Store, job: string): Promise<Checkpoint[]> {
-  const checkpoints: Checkpoint[] = []
-  const prefix = `c!${jobTag(store, job)}!`
-  for await (const value of store.rounds.values({ gte: prefix, lt: `${prefix}\uffff` })) checkpoints.push(value as Checkpoint)
-  // by peer, then length (the keys order them by the peer's tag)
-  return checkpoints.sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : a.length - b.length)
-}
-
-/** Jobs with a round log in this store, by id. */
-export async function auditJobs (store: Store): Promise<string[]> {
-  const jobs: string[] = []
-  for await (const value of store.rounds.values({ gte: 'j!', lt: 'j!\uffff' })) jobs.push(value as string)
-  return jobs.sort()
 }
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -10,7 +10,7 @@ import { storageFailure } from '../../store/errors.ts'
 import { Store } from '../../store/store.ts'
 import {
   AuditTrail, checkpointAnnouncement, countersignAnnouncement, countersignStatement, checkpointStatement, messageDigest,
-  publicKeyOf, signBytes, verifyBytes, writeAudit, type Checkpoint, type SealedEntry
+  canonicalJson, publicKeyOf, signBytes, verifyBytes, type Checkpoint, type SealedEntry
 } from './log.ts'
 import type { Federation } from '../federation.ts'
 import type { PeerNode } from '../net/node.ts'
@@ -140,7 +140,8 @@ export class AuditService {
     this.queue = this.queue.then(async () => {
       // after a write failed for good the log has a hole: what follows would not chain
       if (this.failure !== null) return
-      await this.writeWithRetry(async (store) => { await writeAudit(store, entries, checkpoints) }, entries.length)
+      const lines = entries.map((entry) => canonicalJson(entry))
+      await this.writeWithRetry(async (store) => { await store.appendAudit({ entries: lines, checkpoints }) }, entries.length)
     })
   }
 
@@ -158,7 +159,8 @@ export class AuditService {
         const error = storageFailure(caught) ?? caught
         const reason = (error as Error).message
         const code = (error as { code?: unknown }).code
-        if (Date.now() >= deadline || this.stopping.signal.aborted) {
+        // a value the store refuses is refused again: no retry
+        if (Date.now() >= deadline || this.stopping.signal.aborted || code === 'STORE_VALUE_INVALID') {
           this.fail(new AuditWriteError(`the round log could not be written to the store in ${this.init.dir} (${attempt} attempt${attempt === 1 ? '' : 's'} in ${Math.round((Date.now() - started) / 1000)} s, ${entries} entries): ${reason}`, { cause: error }))
           return
         }

@@ -4,7 +4,7 @@ import type { Command } from 'commander'
 import type { RoundBody } from '../../consensus/audit/recorder.ts'
 import { EpimeshError } from '../../errors.ts'
 import { Store } from '../../store/store.ts'
-import { AUDIT_FILE_FORMAT, auditFileText, auditJobs, readAuditEntries, readCheckpoints } from '../audit/log.ts'
+import { AUDIT_FILE_FORMAT, auditFileText } from '../audit/log.ts'
 import { AuditInputError, formatReport, readAuditFile, verifyAuditFiles } from '../audit/verify.ts'
 import { loadIdentity } from '../identity.ts'
 import { lineChartSvg } from './plot.ts'
@@ -25,12 +25,12 @@ export async function exportAudit (dir: string, job: string | undefined): Promis
   const { peerId } = await loadIdentity(dir)
   const store = await Store.openWhenFree(dir)
   try {
-    const jobs = await auditJobs(store)
+    const jobs = await store.listAuditJobs()
     const chosen = job ?? (jobs.length === 1 ? jobs[0] : undefined)
     if (chosen === undefined) throw new AuditJobError(jobs.length === 0 ? `${dir} holds no round log yet` : `${dir} holds the logs of ${jobs.length} jobs (${jobs.join(', ')}): choose one with --job`)
-    const entries = await readAuditEntries(store, chosen)
+    const entries = await store.readAuditEntries(chosen)
     if (entries.length === 0) throw new AuditJobError(`${dir} holds no round log for job ${chosen}${jobs.length === 0 ? '' : ` (it has: ${jobs.join(', ')})`}`)
-    const checkpoints = await readCheckpoints(store, chosen)
+    const checkpoints = await store.readCheckpoints(chosen)
     return { job: chosen, text: auditFileText(chosen, peerId, entries, checkpoints), entries: entries.length, checkpoints: checkpoints.length }
   } finally {
     await store.close()

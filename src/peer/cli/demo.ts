@@ -1,6 +1,6 @@
 import { relativeDistance } from '../../learning/linalg.ts'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
@@ -15,12 +15,12 @@ import { buildTopology } from '../../consensus/topology.ts'
 import { parseFederation } from '../federation.ts'
 import { createIdentity } from '../identity.ts'
 import { importCases } from '../../store/import.ts'
-import { Store } from '../../store/store.ts'
+import { Store, type StoredForecast, type StoredModel } from '../../store/store.ts'
+import { stat } from './inspect.ts'
 import { removeDefaultKey, storeKeySourceFromEnv } from '../../store/keys.ts'
 import type { CaseSchema } from '../../store/schema.ts'
 import { localDesign } from '../runtime/coordinator.ts'
 import { DEMO_PROVINCES, generateCases, SYNTHETIC_SCHEMA, SYNTHETIC_TRUTH, toCsv } from '../data/synthetic-cases.ts'
-import type { StoredForecast, StoredModel } from './start.ts'
 import { importSeries } from '../../store/import.ts'
 import { generateSeries, seriesCsv, type ProvinceSeries } from '../data/synthetic-series.ts'
 import { parseForecastProposal } from '../runtime/forecast-proposal.ts'
@@ -94,6 +94,12 @@ async function splitDataset (options: DemoOptions, rng: ReturnType<typeof create
   const edges = graph.neighbours.flatMap((list, node) => list.filter((other) => other > node).map((other) => [names[node], names[other]] as [string, string]))
   const features = prepared.spec.features.map((feature) => feature.type === 'numeric' ? { name: feature.name, type: 'numeric' } : { name: feature.name, type: 'categorical', levels: feature.levels })
   return { peers, features, outcome, edges }
+}
+
+/** A value the demonstration's own peers must have stored. */
+function required<T> (value: T | null, missing: string): T {
+  if (value === null) throw new Error(missing)
+  return value
 }
 
 const BIN = fileURLToPath(new URL('../../../bin/epimesh.js', import.meta.url))
@@ -173,8 +179,7 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
     // each region's records go into its own store, as an operator's import would put them
     const store = await Store.open(dir)
     try {
-      await store.config.put('region', peer.region)
-      await store.config.put('peerId', peerId)
+      await store.configure({ region: peer.region, peerId })
       await importCases(store, { file: join(inputs, `${name}-cases.csv`), schema: peer.schema })
       const own = series?.[index]
       if (own !== undefined) {
@@ -262,7 +267,7 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
     say('')
     say(`regional risk (job ${riskJob}): ${SERIES_WEEKS} weeks of case counts stay in each province's store; neighbours share weekly incidence per 100,000`)
     const riskSeconds = await runJob(riskJob, ['--proposal', proposalPath])
-    const forecasts = await Promise.all(members.map(async (member) => JSON.parse(await readFile(join(member.dir, 'forecasts', `${riskJob}.json`), 'utf8')) as StoredForecast))
+    const forecasts = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => required(await store.getForecast(riskJob), `${member.region} holds no forecast of job ${riskJob}`))))
     // what only this demonstration can check: the pooled fit of every series, and the plain sum of h
     const plan = parseForecastProposal({ from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' })
     const neighbours = neighbourLists(members.map((member) => member.region), DEMO_EDGES)
@@ -290,7 +295,7 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
     }
   }
 
-  const models = await Promise.all(members.map(async (member) => JSON.parse(await readFile(join(member.dir, 'models', `${jobId}.json`), 'utf8')) as StoredModel))
+  const models = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => required(await store.getModel(jobId), `${member.region} holds no model of job ${jobId}`))))
   const first = models[0] as StoredModel
   // The pooled fit, which only this demonstration can compute: it holds every region's rows.
   const blocks = await Promise.all(members.map(async (member) => {
@@ -321,13 +326,17 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   say(`shared model (job ${jobId}, ${first.rounds} rounds, ${seconds.toFixed(1)} s, ${first.rows} records in ${first.peers} regions; none left its region):`)
   say(`  ${'term'.padEnd(20)} ${'estimate'.padStart(11)} ${'std. error'.padStart(11)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
   for (const row of first.coefficients) {
-    say(`  ${row.term.padEnd(20)} ${row.estimate.toFixed(5).padStart(11)} ${row.standardError.toFixed(5).padStart(11)} ${row.z.toFixed(2).padStart(8)} ${row.pValue.toExponential(2).padStart(10)}`)
+    say(`  ${row.term.padEnd(20)} ${row.estimate.toFixed(5).padStart(11)} ${stat(row.standardError, (value) => value.toFixed(5)).padStart(11)} ${stat(row.z, (value) => value.toFixed(2)).padStart(8)} ${stat(row.pValue, (value) => value.toExponential(2)).padStart(10)}`)
   }
-  if (first.metrics !== null) say(`computed by the federation: AUC ${first.metrics.auc.toFixed(4)}, Brier ${first.metrics.brier.toFixed(4)}, Hosmer-Lemeshow ${first.metrics.hosmerLemeshow.statistic.toFixed(2)} on ${first.metrics.hosmerLemeshow.df} df (p = ${first.metrics.hosmerLemeshow.pValue.toFixed(3)})`)
+  if (first.metrics !== null) {
+    const { auc, brier, hosmerLemeshow } = first.metrics
+    say(`computed by the federation: AUC ${stat(auc, (value) => value.toFixed(4))}, Brier ${stat(brier, (value) => value.toFixed(4))}, Hosmer-Lemeshow ${stat(hosmerLemeshow.statistic, (value) => value.toFixed(2))} on ${hosmerLemeshow.df} df (p = ${stat(hosmerLemeshow.pValue, (value) => value.toFixed(3))})`)
+  }
   say(`every region holds the same model; largest relative difference from the pooled fit: ${maxDifference.toExponential(2)}`)
   const risk = series === null ? null : await regionalRisk(`${jobId}-risk`, series)
   if (risk !== null) Object.assign(summary, { risk })
-  say(`files: ${base} (federation.json, inputs/ (the files imported); per region: identity.key, store/ (encrypted; its key in ${storeKeySourceFromEnv().keyFile ?? storeKeySourceFromEnv().keysDir}), models/, ${risk === null ? '' : 'forecasts/, '}status.json)`)
+  say(`files: ${base} (federation.json, inputs/ (the files imported); per region: identity.key, store/ (encrypted, with the models${risk === null ? '' : ' and forecasts'}; its key in ${storeKeySourceFromEnv().keyFile ?? storeKeySourceFromEnv().keysDir}), status.json)`)
+  say('models: npx epimesh model --dir <region folder> [--job <job>] [--json]')
   say('audit: npx epimesh audit export --dir <region folder> --job <job> --out <file>, then npx epimesh audit verify <files>')
   if (!options.keep && !options.json && options.dir === undefined) {
     say('(data folders removed; run with --keep to keep them)')

@@ -1,15 +1,25 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { checkJobId, dataPath } from '../paths.ts'
+import { checkJobId } from '../paths.ts'
 import type { Command } from 'commander'
 import { EpimeshError } from '../../errors.ts'
-import type { StoredForecast, StoredModel } from './start.ts'
+import type { StoredForecast } from '../../store/store.ts'
+import { withStore } from './store-commands.ts'
 
-/** `epimesh status` and `epimesh model`: what a peer is doing, and the latest shared model it holds. */
+/**
+ * `epimesh status`, `epimesh model` and `epimesh forecast`: what a peer is doing (from the status file
+ * it keeps), and the shared models and forecasts it holds (from its store, which the running peer
+ * opens only for moments). `--json` prints one model or forecast as JSON: the way to export one.
+ */
 class NothingYetError extends EpimeshError {
   static override readonly name = 'NothingYetError'
   readonly exitCode = 2
   constructor (message: string) { super('NOTHING_YET', message) }
+}
+
+/** A statistic that may be undefined (null, as the store keeps a standard error the Hessian cannot give), formatted. */
+export function stat (value: number | null, format: (value: number) => string): string {
+  return value === null ? 'NA' : format(value)
 }
 
 async function readJson<T> (path: string, what: string): Promise<T> {
@@ -81,41 +91,61 @@ export function registerInspect (program: Command): void {
     })
 
   program.command('model')
-    .description('the latest shared model this peer holds: coefficients, standard errors, z, p')
+    .description('the latest shared model this peer holds (or one job\'s, or the list of them): coefficients, standard errors, z, p')
     .requiredOption('--dir <dir>', 'the peer\'s data folder')
     .option('--job <id>', 'a given job instead of the latest')
-    .option('--json', 'one JSON object on stdout', false)
-    .action(async (options: { dir: string, job?: string, json: boolean }) => {
-      const model = await readJson<StoredModel>(dataPath(options.dir, 'models', options.job === undefined ? 'latest' : checkJobId(options.job, '--job'), '.json'), 'model yet')
-      if (options.json) {
-        process.stdout.write(`${JSON.stringify(model)}\n`)
+    .option('--list', 'every model it holds, oldest first', false)
+    .option('--json', 'one JSON object on stdout (with --list, an array)', false)
+    .action(async (options: { dir: string, job?: string, list: boolean, json: boolean }) => {
+      const job = options.job === undefined ? undefined : checkJobId(options.job, '--job')
+      const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+      if (options.list) {
+        const models = await withStore(options.dir, async (store) => await store.listModels())
+        if (options.json) out(JSON.stringify(models))
+        else if (models.length === 0) out('no model yet')
+        else for (const model of models) out(`${model.createdAt}  job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; ${model.coefficients.length} terms`)
         return
       }
-      const out = (line: string): void => { process.stdout.write(`${line}\n`) }
-      out(`job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; log-likelihood ${model.logLikelihood.toFixed(4)}`)
+      const model = await withStore(options.dir, async (store) => job === undefined ? await store.latestModel() : await store.getModel(job))
+      if (model === null) throw new NothingYetError(job === undefined ? `no model yet in ${options.dir}` : `no model of job ${job} in ${options.dir}`)
+      if (options.json) {
+        out(JSON.stringify(model))
+        return
+      }
+      out(`job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; log-likelihood ${stat(model.logLikelihood, (value) => value.toFixed(4))}`)
       out(`${'term'.padEnd(22)} ${'estimate'.padStart(12)} ${'std. error'.padStart(12)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
       for (const row of model.coefficients) {
-        out(`${row.term.padEnd(22)} ${row.estimate.toPrecision(7).padStart(12)} ${row.standardError.toPrecision(6).padStart(12)} ${row.z.toFixed(2).padStart(8)} ${row.pValue.toExponential(2).padStart(10)}`)
+        out(`${row.term.padEnd(22)} ${row.estimate.toPrecision(7).padStart(12)} ${stat(row.standardError, (value) => value.toPrecision(6)).padStart(12)} ${stat(row.z, (value) => value.toFixed(2)).padStart(8)} ${stat(row.pValue, (value) => value.toExponential(2)).padStart(10)}`)
       }
-      if (model.metrics !== null && model.metrics !== undefined) {
+      if (model.metrics !== null) {
         const { auc, brier, hosmerLemeshow } = model.metrics
-        out(`computed by the federation: AUC ${auc.toFixed(4)}, Brier ${brier.toFixed(4)}, Hosmer-Lemeshow ${hosmerLemeshow.statistic.toFixed(3)} on ${hosmerLemeshow.df} df (p = ${hosmerLemeshow.pValue.toFixed(4)})`)
+        out(`computed by the federation: AUC ${stat(auc, (value) => value.toFixed(4))}, Brier ${stat(brier, (value) => value.toFixed(4))}, Hosmer-Lemeshow ${stat(hosmerLemeshow.statistic, (value) => value.toFixed(3))} on ${hosmerLemeshow.df} df (p = ${stat(hosmerLemeshow.pValue, (value) => value.toFixed(4))})`)
       }
-      if (model.dropped !== undefined && model.dropped.length > 0) out(`peers dropped during the job: ${model.dropped.join(', ')}`)
+      if (model.dropped.length > 0) out(`peers dropped during the job: ${model.dropped.join(', ')}`)
     })
 
   program.command('forecast')
     .description('this region\'s latest forecast (mean and 90% interval per period), its risk score h, and the federation\'s joint risk')
     .requiredOption('--dir <dir>', 'the peer\'s data folder')
     .option('--job <id>', 'a given forecasting job instead of the latest')
-    .option('--json', 'one JSON object on stdout', false)
-    .action(async (options: { dir: string, job?: string, json: boolean }) => {
-      const stored = await readJson<StoredForecast>(dataPath(options.dir, 'forecasts', options.job === undefined ? 'latest' : checkJobId(options.job, '--job'), '.json'), 'forecast yet (propose one: epimesh propose --forecast)')
-      if (options.json) {
-        process.stdout.write(`${JSON.stringify(stored)}\n`)
+    .option('--list', 'every forecast it holds, oldest first', false)
+    .option('--json', 'one JSON object on stdout (with --list, an array)', false)
+    .action(async (options: { dir: string, job?: string, list: boolean, json: boolean }) => {
+      const job = options.job === undefined ? undefined : checkJobId(options.job, '--job')
+      const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+      if (options.list) {
+        const forecasts = await withStore(options.dir, async (store) => await store.listForecasts())
+        if (options.json) out(JSON.stringify(forecasts))
+        else if (forecasts.length === 0) out('no forecast yet (propose one: epimesh propose --forecast)')
+        else for (const forecast of forecasts) out(`${forecast.createdAt}  job ${forecast.job}: ${forecast.forecast.length} periods; h = ${forecast.h.toFixed(4)}; joint risk of ${forecast.joint.regions} regions, mean ${forecast.joint.mean.toFixed(4)}`)
         return
       }
-      const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+      const stored: StoredForecast | null = await withStore(options.dir, async (store) => job === undefined ? await store.latestForecast() : await store.getForecast(job))
+      if (stored === null) throw new NothingYetError(job === undefined ? `no forecast yet in ${options.dir} (propose one: epimesh propose --forecast)` : `no forecast of job ${job} in ${options.dir}`)
+      if (options.json) {
+        out(JSON.stringify(stored))
+        return
+      }
       out(`${stored.region}, job ${stored.job}: forecast cases (mean and 90% interval)`)
       for (const period of stored.forecast) out(`  period +${period.step}: ${period.mean.toFixed(2).padStart(9)}  [${period.lower}, ${period.upper}]`)
       out(`forecast 7-day incidence ${stored.rate.toFixed(2)} per 100,000; risk score h = ${stored.h.toFixed(4)} (known to this region only)`)

@@ -1,4 +1,4 @@
-import { access, mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { open, readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Command } from 'commander'
@@ -7,7 +7,7 @@ import type { FitJobResult } from '../../consensus/jobs/fit-job.ts'
 import type { ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
 import { coefficientTable } from '../../learning/inference.ts'
 import { DatasetError, readDataset, type Cell } from '../data/dataset.ts'
-import { Store } from '../../store/store.ts'
+import { Store, type StoredForecast, type StoredModel } from '../../store/store.ts'
 import { loadFederation } from '../federation.ts'
 import { loadIdentity } from '../identity.ts'
 import { AuditService } from '../audit/service.ts'
@@ -25,7 +25,7 @@ import { STATUS_REFRESH_MS } from '../constants.ts'
 /**
  * `epimesh start`: runs this region's peer until stopped. It joins the federation (one reachable
  * member is enough), keeps the links to its graph neighbours, answers job proposals against its own
- * disclosure policy, runs the jobs it accepted, and writes each shared model into its data folder.
+ * disclosure policy, runs the jobs it accepted, and keeps each shared model in its store.
  */
 interface StartOptions {
   dir: string
@@ -49,39 +49,8 @@ type SeriesPoint = { date: string, count: number, population?: number }
 async function loadData (dir: string, cases: string | undefined): Promise<{ rows: Array<Record<string, Cell>>, series: SeriesPoint[] }> {
   return await Store.use(dir, async (store) => {
     const rows = cases !== undefined ? (await readDataset(cases)).rows : await store.allRows()
-    const series: SeriesPoint[] = []
-    for await (const point of store.seriesPoints()) series.push(point)
-    return { rows, series }
+    return { rows, series: await store.readSeries() }
   })
-}
-
-export interface StoredModel {
-  job: string
-  createdAt: string
-  rounds: number
-  converged: boolean
-  peers: number
-  rows: number
-  logLikelihood: number
-  penalty: number | null
-  coefficients: Array<{ term: string, estimate: number, standardError: number, z: number, pValue: number }>
-  /** computed by the federation from pooled risk histograms (binomial models) */
-  metrics: { auc: number, brier: number, hosmerLemeshow: { statistic: number, df: number, pValue: number } } | null
-  dropped: string[]
-}
-
-/** A forecasting job's outcome as this region keeps it: its own forecast and h stay in its folder. */
-export interface StoredForecast {
-  job: string
-  region: string
-  createdAt: string
-  /** forecast periods after the job's last one: mean and 90% Poisson interval */
-  forecast: Array<{ step: number, mean: number, lower: number, upper: number }>
-  /** forecast cases per 100,000 residents per 7 days, and the risk score from it */
-  rate: number
-  h: number
-  joint: { sum: number, mean: number, regions: number, open: Array<{ region: string, h: number }> }
-  model: StoredModel
 }
 
 export function toStoredForecast (job: string, region: string, result: ForecastJobResult, members: ReadonlyArray<{ region: string, peerId: string }>): StoredForecast {
@@ -160,10 +129,6 @@ async function readProposalFile (dataDir: string, name: string, peerId: string):
   return parsed.data as JobProposal
 }
 
-async function exists (path: string): Promise<boolean> {
-  return await access(path).then(() => true, () => false)
-}
-
 async function writeAtomically (path: string, text: string): Promise<void> {
   await writeFile(`${path}.tmp`, text)
   await rename(`${path}.tmp`, path)
@@ -222,22 +187,14 @@ async function runPeer (options: StartOptions): Promise<number> {
     log.info({ ready: ready.ready.length, missing: ready.missing.length }, 'neighbour exchange ready')
     const journal = fileJournal(options.dir)
     const storeModel = async (job: string, result: FitJobResult): Promise<void> => {
-      await mkdir(dataPath(options.dir, 'models'), { recursive: true })
-      const stored = toStoredModel(job, result)
-      await writeAtomically(dataPath(options.dir, 'models', job, '.json'), JSON.stringify(stored, null, 2))
-      await writeAtomically(dataPath(options.dir, 'models', 'latest', '.json'), JSON.stringify(stored, null, 2))
-      // and in the store, with every other model of this region (opened briefly: the operator's
-      // commands can read the store while the peer runs)
-      await Store.use(options.dir, async (store) => { await store.models.put(job, stored) })
+      // in the store, with every other model of this region (opened briefly: the operator's commands
+      // can read the store while the peer runs)
+      await Store.use(options.dir, async (store) => { await store.putModel(toStoredModel(job, result)) })
       log.info({ event: 'model.stored', job, rounds: result.rounds, converged: result.converged }, 'model stored')
       await writeStatus({ lastModel: job })
     }
     const storeForecast = async (job: string, result: ForecastJobResult): Promise<void> => {
-      await mkdir(dataPath(options.dir, 'forecasts'), { recursive: true })
-      const stored = toStoredForecast(job, member?.region ?? peerId, result, federation.members)
-      await writeAtomically(dataPath(options.dir, 'forecasts', job, '.json'), JSON.stringify(stored, null, 2))
-      await writeAtomically(dataPath(options.dir, 'forecasts', 'latest', '.json'), JSON.stringify(stored, null, 2))
-      await Store.use(options.dir, async (store) => { await store.models.put(`${job}!forecast`, stored) })
+      await Store.use(options.dir, async (store) => { await store.putForecast(toStoredForecast(job, member?.region ?? peerId, result, federation.members)) })
       log.info({ event: 'forecast.stored', job, h: result.risk.h, jointRiskMean: result.joint.mean }, 'forecast stored')
     }
     coordinator = new JobCoordinator({
@@ -258,7 +215,7 @@ async function runPeer (options: StartOptions): Promise<number> {
     statusRefresh = setInterval(() => { writeStatus().catch(() => {}) }, STATUS_REFRESH_MS)
     const jobId = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
     // A job begun here before a stop (a crash, a kill) and not finished is resumed from its journal.
-    const begun = (await journal.list()).includes(jobId) && !(await exists(dataPath(options.dir, 'models', jobId, '.json')))
+    const begun = (await journal.list()).includes(jobId) && !(await Store.use(options.dir, async (store) => await store.hasResult(jobId)))
     const finished = begun
       ? coordinator.resume(jobId).then((result) => { if (result === null) throw new Error(`job ${jobId} has no usable journal`); return result })
       : options.proposal !== undefined

@@ -11,29 +11,6 @@ import { cutoffDate, purgeBefore, summarize, type PurgeReport } from '../../stor
 import { isIsoDate } from '../../store/values.ts'
 import { createIdentity } from '../identity.ts'
 
-/** The stored records' problems under a proposed schema (their values are already typed). */
-async function recheck (store: Store, schema: CaseSchema): Promise<string[]> {
-  const problems: string[] = []
-  let index = 0
-  for await (const row of store.rows()) {
-    index++
-    for (const [column, rule] of Object.entries(schema.columns)) {
-      if ('action' in rule) continue
-      const value = row[column]
-      if (value === null || value === undefined) {
-        if (rule.required === true) problems.push(`record ${index}, ${cut(column)}: missing`)
-        continue
-      }
-      const shown = typeof value === 'string' ? echo(value) : String(value)
-      if (rule.type === 'number' && (typeof value !== 'number' || (rule.min !== undefined && value < rule.min) || (rule.max !== undefined && value > rule.max))) problems.push(`record ${index}, ${cut(column)}: ${shown}`)
-      if (rule.type === 'category' && !rule.levels.includes(String(value))) problems.push(`record ${index}, ${cut(column)}: ${shown}`)
-      if (rule.type === 'date' && typeof value !== 'string') problems.push(`record ${index}, ${cut(column)}: ${shown}`)
-    }
-    if (problems.length >= 100) break
-  }
-  return problems
-}
-
 /** Schema files are small; a larger one is not a schema. */
 const MAX_SCHEMA_BYTES = 1 << 20
 
@@ -93,8 +70,12 @@ async function requireDataFolder (dir: string): Promise<void> {
   }
 }
 
-/** The operator's commands on the local store: init, import, schema, data summary, purge. */
-async function withStore<T> (dir: string, work: (store: Store) => Promise<T>, requireInit = true): Promise<T> {
+/**
+ * Runs `work` with the store of a data folder made by init (or, for init itself, a new one), waiting
+ * up to 10 s for another process holding it; every failure of the folder or the store comes out
+ * coded. The operator's commands (init, import, schema, data summary, purge, model, forecast) use it.
+ */
+export async function withStore<T> (dir: string, work: (store: Store) => Promise<T>, requireInit = true): Promise<T> {
   if (requireInit) await requireDataFolder(dir)
   let store: Store
   try {
@@ -104,7 +85,7 @@ async function withStore<T> (dir: string, work: (store: Store) => Promise<T>, re
     throw storeError(dir, error)
   }
   try {
-    if (requireInit && (await store.config.get('region')) === undefined) throw new StoreNotInitializedError(`${dir} is not a peer's data folder: run epimesh init --dir ${dir} --region NAME`)
+    if (requireInit && (await store.region()) === null) throw new StoreNotInitializedError(`${dir} is not a peer's data folder: run epimesh init --dir ${dir} --region NAME`)
     return await work(store)
   } catch (error) {
     throw storeError(dir, error)
@@ -146,9 +127,10 @@ export function registerStoreCommands (program: Command): void {
       // the store first (folder 0700, its key outside the folder), then the identity: an init whose
       // store could not be made (a problem with its key, say) leaves no identity and can be run again
       const peerId = await withStore(options.dir, async (store) => {
+        // the region is checked by the store before an identity is made
+        await store.configure({ region: options.region })
         const { peerId } = await createIdentity(options.dir)
-        await store.config.put('region', options.region)
-        await store.config.put('peerId', peerId)
+        await store.configure({ peerId })
         await store.salt()
         return peerId
       }, false)
@@ -221,10 +203,8 @@ export function registerStoreCommands (program: Command): void {
           out(schema === null ? 'no schema yet: the first import sets it' : JSON.stringify(schema, null, 2))
           return
         }
-        const problems = await recheck(store, replacement)
-        if (problems.length > 0) throw new SchemaInvalidError(`${options.set as string}: ${problems.length} stored record(s) do not pass the new schema, for example: ${problems.slice(0, 5).join('; ')}`)
-        await store.meta.put('schema', replacement)
-        out(`schema replaced; all ${await store.count()} stored records pass it`)
+        const records = await store.replaceSchema(replacement, options.set as string)
+        out(`schema replaced; all ${records} stored records pass it`)
       })
     })
 

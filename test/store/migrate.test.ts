@@ -6,12 +6,13 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Level } from 'level'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AuditTrail, auditJobs, canonicalJson, readAuditEntries, readCheckpoints } from '../../src/peer/audit/log.ts'
+import { AuditTrail, canonicalJson } from '../../src/peer/audit/log.ts'
 import { createIdentity } from '../../src/peer/identity.ts'
 import { Store } from '../../src/store/store.ts'
 import { summarize } from '../../src/store/summary.ts'
-import { migrateStore } from '../../src/peer/cli/migrate.ts'
+import { migrateStore } from '../../src/store/migrate.ts'
 import { notPrivate } from '../helpers/files.ts'
+import { storedModel } from '../helpers/results.ts'
 
 /**
  * A store of the earlier, unencrypted layout: refused by every command, then encrypted in place by
@@ -50,7 +51,7 @@ async function writeUnencrypted (dir: string): Promise<void> {
   await level('ids').put('hash-of-record-1', 'imp1')
   await level('ids').put('hash-of-record-2', 'imp1')
   for (const date of DATES) await level('series').put(date, { date, count: 4242, population: 777_777 })
-  await level('models').put(JOB, { job: JOB, coefficients: [] })
+  await level('models').put(JOB, storedModel(JOB, [[LEVELS[0] as string, 0.5]]))
   await level('rounds').put(`e!${encodeURIComponent(JOB)}!0000000000`, canonicalJson(entry))
   await level('rounds').put(`c!${encodeURIComponent(JOB)}!${peerId}!0000000001`, checkpoint)
   await db.close()
@@ -82,12 +83,13 @@ describe('a store of the unencrypted layout', () => {
 
     const store = await Store.open(dir, { create: false })
     expect(await summarize(store)).toMatchObject({ records: 2, series: { points: 2, first: DATES[1], last: DATES[0] } })
-    expect(await store.config.get('region')).toBe(REGION)
+    expect(await store.region()).toBe(REGION)
     expect((await store.allRows()).map((row) => row.district)).toEqual(LEVELS)
-    expect(await store.models.get(JOB)).toMatchObject({ job: JOB })
-    expect(await auditJobs(store)).toEqual([JOB])
-    expect(await readAuditEntries(store, JOB)).toHaveLength(1)
-    expect(await readCheckpoints(store, JOB)).toHaveLength(1)
+    expect(await store.getModel(JOB)).toEqual(storedModel(JOB, [[LEVELS[0] as string, 0.5]]))
+    expect(await store.latestModel()).toMatchObject({ job: JOB })
+    expect(await store.listAuditJobs()).toEqual([JOB])
+    expect((await store.readAuditEntries(JOB)).map((line) => (JSON.parse(line) as { type: string, job: string }))).toEqual([expect.objectContaining({ type: 'start', job: JOB })])
+    expect(await store.readCheckpoints(JOB)).toHaveLength(1)
     await store.close()
     // run again, it finds nothing left to move
     expect(await migrateStore(dir)).toMatchObject({ records: 0 })

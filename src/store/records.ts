@@ -1,0 +1,105 @@
+import { z } from 'zod'
+import { cut, StoreCorruptError, StoreValueInvalidError } from './errors.ts'
+import { MAX_SEQUENCE } from './layout.ts'
+
+/**
+ * The shapes of what the store keeps besides case records and counts, as zod schemas: every value is
+ * checked against its schema on the way in (a value that does not pass is STORE_VALUE_INVALID, naming
+ * the field, and nothing is written) and again on the way out (a value of another shape is
+ * STORE_CORRUPT), so that a caller receives exactly the type it is given here.
+ */
+
+const CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u
+
+/** An id or a name the store keeps (a job, a peer, a region): 1 to 256 characters, none of them control or invisible. */
+export const storedName = z.string().min(1).max(256).refine((value) => !CONTROL.test(value), 'a control or invisible character')
+
+/** A job id as the store keeps it: a name without "!" (which the layout's keys use as a separator). */
+export const storedJobId = storedName.refine((value) => !value.includes('!'), 'a "!"')
+
+/**
+ * A statistic that may not be defined, such as the standard error of a term whose variance the
+ * Hessian cannot give: a finite number, or null (a NaN or an infinity is kept as null, as JSON would).
+ */
+const statistic = z.preprocess((value) => typeof value === 'number' && !Number.isFinite(value) ? null : value, z.number().nullable())
+
+export const storedModelSchema = z.strictObject({
+  job: storedJobId,
+  createdAt: z.iso.datetime(),
+  rounds: z.number().int().nonnegative(),
+  converged: z.boolean(),
+  /** regions that took part */
+  peers: z.number().int().positive(),
+  /** records pooled over the regions */
+  rows: z.number().int().nonnegative(),
+  logLikelihood: statistic,
+  penalty: statistic,
+  coefficients: z.array(z.strictObject({ term: z.string().min(1).max(1000), estimate: z.number(), standardError: statistic, z: statistic, pValue: statistic })).max(100_000),
+  /** computed by the federation from pooled risk histograms (binomial models) */
+  metrics: z.strictObject({ auc: statistic, brier: statistic, hosmerLemeshow: z.strictObject({ statistic, df: z.number(), pValue: statistic }) }).nullable(),
+  /** peers dropped during the job */
+  dropped: z.array(storedName).max(10_000)
+})
+
+/** A job's shared model as a region keeps it: its terms with estimate, standard error, z and p. */
+export type StoredModel = z.infer<typeof storedModelSchema>
+
+export const storedForecastSchema = z.strictObject({
+  job: storedJobId,
+  /** the region that holds it: its own forecast and h stay in its store */
+  region: storedName,
+  createdAt: z.iso.datetime(),
+  /** forecast periods after the job's last one: mean and 90% Poisson interval */
+  forecast: z.array(z.strictObject({ step: z.number().int().nonnegative(), mean: z.number(), lower: z.number(), upper: z.number() })).min(1).max(10_000),
+  /** forecast cases per 100,000 residents per 7 days, and the risk score from it */
+  rate: z.number(),
+  h: z.number(),
+  joint: z.strictObject({ sum: z.number(), mean: z.number(), regions: z.number().int().positive(), open: z.array(z.strictObject({ region: storedName, h: z.number() })).max(10_000) }),
+  model: storedModelSchema
+}).refine((forecast) => forecast.model.job === forecast.job, { message: 'the model is of another job', path: ['model', 'job'] })
+
+/** A forecasting job's outcome as a region keeps it: its forecast, its h, the joint risk and the shared model. */
+export type StoredForecast = z.infer<typeof storedForecastSchema>
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/)
+const signature = z.string().min(1).max(200)
+
+export const auditCheckpointSchema = z.strictObject({
+  type: z.literal('checkpoint'),
+  job: storedJobId,
+  peer: storedName,
+  length: z.number().int().nonnegative().max(MAX_SEQUENCE),
+  hash: hex64,
+  sig: signature,
+  countersignatures: z.array(z.strictObject({ by: storedName, sig: signature })).max(10_000)
+})
+
+/** A signed statement of the head of a peer's round log, with the countersignatures gathered on it. */
+export type AuditCheckpoint = z.infer<typeof auditCheckpointSchema>
+
+/** What the store reads of an audit entry's line: the job and the place in its log (the rest is kept as signed). */
+export const auditEntryHeadSchema = z.looseObject({ job: storedJobId, seq: z.number().int().nonnegative().max(MAX_SEQUENCE) })
+
+export const storedSettingsSchema = z.strictObject({ region: storedName.optional(), peerId: storedName.optional() })
+
+/** A region's settings: the region it serves and its peer id (written by init). */
+export type StoreSettings = z.infer<typeof storedSettingsSchema>
+
+function firstIssue (error: z.ZodError): string {
+  const issue = error.issues[0]
+  return issue === undefined ? 'not valid' : `${cut(issue.path.join('.')) || '(the value)'}: ${cut(issue.message)}`
+}
+
+/** `value` as the store keeps it, or STORE_VALUE_INVALID naming the field that does not pass. */
+export function checkedValue<S extends z.ZodType> (schema: S, value: unknown, kind: string): z.infer<S> {
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw new StoreValueInvalidError(`a ${kind} the store cannot keep: ${firstIssue(parsed.error)}`)
+  return parsed.data
+}
+
+/** A stored value as its type, or STORE_CORRUPT when it is not of the shape this version keeps. */
+export function storedValue<S extends z.ZodType> (schema: S, value: unknown, kind: string): z.infer<S> {
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw new StoreCorruptError(`a stored ${kind} is not of the shape this version keeps (${firstIssue(parsed.error)})`)
+  return parsed.data
+}
