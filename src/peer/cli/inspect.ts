@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { checkJobId, dataPath } from '../paths.ts'
 import type { Command } from 'commander'
 import { EpimeshError } from '../../errors.ts'
-import type { StoredForecast, StoredModel } from './start.ts'
+import type { StoredForecast, StoredModel } from '../runtime/peer.ts'
 
 /** `epimesh status` and `epimesh model`: what a peer is doing, and the latest shared model it holds. */
 class NothingYetError extends EpimeshError {
