@@ -7,7 +7,6 @@ import { Store } from '../../store/store.ts'
 import { AUDIT_FILE_FORMAT, auditFileText } from '../audit/log.ts'
 import { AuditInputError, formatReport, readAuditFile, verifyAuditFiles } from '../audit/verify.ts'
 import { loadIdentity } from '../identity.ts'
-import { lineChartSvg } from './plot.ts'
 
 /**
  * `epimesh audit export | verify | show`: the auditor's commands. Export writes one peer's log of one
@@ -153,6 +152,8 @@ export function registerAudit (program: Command): void {
             { name: `${region} dual`, points: admm.map((entry) => [entry.jobRound, entry.admm?.dualResidual ?? Number.NaN] as const) }
           ]
         })
+        // vega loads only for a plot
+        const { lineChartSvg } = await import('./plot.ts')
         const svg = await lineChartSvg(series, { title: 'Consensus ADMM residuals per round, from the signed logs', xTitle: 'job round', yTitle: 'relative residual', logY: true })
         await writeFile(options.plot, svg)
         process.stdout.write(`plot written to ${options.plot}\n`)

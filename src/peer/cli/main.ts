@@ -1,25 +1,122 @@
-import { Command, CommanderError } from 'commander'
+import { Command, CommanderError, Help } from 'commander'
 import { resolve } from 'node:path'
 import { EpimeshError } from '../../errors.ts'
 import { cut, storageFailure } from '../../store/errors.ts'
 import { restrictUmask } from '../../store/files.ts'
-import { registerAudit } from './audit.ts'
-import { registerDemo } from './demo.ts'
-import { registerInspect } from './inspect.ts'
-import { registerMigrate } from './migrate.ts'
-import { registerPropose } from './propose.ts'
-import { registerStoreCommands } from './store-commands.ts'
-import { registerSimulate } from './simulate.ts'
-import { registerSimulateForecast } from './simulate-forecast.ts'
-import { registerStart } from './start.ts'
+
+type Register = (program: Command) => void
+
+/** A top-level command as `epimesh --help` lists it. */
+export interface CommandSummary {
+  name: string
+  description: string
+  /** whether it takes options (listed as `name [options]`) */
+  options: boolean
+}
 
 /**
- * The `epimesh` command. Each sub-command lives in src/peer/commands/ and registers itself here.
- * Returns the process exit code: 0 success, 1 a failed check or run, 2 unusable input.
+ * Every sub-command, in the order `epimesh --help` lists them, by the module in src/peer/cli/ that
+ * defines it. Only the module of the command being run (or whose help is asked for) is loaded: between
+ * them the modules load libp2p, vega, LevelDB and zod, most of a second that `--help`, `init` or
+ * `status` should not wait for. The top-level help lists the other commands from the summaries here;
+ * test/peer/cli-main.test.ts checks them against the modules' own definitions.
  */
-export async function main (argv: string[]): Promise<number> {
-  // every file and folder this process creates is its user's alone (0600, 0700), LevelDB's included
-  restrictUmask()
+export const COMMAND_MODULES: ReadonlyArray<{ load: () => Promise<Register>, commands: readonly CommandSummary[] }> = [
+  {
+    load: async () => (await import('./simulate.ts')).registerSimulate,
+    commands: [{ name: 'simulate', options: true, description: 'fit a model over a simulated federation: any topology, the same consensus code as a real peer' }]
+  },
+  {
+    load: async () => (await import('./simulate-forecast.ts')).registerSimulateForecast,
+    commands: [{ name: 'simulate-forecast', options: true, description: 'fit the shared case-count forecasting model over a simulated federation of regions; skill, risk scores and the joint risk' }]
+  },
+  {
+    load: async () => (await import('./start.ts')).registerStart,
+    commands: [{ name: 'start', options: true, description: 'run this region\'s peer: join the federation, answer job proposals, run the jobs it accepts' }]
+  },
+  {
+    load: async () => (await import('./demo.ts')).registerDemo,
+    commands: [{ name: 'demo', options: true, description: 'run a local federation of four provincial peers on synthetic data: the shared severity model, then the regional risk (the main job)' }]
+  },
+  {
+    load: async () => (await import('./inspect.ts')).registerInspect,
+    commands: [
+      { name: 'status', options: true, description: 'the peer\'s neighbours and links, its current job, phase, round and residuals, the messages and connections it refused, and its neighbours\' scores' },
+      { name: 'model', options: true, description: 'the latest shared model this peer holds (or one job\'s, or the list of them): coefficients, standard errors, z, p' },
+      { name: 'forecast', options: true, description: 'this region\'s latest forecast (mean and 90% interval per period), its risk score h, and the federation\'s joint risk' }
+    ]
+  },
+  {
+    load: async () => (await import('./propose.ts')).registerPropose,
+    commands: [{ name: 'propose', options: true, description: 'propose a job to the federation through this region\'s running peer: the federation\'s classifier, or with --forecast a regional forecasting job' }]
+  },
+  {
+    load: async () => (await import('./store-commands.ts')).registerStoreCommands,
+    commands: [
+      { name: 'init', options: true, description: 'create a peer\'s data folder: its store and its persistent identity' },
+      { name: 'import', options: true, description: 'import case records (--cases) or case counts (--series), validated, all or nothing' },
+      { name: 'data', options: false, description: 'aggregates of the local store' },
+      { name: 'schema', options: true, description: 'show the store\'s schema, or replace it deliberately (every stored record must pass the new one)' },
+      { name: 'purge', options: true, description: 'remove personal records older than the retention period; reports what it removed' }
+    ]
+  },
+  {
+    load: async () => (await import('./migrate.ts')).registerMigrate,
+    commands: [{ name: 'store', options: false, description: 'the local store\'s maintenance' }]
+  },
+  {
+    load: async () => (await import('./audit.ts')).registerAudit,
+    commands: [{ name: 'audit', options: false, description: 'the signed round logs: export one peer\'s log, verify logs offline, show a round' }]
+  }
+]
+
+/** The first word of `argv` that is neither an option nor the value of one of `program`'s options. */
+function firstWord (program: Command, argv: readonly string[]): number {
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index] as string
+    if (arg === '--') return index + 1 < argv.length ? index + 1 : -1
+    if (!arg.startsWith('-')) return index
+    const option = program.options.find((candidate) => candidate.long === arg || candidate.short === arg)
+    if (option?.required === true) index++
+  }
+  return -1
+}
+
+/** The command `argv` runs, or whose help it asks for (`help NAME`); undefined for the top-level help. */
+export function commandOf (program: Command, argv: readonly string[]): string | undefined {
+  const first = firstWord(program, argv)
+  if (first < 0) return undefined
+  if (argv[first] !== 'help') return argv[first]
+  const rest = argv.slice(first + 1)
+  const target = firstWord(program, rest)
+  return target < 0 ? undefined : rest[target]
+}
+
+/**
+ * Registers the command `argv` runs with its module, and every other command as a summary for the
+ * top-level help (and for the suggestions after a mistyped command).
+ */
+export async function registerCommands (program: Command, argv: readonly string[], options: { all?: boolean } = {}): Promise<void> {
+  const wanted = commandOf(program, argv)
+  const summaries = new Map<Command, string>()
+  for (const entry of COMMAND_MODULES) {
+    if (options.all === true || entry.commands.some((command) => command.name === wanted)) {
+      (await entry.load())(program)
+      continue
+    }
+    for (const command of entry.commands) {
+      summaries.set(program.command(command.name).description(command.description), `${command.name}${command.options ? ' [options]' : ''}`)
+    }
+  }
+  if (summaries.size > 0) {
+    program.configureHelp({
+      subcommandTerm (command: Command): string { return summaries.get(command) ?? Help.prototype.subcommandTerm.call(this, command) }
+    })
+  }
+}
+
+/** The `epimesh` program before any command is registered: its description and global options. */
+export function createProgram (): Command {
   const program = new Command('epimesh')
     .description('privacy-preserving, serverless model fitting for a federation of disease-control centres')
     .option('--store-key <file>', 'the data folder\'s store key (outside the folder; default: EPIMESH_STORE_KEY_FILE, else the key init made)')
@@ -29,21 +126,19 @@ export async function main (argv: string[]): Promise<number> {
     const keyFile = program.opts<{ storeKey?: string }>().storeKey
     if (keyFile !== undefined) process.env.EPIMESH_STORE_KEY_FILE = resolve(keyFile)
   })
+  return program
+}
 
-  const registrations: Array<(program: Command) => void> = [
-    registerSimulate,
-    registerSimulateForecast,
-    registerStart,
-    registerDemo,
-    registerInspect,
-    registerPropose,
-    registerStoreCommands,
-    registerMigrate,
-    registerAudit
-  ]
-  for (const register of registrations) register(program)
-
+/**
+ * The `epimesh` command. Each sub-command lives in src/peer/cli/ and registers itself (see
+ * COMMAND_MODULES). Returns the process exit code: 0 success, 1 a failed check or run, 2 unusable input.
+ */
+export async function main (argv: string[]): Promise<number> {
+  // every file and folder this process creates is its user's alone (0600, 0700), LevelDB's included
+  restrictUmask()
+  const program = createProgram()
   try {
+    await registerCommands(program, argv)
     await program.parseAsync(argv, { from: 'user' })
     return typeof process.exitCode === 'number' ? process.exitCode : 0
   } catch (error) {

@@ -7,7 +7,6 @@ import { createRiskParams, type RiskMapping } from '../../learning/risk.ts'
 import type { Skill } from '../../learning/forecast-skill.ts'
 import { DatasetError } from '../data/dataset.ts'
 import { readForecastInputs } from '../data/forecast-files.ts'
-import { lineChartSvg } from './plot.ts'
 
 export interface SimulateForecastOptions {
   counts: string
@@ -144,6 +143,8 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
       { name: 'last value', points: line(skill.totals.lastValue) },
       ...(skill.totals.seasonalNaive === null ? [] : [{ name: 'seasonal naive', points: line(skill.totals.seasonalNaive) }])
     ]
+    // vega loads only for a plot
+    const { lineChartSvg } = await import('./plot.ts')
     const svg = await lineChartSvg(series, {
       title: `held-out periods from ${periods[skill.from]}: cases summed over ${regions.length} regions`,
       xTitle: 'held-out period',

@@ -1,19 +1,13 @@
 import { JOB_BOUNDS } from '../job-bounds.ts'
 import { excerpt } from '../../consensus/ids.ts'
-import { relativeDistance } from '../../learning/linalg.ts'
 import { readFile, writeFile } from 'node:fs/promises'
 import { type Command, Option } from 'commander'
 import { parse } from 'csv-parse/sync'
 import { createFitJobParams, type Algorithm } from '../../consensus/jobs/fit-job.ts'
-import { simulateFit } from '../../consensus/sim/fit-simulation.ts'
-import { graphFromEdges, spectralGap, type Graph } from '../../consensus/graph.ts'
-import { partitionByValue, splitRows, type SplitKind } from '../../consensus/partition.ts'
-import { createRng, forkRng } from '../../consensus/rng.ts'
-import { buildTopology, parseTopologySpec } from '../../consensus/topology.ts'
-import { buildDesign, termNames, type DataBlock } from '../../learning/design.ts'
-import { fitModel } from '../../learning/fit.ts'
+import { DEFAULT_DATA_FIT_SIMULATION, simulateDataFit } from '../../consensus/sim/data-fit-simulation.ts'
+import type { SplitKind } from '../../consensus/partition.ts'
+import { parseTopologySpec } from '../../consensus/topology.ts'
 import { DatasetError, prepareModel, readDataset, type Cell } from '../data/dataset.ts'
-import { lineChartSvg } from './plot.ts'
 
 interface SimulateOptions {
   data: string
@@ -74,11 +68,6 @@ async function readEdgeFile (path: string): Promise<Array<[string, string]>> {
   return edges
 }
 
-function toObject (terms: readonly string[], values: ArrayLike<number>): Record<string, number> {
-  return Object.fromEntries(terms.map((term, index) => [term, values[index] as number]))
-}
-
-
 export async function runSimulate (options: SimulateOptions): Promise<Record<string, unknown>> {
   const dataset = await readDataset(options.data)
   const prepared = prepareModel(dataset, {
@@ -89,46 +78,15 @@ export async function runSimulate (options: SimulateOptions): Promise<Record<str
     ...(options.offset === undefined ? {} : { offset: options.offset }),
     ...(options.partitionBy === undefined ? {} : { exclude: [options.partitionBy] })
   })
-  const spec = prepared.spec
-  const terms = termNames(spec)
-  const rng = createRng(options.seed)
-
-  // Which rows each peer holds, and the graph between the peers.
-  let names: string[]
-  let parts: number[][]
   const topology = parseTopologySpec(options.topology)
-  let graph: Graph
-  if (options.partitionBy !== undefined) {
-    const values = prepared.kept.map((index) => {
+  const groups = options.partitionBy === undefined
+    ? undefined
+    : prepared.kept.map((index) => {
       const value: Cell | undefined = dataset.rows[index]?.[options.partitionBy as string]
       if (value === null || value === undefined) throw new DatasetError(`${options.data}, line ${dataset.lines[index]}: missing value in the partition column "${options.partitionBy}"`)
       return String(value)
     })
-    ;({ names, parts } = partitionByValue(values))
-  } else {
-    names = []
-    parts = []
-  }
-  if (topology.kind === 'file') {
-    const edges = await readEdgeFile(topology.path)
-    graph = graphFromEdges(options.partitionBy === undefined ? null : names, edges)
-    if (options.partitionBy === undefined) {
-      names = [...graph.names]
-      parts = splitRows(prepared.rows.length, names.length, options.split, forkRng(rng, 'split'))
-    }
-  } else {
-    if (options.partitionBy === undefined) {
-      parts = splitRows(prepared.rows.length, options.peers, options.split, forkRng(rng, 'split'))
-      names = parts.map((_, index) => `peer-${index}`)
-    }
-    graph = buildTopology(options.topology, names.length, forkRng(rng, 'topology'), names)
-  }
-
-  const blocks: DataBlock[] = parts.map((rows) => buildDesign(rows.map((index) => prepared.rows[index] as Record<string, Cell>), spec, { outcome: options.family === 'binomial' ? 'binary' : 'count' }))
-  const pooledBlock = buildDesign(prepared.rows, spec, { outcome: options.family === 'binomial' ? 'binary' : 'count' })
-  const pooled = fitModel(pooledBlock, terms, { family: options.family, lambda: options.lambda, standardize: options.standardize, tolerance: 1e-12, maxIterations: 100 })
-  const reference = Float64Array.from(pooled.coefficients.estimate)
-
+  const edges = topology.kind === 'file' ? await readEdgeFile(topology.path) : undefined
   const params = createFitJobParams({
     algorithm: options.algorithm,
     lambda: options.lambda,
@@ -140,65 +98,28 @@ export async function runSimulate (options: SimulateOptions): Promise<Record<str
     clip: options.clip
   })
   const progressEvery = 100
-  const simulation = simulateFit({
+  const { errorByRound, rounds, converged, algorithm, peers, rows, ...fit } = simulateDataFit({
+    rows: prepared.rows,
+    spec: prepared.spec,
     family: options.family,
-    terms,
-    interceptColumn: terms.indexOf('(Intercept)') >= 0 ? terms.indexOf('(Intercept)') : null,
-    blocks,
-    graph,
+    ...(groups === undefined ? {} : { groups }),
+    peers: options.peers,
+    split: options.split,
+    topology: options.topology,
+    ...(edges === undefined ? {} : { edges }),
     params,
     seed: options.seed,
-    network: { linkLoss: options.linkLoss },
-    reference,
+    linkLoss: options.linkLoss,
     onRound: (round, error) => {
       if (round > 0 && round % progressEvery === 0) process.stderr.write(`simulate: round ${round}, max relative error ${error.toExponential(2)}\n`)
     }
   })
-
-  const first = simulation.results[0]
-  if (first === undefined) throw new DatasetError('no peers')
-  const relativeError = Math.max(...simulation.results.map((result) => relativeDistance(result.coefficients, reference)))
-  const standardErrorError = Math.max(...simulation.results.map((result) => relativeDistance(result.standardErrors, pooled.coefficients.standardError)))
-  const roundsTo = (threshold: number): number | null => {
-    const index = simulation.errorByRound.findIndex((error) => error < threshold)
-    return index < 0 ? null : index + 1
-  }
-  const gap = spectralGap(graph)
-  const summary = {
-    rounds: simulation.rounds,
-    converged: simulation.results.every((result) => result.converged),
-    algorithm: options.algorithm,
-    topology: options.topology,
-    peers: graph.names.length,
-    rows: prepared.rows.length,
-    droppedRows: prepared.dropped,
-    coefficients: toObject(terms, first.coefficients),
-    standardErrors: toObject(terms, first.standardErrors),
-    logLikelihood: first.logLikelihood,
-    pooled: {
-      coefficients: toObject(terms, pooled.coefficients.estimate),
-      standardErrors: toObject(terms, pooled.coefficients.standardError),
-      logLikelihood: pooled.logLikelihood
-    },
-    relativeError,
-    standardErrorRelativeError: standardErrorError,
-    roundsToRelativeError: { '1e-4': roundsTo(1e-4), '1e-6': roundsTo(1e-6), '1e-8': roundsTo(1e-8) },
-    phaseRounds: first.phaseRounds,
-    penalty: first.penalty,
-    newtonIterations: first.newtonIterations,
-    messages: simulation.messages,
-    bytes: simulation.bytes,
-    diameter: simulation.diameter,
-    spectralGap: gap.gap,
-    secondLargestEigenvalueModulus: gap.secondLargestModulus,
-    lambda: options.lambda,
-    standardize: options.standardize,
-    tolerance: options.tolerance,
-    linkLoss: options.linkLoss,
-    seed: options.seed
-  }
+  const { topology: _topology, ...rest } = fit
+  const summary = { rounds, converged, algorithm, topology: options.topology, peers, rows, droppedRows: prepared.dropped, ...rest }
   if (options.plot !== undefined) {
-    const svg = await lineChartSvg([{ name: `${options.algorithm} on ${options.topology}, ${graph.names.length} peers`, points: simulation.errorByRound.map((error, index) => [index + 1, error] as const) }], {
+    // vega loads only for a plot
+    const { lineChartSvg } = await import('./plot.ts')
+    const svg = await lineChartSvg([{ name: `${options.algorithm} on ${options.topology}, ${peers} peers`, points: errorByRound.map((error, index) => [index + 1, error] as const) }], {
       title: `max relative distance to the pooled fit (seed ${options.seed})`,
       xTitle: 'round',
       yTitle: 'max over peers of ||x_i - x*|| / ||x*||',
@@ -234,18 +155,18 @@ export function registerSimulate (program: Command): void {
     .option('--factors <list>', 'columns to treat as categorical even if numeric')
     .addOption(new Option('--family <family>', 'model family').choices(['binomial', 'poisson']).default('binomial'))
     .option('--offset <column>', 'offset column (Poisson), used as given, e.g. log population')
-    .option('--peers <n>', 'number of peers', numberOption('peers', true), 16)
-    .addOption(new Option('--split <kind>', 'how rows are spread over peers').choices(['even', 'skewed']).default('even'))
+    .option('--peers <n>', 'number of peers', numberOption('peers', true), DEFAULT_DATA_FIT_SIMULATION.peers)
+    .addOption(new Option('--split <kind>', 'how rows are spread over peers').choices(['even', 'skewed']).default(DEFAULT_DATA_FIT_SIMULATION.split))
     .option('--partition-by <column>', 'one peer per value of this column (instead of --peers)')
-    .option('--seed <n>', 'seed of every random choice', numberOption('seed', true), 1)
-    .option('--topology <spec>', 'ring, line, star, complete, grid[:RxC], er:p, regular:k, smallworld:k,p, file:edges.csv', 'ring')
+    .option('--seed <n>', 'seed of every random choice', numberOption('seed', true), DEFAULT_DATA_FIT_SIMULATION.seed)
+    .option('--topology <spec>', 'ring, line, star, complete, grid[:RxC], er:p, regular:k, smallworld:k,p, file:edges.csv', DEFAULT_DATA_FIT_SIMULATION.topology)
     .addOption(new Option('--algorithm <name>', 'admm, newton (exact, masked sums) or gossip (Newton with averaged sums)').choices(['admm', 'newton', 'gossip']).default('admm'))
     .option('--lambda <l>', 'L2 penalty (intercept not penalised)', numberOption('lambda'), 0)
-    .option('--standardize', 'fit on standardised features and report the original scale (the default)')
+    .option('--standardize', 'fit on standardised features and report the original scale (the default)', true)
     .option('--no-standardize', 'fit on the original feature scales')
     .option('--tolerance <t>', 'stopping tolerance', numberOption('tolerance'), 1e-8)
     .option('--max-rounds <r>', 'round limit', numberOption('max-rounds', true), 5000)
-    .option('--link-loss <p>', 'probability that a link fails in a round', numberOption('link-loss'), 0)
+    .option('--link-loss <p>', 'probability that a link fails in a round', numberOption('link-loss'), DEFAULT_DATA_FIT_SIMULATION.linkLoss)
     .option('--penalty <c>', 'ADMM penalty (default: from the mean Hessian and the graph)', numberOption('penalty'))
     .option('--newton-steps <k>', 'ADMM: local Newton steps per round', numberOption('newton-steps', true), 1)
     .option('--clip <r>', 'ADMM: clip a neighbour\'s iterate to r x max(1, |start|) from a peer\'s own, or "off"', clipOption, 1)

@@ -94,6 +94,25 @@ export async function readDataset (path: string): Promise<Dataset> {
   return { path, columns, rows, lines: raw.map(({ info }) => info.lines), numericColumns }
 }
 
+/**
+ * Rows already in memory, as a data set (for the library's callers). A missing value is null,
+ * undefined or NaN; a column is numeric when each of its other values is a finite number. `lines`
+ * number the rows from 1, so that a message's "line N" is the Nth row.
+ */
+export function datasetFromRows (rows: ReadonlyArray<Readonly<Record<string, Cell | undefined>>>, name = 'rows'): Dataset {
+  const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))]
+  const cells = rows.map((row) => {
+    const cell: Record<string, Cell> = {}
+    for (const column of columns) {
+      const value = row[column]
+      cell[column] = value === undefined || (typeof value === 'number' && Number.isNaN(value)) ? null : value
+    }
+    return cell
+  })
+  const numericColumns = new Set(columns.filter((column) => cells.every((row) => row[column] === null || (typeof row[column] === 'number' && Number.isFinite(row[column])))))
+  return { path: name, columns, rows: cells, lines: cells.map((_, index) => index + 1), numericColumns }
+}
+
 const POSITIVE = new Set(['1', 'yes', 'true', 'y', 't', 'positive', 'case', 'dead', 'died'])
 const NEGATIVE = new Set(['0', 'no', 'false', 'n', 'f', 'negative', 'control', 'alive', 'survived'])
 

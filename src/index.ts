@@ -1,0 +1,331 @@
+/**
+ * epimesh as a library: the pooled fit one analyst would make (`fitGlm`), the same fit by a simulated
+ * federation over any graph (`simulate`), the regional forecasting product in the simulator
+ * (`simulateForecast`), and a region's real peer (`createPeer`). The simulations run the very machines
+ * a peer runs; they are synchronous and pure. Reading files and running a peer are asynchronous and
+ * take an AbortSignal. Failures are EpimeshError subclasses with a stable `code`, as in the commands.
+ *
+ * Loading this module does not load libp2p: `createPeer` loads the peer's runtime when first called.
+ */
+import { createFitJobParams, type Algorithm } from './consensus/jobs/fit-job.ts'
+import type { SplitKind } from './consensus/partition.ts'
+import { simulateDataFit, type DataFitSimulation } from './consensus/sim/data-fit-simulation.ts'
+import { simulateForecast as simulateForecastPanel, type ForecastSimulationOutput } from './consensus/sim/forecast-simulation.ts'
+import { graphFromEdges, isConnected } from './consensus/graph.ts'
+import { buildDesign, termNames, type DataBlock } from './learning/design.ts'
+import type { FamilyName } from './learning/family.ts'
+import { fitModel, type FitMetrics } from './learning/fit.ts'
+import { createForecastModelSpec, ForecastInputError, type ForecastModelSpec } from './learning/forecast.ts'
+import { createRiskParams, type RiskParams } from './learning/risk.ts'
+import { datasetFromRows, DatasetError, prepareModel, readDataset, type Cell, type Dataset } from './peer/data/dataset.ts'
+import { readForecastInputs } from './peer/data/forecast-files.ts'
+import type { Peer, PeerOptions } from './peer/runtime/peer.ts'
+
+export { EpimeshError } from './errors.ts'
+export type { Dataset, DataBlock, FitMetrics, ForecastModelSpec, RiskParams, ForecastSimulationOutput }
+export type { DataFitSimulation } from './consensus/sim/data-fit-simulation.ts'
+export type { FederatedFit, RegionOutcome, SkillTable } from './consensus/sim/forecast-simulation.ts'
+export type { Peer, PeerOptions, PeerStatus, JobRequest, JobOutcome } from './peer/runtime/peer.ts'
+export type { StoredModel as SharedModel, StoredForecast as RegionForecast } from './store/store.ts'
+
+/** A record: column name to value; null, undefined or NaN is missing. */
+export type Row = Readonly<Record<string, Cell | undefined>>
+
+function throwIfAborted (signal: AbortSignal | undefined): void {
+  signal?.throwIfAborted()
+}
+
+/** Reads a CSV data set (clean UTF-8, decimal numbers; see the README's "What an import accepts"). */
+export async function readCsv (path: string, options: { signal?: AbortSignal } = {}): Promise<Dataset> {
+  throwIfAborted(options.signal)
+  const dataset = await readDataset(path)
+  throwIfAborted(options.signal)
+  return dataset
+}
+
+/** Which columns a model uses, as the commands' --outcome, --features, --factors and --offset. */
+export interface ModelColumns {
+  outcome: string
+  /** default: every other column */
+  features?: string[]
+  /** columns to treat as categorical although numeric (text columns always are; the first level in sorted order is the reference) */
+  factors?: string[]
+  /** Poisson: a column added to the linear predictor as it is, e.g. log population */
+  offset?: string
+}
+
+export interface GlmOptions {
+  /** default binomial (logistic regression) */
+  family?: FamilyName
+  /** L2 penalty on the standardised coefficients, the intercept never penalised (default 0) */
+  lambda?: number
+  /** fit on standardised columns, reported on the original scale (default true; without a penalty the fit is the same) */
+  standardize?: boolean
+  /** on the relative change of the objective (default 1e-12) */
+  tolerance?: number
+  /** default 100 */
+  maxIterations?: number
+}
+
+export type GlmInput =
+  | (ModelColumns & GlmOptions & { data: Dataset | readonly Row[] })
+  | (GlmOptions & { design: DataBlock, terms: string[] })
+
+/** One term of a fitted model, as R's summary(glm(...)) prints it. */
+export interface CoefficientRow {
+  term: string
+  estimate: number
+  standardError: number
+  z: number
+  pValue: number
+}
+
+export interface GlmFit {
+  family: FamilyName
+  terms: string[]
+  coefficients: Record<string, number>
+  standardErrors: Record<string, number>
+  /** estimates, standard errors, z and two-sided p-values, one row per term */
+  table: CoefficientRow[]
+  /** covariance of the estimates, p x p */
+  covariance: number[][]
+  logLikelihood: number
+  iterations: number
+  converged: boolean
+  rows: number
+  /** rows left out for a missing value in a column the model uses (as R's na.omit) */
+  droppedRows: number
+  /** binomial: AUC, log loss, Brier score, Hosmer-Lemeshow on the rows fitted */
+  metrics: FitMetrics | null
+}
+
+function asDataset (data: Dataset | readonly Row[]): Dataset {
+  return Array.isArray(data) ? datasetFromRows(data as readonly Row[]) : data as Dataset
+}
+
+const byTerm = (terms: readonly string[], values: ArrayLike<number>): Record<string, number> =>
+  Object.fromEntries(terms.map((term, index) => [term, values[index] as number]))
+
+/**
+ * The pooled GLM fit (canonical link, Newton's method): the coefficients, standard errors, z and
+ * p-values R's `glm` gives on the same rows, from rows (or a data set from readCsv) and the model's
+ * columns, or from a design matrix and its term names.
+ */
+export function fitGlm (input: GlmInput): GlmFit {
+  const family = input.family ?? 'binomial'
+  let design: DataBlock
+  let terms: string[]
+  let droppedRows = 0
+  if ('design' in input) {
+    design = input.design
+    terms = [...input.terms]
+  } else {
+    const prepared = prepareModel(asDataset(input.data), {
+      outcome: input.outcome,
+      family,
+      ...(input.features === undefined ? {} : { features: input.features }),
+      ...(input.factors === undefined ? {} : { factors: input.factors }),
+      ...(input.offset === undefined ? {} : { offset: input.offset })
+    })
+    terms = termNames(prepared.spec)
+    design = buildDesign(prepared.rows, prepared.spec, { outcome: family === 'binomial' ? 'binary' : 'count' })
+    droppedRows = prepared.dropped
+  }
+  const fit = fitModel(design, terms, {
+    family,
+    standardize: input.standardize ?? true,
+    ...(input.lambda === undefined ? {} : { lambda: input.lambda }),
+    ...(input.tolerance === undefined ? {} : { tolerance: input.tolerance }),
+    ...(input.maxIterations === undefined ? {} : { maxIterations: input.maxIterations })
+  })
+  const p = terms.length
+  const table = fit.coefficients
+  return {
+    family,
+    terms,
+    coefficients: byTerm(terms, table.estimate),
+    standardErrors: byTerm(terms, table.standardError),
+    table: terms.map((term, index) => ({ term, estimate: table.estimate[index] as number, standardError: table.standardError[index] as number, z: table.z[index] as number, pValue: table.pValue[index] as number })),
+    covariance: Array.from({ length: p }, (_, row) => Array.from(fit.covariance.subarray(row * p, row * p + p))),
+    logLikelihood: fit.logLikelihood,
+    iterations: fit.iterations,
+    converged: fit.converged,
+    rows: fit.rows,
+    droppedRows,
+    metrics: fit.metrics
+  }
+}
+
+/** A simulated federation's fit, as `epimesh simulate`: the same options, the same defaults. */
+export interface SimulateOptions extends ModelColumns {
+  data: Dataset | readonly Row[]
+  /** default binomial */
+  family?: FamilyName
+  /** how many peers hold the rows (default 16) */
+  peers?: number
+  /** how the rows are dealt: even, or skewed (peer i holds a share proportional to (i + 1)^2) (default even) */
+  split?: SplitKind
+  /** one peer per value of this column, instead of `peers` and `split` */
+  groupBy?: string
+  /** ring, line, star, complete, grid[:RxC], er:p, regular:k, smallworld:k,p, or an edge list between peer names (default ring) */
+  topology?: string | { edges: ReadonlyArray<readonly [string, string]> }
+  /** admm, newton (exact, by masked sums) or gossip (Newton with averaged sums) (default admm) */
+  algorithm?: Algorithm
+  lambda?: number
+  standardize?: boolean
+  /** default 1e-8 */
+  tolerance?: number
+  /** default 5000 */
+  maxRounds?: number
+  /** ADMM penalty (default: from the mean Hessian and the graph) */
+  penalty?: number
+  /** ADMM: local Newton steps per round (default 1) */
+  newtonSteps?: number
+  /** ADMM: clip a neighbour's iterate to clip x max(1, |start|) from a peer's own; null turns it off (default 1) */
+  clip?: number | null
+  /** probability that a link fails in a round (default 0) */
+  linkLoss?: number
+  /** seed of every random choice (default 1) */
+  seed?: number
+  /** called after every round with the largest relative distance of a peer's model from the pooled fit */
+  onRound?: (round: number, maxRelativeError: number) => void
+}
+
+/** `epimesh simulate --json`'s fields, and the error after every round. */
+export type SimulationResult = DataFitSimulation & { droppedRows: number }
+
+/**
+ * Fits a model by a simulated federation: the rows dealt to peers, the graph built, every peer's
+ * fit-job machine run over an in-memory network, and the result compared with the pooled fit.
+ */
+export function simulate (options: SimulateOptions): SimulationResult {
+  const family = options.family ?? 'binomial'
+  const dataset = asDataset(options.data)
+  const prepared = prepareModel(dataset, {
+    outcome: options.outcome,
+    family,
+    ...(options.features === undefined ? {} : { features: options.features }),
+    ...(options.factors === undefined ? {} : { factors: options.factors }),
+    ...(options.offset === undefined ? {} : { offset: options.offset }),
+    ...(options.groupBy === undefined ? {} : { exclude: [options.groupBy] })
+  })
+  const groupBy = options.groupBy
+  const groups = groupBy === undefined
+    ? undefined
+    : prepared.kept.map((index) => {
+      const value = dataset.rows[index]?.[groupBy]
+      if (value === null || value === undefined) throw new DatasetError(`${dataset.path}, line ${dataset.lines[index]}: missing value in the groupBy column "${groupBy}"`)
+      return String(value)
+    })
+  const topology = options.topology ?? 'ring'
+  const params = createFitJobParams({
+    ...(options.algorithm === undefined ? {} : { algorithm: options.algorithm }),
+    ...(options.lambda === undefined ? {} : { lambda: options.lambda }),
+    ...(options.standardize === undefined ? {} : { standardize: options.standardize }),
+    ...(options.tolerance === undefined ? {} : { tolerance: options.tolerance }),
+    ...(options.maxRounds === undefined ? {} : { maxRounds: options.maxRounds }),
+    ...(options.penalty === undefined ? {} : { penalty: options.penalty }),
+    ...(options.newtonSteps === undefined ? {} : { newtonSteps: options.newtonSteps }),
+    ...(options.clip === undefined ? {} : { clip: options.clip })
+  })
+  const result = simulateDataFit({
+    rows: prepared.rows,
+    spec: prepared.spec,
+    family,
+    ...(groups === undefined ? {} : { groups }),
+    ...(options.peers === undefined ? {} : { peers: options.peers }),
+    ...(options.split === undefined ? {} : { split: options.split }),
+    ...(typeof topology === 'string' ? { topology } : { topology: 'edges', edges: topology.edges }),
+    params,
+    ...(options.seed === undefined ? {} : { seed: options.seed }),
+    ...(options.linkLoss === undefined ? {} : { linkLoss: options.linkLoss }),
+    ...(options.onRound === undefined ? {} : { onRound: options.onRound })
+  })
+  return { ...result, droppedRows: prepared.dropped }
+}
+
+/** Regions' case-count series side by side, and the graph between the regions. */
+export interface ForecastPanel {
+  /** each region's counts per period (all of one length, from the same first period), and its residents */
+  regions: Array<{ name: string, population: number, counts: ArrayLike<number> }>
+  /** the federation graph, which is also the neighbourhood of the model's neighbour term */
+  edges: ReadonlyArray<readonly [string, string]>
+}
+
+/**
+ * The three files `epimesh simulate-forecast` reads (a wide counts file, a population file, an
+ * adjacency list), as a panel; `periods` are the counts file's period labels.
+ */
+export async function readForecastFiles (paths: { counts: string, population: string, adjacency: string, totalPopulation?: number }, options: { signal?: AbortSignal } = {}): Promise<ForecastPanel & { periods: string[] }> {
+  throwIfAborted(options.signal)
+  const { panel, periods, graph } = await readForecastInputs(paths, paths.totalPopulation === undefined ? {} : { totalPopulation: paths.totalPopulation })
+  throwIfAborted(options.signal)
+  return {
+    regions: panel.regions.map((name, index) => ({ name, population: panel.populations[index] as number, counts: panel.counts[index] as Float64Array })),
+    edges: graph.neighbours.flatMap((others, node) => others.filter((other) => other > node).map((other) => [graph.names[node] as string, graph.names[other] as string] as const)),
+    periods
+  }
+}
+
+/** The forecasting simulation's settings, as `epimesh simulate-forecast`'s options, with its defaults. */
+export interface ForecastSimulationOptions {
+  panel: ForecastPanel
+  /** own lags, neighbour lags, own scale, season period, harmonics (default 2, 1, count, 52, 1) */
+  model?: Partial<ForecastModelSpec>
+  /** days per period, horizon, rate-to-h mapping (default 7 days, 7 days ahead, h = 1 - 2^(-rate / 10)) */
+  risk?: Partial<RiskParams>
+  /** periods held out at the end for the one-step-ahead skill; 0 for none (default 52) */
+  holdout?: number
+  /** periods forecast (default: those the risk score averages) */
+  horizon?: number
+  /** default newton */
+  algorithm?: 'admm' | 'newton'
+  /** default 1e-10 */
+  tolerance?: number
+  /** default 5000 */
+  maxRounds?: number
+  /** default 1 */
+  seed?: number
+  /** regions that publish their h openly */
+  openRegions?: string[]
+  /** prediction interval probability (default 0.9) */
+  level?: number
+}
+
+/**
+ * The regional forecasting product by a simulated federation, one peer per region: the shared Poisson
+ * model fitted by the fit-job machines, each region's forecast and risk score h, the joint risk by a
+ * masked sum, and what only a simulation can add: the pooled fit and the held-out skill.
+ */
+export function simulateForecast (options: ForecastSimulationOptions): ForecastSimulationOutput {
+  const regions = options.panel.regions
+  const names = regions.map((region) => region.name)
+  const graph = graphFromEdges(names, options.panel.edges)
+  if (!isConnected(graph)) throw new ForecastInputError('edges', 'the regions do not form a connected graph, so a federation over it cannot reach one model')
+  for (const region of options.openRegions ?? []) if (!names.includes(region)) throw new ForecastInputError('openRegions', `"${region}" is not a region of the panel`)
+  const risk = createRiskParams(options.risk ?? {})
+  return simulateForecastPanel({
+    panel: { regions: names, counts: regions.map((region) => Float64Array.from(region.counts)), populations: regions.map((region) => region.population) },
+    graph,
+    spec: createForecastModelSpec(options.model ?? {}),
+    holdout: options.holdout ?? 52,
+    ...(options.horizon === undefined ? {} : { horizon: options.horizon }),
+    risk,
+    algorithm: options.algorithm ?? 'newton',
+    tolerance: options.tolerance ?? 1e-10,
+    maxRounds: options.maxRounds ?? 5000,
+    seed: options.seed ?? 1,
+    openRegions: options.openRegions ?? [],
+    level: options.level ?? 0.9
+  })
+}
+
+/**
+ * Starts this region's peer in this process, as `epimesh start` does, once its graph neighbours are
+ * reachable; it holds the data folder until `stop()`. Aborting `signal` cancels the start.
+ */
+export async function createPeer (options: PeerOptions, { signal }: { signal?: AbortSignal } = {}): Promise<Peer> {
+  // libp2p loads here, and only here: the runtime installs what it needs on Node 20 first
+  const runtime = await import('./peer/runtime/peer.ts')
+  return await runtime.createPeer(options, signal === undefined ? {} : { signal })
+}

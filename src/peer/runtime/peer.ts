@@ -1,0 +1,482 @@
+// libp2p needs Promise.withResolvers, which Node 20 lacks: installed before anything below loads libp2p
+import '../polyfill.ts'
+import { open, readdir, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import pino, { type Logger } from 'pino'
+import type { PrivateKey } from '@libp2p/interface'
+import type { FitJobResult } from '../../consensus/jobs/fit-job.ts'
+import type { ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
+import { excerpt } from '../../consensus/ids.ts'
+import { coefficientTable } from '../../learning/inference.ts'
+import { Store, type StoredForecast, type StoredModel } from '../../store/store.ts'
+import { DatasetError, readDataset, type Cell } from '../data/dataset.ts'
+import { loadFederation, parseFederation, readPreSharedKey, type Federation, type ModelSpec } from '../federation.ts'
+import { loadIdentity } from '../identity.ts'
+import { lockDataFolder } from '../lock.ts'
+import { checkJobId, dataPath } from '../paths.ts'
+import { AbortedError } from '../errors.ts'
+import { throwIfAborted } from '../net/abort.ts'
+import { STATUS_REFRESH_MS } from '../constants.ts'
+import { AuditService } from '../audit/service.ts'
+import { createLibp2pTransport, type TransportStats } from '../net/libp2p-transport.ts'
+import { createPeerNode, type NetworkStats } from '../net/node.ts'
+import type { NeighbourStatus } from '../net/discovery.ts'
+import type { AnnouncementStats } from '../net/announce.ts'
+import { ed25519Signer, ed25519Verifier, SigningTransport, type SigningStats } from '../net/signing.ts'
+import { federationGraph, JobCoordinator, type AgreementStats, type JobProgress } from './coordinator.ts'
+import type { z } from 'zod'
+import type { forecastProposalSchema } from './forecast-proposal.ts'
+import { fileJournal, type JobJournal } from './journal.ts'
+import { jobAnnouncementSchema, type JobProposal } from './proposal.ts'
+
+/**
+ * A region's running peer, as `epimesh start` runs it and the library's `createPeer` returns it: its
+ * libp2p node joined to the federation, the signed round transport, the audit service, the job
+ * coordinator answering proposals against this region's disclosure policy, the status file, and each
+ * shared model and forecast kept in the data folder.
+ */
+
+type SeriesPoint = { date: string, count: number, population?: number }
+
+/**
+ * The region's records and case-count series: from its store (the normal case), or the records from a
+ * CSV file named on the command line.
+ */
+async function loadData (dir: string, cases: string | undefined): Promise<{ rows: Array<Record<string, Cell>>, series: SeriesPoint[] }> {
+  return await Store.use(dir, async (store) => {
+    const rows = cases !== undefined ? (await readDataset(cases)).rows : await store.allRows()
+    return { rows, series: await store.readSeries() }
+  })
+}
+
+export function toStoredForecast (job: string, region: string, result: ForecastJobResult, members: ReadonlyArray<{ region: string, peerId: string }>): StoredForecast {
+  const regionOf = new Map(members.map((member) => [member.peerId, member.region]))
+  return {
+    job,
+    region,
+    createdAt: new Date().toISOString(),
+    forecast: result.forecast.map((period) => ({ step: period.step, mean: period.mean, lower: period.lower, upper: period.upper })),
+    rate: result.risk.rate,
+    h: result.risk.h,
+    joint: { sum: result.joint.sum, mean: result.joint.mean, regions: result.joint.regions, open: result.joint.open.map((entry) => ({ region: regionOf.get(entry.region) ?? entry.region, h: entry.h })) },
+    model: toStoredModel(job, result.fit)
+  }
+}
+
+export function toStoredModel (job: string, result: FitJobResult): StoredModel {
+  const table = coefficientTable(result.terms, result.coefficients, result.covariance)
+  return {
+    job,
+    createdAt: new Date().toISOString(),
+    rounds: result.rounds,
+    converged: result.converged,
+    peers: result.peers,
+    rows: result.rows,
+    logLikelihood: result.logLikelihood,
+    penalty: result.penalty,
+    metrics: result.metrics === null ? null : { auc: result.metrics.auc, brier: result.metrics.brier, hosmerLemeshow: { statistic: result.metrics.hosmerLemeshow.statistic, df: result.metrics.hosmerLemeshow.df, pValue: result.metrics.hosmerLemeshow.pValue } },
+    dropped: result.dropped,
+    coefficients: table.terms.map((term, index) => ({
+      term,
+      estimate: table.estimate[index] as number,
+      standardError: table.standardError[index] as number,
+      z: table.z[index] as number,
+      pValue: table.pValue[index] as number
+    }))
+  }
+}
+
+/**
+ * A proposal as an announcement off the network would carry it, checked by the same schema: the
+ * federation's model with the given changes. `source` names where it came from in the error.
+ */
+export function checkProposal (value: { id: string, proposer: string, model?: unknown, forecast?: unknown }, baseModel: ModelSpec, source: string): JobProposal {
+  const parsed = jobAnnouncementSchema.safeParse({ type: 'job.propose', id: value.id, proposer: value.proposer, model: { ...baseModel, ...(typeof value.model === 'object' ? value.model : {}) }, ...(value.forecast === undefined ? {} : { forecast: value.forecast }) })
+  if (!parsed.success || parsed.data.type !== 'job.propose') {
+    const issue = parsed.success ? undefined : parsed.error.issues[0]
+    throw new DatasetError(`${source}: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'not a proposal'}`)
+  }
+  return parsed.data as JobProposal
+}
+
+/**
+ * A proposal an operator dropped into DIR/proposals (epimesh propose): named <job id>.json, small, and
+ * a valid job announcement like any that comes off the network.
+ */
+async function readProposalFile (dataDir: string, name: string, peerId: string): Promise<JobProposal> {
+  const id = checkJobId(name.slice(0, -'.json'.length), 'proposal file')
+  const handle = await open(dataPath(dataDir, 'proposals', id, '.json'), 'r')
+  let text: string
+  try {
+    if ((await handle.stat()).size > 256 * 1024) throw new DatasetError(`proposal ${id}.json is larger than 256 KiB`)
+    text = await handle.readFile('utf8')
+  } finally {
+    await handle.close()
+  }
+  const parsed = jobAnnouncementSchema.safeParse({ ...JSON.parse(text) as object, type: 'job.propose', id, proposer: peerId })
+  if (!parsed.success || parsed.data.type !== 'job.propose') {
+    const issue = parsed.success ? undefined : parsed.error.issues[0]
+    throw new DatasetError(`proposal ${id}.json: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'not a proposal'}`)
+  }
+  return parsed.data as JobProposal
+}
+
+async function writeAtomically (path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text)
+  await rename(`${path}.tmp`, path)
+}
+
+/** What a running peer is doing, as DIR/status.json holds it and `epimesh status` shows it. */
+export interface PeerStatus {
+  peerId: string
+  region: string | undefined
+  pid: number
+  updatedAt: string
+  neighbours: NeighbourStatus
+  /** the job running, its phase, round and residuals */
+  job: JobProgress | null
+  transport: TransportStats
+  signatures: SigningStats
+  network: NetworkStats
+  agreement: AgreementStats | null
+  checkpoints: { countersigned: number, ignored: number, invalid: number }
+  announcements: AnnouncementStats
+  /** the last job whose model this peer stored */
+  lastModel?: string
+}
+
+export interface PeerRuntimeInit {
+  /** the data folder (its store, identity key, journal, models, forecasts, status) */
+  dir: string
+  federation: Federation
+  identity: { privateKey: PrivateKey, peerId: string }
+  listen: readonly string[]
+  /** agree to publish this region's risk score when a forecasting job lists it */
+  publishRisk: boolean
+  /** read the records from this CSV file instead of the store */
+  cases?: string
+  /** the root logger; the peer logs through a child naming its region and peer id */
+  logger: Logger
+  /** how long to wait for the graph neighbours at start (default 30 s) */
+  neighbourTimeoutMs?: number
+  /** called with the outcome of every job this peer ran to the end, whoever proposed it */
+  onJob?: (outcome: JobOutcome) => void
+}
+
+/** A job's outcome on this peer: the shared model, and for a forecasting job this region's forecast. */
+export interface JobOutcome {
+  job: string
+  model: StoredModel
+  forecast: StoredForecast | null
+}
+
+export interface PeerRuntime {
+  readonly peerId: string
+  /** this peer's region in the federation file */
+  readonly region: string | undefined
+  readonly federation: Federation
+  readonly coordinator: JobCoordinator
+  readonly journal: JobJournal
+  readonly log: Logger
+  addresses (): string[]
+  status (): PeerStatus
+  /** proposes a job and resolves with this peer's outcome when the federation has run it */
+  run (proposal: JobProposal): Promise<JobOutcome>
+  /** from now on, propose every job an operator drops into DIR/proposals/ (epimesh propose), once each */
+  watchProposals (): void
+  /** stops the peer and releases everything it holds; at most once, later calls wait for the first */
+  stop (): Promise<void>
+}
+
+/**
+ * Starts a region's peer: joins the federation, waits for its graph neighbours, and answers proposals
+ * until stopped. `signal` ends its work when aborted (a stop signal, say): before it has started, the
+ * start fails; after, running jobs stop, and `stop()` still releases what the peer holds.
+ */
+export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new AbortController().signal }: { signal?: AbortSignal } = {}): Promise<PeerRuntime> {
+  const { federation, logger } = options
+  const { privateKey, peerId } = options.identity
+  const member = federation.members.find((candidate) => candidate.peerId === peerId)
+  const log = logger.child({ region: member?.region ?? 'unknown', peer: peerId.slice(-8) })
+
+  const node = await createPeerNode({ federation, privateKey, listen: options.listen }, { logger: log })
+  try {
+    await node.start({ signal })
+  } catch (error) {
+    await node.stop().catch(() => {})
+    throw error
+  }
+  log.info({ addresses: node.addresses(), neighbours: node.neighbours.length }, 'peer started')
+  const transport = createLibp2pTransport({}, { node })
+  // every round message signed with this peer's key, and only messages their authors signed passed on:
+  // what a member says in a job can be proven to every other member (see consensus/evidence.ts)
+  const verifier = ed25519Verifier()
+  const signing = new SigningTransport(transport, ed25519Signer(privateKey), verifier, (message) => { log.debug({ event: 'message.unsigned', from: message.from, kind: message.kind }, 'message without a valid signature dropped') })
+  let coordinator: JobCoordinator | null = null
+  const audit = new AuditService({
+    dir: options.dir, node, federation, graph: federationGraph(federation), privateKey, peerId,
+    log: (level, event, fields) => { log[level]({ event, ...fields }, event) }
+  })
+  audit.start()
+  let lastStatus = 0
+  const statusExtra: Record<string, unknown> = {}
+  let statusWriting: Promise<void> = Promise.resolve()
+  const status = (): PeerStatus => ({
+    peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(),
+    neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), signatures: signing.stats(),
+    network: node.networkStats(), agreement: coordinator?.stats ?? null, checkpoints: audit.checkpointStats, announcements: node.announcements.stats(), ...statusExtra
+  })
+  const writeStatus = async (extra: Record<string, unknown> = {}): Promise<void> => {
+    Object.assign(statusExtra, extra)
+    // one write at a time: two at once would race on the same temporary file
+    statusWriting = statusWriting.catch(() => {}).then(async () => {
+      await writeAtomically(join(options.dir, 'status.json'), JSON.stringify(status(), null, 2))
+    })
+    await statusWriting
+  }
+  let statusRefresh: NodeJS.Timeout | undefined
+  let poll: NodeJS.Timeout | undefined
+  let stopped: Promise<void> | null = null
+  const stop = async (): Promise<void> => {
+    stopped ??= (async () => {
+      clearInterval(poll)
+      clearInterval(statusRefresh)
+      coordinator?.stop()
+      await audit.stop()
+      await transport.stop().catch(() => {})
+      await node.stop().catch(() => {})
+      log.info('peer stopped')
+      logger.flush()
+    })()
+    await stopped
+  }
+  // a forecasting job's forecast, from the moment it is stored to the moment its model is
+  const forecasts = new Map<string, ForecastJobResult>()
+  // the outcomes of the jobs run() waits for, until it returns them
+  const awaited = new Map<string, JobOutcome | null>()
+  try {
+    await node.waitForNeighbours({ timeoutMs: options.neighbourTimeoutMs ?? 30_000, signal })
+    const ready = await transport.start({ signal })
+    log.info({ ready: ready.ready.length, missing: ready.missing.length }, 'neighbour exchange ready')
+    const journal = fileJournal(options.dir)
+    const storeModel = async (job: string, result: FitJobResult): Promise<void> => {
+      // in the store, with every other model of this region (opened briefly: the operator's commands
+      // can read the store while the peer runs)
+      await Store.use(options.dir, async (store) => { await store.putModel(toStoredModel(job, result)) })
+      log.info({ event: 'model.stored', job, rounds: result.rounds, converged: result.converged }, 'model stored')
+      await writeStatus({ lastModel: job })
+    }
+    const storeForecast = async (job: string, result: ForecastJobResult): Promise<void> => {
+      await Store.use(options.dir, async (store) => { await store.putForecast(toStoredForecast(job, member?.region ?? peerId, result, federation.members)) })
+      log.info({ event: 'forecast.stored', job, h: result.risk.h, jointRiskMean: result.joint.mean }, 'forecast stored')
+    }
+    const onForecast = async (job: string, result: ForecastJobResult): Promise<void> => {
+      await storeForecast(job, result)
+      forecasts.set(job, result)
+    }
+    const onResult = async (job: string, result: FitJobResult): Promise<void> => {
+      await storeModel(job, result)
+      const forecast = forecasts.get(job) ?? null
+      forecasts.delete(job)
+      const outcome: JobOutcome = { job, model: toStoredModel(job, result), forecast: forecast === null ? null : toStoredForecast(job, member?.region ?? peerId, forecast, federation.members) }
+      if (awaited.has(job)) awaited.set(job, outcome)
+      try {
+        options.onJob?.(outcome)
+      } catch (error) {
+        log.warn({ event: 'job.callback.failed', job, reason: excerpt((error as Error).message, 300) }, 'the onJob callback failed')
+      }
+    }
+    const jobs = new JobCoordinator({
+      node, transport: signing, verifier, roundWindows: transport.rounds, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onForecast, signal, journal, audit, onResult,
+      log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
+      onProgress: (progress) => {
+        const now = Date.now()
+        if (now - lastStatus > 500) {
+          lastStatus = now
+          void writeStatus()
+        }
+        if (progress.round % 50 === 0) log.debug({ event: 'job.progress', ...progress }, 'progress')
+      }
+    })
+    coordinator = jobs
+    jobs.start()
+    await writeStatus()
+    // refusals and scores change between jobs too
+    statusRefresh = setInterval(() => { writeStatus().catch(() => {}) }, STATUS_REFRESH_MS)
+
+    const run = async (proposal: JobProposal): Promise<JobOutcome> => {
+      awaited.set(proposal.id, null)
+      try {
+        const fit = await jobs.propose(proposal)
+        return awaited.get(proposal.id) ?? { job: proposal.id, model: toStoredModel(proposal.id, fit), forecast: null }
+      } finally {
+        awaited.delete(proposal.id)
+      }
+    }
+    const watchProposals = (): void => {
+      if (poll !== undefined || stopped !== null) return
+      const seen = new Set<string>()
+      const proposalsDir = dataPath(options.dir, 'proposals')
+      poll = setInterval(() => {
+        void (async () => {
+          const names = await readdir(proposalsDir).catch(() => [] as string[])
+          for (const name of names.filter((entry) => entry.endsWith('.json') && !seen.has(entry)).slice(0, 16)) {
+            seen.add(name)
+            try {
+              const proposal = await readProposalFile(options.dir, name, peerId)
+              log.info({ event: 'job.propose', job: proposal.id }, 'proposing')
+              jobs.propose(proposal).catch((error: unknown) => { log.warn({ event: 'job.failed', job: proposal.id, reason: (error as Error).message }, 'job failed') })
+            } catch (error) {
+              log.warn({ event: 'job.proposal.unreadable', file: excerpt(name), reason: excerpt((error as Error).message, 300) }, 'unreadable proposal')
+            }
+          }
+        })()
+      }, 1000)
+    }
+    return { peerId, region: member?.region, federation, coordinator: jobs, journal, log, addresses: () => node.addresses(), status, run, watchProposals, stop }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+/** Options of createPeer. */
+export interface PeerOptions {
+  /** the data folder `epimesh init` made: its encrypted store (whose key comes as for the commands) and identity key */
+  dir: string
+  /** the federation file's path, or its contents (the parsed JSON) */
+  federation: string | object
+  /** listen multiaddrs (default `/ip4/127.0.0.1/tcp/0`) */
+  listen?: string[]
+  /** agree to publish this region's risk score openly when a forecasting job lists it (default false) */
+  publishRisk?: boolean
+  /** propose the jobs an operator drops into DIR/proposals/ with `epimesh propose` (default true) */
+  watchProposals?: boolean
+  /** read the records from this CSV file instead of the store */
+  cases?: string
+  /** a pino logger for the peer's JSON logs (default: none) */
+  logger?: Logger
+  /** how long to wait for the graph neighbours at start, in ms (default 30,000) */
+  neighbourTimeoutMs?: number
+  /** called with the outcome of every job this peer ran to the end, whoever proposed it */
+  onJob?: (outcome: JobOutcome) => void
+}
+
+/** A job to propose: the federation file's model with changes, or a regional forecasting job. */
+export interface JobRequest {
+  /** default: a random `job-` id */
+  id?: string
+  /** changes to the federation's model for this job, e.g. `{ algorithm: 'newton', lambda: 1 }` */
+  model?: Partial<ModelSpec>
+  /** a regional forecasting job, as `epimesh propose --forecast` writes one: `{ from, periods, period, ... }` */
+  forecast?: z.input<typeof forecastProposalSchema>
+}
+
+/** A running peer. Every member must run one for a job to run. */
+export interface Peer {
+  readonly peerId: string
+  /** its region in the federation file */
+  readonly region: string | undefined
+  /** the multiaddrs it listens on, each ending with its peer id */
+  addresses (): string[]
+  /**
+   * Proposes a job to the federation; resolves when every member accepted it and it ran, with this
+   * peer's outcome. Aborting the signal stops the wait (ABORTED); a job the federation has begun runs on.
+   */
+  propose (job?: JobRequest, options?: { signal?: AbortSignal }): Promise<JobOutcome>
+  /** neighbours, the job running (phase, round, residuals), messages, refusals, scores */
+  status (): PeerStatus
+  /**
+   * Leaves the federation and releases the data folder. Aborting the signal stops the wait (ABORTED);
+   * the peer still finishes stopping.
+   */
+  stop (options?: { signal?: AbortSignal }): Promise<void>
+}
+
+async function untilAborted<T> (promise: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  if (signal === undefined) return await promise
+  throwIfAborted(signal, what)
+  let onAbort = (): void => {}
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(new AbortedError(what, { cause: signal.reason })) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([promise, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+async function federationOf (value: string | object, signal: AbortSignal | undefined): Promise<Federation> {
+  if (typeof value === 'string') return await loadFederation(value, signal === undefined ? {} : { signal })
+  const federation = parseFederation(value, 'federation')
+  if (federation.preSharedKeyFile !== undefined) {
+    federation.preSharedKey = await readPreSharedKey(federation.preSharedKeyFile, signal === undefined ? {} : { signal })
+    delete federation.preSharedKeyFile
+  }
+  return federation
+}
+
+/**
+ * Starts a region's peer in this process, as `epimesh start` does, and resolves once it has joined its
+ * graph neighbours. It holds the data folder (one process per folder) until `stop()`. Aborting
+ * `signal` cancels the start (ABORTED or the step's own error); once started, the peer runs until
+ * `stop()`.
+ */
+export async function createPeer (options: PeerOptions, { signal }: { signal?: AbortSignal } = {}): Promise<Peer> {
+  throwIfAborted(signal, 'the peer\'s start was aborted')
+  const lock = await lockDataFolder(options.dir)
+  // the peer's own lifetime: the caller's signal governs only the start
+  const lifetime = new AbortController()
+  const cancelStart = (): void => { lifetime.abort(signal?.reason) }
+  signal?.addEventListener('abort', cancelStart, { once: true })
+  let runtime: PeerRuntime
+  try {
+    const federation = await federationOf(options.federation, signal)
+    const identity = await loadIdentity(options.dir)
+    runtime = await startPeerRuntime({
+      dir: options.dir,
+      federation,
+      identity,
+      listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      publishRisk: options.publishRisk ?? false,
+      ...(options.cases === undefined ? {} : { cases: options.cases }),
+      logger: options.logger ?? pino({ level: 'silent' }),
+      ...(options.neighbourTimeoutMs === undefined ? {} : { neighbourTimeoutMs: options.neighbourTimeoutMs }),
+      ...(options.onJob === undefined ? {} : { onJob: options.onJob })
+    }, { signal: lifetime.signal })
+  } catch (error) {
+    await lock.release()
+    throw lifetime.signal.aborted && !(error instanceof AbortedError) ? new AbortedError('the peer\'s start was aborted', { cause: error }) : error
+  } finally {
+    signal?.removeEventListener('abort', cancelStart)
+  }
+  if (options.watchProposals !== false) runtime.watchProposals()
+  let stopping: Promise<void> | null = null
+  return {
+    peerId: runtime.peerId,
+    region: runtime.region,
+    addresses: () => runtime.addresses(),
+    status: () => runtime.status(),
+    propose: async (job = {}, { signal: jobSignal } = {}) => {
+      throwIfAborted(jobSignal, 'the proposal was aborted')
+      if (stopping !== null) throw new AbortedError('the peer has stopped')
+      const id = job.id === undefined ? `job-${randomBytes(6).toString('hex')}` : checkJobId(job.id, 'job id')
+      const proposal = checkProposal({ id, proposer: runtime.peerId, ...(job.model === undefined ? {} : { model: job.model }), ...(job.forecast === undefined ? {} : { forecast: job.forecast }) }, runtime.federation.model, `job ${id}`)
+      return await untilAborted(runtime.run(proposal), jobSignal, `stopped waiting for job ${id}`)
+    },
+    stop: async ({ signal: stopSignal } = {}) => {
+      stopping ??= (async () => {
+        lifetime.abort(new AbortedError('the peer was stopped'))
+        try {
+          await runtime.stop()
+        } finally {
+          await lock.release()
+        }
+      })()
+      await untilAborted(stopping, stopSignal, 'stopped waiting for the peer to stop')
+    }
+  }
+}
