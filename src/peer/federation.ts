@@ -1,4 +1,4 @@
-import { graphFromEdges } from '../consensus/graph.ts'
+import { graphFromEdges, type Graph } from '../consensus/graph.ts'
 import { jointRiskGraph } from '../consensus/protocols/joint-risk.ts'
 import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
@@ -379,4 +379,15 @@ function formatPath (path: readonly PropertyKey[]): string {
     else out += out === '' ? String(key) : `.${String(key)}`
   }
   return out
+}
+
+/** The federation's graph over peer ids, in member order: the same on every peer. */
+export function federationGraph (federation: Federation): Graph {
+  const byRegion = new Map(federation.members.map((member) => [member.region, member.peerId]))
+  return graphFromEdges(federation.members.map((member) => member.peerId), federation.edges.map(([a, b]) => [byRegion.get(a) as string, byRegion.get(b) as string]))
+}
+
+/** A member's region, or the peer id itself for a peer that is not a member. */
+export function regionOf (federation: Federation, peerId: string): string {
+  return memberByPeerId(federation, peerId)?.region ?? peerId
 }

@@ -116,12 +116,32 @@ describe('createPeer', () => {
     await expect(proposer.propose({ model: { lambda: -1 } })).rejects.toMatchObject({ code: 'DATASET_INVALID' })
     await expect(proposer.propose({ id: '../escape' })).rejects.toMatchObject({ code: 'NAME_INVALID' })
     await expect(proposer.propose({}, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORTED' })
-    // the wait ends at the signal; the job the federation accepted runs on, at every member
+    // aborted before it starts, a proposal is withdrawn: the others hear a decline and never run it
+    const withdrawing = new AbortController()
+    const withdrawn = proposer.propose({ id: 'library-withdrawn' }, { signal: withdrawing.signal })
+    withdrawing.abort()
+    await expect(withdrawn).rejects.toMatchObject({ code: 'ABORTED' })
+    // aborted once it runs, the wait ends at the signal and the job runs on, at every member
     const controller = new AbortController()
     const waiting = proposer.propose({ id: 'library-admm' }, { signal: controller.signal })
-    setTimeout(() => { controller.abort() }, 200)
+    await vi.waitFor(() => { expect(proposer.status().job?.job).toBe('library-admm') }, { timeout: 30_000, interval: 20 })
+    controller.abort()
     await expect(waiting).rejects.toMatchObject({ code: 'ABORTED' })
     await ranEverywhere('library-admm')
+    expect(outcomes.some((list) => list.some((entry) => entry.job === 'library-withdrawn'))).toBe(false)
+    await vi.waitFor(() => { expect(peers[1]?.status().agreement?.refused).toBeGreaterThanOrEqual(1) }, { timeout: 10_000, interval: 50 })
+    // a finished job keeps only its result: no job runs, at most two linger, and the journal holds
+    // neither the inputs nor the mask seed
+    await vi.waitFor(async () => {
+      for (const peer of peers) expect(peer.status().agreement).toMatchObject({ running: 0, pending: 0 })
+      for (const member of members) {
+        const header = JSON.parse(await readFile(join(member.dir, 'jobs', 'library-admm', 'job.json'), 'utf8')) as Record<string, unknown>
+        expect(header).toHaveProperty('finishedAt')
+        expect(header).not.toHaveProperty('seed')
+        await expect(readFile(join(member.dir, 'jobs', 'library-admm', 'inputs.log'))).rejects.toMatchObject({ code: 'ENOENT' })
+      }
+    }, { timeout: 10_000, interval: 100 })
+    for (const peer of peers) expect(peer.status().agreement?.lingering).toBeLessThanOrEqual(2)
   }, 90_000)
 
   it('stops, releases its folder, and refuses proposals after', async () => {

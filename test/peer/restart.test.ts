@@ -95,8 +95,13 @@ describe('a peer killed mid-job', () => {
       expect(relativeError(model.coefficients.map((row) => row.estimate), R_INFERT.estimate)).toBeLessThan(1e-6)
       expect(relativeError(model.coefficients.map((row) => row.standardError ?? Number.NaN), R_INFERT.standardError)).toBeLessThan(1e-6)
     }
-    const journal = await readFile(join(victim.dir, 'jobs', 'restart-1', 'inputs.log'), 'utf8')
-    expect(journal.split('\n').length).toBeGreaterThan(50)
+    // the restarted peer replayed its journal; once the model was stored the journal let go of its
+    // inputs and mask seed
+    const resumed = (await readFile(join(victim.dir, 'peer.log'), 'utf8')).split('\n').filter((line) => line.includes('"job.resume"')).map((line) => JSON.parse(line) as { inputs: number })
+    expect(resumed).toHaveLength(1)
+    expect(resumed[0]?.inputs).toBeGreaterThan(50)
+    await expect(readFile(journalPath)).rejects.toMatchObject({ code: 'ENOENT' })
+    expect(JSON.parse(await readFile(join(victim.dir, 'jobs', 'restart-1', 'job.json'), 'utf8'))).not.toHaveProperty('seed')
     // the restarted peer's round log, rebuilt from its journal, is one unbroken chain that agrees with its neighbours'
     const report = await verifyLogs(members.map((member) => member.dir))
     expect(report.failures).toEqual([])

@@ -119,28 +119,44 @@ export async function signCheckpoint (key: PrivateKey, head: { job: string, peer
   return { type: 'checkpoint', ...head, sig: await signBytes(key, checkpointStatement(head)), countersignatures: [] }
 }
 
-/** One job's log as this peer writes it: entries sealed in order, the head, checkpoints. */
+/**
+ * One job's log as this peer writes it: entries sealed in order, the head, checkpoints. A running peer
+ * keeps only the head (its entries go to the store as they are sealed); `keepEntries` keeps them all
+ * in memory too, for a simulation that writes the files at the end.
+ */
 export class AuditTrail {
   readonly job: string
   readonly peer: string
+  /** every entry sealed so far, when kept (empty otherwise) */
   readonly entries: SealedEntry[] = []
   private readonly key: PrivateKey
+  private readonly keepEntries: boolean
+  private sealed = 0
+  private lastHash = GENESIS
 
-  constructor (job: string, peer: string, key: PrivateKey) {
+  constructor (job: string, peer: string, key: PrivateKey, { keepEntries = false }: { keepEntries?: boolean } = {}) {
     this.job = job
     this.peer = peer
     this.key = key
+    this.keepEntries = keepEntries
+  }
+
+  /** entries sealed so far */
+  get length (): number {
+    return this.sealed
   }
 
   head (): { length: number, hash: string } {
-    return { length: this.entries.length, hash: this.entries.at(-1)?.hash ?? GENESIS }
+    return { length: this.sealed, hash: this.lastHash }
   }
 
   async append (bodies: readonly EntryBody[]): Promise<SealedEntry[]> {
     const sealed: SealedEntry[] = []
     for (const body of bodies) {
-      const entry = await sealEntry(body, this.entries.length, this.head().hash, this.key)
-      this.entries.push(entry)
+      const entry = await sealEntry(body, this.sealed, this.lastHash, this.key)
+      this.sealed++
+      this.lastHash = entry.hash
+      if (this.keepEntries) this.entries.push(entry)
       sealed.push(entry)
     }
     return sealed

@@ -49,6 +49,8 @@ export interface AuditServiceInit {
 }
 
 export const DEFAULT_CHECKPOINT_EVERY = 100
+/** jobs whose checkpoints the service still countersigns and holds */
+export const AUDIT_RETENTION_JOBS = 8
 /** five minutes: longer than an import of a million records on a small machine holds the store */
 export const DEFAULT_WRITE_RETRY_MS = 300_000
 /** the first retry's delay, doubled after each failure up to WRITE_RETRY_MAX_DELAY_MS */
@@ -215,7 +217,7 @@ export class AuditService {
     const trail = this.audited.get(announced.job)
     if (trail === undefined) return false
     const every = this.init.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY
-    if (announced.length < 1 || announced.length > trail.entries.length + 10 * every) return false
+    if (announced.length < 1 || announced.length > trail.length + 10 * every) return false
     if (announced.length % every === 0) return true
     const key = `${announced.job}\n${announced.peer}`
     const final = this.finalLengths.get(key)
@@ -267,6 +269,22 @@ export class AuditService {
     this.enqueue([], [{ ...checkpoint, countersignatures: [...checkpoint.countersignatures] }])
   }
 
+  /**
+   * What the service holds per job (the trail's head, its checkpoints and the countersignatures given)
+   * is kept for the most recent AUDIT_RETENTION_JOBS jobs: a checkpoint of an older job is ignored.
+   */
+  private retain (): void {
+    while (this.audited.size > AUDIT_RETENTION_JOBS) {
+      const oldest = this.audited.keys().next().value
+      if (oldest === undefined) break
+      this.audited.delete(oldest)
+      const prefix = `${oldest}\n`
+      for (const key of this.mine.keys()) if (key.startsWith(prefix)) this.mine.delete(key)
+      for (const key of this.countersigned) if (key.startsWith(prefix)) this.countersigned.delete(key)
+      for (const key of this.finalLengths.keys()) if (key.startsWith(prefix)) this.finalLengths.delete(key)
+    }
+  }
+
   /** The audit of one job run here (any kind): feed it every step of the job's machine, then its result. */
   begin<R> (job: string, state: JobState<R>, params: FitJobParams, model: Record<string, unknown>): JobAudit<JobState<R>> {
     const { graph, diameter } = state.definition
@@ -288,7 +306,9 @@ export class AuditService {
       }
     )
     const trail = new AuditTrail(job, this.init.peerId, this.init.privateKey)
+    this.audited.delete(job)
     this.audited.set(job, trail)
+    this.retain()
     return new JobAudit<S>(this, trail, recorder, this.init.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY, view.position)
   }
 }
@@ -365,9 +385,9 @@ export class JobAudit<S> {
       this.recorder.observe(input, outbox, log, this.position(state))
       const bodies = this.recorder.take()
       if (bodies.length === 0) return
-      const before = this.trail.entries.length
+      const before = this.trail.length
       this.unwritten.push(...await this.trail.append(bodies))
-      if (Math.floor(this.trail.entries.length / this.every) > Math.floor(before / this.every)) await this.checkpoint()
+      if (Math.floor(this.trail.length / this.every) > Math.floor(before / this.every)) await this.checkpoint()
     })
   }
 

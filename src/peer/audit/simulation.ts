@@ -73,7 +73,7 @@ export async function simulateAuditedFit (input: AuditedSimulationInput): Promis
   })
   const network = new MemoryNetwork({ ...(input.network ?? {}), graph, rng: forkRng(rng, 'network') })
   const run = runSynchronous({ protocol: auditedProtocol, states, network, maxRounds: input.maxTicks ?? 100_000 })
-  const trails = graph.names.map((peer, self) => new AuditTrail(input.job, peer, input.keys[self] as PrivateKey))
+  const trails = graph.names.map((peer, self) => new AuditTrail(input.job, peer, input.keys[self] as PrivateKey, { keepEntries: true }))
   const own: Checkpoint[][] = graph.names.map(() => [])
   for (const [self, state] of run.states.entries()) {
     const result = run.results[self]
@@ -83,9 +83,9 @@ export async function simulateAuditedFit (input: AuditedSimulationInput): Promis
     const trail = trails[self] as AuditTrail
     for (const body of state.recorder.take()) {
       await trail.append([body])
-      if (trail.entries.length % every === 0) own[self]?.push(await trail.checkpoint())
+      if (trail.length % every === 0) own[self]?.push(await trail.checkpoint())
     }
-    if (trail.entries.length % every !== 0) own[self]?.push(await trail.checkpoint())
+    if (trail.length % every !== 0) own[self]?.push(await trail.checkpoint())
   }
   // every neighbour countersigns every checkpoint; each peer holds its own and those it countersigned
   const witnessed: Checkpoint[][] = graph.names.map(() => [])

@@ -19,7 +19,7 @@ import { Store, type StoredForecast, type StoredModel } from '../../store/store.
 import { stat } from './inspect.ts'
 import { removeDefaultKey, storeKeySourceFromEnv } from '../../store/keys.ts'
 import type { CaseSchema } from '../../store/schema.ts'
-import { localDesign } from '../runtime/coordinator.ts'
+import { localDesign } from '../runtime/checks.ts'
 import { DEMO_PROVINCES, generateCases, SYNTHETIC_SCHEMA, SYNTHETIC_TRUTH, toCsv } from '../data/synthetic-cases.ts'
 import { importSeries } from '../../store/import.ts'
 import { generateSeries, seriesCsv, type ProvinceSeries } from '../data/synthetic-series.ts'

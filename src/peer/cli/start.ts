@@ -67,15 +67,14 @@ async function runPeer (options: StartOptions): Promise<number> {
     const jobId = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
     // A job begun here before a stop (a crash, a kill) and not finished is resumed from its journal.
     const begun = (await journal.list()).includes(jobId) && !(await Store.use(options.dir, async (store) => await store.hasResult(jobId)))
-    const finished = begun
-      ? coordinator.resume(jobId).then((result) => { if (result === null) throw new Error(`job ${jobId} has no usable journal`); return result })
-      : options.proposal !== undefined
-        ? coordinator.propose(await readProposal(options.proposal, federation.model, jobId, peerId))
-        : options.propose
-          ? coordinator.propose({ type: 'job.propose', id: jobId, proposer: peerId, model: federation.model } satisfies JobProposal)
-          : coordinator.waitFor(jobId)
     if (options.exitAfterJob || options.propose || options.proposal !== undefined || options.jobId !== undefined) {
-      await finished
+      await (begun
+        ? coordinator.resume(jobId).then((result) => { if (result === null) throw new Error(`job ${jobId} has no usable journal`); return result })
+        : options.proposal !== undefined
+          ? coordinator.propose(await readProposal(options.proposal, federation.model, jobId, peerId), { signal: controller.signal })
+          : options.propose
+            ? coordinator.propose({ type: 'job.propose', id: jobId, proposer: peerId, model: federation.model } satisfies JobProposal, { signal: controller.signal })
+            : coordinator.waitFor(jobId, { signal: controller.signal }))
       // stay for neighbours still finishing the last sum (the audit log records those answers, then
       // closes), and a moment more for the neighbours' countersignatures of the last checkpoint
       await coordinator.auditClosed(jobId)

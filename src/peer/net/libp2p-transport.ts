@@ -4,7 +4,7 @@ import { combineSignals, throwIfAborted, withTimeout } from './abort.ts'
 import { checkConsensusMessage, decodeConsensusMessage, encodeConsensusMessage, type RoundWindowFn } from './codec.ts'
 import { DEFAULT_TRANSPORT, directProtocol, peerTopic } from '../constants.ts'
 import { DirectChannel } from './direct.ts'
-import { federationGraph } from '../runtime/coordinator.ts'
+import { federationGraph } from '../federation.ts'
 import { RoundWindows, roundWindowsInit } from './round-window.ts'
 import { diameter } from '../../consensus/graph.ts'
 import {

@@ -1,4 +1,4 @@
-import { appendFile, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { dataPath } from '../paths.ts'
 import type { MachineInput } from '../../consensus/machine.ts'
@@ -13,11 +13,16 @@ import type { JobProposal } from './proposal.ts'
  *
  *   DIR/jobs/<id>/job.json      { proposal, seed }
  *   DIR/jobs/<id>/inputs.log    one input per line: {"m": base64 message} or {"d": round}
+ *
+ * When the job has ended and its result is stored, the inputs and the seed are deleted (the seed
+ * would let whoever reads the folder recompute this peer's masks); job.json keeps the proposal.
  */
 export interface JobJournal {
   begin (proposal: JobProposal, seed: Uint8Array): Promise<void>
   append (job: string, input: MachineInput): Promise<void>
   load (job: string): Promise<{ proposal: JobProposal, seed: Uint8Array, inputs: MachineInput[] } | null>
+  /** the job ended and its result is kept: its inputs and mask seed are deleted, its proposal kept */
+  finish (job: string): Promise<void>
   /** ids of jobs begun here, newest first */
   list (): Promise<string[]>
 }
@@ -40,13 +45,27 @@ export function fileJournal (dir: string): JobJournal {
         : JSON.stringify({ m: Buffer.from(encodeConsensusMessage(input.message)).toString('base64') })
       await appendFile(join(jobDir(job), 'inputs.log'), `${line}\n`, { mode: 0o600 })
     },
-    async load (job) {
-      let header: { proposal: JobProposal, seed: string }
+    async finish (job) {
+      const path = join(jobDir(job), 'job.json')
+      let header: { proposal?: unknown, begunAt?: unknown }
       try {
-        header = JSON.parse(await readFile(join(jobDir(job), 'job.json'), 'utf8')) as { proposal: JobProposal, seed: string }
+        header = JSON.parse(await readFile(path, 'utf8')) as { proposal?: unknown, begunAt?: unknown }
+      } catch {
+        return
+      }
+      await writeFile(`${path}.tmp`, JSON.stringify({ proposal: header.proposal, begunAt: header.begunAt, finishedAt: new Date().toISOString() }), { mode: 0o600 })
+      await rename(`${path}.tmp`, path)
+      await rm(join(jobDir(job), 'inputs.log'), { force: true })
+    },
+    async load (job) {
+      let header: { proposal: JobProposal, seed?: string }
+      try {
+        header = JSON.parse(await readFile(join(jobDir(job), 'job.json'), 'utf8')) as { proposal: JobProposal, seed?: string }
       } catch {
         return null
       }
+      // a finished job's journal keeps no seed: nothing to resume
+      if (typeof header.seed !== 'string') return null
       const text = await readFile(join(jobDir(job), 'inputs.log'), 'utf8').catch(() => '')
       const inputs: MachineInput[] = []
       for (const line of text.split('\n')) {

@@ -11,7 +11,6 @@ import { excerpt } from '../../consensus/ids.ts'
 import { coefficientTable } from '../../learning/inference.ts'
 import { Store, type StoredForecast, type StoredModel } from '../../store/store.ts'
 import { DatasetError, readDataset, type Cell } from '../data/dataset.ts'
-import { loadFederation, parseFederation, readPreSharedKey, type Federation, type ModelSpec } from '../federation.ts'
 import { loadIdentity } from '../identity.ts'
 import { lockDataFolder } from '../lock.ts'
 import { checkJobId, dataPath } from '../paths.ts'
@@ -24,7 +23,9 @@ import { createPeerNode, type NetworkStats } from '../net/node.ts'
 import type { NeighbourStatus } from '../net/discovery.ts'
 import type { AnnouncementStats } from '../net/announce.ts'
 import { ed25519Signer, ed25519Verifier, SigningTransport, type SigningStats } from '../net/signing.ts'
-import { federationGraph, JobCoordinator, type AgreementStats, type JobProgress } from './coordinator.ts'
+import { JobCoordinator, type AgreementStats } from './coordinator.ts'
+import type { JobOutput, JobProgress } from './job-kinds.ts'
+import { federationGraph, loadFederation, parseFederation, readPreSharedKey, type Federation, type ModelSpec } from '../federation.ts'
 import type { z } from 'zod'
 import type { forecastProposalSchema } from './forecast-proposal.ts'
 import { fileJournal, type JobJournal } from './journal.ts'
@@ -181,8 +182,8 @@ export interface PeerRuntime {
   readonly log: Logger
   addresses (): string[]
   status (): PeerStatus
-  /** proposes a job and resolves with this peer's outcome when the federation has run it */
-  run (proposal: JobProposal): Promise<JobOutcome>
+  /** proposes a job and resolves with this peer's outcome when the federation has run it; aborting `signal` stops the wait (ABORTED) */
+  run (proposal: JobProposal, options?: { signal?: AbortSignal }): Promise<JobOutcome>
   /** from now on, propose every job an operator drops into DIR/proposals/ (epimesh propose), once each */
   watchProposals (): void
   /** stops the peer and releases everything it holds; at most once, later calls wait for the first */
@@ -251,10 +252,6 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     })()
     await stopped
   }
-  // a forecasting job's forecast, from the moment it is stored to the moment its model is
-  const forecasts = new Map<string, ForecastJobResult>()
-  // the outcomes of the jobs run() waits for, until it returns them
-  const awaited = new Map<string, JobOutcome | null>()
   try {
     await node.waitForNeighbours({ timeoutMs: options.neighbourTimeoutMs ?? 30_000, signal })
     const ready = await transport.start({ signal })
@@ -271,16 +268,10 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
       await Store.use(options.dir, async (store) => { await store.putForecast(toStoredForecast(job, member?.region ?? peerId, result, federation.members)) })
       log.info({ event: 'forecast.stored', job, h: result.risk.h, jointRiskMean: result.joint.mean }, 'forecast stored')
     }
-    const onForecast = async (job: string, result: ForecastJobResult): Promise<void> => {
-      await storeForecast(job, result)
-      forecasts.set(job, result)
-    }
-    const onResult = async (job: string, result: FitJobResult): Promise<void> => {
-      await storeModel(job, result)
-      const forecast = forecasts.get(job) ?? null
-      forecasts.delete(job)
-      const outcome: JobOutcome = { job, model: toStoredModel(job, result), forecast: forecast === null ? null : toStoredForecast(job, member?.region ?? peerId, forecast, federation.members) }
-      if (awaited.has(job)) awaited.set(job, outcome)
+    const onOutput = async (job: string, output: JobOutput): Promise<void> => {
+      if (output.kind === 'forecast') await storeForecast(job, output.forecast)
+      await storeModel(job, output.fit)
+      const outcome: JobOutcome = { job, model: toStoredModel(job, output.fit), forecast: output.kind === 'forecast' ? toStoredForecast(job, member?.region ?? peerId, output.forecast, federation.members) : null }
       try {
         options.onJob?.(outcome)
       } catch (error) {
@@ -288,7 +279,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
       }
     }
     const jobs = new JobCoordinator({
-      node, transport: signing, verifier, roundWindows: transport.rounds, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onForecast, signal, journal, audit, onResult,
+      node, transport: signing, verifier, roundWindows: transport.rounds, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onOutput, signal, journal, audit,
       log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
       onProgress: (progress) => {
         const now = Date.now()
@@ -305,14 +296,9 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     // refusals and scores change between jobs too
     statusRefresh = setInterval(() => { writeStatus().catch(() => {}) }, STATUS_REFRESH_MS)
 
-    const run = async (proposal: JobProposal): Promise<JobOutcome> => {
-      awaited.set(proposal.id, null)
-      try {
-        const fit = await jobs.propose(proposal)
-        return awaited.get(proposal.id) ?? { job: proposal.id, model: toStoredModel(proposal.id, fit), forecast: null }
-      } finally {
-        awaited.delete(proposal.id)
-      }
+    const run = async (proposal: JobProposal, runOptions: { signal?: AbortSignal } = {}): Promise<JobOutcome> => {
+      const output = await jobs.propose(proposal, runOptions)
+      return { job: proposal.id, model: toStoredModel(proposal.id, output.fit), forecast: output.kind === 'forecast' ? toStoredForecast(proposal.id, member?.region ?? peerId, output.forecast, federation.members) : null }
     }
     const watchProposals = (): void => {
       if (poll !== undefined || stopped !== null) return
@@ -465,7 +451,7 @@ export async function createPeer (options: PeerOptions, { signal }: { signal?: A
       if (stopping !== null) throw new AbortedError('the peer has stopped')
       const id = job.id === undefined ? `job-${randomBytes(6).toString('hex')}` : checkJobId(job.id, 'job id')
       const proposal = checkProposal({ id, proposer: runtime.peerId, ...(job.model === undefined ? {} : { model: job.model }), ...(job.forecast === undefined ? {} : { forecast: job.forecast }) }, runtime.federation.model, `job ${id}`)
-      return await untilAborted(runtime.run(proposal), jobSignal, `stopped waiting for job ${id}`)
+      return await runtime.run(proposal, jobSignal === undefined ? {} : { signal: jobSignal })
     },
     stop: async ({ signal: stopSignal } = {}) => {
       stopping ??= (async () => {

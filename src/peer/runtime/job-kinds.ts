@@ -1,0 +1,175 @@
+import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobParams, type FitJobResult, type FitProgress } from '../../consensus/jobs/fit-job.ts'
+import { createForecastJobState, forecastJobProtocol, type ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
+import { jobPosition, jobRound, type JobState } from '../../consensus/jobs/job.ts'
+import { diameter, type Graph } from '../../consensus/graph.ts'
+import type { Protocol } from '../../consensus/machine.ts'
+import type { MessageVerifier } from '../../consensus/audit/evidence.ts'
+import type { Rng } from '../../consensus/types.ts'
+import { INTERCEPT } from '../../learning/design.ts'
+import { createGlmProblem } from '../../learning/problem.ts'
+import { memberByRegion } from '../federation.ts'
+import { fitCheck, forecastCheck, JobRefusedError, localDesign, type CheckContext, type JobData } from './checks.ts'
+import { parseForecastProposal, regionSeries } from './forecast-proposal.ts'
+import type { JobProposal } from './proposal.ts'
+
+/**
+ * The kinds of job a peer runs, each in one place: how a region checks a proposal of that kind
+ * against its data and policy, and how it builds the job's machine (a script on the job combinator,
+ * src/consensus/jobs/job.ts). The coordinator drives every kind the same way (journal, audit log,
+ * progress, lingering); a new kind is an entry here and its script in src/consensus/jobs.
+ */
+
+/** What a job left on this peer, by kind. */
+export type JobOutput =
+  | { kind: 'glm', fit: FitJobResult }
+  | { kind: 'forecast', fit: FitJobResult, forecast: ForecastJobResult }
+
+export type JobKindName = JobOutput['kind']
+
+/** Where a running job stands, for status: its phase, its round, and ADMM's residuals while it runs. */
+export interface JobProgress {
+  job: string
+  kind: JobKindName
+  /** running, or how it ended (a peer's status shows its last job until the next one starts) */
+  state: 'running' | 'finished' | 'failed'
+  phase: string
+  /** the round within the phase */
+  round: number
+  /** rounds since the job began, all phases together */
+  jobRound: number
+  primalResidual?: number
+  dualResidual?: number
+}
+
+/** What building a job needs beyond the proposal and the region's data. */
+export interface KindContext extends CheckContext {
+  graph: Graph
+  /** this peer's node in the graph */
+  self: number
+  verifier: MessageVerifier | null
+  /** keep the iterates each step, for the audit log's recomputation */
+  recordVectors: boolean
+  rng: Rng
+}
+
+/** A job ready to run: its machine, what the audit log records of it, and how to read its result. */
+export interface JobPlan<R> {
+  protocol: Protocol<JobState<R>, R>
+  state: JobState<R>
+  /** the fit parameters the audit log records and recomputes with */
+  params: FitJobParams
+  /** the job's specification, as the audit log's header records it */
+  spec: Record<string, unknown>
+  /** log fields for the job's start */
+  startFields: Record<string, unknown>
+  progress: (state: JobState<R>) => JobProgress
+  /** the output, the fit the audit log's final entry reports, and log fields for the job's end */
+  finish: (result: R, state: JobState<R>) => { output: JobOutput, fit: FitJobResult, fields: Record<string, unknown> }
+}
+
+export interface JobKind {
+  readonly name: JobKindName
+  /** a reason for this region to decline the proposal, or null to accept */
+  check: (proposal: JobProposal, data: JobData, context: CheckContext) => string | null
+  /** builds the job and hands it to `use` (whatever its result type): the coordinator drives it */
+  plan: <T>(proposal: JobProposal, data: JobData, context: KindContext, use: <R>(plan: JobPlan<R>) => T) => T
+}
+
+function fitProgress<R> (job: string, kind: JobKindName, state: JobState<R>, fit: FitProgress): JobProgress {
+  const position = jobPosition(state)
+  const admm = (position.phase === 'admm' || position.phase === 'admm2') ? fit.admmState : null
+  return { job, kind, state: 'running', phase: position.phase, round: position.round, jobRound: jobRound(state), ...(admm === null ? {} : { primalResidual: admm.primalResidual, dualResidual: admm.dualResidual }) }
+}
+
+/** A regression on the regions' records (logistic or Poisson), by consensus ADMM or exact Newton. */
+const glm: JobKind = {
+  name: 'glm',
+  check: (proposal, data) => fitCheck(proposal, data),
+  plan (proposal, data, context, use) {
+    const model = proposal.model
+    const { block, terms } = localDesign(data.rows, model)
+    const params = createFitJobParams({
+      algorithm: model.algorithm,
+      lambda: model.lambda,
+      tolerance: model.tolerance,
+      maxRounds: model.maxRounds,
+      dropAfterRounds: model.dropAfterRounds,
+      ...(model.clip === undefined ? {} : { clip: model.clip }),
+      recordVectors: context.recordVectors
+    })
+    const state = createFitJobState({
+      job: proposal.id,
+      graph: context.graph,
+      self: context.self,
+      diameter: diameter(context.graph),
+      problem: createGlmProblem({ family: model.family, block, terms, interceptColumn: terms.indexOf(INTERCEPT) >= 0 ? terms.indexOf(INTERCEPT) : null }),
+      params,
+      rng: context.rng,
+      verifier: context.verifier
+    })
+    return use<FitJobResult>({
+      protocol: fitJobProtocol,
+      state,
+      params,
+      spec: { ...model },
+      startFields: { peers: context.graph.names.length, rows: block.rows, algorithm: model.algorithm },
+      progress: (current) => fitProgress(proposal.id, 'glm', current, state.fit),
+      finish: (fit) => ({ output: { kind: 'glm', fit }, fit, fields: { rounds: fit.rounds, converged: fit.converged } })
+    })
+  }
+}
+
+/** A regional forecast: incidence exchanged with neighbours, a shared Poisson fit, each region's forecast and h, the joint risk. */
+const forecast: JobKind = {
+  name: 'forecast',
+  check: (proposal, data, context) => forecastCheck(proposal, data, context),
+  plan (proposal, data, context, use) {
+    const plan = parseForecastProposal(proposal.forecast)
+    const series = regionSeries(plan, data.series)
+    if (typeof series === 'string') throw new JobRefusedError(series)
+    const params = createFitJobParams({
+      algorithm: plan.proposal.algorithm,
+      tolerance: plan.proposal.tolerance,
+      maxRounds: plan.proposal.maxRounds,
+      dropAfterRounds: 0,
+      recordVectors: context.recordVectors
+    })
+    const state = createForecastJobState({
+      job: proposal.id,
+      graph: context.graph,
+      self: context.self,
+      diameter: diameter(context.graph),
+      spec: plan.spec,
+      counts: series.counts,
+      population: series.population,
+      start: plan.start,
+      horizon: plan.horizon,
+      risk: plan.risk,
+      openRegions: plan.proposal.openRegions.map((region) => memberByRegion(context.federation, region)?.peerId as string),
+      params,
+      rng: context.rng,
+      verifier: context.verifier
+    })
+    return use<ForecastJobResult>({
+      protocol: forecastJobProtocol,
+      state,
+      params,
+      spec: { kind: 'forecast', ...plan.proposal },
+      startFields: { kind: 'forecast', peers: context.graph.names.length, periods: plan.proposal.periods, algorithm: params.algorithm },
+      progress: (current) => fitProgress(proposal.id, 'forecast', current, state.forecast.fit),
+      finish: (result, finished) => ({
+        output: { kind: 'forecast', fit: result.fit, forecast: result },
+        fit: result.fit,
+        fields: { kind: 'forecast', rounds: forecastJobProtocol.round(finished as typeof state), jointRiskMean: result.joint.mean }
+      })
+    })
+  }
+}
+
+const KINDS: Readonly<Record<JobKindName, JobKind>> = Object.freeze({ glm, forecast })
+
+/** The kind of a proposal: a forecasting job when it carries a forecast, a regression otherwise. */
+export function kindOf (proposal: JobProposal): JobKind {
+  return proposal.forecast !== undefined ? KINDS.forecast : KINDS.glm
+}
+
