@@ -170,10 +170,20 @@ function upperBound (edges: Float64Array, value: number): number {
 
 /**
  * Numeric bin edges from a histogram of fine bins over [low, high] (counts of the values below, in
- * each of `fine` equal bins, and above): edges at the `bins` quantiles, on fine-bin boundaries, without
- * repeats. A federation adds its members' fine histograms with a masked sum, so every member computes
- * the same edges from the same totals, and no member's values are revealed.
+ * each of `fine` equal bins, and above), chosen as XGBoost's `hist` sketch chooses its cuts, on
+ * fine-bin boundaries:
+ * - a feature with at most `bins` occupied fine bins (few distinct values: counts, small integers) gets
+ *   an edge below every occupied fine bin but the first, so that each of its values has a bin;
+ * - otherwise the edges are the `bins` quantiles: the i-th edge is the lower boundary of the fine bin
+ *   where the cumulative count first exceeds i/bins of the total, so that the value at the quantile
+ *   starts a bin (XGBoost's cut is the value at the quantile, with v < cut to the left); no repeats,
+ *   and no edge below every value.
+ * A federation adds its members' fine histograms with a masked sum, so every member computes the same
+ * edges from the same totals, and no member's values are revealed.
  */
+/** Fine bins per requested bin in the histogram the bin edges come from. */
+export const FINE_PER_BIN = 8
+
 export function edgesFromFineHistogram (counts: ArrayLike<number>, low: number, high: number, bins: number): Float64Array {
   const fine = counts.length - 2
   if (fine < 1 || !(high > low)) return new Float64Array(0)
@@ -182,22 +192,33 @@ export function edgesFromFineHistogram (counts: ArrayLike<number>, low: number, 
   if (total <= 0) return new Float64Array(0)
   const width = (high - low) / fine
   const edges: number[] = []
+  let occupied = 0
+  for (let index = 1; index <= fine; index++) if ((counts[index] as number) > 0) occupied++
+  if (occupied + ((counts[0] as number) > 0 ? 1 : 0) + ((counts[fine + 1] as number) > 0 ? 1 : 0) <= bins) {
+    let below = (counts[0] as number) > 0
+    for (let index = 0; index < fine; index++) {
+      if ((counts[index + 1] as number) === 0) continue
+      if (below) edges.push(low + index * width)
+      below = true
+    }
+    if ((counts[fine + 1] as number) > 0 && below) edges.push(high)
+    return Float64Array.from(edges)
+  }
   let cumulative = counts[0] as number
   let next = 1
   for (let index = 0; index < fine && next < bins; index++) {
+    const before = cumulative
     cumulative += counts[index + 1] as number
-    while (next < bins && cumulative >= (next * total) / bins) {
-      const edge = low + (index + 1) * width
-      if (edges.length === 0 || edge > (edges[edges.length - 1] as number)) edges.push(edge)
+    while (next < bins && cumulative > (next * total) / bins) {
+      const edge = low + index * width
+      if (before > 0 && (edges.length === 0 || edge > (edges[edges.length - 1] as number))) edges.push(edge)
       next++
     }
   }
-  // an edge at the top of the range separates nothing from the values above it only if there are any
-  while (edges.length > 0 && (edges[edges.length - 1] as number) >= high && (counts[counts.length - 1] as number) === 0) edges.pop()
+  if (next < bins && (counts[fine + 1] as number) > 0 && (edges.length === 0 || high > (edges[edges.length - 1] as number))) edges.push(high)
   return Float64Array.from(edges)
 }
 
-/** A peer's fine histogram of one numeric column over [low, high]: [below, fine bins..., above]; missing values left out. */
 export function fineHistogram (values: Float64Array, low: number, high: number, fine: number): Float64Array {
   const counts = new Float64Array(fine + 2)
   const width = (high - low) / fine
@@ -591,7 +612,7 @@ export function fitGbdt (data: TreeData, bins: readonly FeatureBins[], params: G
 }
 
 /** Numeric bin edges for a pooled fit, by the same rule a federation uses: its range from the mean and SD, quantiles of fine bins. */
-export function pooledBins (data: TreeData, bins: number, fine = 4 * bins): FeatureBins[] {
+export function pooledBins (data: TreeData, bins: number, fine = FINE_PER_BIN * bins): FeatureBins[] {
   return data.features.map((feature, index) => {
     if (feature.type === 'categorical') return { type: 'categorical', levels: feature.levels.length }
     const values = data.columns[index] as Float64Array

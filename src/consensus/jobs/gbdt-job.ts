@@ -1,5 +1,5 @@
 import {
-  addTree, baseMargin, binCount, binRange, binRows, edgesFromFineHistogram, fineHistogram, gradients, histogramLayout,
+  addTree, baseMargin, binCount, FINE_PER_BIN, binRange, binRows, edgesFromFineHistogram, fineHistogram, gradients, histogramLayout,
   routeRows, TreeGrowth, type FeatureBins, type GbdtModel, type GbdtParams, type TreeData
 } from '../../learning/gbdt.ts'
 import { metricsFromHistogram, riskHistogram, type HistogramMetrics } from '../../learning/metrics.ts'
@@ -59,8 +59,6 @@ export type GbdtJobState = JobState<GbdtJobResult> & { readonly gbdt: GbdtProgre
 
 /** Values per masked sum of histograms: a chunk of 16 bytes per value stays well under a message's limit. */
 export const HISTOGRAM_CHUNK = 16_384
-/** Fine bins per requested bin in the histogram the bin edges come from. */
-const FINE_PER_BIN = 8
 const METRIC_BINS = 1000
 
 function numericFeatures (data: TreeData): number[] {
