@@ -633,3 +633,60 @@ export function binRange (count: number, sum: number, squares: number): { low: n
   const half = Math.max(4 * sd, 1e-9 * Math.max(1, Math.abs(mean)))
   return { low: mean - half, high: mean + half }
 }
+
+/** A forest as plain JSON (edges as arrays): what a store keeps, an audit log's final entry records and a digest covers. */
+export interface GbdtModelJson {
+  params: GbdtParams
+  features: TreeFeature[]
+  bins: Array<{ type: 'numeric', edges: number[] } | { type: 'categorical', levels: number }>
+  baseMargin: number
+  trees: Array<{ nodes: TreeNode[] }>
+}
+
+export function gbdtModelToJson (model: GbdtModel): GbdtModelJson {
+  return {
+    params: { ...model.params },
+    features: model.features.map((feature) => feature.type === 'categorical' ? { name: feature.name, type: 'categorical', levels: [...feature.levels] } : { name: feature.name, type: 'numeric' }),
+    bins: model.bins.map((spec) => spec.type === 'numeric' ? { type: 'numeric', edges: Array.from(spec.edges) } : { type: 'categorical', levels: spec.levels }),
+    baseMargin: model.baseMargin,
+    trees: model.trees.map((tree) => ({ nodes: tree.nodes.map((node) => ({ ...node, split: node.split === null ? null : { ...node.split } })) }))
+  }
+}
+
+export function gbdtModelFromJson (json: GbdtModelJson): GbdtModel {
+  return {
+    params: createGbdtParams(json.params),
+    features: json.features.map((feature) => feature.type === 'categorical' ? { name: feature.name, type: 'categorical', levels: [...feature.levels] } : { name: feature.name, type: 'numeric' }),
+    bins: json.bins.map((spec): FeatureBins => spec.type === 'numeric' ? { type: 'numeric', edges: Float64Array.from(spec.edges) } : { type: 'categorical', levels: spec.levels }),
+    baseMargin: json.baseMargin,
+    trees: json.trees.map((tree) => ({ nodes: tree.nodes.map((node) => ({ ...node, split: node.split === null ? null : { ...node.split } })) }))
+  }
+}
+
+/** The log-likelihood of the rows at these margins (binomial; Poisson with its log y! term), as R's logLik counts it. */
+export function treeLogLikelihood (family: GbdtFamily, y: Float64Array, margin: Float64Array): number {
+  let total = 0
+  for (let row = 0; row < y.length; row++) {
+    const eta = margin[row] as number
+    const label = y[row] as number
+    if (family === 'binomial') {
+      // log p = -log(1 + e^-eta), log(1 - p) = -log(1 + e^eta), computed without overflow
+      total -= label === 1 ? softplus(-eta) : softplus(eta)
+    } else {
+      total += label * eta - Math.exp(eta) - logFactorial(label)
+    }
+  }
+  return total
+}
+
+function softplus (x: number): number {
+  return x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x))
+}
+
+function logFactorial (n: number): number {
+  // Stirling's series is exact to double precision well before 256
+  if (n > 256) return n * Math.log(n) - n + 0.5 * Math.log(2 * Math.PI * n) + 1 / (12 * n) - 1 / (360 * n ** 3)
+  let total = 0
+  for (let k = 2; k <= n; k++) total += Math.log(k)
+  return total
+}

@@ -1,6 +1,6 @@
 import {
   addTree, baseMargin, binCount, FINE_PER_BIN, binRange, binRows, edgesFromFineHistogram, fineHistogram, gradients, histogramLayout,
-  routeRows, TreeGrowth, type FeatureBins, type GbdtModel, type GbdtParams, type TreeData
+  routeRows, treeLogLikelihood, TreeGrowth, type FeatureBins, type GbdtModel, type GbdtParams, type TreeData
 } from '../../learning/gbdt.ts'
 import { metricsFromHistogram, riskHistogram, type HistogramMetrics } from '../../learning/metrics.ts'
 import { ByteWriter, type MessageVerifier } from '../audit/evidence.ts'
@@ -23,7 +23,7 @@ import { maskedSum, sumTotal, type MaskedSumOptions } from './phases.ts'
  *                 gradient and Hessian histograms of the open nodes; every member takes the same splits
  *                 from the same totals. A node is split only if both children hold at least the
  *                 disclosure minimum of rows in the federation.
- *   metrics       (binomial) masked sum of risk histograms: AUC, Brier, Hosmer-Lemeshow
+ *   metrics       masked sum of the log-likelihoods and (binomial) of risk histograms: AUC, Brier, Hosmer-Lemeshow
  *
  * Histograms are large (nodes x features x bins x 3), so they go up a spanning tree (one vector per
  * link) wherever the federation is bigger than a handful of peers, whatever the job's sum method.
@@ -44,6 +44,8 @@ export interface GbdtJobResult {
   model: GbdtModel
   rows: number
   peers: number
+  /** the training rows' log-likelihood at the final margins, summed over the federation */
+  logLikelihood: number
   rounds: number
   phaseRounds: Record<string, number>
   metrics: HistogramMetrics | null
@@ -141,12 +143,14 @@ export function * gbdtScript (peer: GbdtJobPeer, progress: GbdtProgress, ctx: Jo
     progress.trees = model.trees.length
   }
 
-  let metrics: HistogramMetrics | null = null
-  if (params.family === 'binomial') {
-    const risks = margin.map((eta) => 1 / (1 + Math.exp(-eta)))
-    metrics = metricsFromHistogram(sumTotal(yield * run(maskedSum(peer, 'metrics', riskHistogram(risks, data.y, METRIC_BINS), sums)), peer.graph, 'metrics'), METRIC_BINS)
-  }
-  const result: GbdtJobResult = { model, rows, peers: members, rounds: ctx.round(), phaseRounds: ctx.phaseRounds(), metrics }
+  // the training log-likelihood, and for a binary outcome the risk histogram of the metrics, in one sum
+  const risks = params.family === 'binomial' ? riskHistogram(margin.map((eta) => 1 / (1 + Math.exp(-eta))), data.y, METRIC_BINS) : new Float64Array(0)
+  const fitStats = new Float64Array(1 + risks.length)
+  fitStats[0] = treeLogLikelihood(params.family, data.y, margin)
+  fitStats.set(risks, 1)
+  const fitTotals = sumTotal(yield * run(maskedSum(peer, 'metrics', fitStats, sums)), peer.graph, 'metrics')
+  const metrics: HistogramMetrics | null = params.family === 'binomial' ? metricsFromHistogram(fitTotals.subarray(1), METRIC_BINS) : null
+  const result: GbdtJobResult = { model, rows, peers: members, logLikelihood: fitTotals[0] as number, rounds: ctx.round(), phaseRounds: ctx.phaseRounds(), metrics }
   progress.result = result
   return result
 }
@@ -154,7 +158,7 @@ export function * gbdtScript (peer: GbdtJobPeer, progress: GbdtProgress, ctx: Jo
 /** The digest the members agree on: every split and leaf, and the metrics. */
 export function gbdtDigest (result: GbdtJobResult): Uint8Array {
   const writer = new ByteWriter()
-  writer.floats([result.model.baseMargin, result.rows, result.peers])
+  writer.floats([result.model.baseMargin, result.rows, result.peers, result.logLikelihood])
   for (const spec of result.model.bins) writer.floats(spec.type === 'numeric' ? spec.edges : [spec.levels])
   for (const tree of result.model.trees) {
     for (const node of tree.nodes) writer.floats([node.split?.feature ?? -1, node.split?.bin ?? -1, node.split?.missingLeft === true ? 1 : 0, node.left, node.right, node.value])
