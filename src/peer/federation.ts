@@ -33,6 +33,10 @@ export interface FeatureSpec {
 }
 
 export interface ModelSpec {
+  /** a regression (the default when absent) or gradient-boosted trees */
+  kind?: 'glm' | 'gbdt'
+  /** the trees' settings (kind "gbdt"; DEFAULT_TREE_SETTINGS when absent) */
+  trees?: { trees: number, depth: number, learningRate: number, gamma: number, minChildWeight: number, bins: number }
   family: 'binomial' | 'poisson'
   outcome: string
   features: FeatureSpec[]
@@ -116,7 +120,25 @@ const featureSchema = z.strictObject({
 })
 
 /** A model as a federation file states it and as a proposal carries it; every number bounded by JOB_BOUNDS. */
+/** Boosted trees' settings (a model of kind "gbdt"); `lambda` is the L2 penalty on leaf weights. */
+export const treeSettingsSchema = z.strictObject({
+  trees: bounded(JOB_BOUNDS.trees, true),
+  depth: bounded(JOB_BOUNDS.depth, true),
+  learningRate: bounded(JOB_BOUNDS.learningRate),
+  gamma: bounded(JOB_BOUNDS.gamma),
+  minChildWeight: bounded(JOB_BOUNDS.minChildWeight),
+  bins: bounded(JOB_BOUNDS.bins, true)
+})
+
+export type TreeSettings = z.infer<typeof treeSettingsSchema>
+
+/** XGBoost's defaults (eta 0.3, depth 6 there; 4 here for small regional data sets) with 50 rounds and 32 bins. */
+export const DEFAULT_TREE_SETTINGS: Readonly<TreeSettings> = Object.freeze({ trees: 50, depth: 4, learningRate: 0.3, gamma: 0, minChildWeight: 1, bins: 32 })
+
 export const modelSchema = z.strictObject({
+  /** a regression (the default) or gradient-boosted trees */
+  kind: z.enum(['glm', 'gbdt']).optional(),
+  trees: treeSettingsSchema.optional(),
   family: z.enum(['binomial', 'poisson']),
   outcome: columnName,
   features: z.array(featureSchema).min(1).max(JOB_BOUNDS.features.max),
@@ -128,6 +150,7 @@ export const modelSchema = z.strictObject({
   dropAfterRounds: bounded(JOB_BOUNDS.dropAfterRounds, true),
   clip: bounded(JOB_BOUNDS.clipRadius).nullable().optional()
 }).superRefine((model, ctx) => {
+  if (model.trees !== undefined && model.kind !== 'gbdt') ctx.addIssue({ code: 'custom', path: ['trees'], message: 'tree settings apply only to a model of kind "gbdt"' })
   const seen = new Set<string>()
   model.features.forEach((feature, index) => {
     if (seen.has(feature.name)) ctx.addIssue({ code: 'custom', path: ['features', index, 'name'], message: `duplicate feature ${excerpt(feature.name)}` })

@@ -13,6 +13,13 @@ export const JOB_BOUNDS = Object.freeze({
   dropAfterRounds: { min: 0, max: 10_000 },
   /** ADMM clipping radius, relative to the size of the starting point (see admm.ts) */
   clipRadius: { min: 1e-3, max: 1e6 },
+  /** boosted trees: how many, how deep, the shrinkage, the split gain and child weight floors, bins per feature */
+  trees: { min: 1, max: 1000 },
+  depth: { min: 1, max: 10 },
+  learningRate: { min: 1e-3, max: 1 },
+  gamma: { min: 0, max: 1e6 },
+  minChildWeight: { min: 0, max: 1e6 },
+  bins: { min: 2, max: 256 },
   /** features of one model, and levels of one categorical feature */
   features: { max: 200 },
   levels: { max: 1000 },

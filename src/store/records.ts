@@ -23,8 +23,47 @@ export const storedJobId = storedName.refine((value) => !value.includes('!'), 'a
  */
 const statistic = z.preprocess((value) => typeof value === 'number' && !Number.isFinite(value) ? null : value, z.number().nullable())
 
+const treeNodeSchema = z.strictObject({
+  depth: z.number().int().nonnegative().max(64),
+  gradient: z.number(),
+  hessian: z.number(),
+  rows: z.number().nonnegative(),
+  split: z.strictObject({ feature: z.number().int().nonnegative(), bin: z.number().int().nonnegative(), threshold: z.number().nullable(), missingLeft: z.boolean(), gain: z.number() }).nullable(),
+  left: z.number().int(),
+  right: z.number().int(),
+  value: z.number()
+})
+
+/** A forest as a region keeps it: everything needed to apply it to new records (learning/gbdt.ts, GbdtModelJson). */
+export const storedForestSchema = z.strictObject({
+  params: z.strictObject({
+    family: z.enum(['binomial', 'poisson']),
+    trees: z.number().int().positive(),
+    depth: z.number().int().positive(),
+    learningRate: z.number().positive(),
+    lambda: z.number().nonnegative(),
+    gamma: z.number().nonnegative(),
+    minChildWeight: z.number().nonnegative(),
+    bins: z.number().int().positive(),
+    minNodeRows: z.number().nonnegative()
+  }),
+  features: z.array(z.union([
+    z.strictObject({ name: storedName, type: z.literal('numeric') }),
+    z.strictObject({ name: storedName, type: z.literal('categorical'), levels: z.array(z.string().max(1000)).max(10_000) })
+  ])).max(10_000),
+  bins: z.array(z.union([
+    z.strictObject({ type: z.literal('numeric'), edges: z.array(z.number()).max(65_536) }),
+    z.strictObject({ type: z.literal('categorical'), levels: z.number().int().nonnegative() })
+  ])).max(10_000),
+  baseMargin: z.number(),
+  trees: z.array(z.strictObject({ nodes: z.array(treeNodeSchema).max(4096) })).max(10_000)
+})
+
 export const storedModelSchema = z.strictObject({
   job: storedJobId,
+  /** a regression (the default when absent) or boosted trees, whose forest is in `forest` and which has no coefficients */
+  kind: z.enum(['glm', 'gbdt']).optional(),
+  forest: storedForestSchema.optional(),
   createdAt: z.iso.datetime(),
   rounds: z.number().int().nonnegative(),
   converged: z.boolean(),

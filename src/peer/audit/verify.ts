@@ -513,6 +513,13 @@ async function crossChecks (job: string, byPeer: Map<string, ParsedFile>, parsed
       const distance = relativeDistance(item.final.standardizedCoefficients, base.final.standardizedCoefficients)
       spread = Math.max(spread, Number.isNaN(distance) ? Number.POSITIVE_INFINITY : distance)
       const sameTerms = canonicalJson(item.final.terms) === canonicalJson(base.final.terms)
+      // a forest is agreed exactly: every member took the same splits from the same masked totals
+      if (item.final.trees !== undefined || base.final.trees !== undefined) {
+        if (canonicalJson(item.final.trees ?? null) !== canonicalJson(base.final.trees ?? null)) {
+          checks.fail('final models agree', { file: item.log.name, peer: region(item.peer), seq: item.log.entries.length - 1, field: 'trees', message: `the final forest differs from ${region(base.peer)}'s: the members must grow the same trees from the same sums` })
+          continue
+        }
+      }
       if (!sameTerms || !(distance <= bound)) {
         checks.fail('final models agree', { file: item.log.name, peer: region(item.peer), seq: item.log.entries.length - 1, field: 'standardizedCoefficients', message: sameTerms ? `the final model differs from ${region(base.peer)}'s by ${distance.toExponential(2)} (relative), more than the job allows (${bound.toExponential(2)})` : 'the final model has other terms' })
       } else checks.pass('final models agree')

@@ -2,7 +2,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { checkJobId, dataPath } from '../paths.ts'
 import type { Command } from 'commander'
-import { loadFederation, type ModelSpec } from '../federation.ts'
+import { DEFAULT_TREE_SETTINGS, loadFederation, modelSchema, type ModelSpec } from '../federation.ts'
 import { DatasetError } from '../data/dataset.ts'
 import { parseForecastProposal, type ForecastProposal } from '../runtime/forecast-proposal.ts'
 
@@ -21,6 +21,13 @@ export function registerPropose (program: Command): void {
     .option('--lambda <l>', 'L2 penalty', Number)
     .option('--tolerance <t>', 'stopping tolerance', Number)
     .option('--max-rounds <r>', 'round limit', Number)
+    .option('--model <kind>', 'glm (a regression, the default) or gbdt (gradient-boosted trees); default: the federation file\'s')
+    .option('--trees <n>', 'trees: how many (default 50)', Number)
+    .option('--depth <d>', 'trees: the deepest level (default 4)', Number)
+    .option('--learning-rate <eta>', 'trees: shrinkage of each tree (default 0.3)', Number)
+    .option('--gamma <g>', 'trees: the least gain a split must make (default 0)', Number)
+    .option('--min-child-weight <w>', 'trees: the least Hessian sum in each child (default 1)', Number)
+    .option('--bins <b>', 'trees: bins per numeric feature (default 32)', Number)
     .option('--forecast', 'a regional forecasting job on the regions\' case-count series, instead of the federation\'s classifier', false)
     .option('--from <date>', 'forecasting: the first day of the first period (a Monday for weekly periods)')
     .option('--periods <n>', 'forecasting: how many periods of the series to fit on', Number)
@@ -28,19 +35,32 @@ export function registerPropose (program: Command): void {
     .option('--horizon <n>', 'forecasting: periods to forecast (default: those the risk score averages)', Number)
     .option('--half-risk <rate>', 'forecasting: the 7-day incidence per 100,000 at which h = 1/2 (default 10)', Number)
     .option('--open-regions <list>', 'forecasting: regions that publish their h openly (each must agree: start --publish-risk)')
-    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, forecast: boolean, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string }) => {
+    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string }) => {
       const federation = await loadFederation(options.federation)
       if (options.algorithm !== undefined && options.algorithm !== 'admm' && options.algorithm !== 'newton') throw new DatasetError(`--algorithm must be admm or newton, got ${options.algorithm}`)
       for (const field of ['lambda', 'tolerance', 'maxRounds'] as const) {
         const value = options[field]
         if (value !== undefined && !(Number.isFinite(value) && value >= 0)) throw new DatasetError(`--${field} must be a non-negative number`)
       }
+      if (options.model !== undefined && options.model !== 'glm' && options.model !== 'gbdt') throw new DatasetError(`--model must be glm or gbdt, got ${options.model}`)
+      const kind = (options.model ?? federation.model.kind ?? 'glm') as 'glm' | 'gbdt'
+      const treeFlags = { trees: options.trees, depth: options.depth, learningRate: options.learningRate, gamma: options.gamma, minChildWeight: options.minChildWeight, bins: options.bins }
+      const given = Object.entries(treeFlags).filter(([, value]) => value !== undefined)
+      if (kind !== 'gbdt' && given.length > 0) throw new DatasetError(`--${given.map(([name]) => name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)).join(', --')} apply only to boosted trees (--model gbdt)`)
+      if (kind === 'gbdt' && options.forecast) throw new DatasetError('a forecasting job fits its own model: --model gbdt does not apply with --forecast')
+      const { kind: _kind, trees: _trees, ...base } = federation.model
       const model: ModelSpec = {
-        ...federation.model,
+        ...base,
+        ...(kind === 'gbdt' ? { kind, trees: { ...DEFAULT_TREE_SETTINGS, ...federation.model.trees, ...Object.fromEntries(given) } } : federation.model.kind === undefined ? {} : { kind }),
         ...(options.algorithm === undefined ? {} : { algorithm: options.algorithm as 'admm' | 'newton' }),
         ...(options.lambda === undefined ? {} : { lambda: options.lambda }),
         ...(options.tolerance === undefined ? {} : { tolerance: options.tolerance }),
         ...(options.maxRounds === undefined ? {} : { maxRounds: options.maxRounds })
+      }
+      const checked = modelSchema.safeParse(model)
+      if (!checked.success) {
+        const issue = checked.error.issues[0]
+        throw new DatasetError(`the proposed model is not valid: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`)
       }
       let forecast: ForecastProposal | undefined
       if (options.forecast) {

@@ -1,4 +1,8 @@
-import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobParams, type FitJobResult, type FitProgress } from '../../consensus/jobs/fit-job.ts'
+import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobResult, type FitProgress } from '../../consensus/jobs/fit-job.ts'
+import { createGbdtJobState, gbdtJobProtocol, type GbdtJobResult } from '../../consensus/jobs/gbdt-job.ts'
+import { finalRecord } from '../../consensus/audit/recorder.ts'
+import { createGbdtParams, gbdtModelToJson, type GbdtParams } from '../../learning/gbdt.ts'
+import type { AuditParams, FinalRecord } from '../audit/service.ts'
 import { createForecastJobState, forecastJobProtocol, type ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
 import { jobPosition, jobRound, type JobState } from '../../consensus/jobs/job.ts'
 import { diameter, type Graph } from '../../consensus/graph.ts'
@@ -7,8 +11,8 @@ import type { MessageVerifier } from '../../consensus/audit/evidence.ts'
 import type { Rng } from '../../consensus/types.ts'
 import { INTERCEPT } from '../../learning/design.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
-import { memberByRegion } from '../federation.ts'
-import { fitCheck, forecastCheck, JobRefusedError, localDesign, type CheckContext, type JobData } from './checks.ts'
+import { DEFAULT_TREE_SETTINGS, memberByRegion, type ModelSpec as FederationModel } from '../federation.ts'
+import { DISCLOSURE, fitCheck, forecastCheck, JobRefusedError, localDesign, localTreeData, treeCheck, type CheckContext, type JobData } from './checks.ts'
 import { parseForecastProposal, regionSeries } from './forecast-proposal.ts'
 import type { JobProposal } from './proposal.ts'
 
@@ -23,6 +27,7 @@ import type { JobProposal } from './proposal.ts'
 export type JobOutput =
   | { kind: 'glm', fit: FitJobResult }
   | { kind: 'forecast', fit: FitJobResult, forecast: ForecastJobResult }
+  | { kind: 'gbdt', trees: GbdtJobResult }
 
 export type JobKindName = JobOutput['kind']
 
@@ -39,6 +44,8 @@ export interface JobProgress {
   jobRound: number
   primalResidual?: number
   dualResidual?: number
+  /** trees grown so far (a tree job) */
+  trees?: number
 }
 
 /** What building a job needs beyond the proposal and the region's data. */
@@ -56,15 +63,15 @@ export interface KindContext extends CheckContext {
 export interface JobPlan<R> {
   protocol: Protocol<JobState<R>, R>
   state: JobState<R>
-  /** the fit parameters the audit log records and recomputes with */
-  params: FitJobParams
+  /** the parameters the audit log records (and, for ADMM, recomputes its dual updates with) */
+  params: AuditParams
   /** the job's specification, as the audit log's header records it */
   spec: Record<string, unknown>
   /** log fields for the job's start */
   startFields: Record<string, unknown>
   progress: (state: JobState<R>) => JobProgress
-  /** the output, the fit the audit log's final entry reports, and log fields for the job's end */
-  finish: (result: R, state: JobState<R>) => { output: JobOutput, fit: FitJobResult, fields: Record<string, unknown> }
+  /** the output, what the audit log's final entry records, and log fields for the job's end */
+  finish: (result: R, state: JobState<R>) => { output: JobOutput, final: FinalRecord, fields: Record<string, unknown> }
 }
 
 export interface JobKind {
@@ -114,7 +121,7 @@ const glm: JobKind = {
       spec: { ...model },
       startFields: { peers: context.graph.names.length, rows: block.rows, algorithm: model.algorithm },
       progress: (current) => fitProgress(proposal.id, 'glm', current, state.fit),
-      finish: (fit) => ({ output: { kind: 'glm', fit }, fit, fields: { rounds: fit.rounds, converged: fit.converged } })
+      finish: (fit) => ({ output: { kind: 'glm', fit }, final: finalRecord(fit, params.tolerance), fields: { rounds: fit.rounds, converged: fit.converged } })
     })
   }
 }
@@ -159,17 +166,81 @@ const forecast: JobKind = {
       progress: (current) => fitProgress(proposal.id, 'forecast', current, state.forecast.fit),
       finish: (result, finished) => ({
         output: { kind: 'forecast', fit: result.fit, forecast: result },
-        fit: result.fit,
+        final: finalRecord(result.fit, params.tolerance),
         fields: { kind: 'forecast', rounds: forecastJobProtocol.round(finished as typeof state), jointRiskMean: result.joint.mean }
       })
     })
   }
 }
 
-const KINDS: Readonly<Record<JobKindName, JobKind>> = Object.freeze({ glm, forecast })
+/** The trees' settings a proposal's model states (DEFAULT_TREE_SETTINGS for those it leaves out), as the learning core takes them. */
+export function treeParams (model: FederationModel): GbdtParams {
+  const settings = model.trees ?? DEFAULT_TREE_SETTINGS
+  return createGbdtParams({ family: model.family, lambda: model.lambda, ...settings, minNodeRows: DISCLOSURE.minimumNodeRows })
+}
 
-/** The kind of a proposal: a forecasting job when it carries a forecast, a regression otherwise. */
+/** Gradient-boosted trees on the regions' records: every split and leaf from masked sums of histograms. */
+const gbdt: JobKind = {
+  name: 'gbdt',
+  check: (proposal, data) => treeCheck(proposal, data),
+  plan (proposal, data, context, use) {
+    const model = proposal.model
+    const params = treeParams(model)
+    const { data: trees } = localTreeData(data.rows, model)
+    const state = createGbdtJobState({
+      job: proposal.id,
+      graph: context.graph,
+      self: context.self,
+      diameter: diameter(context.graph),
+      data: trees,
+      params,
+      rng: context.rng,
+      verifier: context.verifier
+    })
+    const auditParams = { algorithm: 'gbdt', ...params }
+    return use<GbdtJobResult>({
+      protocol: gbdtJobProtocol,
+      state,
+      params: auditParams,
+      spec: { ...model },
+      startFields: { kind: 'gbdt', peers: context.graph.names.length, rows: trees.rows, trees: params.trees, depth: params.depth },
+      progress: (current) => {
+        const position = jobPosition(current)
+        return { job: proposal.id, kind: 'gbdt', state: 'running', phase: position.phase, round: position.round, jobRound: jobRound(current), trees: state.gbdt.trees }
+      },
+      finish: (result) => ({
+        output: { kind: 'gbdt', trees: result },
+        final: treeFinalRecord(result),
+        fields: { kind: 'gbdt', rounds: result.rounds, trees: result.model.trees.length, ...(result.metrics === null ? {} : { auc: result.metrics.auc }) }
+      })
+    })
+  }
+}
+
+/** A tree job's final entry: no coefficients, the whole forest. */
+function treeFinalRecord (result: GbdtJobResult): FinalRecord {
+  return {
+    terms: [],
+    coefficients: [],
+    standardErrors: [],
+    standardizedCoefficients: [],
+    logLikelihood: result.logLikelihood,
+    rounds: result.rounds,
+    converged: true,
+    peers: result.peers,
+    rows: result.rows,
+    penalty: result.model.params.lambda,
+    tolerance: 0,
+    dropped: [],
+    trees: gbdtModelToJson(result.model)
+  }
+}
+
+const KINDS: Readonly<Record<JobKindName, JobKind>> = Object.freeze({ glm, forecast, gbdt })
+
+/** The kind of a proposal: a forecasting job when it carries a forecast, else the kind its model states (a regression by default). */
 export function kindOf (proposal: JobProposal): JobKind {
-  return proposal.forecast !== undefined ? KINDS.forecast : KINDS.glm
+  if (proposal.forecast !== undefined) return KINDS.forecast
+  return proposal.model.kind === 'gbdt' ? KINDS.gbdt : KINDS.glm
 }
 

@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto'
 import pino, { type Logger } from 'pino'
 import type { PrivateKey } from '@libp2p/interface'
 import type { FitJobResult } from '../../consensus/jobs/fit-job.ts'
+import type { GbdtJobResult } from '../../consensus/jobs/gbdt-job.ts'
+import { gbdtModelToJson } from '../../learning/gbdt.ts'
 import type { ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
 import { excerpt } from '../../consensus/ids.ts'
 import { coefficientTable } from '../../learning/inference.ts'
@@ -63,6 +65,30 @@ export function toStoredForecast (job: string, region: string, result: ForecastJ
     joint: { sum: result.joint.sum, mean: result.joint.mean, regions: result.joint.regions, open: result.joint.open.map((entry) => ({ region: regionOf.get(entry.region) ?? entry.region, h: entry.h })) },
     model: toStoredModel(job, result.fit)
   }
+}
+
+/** A tree job's forest as the store keeps it: no coefficients, the trees, the training fit and its metrics. */
+export function toStoredForest (job: string, result: GbdtJobResult): StoredModel {
+  return {
+    job,
+    kind: 'gbdt',
+    forest: gbdtModelToJson(result.model),
+    createdAt: new Date().toISOString(),
+    rounds: result.rounds,
+    converged: true,
+    peers: result.peers,
+    rows: result.rows,
+    logLikelihood: result.logLikelihood,
+    penalty: result.model.params.lambda,
+    metrics: result.metrics === null ? null : { auc: result.metrics.auc, brier: result.metrics.brier, hosmerLemeshow: { statistic: result.metrics.hosmerLemeshow.statistic, df: result.metrics.hosmerLemeshow.df, pValue: result.metrics.hosmerLemeshow.pValue } },
+    dropped: [],
+    coefficients: []
+  }
+}
+
+/** The model a job's output leaves in the store. */
+export function storedModelOf (job: string, output: JobOutput): StoredModel {
+  return output.kind === 'gbdt' ? toStoredForest(job, output.trees) : toStoredModel(job, output.fit)
 }
 
 export function toStoredModel (job: string, result: FitJobResult): StoredModel {
@@ -257,11 +283,12 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     const ready = await transport.start({ signal })
     log.info({ ready: ready.ready.length, missing: ready.missing.length }, 'neighbour exchange ready')
     const journal = fileJournal(options.dir)
-    const storeModel = async (job: string, result: FitJobResult): Promise<void> => {
+    const storeModel = async (job: string, output: JobOutput): Promise<void> => {
       // in the store, with every other model of this region (opened briefly: the operator's commands
       // can read the store while the peer runs)
-      await Store.use(options.dir, async (store) => { await store.putModel(toStoredModel(job, result)) })
-      log.info({ event: 'model.stored', job, rounds: result.rounds, converged: result.converged }, 'model stored')
+      const model = storedModelOf(job, output)
+      await Store.use(options.dir, async (store) => { await store.putModel(model) })
+      log.info({ event: 'model.stored', job, kind: model.kind ?? 'glm', rounds: model.rounds, converged: model.converged }, 'model stored')
       await writeStatus({ lastModel: job })
     }
     const storeForecast = async (job: string, result: ForecastJobResult): Promise<void> => {
@@ -270,8 +297,8 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     }
     const onOutput = async (job: string, output: JobOutput): Promise<void> => {
       if (output.kind === 'forecast') await storeForecast(job, output.forecast)
-      await storeModel(job, output.fit)
-      const outcome: JobOutcome = { job, model: toStoredModel(job, output.fit), forecast: output.kind === 'forecast' ? toStoredForecast(job, member?.region ?? peerId, output.forecast, federation.members) : null }
+      await storeModel(job, output)
+      const outcome: JobOutcome = { job, model: storedModelOf(job, output), forecast: output.kind === 'forecast' ? toStoredForecast(job, member?.region ?? peerId, output.forecast, federation.members) : null }
       try {
         options.onJob?.(outcome)
       } catch (error) {
@@ -298,7 +325,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
 
     const run = async (proposal: JobProposal, runOptions: { signal?: AbortSignal } = {}): Promise<JobOutcome> => {
       const output = await jobs.propose(proposal, runOptions)
-      return { job: proposal.id, model: toStoredModel(proposal.id, output.fit), forecast: output.kind === 'forecast' ? toStoredForecast(proposal.id, member?.region ?? peerId, output.forecast, federation.members) : null }
+      return { job: proposal.id, model: storedModelOf(proposal.id, output), forecast: output.kind === 'forecast' ? toStoredForecast(proposal.id, member?.region ?? peerId, output.forecast, federation.members) : null }
     }
     const watchProposals = (): void => {
       if (poll !== undefined || stopped !== null) return
