@@ -7,7 +7,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { FederationInvalidError, FederationReadError, type FederationIssue } from './errors.ts'
 import { excerpt, isRegionName, REGION_NAME_RULE } from '../consensus/ids.ts'
-import { COLUMN_NAME_PATTERN, JOB_BOUNDS } from './job-bounds.ts'
+import { COLUMN_NAME_PATTERN, DEFAULT_TREE_SETTINGS, JOB_BOUNDS } from './job-bounds.ts'
 
 /**
  * The federation file: who the members are (peer ids are the trust anchors: the connection gater admits
@@ -132,8 +132,7 @@ export const treeSettingsSchema = z.strictObject({
 
 export type TreeSettings = z.infer<typeof treeSettingsSchema>
 
-/** XGBoost's defaults (eta 0.3, depth 6 there; 4 here for small regional data sets) with 50 rounds and 32 bins. */
-export const DEFAULT_TREE_SETTINGS: Readonly<TreeSettings> = Object.freeze({ trees: 50, depth: 4, learningRate: 0.3, gamma: 0, minChildWeight: 1, bins: 32 })
+export { DEFAULT_TREE_SETTINGS }
 
 export const modelSchema = z.strictObject({
   /** a regression (the default) or gradient-boosted trees */

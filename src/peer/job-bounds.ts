@@ -29,5 +29,8 @@ export const JOB_BOUNDS = Object.freeze({
   startTimeoutMs: 120_000
 })
 
+/** Boosted trees' settings when a model of kind gbdt leaves them out: XGBoost's (eta 0.3, gamma 0, min child weight 1) with 50 trees of depth 4 (6 in XGBoost: regional data sets are small) and 32 bins. */
+export const DEFAULT_TREE_SETTINGS = Object.freeze({ trees: 50, depth: 4, learningRate: 0.3, gamma: 0, minChildWeight: 1, bins: 32 })
+
 /** Column names and level labels: printable, no control characters, at most 64 characters. */
 export const COLUMN_NAME_PATTERN = /^[^\u0000-\u001f\u007f]{1,64}$/u

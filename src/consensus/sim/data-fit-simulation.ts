@@ -8,6 +8,7 @@ import { graphFromEdges, spectralGap, type Graph } from '../graph.ts'
 import { partitionByValue, splitRows, type SplitKind } from '../partition.ts'
 import { createRng, forkRng } from '../rng.ts'
 import { buildTopology } from '../topology.ts'
+import type { Rng } from '../types.ts'
 import { simulateFit } from './fit-simulation.ts'
 
 /**
@@ -77,14 +78,11 @@ export interface DataFitSimulation {
 const byTerm = (terms: readonly string[], values: ArrayLike<number>): Record<string, number> =>
   Object.fromEntries(terms.map((term, index) => [term, values[index] as number]))
 
-export function simulateDataFit (options: DataFitSimulationInput): DataFitSimulation {
-  const defaults = DEFAULT_DATA_FIT_SIMULATION
-  const input = { ...options, peers: options.peers ?? defaults.peers, split: options.split ?? defaults.split, topology: options.topology ?? defaults.topology, seed: options.seed ?? defaults.seed, linkLoss: options.linkLoss ?? defaults.linkLoss }
-  const { spec, family, params, seed } = input
-  const terms = termNames(spec)
-  const rng = createRng(seed)
-
-  // Which rows each peer holds, and the graph between the peers.
+/**
+ * Which rows each simulated peer holds (evenly, skewed, or one peer per value of `groups`), and the
+ * graph between the peers (a topology spec, or an edge list between their names).
+ */
+export function dealRows (input: { rows: number, peers: number, split: SplitKind, topology: string, groups?: readonly string[], edges?: ReadonlyArray<readonly [string, string]> }, rng: Rng): { parts: number[][], graph: Graph } {
   let names: string[] = []
   let parts: number[][] = []
   if (input.groups !== undefined) ({ names, parts } = partitionByValue(input.groups))
@@ -93,15 +91,26 @@ export function simulateDataFit (options: DataFitSimulationInput): DataFitSimula
     graph = graphFromEdges(input.groups === undefined ? null : names, input.edges)
     if (input.groups === undefined) {
       names = [...graph.names]
-      parts = splitRows(input.rows.length, names.length, input.split, forkRng(rng, 'split'))
+      parts = splitRows(input.rows, names.length, input.split, forkRng(rng, 'split'))
     }
   } else {
     if (input.groups === undefined) {
-      parts = splitRows(input.rows.length, input.peers, input.split, forkRng(rng, 'split'))
+      parts = splitRows(input.rows, input.peers, input.split, forkRng(rng, 'split'))
       names = parts.map((_, index) => `peer-${index}`)
     }
     graph = buildTopology(input.topology, names.length, forkRng(rng, 'topology'), names)
   }
+  return { parts, graph }
+}
+
+export function simulateDataFit (options: DataFitSimulationInput): DataFitSimulation {
+  const defaults = DEFAULT_DATA_FIT_SIMULATION
+  const input = { ...options, peers: options.peers ?? defaults.peers, split: options.split ?? defaults.split, topology: options.topology ?? defaults.topology, seed: options.seed ?? defaults.seed, linkLoss: options.linkLoss ?? defaults.linkLoss }
+  const { spec, family, params, seed } = input
+  const terms = termNames(spec)
+  const rng = createRng(seed)
+
+  const { parts, graph } = dealRows({ ...input, rows: input.rows.length }, rng)
 
   const outcome = family === 'binomial' ? 'binary' : 'count'
   const blocks = parts.map((rows) => buildDesign(rows.map((index) => input.rows[index] as Record<string, unknown>), spec, { outcome }))

@@ -21,7 +21,7 @@ import { removeDefaultKey, storeKeySourceFromEnv } from '../../store/keys.ts'
 import type { CaseSchema } from '../../store/schema.ts'
 import { localDesign, localTreeData } from '../runtime/checks.ts'
 import { treeParams } from '../runtime/job-kinds.ts'
-import { featureImportance, fitGbdt, gbdtModelFromJson, type GbdtModel, type TreeData, type TreeNode } from '../../learning/gbdt.ts'
+import { compareForests, featureImportance, fitGbdt, gbdtModelFromJson, type GbdtModel, type TreeData } from '../../learning/gbdt.ts'
 import { DEMO_PROVINCES, generateCases, SYNTHETIC_SCHEMA, SYNTHETIC_TRUTH, toCsv } from '../data/synthetic-cases.ts'
 import { importSeries } from '../../store/import.ts'
 import { generateSeries, seriesCsv, type ProvinceSeries } from '../data/synthetic-series.ts'
@@ -404,22 +404,6 @@ function concatTreeData (parts: readonly TreeData[]): TreeData {
     at += part.rows
   }
   return { rows, features: first.features, columns, y, ...(offset === undefined ? {} : { offset }) }
-}
-
-/** Whether two forests take the same splits (feature, bin, missing side) in every node, and their largest leaf difference. */
-export function compareForests (a: GbdtModel, b: GbdtModel): { sameStructure: boolean, maxLeafDifference: number } {
-  let same = a.trees.length === b.trees.length
-  let difference = 0
-  a.trees.forEach((tree, index) => {
-    const other = b.trees[index]
-    if (other === undefined || other.nodes.length !== tree.nodes.length) { same = false; return }
-    tree.nodes.forEach((node, position) => {
-      const twin = other.nodes[position] as TreeNode
-      if ((node.split === null) !== (twin.split === null) || (node.split !== null && twin.split !== null && (node.split.feature !== twin.split.feature || node.split.bin !== twin.split.bin || node.split.missingLeft !== twin.split.missingLeft))) same = false
-      difference = Math.max(difference, Math.abs(node.value - twin.value))
-    })
-  })
-  return { sameStructure: same, maxLeafDifference: difference }
 }
 
 export function registerDemo (program: Command): void {

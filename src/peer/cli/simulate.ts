@@ -1,4 +1,4 @@
-import { JOB_BOUNDS } from '../job-bounds.ts'
+import { DEFAULT_TREE_SETTINGS, JOB_BOUNDS } from '../job-bounds.ts'
 import { excerpt } from '../../consensus/ids.ts'
 import { readFile, writeFile } from 'node:fs/promises'
 import { type Command, Option } from 'commander'
@@ -32,6 +32,14 @@ interface SimulateOptions {
   clip: number | null
   json: boolean
   plot?: string
+  model: 'glm' | 'gbdt'
+  trees: number
+  depth: number
+  learningRate: number
+  gamma: number
+  minChildWeight: number
+  bins: number
+  test?: string
 }
 
 const list = (value: string): string[] => value.split(',').map((item) => item.trim()).filter((item) => item.length > 0)
@@ -144,6 +152,27 @@ function printText (summary: Record<string, any>): void {
   out(`max relative error against the pooled fit: coefficients ${Number(summary.relativeError).toExponential(2)}, standard errors ${Number(summary.standardErrorRelativeError).toExponential(2)}`)
   const reached = summary.roundsToRelativeError as Record<string, number | null>
   out(`rounds to relative error: ${Object.entries(reached).map(([threshold, rounds]) => `${threshold}: ${rounds ?? 'not reached'}`).join(', ')}`)
+  printTest(summary)
+}
+
+function printTrees (summary: Record<string, any>): void {
+  const out = (line = ''): void => { process.stdout.write(`${line}\n`) }
+  const params = summary.params as Record<string, number | string>
+  out(`boosted trees on ${summary.topology}: ${summary.peers} peers, ${summary.rows} rows, diameter ${summary.diameter}, seed ${summary.seed}`)
+  out(`${summary.trees} trees (${params.family}, depth ${params.depth}, learning rate ${params.learningRate}, lambda ${params.lambda}, gamma ${params.gamma}, min child weight ${params.minChildWeight}, ${params.bins} bins) in ${summary.rounds} rounds; ${summary.messages} messages, ${summary.bytes} bytes, ${Number(summary.seconds).toFixed(1)} s`)
+  out(`${summary.sameTreesAsPooled ? 'the same trees as the pooled fit with the same bin edges' : 'trees that DIFFER from the pooled fit'}; largest leaf difference ${Number(summary.maxLeafDifference).toExponential(2)}`)
+  out()
+  out(`${'feature'.padEnd(24)} ${'gain'.padStart(12)} ${'splits'.padStart(8)}`)
+  for (const entry of summary.importance as Array<{ feature: string, gain: number, splits: number }>) out(`${entry.feature.padEnd(24)} ${entry.gain.toPrecision(6).padStart(12)} ${String(entry.splits).padStart(8)}`)
+  if (summary.metrics !== null) out(`training rows, by masked sums: AUC ${Number(summary.metrics.auc).toFixed(4)}, Brier ${Number(summary.metrics.brier).toFixed(4)}`)
+  printTest(summary)
+}
+
+function printTest (summary: Record<string, any>): void {
+  const test = summary.test as Record<string, number> | undefined
+  if (test === undefined) return
+  const shown = Object.entries(test).filter(([name]) => name !== 'rows' && name !== 'droppedRows').map(([name, value]) => `${name} ${value.toFixed(4)}`).join(', ')
+  process.stdout.write(`held-out rows (${test.rows}${test.droppedRows !== undefined && test.droppedRows > 0 ? `, ${test.droppedRows} incomplete left out` : ''}): ${shown}\n`)
 }
 
 export function registerSimulate (program: Command): void {
@@ -170,11 +199,29 @@ export function registerSimulate (program: Command): void {
     .option('--penalty <c>', 'ADMM penalty (default: from the mean Hessian and the graph)', numberOption('penalty'))
     .option('--newton-steps <k>', 'ADMM: local Newton steps per round', numberOption('newton-steps', true), 1)
     .option('--clip <r>', 'ADMM: clip a neighbour\'s iterate to r x max(1, |start|) from a peer\'s own, or "off"', clipOption, 1)
+    .addOption(new Option('--model <kind>', 'glm (a regression) or gbdt (gradient-boosted trees, XGBoost\'s objective)').choices(['glm', 'gbdt']).default('glm'))
+    .option('--trees <n>', 'gbdt: trees', numberOption('trees', true), DEFAULT_TREE_SETTINGS.trees)
+    .option('--depth <d>', 'gbdt: the deepest level', numberOption('depth', true), DEFAULT_TREE_SETTINGS.depth)
+    .option('--learning-rate <eta>', 'gbdt: shrinkage of each tree', numberOption('learning-rate'), DEFAULT_TREE_SETTINGS.learningRate)
+    .option('--gamma <g>', 'gbdt: the least gain a split must make', numberOption('gamma'), DEFAULT_TREE_SETTINGS.gamma)
+    .option('--min-child-weight <w>', 'gbdt: the least Hessian sum in each child', numberOption('min-child-weight'), DEFAULT_TREE_SETTINGS.minChildWeight)
+    .option('--bins <b>', 'gbdt: bins per numeric feature', numberOption('bins', true), DEFAULT_TREE_SETTINGS.bins)
+    .option('--test <file.csv>', 'score the federated model on these rows, which no peer holds (adds "test" to the output)')
     .option('--json', 'one JSON object on stdout', false)
     .option('--plot <file.svg>', 'write a convergence plot')
-    .action(async (options: SimulateOptions) => {
-      const summary = await runSimulate(options)
+    .action(async (options: SimulateOptions, command: Command) => {
+      const trees = options.model === 'gbdt'
+      if (trees) {
+        if (options.plot !== undefined) throw new DatasetError('--plot draws a regression\'s convergence; boosted trees are exact at every level (no plot)')
+        if (options.offset !== undefined) throw new DatasetError('--offset applies to a regression (--model glm)')
+      }
+      const { runSimulateTrees, scoreRegression } = await import('./simulate-trees.ts')
+      // for trees, --lambda is the L2 penalty on leaf weights, 1 by default as in XGBoost
+      const lambda = trees && command.getOptionValueSource('lambda') === 'default' ? 1 : options.lambda
+      const summary = trees ? await runSimulateTrees({ ...options, lambda }) : await runSimulate(options)
+      if (!trees && options.test !== undefined) summary.test = await scoreRegression(options.test, options, summary.coefficients as Record<string, number>)
       if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
+      else if (trees) printTrees(summary)
       else printText(summary)
     })
 }
