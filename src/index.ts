@@ -11,6 +11,9 @@ import { createFitJobParams, type Algorithm } from './consensus/jobs/fit-job.ts'
 import type { SplitKind } from './consensus/partition.ts'
 import { simulateDataFit, type DataFitSimulation } from './consensus/sim/data-fit-simulation.ts'
 import { simulateForecast as simulateForecastPanel, type ForecastSimulationOutput } from './consensus/sim/forecast-simulation.ts'
+import { simulateStatsOnRows } from './consensus/sim/stats-simulation.ts'
+import type { StatsResult } from './learning/statistics.ts'
+import { statsRequestFromDataset } from './peer/data/stats-request.ts'
 import { graphFromEdges, isConnected } from './consensus/graph.ts'
 import { buildDesign, termNames, type DataBlock } from './learning/design.ts'
 import type { FamilyName } from './learning/family.ts'
@@ -24,6 +27,7 @@ import type { Peer, PeerOptions } from './peer/runtime/peer.ts'
 export { EpimeshError } from './errors.ts'
 export type { Dataset, DataBlock, FitMetrics, ForecastModelSpec, RiskParams, ForecastSimulationOutput }
 export type { DataFitSimulation } from './consensus/sim/data-fit-simulation.ts'
+export type { StatsResult, NumericSummary, CategoricalSummary, WoeBin, CrossTable } from './learning/statistics.ts'
 export type { FederatedFit, RegionOutcome, SkillTable } from './consensus/sim/forecast-simulation.ts'
 export type { Peer, PeerOptions, PeerStatus, JobRequest, JobOutcome } from './peer/runtime/peer.ts'
 export type { StoredModel as SharedModel, StoredForecast as RegionForecast } from './store/store.ts'
@@ -242,6 +246,45 @@ export function simulate (options: SimulateOptions): SimulationResult {
     ...(options.onRound === undefined ? {} : { onRound: options.onRound })
   })
   return { ...result, droppedRows: prepared.dropped }
+}
+
+/** A simulated federation's descriptive statistics, as `epimesh simulate --stats`. */
+export interface SimulateStatsOptions {
+  data: Dataset | readonly Row[]
+  /** default: every column but the outcome */
+  features?: string[]
+  /** columns to treat as factors although numeric */
+  factors?: string[]
+  /** a binary outcome: point-biserial correlations, WOE, IV and cross-tables */
+  outcome?: string
+  /** WOE bins before merging (default 10) */
+  bins?: number
+  /** the disclosure minimum (default 3) */
+  minimum?: number
+  /** default 16 */
+  peers?: number
+  split?: SplitKind
+  /** default ring */
+  topology?: string
+  /** default 1 */
+  seed?: number
+}
+
+/**
+ * Counts, missing counts, means, SDs, quantiles, pairwise-complete correlations and, with a binary
+ * outcome, WOE, IV and cross-tables with chi-square tests, by a simulated federation's masked sums;
+ * no count below the minimum published or derivable.
+ */
+export function simulateStats (options: SimulateStatsOptions): StatsResult & { rounds: number, messages: number, bytes: number } {
+  const { request, rows } = statsRequestFromDataset(asDataset(options.data), {
+    ...(options.features === undefined ? {} : { features: options.features }),
+    ...(options.factors === undefined ? {} : { factors: options.factors }),
+    ...(options.outcome === undefined ? {} : { outcome: options.outcome }),
+    bins: options.bins ?? 10,
+    minimum: options.minimum ?? 3
+  })
+  const run = simulateStatsOnRows({ rows, request, peers: options.peers ?? 16, split: options.split ?? 'even', topology: options.topology ?? 'ring', seed: options.seed ?? 1 })
+  return { ...run.stats, rounds: run.rounds, messages: run.messages, bytes: run.bytes }
 }
 
 /** Regions' case-count series side by side, and the graph between the regions. */

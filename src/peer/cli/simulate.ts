@@ -11,7 +11,10 @@ import { DatasetError, prepareModel, readDataset, type Cell } from '../data/data
 
 interface SimulateOptions {
   data: string
-  outcome: string
+  outcome?: string
+  stats: boolean
+  bins: number
+  minimum: number
   features?: string
   factors?: string
   family: 'binomial' | 'poisson'
@@ -69,6 +72,7 @@ async function readEdgeFile (path: string): Promise<Array<[string, string]>> {
 }
 
 export async function runSimulate (options: SimulateOptions): Promise<Record<string, unknown>> {
+  if (options.outcome === undefined) throw new DatasetError('simulate needs --outcome COLUMN to fit a model (or --stats for descriptive statistics)')
   const dataset = await readDataset(options.data)
   const prepared = prepareModel(dataset, {
     outcome: options.outcome,
@@ -150,7 +154,7 @@ export function registerSimulate (program: Command): void {
   program.command('simulate')
     .description('fit a model over a simulated federation: any topology, the same consensus code as a real peer')
     .requiredOption('--data <file>', 'CSV data set')
-    .requiredOption('--outcome <column>', 'outcome column')
+    .option('--outcome <column>', 'outcome column (for --stats: a binary outcome, optional)')
     .option('--features <list>', 'feature columns, comma-separated (default: all other columns)')
     .option('--factors <list>', 'columns to treat as categorical even if numeric')
     .addOption(new Option('--family <family>', 'model family').choices(['binomial', 'poisson']).default('binomial'))
@@ -170,9 +174,30 @@ export function registerSimulate (program: Command): void {
     .option('--penalty <c>', 'ADMM penalty (default: from the mean Hessian and the graph)', numberOption('penalty'))
     .option('--newton-steps <k>', 'ADMM: local Newton steps per round', numberOption('newton-steps', true), 1)
     .option('--clip <r>', 'ADMM: clip a neighbour\'s iterate to r x max(1, |start|) from a peer\'s own, or "off"', clipOption, 1)
+    .option('--stats', 'descriptive statistics instead of a fit: counts, means, SDs, quantiles, correlations, and with a binary --outcome WOE, IV and cross-tables', false)
+    .option('--bins <n>', '--stats: bins of the weights of evidence before merging', numberOption('bins', true), 10)
+    .option('--minimum <n>', '--stats: the disclosure minimum (no count from 1 to n - 1 is published or derivable)', numberOption('minimum', true), 3)
     .option('--json', 'one JSON object on stdout', false)
     .option('--plot <file.svg>', 'write a convergence plot')
     .action(async (options: SimulateOptions) => {
+      if (options.stats) {
+        const { runSimulateStats, printStats } = await import('./simulate-stats.ts')
+        const stats = await runSimulateStats({
+          data: options.data,
+          ...(options.outcome === undefined ? {} : { outcome: options.outcome }),
+          ...(options.features === undefined ? {} : { features: list(options.features) }),
+          ...(options.factors === undefined ? {} : { factors: list(options.factors) }),
+          bins: options.bins,
+          minimum: options.minimum,
+          peers: options.peers,
+          split: options.split,
+          seed: options.seed,
+          topology: options.topology
+        })
+        if (options.json) process.stdout.write(`${JSON.stringify(stats)}\n`)
+        else printStats(stats as unknown as Parameters<typeof printStats>[0], (line) => { process.stdout.write(`${line}\n`) })
+        return
+      }
       const summary = await runSimulate(options)
       if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
       else printText(summary)
