@@ -1,5 +1,7 @@
 import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobParams, type FitJobResult, type FitProgress } from '../../consensus/jobs/fit-job.ts'
+import { finalRecord, type FinalRecord } from '../../consensus/audit/recorder.ts'
 import { createForecastJobState, forecastJobProtocol, type ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
+import { createStatsJobState, statsJobProtocol, type StatsJobResult } from '../../consensus/jobs/stats-job.ts'
 import { jobPosition, jobRound, type JobState } from '../../consensus/jobs/job.ts'
 import { diameter, type Graph } from '../../consensus/graph.ts'
 import type { Protocol } from '../../consensus/machine.ts'
@@ -8,9 +10,10 @@ import type { Rng } from '../../consensus/types.ts'
 import { INTERCEPT } from '../../learning/design.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
 import { memberByRegion } from '../federation.ts'
-import { fitCheck, forecastCheck, JobRefusedError, localDesign, type CheckContext, type JobData } from './checks.ts'
+import { fitCheck, forecastCheck, JobRefusedError, localDesign, localStatsData, statsCheck, type CheckContext, type JobData } from './checks.ts'
 import { parseForecastProposal, regionSeries } from './forecast-proposal.ts'
 import type { JobProposal } from './proposal.ts'
+import { statsRequestOf } from './stats-proposal.ts'
 
 /**
  * The kinds of job a peer runs, each in one place: how a region checks a proposal of that kind
@@ -23,6 +26,7 @@ import type { JobProposal } from './proposal.ts'
 export type JobOutput =
   | { kind: 'glm', fit: FitJobResult }
   | { kind: 'forecast', fit: FitJobResult, forecast: ForecastJobResult }
+  | { kind: 'stats', stats: StatsJobResult }
 
 export type JobKindName = JobOutput['kind']
 
@@ -56,15 +60,15 @@ export interface KindContext extends CheckContext {
 export interface JobPlan<R> {
   protocol: Protocol<JobState<R>, R>
   state: JobState<R>
-  /** the fit parameters the audit log records and recomputes with */
+  /** the fit parameters the audit log records and recomputes with (a job without ADMM: the defaults) */
   params: FitJobParams
   /** the job's specification, as the audit log's header records it */
   spec: Record<string, unknown>
   /** log fields for the job's start */
   startFields: Record<string, unknown>
   progress: (state: JobState<R>) => JobProgress
-  /** the output, the fit the audit log's final entry reports, and log fields for the job's end */
-  finish: (result: R, state: JobState<R>) => { output: JobOutput, fit: FitJobResult, fields: Record<string, unknown> }
+  /** the output, what the audit log's final entry reports, and log fields for the job's end */
+  finish: (result: R, state: JobState<R>) => { output: JobOutput, final: FinalRecord, fields: Record<string, unknown> }
 }
 
 export interface JobKind {
@@ -114,7 +118,7 @@ const glm: JobKind = {
       spec: { ...model },
       startFields: { peers: context.graph.names.length, rows: block.rows, algorithm: model.algorithm },
       progress: (current) => fitProgress(proposal.id, 'glm', current, state.fit),
-      finish: (fit) => ({ output: { kind: 'glm', fit }, fit, fields: { rounds: fit.rounds, converged: fit.converged } })
+      finish: (fit) => ({ output: { kind: 'glm', fit }, final: finalRecord(fit, params.tolerance), fields: { rounds: fit.rounds, converged: fit.converged } })
     })
   }
 }
@@ -159,17 +163,50 @@ const forecast: JobKind = {
       progress: (current) => fitProgress(proposal.id, 'forecast', current, state.forecast.fit),
       finish: (result, finished) => ({
         output: { kind: 'forecast', fit: result.fit, forecast: result },
-        fit: result.fit,
+        final: finalRecord(result.fit, params.tolerance),
         fields: { kind: 'forecast', rounds: forecastJobProtocol.round(finished as typeof state), jointRiskMean: result.joint.mean }
       })
     })
   }
 }
 
-const KINDS: Readonly<Record<JobKindName, JobKind>> = Object.freeze({ glm, forecast })
+/**
+ * Descriptive statistics by masked sums: counts, means, SDs, quantiles, correlations, and with a binary
+ * outcome WOE, IV and cross-tables, no count below the job's minimum published or derivable.
+ */
+const stats: JobKind = {
+  name: 'stats',
+  check: (proposal, data, context) => statsCheck(proposal, data, context),
+  plan (proposal, data, context, use) {
+    if (proposal.stats === undefined) throw new JobRefusedError('not a statistics job')
+    const request = statsRequestOf(proposal.stats)
+    const local = localStatsData(data.rows, request, data.schema)
+    const params = createFitJobParams({ dropAfterRounds: 0 })
+    const state = createStatsJobState({ job: proposal.id, graph: context.graph, self: context.self, diameter: diameter(context.graph), request, data: local, rng: context.rng, verifier: context.verifier })
+    return use<StatsJobResult>({
+      protocol: statsJobProtocol,
+      state,
+      params,
+      spec: { kind: 'stats', ...proposal.stats },
+      startFields: { kind: 'stats', peers: context.graph.names.length, rows: local.rows, features: request.features.length },
+      progress: (current) => {
+        const position = jobPosition(current)
+        return { job: proposal.id, kind: 'stats', state: 'running', phase: position.phase, round: position.round, jobRound: jobRound(current) }
+      },
+      finish: (result) => ({
+        output: { kind: 'stats', stats: result },
+        // the audit's final entry: no model, the job's size and rounds
+        final: { terms: [], coefficients: [], standardErrors: [], standardizedCoefficients: [], logLikelihood: 0, rounds: result.rounds, converged: true, peers: result.stats.peers, rows: result.stats.rows, penalty: null, tolerance: 0, dropped: [] },
+        fields: { kind: 'stats', rounds: result.rounds, rows: result.stats.rows }
+      })
+    })
+  }
+}
 
-/** The kind of a proposal: a forecasting job when it carries a forecast, a regression otherwise. */
+const KINDS: Readonly<Record<JobKindName, JobKind>> = Object.freeze({ glm, forecast, stats })
+
+/** The kind of a proposal: a forecasting job when it carries a forecast, statistics when it carries stats, a regression otherwise. */
 export function kindOf (proposal: JobProposal): JobKind {
-  return proposal.forecast !== undefined ? KINDS.forecast : KINDS.glm
+  return proposal.forecast !== undefined ? KINDS.forecast : proposal.stats !== undefined ? KINDS.stats : KINDS.glm
 }
 
