@@ -15,6 +15,9 @@ import { simulateGbdtData, type GbdtDataSimulation } from './consensus/sim/gbdt-
 import { buildTreeData, createGbdtParams, featureImportance, predictGbdt, type GbdtModel, type TreeFeature } from './learning/gbdt.ts'
 import { DEFAULT_TREE_SETTINGS } from './peer/job-bounds.ts'
 import { simulateForecast as simulateForecastPanel, type ForecastSimulationOutput } from './consensus/sim/forecast-simulation.ts'
+import { simulateStatsOnRows } from './consensus/sim/stats-simulation.ts'
+import type { StatsResult } from './learning/statistics.ts'
+import { statsRequestFromDataset } from './peer/data/stats-request.ts'
 import { graphFromEdges, isConnected } from './consensus/graph.ts'
 import { buildDesign, termNames, type DataBlock, type ModelSpec } from './learning/design.ts'
 import type { FamilyName } from './learning/family.ts'
@@ -31,6 +34,7 @@ export type { DataFitSimulation } from './consensus/sim/data-fit-simulation.ts'
 export type { GbdtDataSimulation } from './consensus/sim/gbdt-simulation.ts'
 export type { GbdtModel, GbdtModelJson } from './learning/gbdt.ts'
 export { gbdtModelFromJson, gbdtModelToJson } from './learning/gbdt.ts'
+export type { StatsResult, NumericSummary, CategoricalSummary, WoeBin, CrossTable } from './learning/statistics.ts'
 export type { FederatedFit, RegionOutcome, SkillTable } from './consensus/sim/forecast-simulation.ts'
 export type { Peer, PeerOptions, PeerStatus, JobRequest, JobOutcome } from './peer/runtime/peer.ts'
 export type { StoredModel as SharedModel, StoredForecast as RegionForecast } from './store/store.ts'
@@ -333,6 +337,45 @@ export function predictTrees (model: GbdtModel, rows: readonly Row[]): Float64Ar
 
 function treeFeaturesOf (spec: ModelSpec): TreeFeature[] {
   return spec.features.map((feature) => feature.type === 'categorical' ? { name: feature.name, type: 'categorical', levels: [...feature.levels] } : { name: feature.name, type: 'numeric' })
+}
+
+/** A simulated federation's descriptive statistics, as `epimesh simulate --stats`. */
+export interface SimulateStatsOptions {
+  data: Dataset | readonly Row[]
+  /** default: every column but the outcome */
+  features?: string[]
+  /** columns to treat as factors although numeric */
+  factors?: string[]
+  /** a binary outcome: point-biserial correlations, WOE, IV and cross-tables */
+  outcome?: string
+  /** WOE bins before merging (default 10) */
+  bins?: number
+  /** the disclosure minimum (default 3) */
+  minimum?: number
+  /** default 16 */
+  peers?: number
+  split?: SplitKind
+  /** default ring */
+  topology?: string
+  /** default 1 */
+  seed?: number
+}
+
+/**
+ * Counts, missing counts, means, SDs, quantiles, pairwise-complete correlations and, with a binary
+ * outcome, WOE, IV and cross-tables with chi-square tests, by a simulated federation's masked sums;
+ * no count below the minimum published or derivable.
+ */
+export function simulateStats (options: SimulateStatsOptions): StatsResult & { rounds: number, messages: number, bytes: number } {
+  const { request, rows } = statsRequestFromDataset(asDataset(options.data), {
+    ...(options.features === undefined ? {} : { features: options.features }),
+    ...(options.factors === undefined ? {} : { factors: options.factors }),
+    ...(options.outcome === undefined ? {} : { outcome: options.outcome }),
+    bins: options.bins ?? 10,
+    minimum: options.minimum ?? 3
+  })
+  const run = simulateStatsOnRows({ rows, request, peers: options.peers ?? 16, split: options.split ?? 'even', topology: options.topology ?? 'ring', seed: options.seed ?? 1 })
+  return { ...run.stats, rounds: run.rounds, messages: run.messages, bytes: run.bytes }
 }
 
 /** Regions' case-count series side by side, and the graph between the regions. */

@@ -19,6 +19,7 @@ import type { CaseSchema } from './schema.ts'
  *   series   tag of the date                   a count, with the date in the value
  *   models   tag of the job id                 a job's shared model
  *            tag of "<job id>!forecast"        a forecasting job's outcome for this region
+ *            tag of "<job id>!stats"           a statistics job's published result
  *   rounds   e!<job tag>!<sequence>            an audit entry (its canonical line)
  *            c!<job tag>!<peer tag>!<length>   a checkpoint, with the countersignatures gathered
  *            j!<job tag>                       the job's id, for the list of jobs with a log
@@ -102,6 +103,7 @@ export class StoreLayout {
   /** natural keys of the models sublevel (tagged by its key encoding) */
   modelKey (job: string): string { return job }
   forecastKey (job: string): string { return `${job}!forecast` }
+  statsKey (job: string): string { return `${job}!stats` }
 
   private jobTag (job: string): string { return keyTag(this.tagging, 'rounds.job', job) }
   entryKey (job: string, seq: number): string { return `e!${this.jobTag(job)}!${sequence(seq)}` }

@@ -100,6 +100,41 @@ export const storedForecastSchema = z.strictObject({
 /** A forecasting job's outcome as a region keeps it: its forecast, its h, the joint risk and the shared model. */
 export type StoredForecast = z.infer<typeof storedForecastSchema>
 
+const count = z.number().int().nonnegative().nullable()
+const label = z.string().min(1).max(200)
+const bounded = <T extends z.ZodType>(value: T) => z.record(label, value).refine((record) => Object.keys(record).length <= 1000, 'too many entries')
+
+/** A statistics job's published result (learning/statistics.ts StatsResult), as a region keeps it. */
+export const storedStatsSchema = z.strictObject({
+  job: storedJobId,
+  createdAt: z.iso.datetime(),
+  rounds: z.number().int().nonnegative(),
+  stats: z.strictObject({
+    rows: z.number().int().nonnegative(),
+    peers: z.number().int().positive(),
+    minimum: z.number().int().positive(),
+    features: bounded(z.strictObject({
+      type: z.enum(['numeric', 'categorical']),
+      count,
+      missing: count,
+      mean: z.number().nullable(),
+      sd: z.number().nullable(),
+      quantiles: bounded(z.number().nullable()).nullable(),
+      histogram: z.strictObject({ low: z.number(), width: z.number(), fine: z.number().int().positive() }).optional(),
+      levels: bounded(count).optional()
+    })),
+    correlation: z.strictObject({ names: z.array(label).max(1000), matrix: z.array(z.array(z.number().nullable()).max(1000)).max(1000) }),
+    pointBiserial: bounded(z.number().nullable()).nullable(),
+    outcome: z.strictObject({ name: label, count, missing: count, positives: count, negatives: count }).nullable(),
+    iv: bounded(z.number().nullable()).nullable(),
+    woe: bounded(z.array(z.strictObject({ lower: z.number().nullable(), upper: z.number().nullable(), levels: z.array(label).max(1000).nullable(), missing: z.boolean(), events: z.number().int().nonnegative(), nonEvents: z.number().int().nonnegative(), woe: z.number() })).max(1000).nullable()).nullable(),
+    crossTables: bounded(z.strictObject({ levels: z.array(label).max(1000), negatives: z.array(count).max(1000), positives: z.array(count).max(1000), chiSquare: z.number().nullable(), df: z.number().int().nonnegative(), pValue: z.number().nullable() })).nullable()
+  })
+})
+
+/** A statistics job's result as a region keeps it. */
+export type StoredStats = z.infer<typeof storedStatsSchema>
+
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/)
 const signature = z.string().min(1).max(200)
 

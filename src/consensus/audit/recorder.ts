@@ -114,6 +114,9 @@ export interface FinalBody {
   late?: { sent: SentRecord[], received: ReceivedRecord[] }
 }
 
+/** What a job's final entry says of its result (the rest of the entry is filled in by the recorder). */
+export type FinalRecord = Omit<FinalBody, 'type' | 'job' | 'peer' | 'late'>
+
 export type EntryBody = StartBody | RoundBody | FinalBody
 
 export interface Position {

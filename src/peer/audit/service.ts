@@ -1,5 +1,5 @@
 import type { PrivateKey } from '@libp2p/interface'
-import { AuditRecorder, graphRecord, type FinalBody } from '../../consensus/audit/recorder.ts'
+import { AuditRecorder, graphRecord, type FinalRecord } from '../../consensus/audit/recorder.ts'
 import { jobPosition, phaseIndex, phaseOf, type JobState } from '../../consensus/jobs/job.ts'
 import type { Graph } from '../../consensus/graph.ts'
 import type { LogRecord, MachineInput } from '../../consensus/machine.ts'
@@ -328,12 +328,11 @@ export interface AuditParams {
   algorithm: string
 }
 
+export type { FinalRecord }
+
 function paramsRecord (params: AuditParams): Record<string, unknown> {
   return { ...params }
 }
-
-/** What a log's final entry records of the job's result (finalRecord builds it from a fit). */
-export type FinalRecord = Omit<FinalBody, 'type' | 'job' | 'peer'>
 
 /**
  * The log of one job on this peer. Steps are recorded in order (a serial chain, whatever the caller

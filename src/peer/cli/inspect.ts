@@ -135,6 +135,33 @@ export function registerInspect (program: Command): void {
       if (model.dropped.length > 0) out(`peers dropped during the job: ${model.dropped.join(', ')}`)
     })
 
+  program.command('stats')
+    .description('the latest descriptive statistics of the federation this peer holds (or one job\'s, or the list of them): counts, means, SDs, quantiles, correlations, WOE, IV, cross-tables')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .option('--job <id>', 'a given statistics job instead of the latest')
+    .option('--list', 'every statistics job\'s result it holds, oldest first', false)
+    .option('--json', 'one JSON object on stdout (with --list, an array)', false)
+    .action(async (options: { dir: string, job?: string, list: boolean, json: boolean }) => {
+      const job = options.job === undefined ? undefined : checkJobId(options.job, '--job')
+      const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+      const all = await withStore(options.dir, async (store) => await store.listStats())
+      if (options.list) {
+        if (options.json) out(JSON.stringify(all))
+        else if (all.length === 0) out('no statistics yet (propose a job: epimesh propose --stats --features a,b,c)')
+        else for (const entry of all) out(`${entry.createdAt}  job ${entry.job}: ${entry.stats.rows} records in ${entry.stats.peers} regions; ${Object.keys(entry.stats.features).join(', ')}`)
+        return
+      }
+      const stored = job === undefined ? all.at(-1) ?? null : all.find((entry) => entry.job === job) ?? null
+      if (stored === null) throw new NothingYetError(job === undefined ? `no statistics yet in ${options.dir} (propose a job: epimesh propose --stats --features a,b,c)` : `no statistics of job ${job} in ${options.dir}`)
+      if (options.json) {
+        out(JSON.stringify(stored))
+        return
+      }
+      out(`job ${stored.job} (${stored.createdAt}, ${stored.rounds} rounds)`)
+      const { printStats } = await import('./stats-text.ts')
+      printStats(stored.stats as unknown as Parameters<typeof printStats>[0], out)
+    })
+
   program.command('forecast')
     .description('this region\'s latest forecast (mean and 90% interval per period), its risk score h, and the federation\'s joint risk')
     .requiredOption('--dir <dir>', 'the peer\'s data folder')

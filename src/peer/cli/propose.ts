@@ -5,6 +5,31 @@ import type { Command } from 'commander'
 import { DEFAULT_TREE_SETTINGS, loadFederation, modelSchema, type ModelSpec } from '../federation.ts'
 import { DatasetError } from '../data/dataset.ts'
 import { parseForecastProposal, type ForecastProposal } from '../runtime/forecast-proposal.ts'
+import { statsProposalSchema, type StatsProposal } from '../runtime/stats-proposal.ts'
+import type { CaseSchema } from '../../store/schema.ts'
+import { withStore } from './store-commands.ts'
+
+/**
+ * A statistics job from this region's schema: each feature's type, a category's levels and a number's
+ * bounds as the schema declares them, so that every other region can compare its own schema with it.
+ */
+export function statsProposalFromSchema (schema: CaseSchema | null, region: string, options: { features: string[], outcome?: string, bins?: number, minimum?: number }): StatsProposal {
+  if (schema === null) throw new DatasetError('this region\'s store has no schema yet (import records first: epimesh import --cases)')
+  const features = options.features.map((name) => {
+    const rule = schema.columns[name]
+    if (rule === undefined || 'action' in rule) throw new DatasetError(`--features: the schema has no column "${name}"${rule === undefined ? '' : ' that is stored as it is'} (columns: ${Object.keys(schema.columns).join(', ')})`)
+    if (rule.type === 'number') return { name, type: 'numeric' as const, ...(rule.min !== undefined && rule.max !== undefined && rule.min < rule.max ? { low: rule.min, high: rule.max } : {}) }
+    if (rule.type === 'category') return { name, type: 'categorical' as const, levels: [...rule.levels] }
+    throw new DatasetError(`--features: column "${name}" is a ${rule.type} column; statistics take numbers and categories`)
+  })
+  if (options.outcome !== undefined && !(options.outcome in schema.columns)) throw new DatasetError(`--outcome: the schema has no column "${options.outcome}"`)
+  const parsed = statsProposalSchema.safeParse({ features, outcome: options.outcome ?? null, schemaOf: region, ...(options.bins === undefined ? {} : { bins: options.bins }), ...(options.minimum === undefined ? {} : { minimum: options.minimum }) })
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new DatasetError(`statistics job: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`)
+  }
+  return parsed.data
+}
 
 /**
  * `epimesh propose`: asks the running peer of DIR to propose a job to the federation: the federation's
@@ -13,7 +38,7 @@ import { parseForecastProposal, type ForecastProposal } from '../runtime/forecas
  */
 export function registerPropose (program: Command): void {
   program.command('propose')
-    .description('propose a job to the federation through this region\'s running peer: the federation\'s classifier, or with --forecast a regional forecasting job')
+    .description('propose a job to the federation through this region\'s running peer: the federation\'s classifier, with --forecast a regional forecasting job, or with --stats descriptive statistics')
     .requiredOption('--dir <dir>', 'the peer\'s data folder')
     .requiredOption('--federation <file>', 'the federation file')
     .option('--job-id <id>', 'job id (default: a random one)')
@@ -27,7 +52,11 @@ export function registerPropose (program: Command): void {
     .option('--learning-rate <eta>', 'trees: shrinkage of each tree (default 0.3)', Number)
     .option('--gamma <g>', 'trees: the least gain a split must make (default 0)', Number)
     .option('--min-child-weight <w>', 'trees: the least Hessian sum in each child (default 1)', Number)
-    .option('--bins <b>', 'trees: bins per numeric feature (default 32)', Number)
+    .option('--bins <n>', 'trees: bins per numeric feature (default 32); statistics: bins of the weights of evidence (default 10)', Number)
+    .option('--stats', 'descriptive statistics of the federation (counts, means, SDs, quantiles, correlations; with a binary --outcome WOE, IV, cross-tables) instead of the classifier', false)
+    .option('--features <list>', 'statistics: the columns, comma-separated (types and levels from this region\'s schema)')
+    .option('--outcome <column>', 'statistics: a binary outcome')
+    .option('--minimum <n>', 'statistics: the disclosure minimum cell count (default 3)', Number)
     .option('--forecast', 'a regional forecasting job on the regions\' case-count series, instead of the federation\'s classifier', false)
     .option('--from <date>', 'forecasting: the first day of the first period (a Monday for weekly periods)')
     .option('--periods <n>', 'forecasting: how many periods of the series to fit on', Number)
@@ -35,7 +64,7 @@ export function registerPropose (program: Command): void {
     .option('--horizon <n>', 'forecasting: periods to forecast (default: those the risk score averages)', Number)
     .option('--half-risk <rate>', 'forecasting: the 7-day incidence per 100,000 at which h = 1/2 (default 10)', Number)
     .option('--open-regions <list>', 'forecasting: regions that publish their h openly (each must agree: start --publish-risk)')
-    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string }) => {
+    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, stats: boolean, features?: string, outcome?: string, minimum?: number, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string }) => {
       const federation = await loadFederation(options.federation)
       if (options.algorithm !== undefined && options.algorithm !== 'admm' && options.algorithm !== 'newton') throw new DatasetError(`--algorithm must be admm or newton, got ${options.algorithm}`)
       for (const field of ['lambda', 'tolerance', 'maxRounds'] as const) {
@@ -44,10 +73,10 @@ export function registerPropose (program: Command): void {
       }
       if (options.model !== undefined && options.model !== 'glm' && options.model !== 'gbdt') throw new DatasetError(`--model must be glm or gbdt, got ${options.model}`)
       const kind = (options.model ?? federation.model.kind ?? 'glm') as 'glm' | 'gbdt'
-      const treeFlags = { trees: options.trees, depth: options.depth, learningRate: options.learningRate, gamma: options.gamma, minChildWeight: options.minChildWeight, bins: options.bins }
+      const treeFlags = { trees: options.trees, depth: options.depth, learningRate: options.learningRate, gamma: options.gamma, minChildWeight: options.minChildWeight, bins: options.stats ? undefined : options.bins }
       const given = Object.entries(treeFlags).filter(([, value]) => value !== undefined)
       if (kind !== 'gbdt' && given.length > 0) throw new DatasetError(`--${given.map(([name]) => name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)).join(', --')} apply only to boosted trees (--model gbdt)`)
-      if (kind === 'gbdt' && options.forecast) throw new DatasetError('a forecasting job fits its own model: --model gbdt does not apply with --forecast')
+      if (kind === 'gbdt' && (options.forecast || options.stats) && options.model === 'gbdt') throw new DatasetError(`a ${options.forecast ? 'forecasting' : 'statistics'} job has its own model: --model gbdt does not apply with --${options.forecast ? 'forecast' : 'stats'}`)
       const { kind: _kind, trees: _trees, ...base } = federation.model
       const model: ModelSpec = {
         ...base,
@@ -78,10 +107,23 @@ export function registerPropose (program: Command): void {
         }
         forecast = parseForecastProposal(value).proposal
       }
+      let stats: StatsProposal | undefined
+      if (options.stats) {
+        if (options.forecast) throw new DatasetError('a job is --stats or --forecast, not both')
+        const features = (options.features ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '')
+        if (features.length === 0) throw new DatasetError('a statistics job needs --features a,b,c')
+        const { schema, region } = await withStore(options.dir, async (store) => ({ schema: await store.schema(), region: await store.region() }))
+        stats = statsProposalFromSchema(schema, region ?? 'this region', {
+          features,
+          ...(options.outcome === undefined ? {} : { outcome: options.outcome }),
+          ...(options.bins === undefined ? {} : { bins: options.bins }),
+          ...(options.minimum === undefined ? {} : { minimum: options.minimum })
+        })
+      }
       const id = options.jobId === undefined ? `job-${randomBytes(6).toString('hex')}` : checkJobId(options.jobId, '--job-id')
       await mkdir(dataPath(options.dir, 'proposals'), { recursive: true, mode: 0o700 })
       const path = dataPath(options.dir, 'proposals', id, '.json')
-      await writeFile(`${path}.tmp`, JSON.stringify({ type: 'job.propose', id, proposer: '', model, ...(forecast === undefined ? {} : { forecast }) }, null, 2), { mode: 0o600 })
+      await writeFile(`${path}.tmp`, JSON.stringify({ type: 'job.propose', id, proposer: '', model, ...(forecast === undefined ? {} : { forecast }), ...(stats === undefined ? {} : { stats }) }, null, 2), { mode: 0o600 })
       await rename(`${path}.tmp`, path)
       process.stdout.write(`proposed job ${id}; the running peer announces it within a second (epimesh status --dir ${options.dir})\n`)
     })

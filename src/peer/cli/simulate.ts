@@ -11,7 +11,11 @@ import { DatasetError, prepareModel, readDataset, type Cell } from '../data/data
 
 interface SimulateOptions {
   data: string
-  outcome: string
+  outcome?: string
+  stats: boolean
+  /** --stats: 10 by default; gbdt: DEFAULT_TREE_SETTINGS.bins */
+  bins?: number
+  minimum: number
   features?: string
   factors?: string
   family: 'binomial' | 'poisson'
@@ -38,7 +42,6 @@ interface SimulateOptions {
   learningRate: number
   gamma: number
   minChildWeight: number
-  bins: number
   test?: string
 }
 
@@ -77,6 +80,7 @@ async function readEdgeFile (path: string): Promise<Array<[string, string]>> {
 }
 
 export async function runSimulate (options: SimulateOptions): Promise<Record<string, unknown>> {
+  if (options.outcome === undefined) throw new DatasetError('simulate needs --outcome COLUMN to fit a model (or --stats for descriptive statistics)')
   const dataset = await readDataset(options.data)
   const prepared = prepareModel(dataset, {
     outcome: options.outcome,
@@ -179,7 +183,7 @@ export function registerSimulate (program: Command): void {
   program.command('simulate')
     .description('fit a model over a simulated federation: any topology, the same consensus code as a real peer')
     .requiredOption('--data <file>', 'CSV data set')
-    .requiredOption('--outcome <column>', 'outcome column')
+    .option('--outcome <column>', 'outcome column (for --stats: a binary outcome, optional)')
     .option('--features <list>', 'feature columns, comma-separated (default: all other columns)')
     .option('--factors <list>', 'columns to treat as categorical even if numeric')
     .addOption(new Option('--family <family>', 'model family').choices(['binomial', 'poisson']).default('binomial'))
@@ -205,12 +209,34 @@ export function registerSimulate (program: Command): void {
     .option('--learning-rate <eta>', 'gbdt: shrinkage of each tree', numberOption('learning-rate'), DEFAULT_TREE_SETTINGS.learningRate)
     .option('--gamma <g>', 'gbdt: the least gain a split must make', numberOption('gamma'), DEFAULT_TREE_SETTINGS.gamma)
     .option('--min-child-weight <w>', 'gbdt: the least Hessian sum in each child', numberOption('min-child-weight'), DEFAULT_TREE_SETTINGS.minChildWeight)
-    .option('--bins <b>', 'gbdt: bins per numeric feature', numberOption('bins', true), DEFAULT_TREE_SETTINGS.bins)
+    .option('--bins <n>', `gbdt: bins per numeric feature (default ${DEFAULT_TREE_SETTINGS.bins}); --stats: bins of the weights of evidence before merging (default 10)`, numberOption('bins', true))
     .option('--test <file.csv>', 'score the federated model on these rows, which no peer holds (adds "test" to the output)')
+    .option('--stats', 'descriptive statistics instead of a fit: counts, means, SDs, quantiles, correlations, and with a binary --outcome WOE, IV and cross-tables', false)
+    .option('--minimum <n>', '--stats: the disclosure minimum (no count from 1 to n - 1 is published or derivable)', numberOption('minimum', true), 3)
     .option('--json', 'one JSON object on stdout', false)
     .option('--plot <file.svg>', 'write a convergence plot')
     .action(async (options: SimulateOptions, command: Command) => {
+      if (options.stats) {
+        const { runSimulateStats, printStats } = await import('./simulate-stats.ts')
+        const stats = await runSimulateStats({
+          data: options.data,
+          ...(options.outcome === undefined ? {} : { outcome: options.outcome }),
+          ...(options.features === undefined ? {} : { features: list(options.features) }),
+          ...(options.factors === undefined ? {} : { factors: list(options.factors) }),
+          bins: options.bins ?? 10,
+          minimum: options.minimum,
+          peers: options.peers,
+          split: options.split,
+          seed: options.seed,
+          topology: options.topology
+        })
+        if (options.json) process.stdout.write(`${JSON.stringify(stats)}\n`)
+        else printStats(stats as unknown as Parameters<typeof printStats>[0], (line) => { process.stdout.write(`${line}\n`) })
+        return
+      }
       const trees = options.model === 'gbdt'
+      const outcome = options.outcome
+      if (outcome === undefined) throw new DatasetError('simulate needs --outcome COLUMN to fit a model (or --stats for descriptive statistics)')
       if (trees) {
         if (options.plot !== undefined) throw new DatasetError('--plot draws a regression\'s convergence; boosted trees are exact at every level (no plot)')
         if (options.offset !== undefined) throw new DatasetError('--offset applies to a regression (--model glm)')
@@ -218,8 +244,8 @@ export function registerSimulate (program: Command): void {
       const { runSimulateTrees, scoreRegression } = await import('./simulate-trees.ts')
       // for trees, --lambda is the L2 penalty on leaf weights, 1 by default as in XGBoost
       const lambda = trees && command.getOptionValueSource('lambda') === 'default' ? 1 : options.lambda
-      const summary = trees ? await runSimulateTrees({ ...options, lambda }) : await runSimulate(options)
-      if (!trees && options.test !== undefined) summary.test = await scoreRegression(options.test, options, summary.coefficients as Record<string, number>)
+      const summary = trees ? await runSimulateTrees({ ...options, outcome, lambda, bins: options.bins ?? DEFAULT_TREE_SETTINGS.bins }) : await runSimulate(options)
+      if (!trees && options.test !== undefined) summary.test = await scoreRegression(options.test, { ...options, outcome }, summary.coefficients as Record<string, number>)
       if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
       else if (trees) printTrees(summary)
       else printText(summary)

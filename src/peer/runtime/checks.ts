@@ -2,10 +2,13 @@ import { jointRiskGraph } from '../../consensus/protocols/joint-risk.ts'
 import { buildDesign, termNames, type DataBlock, type FeatureSpec, type ModelSpec } from '../../learning/design.ts'
 import { buildTreeData, type TreeData, type TreeFeature } from '../../learning/gbdt.ts'
 import { EpimeshError } from '../../errors.ts'
+import { buildStatsData, StatsRequestError, type StatsData, type StatsRequest } from '../../learning/statistics.ts'
+import type { CaseSchema } from '../../store/schema.ts'
 import type { Cell } from '../data/dataset.ts'
 import { federationGraph, regionOf, type Federation, type ModelSpec as FederationModel } from '../federation.ts'
 import { parseForecastProposal, regionSeries } from './forecast-proposal.ts'
 import type { JobProposal } from './proposal.ts'
+import { statsRequestOf, type StatsProposal } from './stats-proposal.ts'
 
 /**
  * What a region checks before it accepts a job: that its own data can take part (the model's columns,
@@ -30,6 +33,8 @@ export const DISCLOSURE = Object.freeze({ minimumPerOutcome: 3, maximumParameter
 export interface JobData {
   rows: ReadonlyArray<Record<string, Cell>>
   series: ReadonlyArray<{ date: string, count: number, population?: number }>
+  /** the schema the region's records were imported under (null for records read from a file) */
+  schema?: CaseSchema | null
 }
 
 /** What a check knows of the federation and of this peer. */
@@ -169,5 +174,70 @@ export function forecastCheck (proposal: JobProposal, data: JobData, context: Ch
   if (unknown.length > 0) return `the job lists regions that are not members as publishing their risk: ${unknown.join(', ')}`
   if (me !== undefined && plan.proposal.openRegions.includes(me) && !context.publishRisk) return 'the job lists this region as publishing its risk score openly, and this region does not agree to (start --publish-risk)'
   if (plan.proposal.openRegions.length === known.size - 1) return 'the job lists all regions but one as publishing their risk: the joint risk would give away the last one\'s'
+  return null
+}
+
+const list = (values: readonly string[]): string => values.length === 0 ? '(none)' : values.map((value) => JSON.stringify(value)).join(', ')
+
+/**
+ * Whether this region's schema lines up with a statistics proposal, which carries the types and factor
+ * levels of the schema of the region that proposed it: the same type for every column, and for a
+ * factor the same levels. A reason naming both regions and the column, or null.
+ */
+export function schemaMismatch (stats: StatsProposal, schema: CaseSchema, region: string): string | null {
+  for (const feature of stats.features) {
+    const rule = schema.columns[feature.name]
+    const theirs = `${stats.schemaOf}'s schema (the proposal's)`
+    if (rule === undefined || 'action' in rule) return `column "${feature.name}": ${region}'s schema has no such column${rule === undefined ? '' : ' (it is dropped or hashed at import)'}; ${theirs} has it as ${feature.type}`
+    if (feature.type === 'numeric' && rule.type !== 'number') return `column "${feature.name}": ${region}'s schema has it as ${rule.type}, ${theirs} as a number`
+    if (feature.type === 'categorical') {
+      if (rule.type !== 'category') return `column "${feature.name}": ${region}'s schema has it as ${rule.type}, ${theirs} as a category with levels ${list(feature.levels)}`
+      const mine = [...rule.levels].sort()
+      const proposed = [...feature.levels].sort()
+      if (mine.length !== proposed.length || mine.some((level, index) => level !== proposed[index])) {
+        const onlyMine = mine.filter((level) => !proposed.includes(level))
+        const onlyTheirs = proposed.filter((level) => !mine.includes(level))
+        return `column "${feature.name}": the factor levels differ between ${region} (${list(mine)}) and ${stats.schemaOf} (${list(proposed)})${onlyMine.length > 0 ? `; only ${region} has ${list(onlyMine)}` : ''}${onlyTheirs.length > 0 ? `; only ${stats.schemaOf} has ${list(onlyTheirs)}` : ''}: recode them alike (schema levels) before computing pooled statistics`
+      }
+    }
+  }
+  return null
+}
+
+/** The region's rows as the statistics job reads them: the outcome coded by the schema's positive level when it names one. */
+export function localStatsData (rows: ReadonlyArray<Record<string, Cell>>, request: StatsRequest, schema: CaseSchema | null | undefined): StatsData {
+  const outcome = request.outcome
+  const positive = outcome !== null && schema?.outcome === outcome ? schema.positive : undefined
+  const coded = positive === undefined || outcome === null
+    ? rows
+    : rows.map((row) => {
+      const value = row[outcome]
+      return value === null || value === undefined || value === '' ? row : { ...row, [outcome]: String(value) === positive ? 1 : 0 }
+    })
+  return buildStatsData(coded, request)
+}
+
+/** A reason to decline a statistics job, or null to accept: the schema's agreement, the columns, the values, the disclosure policy. */
+export function statsCheck (proposal: JobProposal, data: JobData, context: CheckContext): string | null {
+  const stats = proposal.stats
+  if (stats === undefined) return 'not a statistics job'
+  const region = regionOf(context.federation, context.peerId)
+  if (stats.minimum < DISCLOSURE.minimumPerOutcome) return `disclosure control: the job's minimum cell count ${stats.minimum} is below this region's ${DISCLOSURE.minimumPerOutcome}`
+  if (data.schema !== null && data.schema !== undefined) {
+    const mismatch = schemaMismatch(stats, data.schema, region)
+    if (mismatch !== null) return mismatch
+  }
+  if (data.rows.length === 0) return 'this region\'s store holds no records'
+  const columns = new Set<string>()
+  for (const row of data.rows) for (const column in row) columns.add(column)
+  const used = [...stats.features.map((feature) => feature.name), ...(stats.outcome === null ? [] : [stats.outcome])]
+  const absent = used.filter((column) => !columns.has(column))
+  if (absent.length > 0) return `no column ${list(absent)} in ${region}'s records`
+  try {
+    localStatsData(data.rows, statsRequestOf(stats), data.schema)
+  } catch (error) {
+    if (error instanceof StatsRequestError) return `${region}'s records: ${error.message}`
+    throw error
+  }
   return null
 }

@@ -1,9 +1,10 @@
 import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobResult, type FitProgress } from '../../consensus/jobs/fit-job.ts'
 import { createGbdtJobState, gbdtJobProtocol, type GbdtJobResult } from '../../consensus/jobs/gbdt-job.ts'
-import { finalRecord } from '../../consensus/audit/recorder.ts'
+import { finalRecord, type FinalRecord } from '../../consensus/audit/recorder.ts'
 import { createGbdtParams, gbdtModelToJson, type GbdtParams } from '../../learning/gbdt.ts'
-import type { AuditParams, FinalRecord } from '../audit/service.ts'
+import type { AuditParams } from '../audit/service.ts'
 import { createForecastJobState, forecastJobProtocol, type ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
+import { createStatsJobState, statsJobProtocol, type StatsJobResult } from '../../consensus/jobs/stats-job.ts'
 import { jobPosition, jobRound, type JobState } from '../../consensus/jobs/job.ts'
 import { diameter, type Graph } from '../../consensus/graph.ts'
 import type { Protocol } from '../../consensus/machine.ts'
@@ -12,9 +13,10 @@ import type { Rng } from '../../consensus/types.ts'
 import { INTERCEPT } from '../../learning/design.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
 import { DEFAULT_TREE_SETTINGS, memberByRegion, type ModelSpec as FederationModel } from '../federation.ts'
-import { DISCLOSURE, fitCheck, forecastCheck, JobRefusedError, localDesign, localTreeData, treeCheck, type CheckContext, type JobData } from './checks.ts'
+import { DISCLOSURE, fitCheck, forecastCheck, JobRefusedError, localDesign, localStatsData, localTreeData, statsCheck, treeCheck, type CheckContext, type JobData } from './checks.ts'
 import { parseForecastProposal, regionSeries } from './forecast-proposal.ts'
 import type { JobProposal } from './proposal.ts'
+import { statsRequestOf } from './stats-proposal.ts'
 
 /**
  * The kinds of job a peer runs, each in one place: how a region checks a proposal of that kind
@@ -28,6 +30,7 @@ export type JobOutput =
   | { kind: 'glm', fit: FitJobResult }
   | { kind: 'forecast', fit: FitJobResult, forecast: ForecastJobResult }
   | { kind: 'gbdt', trees: GbdtJobResult }
+  | { kind: 'stats', stats: StatsJobResult }
 
 export type JobKindName = JobOutput['kind']
 
@@ -217,6 +220,39 @@ const gbdt: JobKind = {
   }
 }
 
+/**
+ * Descriptive statistics by masked sums: counts, means, SDs, quantiles, correlations, and with a binary
+ * outcome WOE, IV and cross-tables, no count below the job's minimum published or derivable.
+ */
+const stats: JobKind = {
+  name: 'stats',
+  check: (proposal, data, context) => statsCheck(proposal, data, context),
+  plan (proposal, data, context, use) {
+    if (proposal.stats === undefined) throw new JobRefusedError('not a statistics job')
+    const request = statsRequestOf(proposal.stats)
+    const local = localStatsData(data.rows, request, data.schema)
+    const params = createFitJobParams({ dropAfterRounds: 0 })
+    const state = createStatsJobState({ job: proposal.id, graph: context.graph, self: context.self, diameter: diameter(context.graph), request, data: local, rng: context.rng, verifier: context.verifier })
+    return use<StatsJobResult>({
+      protocol: statsJobProtocol,
+      state,
+      params,
+      spec: { kind: 'stats', ...proposal.stats },
+      startFields: { kind: 'stats', peers: context.graph.names.length, rows: local.rows, features: request.features.length },
+      progress: (current) => {
+        const position = jobPosition(current)
+        return { job: proposal.id, kind: 'stats', state: 'running', phase: position.phase, round: position.round, jobRound: jobRound(current) }
+      },
+      finish: (result) => ({
+        output: { kind: 'stats', stats: result },
+        // the audit's final entry: no model, the job's size and rounds
+        final: { terms: [], coefficients: [], standardErrors: [], standardizedCoefficients: [], logLikelihood: 0, rounds: result.rounds, converged: true, peers: result.stats.peers, rows: result.stats.rows, penalty: null, tolerance: 0, dropped: [] },
+        fields: { kind: 'stats', rounds: result.rounds, rows: result.stats.rows }
+      })
+    })
+  }
+}
+
 /** A tree job's final entry: no coefficients, the whole forest. */
 function treeFinalRecord (result: GbdtJobResult): FinalRecord {
   return {
@@ -236,11 +272,12 @@ function treeFinalRecord (result: GbdtJobResult): FinalRecord {
   }
 }
 
-const KINDS: Readonly<Record<JobKindName, JobKind>> = Object.freeze({ glm, forecast, gbdt })
+const KINDS: Readonly<Record<JobKindName, JobKind>> = Object.freeze({ glm, forecast, gbdt, stats })
 
-/** The kind of a proposal: a forecasting job when it carries a forecast, else the kind its model states (a regression by default). */
+/** The kind of a proposal: a forecasting job when it carries a forecast, statistics when it carries stats, else the kind its model states (a regression by default). */
 export function kindOf (proposal: JobProposal): JobKind {
   if (proposal.forecast !== undefined) return KINDS.forecast
+  if (proposal.stats !== undefined) return KINDS.stats
   return proposal.model.kind === 'gbdt' ? KINDS.gbdt : KINDS.glm
 }
 

@@ -9,9 +9,11 @@ import type { FitJobResult } from '../../consensus/jobs/fit-job.ts'
 import type { GbdtJobResult } from '../../consensus/jobs/gbdt-job.ts'
 import { gbdtModelToJson } from '../../learning/gbdt.ts'
 import type { ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
+import type { StatsJobResult } from '../../consensus/jobs/stats-job.ts'
 import { excerpt } from '../../consensus/ids.ts'
 import { coefficientTable } from '../../learning/inference.ts'
-import { Store, type StoredForecast, type StoredModel } from '../../store/store.ts'
+import type { CaseSchema } from '../../store/schema.ts'
+import { Store, type StoredForecast, type StoredModel, type StoredStats } from '../../store/store.ts'
 import { DatasetError, readDataset, type Cell } from '../data/dataset.ts'
 import { loadIdentity } from '../identity.ts'
 import { lockDataFolder } from '../lock.ts'
@@ -30,6 +32,7 @@ import type { JobOutput, JobProgress } from './job-kinds.ts'
 import { federationGraph, loadFederation, parseFederation, readPreSharedKey, type Federation, type ModelSpec } from '../federation.ts'
 import type { z } from 'zod'
 import type { forecastProposalSchema } from './forecast-proposal.ts'
+import type { statsProposalSchema } from './stats-proposal.ts'
 import { fileJournal, type JobJournal } from './journal.ts'
 import { jobAnnouncementSchema, type JobProposal } from './proposal.ts'
 
@@ -46,10 +49,10 @@ type SeriesPoint = { date: string, count: number, population?: number }
  * The region's records and case-count series: from its store (the normal case), or the records from a
  * CSV file named on the command line.
  */
-async function loadData (dir: string, cases: string | undefined): Promise<{ rows: Array<Record<string, Cell>>, series: SeriesPoint[] }> {
+async function loadData (dir: string, cases: string | undefined): Promise<{ rows: Array<Record<string, Cell>>, series: SeriesPoint[], schema: CaseSchema | null }> {
   return await Store.use(dir, async (store) => {
     const rows = cases !== undefined ? (await readDataset(cases)).rows : await store.allRows()
-    return { rows, series: await store.readSeries() }
+    return { rows, series: await store.readSeries(), schema: cases !== undefined ? null : await store.schema() }
   })
 }
 
@@ -87,7 +90,7 @@ export function toStoredForest (job: string, result: GbdtJobResult): StoredModel
 }
 
 /** The model a job's output leaves in the store. */
-export function storedModelOf (job: string, output: JobOutput): StoredModel {
+export function storedModelOf (job: string, output: Exclude<JobOutput, { kind: 'stats' }>): StoredModel {
   return output.kind === 'gbdt' ? toStoredForest(job, output.trees) : toStoredModel(job, output.fit)
 }
 
@@ -118,8 +121,8 @@ export function toStoredModel (job: string, result: FitJobResult): StoredModel {
  * A proposal as an announcement off the network would carry it, checked by the same schema: the
  * federation's model with the given changes. `source` names where it came from in the error.
  */
-export function checkProposal (value: { id: string, proposer: string, model?: unknown, forecast?: unknown }, baseModel: ModelSpec, source: string): JobProposal {
-  const parsed = jobAnnouncementSchema.safeParse({ type: 'job.propose', id: value.id, proposer: value.proposer, model: { ...baseModel, ...(typeof value.model === 'object' ? value.model : {}) }, ...(value.forecast === undefined ? {} : { forecast: value.forecast }) })
+export function checkProposal (value: { id: string, proposer: string, model?: unknown, forecast?: unknown, stats?: unknown }, baseModel: ModelSpec, source: string): JobProposal {
+  const parsed = jobAnnouncementSchema.safeParse({ type: 'job.propose', id: value.id, proposer: value.proposer, model: { ...baseModel, ...(typeof value.model === 'object' ? value.model : {}) }, ...(value.forecast === undefined ? {} : { forecast: value.forecast }), ...(value.stats === undefined ? {} : { stats: value.stats }) })
   if (!parsed.success || parsed.data.type !== 'job.propose') {
     const issue = parsed.success ? undefined : parsed.error.issues[0]
     throw new DatasetError(`${source}: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'not a proposal'}`)
@@ -191,11 +194,22 @@ export interface PeerRuntimeInit {
   onJob?: (outcome: JobOutcome) => void
 }
 
-/** A job's outcome on this peer: the shared model, and for a forecasting job this region's forecast. */
+/** A job's outcome on this peer: the shared model, for a forecasting job this region's forecast, for a statistics job its published result (and no model). */
 export interface JobOutcome {
   job: string
-  model: StoredModel
+  model: StoredModel | null
   forecast: StoredForecast | null
+  stats: StoredStats | null
+}
+
+export function toStoredStats (job: string, result: StatsJobResult): StoredStats {
+  return { job, createdAt: new Date().toISOString(), rounds: result.rounds, stats: result.stats }
+}
+
+/** A job's output as its outcome on this peer (what the store keeps of it). */
+function outcomeOf (job: string, output: JobOutput, region: string, members: ReadonlyArray<{ region: string, peerId: string }>): JobOutcome {
+  if (output.kind === 'stats') return { job, model: null, forecast: null, stats: toStoredStats(job, output.stats) }
+  return { job, model: storedModelOf(job, output), forecast: output.kind === 'forecast' ? toStoredForecast(job, region, output.forecast, members) : null, stats: null }
 }
 
 export interface PeerRuntime {
@@ -283,7 +297,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     const ready = await transport.start({ signal })
     log.info({ ready: ready.ready.length, missing: ready.missing.length }, 'neighbour exchange ready')
     const journal = fileJournal(options.dir)
-    const storeModel = async (job: string, output: JobOutput): Promise<void> => {
+    const storeModel = async (job: string, output: Exclude<JobOutput, { kind: 'stats' }>): Promise<void> => {
       // in the store, with every other model of this region (opened briefly: the operator's commands
       // can read the store while the peer runs)
       const model = storedModelOf(job, output)
@@ -296,9 +310,14 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
       log.info({ event: 'forecast.stored', job, h: result.risk.h, jointRiskMean: result.joint.mean }, 'forecast stored')
     }
     const onOutput = async (job: string, output: JobOutput): Promise<void> => {
-      if (output.kind === 'forecast') await storeForecast(job, output.forecast)
-      await storeModel(job, output)
-      const outcome: JobOutcome = { job, model: storedModelOf(job, output), forecast: output.kind === 'forecast' ? toStoredForecast(job, member?.region ?? peerId, output.forecast, federation.members) : null }
+      if (output.kind === 'stats') {
+        await Store.use(options.dir, async (store) => { await store.putStats(toStoredStats(job, output.stats)) })
+        log.info({ event: 'stats.stored', job, rows: output.stats.stats.rows }, 'statistics stored')
+      } else {
+        if (output.kind === 'forecast') await storeForecast(job, output.forecast)
+        await storeModel(job, output)
+      }
+      const outcome = outcomeOf(job, output, member?.region ?? peerId, federation.members)
       try {
         options.onJob?.(outcome)
       } catch (error) {
@@ -325,7 +344,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
 
     const run = async (proposal: JobProposal, runOptions: { signal?: AbortSignal } = {}): Promise<JobOutcome> => {
       const output = await jobs.propose(proposal, runOptions)
-      return { job: proposal.id, model: storedModelOf(proposal.id, output), forecast: output.kind === 'forecast' ? toStoredForecast(proposal.id, member?.region ?? peerId, output.forecast, federation.members) : null }
+      return outcomeOf(proposal.id, output, member?.region ?? peerId, federation.members)
     }
     const watchProposals = (): void => {
       if (poll !== undefined || stopped !== null) return
@@ -384,6 +403,8 @@ export interface JobRequest {
   model?: Partial<ModelSpec>
   /** a regional forecasting job, as `epimesh propose --forecast` writes one: `{ from, periods, period, ... }` */
   forecast?: z.input<typeof forecastProposalSchema>
+  /** a statistics job, as `epimesh propose --stats` writes one: `{ features, outcome, bins, minimum, schemaOf }` */
+  stats?: z.input<typeof statsProposalSchema>
 }
 
 /** A running peer. Every member must run one for a job to run. */
@@ -477,7 +498,7 @@ export async function createPeer (options: PeerOptions, { signal }: { signal?: A
       throwIfAborted(jobSignal, 'the proposal was aborted')
       if (stopping !== null) throw new AbortedError('the peer has stopped')
       const id = job.id === undefined ? `job-${randomBytes(6).toString('hex')}` : checkJobId(job.id, 'job id')
-      const proposal = checkProposal({ id, proposer: runtime.peerId, ...(job.model === undefined ? {} : { model: job.model }), ...(job.forecast === undefined ? {} : { forecast: job.forecast }) }, runtime.federation.model, `job ${id}`)
+      const proposal = checkProposal({ id, proposer: runtime.peerId, ...(job.model === undefined ? {} : { model: job.model }), ...(job.forecast === undefined ? {} : { forecast: job.forecast }), ...(job.stats === undefined ? {} : { stats: job.stats }) }, runtime.federation.model, `job ${id}`)
       return await runtime.run(proposal, jobSignal === undefined ? {} : { signal: jobSignal })
     },
     stop: async ({ signal: stopSignal } = {}) => {
