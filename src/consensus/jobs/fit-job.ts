@@ -156,6 +156,8 @@ export interface FitJobResult {
   covariance: Float64Array
   /** on the standardised scale (equal to the above when not standardising) */
   standardizedCoefficients: Float64Array
+  /** the pooled means and population standard deviations the columns were standardised with (intercept: 0 and 1), or null */
+  scaling: { mean: Float64Array, scale: Float64Array } | null
   logLikelihood: number
   /** the federation's penalised objective at the solution, summed over peers */
   objective: number
@@ -524,6 +526,7 @@ function finish (setup: FitSetup, coefficientsScaled: Float64Array, hessianSum: 
     standardErrors,
     covariance,
     standardizedCoefficients: Float64Array.from(coefficientsScaled),
+    scaling: scaling === null ? null : { mean: Float64Array.from(scaling.mean), scale: Float64Array.from(scaling.scale) },
     logLikelihood: -(objectiveValue - penaltyValue),
     objective: objectiveValue,
     rounds: ctx.round(),

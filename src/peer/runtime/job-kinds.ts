@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobParams, type FitJobResult, type FitProgress } from '../../consensus/jobs/fit-job.ts'
 import { createForecastJobState, forecastJobProtocol, type ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
 import { jobPosition, jobRound, type JobState } from '../../consensus/jobs/job.ts'
@@ -5,7 +6,7 @@ import { diameter, type Graph } from '../../consensus/graph.ts'
 import type { Protocol } from '../../consensus/machine.ts'
 import type { MessageVerifier } from '../../consensus/audit/evidence.ts'
 import type { Rng } from '../../consensus/types.ts'
-import { INTERCEPT } from '../../learning/design.ts'
+import { INTERCEPT, type DataBlock } from '../../learning/design.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
 import { memberByRegion } from '../federation.ts'
 import { fitCheck, forecastCheck, JobRefusedError, localDesign, type CheckContext, type JobData } from './checks.ts'
@@ -19,10 +20,27 @@ import type { JobProposal } from './proposal.ts'
  * progress, lingering); a new kind is an entry here and its script in src/consensus/jobs.
  */
 
-/** What a job left on this peer, by kind. */
+/** What this region put into a job: how many of its own rows, and a digest of them (for the model's lineage). */
+export interface JobInput {
+  rows: number
+  /** SHA-256, hex, of what the job read of this region's data */
+  digest: string
+}
+
+/** What a job left on this peer, by kind, with the proposal it ran and what this region put in. */
 export type JobOutput =
-  | { kind: 'glm', fit: FitJobResult }
-  | { kind: 'forecast', fit: FitJobResult, forecast: ForecastJobResult }
+  | { kind: 'glm', fit: FitJobResult, proposal: JobProposal, input: JobInput }
+  | { kind: 'forecast', fit: FitJobResult, forecast: ForecastJobResult, proposal: JobProposal, input: JobInput }
+
+/** SHA-256 of a design block as a job reads it: its terms, then the rows of x, y and the offset as float64. */
+export function designDigest (block: DataBlock, terms: readonly string[]): string {
+  const hash = createHash('sha256')
+  hash.update(`${JSON.stringify(terms)}\n${block.rows}\n`)
+  hash.update(new Uint8Array(block.x.buffer, block.x.byteOffset, block.rows * block.cols * 8))
+  hash.update(new Uint8Array(block.y.buffer, block.y.byteOffset, block.rows * 8))
+  if (block.offset !== undefined) hash.update(new Uint8Array(block.offset.buffer, block.offset.byteOffset, block.rows * 8))
+  return hash.digest('hex')
+}
 
 export type JobKindName = JobOutput['kind']
 
@@ -114,7 +132,7 @@ const glm: JobKind = {
       spec: { ...model },
       startFields: { peers: context.graph.names.length, rows: block.rows, algorithm: model.algorithm },
       progress: (current) => fitProgress(proposal.id, 'glm', current, state.fit),
-      finish: (fit) => ({ output: { kind: 'glm', fit }, fit, fields: { rounds: fit.rounds, converged: fit.converged } })
+      finish: (fit) => ({ output: { kind: 'glm', fit, proposal, input: { rows: block.rows, digest: designDigest(block, terms) } }, fit, fields: { rounds: fit.rounds, converged: fit.converged } })
     })
   }
 }
@@ -158,7 +176,7 @@ const forecast: JobKind = {
       startFields: { kind: 'forecast', peers: context.graph.names.length, periods: plan.proposal.periods, algorithm: params.algorithm },
       progress: (current) => fitProgress(proposal.id, 'forecast', current, state.forecast.fit),
       finish: (result, finished) => ({
-        output: { kind: 'forecast', fit: result.fit, forecast: result },
+        output: { kind: 'forecast', fit: result.fit, forecast: result, proposal, input: { rows: series.counts.length, digest: createHash('sha256').update(JSON.stringify({ counts: Array.from(series.counts), population: series.population })).digest('hex') } },
         fit: result.fit,
         fields: { kind: 'forecast', rounds: forecastJobProtocol.round(finished as typeof state), jointRiskMean: result.joint.mean }
       })

@@ -9,7 +9,8 @@ import type { FitJobResult } from '../../consensus/jobs/fit-job.ts'
 import type { ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
 import { excerpt } from '../../consensus/ids.ts'
 import { coefficientTable } from '../../learning/inference.ts'
-import { Store, type StoredForecast, type StoredModel } from '../../store/store.ts'
+import { Store, type ModelLineage, type ModelSpecification, type StoredForecast, type StoredModel } from '../../store/store.ts'
+import { INTERCEPT } from '../../learning/design.ts'
 import { DatasetError, readDataset, type Cell } from '../data/dataset.ts'
 import { loadIdentity } from '../identity.ts'
 import { lockDataFolder } from '../lock.ts'
@@ -24,7 +25,7 @@ import type { NeighbourStatus } from '../net/discovery.ts'
 import type { AnnouncementStats } from '../net/announce.ts'
 import { ed25519Signer, ed25519Verifier, SigningTransport, type SigningStats } from '../net/signing.ts'
 import { JobCoordinator, type AgreementStats } from './coordinator.ts'
-import type { JobOutput, JobProgress } from './job-kinds.ts'
+import type { JobInput, JobOutput, JobProgress } from './job-kinds.ts'
 import { federationGraph, loadFederation, parseFederation, readPreSharedKey, type Federation, type ModelSpec } from '../federation.ts'
 import type { z } from 'zod'
 import type { forecastProposalSchema } from './forecast-proposal.ts'
@@ -51,7 +52,7 @@ async function loadData (dir: string, cases: string | undefined): Promise<{ rows
   })
 }
 
-export function toStoredForecast (job: string, region: string, result: ForecastJobResult, members: ReadonlyArray<{ region: string, peerId: string }>): StoredForecast {
+export function toStoredForecast (job: string, region: string, result: ForecastJobResult, members: ReadonlyArray<{ region: string, peerId: string }>, origin: ModelOrigin | null = null): StoredForecast {
   const regionOf = new Map(members.map((member) => [member.peerId, member.region]))
   return {
     job,
@@ -61,12 +62,67 @@ export function toStoredForecast (job: string, region: string, result: ForecastJ
     rate: result.risk.rate,
     h: result.risk.h,
     joint: { sum: result.joint.sum, mean: result.joint.mean, regions: result.joint.regions, open: result.joint.open.map((entry) => ({ region: regionOf.get(entry.region) ?? entry.region, h: entry.h })) },
-    model: toStoredModel(job, result.fit)
+    model: toStoredModel(job, result.fit, origin)
   }
 }
 
-export function toStoredModel (job: string, result: FitJobResult): StoredModel {
+/** Where a model comes from: the proposal it ran, what this region put in, and the federation's members (for region names). */
+export interface ModelOrigin {
+  proposal: JobProposal
+  input: JobInput
+  members: ReadonlyArray<{ region: string, peerId: string }>
+  /** the model this one was warm-started from */
+  parent?: string | null
+}
+
+/** A number the store keeps as is, or null (a NaN or an infinity). */
+const finiteOrNull = (value: number): number | null => Number.isFinite(value) ? value : null
+
+/** The model's specification: what `predict` needs to build a record's design row as the job did. */
+function specificationOf (proposal: JobProposal, fit: FitJobResult): ModelSpecification {
+  if (proposal.forecast !== undefined) return { kind: 'forecast', family: 'poisson' }
+  const model = proposal.model
+  return {
+    kind: 'glm',
+    family: model.family,
+    outcome: model.outcome,
+    features: model.features.map((feature) => feature.type === 'categorical' ? { name: feature.name, type: feature.type, levels: [...(feature.levels ?? [])] } : { name: feature.name, type: feature.type }),
+    intercept: fit.terms.includes(INTERCEPT),
+    offset: null,
+    standardize: fit.scaling !== null,
+    scaling: fit.scaling === null ? null : { mean: Array.from(fit.scaling.mean), scale: Array.from(fit.scaling.scale) },
+    lambda: model.lambda
+  }
+}
+
+function lineageOf (origin: ModelOrigin, fit: FitJobResult): ModelLineage {
+  const { proposal, members } = origin
+  const regionOf = new Map(members.map((member) => [member.peerId, member.region]))
+  const model = proposal.model
+  const forecast = proposal.forecast as Record<string, unknown> | undefined
+  const parameters: Record<string, number | string | boolean | null> = forecast === undefined
+    ? { lambda: model.lambda, tolerance: model.tolerance, maxRounds: model.maxRounds, roundDeadlineMs: model.roundDeadlineMs, dropAfterRounds: model.dropAfterRounds, clip: model.clip === undefined ? 1 : model.clip, standardize: fit.scaling !== null }
+    : Object.fromEntries(Object.entries(forecast).filter(([, value]) => value === null || ['number', 'string', 'boolean'].includes(typeof value)).slice(0, 64)) as Record<string, number | string | boolean | null>
+  const algorithm = forecast !== undefined && typeof forecast.algorithm === 'string' ? forecast.algorithm : model.algorithm
+  // the regions that took part: the graph's members, less any dropped during the job
+  const dropped = new Set(fit.dropped)
+  return {
+    proposer: proposal.proposer,
+    proposerRegion: regionOf.get(proposal.proposer) ?? null,
+    algorithm,
+    parameters,
+    regions: members.filter((member) => !dropped.has(member.peerId)).map((member) => member.region),
+    ownRows: origin.input.rows,
+    dataDigest: origin.input.digest,
+    auditHead: null,
+    parent: origin.parent ?? null
+  }
+}
+
+/** A job's result as the store keeps it: with its specification, covariance and lineage when its origin is known. */
+export function toStoredModel (job: string, result: FitJobResult, origin: ModelOrigin | null = null): StoredModel {
   const table = coefficientTable(result.terms, result.coefficients, result.covariance)
+  const p = result.terms.length
   return {
     job,
     createdAt: new Date().toISOString(),
@@ -84,8 +140,16 @@ export function toStoredModel (job: string, result: FitJobResult): StoredModel {
       standardError: table.standardError[index] as number,
       z: table.z[index] as number,
       pValue: table.pValue[index] as number
-    }))
+    })),
+    covariance: Array.from({ length: p }, (_, row) => Array.from(result.covariance.subarray(row * p, row * p + p), finiteOrNull)),
+    ...(origin === null ? {} : { specification: specificationOf(origin.proposal, result), lineage: lineageOf(origin, result) })
   }
+}
+
+/** The model and forecast a job's output leaves in this region's store. */
+export function storedOutcome (job: string, output: JobOutput, region: string, members: ReadonlyArray<{ region: string, peerId: string }>): JobOutcome {
+  const origin: ModelOrigin = { proposal: output.proposal, input: output.input, members }
+  return { job, model: toStoredModel(job, output.fit, origin), forecast: output.kind === 'forecast' ? toStoredForecast(job, region, output.forecast, members, origin) : null }
 }
 
 /**
@@ -257,21 +321,23 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     const ready = await transport.start({ signal })
     log.info({ ready: ready.ready.length, missing: ready.missing.length }, 'neighbour exchange ready')
     const journal = fileJournal(options.dir)
-    const storeModel = async (job: string, result: FitJobResult): Promise<void> => {
+    const onOutput = async (job: string, output: JobOutput): Promise<void> => {
+      const outcome = storedOutcome(job, output, member?.region ?? peerId, federation.members)
       // in the store, with every other model of this region (opened briefly: the operator's commands
       // can read the store while the peer runs)
-      await Store.use(options.dir, async (store) => { await store.putModel(toStoredModel(job, result)) })
-      log.info({ event: 'model.stored', job, rounds: result.rounds, converged: result.converged }, 'model stored')
+      if (outcome.forecast !== null) {
+        const forecast = outcome.forecast
+        await Store.use(options.dir, async (store) => { await store.putForecast(forecast) })
+        log.info({ event: 'forecast.stored', job, h: forecast.h, jointRiskMean: forecast.joint.mean }, 'forecast stored')
+      }
+      await Store.use(options.dir, async (store) => { await store.putModel(outcome.model) })
+      log.info({ event: 'model.stored', job, rounds: outcome.model.rounds, converged: outcome.model.converged }, 'model stored')
       await writeStatus({ lastModel: job })
-    }
-    const storeForecast = async (job: string, result: ForecastJobResult): Promise<void> => {
-      await Store.use(options.dir, async (store) => { await store.putForecast(toStoredForecast(job, member?.region ?? peerId, result, federation.members)) })
-      log.info({ event: 'forecast.stored', job, h: result.risk.h, jointRiskMean: result.joint.mean }, 'forecast stored')
-    }
-    const onOutput = async (job: string, output: JobOutput): Promise<void> => {
-      if (output.kind === 'forecast') await storeForecast(job, output.forecast)
-      await storeModel(job, output.fit)
-      const outcome: JobOutcome = { job, model: toStoredModel(job, output.fit), forecast: output.kind === 'forecast' ? toStoredForecast(job, member?.region ?? peerId, output.forecast, federation.members) : null }
+      // the head of this region's round log goes into the model's lineage once the log is closed
+      void coordinator?.auditClosed(job)
+        .then(async () => await Store.use(options.dir, async (store) => await store.sealModelLineage(job)))
+        .then((sealed) => { if (sealed) log.info({ event: 'model.lineage.sealed', job }, 'audit head written into the model\'s lineage') })
+        .catch((error: unknown) => { log.warn({ event: 'model.lineage.failed', job, reason: excerpt((error as Error).message, 300) }, 'the audit head could not be written into the model\'s lineage') })
       try {
         options.onJob?.(outcome)
       } catch (error) {
@@ -298,7 +364,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
 
     const run = async (proposal: JobProposal, runOptions: { signal?: AbortSignal } = {}): Promise<JobOutcome> => {
       const output = await jobs.propose(proposal, runOptions)
-      return { job: proposal.id, model: toStoredModel(proposal.id, output.fit), forecast: output.kind === 'forecast' ? toStoredForecast(proposal.id, member?.region ?? peerId, output.forecast, federation.members) : null }
+      return storedOutcome(proposal.id, output, member?.region ?? peerId, federation.members)
     }
     const watchProposals = (): void => {
       if (poll !== undefined || stopped !== null) return
