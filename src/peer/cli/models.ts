@@ -223,42 +223,43 @@ export function registerModels (program: Command): void {
       if (scored === 0) throw new NothingScoredError(`not one of the ${predictions.length} records in ${options.cases} could be scored (each one's reason is above)`)
     })
 
-  program.command('models')
+  const models = program.command('models')
     .description('the model registry: every shared model this peer holds, versioned, with its lineage; `models diff A B` compares two')
-    .argument('[diff]', '"diff" to compare two models')
-    .argument('[a]', 'the first job')
-    .argument('[b]', 'the second job')
     .requiredOption('--dir <dir>', 'the peer\'s data folder')
     .option('--json', 'one JSON array (or, for diff, object) on stdout', false)
-    .action(async (what: string | undefined, first: string | undefined, second: string | undefined, options: { dir: string, json: boolean }) => {
-      if (what !== undefined && what !== 'diff') throw new OptionInvalidError(`models takes "diff A B" or nothing, got ${JSON.stringify(what.slice(0, 40))}`)
-      if (what === 'diff') {
-        if (first === undefined || second === undefined) throw new OptionInvalidError('models diff needs two job ids: models diff A B')
-        const [a, b] = [checkJobId(first, 'A'), checkJobId(second, 'B')]
-        const [modelA, modelB] = await withStore(options.dir, async (store) => [await store.getModel(a), await store.getModel(b)] as const)
-        if (modelA === null || modelB === null) throw new ModelUnusableError(`no model of job ${modelA === null ? a : b} in ${options.dir} (epimesh models lists them)`)
-        const moves = diffModels(modelA, modelB)
-        if (options.json) {
-          out(JSON.stringify({ a: a, b: b, sameSeries: seriesKey(modelA) === seriesKey(modelB), coefficients: moves }))
-          return
-        }
-        out(`from job ${a} (${modelA.createdAt}, ${modelA.rows} records) to job ${b} (${modelB.createdAt}, ${modelB.rows} records)${seriesKey(modelA) === seriesKey(modelB) ? '' : '; NOT the same model (other family, outcome or features)'}`)
-        out(`${'term'.padEnd(22)} ${'A'.padStart(12)} ${'B'.padStart(12)} ${'B - A'.padStart(12)} ${'in SE(A)'.padStart(9)}`)
-        for (const move of moves) out(`${move.term.padEnd(22)} ${number(move.a, 7).padStart(12)} ${number(move.b, 7).padStart(12)} ${number(move.difference, 4).padStart(12)} ${(move.inStandardErrors === null ? 'NA' : move.inStandardErrors.toFixed(2)).padStart(9)}`)
-        return
-      }
-      const models = versioned(await withStore(options.dir, async (store) => await store.listModels()))
+    .action(async (options: { dir: string, json: boolean }) => {
+      const listed = versioned(await withStore(options.dir, async (store) => await store.listModels()))
       if (options.json) {
-        out(JSON.stringify(models.map((model) => ({ job: model.job, version: model.version, series: model.series, createdAt: model.createdAt, converged: model.converged, rounds: model.rounds, peers: model.peers, rows: model.rows, lineage: model.lineage ?? null }))))
+        out(JSON.stringify(listed.map((model) => ({ job: model.job, version: model.version, series: model.series, createdAt: model.createdAt, converged: model.converged, rounds: model.rounds, peers: model.peers, rows: model.rows, lineage: model.lineage ?? null }))))
         return
       }
-      if (models.length === 0) {
+      if (listed.length === 0) {
         out('no model yet')
         return
       }
-      for (const model of models) {
+      for (const model of listed) {
         out(`${model.series} v${model.version}: job ${model.job}, ${model.createdAt}, ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds, ${model.rows} records in ${model.peers} regions`)
         for (const line of lineageLines(model)) out(`  ${line}`)
       }
+    })
+
+  models.command('diff')
+    .description('how the coefficients moved from the model of job A to that of job B')
+    .argument('<a>', 'the first job')
+    .argument('<b>', 'the second job')
+    .action(async (first: string, second: string) => {
+      // --dir and --json are the registry's (models --dir D diff A B, or models diff A B --dir D)
+      const options = models.opts<{ dir: string, json: boolean }>()
+      const [a, b] = [checkJobId(first, 'A'), checkJobId(second, 'B')]
+      const [modelA, modelB] = await withStore(options.dir, async (store) => [await store.getModel(a), await store.getModel(b)] as const)
+      if (modelA === null || modelB === null) throw new ModelUnusableError(`no model of job ${modelA === null ? a : b} in ${options.dir} (epimesh models lists them)`)
+      const moves = diffModels(modelA, modelB)
+      if (options.json) {
+        out(JSON.stringify({ a, b, sameSeries: seriesKey(modelA) === seriesKey(modelB), coefficients: moves }))
+        return
+      }
+      out(`from job ${a} (${modelA.createdAt}, ${modelA.rows} records) to job ${b} (${modelB.createdAt}, ${modelB.rows} records)${seriesKey(modelA) === seriesKey(modelB) ? '' : '; NOT the same model (other family, outcome or features)'}`)
+      out(`${'term'.padEnd(22)} ${'A'.padStart(12)} ${'B'.padStart(12)} ${'B - A'.padStart(12)} ${'in SE(A)'.padStart(9)}`)
+      for (const move of moves) out(`${move.term.padEnd(22)} ${number(move.a, 7).padStart(12)} ${number(move.b, 7).padStart(12)} ${number(move.difference, 4).padStart(12)} ${(move.inStandardErrors === null ? 'NA' : move.inStandardErrors.toFixed(2)).padStart(9)}`)
     })
 }
