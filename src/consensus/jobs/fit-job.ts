@@ -122,6 +122,22 @@ export interface FitJobPeer {
    * without one (a simulation without signatures) alarms cannot be checked and are not acted on
    */
   verifier?: MessageVerifier | null
+  /** a re-fit's start: the previous shared model and this peer's last duals (see FitWarmStart) */
+  warmStart?: FitWarmStart | null
+}
+
+/**
+ * A re-fit's start from the previous shared model of the same terms: its coefficients (original
+ * scale), which every peer holds alike, and this peer's own per-edge ADMM duals at the end of that fit,
+ * by neighbour, in the units of a gradient on the original scale (so that they carry over to the new
+ * job's standardisation: lambda_s = T' mu for the map b = T s of standardize.ts). When the data moved
+ * little, the new optimum and its duals are near the old ones and ADMM starts close to both. A dual
+ * whose neighbour is not in the new graph starts at 0, as in a cold start; both ends of an edge hold the
+ * same dual (the owner's, adopted every round), so they stay consistent.
+ */
+export interface FitWarmStart {
+  coefficients: ArrayLike<number>
+  duals: ReadonlyArray<{ neighbour: string, values: ArrayLike<number> }>
 }
 
 export type SumMethod = 'flood' | 'tree' | 'auto'
@@ -158,6 +174,8 @@ export interface FitJobResult {
   standardizedCoefficients: Float64Array
   /** the pooled means and population standard deviations the columns were standardised with (intercept: 0 and 1), or null */
   scaling: { mean: Float64Array, scale: Float64Array } | null
+  /** ADMM: this peer's per-edge duals at the end, by neighbour, on the original scale (a re-fit's warm start); empty otherwise */
+  duals: Array<{ neighbour: string, values: number[] }>
   logLikelihood: number
   /** the federation's penalised objective at the solution, summed over peers */
   objective: number
@@ -348,7 +366,7 @@ function admmPhase (setup: FitSetup, ctx: JobContext, name: 'admm' | 'admm2', st
   const { peer } = setup
   const { params } = peer
   const remaining = Math.max(1, params.maxRounds - ctx.round())
-  const warmup = name === 'admm' && params.penalty === null && params.warmupRounds > 0
+  const warmup = name === 'admm' && rewarms(peer)
   const state = createAdmmState({
     job: peer.job,
     kind: name,
@@ -370,6 +388,14 @@ function admmPhase (setup: FitSetup, ctx: JobContext, name: 'admm' | 'admm2', st
       valueLimit: sumBound(peer)
     })
   })
+  if (warm === null && name === 'admm' && peer.warmStart !== undefined && peer.warmStart !== null) {
+    // a re-fit: this peer's duals of the previous fit, by neighbour, on this job's scale
+    const slots = peer.graph.neighbours[peer.self] ?? []
+    slots.forEach((neighbour, slot) => {
+      const previous = peer.warmStart?.duals.find((entry) => entry.neighbour === peer.graph.names[neighbour])
+      if (previous !== undefined && previous.values.length === state.x.length) (state.lambdas[slot] as Float64Array).set(dualsToScaled(previous.values, setup.scaling, peer.problem.interceptColumn))
+    })
+  }
   if (warm !== null) {
     // Unscaled per-edge duals stay valid when the penalty changes: carry them over, and the drops.
     state.lambdas.forEach((lambda, slot) => lambda.set(warm.lambdas[slot] as Float64Array))
@@ -387,6 +413,15 @@ function leaveOutDropped (setup: FitSetup, admm: AdmmResult): void {
   setup.sums = { ...setup.sums, members: setup.peer.graph.names.flatMap((name, node) => dropped.has(name) ? [] : [node]) }
 }
 
+/**
+ * Whether ADMM runs a warm-up and estimates its penalty again from the Hessians at the iterates it
+ * reached. A re-fit starts near the optimum, so the first estimate is already taken there: no warm-up.
+ * (The same on every peer: a re-fit is a property of the job, which every member runs warm.)
+ */
+function rewarms (peer: FitJobPeer): boolean {
+  return peer.params.penalty === null && peer.params.warmupRounds > 0 && (peer.warmStart === undefined || peer.warmStart === null)
+}
+
 /** Consensus ADMM to a point near the pooled optimum, then the average of the peers' iterates (a masked sum). */
 function * admmScript (setup: FitSetup, ctx: JobContext): Generator<Phase, Float64Array, unknown> {
   const { peer, progress } = setup
@@ -398,7 +433,7 @@ function * admmScript (setup: FitSetup, ctx: JobContext): Generator<Phase, Float
   leaveOutDropped(setup, admm)
   // Every peer must take the same next phase, whatever it saw of the warm-up's end: the rule depends
   // on the job's parameters only.
-  if (params.penalty === null && params.warmupRounds > 0) {
+  if (rewarms(peer)) {
     const warm = progress.admmState as AdmmState
     const recurvature = sumTotal(yield * run(maskedSum(peer, 'recurvature', hessianAt(setup.objective, admm.x, p), setup.sums)), peer.graph, 'recurvature')
     // A second estimate from Hessians at iterates that went far (a member pulling its neighbours away
@@ -491,8 +526,8 @@ export function * fitJobScript (peer: FitJobPeer, progress: FitProgress, ctx: Jo
   const scaling = scalingFrom(problem, pooled, params.standardize)
   progress.scaling = scaling
   const objective = problem.objective(scaling, params.lambda / pooled.peers)
-  const start = startingPoint(problem, pooled)
-  ctx.log('info', 'job.statistics', { peers: pooled.peers, rows: pooled.rows })
+  const start = peer.warmStart === undefined || peer.warmStart === null ? startingPoint(problem, pooled) : warmPoint(peer.warmStart, scaling, problem)
+  ctx.log('info', 'job.statistics', { peers: pooled.peers, rows: pooled.rows, warm: peer.warmStart !== undefined && peer.warmStart !== null })
   const setup: FitSetup = { peer, progress, pooled, scaling, objective, start, sums: everyone }
   const from = params.algorithm === 'admm' ? yield * admmScript(setup, ctx) : start
   const fitted = yield * newtonScript(setup, ctx, from, 0)
@@ -527,6 +562,7 @@ function finish (setup: FitSetup, coefficientsScaled: Float64Array, hessianSum: 
     covariance,
     standardizedCoefficients: Float64Array.from(coefficientsScaled),
     scaling: scaling === null ? null : { mean: Float64Array.from(scaling.mean), scale: Float64Array.from(scaling.scale) },
+    duals: finalDuals(setup),
     logLikelihood: -(objectiveValue - penaltyValue),
     objective: objectiveValue,
     rounds: ctx.round(),
@@ -541,6 +577,57 @@ function finish (setup: FitSetup, coefficientsScaled: Float64Array, hessianSum: 
     staleMessages: admm?.staleMessages ?? 0,
     rejectedMessages: admm?.rejectedMessages ?? 0
   }
+}
+
+/** The previous model's coefficients on this job's standardised scale: s = T^-1 b (s_j = b_j sd_j, s_0 = b_0 + sum_j b_j m_j). */
+function warmPoint (warm: FitWarmStart, scaling: ColumnScaling | null, problem: LocalProblem): Float64Array {
+  const p = problem.dimension
+  if (warm.coefficients.length !== p) throw new FitJobParamsError('warmStart', `${warm.coefficients.length} coefficients for ${p} terms`)
+  const point = Float64Array.from(warm.coefficients)
+  for (const value of point) if (!Number.isFinite(value)) throw new FitJobParamsError('warmStart', 'a coefficient that is not finite')
+  if (scaling === null) return point
+  const intercept = problem.interceptColumn
+  let shift = 0
+  for (let column = 0; column < p; column++) {
+    if (column === intercept) continue
+    shift += (point[column] as number) * (scaling.mean[column] as number)
+    point[column] = (point[column] as number) * (scaling.scale[column] as number)
+  }
+  if (intercept !== null) point[intercept] = (point[intercept] as number) + shift
+  return point
+}
+
+/** Duals in original-scale gradient units mu to this job's scale: lambda = T' mu (lambda_0 = mu_0, lambda_j = (mu_j - m_j mu_0) / sd_j). */
+function dualsToScaled (values: ArrayLike<number>, scaling: ColumnScaling | null, intercept: number | null): Float64Array {
+  const lambda = Float64Array.from(values, (value) => Number.isFinite(value) ? value : 0)
+  if (scaling === null) return lambda
+  const mu0 = intercept === null ? 0 : lambda[intercept] as number
+  for (let column = 0; column < lambda.length; column++) {
+    if (column === intercept) continue
+    lambda[column] = ((lambda[column] as number) - (scaling.mean[column] as number) * mu0) / (scaling.scale[column] as number)
+  }
+  return lambda
+}
+
+/** This peer's per-edge duals at the end of ADMM in original-scale units: mu = T'^-1 lambda (mu_j = sd_j lambda_j + m_j lambda_0). */
+function finalDuals (setup: FitSetup): Array<{ neighbour: string, values: number[] }> {
+  const state = setup.progress.admmState
+  if (state === null) return []
+  const { graph, self, problem } = setup.peer
+  const intercept = problem.interceptColumn
+  const scaling = setup.scaling
+  return (graph.neighbours[self] ?? []).flatMap((neighbour, slot) => {
+    if (!(state.active[slot] ?? false)) return []
+    const lambda = state.lambdas[slot] as Float64Array
+    const values = Array.from(lambda)
+    if (scaling !== null) {
+      const lambda0 = intercept === null ? 0 : lambda[intercept] as number
+      for (let column = 0; column < values.length; column++) {
+        if (column !== intercept) values[column] = (scaling.scale[column] as number) * (lambda[column] as number) + (scaling.mean[column] as number) * lambda0
+      }
+    }
+    return [{ neighbour: graph.names[neighbour] as string, values }]
+  })
 }
 
 /** The rules every member's consensus-ADMM messages are checked against, the same on every peer. */
