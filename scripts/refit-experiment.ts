@@ -13,7 +13,8 @@ import { simulateFit, type FitSimulationOutput } from '../src/consensus/sim/fit-
 import { splitRows } from '../src/consensus/partition.ts'
 import { createRng, forkRng } from '../src/consensus/rng.ts'
 import { buildTopology } from '../src/consensus/topology.ts'
-import { INTERCEPT, selectRows } from '../src/learning/design.ts'
+import { buildDesign, INTERCEPT, selectRows, termNames } from '../src/learning/design.ts'
+import { generateCases } from '../src/peer/data/synthetic-cases.ts'
 import { fitModel } from '../src/learning/fit.ts'
 import { loadProblem, type Problem } from './lib.ts'
 
@@ -32,7 +33,22 @@ function roundsTo (errors: readonly number[], threshold: number): number | null 
   return last + 1 >= errors.length ? null : last + 2
 }
 
-const problems: Problem[] = [
+/** 16 synthetic provinces of 500 cases each (the demo's generator, profiles varied), one per peer: the severity model. */
+function provinces (count: number, cases: number): Problem & { parts: number[][] } {
+  const rng = createRng(99)
+  const rows: Array<Record<string, unknown>> = []
+  const parts: number[][] = []
+  for (let index = 0; index < count; index++) {
+    const generated = generateCases({ region: `P${index}`, cases, meanAge: 38 + (index * 7) % 11, healthcareShare: 0.03 + 0.01 * (index % 5), contactShare: 0.35 + 0.02 * (index % 10) }, forkRng(rng, `p${index}`))
+    parts.push(generated.map((_, row) => rows.length + row))
+    rows.push(...generated)
+  }
+  const spec = { outcome: 'severe', features: ['age', 'max_temperature', 'lymphocytes', 'lung_imaging', 'prior_illness', 'contact', 'healthcare_worker'].map((name) => ({ name, type: 'numeric' as const })) }
+  return { name: `synthetic provinces (${count} x ${cases} cases, 7 features)`, block: buildDesign(rows, spec), terms: termNames(spec), parts }
+}
+
+const problems: Array<Problem & { parts?: number[][] }> = [
+  provinces(peers, 500),
   await loadProblem('infert', 'infert.csv', 'case', ['age', 'parity', 'induced', 'spontaneous']),
   await loadProblem('breast cancer (10 features)', 'breast_cancer.csv', 'malignant', ['mean_radius', 'mean_texture', 'mean_smoothness', 'mean_compactness', 'mean_concavity', 'mean_symmetry', 'mean_fractal_dimension', 'radius_error', 'texture_error', 'smoothness_error'])
 ]
@@ -48,7 +64,7 @@ for (const problem of problems) {
   for (let seed = 1; seed <= seeds; seed++) {
     const rng = createRng(seed)
     const graph = buildTopology('ring', peers, forkRng(rng, 'topology'))
-    const parts = splitRows(problem.block.rows, peers, 'even', forkRng(rng, 'split'))
+    const parts = problem.parts ?? splitRows(problem.block.rows, peers, 'even', forkRng(rng, 'split'))
     // the rows that arrive after the first fit: `share` of all, at random
     const late = new Set<number>()
     const pick = forkRng(rng, 'late')
@@ -65,6 +81,7 @@ for (const problem of problems) {
     const warmStarts = first.results.map((result) => ({ coefficients: result.coefficients, duals: result.duals }))
     const coldRun = run(after)
     const warmRun = run(after, warmStarts)
+    if (process.env.TRACE === '1') for (const round of [0, 10, 15, 20, 25, 30, 40, 60, 80, 100, 150, 200, 300]) console.log(round, coldRun.errorByRound[round]?.toExponential(2), warmRun.errorByRound[round]?.toExponential(2))
     // exact Newton, cold and from the previous model (duals play no part)
     const newton = createFitJobParams({ algorithm: 'newton', tolerance: 1e-10, maxRounds: 5000 })
     const newtonRun = (warmStarts?: Array<FitWarmStart | null>): FitSimulationOutput =>

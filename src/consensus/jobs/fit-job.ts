@@ -356,6 +356,10 @@ interface FitSetup {
   pooled: PooledStatistics
   scaling: ColumnScaling | null
   objective: LocalObjective
+  /** what ADMM minimises locally: the objective, tilted for a re-fit (see refitStart) */
+  admmObjective: LocalObjective
+  /** a re-fit's summed Hessian at its start (packed upper), for ADMM's penalty; null: ADMM sums its own */
+  curvature: Float64Array | null
   start: Float64Array
   /** the sums' members: everyone, or those left after ADMM dropped some */
   sums: MaskedSumOptions
@@ -373,7 +377,7 @@ function admmPhase (setup: FitSetup, ctx: JobContext, name: 'admm' | 'admm2', st
     graph: peer.graph,
     self: peer.self,
     diameter: peer.diameter,
-    objective: setup.objective,
+    objective: setup.admmObjective,
     start,
     params: createAdmmParams({
       penalty,
@@ -390,11 +394,7 @@ function admmPhase (setup: FitSetup, ctx: JobContext, name: 'admm' | 'admm2', st
   })
   if (warm === null && name === 'admm' && peer.warmStart !== undefined && peer.warmStart !== null) {
     // a re-fit: this peer's duals of the previous fit, by neighbour, on this job's scale
-    const slots = peer.graph.neighbours[peer.self] ?? []
-    slots.forEach((neighbour, slot) => {
-      const previous = peer.warmStart?.duals.find((entry) => entry.neighbour === peer.graph.names[neighbour])
-      if (previous !== undefined && previous.values.length === state.x.length) (state.lambdas[slot] as Float64Array).set(dualsToScaled(previous.values, setup.scaling, peer.problem.interceptColumn))
-    })
+    warmDuals(peer, setup.scaling).forEach((lambda, slot) => { (state.lambdas[slot] as Float64Array).set(lambda) })
   }
   if (warm !== null) {
     // Unscaled per-edge duals stay valid when the penalty changes: carry them over, and the drops.
@@ -427,7 +427,7 @@ function * admmScript (setup: FitSetup, ctx: JobContext): Generator<Phase, Float
   const { peer, progress } = setup
   const { params } = peer
   const p = peer.problem.dimension
-  let penalty = params.penalty ?? penaltyFrom(peer, setup.pooled, sumTotal(yield * run(maskedSum(peer, 'curvature', hessianAt(setup.objective, setup.start, p), setup.sums)), peer.graph, 'curvature'), ctx)
+  let penalty = params.penalty ?? penaltyFrom(peer, setup.pooled, setup.curvature ?? sumTotal(yield * run(maskedSum(peer, 'curvature', hessianAt(setup.objective, setup.start, p), setup.sums)), peer.graph, 'curvature'), ctx)
   progress.penalty = penalty
   let admm = yield * run(admmPhase(setup, ctx, 'admm', setup.start, penalty, null))
   leaveOutDropped(setup, admm)
@@ -528,7 +528,13 @@ export function * fitJobScript (peer: FitJobPeer, progress: FitProgress, ctx: Jo
   const objective = problem.objective(scaling, params.lambda / pooled.peers)
   const start = peer.warmStart === undefined || peer.warmStart === null ? startingPoint(problem, pooled) : warmPoint(peer.warmStart, scaling, problem)
   ctx.log('info', 'job.statistics', { peers: pooled.peers, rows: pooled.rows, warm: peer.warmStart !== undefined && peer.warmStart !== null })
-  const setup: FitSetup = { peer, progress, pooled, scaling, objective, start, sums: everyone }
+  const setup: FitSetup = { peer, progress, pooled, scaling, objective, admmObjective: objective, curvature: null, start, sums: everyone }
+  if (params.algorithm === 'admm' && peer.warmStart !== undefined && peer.warmStart !== null) {
+    const refit = yield * refitStart(setup)
+    setup.start = refit.start
+    setup.admmObjective = refit.objective
+    setup.curvature = refit.curvature
+  }
   const from = params.algorithm === 'admm' ? yield * admmScript(setup, ctx) : start
   const fitted = yield * newtonScript(setup, ctx, from, 0)
   const result = finish(setup, fitted.point, fitted.hessian, fitted.value, fitted.converged, ctx)
@@ -576,6 +582,69 @@ function finish (setup: FitSetup, coefficientsScaled: Float64Array, hessianSum: 
     metrics: null,
     staleMessages: admm?.staleMessages ?? 0,
     rejectedMessages: admm?.rejectedMessages ?? 0
+  }
+}
+
+/** This peer's duals of the previous fit on this job's scale, per slot of its graph neighbours (zero where it has none). */
+function warmDuals (peer: FitJobPeer, scaling: ColumnScaling | null): Float64Array[] {
+  const p = peer.problem.dimension
+  return (peer.graph.neighbours[peer.self] ?? []).map((neighbour) => {
+    const previous = peer.warmStart?.duals.find((entry) => entry.neighbour === peer.graph.names[neighbour])
+    return previous !== undefined && previous.values.length === p ? dualsToScaled(previous.values, scaling, peer.problem.interceptColumn) : new Float64Array(p)
+  })
+}
+
+/**
+ * A re-fit's start for ADMM. First one exact Newton step from the previous model x0 (one masked sum of
+ * value, gradient and Hessian, as algorithm 'newton' takes them): x1 = x0 - H^-1 g, the same on every
+ * peer, whose distance from the new optimum is of the order of the square of x0's (the data moved
+ * little); its Hessian sum is ADMM's curvature, so no other sum is needed for the penalty. Then the
+ * local objective is tilted by a linear term: f_i(x) + <beta_i, x>, with beta_i = -(grad f_i(x1) +
+ * alpha_i) + the mean over the peers of the same, where alpha_i is the sum of this peer's carried-over
+ * edge duals (a second masked sum gives the mean). The betas sum to 0 over the peers, so the pooled
+ * objective, and so the optimum, is unchanged; but every peer's stationarity residual at the start,
+ * grad f_i(x1) + beta_i + alpha_i, is the same small vector (the pooled gradient at x1 over m), whatever
+ * its new rows did to its own gradient. Without the tilt the duals of the previous fit are off by the
+ * change of each peer's local gradient (of the order of sqrt(new rows / rows) of it), and ADMM spends
+ * most of its rounds correcting them.
+ */
+function * refitStart (setup: FitSetup): Generator<Phase, { start: Float64Array, objective: LocalObjective, curvature: Float64Array }, unknown> {
+  const { peer, objective } = setup
+  const p = peer.problem.dimension
+  // (unflagged, as the Newton steps' sums: a contribution out of range says so in its last value)
+  const derivatives = yield * run(maskedSum(peer, 'refit-newton', newtonContribution(peer, objective, setup.start, setup.pooled.peers), { ...setup.sums, flags: false }))
+  const start = Float64Array.from(setup.start)
+  const curvature = derivatives.slice(1 + p, 1 + p + upperTriangleLength(p))
+  if (!((derivatives[derivatives.length - 1] as number) > 0.5)) {
+    const step = derivatives.slice(1, 1 + p)
+    const factor = unpackUpper(derivatives, 1 + p, p)
+    choleskyInPlace(factor, p)
+    choleskySolveInPlace(factor, p, step)
+    for (let index = 0; index < p; index++) start[index] = (start[index] as number) - (step[index] as number)
+  }
+  const gradient = new Float64Array(p)
+  objective.evaluate(start, gradient, new Float64Array(p * p), false)
+  for (const lambda of warmDuals(peer, setup.scaling)) for (let index = 0; index < p; index++) gradient[index] = (gradient[index] as number) + (lambda[index] as number)
+  const local = new Float64Array(p + 1)
+  local.set(gradient)
+  local[p] = 1
+  const total = sumTotal(yield * run(maskedSum(peer, 'refit', local, setup.sums)), peer.graph, 'refit')
+  const members = total[p] as number
+  const tilt = Float64Array.from(gradient, (value, index) => (total[index] as number) / members - value)
+  return {
+    start,
+    curvature,
+    objective: {
+      dimension: p,
+      evaluate (point, out, hessian, wantHessian) {
+        let value = objective.evaluate(point, out, hessian, wantHessian)
+        for (let index = 0; index < p; index++) {
+          value += (tilt[index] as number) * (point[index] as number)
+          out[index] = (out[index] as number) + (tilt[index] as number)
+        }
+        return value
+      }
+    }
   }
 }
 
