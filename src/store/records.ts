@@ -44,7 +44,12 @@ export const storedModelSchema = z.strictObject({
   /** the covariance of the estimates, p x p on the original scale (earlier versions kept only the standard errors) */
   covariance: z.array(z.array(statistic).max(100_000)).max(100_000).optional(),
   /** where the model comes from (earlier versions kept none) */
-  lineage: z.lazy(() => modelLineageSchema).optional()
+  lineage: z.lazy(() => modelLineageSchema).optional(),
+  /**
+   * this region's own per-edge ADMM duals at the end of the fit, by neighbour (peer id), in the units of
+   * a gradient on the original scale: what a re-fit starts from (each is known to both ends of its edge)
+   */
+  duals: z.array(z.strictObject({ neighbour: storedName, values: z.array(statistic).max(100_000) })).max(10_000).optional()
 }).superRefine((model, ctx) => {
   const p = model.coefficients.length
   if (model.covariance !== undefined && (model.covariance.length !== p || model.covariance.some((row) => row.length !== p))) {

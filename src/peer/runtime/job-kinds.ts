@@ -9,7 +9,7 @@ import type { Rng } from '../../consensus/types.ts'
 import { INTERCEPT, type DataBlock } from '../../learning/design.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
 import { memberByRegion } from '../federation.ts'
-import { fitCheck, forecastCheck, JobRefusedError, localDesign, type CheckContext, type JobData } from './checks.ts'
+import { fitCheck, forecastCheck, JobRefusedError, localDesign, refitStart, type CheckContext, type JobData } from './checks.ts'
 import { parseForecastProposal, regionSeries } from './forecast-proposal.ts'
 import type { JobProposal } from './proposal.ts'
 
@@ -106,6 +106,8 @@ const glm: JobKind = {
   plan (proposal, data, context, use) {
     const model = proposal.model
     const { block, terms } = localDesign(data.rows, model)
+    const previous = refitStart(proposal, data, terms)
+    if (typeof previous === 'string') throw new JobRefusedError(previous)
     const params = createFitJobParams({
       algorithm: model.algorithm,
       lambda: model.lambda,
@@ -123,13 +125,14 @@ const glm: JobKind = {
       problem: createGlmProblem({ family: model.family, block, terms, interceptColumn: terms.indexOf(INTERCEPT) >= 0 ? terms.indexOf(INTERCEPT) : null }),
       params,
       rng: context.rng,
-      verifier: context.verifier
+      verifier: context.verifier,
+      warmStart: previous === null ? null : { coefficients: previous.coefficients, duals: previous.duals }
     })
     return use<FitJobResult>({
       protocol: fitJobProtocol,
       state,
       params,
-      spec: { ...model },
+      spec: { ...model, ...(proposal.refit === undefined ? {} : { refit: proposal.refit }) },
       startFields: { peers: context.graph.names.length, rows: block.rows, algorithm: model.algorithm },
       progress: (current) => fitProgress(proposal.id, 'glm', current, state.fit),
       finish: (fit) => ({ output: { kind: 'glm', fit, proposal, input: { rows: block.rows, digest: designDigest(block, terms) } }, fit, fields: { rounds: fit.rounds, converged: fit.converged } })

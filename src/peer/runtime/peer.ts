@@ -11,7 +11,7 @@ import { excerpt } from '../../consensus/ids.ts'
 import { coefficientTable } from '../../learning/inference.ts'
 import { Store, type ModelLineage, type ModelSpecification, type StoredForecast, type StoredModel } from '../../store/store.ts'
 import { INTERCEPT } from '../../learning/design.ts'
-import { DatasetError, readDataset, type Cell } from '../data/dataset.ts'
+import { DatasetError, readDataset } from '../data/dataset.ts'
 import { loadIdentity } from '../identity.ts'
 import { lockDataFolder } from '../lock.ts'
 import { checkJobId, dataPath } from '../paths.ts'
@@ -26,6 +26,7 @@ import type { AnnouncementStats } from '../net/announce.ts'
 import { ed25519Signer, ed25519Verifier, SigningTransport, type SigningStats } from '../net/signing.ts'
 import { JobCoordinator, type AgreementStats } from './coordinator.ts'
 import type { JobInput, JobOutput, JobProgress } from './job-kinds.ts'
+import type { JobData, PreviousModel } from './checks.ts'
 import { federationGraph, loadFederation, parseFederation, readPreSharedKey, type Federation, type ModelSpec } from '../federation.ts'
 import type { z } from 'zod'
 import type { forecastProposalSchema } from './forecast-proposal.ts'
@@ -39,16 +40,21 @@ import { jobAnnouncementSchema, type JobProposal } from './proposal.ts'
  * shared model and forecast kept in the data folder.
  */
 
-type SeriesPoint = { date: string, count: number, population?: number }
 
 /**
  * The region's records and case-count series: from its store (the normal case), or the records from a
  * CSV file named on the command line.
  */
-async function loadData (dir: string, cases: string | undefined): Promise<{ rows: Array<Record<string, Cell>>, series: SeriesPoint[] }> {
+async function loadData (dir: string, cases: string | undefined): Promise<JobData> {
   return await Store.use(dir, async (store) => {
     const rows = cases !== undefined ? (await readDataset(cases)).rows : await store.allRows()
-    return { rows, series: await store.readSeries() }
+    // the regression models held, for a re-fit: terms, coefficients and this region's duals
+    const previous = new Map<string, PreviousModel>()
+    for (const model of await store.listModels()) {
+      if (model.specification?.kind !== 'glm') continue
+      previous.set(model.job, { terms: model.coefficients.map((row) => row.term), coefficients: model.coefficients.map((row) => row.estimate), duals: (model.duals ?? []).map((entry) => ({ neighbour: entry.neighbour, values: entry.values.map((value) => value ?? 0) })) })
+    }
+    return { rows, series: await store.readSeries(), previous }
   })
 }
 
@@ -115,7 +121,7 @@ function lineageOf (origin: ModelOrigin, fit: FitJobResult): ModelLineage {
     ownRows: origin.input.rows,
     dataDigest: origin.input.digest,
     auditHead: null,
-    parent: origin.parent ?? null
+    parent: origin.parent ?? proposal.refit ?? null
   }
 }
 
@@ -142,6 +148,7 @@ export function toStoredModel (job: string, result: FitJobResult, origin: ModelO
       pValue: table.pValue[index] as number
     })),
     covariance: Array.from({ length: p }, (_, row) => Array.from(result.covariance.subarray(row * p, row * p + p), finiteOrNull)),
+    ...(result.duals.length === 0 ? {} : { duals: result.duals.map((entry) => ({ neighbour: entry.neighbour, values: entry.values.map(finiteOrNull) })) }),
     ...(origin === null ? {} : { specification: specificationOf(origin.proposal, result), lineage: lineageOf(origin, result) })
   }
 }
@@ -156,8 +163,8 @@ export function storedOutcome (job: string, output: JobOutput, region: string, m
  * A proposal as an announcement off the network would carry it, checked by the same schema: the
  * federation's model with the given changes. `source` names where it came from in the error.
  */
-export function checkProposal (value: { id: string, proposer: string, model?: unknown, forecast?: unknown }, baseModel: ModelSpec, source: string): JobProposal {
-  const parsed = jobAnnouncementSchema.safeParse({ type: 'job.propose', id: value.id, proposer: value.proposer, model: { ...baseModel, ...(typeof value.model === 'object' ? value.model : {}) }, ...(value.forecast === undefined ? {} : { forecast: value.forecast }) })
+export function checkProposal (value: { id: string, proposer: string, model?: unknown, forecast?: unknown, refit?: unknown }, baseModel: ModelSpec, source: string): JobProposal {
+  const parsed = jobAnnouncementSchema.safeParse({ type: 'job.propose', id: value.id, proposer: value.proposer, model: { ...baseModel, ...(typeof value.model === 'object' ? value.model : {}) }, ...(value.forecast === undefined ? {} : { forecast: value.forecast }), ...(value.refit === undefined ? {} : { refit: value.refit }) })
   if (!parsed.success || parsed.data.type !== 'job.propose') {
     const issue = parsed.success ? undefined : parsed.error.issues[0]
     throw new DatasetError(`${source}: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'not a proposal'}`)
@@ -423,6 +430,8 @@ export interface JobRequest {
   model?: Partial<ModelSpec>
   /** a regional forecasting job, as `epimesh propose --forecast` writes one: `{ from, periods, period, ... }` */
   forecast?: z.input<typeof forecastProposalSchema>
+  /** a re-fit warm-started from the shared model of this job (every member must hold it) */
+  refit?: string
 }
 
 /** A running peer. Every member must run one for a job to run. */
@@ -516,7 +525,7 @@ export async function createPeer (options: PeerOptions, { signal }: { signal?: A
       throwIfAborted(jobSignal, 'the proposal was aborted')
       if (stopping !== null) throw new AbortedError('the peer has stopped')
       const id = job.id === undefined ? `job-${randomBytes(6).toString('hex')}` : checkJobId(job.id, 'job id')
-      const proposal = checkProposal({ id, proposer: runtime.peerId, ...(job.model === undefined ? {} : { model: job.model }), ...(job.forecast === undefined ? {} : { forecast: job.forecast }) }, runtime.federation.model, `job ${id}`)
+      const proposal = checkProposal({ id, proposer: runtime.peerId, ...(job.model === undefined ? {} : { model: job.model }), ...(job.forecast === undefined ? {} : { forecast: job.forecast }), ...(job.refit === undefined ? {} : { refit: job.refit }) }, runtime.federation.model, `job ${id}`)
       return await runtime.run(proposal, jobSignal === undefined ? {} : { signal: jobSignal })
     },
     stop: async ({ signal: stopSignal } = {}) => {

@@ -15,6 +15,8 @@ export interface JobProposal {
   model: FederationModel
   /** present for a regional forecasting job: the periods, model and risk mapping (model gives the round deadline) */
   forecast?: ForecastProposal
+  /** a re-fit: the job whose shared model (and each member's own ADMM duals) the fit starts from */
+  refit?: string
 }
 
 export type JobAnnouncement =
@@ -30,7 +32,7 @@ const jobId = z.string().refine(isJobId, JOB_ID_RULE)
  * a proposal must be its authenticated author (checked on receipt).
  */
 export const jobAnnouncementSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('job.propose'), id: jobId, proposer: z.string().min(1).max(128), model: modelSchema, forecast: forecastProposalSchema.optional() }),
+  z.strictObject({ type: z.literal('job.propose'), id: jobId, proposer: z.string().min(1).max(128), model: modelSchema, forecast: forecastProposalSchema.optional(), refit: jobId.optional() }),
   z.strictObject({ type: z.literal('job.accept'), id: jobId }),
   z.strictObject({ type: z.literal('job.decline'), id: jobId, reason: z.string().max(1000) })
 ])
