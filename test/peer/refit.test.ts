@@ -126,6 +126,15 @@ describe('the daily cycle', () => {
     // the new records moved the model, and so the scores
     expect(after.some((prediction, index) => Math.abs(prediction.fit - (before[index]?.fit as number)) > 1e-6)).toBe(true)
 
+    // the re-fit's signed round logs verify (its duals start where day one's ended: the checks read each
+    // dual update from the logged vectors), once every member's log is closed
+    await vi.waitFor(async () => {
+      for (const member of members) expect((await Store.use(member.dir, async (store) => await store.getModel('day-2')))?.lineage?.auditHead).not.toBeNull()
+    }, { timeout: 30_000, interval: 250 })
+    for (const member of members) expect((await cli(['audit', 'export', '--dir', member.dir, '--job', 'day-2', '--out', join(base, `${member.region}-day-2.jsonl`)])).status).toBe(0)
+    const verified = await cli(['audit', 'verify', ...members.map((member) => join(base, `${member.region}-day-2.jsonl`))])
+    expect(verified.status, verified.stdout).toBe(0)
+
     // a re-fit from a model a member lacks is declined
     const stored = await Store.use(members[0]?.dir as string, async (store) => await store.getModel('day-2'))
     expect(stored?.lineage?.parent).toBe('day-1')
