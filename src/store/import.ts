@@ -44,7 +44,7 @@ export interface ImportReport {
 const INFER_SAMPLE = 1000
 
 /** Problems collected up to a limit, the rest counted. */
-class Problems {
+export class Problems {
   readonly list: RowProblem[] = []
   more = 0
   private readonly file: string
@@ -67,7 +67,7 @@ class Problems {
 }
 
 /** The header's names (trimmed): none empty, none twice, no odd character, at most MAX_COLUMNS. */
-function checkHeaderNames (file: string, header: string[], line: number): void {
+export function checkHeaderNames (file: string, header: string[], line: number): void {
   const problems = new Problems(file, 100)
   if (header.length > MAX_COLUMNS) problems.add(line, '(header)', 'TOO_MANY_COLUMNS', `${header.length} columns; at most ${MAX_COLUMNS}`)
   const seen = new Map<string, number>()
@@ -110,10 +110,10 @@ async function readSample (file: string): Promise<Sample> {
   return { header, headerLine, rows, lines }
 }
 
-const isAction = (rule: ColumnRule | undefined): rule is { action: 'drop' | 'hash' } => rule !== undefined && 'action' in rule
+export const isAction = (rule: ColumnRule | undefined): rule is { action: 'drop' | 'hash' } => rule !== undefined && 'action' in rule
 
 /** Columns named like direct identifiers that the schema neither drops nor hashes (the record id is hashed). */
-function identifiersByName (header: string[], schema: { id: string, columns: CaseSchema['columns'] } | null, id: string): IdentifierFinding[] {
+export function identifiersByName (header: string[], schema: { id: string, columns: CaseSchema['columns'] } | null, id: string): IdentifierFinding[] {
   return header
     .filter((column) => column !== id && !isAction(schema?.columns[column]) && identifierByName(column))
     .map((column) => ({ column: cut(column), kind: 'COLUMN_NAME' as const }))
@@ -153,7 +153,7 @@ function checkHeader (file: string, sample: Sample, schema: CaseSchema): void {
 
 type CellResult = { value: number | string | null } | { kind: string, reason: string }
 
-function validateCell (rule: Exclude<ColumnRule, { action: string }>, text: string, latest: string): CellResult {
+export function validateCell (rule: Exclude<ColumnRule, { action: string }>, text: string, latest: string): CellResult {
   switch (rule.type) {
     case 'number': {
       const parsed = parseDecimal(text)

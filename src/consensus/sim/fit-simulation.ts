@@ -3,7 +3,7 @@ import { toOriginalScale } from '../../learning/standardize.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
 import type { DataBlock } from '../../learning/design.ts'
 import type { FamilyName } from '../../learning/family.ts'
-import { createFitJobState, fitIterate, fitJobProtocol, type FitJobParams, type FitJobResult, type FitJobState } from '../jobs/fit-job.ts'
+import { createFitJobState, fitIterate, fitJobProtocol, type FitJobParams, type FitJobResult, type FitJobState, type FitWarmStart } from '../jobs/fit-job.ts'
 import { diameter as graphDiameter, type Graph } from '../graph.ts'
 import { MemoryNetwork, type MemoryNetworkOptions } from './memory-network.ts'
 import { createRng, forkRng } from '../rng.ts'
@@ -26,6 +26,8 @@ export interface FitSimulationInput {
   network?: Omit<MemoryNetworkOptions, 'graph' | 'rng'>
   /** the pooled solution on the original scale, to track the error per round */
   reference?: Float64Array
+  /** a re-fit: each peer's warm start (aligned with graph.names), from its result of the previous fit */
+  warmStarts?: ReadonlyArray<FitWarmStart | null>
   /** called with (round, max relative error) after every round, for progress reports */
   onRound?: (round: number, maxRelativeError: number) => void
 }
@@ -65,6 +67,7 @@ export function simulateFit (input: FitSimulationInput): FitSimulationOutput {
     diameter,
     params,
     rng: forkRng(rng, `peer-${self}`),
+    warmStart: input.warmStarts?.[self] ?? null,
     problem: createGlmProblem({ family: input.family, block, terms: input.terms, interceptColumn: input.interceptColumn })
   }))
   const network = new MemoryNetwork({ ...(input.network ?? {}), graph, rng: forkRng(rng, 'network') })

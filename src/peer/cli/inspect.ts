@@ -6,6 +6,7 @@ import { EpimeshError } from '../../errors.ts'
 import { featureImportance, gbdtModelFromJson } from '../../learning/gbdt.ts'
 import type { StoredForecast } from '../../store/store.ts'
 import { withStore } from './store-commands.ts'
+import { modelDetailLines } from './models.ts'
 
 /**
  * `epimesh status`, `epimesh model` and `epimesh forecast`: what a peer is doing (from the status file
@@ -133,6 +134,7 @@ export function registerInspect (program: Command): void {
         out(`computed by the federation: AUC ${stat(auc, (value) => value.toFixed(4))}, Brier ${stat(brier, (value) => value.toFixed(4))}, Hosmer-Lemeshow ${stat(hosmerLemeshow.statistic, (value) => value.toFixed(3))} on ${hosmerLemeshow.df} df (p = ${stat(hosmerLemeshow.pValue, (value) => value.toFixed(4))})`)
       }
       if (model.dropped.length > 0) out(`peers dropped during the job: ${model.dropped.join(', ')}`)
+      for (const line of modelDetailLines(model)) out(line)
     })
 
   program.command('stats')

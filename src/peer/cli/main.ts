@@ -48,6 +48,13 @@ export const COMMAND_MODULES: ReadonlyArray<{ load: () => Promise<Register>, com
     ]
   },
   {
+    load: async () => (await import('./models.ts')).registerModels,
+    commands: [
+      { name: 'predict', options: true, description: 'score new case records with a shared model: linear predictor, probability (or rate), standard errors and 95% intervals' },
+      { name: 'models', options: true, description: 'the model registry: every shared model this peer holds, versioned, with its lineage; `models diff A B` compares two' }
+    ]
+  },
+  {
     load: async () => (await import('./propose.ts')).registerPropose,
     commands: [{ name: 'propose', options: true, description: 'propose a job to the federation through this region\'s running peer: the federation\'s classifier, with --forecast a regional forecasting job, or with --stats descriptive statistics' }]
   },

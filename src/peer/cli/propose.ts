@@ -57,6 +57,7 @@ export function registerPropose (program: Command): void {
     .option('--features <list>', 'statistics: the columns, comma-separated (types and levels from this region\'s schema)')
     .option('--outcome <column>', 'statistics: a binary outcome')
     .option('--minimum <n>', 'statistics: the disclosure minimum cell count (default 3)', Number)
+    .option('--refit [job]', 're-fit the federation\'s model on the data as it is now, warm-started from the shared model of a job (default: the latest regression model this region holds); every member must hold it')
     .option('--forecast', 'a regional forecasting job on the regions\' case-count series, instead of the federation\'s classifier', false)
     .option('--from <date>', 'forecasting: the first day of the first period (a Monday for weekly periods)')
     .option('--periods <n>', 'forecasting: how many periods of the series to fit on', Number)
@@ -64,7 +65,7 @@ export function registerPropose (program: Command): void {
     .option('--horizon <n>', 'forecasting: periods to forecast (default: those the risk score averages)', Number)
     .option('--half-risk <rate>', 'forecasting: the 7-day incidence per 100,000 at which h = 1/2 (default 10)', Number)
     .option('--open-regions <list>', 'forecasting: regions that publish their h openly (each must agree: start --publish-risk)')
-    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, stats: boolean, features?: string, outcome?: string, minimum?: number, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string }) => {
+    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, stats: boolean, features?: string, outcome?: string, minimum?: number, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string, refit?: string | boolean }) => {
       const federation = await loadFederation(options.federation)
       if (options.algorithm !== undefined && options.algorithm !== 'admm' && options.algorithm !== 'newton') throw new DatasetError(`--algorithm must be admm or newton, got ${options.algorithm}`)
       for (const field of ['lambda', 'tolerance', 'maxRounds'] as const) {
@@ -120,11 +121,23 @@ export function registerPropose (program: Command): void {
           ...(options.minimum === undefined ? {} : { minimum: options.minimum })
         })
       }
+      let refit: string | undefined
+      if (options.refit !== undefined && options.refit !== false) {
+        if (options.forecast || options.stats || kind === 'gbdt') throw new DatasetError('--refit re-fits the federation\'s regression; a forecasting, statistics or tree job starts cold')
+        const wanted = options.refit === true ? undefined : checkJobId(options.refit, '--refit')
+        const parent = await withStore(options.dir, async (store) => wanted === undefined ? (await store.listModels()).filter((stored) => stored.specification?.kind === 'glm').at(-1) ?? null : await store.getModel(wanted))
+        if (parent === null) throw new DatasetError(wanted === undefined ? `--refit: ${options.dir} holds no regression model to re-fit from (epimesh models lists them)` : `--refit: no model of job ${wanted} in ${options.dir}`)
+        const spec = parent.specification
+        if (spec?.kind !== 'glm' || parent.duals === undefined) throw new DatasetError(`--refit: the model of job ${parent.job} was not kept with what a re-fit starts from (a forecasting model, or one stored by an earlier version)`)
+        const same = spec.family === model.family && spec.outcome === model.outcome && JSON.stringify(spec.features.map((feature) => [feature.name, feature.levels ?? null])) === JSON.stringify(model.features.map((feature) => [feature.name, feature.levels ?? null]))
+        if (!same) throw new DatasetError(`--refit: the model of job ${parent.job} is not the federation's model (family, outcome, features): a re-fit keeps the model`)
+        refit = parent.job
+      }
       const id = options.jobId === undefined ? `job-${randomBytes(6).toString('hex')}` : checkJobId(options.jobId, '--job-id')
       await mkdir(dataPath(options.dir, 'proposals'), { recursive: true, mode: 0o700 })
       const path = dataPath(options.dir, 'proposals', id, '.json')
-      await writeFile(`${path}.tmp`, JSON.stringify({ type: 'job.propose', id, proposer: '', model, ...(forecast === undefined ? {} : { forecast }), ...(stats === undefined ? {} : { stats }) }, null, 2), { mode: 0o600 })
+      await writeFile(`${path}.tmp`, JSON.stringify({ type: 'job.propose', id, proposer: '', model, ...(forecast === undefined ? {} : { forecast }), ...(stats === undefined ? {} : { stats }), ...(refit === undefined ? {} : { refit }) }, null, 2), { mode: 0o600 })
       await rename(`${path}.tmp`, path)
-      process.stdout.write(`proposed job ${id}; the running peer announces it within a second (epimesh status --dir ${options.dir})\n`)
+      process.stdout.write(`proposed job ${id}${refit === undefined ? '' : `, a re-fit from job ${refit}`}; the running peer announces it within a second (epimesh status --dir ${options.dir})\n`)
     })
 }

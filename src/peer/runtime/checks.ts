@@ -35,6 +35,25 @@ export interface JobData {
   series: ReadonlyArray<{ date: string, count: number, population?: number }>
   /** the schema the region's records were imported under (null for records read from a file) */
   schema?: CaseSchema | null
+  /** the regression models this region holds, by job: what a re-fit starts from */
+  previous?: ReadonlyMap<string, PreviousModel>
+}
+
+/** A shared model a re-fit can start from: its terms and coefficients, and this region's own ADMM duals at its end. */
+export interface PreviousModel {
+  terms: readonly string[]
+  coefficients: readonly number[]
+  duals: ReadonlyArray<{ neighbour: string, values: readonly number[] }>
+}
+
+/** A re-fit's start, or a reason to decline: the previous model must be here, of the same terms. */
+export function refitStart (proposal: JobProposal, data: JobData, terms: readonly string[]): PreviousModel | string | null {
+  if (proposal.refit === undefined) return null
+  if (proposal.forecast !== undefined) return 'a forecasting job cannot be a re-fit'
+  const previous = data.previous?.get(proposal.refit)
+  if (previous === undefined) return `this region holds no model of job ${proposal.refit} to re-fit from`
+  if (previous.terms.length !== terms.length || previous.terms.some((term, index) => term !== terms[index])) return `the model of job ${proposal.refit} has other terms (${previous.terms.join(', ')}): a re-fit keeps the model's terms`
+  return previous
 }
 
 /** What a check knows of the federation and of this peer. */
@@ -141,7 +160,9 @@ export function fitCheck (proposal: JobProposal, data: JobData): string | null {
   const missing = missingColumns(data.rows, proposal.model)
   if (missing !== null) return missing
   try {
-    const { block } = localDesign(data.rows, proposal.model)
+    const { block, terms } = localDesign(data.rows, proposal.model)
+    const refit = refitStart(proposal, data, terms)
+    if (typeof refit === 'string') return refit
     return disclosureCheck(block, proposal.model)
   } catch (error) {
     return `cannot build the model from this region's data: ${(error as Error).message}`

@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto'
 import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobResult, type FitProgress } from '../../consensus/jobs/fit-job.ts'
 import { createGbdtJobState, gbdtJobProtocol, type GbdtJobResult } from '../../consensus/jobs/gbdt-job.ts'
 import { finalRecord, type FinalRecord } from '../../consensus/audit/recorder.ts'
-import { createGbdtParams, gbdtModelToJson, type GbdtParams } from '../../learning/gbdt.ts'
+import { createGbdtParams, gbdtModelToJson, type GbdtParams, type TreeData } from '../../learning/gbdt.ts'
 import type { AuditParams } from '../audit/service.ts'
 import { createForecastJobState, forecastJobProtocol, type ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
 import { createStatsJobState, statsJobProtocol, type StatsJobResult } from '../../consensus/jobs/stats-job.ts'
@@ -10,10 +11,10 @@ import { diameter, type Graph } from '../../consensus/graph.ts'
 import type { Protocol } from '../../consensus/machine.ts'
 import type { MessageVerifier } from '../../consensus/audit/evidence.ts'
 import type { Rng } from '../../consensus/types.ts'
-import { INTERCEPT } from '../../learning/design.ts'
+import { INTERCEPT, type DataBlock } from '../../learning/design.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
 import { DEFAULT_TREE_SETTINGS, memberByRegion, type ModelSpec as FederationModel } from '../federation.ts'
-import { DISCLOSURE, fitCheck, forecastCheck, JobRefusedError, localDesign, localStatsData, localTreeData, statsCheck, treeCheck, type CheckContext, type JobData } from './checks.ts'
+import { DISCLOSURE, fitCheck, forecastCheck, JobRefusedError, localDesign, localStatsData, localTreeData, refitStart, statsCheck, treeCheck, type CheckContext, type JobData } from './checks.ts'
 import { parseForecastProposal, regionSeries } from './forecast-proposal.ts'
 import type { JobProposal } from './proposal.ts'
 import { statsRequestOf } from './stats-proposal.ts'
@@ -25,12 +26,29 @@ import { statsRequestOf } from './stats-proposal.ts'
  * progress, lingering); a new kind is an entry here and its script in src/consensus/jobs.
  */
 
-/** What a job left on this peer, by kind. */
+/** What this region put into a job: how many of its own rows, and a digest of them (for the model's lineage). */
+export interface JobInput {
+  rows: number
+  /** SHA-256, hex, of what the job read of this region's data */
+  digest: string
+}
+
+/** What a job left on this peer, by kind, with the proposal it ran and what this region put in. */
 export type JobOutput =
-  | { kind: 'glm', fit: FitJobResult }
-  | { kind: 'forecast', fit: FitJobResult, forecast: ForecastJobResult }
-  | { kind: 'gbdt', trees: GbdtJobResult }
+  | { kind: 'glm', fit: FitJobResult, proposal: JobProposal, input: JobInput }
+  | { kind: 'forecast', fit: FitJobResult, forecast: ForecastJobResult, proposal: JobProposal, input: JobInput }
+  | { kind: 'gbdt', trees: GbdtJobResult, proposal: JobProposal, input: JobInput }
   | { kind: 'stats', stats: StatsJobResult }
+
+/** SHA-256 of a design block as a job reads it: its terms, then the rows of x, y and the offset as float64. */
+export function designDigest (block: DataBlock, terms: readonly string[]): string {
+  const hash = createHash('sha256')
+  hash.update(`${JSON.stringify(terms)}\n${block.rows}\n`)
+  hash.update(new Uint8Array(block.x.buffer, block.x.byteOffset, block.rows * block.cols * 8))
+  hash.update(new Uint8Array(block.y.buffer, block.y.byteOffset, block.rows * 8))
+  if (block.offset !== undefined) hash.update(new Uint8Array(block.offset.buffer, block.offset.byteOffset, block.rows * 8))
+  return hash.digest('hex')
+}
 
 export type JobKindName = JobOutput['kind']
 
@@ -98,6 +116,8 @@ const glm: JobKind = {
   plan (proposal, data, context, use) {
     const model = proposal.model
     const { block, terms } = localDesign(data.rows, model)
+    const previous = refitStart(proposal, data, terms)
+    if (typeof previous === 'string') throw new JobRefusedError(previous)
     const params = createFitJobParams({
       algorithm: model.algorithm,
       lambda: model.lambda,
@@ -115,16 +135,17 @@ const glm: JobKind = {
       problem: createGlmProblem({ family: model.family, block, terms, interceptColumn: terms.indexOf(INTERCEPT) >= 0 ? terms.indexOf(INTERCEPT) : null }),
       params,
       rng: context.rng,
-      verifier: context.verifier
+      verifier: context.verifier,
+      warmStart: previous === null ? null : { coefficients: previous.coefficients, duals: previous.duals }
     })
     return use<FitJobResult>({
       protocol: fitJobProtocol,
       state,
       params,
-      spec: { ...model },
+      spec: { ...model, ...(proposal.refit === undefined ? {} : { refit: proposal.refit }) },
       startFields: { peers: context.graph.names.length, rows: block.rows, algorithm: model.algorithm },
       progress: (current) => fitProgress(proposal.id, 'glm', current, state.fit),
-      finish: (fit) => ({ output: { kind: 'glm', fit }, final: finalRecord(fit, params.tolerance), fields: { rounds: fit.rounds, converged: fit.converged } })
+      finish: (fit) => ({ output: { kind: 'glm', fit, proposal, input: { rows: block.rows, digest: designDigest(block, terms) } }, final: finalRecord(fit, params.tolerance), fields: { rounds: fit.rounds, converged: fit.converged } })
     })
   }
 }
@@ -168,7 +189,7 @@ const forecast: JobKind = {
       startFields: { kind: 'forecast', peers: context.graph.names.length, periods: plan.proposal.periods, algorithm: params.algorithm },
       progress: (current) => fitProgress(proposal.id, 'forecast', current, state.forecast.fit),
       finish: (result, finished) => ({
-        output: { kind: 'forecast', fit: result.fit, forecast: result },
+        output: { kind: 'forecast', fit: result.fit, forecast: result, proposal, input: { rows: series.counts.length, digest: createHash('sha256').update(JSON.stringify({ counts: Array.from(series.counts), population: series.population })).digest('hex') } },
         final: finalRecord(result.fit, params.tolerance),
         fields: { kind: 'forecast', rounds: forecastJobProtocol.round(finished as typeof state), jointRiskMean: result.joint.mean }
       })
@@ -212,7 +233,7 @@ const gbdt: JobKind = {
         return { job: proposal.id, kind: 'gbdt', state: 'running', phase: position.phase, round: position.round, jobRound: jobRound(current), trees: state.gbdt.trees }
       },
       finish: (result) => ({
-        output: { kind: 'gbdt', trees: result },
+        output: { kind: 'gbdt', trees: result, proposal, input: { rows: trees.rows, digest: treeDigest(trees) } },
         final: treeFinalRecord(result),
         fields: { kind: 'gbdt', rounds: result.rounds, trees: result.model.trees.length, ...(result.metrics === null ? {} : { auc: result.metrics.auc }) }
       })
@@ -251,6 +272,14 @@ const stats: JobKind = {
       })
     })
   }
+}
+
+/** SHA-256 of a tree job's rows as it reads them: the features, then the columns, outcome and offset as float64. */
+function treeDigest (data: TreeData): string {
+  const hash = createHash('sha256')
+  hash.update(`${JSON.stringify(data.features)}\n${data.rows}\n`)
+  for (const column of [...data.columns, data.y, ...(data.offset === undefined ? [] : [data.offset])]) hash.update(new Uint8Array(column.buffer, column.byteOffset, data.rows * 8))
+  return hash.digest('hex')
 }
 
 /** A tree job's final entry: no coefficients, the whole forest. */
