@@ -1,5 +1,5 @@
 import '../../src/peer/polyfill.ts'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -13,7 +13,10 @@ import { createRng } from '../../src/consensus/rng.ts'
 import { selectRows } from '../../src/learning/design.ts'
 import { createGlmProblem } from '../../src/learning/problem.ts'
 import { simulateAuditedFit } from '../../src/peer/audit/simulation.ts'
-import { formatReport, verifyAuditTexts, type AuditFileText } from '../../src/peer/audit/verify.ts'
+import type { Checkpoint } from '../../src/peer/audit/log.ts'
+import { formatReport, verifyAuditFiles, verifyAuditTexts, type AuditFileText } from '../../src/peer/audit/verify.ts'
+import { loadIdentity } from '../../src/peer/identity.ts'
+import { Store } from '../../src/store/store.ts'
 import { main } from '../../src/peer/cli/main.ts'
 import { loadModel } from '../helpers/data.ts'
 
@@ -227,5 +230,56 @@ describe('audit verify --html', () => {
     const brokenHtml = await readFile(page, 'utf8')
     expect(brokenHtml).toContain('NOT VERIFIED')
     expect(brokenHtml).toMatch(/<tr class="cause"><td>root cause<\/td><td>[^<]*html-0\.jsonl:13<\/td>/)
+  })
+})
+
+describe('audit export --all', () => {
+  test('every job of every data folder given, into one folder, one command; each job verifies from it', async () => {
+    const regions = ['Alpha', 'Beta', 'Gamma']
+    const dirs = regions.map((region) => join(dir, `peer-${region}`))
+    for (const [index, region] of regions.entries()) expect((await run(['init', '--dir', dirs[index] as string, '--region', region])).code).toBe(0)
+    const identities = await Promise.all(dirs.map(async (folder) => await loadIdentity(folder)))
+    const ids = identities.map((identity) => identity.peerId)
+    const triangle = graphFromEdges(ids, [[ids[0] as string, ids[1] as string], [ids[1] as string, ids[2] as string], [ids[2] as string, ids[0] as string]])
+    const { block, terms } = await loadModel('infert.csv', { outcome: 'case', features: ['age', 'parity'] })
+    const parts = splitRows(block.rows, 3, 'even', createRng(9))
+    for (const [job, algorithm] of [['job-one', 'admm'], ['job-two', 'newton']] as const) {
+      const simulated = await simulateAuditedFit({
+        job,
+        graph: triangle,
+        keys: identities.map((identity) => identity.privateKey),
+        problems: parts.map((rows) => createGlmProblem({ family: 'binomial', block: selectRows(block, rows), terms, interceptColumn: 0 })),
+        params: createFitJobParams({ algorithm, tolerance: 1e-8 }),
+        seed: 3
+      })
+      for (const [index, file] of simulated.files.entries()) {
+        const lines = file.text.trimEnd().split('\n').slice(1)
+        const store = await Store.openWhenFree(dirs[index] as string)
+        try {
+          await store.appendAudit({
+            entries: lines.filter((line) => !line.includes('"type":"checkpoint"')),
+            checkpoints: lines.filter((line) => line.includes('"type":"checkpoint"')).map((line) => JSON.parse(line) as Checkpoint)
+          })
+        } finally {
+          await store.close()
+        }
+      }
+    }
+    const out = join(dir, 'exported')
+    const exported = await run(['audit', 'export', '--all', ...dirs.flatMap((folder) => ['--dir', folder]), '--out', out])
+    expect(exported.code).toBe(0)
+    expect(exported.out).toContain('job job-one: 3 log(s) (Alpha, Beta, Gamma)')
+    expect(exported.out).toContain('job job-two: 3 log(s) (Alpha, Beta, Gamma)')
+    expect(exported.out).toContain('6 file(s) written to')
+    expect((await readdir(out)).sort()).toEqual(['job-one.Alpha.jsonl', 'job-one.Beta.jsonl', 'job-one.Gamma.jsonl', 'job-two.Alpha.jsonl', 'job-two.Beta.jsonl', 'job-two.Gamma.jsonl'])
+    for (const job of ['job-one', 'job-two']) {
+      const report = await verifyAuditFiles(regions.map((region) => join(out, `${job}.${region}.jsonl`)))
+      expect(report.ok, job).toBe(true)
+      expect(report.files.map((file) => file.region)).toEqual(ids)
+    }
+    // one --dir without --all still exports one job, and says how to get them all
+    const many = await run(['audit', 'export', '--dir', dirs[0] as string, '--out', join(dir, 'one.jsonl')])
+    expect(many.code).toBe(2)
+    expect(many.err).toContain('export them all with --all')
   })
 })
