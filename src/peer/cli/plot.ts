@@ -6,6 +6,8 @@ export interface PlotSeries {
   points: ReadonlyArray<readonly [number, number]>
   /** drawn thin and faint, as one of many runs behind their median */
   faint?: boolean
+  /** the legend entry when several lines share one (each seed's run under "one line per seed") */
+  legend?: string
 }
 
 /** A shaded range per x (a band between lo and hi), named in the legend like a series. */
@@ -45,7 +47,7 @@ const usable = (x: number, y: number, logY: boolean | undefined): boolean => Num
 export async function lineChartSvg (series: PlotSeries[], options: LineChartOptions): Promise<string> {
   const values = series.flatMap((line) => line.points
     .filter(([x, y]) => usable(x, y, options.logY))
-    .map(([x, y]) => ({ series: line.name, x, y, faint: line.faint === true })))
+    .map(([x, y]) => ({ series: line.legend ?? line.name, line: line.name, x, y, faint: line.faint === true })))
   const bandValues = (options.bands ?? []).flatMap((band) => band.points
     .filter(([x, lo, hi]) => usable(x, lo, options.logY) && usable(x, hi, options.logY))
     .map(([x, lo, hi]) => ({ series: band.name, x, lo, hi })))
@@ -74,7 +76,7 @@ export async function lineChartSvg (series: PlotSeries[], options: LineChartOpti
       x,
       y: { ...y, field: 'y' },
       color,
-      detail: { field: 'series' },
+      detail: { field: 'line' },
       strokeWidth: { condition: { test: 'datum.faint', value: 0.7 }, value: 1.8 },
       opacity: { condition: { test: 'datum.faint', value: 0.45 }, value: 1 }
     }
