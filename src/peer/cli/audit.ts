@@ -168,9 +168,9 @@ function showRound (byFile: ReadonlyArray<{ peer: string, rounds: ReadonlyArray<
     }
     lines.push(`${plain(region, 40)}: ${phase} round ${entry.round} (its job round ${entry.jobRound}, entry ${entry.seq})${entry.deadline ? ' — the deadline passed before every neighbour was heard' : ''}`)
     for (const sent of entry.sent) {
-      lines.push(`  sent ${plain(sent.kind, 30)}${sent.to === undefined ? ' to every neighbour' : ` to ${name(sent.to)} (private: digest only)`}: ${plain(sent.digest, 16)}…${sent.values === undefined ? '' : ` ${vector(sent.values)}`}`)
+      lines.push(`  sent ${plain(sent.kind, 30)}${sent.to === undefined ? ' to every neighbour' : ` to ${name(sent.to)} (private: digest only)`}: ${plain(String(sent.digest).slice(0, 16))}…${sent.values === undefined ? '' : ` ${vector(sent.values)}`}`)
     }
-    for (const received of entry.received) lines.push(`  received ${plain(received.kind, 30)} from ${name(received.from)}: ${plain(received.digest, 16)}…`)
+    for (const received of entry.received) lines.push(`  received ${plain(received.kind, 30)} from ${name(received.from)}: ${plain(String(received.digest).slice(0, 16))}…`)
     const admm = entry.admm
     if (admm !== undefined) {
       lines.push(`  heard ${admm.heard.map(name).join(', ') || 'nobody'}; skipped ${admm.skipped.map(name).join(', ') || 'none'}${admm.finished.length > 0 ? `; finished ${admm.finished.map(name).join(', ')}` : ''}${admm.inactive.length > 0 ? `; dropped ${admm.inactive.map(name).join(', ')}` : ''}`)
