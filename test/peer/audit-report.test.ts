@@ -187,6 +187,11 @@ describe('audit show: peers aligned by phase round', () => {
     expect(new Set(headers.map((header) => header[4])).size).toBeGreaterThan(1)
     // the asked round is marked in the aligned table, and the same round asked by phase gives the same peers
     expect(shown.out).toMatch(new RegExp(`^  ==> ${round} `, 'm'))
+    // without --round: every phase, and per peer its rounds in it and the job round where it began
+    const table = (await run(['audit', 'show', ...paths])).out.split('\n')
+    expect(table[0]).toMatch(/^phase\s/)
+    const row = table.find((line) => line.startsWith(`${phase} `)) as string
+    expect(row.match(/\d+ from \d+/g)).toHaveLength(PEERS)
     const byPhase = await run(['audit', 'show', ...paths, '--phase', phase, '--round', String(round), '--json'])
     const parsed = JSON.parse(byPhase.out) as { phase: string, round: number, peers: Array<{ entry: { phase: string, round: number } | null }> }
     expect(parsed.peers.map(({ entry }) => [entry?.phase, entry?.round])).toEqual(Array.from({ length: PEERS }, () => [phase, round]))

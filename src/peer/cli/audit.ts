@@ -184,6 +184,23 @@ function showRound (byFile: ReadonlyArray<{ peer: string, rounds: ReadonlyArray<
   return `${lines.join('\n')}\n`
 }
 
+/** Every phase in order, and per peer the rounds it logged in it and the job round where it began. */
+function phaseTable (byFile: ReadonlyArray<{ peer: string, rounds: ReadonlyArray<RoundBody & { seq: number }> }>, regions: ReadonlyMap<string, string>): string {
+  const phases: string[] = []
+  for (const { rounds } of byFile) for (const entry of rounds) if (!phases.includes(entry.phase)) phases.push(entry.phase)
+  const width = Math.max(14, ...byFile.map(({ peer }) => Math.min(20, plain(regions.get(peer) ?? peer, 20).length)))
+  const lines = [`${'phase'.padEnd(16)}${byFile.map(({ peer }) => plain(regions.get(peer) ?? peer, 20).padStart(width + 2)).join('')}   (rounds logged, from job round)`]
+  for (const phase of phases.slice(0, 500)) {
+    const cells = byFile.map(({ rounds }) => {
+      const own = rounds.filter((entry) => entry.phase === phase)
+      return own.length === 0 ? '-' : `${own.length} from ${(own[0] as RoundBody).jobRound}`
+    })
+    lines.push(`${plain(phase, 16).padEnd(16)}${cells.map((cell) => cell.padStart(width + 2)).join('')}`)
+  }
+  lines.push(`${'in all'.padEnd(16)}${byFile.map(({ rounds }) => `${rounds.length}, last ${rounds.at(-1)?.jobRound ?? '-'}`.padStart(width + 2)).join('')}`)
+  return `${lines.join('\n')}\n`
+}
+
 /** Thrown when a plot is asked of logs that hold nothing it can draw (an exact-Newton job has no ADMM residuals). */
 export class AuditPlotError extends EpimeshError {
   static override readonly name = 'AuditPlotError'
@@ -329,11 +346,7 @@ export function registerAudit (program: Command): void {
           if (named.length > 1) process.stdout.write(`\nnote: job round ${round} names ${named.map((entry) => `${plain(entry.phase, 30)} round ${entry.round}`).join(' and ')} in that log (a phase's first round shares its number with the last of the phase before); shown: the first; --phase chooses\n`)
         }
       } else if (options.plot === undefined) {
-        for (const { peer, rounds } of byFile) {
-          const phases = new Map<string, number>()
-          for (const entry of rounds) phases.set(entry.phase, (phases.get(entry.phase) ?? 0) + 1)
-          process.stdout.write(`${plain(regions.get(peer) ?? peer, 40)}: ${rounds.length} rounds (${[...phases].map(([phase, count]) => `${plain(phase, 30)} ${count}`).join(', ')}); last job round ${rounds.at(-1)?.jobRound ?? '-'}\n`)
-        }
+        process.stdout.write(phaseTable(byFile, regions))
       }
       if (options.plot !== undefined) {
         const { tolerance, algorithm } = startInfo(byFile)
