@@ -240,6 +240,14 @@ describe('audit verify --html', () => {
     const brokenHtml = await readFile(page, 'utf8')
     expect(brokenHtml).toContain('NOT VERIFIED')
     expect(brokenHtml).toMatch(/<tr class="cause"><td>root cause<\/td><td>[^<]*html-0\.jsonl:13<\/td>/)
+
+    // an exact-Newton job: the page says why there is no residual plot
+    const newtonPage = join(dir, 'newton.html')
+    expect((await run(['audit', 'verify', ...(await written(newtonFiles, 'newton-html')), '--html', newtonPage])).code).toBe(0)
+    const newtonHtml = await readFile(newtonPage, 'utf8')
+    expect(newtonHtml).toContain('exact decentralised Newton')
+    expect(newtonHtml).toContain('these logs hold no consensus-ADMM rounds')
+    expect(newtonHtml).not.toContain('<svg')
   })
 })
 
