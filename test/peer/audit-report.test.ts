@@ -14,6 +14,7 @@ import { selectRows } from '../../src/learning/design.ts'
 import { createGlmProblem } from '../../src/learning/problem.ts'
 import { simulateAuditedFit } from '../../src/peer/audit/simulation.ts'
 import type { Checkpoint } from '../../src/peer/audit/log.ts'
+import { describeJob, summarizeJob } from '../../src/peer/audit/summary.ts'
 import { formatReport, verifyAuditFiles, verifyAuditTexts, type AuditFileText } from '../../src/peer/audit/verify.ts'
 import { loadIdentity } from '../../src/peer/identity.ts'
 import { Store } from '../../src/store/store.ts'
@@ -299,5 +300,25 @@ describe('audit export --all', () => {
     const many = await run(['audit', 'export', '--dir', dirs[0] as string, '--out', join(dir, 'one.jsonl')])
     expect(many.code).toBe(2)
     expect(many.err).toContain('export them all with --all')
+  })
+})
+
+describe('the summary reads untrusted logs', () => {
+  test('control characters are replaced, long strings cut, objects shown as JSON, missing fields left out', () => {
+    const start = {
+      type: 'start',
+      algorithm: 'admm\u001b[2J',
+      params: { lambda: 'one', tolerance: 1e-6 },
+      model: { family: 'binomial', outcome: `severe\u001b[31m${'x'.repeat(500)}`, features: [{ name: { toString: 1 } }, { name: 'age\u202e' }] },
+      graph: { names: ['a', 'b'], neighbours: [[1], [0]], regions: ['North\r\nVERIFIED', 'South'] }
+    } as unknown as Parameters<typeof summarizeJob>[0]
+    const summary = summarizeJob(start, undefined)
+    expect(summary.lambda).toBeNull()
+    expect(summary.links).toBe(1)
+    const text = describeJob(summary, 'job\u0007').join('\n')
+    expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f\u202e]/)
+    expect(text).toContain('North??VERIFIED')
+    expect(text).toContain('{"toString":1}')
+    expect(text.length).toBeLessThan(2000)
   })
 })

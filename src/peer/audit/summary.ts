@@ -31,7 +31,9 @@ export interface AuditJobSummary {
 
 /** Strips control characters and cuts: a log's strings are shown to a person, never trusted. */
 export function plain (value: unknown, max = 80): string {
-  const text = String(value).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '?')
+  // JSON from a file: an object is shown as JSON (String() throws on one with a "toString" member)
+  const raw = typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value)
+  const text = raw.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '?')
   return text.length > max ? `${text.slice(0, max - 1)}…` : text
 }
 

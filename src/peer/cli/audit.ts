@@ -101,12 +101,15 @@ async function readRounds (paths: readonly string[]): Promise<{ regions: Map<str
       }
       if (index === 0) {
         if (value?.format !== AUDIT_FILE_FORMAT) throw new AuditInputError(`${path}, line 1: not an epimesh audit export (field format)`)
-        peer = String(value.peer)
+        peer = typeof value.peer === 'string' ? value.peer : plain(value.peer)
       } else if (value?.type === 'start') {
         start = value as StartBody
         const graph = value.graph as { names?: unknown, regions?: unknown }
         if (Array.isArray(graph?.names)) {
-          graph.names.forEach((name, node) => { regions.set(String(name), String((Array.isArray(graph.regions) ? graph.regions[node] : undefined) ?? name)) })
+          graph.names.forEach((name, node) => {
+            const region = Array.isArray(graph.regions) ? graph.regions[node] : undefined
+            if (typeof name === 'string') regions.set(name, typeof region === 'string' ? region : name)
+          })
         }
       } else if (value?.type === 'round') {
         const entry = value as RoundBody & { seq: number }
