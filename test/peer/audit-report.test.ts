@@ -322,3 +322,12 @@ describe('the summary reads untrusted logs', () => {
     expect(text.length).toBeLessThan(2000)
   })
 })
+
+test('a forecasting job is described by its series: the period, how many and from when, and rows as region-periods', () => {
+  const start = { type: 'start', algorithm: 'newton', params: { lambda: 0, tolerance: 1e-10, maxRounds: 5000 }, model: { kind: 'forecast', from: '2023-01-02', period: 'week', periods: 156, algorithm: 'newton' }, graph: { names: ['a', 'b'], neighbours: [[1], [0]], regions: ['North', 'South'] } } as unknown as Parameters<typeof summarizeJob>[0]
+  const final = { type: 'final', terms: ['(Intercept)', 'log1p(y[t-1])'], rounds: 29, converged: true, rows: 308, dropped: [] } as unknown as Parameters<typeof summarizeJob>[1]
+  const text = describeJob(summarizeJob(start, final), 'risk-1').join('\n')
+  expect(text).toContain('Job risk-1: a regional forecast of weekly case counts over 156 weeks from 2023-01-02, a Poisson regression (log link)')
+  expect(text).toContain('exact decentralised Newton')
+  expect(text).toContain('Outcome: 29 rounds, converged (the stop rule was met), 308 region-weeks used in all')
+})

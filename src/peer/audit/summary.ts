@@ -27,6 +27,10 @@ export interface AuditJobSummary {
   dropped: string[]
   /** no log holds, so this was read from a broken one: what it says is not vouched for */
   fromBrokenLog?: boolean
+  /** a forecast's series: the period (week or day), the first period and how many */
+  period?: string | null
+  from?: string | null
+  periods?: number | null
 }
 
 /** Strips control characters and cuts: a log's strings are shown to a person, never trusted. */
@@ -66,7 +70,8 @@ export function summarizeJob (start: StartBody | undefined, final: FinalBody | u
     rounds: numberOrNull(final?.rounds),
     converged: typeof final?.converged === 'boolean' ? final.converged : null,
     rows: numberOrNull(final?.rows),
-    dropped: Array.isArray(final?.dropped) ? final.dropped.slice(0, 50).map((term) => plain(term, 40)) : []
+    dropped: Array.isArray(final?.dropped) ? final.dropped.slice(0, 50).map((term) => plain(term, 40)) : [],
+    ...(kind === 'forecast' ? { period: stringOrNull(model.period, 10), from: stringOrNull(model.from, 12), periods: numberOrNull(model.periods) } : {})
   }
 }
 
@@ -94,7 +99,9 @@ export function describeJob (summary: AuditJobSummary, job: string): string[] {
   const terms = summary.terms.filter((term) => term !== '(Intercept)')
   const intercept = summary.terms.includes('(Intercept)') ? ', with an intercept' : ''
   if (summary.kind === 'forecast') {
-    lines.push(`Job ${plain(job)}: a regional forecast of weekly or daily case counts, ${model} of each region's counts on its own and its neighbours' recent counts${terms.length > 0 ? ` (terms: ${listed(terms)})` : ''}.`)
+    const unit = summary.period === 'week' ? 'weekly' : summary.period === 'day' ? 'daily' : 'periodic'
+    const span = summary.periods === null || summary.periods === undefined ? '' : ` over ${summary.periods} ${summary.period ?? 'period'}s${summary.from === null || summary.from === undefined ? '' : ` from ${summary.from}`}`
+    lines.push(`Job ${plain(job)}: a regional forecast of ${unit} case counts${span}, ${model} of each region's counts on its own and its neighbours' recent counts${terms.length > 0 ? ` (terms: ${listed(terms)})` : ''}.`)
   } else {
     lines.push(`Job ${plain(job)}: ${model}${summary.outcome === null ? '' : ` of "${summary.outcome}"`} on ${terms.length === 0 ? 'no feature' : `${terms.length} term${terms.length === 1 ? '' : 's'}: ${listed(terms)}`}${intercept}.`)
   }
@@ -107,7 +114,7 @@ export function describeJob (summary: AuditJobSummary, job: string): string[] {
   }
   lines.push(`Regions: ${summary.regions.length} (${listed(summary.regions)}), joined by ${summary.links} link${summary.links === 1 ? '' : 's'}; each talked only to its neighbours.`)
   if (summary.rounds !== null) {
-    lines.push(`Outcome: ${summary.rounds} rounds, ${summary.converged === true ? 'converged (the stop rule was met)' : summary.converged === false ? 'NOT converged (the round limit came first)' : 'convergence not stated'}${summary.rows === null ? '' : `, ${summary.rows} records used in all`}; no record is in the logs, only what the regions exchanged.`)
+    lines.push(`Outcome: ${summary.rounds} rounds, ${summary.converged === true ? 'converged (the stop rule was met)' : summary.converged === false ? 'NOT converged (the round limit came first)' : 'convergence not stated'}${summary.rows === null ? '' : `, ${summary.rows} ${summary.kind === 'forecast' ? `region-${summary.period ?? 'period'}s` : 'records'} used in all`}; no record is in the logs, only what the regions exchanged.`)
   } else {
     lines.push('Outcome: no final entry among the logs that hold, so the job\'s end is not shown.')
   }
