@@ -358,7 +358,10 @@ export async function verifyAuditTexts (files: readonly AuditFileText[]): Promis
 function rootCauseFirst (failures: AuditFinding[], from: number): void {
   if (failures.length <= from) return
   const own = failures.splice(from).map((finding, order) => ({ finding, order }))
-  own.sort((a, b) => ((a.finding.line ?? Number.MAX_SAFE_INTEGER) - (b.finding.line ?? Number.MAX_SAFE_INTEGER)) || a.order - b.order)
+  // the header's count of entries is wrong whenever a line was split, joined or lost: a consequence
+  // of the damaged line, not a cause before it
+  const place = (finding: AuditFinding): number => finding.field === 'entries' && finding.check === 'file structure' ? Number.MAX_SAFE_INTEGER - 1 : (finding.line ?? Number.MAX_SAFE_INTEGER)
+  own.sort((a, b) => (place(a.finding) - place(b.finding)) || a.order - b.order)
   const first = (own[0] as { finding: AuditFinding }).finding
   const where = `${first.file ?? ''}${first.line === undefined ? '' : `:${first.line}`}`
   own.forEach(({ finding }, index) => {
@@ -407,6 +410,8 @@ async function crossChecks (job: string, byPeer: Map<string, ParsedFile>, parsed
   // checkpoints: the author's signature, the countersignatures, and that the logs pass through them
   const allCheckpoints = parsed.flatMap((file) => file.checkpoints.map((checkpoint) => ({ file, checkpoint })))
   const validHeads = new Map<string, Set<number>>()
+  // a head whose signature fails, by peer and length: an end of log it leaves uncovered follows from it
+  const forgedHeads = new Map<string, AuditFinding>()
   const checkpointKeys = new Set<string>()
   for (const { file, checkpoint } of allCheckpoints) {
     const where = { file: file.name, line: checkpoint.line, peer: region(String(checkpoint.peer)) }
@@ -418,6 +423,7 @@ async function crossChecks (job: string, byPeer: Map<string, ParsedFile>, parsed
     try { authorKey = publicKeyOf(checkpoint.peer) } catch { checks.fail('checkpoint signatures', { ...where, field: 'peer', message: 'the checkpoint names a peer id without a public key' }); continue }
     if (!await verifyBytes(authorKey, checkpointStatement(checkpoint), checkpoint.sig)) {
       checks.fail('checkpoint signatures', { ...where, field: 'sig', message: 'the checkpoint is not signed by the peer it names' })
+      forgedHeads.set(`${checkpoint.peer}\n${checkpoint.length}`, checks.failures.at(-1) as AuditFinding)
       continue
     }
     checks.pass('checkpoint signatures')
@@ -454,7 +460,17 @@ async function crossChecks (job: string, byPeer: Map<string, ParsedFile>, parsed
   for (const [peer, log] of byPeer) {
     if (log.entries.length === 0) continue
     if (validHeads.get(peer)?.has(log.entries.length) === true) checks.pass('end of log checkpointed')
-    else checks.fail('end of log checkpointed', { file: log.name, peer: region(peer), seq: log.entries.length - 1, message: 'no checkpoint covers the end of the log: entries may have been removed from its end' })
+    else {
+      const forged = forgedHeads.get(`${peer}\n${log.entries.length}`)
+      if (forged !== undefined) forged.rootCause = true
+      checks.fail('end of log checkpointed', {
+        file: log.name,
+        peer: region(peer),
+        seq: log.entries.length - 1,
+        message: forged === undefined ? 'no checkpoint covers the end of the log: entries may have been removed from its end' : 'no valid checkpoint covers the end of the log: the one that did is not genuine',
+        ...(forged === undefined ? {} : { followsFrom: `${forged.file ?? ''}${forged.line === undefined ? '' : `:${forged.line}`}` })
+      })
+    }
   }
 
   // messages: what each peer logged as sent, against what its neighbours logged as received
