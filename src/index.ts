@@ -200,6 +200,8 @@ export interface SimulateOptions extends ModelColumns {
   seed?: number
   /** called after every round with the largest relative distance of a peer's model from the pooled fit */
   onRound?: (round: number, maxRelativeError: number) => void
+  /** keep a row per round and peer in `trace` (residuals, distance to the pooled fit, messages, bytes), as `simulate --trace` writes it */
+  trace?: boolean
 }
 
 /** `epimesh simulate --json`'s fields, and the error after every round. */
@@ -250,7 +252,8 @@ export function simulate (options: SimulateOptions): SimulationResult {
     params,
     ...(options.seed === undefined ? {} : { seed: options.seed }),
     ...(options.linkLoss === undefined ? {} : { linkLoss: options.linkLoss }),
-    ...(options.onRound === undefined ? {} : { onRound: options.onRound })
+    ...(options.onRound === undefined ? {} : { onRound: options.onRound }),
+    ...(options.trace === true ? { trace: true } : {})
   })
   return { ...result, droppedRows: prepared.dropped }
 }

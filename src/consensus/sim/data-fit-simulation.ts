@@ -9,7 +9,7 @@ import { partitionByValue, splitRows, type SplitKind } from '../partition.ts'
 import { createRng, forkRng } from '../rng.ts'
 import { buildTopology } from '../topology.ts'
 import type { Rng } from '../types.ts'
-import { simulateFit } from './fit-simulation.ts'
+import { simulateFit, type FitTraceRow } from './fit-simulation.ts'
 
 /**
  * One data set's federated fit in the simulator, as `epimesh simulate` and the library's `simulate`
@@ -36,6 +36,8 @@ export interface DataFitSimulationInput {
   linkLoss?: number
   /** called with (round, max relative error) after every round */
   onRound?: (round: number, maxRelativeError: number) => void
+  /** keep a row per round and peer: residuals, distance to the pooled fit, messages, bytes */
+  trace?: boolean
 }
 
 /** The simulation's own defaults (the fit's are createFitJobParams'). */
@@ -73,6 +75,10 @@ export interface DataFitSimulation {
   seed: number
   /** max relative error over peers after each round */
   errorByRound: number[]
+  /** where peer 0 entered each phase (the simulation's round) */
+  phaseStarts: Array<{ phase: string, round: number }>
+  /** with `trace`: a row per round and peer */
+  trace?: FitTraceRow[]
 }
 
 const byTerm = (terms: readonly string[], values: ArrayLike<number>): Record<string, number> =>
@@ -126,7 +132,8 @@ export function simulateDataFit (options: DataFitSimulationInput): DataFitSimula
     seed,
     network: { linkLoss: input.linkLoss },
     reference,
-    ...(input.onRound === undefined ? {} : { onRound: input.onRound })
+    ...(input.onRound === undefined ? {} : { onRound: input.onRound }),
+    trace: input.trace === true
   })
 
   const first = simulation.results[0]
@@ -167,6 +174,8 @@ export function simulateDataFit (options: DataFitSimulationInput): DataFitSimula
     tolerance: params.tolerance,
     linkLoss: input.linkLoss,
     seed,
-    errorByRound: simulation.errorByRound
+    errorByRound: simulation.errorByRound,
+    phaseStarts: simulation.phaseStarts,
+    ...(simulation.trace === undefined ? {} : { trace: simulation.trace })
   }
 }

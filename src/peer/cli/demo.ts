@@ -347,7 +347,7 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   if (risk !== null) Object.assign(summary, { risk })
   say(`files: ${base} (federation.json, inputs/ (the files imported); per region: identity.key, store/ (encrypted, with the models${risk === null ? '' : ' and forecasts'}; its key in ${storeKeySourceFromEnv().keyFile ?? storeKeySourceFromEnv().keysDir}), status.json)`)
   say('models: npx epimesh model --dir <region folder> [--job <job>] [--json]')
-  say('audit: npx epimesh audit export --dir <region folder> --job <job> --out <file>, then npx epimesh audit verify <files>')
+  say('audit: npx epimesh audit export --all --dir <region folder> (once per region) --out <folder>, then npx epimesh audit verify <folder>/<job>.*.jsonl')
   if (!options.keep && !options.json && options.dir === undefined) {
     say('(data folders removed; run with --keep to keep them)')
     for (const member of members) await removeDefaultKey(member.dir)
