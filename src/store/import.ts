@@ -4,9 +4,10 @@ import { EpimeshError } from '../errors.ts'
 import { MAX_COLUMNS, readCsv } from './csv.ts'
 import { cut, echo, FreeTextRefusedError, IdentifierRefusedError, ImportInvalidError, SchemaMismatchError, StoreIoError, storageFailure, type IdentifierFinding, type RowProblem } from './errors.ts'
 import { identifierByName, identifierInValue } from './identifiers.ts'
-import { inlineSealer, startSealWorker, type Sealer } from './sealer.ts'
+import { IdFilter } from './id-filter.ts'
 import { inferSchema, type CaseSchema, type ColumnRule } from './schema.ts'
-import { hashRecordId, layoutOf, StoreLayout, type CaseRow, type ImportRecord, type SeriesPoint } from './layout.ts'
+import type { AbstractBatchOperation } from 'abstract-level'
+import { hashRecordId, layoutOf, StoreLayout, type CaseRow, type Database, type ImportRecord, type SeriesPoint } from './layout.ts'
 import type { Store } from './store.ts'
 import { isMissing, latestRecordDate, LATEST_DATE, parseDate, parseDecimal, textProblem, trimCell } from './values.ts'
 
@@ -25,14 +26,12 @@ export interface ImportOptions {
   schema?: CaseSchema
   /** problems reported before "... and N more" */
   problemLimit?: number
-  /** rows per write batch */
+  /** rows per write batch (the chunks of the pipeline; at most three are held at a time) */
   batchRows?: number
   /** called every `batchRows` rows */
   onProgress?: (rows: number) => void
   /** today, for refusing record dates in the future (default: the clock) */
   now?: Date
-  /** seal the rows on a worker thread (default: for a file of more than SEAL_WORKER_BYTES) */
-  sealInWorker?: boolean
 }
 
 export interface ImportReport {
@@ -46,12 +45,22 @@ export interface ImportReport {
 }
 
 const INFER_SAMPLE = 1000
-/** files larger than this are sealed on a worker thread (starting one costs a tenth of a second or so) */
-export const SEAL_WORKER_BYTES = 4 << 20
 
-async function sealerFor (layout: StoreLayout, file: string, inWorker: boolean | undefined): Promise<Sealer> {
-  const wanted = inWorker ?? (await stat(file).then((info) => info.size, () => 0)) > SEAL_WORKER_BYTES
-  return (wanted ? await startSealWorker(layout.sealing) : null) ?? inlineSealer(layout.sealing)
+/**
+ * A filter of the record ids already stored, with room for the file's (estimated from its size and
+ * the sample's lines), or null when the file is small beside the store: reading every stored id to
+ * fill the filter would then cost more than looking each of the file's ids up.
+ */
+async function idFilterFor (layout: StoreLayout, committed: Map<string, ImportRecord>, file: string, sample: Sample): Promise<IdFilter | null> {
+  let stored = 0
+  for (const record of committed.values()) if (record.kind === 'cases') stored += record.rows
+  const size = await stat(file).then((info) => info.size, () => 0)
+  const sampleBytes = sample.rows.reduce((total, fields) => total + fields.reduce((length, field) => length + field.length + 1, 0), 0)
+  const fileRows = Math.ceil(size / Math.max(1, sampleBytes / sample.rows.length))
+  if (fileRows * 10 < stored) return null
+  const filter = new IdFilter(stored + fileRows)
+  for await (const key of layout.ids.keys()) filter.add(key)
+  return filter
 }
 
 /**
@@ -224,7 +233,7 @@ function storeFailure (error: unknown): never {
 export async function importCases (store: Store, options: ImportOptions): Promise<ImportReport> {
   const layout = layoutOf(store)
   const { file } = options
-  const batchRows = options.batchRows ?? 5000
+  const batchRows = options.batchRows ?? 1000
   const latest = latestRecordDate(options.now ?? new Date())
   const sample = await readSample(file)
   const { header } = sample
@@ -262,8 +271,8 @@ export async function importCases (store: Store, options: ImportOptions): Promis
   const idIndex = columnIndex.get(schema.id) as number
   // the record id is stored only as its hash, even when the schema lists it among its columns
   const columns = Object.entries(schema.columns).filter(([column, rule]) => column !== schema.id && !(isAction(rule) && rule.action === 'drop'))
-  const sealer = await sealerFor(layout, file, options.sealInWorker)
-  const writer = new ImportWriter(layout, importId, committed, problems, findings, schema.id, batchRows, sealer, options.onProgress)
+  const filter = await idFilterFor(layout, committed, file, sample)
+  const writer = new ImportWriter(layout, importId, committed, problems, findings, schema.id, batchRows, filter, options.onProgress)
   let first = true
   try {
     for await (const { fields, line } of readCsv(file)) {
@@ -340,8 +349,6 @@ export async function importCases (store: Store, options: ImportOptions): Promis
       await removeImport(layout, importId).catch(() => {})
     }
     storeFailure(error)
-  } finally {
-    await sealer.close()
   }
   const { rows, duplicates } = writer
   const record: ImportRecord = { id: importId, kind: 'cases', file, rows, duplicates, committedAt: new Date().toISOString() }
@@ -365,19 +372,22 @@ interface ReadyRow {
 
 /**
  * The writing half of an import, a pipeline of chunks of `chunkRows` valid rows: while the main
- * thread reads and checks chunk k+1, chunk k is sealed (on a worker thread for a large file, see
- * sealer.ts) and checked against the store for record ids already there (one multi-get, not a read
- * per row), and chunk k-1 is written in one batch. A chunk waits for the one before it at each step,
- * so at most three are held, memory stays flat whatever the size of the file, and the reader waits
- * when the store or the sealing falls behind.
+ * thread reads and checks chunk k+1, chunk k is checked against the store for record ids already
+ * there and chunk k-1 is written in one batch (LevelDB writes on a thread of its own). A chunk waits
+ * for the one before it at each step, so at most three are held, memory stays flat whatever the size
+ * of the file, and the reader waits when the store falls behind.
+ *
+ * Record ids are looked up only when the filter (id-filter.ts) of the ids already stored and those
+ * of the file so far may hold them, in one multi-get a chunk; a read a row, of a key that is mostly
+ * not there, cost more than all the rest of an import of a large file.
  *
  * A record id given twice in the file is found without keeping the file's ids in memory: in the
- * chunk being filled (by a map of that chunk), in the chunk before it (by its map, kept until it is
- * written), and in earlier chunks by the store itself, where the id's hash now names this import; a
- * row whose id was already stored by a committed import is not written, and leaves a mark
- * (layout.seenMark) under this import instead, so that a second copy of it is found too. The line of
- * an earlier copy found in the store is not known while reading; for a refused import, it is found
- * by a second read of the file (placeDuplicates).
+ * chunk being filled (by a map of that chunk), in the chunk before it (by its map), and in earlier
+ * chunks by the store itself, where the id's hash now names this import; a row whose id was already
+ * stored by a committed import is not written, and leaves a mark (layout.seenMark) under this import
+ * instead, so that a second copy of it is found too. The line of an earlier copy found in the store
+ * is not known while reading; for a refused import, it is found by a second read of the file
+ * (placeDuplicates).
  *
  * Once the import is refused (a problem or an identifier found), no row is written any more, only the
  * hashes that find later duplicates, so that every problem is still reported.
@@ -392,12 +402,11 @@ class ImportWriter {
   private fillingLines = new Map<string, number>()
   /** the ids of the chunk before the one filling */
   private previousLines = new Map<string, number>()
-  /** the chunk before the one filling: sealed, checked and its write started */
+  /** the chunk before the one filling: checked, and its write started */
   private staged: Promise<void> = Promise.resolve()
   private writing: Promise<void> = Promise.resolve()
   /** ID_DUPLICATE problems whose earlier line is still to be found, by the id's hash */
   private readonly unplaced = new Map<string, RowProblem[]>()
-  private readonly idValue: string
 
   constructor (
     private readonly layout: StoreLayout,
@@ -407,11 +416,10 @@ class ImportWriter {
     private readonly findings: Map<string, IdentifierFinding>,
     private readonly idColumn: string,
     private readonly chunkRows: number,
-    private readonly sealer: Sealer,
+    /** the ids already stored and those of the file so far, or null to look every id up */
+    private readonly filter: IdFilter | null,
     private readonly onProgress?: (rows: number) => void
-  ) {
-    this.idValue = JSON.stringify(importId)
-  }
+  ) {}
 
   async add (idHash: string, row: CaseRow, line: number): Promise<void> {
     const earlier = this.fillingLines.get(idHash) ?? this.previousLines.get(idHash)
@@ -437,7 +445,7 @@ class ImportWriter {
     this.unplaced.set(idHash, list)
   }
 
-  /** Hands the filled chunk on: waits for the chunk before it to be sealed, checked and on its way to disk. */
+  /** Hands the filled chunk on: waits for the chunk before it to be checked and on its way to disk. */
   private async flush (): Promise<void> {
     const chunk = this.filling
     if (chunk.length === 0) return
@@ -449,32 +457,30 @@ class ImportWriter {
     // before this may not be yet, but its ids were in previousLines while this chunk was filled.
     this.previousLines = lines
     const { layout, importId } = this
-    for (const ready of chunk) ready.row['__id'] = ready.idHash
-    // every row is sealed, a duplicate's too (they are few), so that sealing starts at once
-    const cases = this.sealer.seal('cases', chunk.map((ready) => JSON.stringify(ready.row)))
-    const ids = this.sealer.seal('ids', chunk.map(() => this.idValue))
-    // nothing is left unhandled if a read below fails first
-    cases.catch(() => {})
-    ids.catch(() => {})
     const hashes = chunk.map((ready) => ready.idHash)
-    const owners = await layout.ids.getMany(hashes)
+    // only a hash the filter may have met is looked up: an id in the store, or earlier in the file
+    const filter = this.filter
+    const candidates: number[] = []
+    hashes.forEach((idHash, index) => { if (filter === null || filter.has(idHash)) candidates.push(index) })
+    if (filter !== null) for (const idHash of hashes) filter.add(idHash)
+    const owners = new Array<string | undefined>(chunk.length)
+    const found = candidates.length === 0 ? [] : await layout.ids.getMany(candidates.map((index) => hashes[index] as string))
+    candidates.forEach((index, at) => { owners[index] = found[at] })
     const alreadyStored: number[] = []
     owners.forEach((owner, index) => { if (owner !== undefined && owner !== importId && this.committed.has(owner)) alreadyStored.push(index) })
     const marks = alreadyStored.length === 0 ? [] : await layout.cases.getMany(alreadyStored.map((index) => layout.seenMark(importId, hashes[index] as string)))
     const seenBefore = new Set(alreadyStored.filter((_, at) => marks[at] !== undefined))
-    this.staged = this.stage(chunk, owners, seenBefore, cases, ids)
+    this.staged = this.stage(chunk, owners, seenBefore)
     this.staged.catch(() => {})
   }
 
-  private async stage (chunk: ReadyRow[], owners: Array<string | undefined>, seenBefore: Set<number>, cases: Promise<Buffer[]>, ids: Promise<Buffer[]>): Promise<void> {
+  private async stage (chunk: ReadyRow[], owners: Array<string | undefined>, seenBefore: Set<number>): Promise<void> {
     const { layout, importId } = this
-    const sealedCases = await cases
-    const sealedIds = await ids
     await this.writing
-    const batch = layout.db.batch()
-    // values sealed already: written as bytes, read back through the sublevels' sealed encodings
-    const sealed = { valueEncoding: 'buffer' } as const
-    for (const [index, { idHash, line }] of chunk.entries()) {
+    // An array of operations rather than a chained batch: LevelDB's copy of it is freed as soon as it is
+    // written, where a chained batch's waits for the garbage collector (megabytes a chunk, unseen by it).
+    const operations: Array<{ type: 'put', key: string, value: unknown, sublevel: unknown }> = []
+    for (const [index, { idHash, row, line }] of chunk.entries()) {
       const owner = owners[index]
       if (owner === importId || seenBefore.has(index)) {
         this.duplicate(idHash, line, null)
@@ -483,16 +489,17 @@ class ImportWriter {
       if (owner !== undefined && this.committed.has(owner)) {
         this.duplicates++
         this.marked++
-        batch.put(layout.seenMark(importId, idHash), {}, { sublevel: layout.cases })
+        operations.push({ type: 'put', key: layout.seenMark(importId, idHash), value: {}, sublevel: layout.cases })
         continue
       }
-      batch.put(idHash, sealedIds[index] as unknown as string, { sublevel: layout.ids, ...sealed })
+      operations.push({ type: 'put', key: idHash, value: importId, sublevel: layout.ids })
       // a refused import writes no more rows
       if (this.refused) continue
-      batch.put(layout.caseKey(importId, this.sequence++), sealedCases[index] as unknown as CaseRow, { sublevel: layout.cases, ...sealed })
+      row['__id'] = idHash
+      operations.push({ type: 'put', key: layout.caseKey(importId, this.sequence++), value: row, sublevel: layout.cases })
       this.rows++
     }
-    this.writing = batch.write()
+    this.writing = operations.length === 0 ? Promise.resolve() : layout.db.batch(operations as unknown as Array<AbstractBatchOperation<Database, string, unknown>>)
     // its failure is met by the next await of it; until then it must not count as unhandled
     this.writing.catch(() => {})
     this.onProgress?.(this.rows)

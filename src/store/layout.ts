@@ -73,13 +73,10 @@ export class StoreLayout {
   readonly models: Sublevel<unknown>
   /** entry lines and job ids (strings) and checkpoints, checked when read (audit.ts) */
   readonly rounds: Sublevel<unknown>
-  /** the key values are sealed with (an import seals them in bulk, sealer.ts) */
-  readonly sealing: StoreKeys['sealing']
   private readonly tagging: Buffer
 
   constructor (db: Database, keys: StoreKeys) {
     this.db = db
-    this.sealing = keys.sealing
     this.tagging = keys.tagging
     const sealed = <V>(kind: RecordKind): { valueEncoding: ReturnType<typeof sealedJsonEncoding<V>> } => ({ valueEncoding: sealedJsonEncoding<V>(keys.sealing, kind) })
     const name = (kind: RecordKind): string => `v${LAYOUT_VERSION}-${kind}`
