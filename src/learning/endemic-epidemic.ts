@@ -475,7 +475,10 @@ export interface EndemicEpidemicFit {
 
 export interface EndemicEpidemicFitOptions {
   range?: { from?: number, to?: number }
-  /** stop when the Newton decrement g' H^-1 g is below this (default 1e-16) */
+  /**
+   * stop when the Newton decrement g' H^-1 g (twice the gain the next step promises) is below this
+   * times max(1, |loss|): by default 1e-15, where the gain is at the last digits of the loss
+   */
   tolerance?: number
   maxIterations?: number
 }
@@ -487,7 +490,7 @@ export interface EndemicEpidemicFitOptions {
 export function fitEndemicEpidemic (spec: EndemicEpidemicSpec, regions: readonly EndemicEpidemicRegion[], options: EndemicEpidemicFitOptions = {}): EndemicEpidemicFit {
   regions.forEach(checkRegion)
   const range = options.range ?? {}
-  const tolerance = options.tolerance ?? 1e-16
+  const tolerance = options.tolerance ?? DEFAULT_NEWTON_TOLERANCE
   const maxIterations = options.maxIterations ?? 100
   let pooledCounts = 0
   let pooledExposure = 0
@@ -571,6 +574,9 @@ export function createNewtonIteration (spec: EndemicEpidemicSpec, shared: Float6
 
 const MAX_HALVINGS = 40
 
+/** The Newton decrement's stopping point relative to the loss (see EndemicEpidemicFitOptions). */
+export const DEFAULT_NEWTON_TOLERANCE = 1e-15
+
 /**
  * One decision of the Newton iteration from the totals at the current point (`total`, Infinity loss
  * when some region's term was out of reach) and the regions' local terms (those this holder has;
@@ -600,7 +606,7 @@ export function advanceNewton (iteration: NewtonIteration, spec: EndemicEpidemic
   iteration.acceptedTotals = totals
   iteration.acceptedLocalTerms = [...localTerms]
   const { step, decrement } = sharedNewtonStep(totals)
-  if (decrement < iteration.tolerance) {
+  if (decrement < iteration.tolerance * Math.max(1, Math.abs(loss))) {
     iteration.converged = true
     return 'done'
   }

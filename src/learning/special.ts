@@ -56,7 +56,7 @@ export function trigamma (x: number): number {
 }
 
 /** Counts up to this use exact sums for the differences below rather than two special-function values. */
-const EXACT_SUM_LIMIT = 200
+const EXACT_SUM_LIMIT = 16
 
 /**
  * log Gamma(y + k) - log Gamma(k) and its first two derivatives in k, for a count y and k > 0: a sum
