@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { simulateEndemicEpidemic } from '../../src/consensus/sim/endemic-epidemic-simulation.ts'
+import { simulateEndemicEpidemic, simulateEndemicEpidemicForecast } from '../../src/consensus/sim/endemic-epidemic-simulation.ts'
+import { createRiskParams } from '../../src/learning/risk.ts'
 import { createEndemicEpidemicSpec } from '../../src/learning/endemic-epidemic.ts'
 import type { ConsensusMessage } from '../../src/consensus/types.ts'
 import { loadFluBYBW, loadMeaslesDE } from '../helpers/forecast-data.ts'
@@ -89,5 +90,26 @@ describe('the federated endemic-epidemic fit (one peer per region, exact Newton 
     const { output, names, reference } = await federated('fluBYBW', 'shared')
     expectR(output, names, reference)
     expect(output.results[0]?.iterations).toBeLessThan(15)
+  })
+
+  it('measlesDE, the last 52 weeks one week ahead from the federated fit on the weeks before: hhh4\'s own scores, better than both baselines', async () => {
+    const { panel, graph } = await loadMeaslesDE()
+    const output = simulateEndemicEpidemicForecast({ panel, graph, spec: createEndemicEpidemicSpec(), holdout: 52, risk: createRiskParams(), seed: 3, openRegions: ['Berlin'] })
+    const skill = output.skill
+    if (skill === null || skill.seasonalNaive === null) throw new Error('expected the skill and a seasonal-naive baseline')
+    expect(skill.fit.relativeError).toBeLessThan(1e-6)
+    expect(skill.model.count).toBe(16 * 52)
+    const reference = hhh4Reference('measlesDE', 'shared').heldOut
+    for (const key of ['logScore', 'rps', 'dss', 'mae', 'coverage'] as const) expect(Math.abs(skill.model[key] - reference[key]), key).toBeLessThan(1e-6)
+    expect(skill.model.coverage).toBeGreaterThan(0.85)
+    expect(skill.model.coverage).toBeLessThan(0.95)
+    expect(skill.model.logScore).toBeGreaterThan(Math.max(skill.lastValue.logScore, skill.seasonalNaive.logScore))
+    expect(skill.model.mae).toBeLessThan(Math.min(skill.lastValue.mae, skill.seasonalNaive.mae))
+    for (const region of output.regions) {
+      expect(region.h).toBeGreaterThanOrEqual(0)
+      expect(region.h).toBeLessThanOrEqual(1)
+      expect(region.forecast[0]?.lower).toBeLessThanOrEqual(region.forecast[0]?.upper as number)
+    }
+    expect(Math.abs(output.jointRisk.sum - output.jointRisk.plainSum)).toBeLessThan(1e-9)
   })
 })

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import {
   createEndemicEpidemicSpec, fitEndemicEpidemic, panelRegions, regionLoss, sharedTerms, type EndemicEpidemicRegion, type EndemicEpidemicSpec
 } from '../../src/learning/endemic-epidemic.ts'
+import { forecastEndemicEpidemicPanel, oneStepDistributions } from '../../src/learning/endemic-epidemic-forecast.ts'
 import { digamma, logGamma, logGammaRatio, trigamma } from '../../src/learning/special.ts'
 import { loadFluBYBW, loadMeaslesDE } from '../helpers/forecast-data.ts'
 import { hhh4Reference, type Hhh4Reference } from '../helpers/hhh4-reference.ts'
@@ -125,4 +126,28 @@ describe('the pooled fit equals R\'s surveillance::hhh4 (NegBin1, end = ~1 + sin
       }
     })
   }
+})
+
+describe('endemic-epidemic forecasts', () => {
+  it('one step ahead from the observed counts; further ahead by the mean recursion over the neighbours\' forecasts', async () => {
+    const spec = createEndemicEpidemicSpec()
+    const { regions } = await regionsOf('measlesDE')
+    const fit = fitEndemicEpidemic(spec, regions)
+    const [lambda, phi, intercept, sine, cosine] = Array.from(fit.shared).map((value, index) => index < 2 ? Math.exp(value) : value) as [number, number, number, number, number]
+    const endemic = (region: EndemicEpidemicRegion, time: number): number => Math.exp(intercept + sine * Math.sin(2 * Math.PI * time / 52) + cosine * Math.cos(2 * Math.PI * time / 52)) * region.offset
+    const hesse = regions[6] as EndemicEpidemicRegion
+    const one = oneStepDistributions({ spec, shared: fit.shared, local: null }, hesse, { from: 150 })
+    expect(one.map((entry) => entry.time)).toEqual([150, 151, 152, 153, 154, 155])
+    const expected = endemic(hesse, 150) + lambda * (hesse.counts[149] as number) + phi * (hesse.neighbourCounts[149] as number)
+    expect(one[0]?.distribution.mean).toBeCloseTo(expected, 12)
+    expect(one[0]?.distribution.size).toBeCloseTo(Math.exp(fit.shared[5] as number), 12)
+    const { graph } = await loadMeaslesDE()
+    const forecasts = forecastEndemicEpidemicPanel(spec, fit.shared, regions.map(() => null), regions, graph.neighbours, { horizon: 2 })
+    const firstMeans = forecasts.map((list) => list[0]?.mean as number)
+    const neighbourSum = (graph.neighbours[6] ?? []).reduce((sum, other) => sum + (firstMeans[other] as number), 0)
+    const second = forecasts[6]?.[1]
+    expect(second?.time).toBe(157)
+    expect(second?.mean).toBeCloseTo(endemic(hesse, 157) + lambda * (firstMeans[6] as number) + phi * neighbourSum, 12)
+    expect(second?.lower).toBeLessThanOrEqual(second?.upper as number)
+  })
 })
