@@ -60,6 +60,8 @@ export interface EndemicEpidemicJobResult {
   terms: string[]
   shared: Float64Array
   standardErrors: Float64Array
+  /** the shared parameters' covariance (row-major), the inverse of the reduced observed information */
+  covariance: Float64Array
   logLikelihood: number
   iterations: number
   converged: boolean
@@ -99,7 +101,7 @@ function contributionAt (peer: EndemicEpidemicJobPeer, region: EndemicEpidemicRe
   return { contribution, local: null }
 }
 
-function * endemicEpidemicScript (peer: EndemicEpidemicJobPeer, progress: EndemicEpidemicProgress, ctx: JobContext): JobScript<EndemicEpidemicJobResult> {
+export function * endemicEpidemicScript (peer: EndemicEpidemicJobPeer, progress: EndemicEpidemicProgress, ctx: JobContext): JobScript<EndemicEpidemicJobResult> {
   const { spec, graph } = peer
   const own = Float64Array.from(peer.counts)
   const heard = yield * run(phase(COUNTS_KIND, exchangeProtocol, createExchange({ graph, self: peer.self, job: peer.job, kind: COUNTS_KIND, value: own, accept: (values) => isCountSeries(values, own.length) })))
@@ -137,6 +139,7 @@ function * endemicEpidemicScript (peer: EndemicEpidemicJobPeer, progress: Endemi
     terms: sharedTerms(spec),
     shared: Float64Array.from(iteration.accepted.shared),
     standardErrors: Float64Array.from({ length: s }, (_, index) => Math.sqrt(covariance[index * s + index] as number)),
+    covariance,
     logLikelihood: -totals.loss,
     iterations: iteration.iterations,
     converged: iteration.converged,

@@ -28,7 +28,9 @@ export function registerPropose (program: Command): void {
     .option('--horizon <n>', 'forecasting: periods to forecast (default: those the risk score averages)', Number)
     .option('--half-risk <rate>', 'forecasting: the 7-day incidence per 100,000 at which h = 1/2 (default 10)', Number)
     .option('--open-regions <list>', 'forecasting: regions that publish their h openly (each must agree: start --publish-risk)')
-    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, forecast: boolean, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string }) => {
+    .option('--model <name>', 'forecasting: endemic-epidemic (hhh4\'s negative binomial model, the default) or loglinear (a Poisson GLM)')
+    .option('--unit-intercepts', 'forecasting, endemic-epidemic: each region its own endemic intercept, which only that region learns', false)
+    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, forecast: boolean, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string, model?: string, unitIntercepts: boolean }) => {
       const federation = await loadFederation(options.federation)
       if (options.algorithm !== undefined && options.algorithm !== 'admm' && options.algorithm !== 'newton') throw new DatasetError(`--algorithm must be admm or newton, got ${options.algorithm}`)
       for (const field of ['lambda', 'tolerance', 'maxRounds'] as const) {
@@ -49,6 +51,8 @@ export function registerPropose (program: Command): void {
           from: options.from,
           periods: options.periods,
           period: options.period,
+          ...(options.model === undefined ? {} : { kind: options.model }),
+          ...(options.unitIntercepts ? { unitIntercepts: true } : {}),
           ...(options.horizon === undefined ? {} : { horizon: options.horizon }),
           ...(options.halfRisk === undefined ? {} : { halfRisk: options.halfRisk }),
           openRegions: options.openRegions === undefined ? [] : options.openRegions.split(',').map((region) => region.trim()).filter((region) => region !== ''),
