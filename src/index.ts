@@ -18,6 +18,8 @@ import { simulateForecast as simulateForecastPanel, type ForecastSimulationOutpu
 import { simulateStatsOnRows } from './consensus/sim/stats-simulation.ts'
 import type { StatsResult } from './learning/statistics.ts'
 import { statsRequestFromDataset } from './peer/data/stats-request.ts'
+import { simulateEndemicEpidemicForecast } from './consensus/sim/endemic-epidemic-simulation.ts'
+import { createEndemicEpidemicSpec, type EndemicEpidemicSpec } from './learning/endemic-epidemic.ts'
 import { graphFromEdges, isConnected } from './consensus/graph.ts'
 import { buildDesign, termNames, type DataBlock, type ModelSpec } from './learning/design.ts'
 import type { FamilyName } from './learning/family.ts'
@@ -36,6 +38,7 @@ export type { GbdtModel, GbdtModelJson } from './learning/gbdt.ts'
 export { gbdtModelFromJson, gbdtModelToJson } from './learning/gbdt.ts'
 export type { StatsResult, NumericSummary, CategoricalSummary, WoeBin, CrossTable } from './learning/statistics.ts'
 export type { FederatedFit, RegionOutcome, SkillTable } from './consensus/sim/forecast-simulation.ts'
+export type { EndemicEpidemicSpec } from './learning/endemic-epidemic.ts'
 export type { Peer, PeerOptions, PeerStatus, JobRequest, JobOutcome } from './peer/runtime/peer.ts'
 export type { StoredModel as SharedModel, StoredForecast as RegionForecast } from './store/store.ts'
 
@@ -407,7 +410,11 @@ export async function readForecastFiles (paths: { counts: string, population: st
 /** The forecasting simulation's settings, as `epimesh simulate-forecast`'s options, with its defaults. */
 export interface ForecastSimulationOptions {
   panel: ForecastPanel
-  /** own lags, neighbour lags, own scale, season period, harmonics (default 2, 1, count, 52, 1) */
+  /** the model: hhh4's endemic-epidemic model (the default) or the log-linear Poisson GLM */
+  kind?: 'endemic-epidemic' | 'loglinear'
+  /** endemic-epidemic: family, harmonics, season period, unit intercepts (default negbin1, 1, 52, false) */
+  endemicEpidemic?: Partial<EndemicEpidemicSpec>
+  /** loglinear: own lags, neighbour lags, own scale, season period, harmonics (default 2, 1, count, 52, 1) */
   model?: Partial<ForecastModelSpec>
   /** days per period, horizon, rate-to-h mapping (default 7 days, 7 days ahead, h = 1 - 2^(-rate / 10)) */
   risk?: Partial<RiskParams>
@@ -415,11 +422,11 @@ export interface ForecastSimulationOptions {
   holdout?: number
   /** periods forecast (default: those the risk score averages) */
   horizon?: number
-  /** default newton */
+  /** loglinear: default newton (the endemic-epidemic model is always fitted by exact Newton) */
   algorithm?: 'admm' | 'newton'
-  /** default 1e-10 */
+  /** loglinear: default 1e-10 */
   tolerance?: number
-  /** default 5000 */
+  /** loglinear: default 5000 */
   maxRounds?: number
   /** default 1 */
   seed?: number
@@ -430,9 +437,10 @@ export interface ForecastSimulationOptions {
 }
 
 /**
- * The regional forecasting product by a simulated federation, one peer per region: the shared Poisson
- * model fitted by the fit-job machines, each region's forecast and risk score h, the joint risk by a
- * masked sum, and what only a simulation can add: the pooled fit and the held-out skill.
+ * The regional forecasting product by a simulated federation, one peer per region: the shared model
+ * (hhh4's endemic-epidemic model by exact Newton over masked sums, or the log-linear Poisson GLM by the
+ * fit-job machines), each region's forecast and risk score h, the joint risk by a masked sum, and what
+ * only a simulation can add: the pooled fit and the held-out skill.
  */
 export function simulateForecast (options: ForecastSimulationOptions): ForecastSimulationOutput {
   const regions = options.panel.regions
@@ -441,19 +449,26 @@ export function simulateForecast (options: ForecastSimulationOptions): ForecastS
   if (!isConnected(graph)) throw new ForecastInputError('edges', 'the regions do not form a connected graph, so a federation over it cannot reach one model')
   for (const region of options.openRegions ?? []) if (!names.includes(region)) throw new ForecastInputError('openRegions', `"${region}" is not a region of the panel`)
   const risk = createRiskParams(options.risk ?? {})
-  return simulateForecastPanel({
-    panel: { regions: names, counts: regions.map((region) => Float64Array.from(region.counts)), populations: regions.map((region) => region.population) },
+  const panel = { regions: names, counts: regions.map((region) => Float64Array.from(region.counts)), populations: regions.map((region) => region.population) }
+  const common = {
+    panel,
     graph,
-    spec: createForecastModelSpec(options.model ?? {}),
     holdout: options.holdout ?? 52,
     ...(options.horizon === undefined ? {} : { horizon: options.horizon }),
     risk,
-    algorithm: options.algorithm ?? 'newton',
-    tolerance: options.tolerance ?? 1e-10,
-    maxRounds: options.maxRounds ?? 5000,
     seed: options.seed ?? 1,
     openRegions: options.openRegions ?? [],
     level: options.level ?? 0.9
+  }
+  const kind = options.kind ?? 'endemic-epidemic'
+  if (kind !== 'endemic-epidemic' && kind !== 'loglinear') throw new ForecastInputError('kind', `must be endemic-epidemic or loglinear, got ${String(kind)}`)
+  if (kind === 'endemic-epidemic') return simulateEndemicEpidemicForecast({ ...common, spec: createEndemicEpidemicSpec(options.endemicEpidemic ?? {}) })
+  return simulateForecastPanel({
+    ...common,
+    spec: createForecastModelSpec(options.model ?? {}),
+    algorithm: options.algorithm ?? 'newton',
+    tolerance: options.tolerance ?? 1e-10,
+    maxRounds: options.maxRounds ?? 5000
   })
 }
 

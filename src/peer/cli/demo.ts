@@ -26,7 +26,7 @@ import { DEMO_PROVINCES, generateCases, SYNTHETIC_SCHEMA, SYNTHETIC_TRUTH, toCsv
 import { importSeries } from '../../store/import.ts'
 import { generateSeries, seriesCsv, type ProvinceSeries } from '../data/synthetic-series.ts'
 import { parseForecastProposal } from '../runtime/forecast-proposal.ts'
-import { panelHistories, pooledDesign } from '../../learning/forecast-panel.ts'
+import { fitEndemicEpidemic, panelRegions } from '../../learning/endemic-epidemic.ts'
 
 /**
  * The main job: a federation of four provincial peers on this machine, each a separate process with
@@ -274,17 +274,18 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
     const proposalPath = join(base, 'forecast-proposal.json')
     await writeFile(proposalPath, JSON.stringify({ forecast: { from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' } }, null, 2))
     say('')
-    say(`regional risk (job ${riskJob}): ${SERIES_WEEKS} weeks of case counts stay in each province's store; neighbours share weekly incidence per 100,000`)
+    say(`regional risk (job ${riskJob}): ${SERIES_WEEKS} weeks of case counts stay in each province's store; the shared model is hhh4's endemic-epidemic one, and neighbours share their weekly counts`)
     const riskSeconds = await runJob(riskJob, ['--proposal', proposalPath])
     const forecasts = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => required(await store.getForecast(riskJob), `${member.region} holds no forecast of job ${riskJob}`))))
     // what only this demonstration can check: the pooled fit of every series, and the plain sum of h
     const plan = parseForecastProposal({ from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' })
     const neighbours = neighbourLists(members.map((member) => member.region), DEMO_EDGES)
-    const histories = panelHistories({ regions: all.map((entry) => entry.region), counts: all.map((entry) => Float64Array.from(entry.weeks, (week) => week.count)), populations: all.map((entry) => entry.population) }, neighbours)
-      .map((history) => ({ ...history, start: plan.start }))
-    const { block, terms } = pooledDesign(plan.spec, histories)
-    const pooledFit = fitModel(block, terms, { family: 'poisson', standardize: true, tolerance: 1e-12, maxIterations: 100 })
-    const relative = Math.max(...forecasts.map((entry) => relativeDistance(entry.model.coefficients.map((row) => row.estimate), pooledFit.coefficients.estimate)))
+    const spec = plan.endemicEpidemic
+    if (spec === null) throw new Error('the demo\'s forecasting job uses the endemic-epidemic model')
+    const regions = panelRegions({ counts: all.map((entry) => Float64Array.from(entry.weeks, (week) => week.count)), populations: all.map((entry) => entry.population) }, neighbours)
+      .map((region) => ({ ...region, start: plan.start }))
+    const pooled = fitEndemicEpidemic(spec, regions).shared
+    const relative = Math.max(...forecasts.map((entry) => relativeDistance(entry.model.coefficients.map((row) => row.estimate), pooled)))
     const plainSum = forecasts.reduce((sum, entry) => sum + entry.h, 0)
     const joint = (forecasts[0] as StoredForecast).joint
     say(`  ${'region'.padEnd(9)} ${'next week'.padStart(10)} ${'90% interval'.padStart(14)} ${'per 100k/7d'.padStart(12)} ${'h'.padStart(7)}   (each h known to its region only)`)

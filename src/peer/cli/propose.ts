@@ -46,7 +46,7 @@ export function registerPropose (program: Command): void {
     .option('--lambda <l>', 'L2 penalty', Number)
     .option('--tolerance <t>', 'stopping tolerance', Number)
     .option('--max-rounds <r>', 'round limit', Number)
-    .option('--model <kind>', 'glm (a regression, the default) or gbdt (gradient-boosted trees); default: the federation file\'s')
+    .option('--model <kind>', 'glm (a regression) or gbdt (gradient-boosted trees), default the federation file\'s; with --forecast: endemic-epidemic (hhh4\'s negative binomial model, the default) or loglinear (a Poisson GLM)')
     .option('--trees <n>', 'trees: how many (default 50)', Number)
     .option('--depth <d>', 'trees: the deepest level (default 4)', Number)
     .option('--learning-rate <eta>', 'trees: shrinkage of each tree (default 0.3)', Number)
@@ -65,19 +65,22 @@ export function registerPropose (program: Command): void {
     .option('--horizon <n>', 'forecasting: periods to forecast (default: those the risk score averages)', Number)
     .option('--half-risk <rate>', 'forecasting: the 7-day incidence per 100,000 at which h = 1/2 (default 10)', Number)
     .option('--open-regions <list>', 'forecasting: regions that publish their h openly (each must agree: start --publish-risk)')
-    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, stats: boolean, features?: string, outcome?: string, minimum?: number, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string, refit?: string | boolean }) => {
+    .option('--unit-intercepts', 'forecasting, endemic-epidemic: each region its own endemic intercept, which only that region learns', false)
+    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, stats: boolean, features?: string, outcome?: string, minimum?: number, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string, refit?: string | boolean, unitIntercepts: boolean }) => {
       const federation = await loadFederation(options.federation)
       if (options.algorithm !== undefined && options.algorithm !== 'admm' && options.algorithm !== 'newton') throw new DatasetError(`--algorithm must be admm or newton, got ${options.algorithm}`)
       for (const field of ['lambda', 'tolerance', 'maxRounds'] as const) {
         const value = options[field]
         if (value !== undefined && !(Number.isFinite(value) && value >= 0)) throw new DatasetError(`--${field} must be a non-negative number`)
       }
-      if (options.model !== undefined && options.model !== 'glm' && options.model !== 'gbdt') throw new DatasetError(`--model must be glm or gbdt, got ${options.model}`)
-      const kind = (options.model ?? federation.model.kind ?? 'glm') as 'glm' | 'gbdt'
+      if (!options.forecast && options.model !== undefined && options.model !== 'glm' && options.model !== 'gbdt') throw new DatasetError(`--model must be glm or gbdt, got ${options.model}`)
+      if (options.forecast && options.model !== undefined && options.model !== 'endemic-epidemic' && options.model !== 'loglinear') throw new DatasetError(`--model with --forecast must be endemic-epidemic or loglinear, got ${options.model}`)
+      if (!options.forecast && options.unitIntercepts) throw new DatasetError('--unit-intercepts applies to a forecasting job (--forecast)')
+      const kind = (options.forecast ? federation.model.kind ?? 'glm' : options.model ?? federation.model.kind ?? 'glm') as 'glm' | 'gbdt'
       const treeFlags = { trees: options.trees, depth: options.depth, learningRate: options.learningRate, gamma: options.gamma, minChildWeight: options.minChildWeight, bins: options.stats ? undefined : options.bins }
       const given = Object.entries(treeFlags).filter(([, value]) => value !== undefined)
       if (kind !== 'gbdt' && given.length > 0) throw new DatasetError(`--${given.map(([name]) => name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)).join(', --')} apply only to boosted trees (--model gbdt)`)
-      if (kind === 'gbdt' && (options.forecast || options.stats) && options.model === 'gbdt') throw new DatasetError(`a ${options.forecast ? 'forecasting' : 'statistics'} job has its own model: --model gbdt does not apply with --${options.forecast ? 'forecast' : 'stats'}`)
+      if (options.stats && options.model === 'gbdt') throw new DatasetError(`a ${options.forecast ? 'forecasting' : 'statistics'} job has its own model: --model gbdt does not apply with --${options.forecast ? 'forecast' : 'stats'}`)
       const { kind: _kind, trees: _trees, ...base } = federation.model
       const model: ModelSpec = {
         ...base,
@@ -99,6 +102,8 @@ export function registerPropose (program: Command): void {
           from: options.from,
           periods: options.periods,
           period: options.period,
+          ...(options.model === undefined ? {} : { kind: options.model }),
+          ...(options.unitIntercepts ? { unitIntercepts: true } : {}),
           ...(options.horizon === undefined ? {} : { horizon: options.horizon }),
           ...(options.halfRisk === undefined ? {} : { halfRisk: options.halfRisk }),
           openRegions: options.openRegions === undefined ? [] : options.openRegions.split(',').map((region) => region.trim()).filter((region) => region !== ''),

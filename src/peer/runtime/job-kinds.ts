@@ -150,7 +150,11 @@ const glm: JobKind = {
   }
 }
 
-/** A regional forecast: incidence exchanged with neighbours, a shared Poisson fit, each region's forecast and h, the joint risk. */
+/**
+ * A regional forecast: the shared model (hhh4's endemic-epidemic model by default, counts exchanged with
+ * the neighbours; or the log-linear Poisson GLM, incidence exchanged), each region's forecast and h,
+ * the joint risk.
+ */
 const forecast: JobKind = {
   name: 'forecast',
   check: (proposal, data, context) => forecastCheck(proposal, data, context),
@@ -171,6 +175,7 @@ const forecast: JobKind = {
       self: context.self,
       diameter: diameter(context.graph),
       spec: plan.spec,
+      endemicEpidemic: plan.endemicEpidemic,
       counts: series.counts,
       population: series.population,
       start: plan.start,
@@ -185,8 +190,8 @@ const forecast: JobKind = {
       protocol: forecastJobProtocol,
       state,
       params,
-      spec: { kind: 'forecast', ...plan.proposal },
-      startFields: { kind: 'forecast', peers: context.graph.names.length, periods: plan.proposal.periods, algorithm: params.algorithm },
+      spec: { ...plan.proposal, kind: 'forecast', forecastModel: plan.proposal.kind },
+      startFields: { kind: 'forecast', model: plan.proposal.kind, peers: context.graph.names.length, periods: plan.proposal.periods, algorithm: plan.endemicEpidemic === null ? params.algorithm : 'newton' },
       progress: (current) => fitProgress(proposal.id, 'forecast', current, state.forecast.fit),
       finish: (result, finished) => ({
         output: { kind: 'forecast', fit: result.fit, forecast: result, proposal, input: { rows: series.counts.length, digest: createHash('sha256').update(JSON.stringify({ counts: Array.from(series.counts), population: series.population })).digest('hex') } },
