@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process'
-import { rm } from 'node:fs/promises'
+import { readdir, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { gbdtModelFromJson, predictTrees, readCsv } from '../../src/index.ts'
 
 /**
  * Boosted trees grown by separate peer processes over libp2p on 127.0.0.1 (the demo command starts one
@@ -80,6 +81,18 @@ describe('boosted trees over separate peer processes', () => {
       expect(new Set(forests).size).toBe(1)
 
       if (index === 0) {
+        // the operator scores records with the stored forest: each record's probability, as the forest gives it
+        const inputs = join(dirname(summary.federation), 'inputs')
+        const casesFile = join(inputs, (await readdir(inputs)).find((name) => name.endsWith('-cases.csv')) as string)
+        const scored = await run(['predict', '--dir', summary.peers[1]!.dir, '--job', summary.job, '--cases', casesFile, '--json'], 30_000)
+        expect(scored.code, scored.stderr).toBe(0)
+        const result = JSON.parse(scored.stdout) as { kind: string, predictions: Array<{ row: number, fit: number, link: number }> }
+        expect(result.kind).toBe('gbdt')
+        const records = (await readCsv(casesFile)).rows
+        const expected = predictTrees(gbdtModelFromJson(JSON.parse(forests[0] as string)), records)
+        expect(result.predictions).toHaveLength(records.length)
+        result.predictions.forEach((prediction, at) => { expect(prediction.fit).toBeCloseTo(expected[at] as number, 12) })
+
         const exports: string[] = []
         for (const peer of summary.peers) {
           const out = join(dirname(summary.federation), `${peer.region}.audit.jsonl`)
