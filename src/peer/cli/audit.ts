@@ -59,6 +59,8 @@ export async function exportAll (dirs: readonly string[], out: string): Promise<
       const jobs = await store.listAuditJobs()
       if (jobs.length === 0) throw new AuditJobError(`${dir} holds no round log yet`)
       for (const job of jobs) {
+        // a job id names a file here: it is checked as a proposal's is (letters, digits, ".", "_", "-")
+        checkJobId(job, `the job id in ${dir}`)
         const entries = await store.readAuditEntries(job)
         if (entries.length === 0) continue
         const checkpoints = await store.readCheckpoints(job)
