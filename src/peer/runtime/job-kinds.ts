@@ -8,6 +8,7 @@ import type { Protocol } from '../../consensus/machine.ts'
 import type { MessageVerifier } from '../../consensus/audit/evidence.ts'
 import type { Rng } from '../../consensus/types.ts'
 import { INTERCEPT } from '../../learning/design.ts'
+import { ownSummary, type OwnSummary } from '../../learning/statistics.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
 import { memberByRegion } from '../federation.ts'
 import { fitCheck, forecastCheck, JobRefusedError, localDesign, localStatsData, statsCheck, type CheckContext, type JobData } from './checks.ts'
@@ -26,7 +27,7 @@ import { statsRequestOf } from './stats-proposal.ts'
 export type JobOutput =
   | { kind: 'glm', fit: FitJobResult }
   | { kind: 'forecast', fit: FitJobResult, forecast: ForecastJobResult }
-  | { kind: 'stats', stats: StatsJobResult }
+  | { kind: 'stats', stats: StatsJobResult, own: OwnSummary }
 
 export type JobKindName = JobOutput['kind']
 
@@ -194,7 +195,7 @@ const stats: JobKind = {
         return { job: proposal.id, kind: 'stats', state: 'running', phase: position.phase, round: position.round, jobRound: jobRound(current) }
       },
       finish: (result) => ({
-        output: { kind: 'stats', stats: result },
+        output: { kind: 'stats', stats: result, own: ownSummary(request, local) },
         // the audit's final entry: no model, the job's size and rounds
         final: { terms: [], coefficients: [], standardErrors: [], standardizedCoefficients: [], logLikelihood: 0, rounds: result.rounds, converged: true, peers: result.stats.peers, rows: result.stats.rows, penalty: null, tolerance: 0, dropped: [] },
         fields: { kind: 'stats', rounds: result.rounds, rows: result.stats.rows }

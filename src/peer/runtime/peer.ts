@@ -8,6 +8,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { FitJobResult } from '../../consensus/jobs/fit-job.ts'
 import type { ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
 import type { StatsJobResult } from '../../consensus/jobs/stats-job.ts'
+import type { OwnSummary } from '../../learning/statistics.ts'
 import { excerpt } from '../../consensus/ids.ts'
 import { coefficientTable } from '../../learning/inference.ts'
 import type { CaseSchema } from '../../store/schema.ts'
@@ -176,13 +177,13 @@ export interface JobOutcome {
   stats: StoredStats | null
 }
 
-export function toStoredStats (job: string, result: StatsJobResult): StoredStats {
-  return { job, createdAt: new Date().toISOString(), rounds: result.rounds, stats: result.stats }
+export function toStoredStats (job: string, result: StatsJobResult, own: OwnSummary): StoredStats {
+  return { job, createdAt: new Date().toISOString(), rounds: result.rounds, stats: result.stats, own }
 }
 
 /** A job's output as its outcome on this peer (what the store keeps of it). */
 function outcomeOf (job: string, output: JobOutput, region: string, members: ReadonlyArray<{ region: string, peerId: string }>): JobOutcome {
-  if (output.kind === 'stats') return { job, model: null, forecast: null, stats: toStoredStats(job, output.stats) }
+  if (output.kind === 'stats') return { job, model: null, forecast: null, stats: toStoredStats(job, output.stats, output.own) }
   return { job, model: toStoredModel(job, output.fit), forecast: output.kind === 'forecast' ? toStoredForecast(job, region, output.forecast, members) : null, stats: null }
 }
 
@@ -284,7 +285,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     }
     const onOutput = async (job: string, output: JobOutput): Promise<void> => {
       if (output.kind === 'stats') {
-        await Store.use(options.dir, async (store) => { await store.putStats(toStoredStats(job, output.stats)) })
+        await Store.use(options.dir, async (store) => { await store.putStats(toStoredStats(job, output.stats, output.own)) })
         log.info({ event: 'stats.stored', job, rows: output.stats.stats.rows }, 'statistics stored')
       } else {
         if (output.kind === 'forecast') await storeForecast(job, output.forecast)
