@@ -1,7 +1,8 @@
 /**
  * epimesh as a library: the pooled fit one analyst would make (`fitGlm`), the same fit by a simulated
  * federation over any graph (`simulate`), the regional forecasting product in the simulator
- * (`simulateForecast`), and a region's real peer (`createPeer`). The simulations run the very machines
+ * (`simulateForecast`), boosted trees grown by a simulated federation (`simulateTrees`, `predictTrees`),
+ * and a region's real peer (`createPeer`). The simulations run the very machines
  * a peer runs; they are synchronous and pure. Reading files and running a peer are asynchronous and
  * take an AbortSignal. Failures are EpimeshError subclasses with a stable `code`, as in the commands.
  *
@@ -10,12 +11,15 @@
 import { createFitJobParams, type Algorithm } from './consensus/jobs/fit-job.ts'
 import type { SplitKind } from './consensus/partition.ts'
 import { simulateDataFit, type DataFitSimulation } from './consensus/sim/data-fit-simulation.ts'
+import { simulateGbdtData, type GbdtDataSimulation } from './consensus/sim/gbdt-simulation.ts'
+import { buildTreeData, createGbdtParams, featureImportance, predictGbdt, type GbdtModel, type TreeFeature } from './learning/gbdt.ts'
+import { DEFAULT_TREE_SETTINGS } from './peer/job-bounds.ts'
 import { simulateForecast as simulateForecastPanel, type ForecastSimulationOutput } from './consensus/sim/forecast-simulation.ts'
 import { simulateStatsOnRows } from './consensus/sim/stats-simulation.ts'
 import type { StatsResult } from './learning/statistics.ts'
 import { statsRequestFromDataset } from './peer/data/stats-request.ts'
 import { graphFromEdges, isConnected } from './consensus/graph.ts'
-import { buildDesign, termNames, type DataBlock } from './learning/design.ts'
+import { buildDesign, termNames, type DataBlock, type ModelSpec } from './learning/design.ts'
 import type { FamilyName } from './learning/family.ts'
 import { fitModel, type FitMetrics } from './learning/fit.ts'
 import { createForecastModelSpec, ForecastInputError, type ForecastModelSpec } from './learning/forecast.ts'
@@ -27,6 +31,9 @@ import type { Peer, PeerOptions } from './peer/runtime/peer.ts'
 export { EpimeshError } from './errors.ts'
 export type { Dataset, DataBlock, FitMetrics, ForecastModelSpec, RiskParams, ForecastSimulationOutput }
 export type { DataFitSimulation } from './consensus/sim/data-fit-simulation.ts'
+export type { GbdtDataSimulation } from './consensus/sim/gbdt-simulation.ts'
+export type { GbdtModel, GbdtModelJson } from './learning/gbdt.ts'
+export { gbdtModelFromJson, gbdtModelToJson } from './learning/gbdt.ts'
 export type { StatsResult, NumericSummary, CategoricalSummary, WoeBin, CrossTable } from './learning/statistics.ts'
 export type { FederatedFit, RegionOutcome, SkillTable } from './consensus/sim/forecast-simulation.ts'
 export type { Peer, PeerOptions, PeerStatus, JobRequest, JobOutcome } from './peer/runtime/peer.ts'
@@ -193,6 +200,8 @@ export interface SimulateOptions extends ModelColumns {
   seed?: number
   /** called after every round with the largest relative distance of a peer's model from the pooled fit */
   onRound?: (round: number, maxRelativeError: number) => void
+  /** keep a row per round and peer in `trace` (residuals, distance to the pooled fit, messages, bytes), as `simulate --trace` writes it */
+  trace?: boolean
 }
 
 /** `epimesh simulate --json`'s fields, and the error after every round. */
@@ -243,9 +252,94 @@ export function simulate (options: SimulateOptions): SimulationResult {
     params,
     ...(options.seed === undefined ? {} : { seed: options.seed }),
     ...(options.linkLoss === undefined ? {} : { linkLoss: options.linkLoss }),
-    ...(options.onRound === undefined ? {} : { onRound: options.onRound })
+    ...(options.onRound === undefined ? {} : { onRound: options.onRound }),
+    ...(options.trace === true ? { trace: true } : {})
   })
   return { ...result, droppedRows: prepared.dropped }
+}
+
+/** Boosted trees grown by a simulated federation, as `epimesh simulate --model gbdt`: the same options and defaults. */
+export interface SimulateTreesOptions extends Omit<ModelColumns, 'offset'> {
+  data: Dataset | readonly Row[]
+  /** default binomial */
+  family?: FamilyName
+  /** default 16 */
+  peers?: number
+  split?: SplitKind
+  groupBy?: string
+  /** a topology spec (default ring), or an edge list between peer names */
+  topology?: string | { edges: ReadonlyArray<readonly [string, string]> }
+  /** trees (default 50), depth (4), learningRate (0.3), lambda (L2 on leaf weights, 1), gamma (0), minChildWeight (1), bins per numeric feature (32) */
+  trees?: number
+  depth?: number
+  learningRate?: number
+  lambda?: number
+  gamma?: number
+  minChildWeight?: number
+  bins?: number
+  /** the least rows of the federation in each child of a split (default 3, the peers' disclosure minimum) */
+  minNodeRows?: number
+  seed?: number
+  linkLoss?: number
+}
+
+export type TreeSimulationResult = GbdtDataSimulation & { droppedRows: number, importance: Array<{ feature: string, gain: number, splits: number }> }
+
+/**
+ * Grows boosted trees by a simulated federation (every peer runs the tree job's machine over an
+ * in-memory network), beside the pooled forest grown with the same bin edges. Predict with
+ * `predictTrees(result.model, rows)`.
+ */
+export function simulateTrees (options: SimulateTreesOptions): TreeSimulationResult {
+  const family = options.family ?? 'binomial'
+  const dataset = asDataset(options.data)
+  const prepared = prepareModel(dataset, {
+    outcome: options.outcome,
+    family,
+    ...(options.features === undefined ? {} : { features: options.features }),
+    ...(options.factors === undefined ? {} : { factors: options.factors }),
+    ...(options.groupBy === undefined ? {} : { exclude: [options.groupBy] })
+  })
+  const groupBy = options.groupBy
+  const groups = groupBy === undefined
+    ? undefined
+    : prepared.kept.map((index) => {
+      const value = dataset.rows[index]?.[groupBy]
+      if (value === null || value === undefined) throw new DatasetError(`${dataset.path}, line ${dataset.lines[index]}: missing value in the groupBy column "${groupBy}"`)
+      return String(value)
+    })
+  const features = treeFeaturesOf(prepared.spec)
+  const data = buildTreeData(prepared.rows, options.outcome, features, { family })
+  const params = createGbdtParams({
+    family,
+    ...DEFAULT_TREE_SETTINGS,
+    ...Object.fromEntries(Object.entries({ trees: options.trees, depth: options.depth, learningRate: options.learningRate, lambda: options.lambda, gamma: options.gamma, minChildWeight: options.minChildWeight, bins: options.bins }).filter(([, value]) => value !== undefined)),
+    minNodeRows: options.minNodeRows ?? 3
+  })
+  const topology = options.topology ?? 'ring'
+  const result = simulateGbdtData({
+    data,
+    params,
+    peers: options.peers ?? 16,
+    split: options.split ?? 'even',
+    topology: typeof topology === 'string' ? topology : 'edges',
+    ...(typeof topology === 'string' ? {} : { edges: topology.edges }),
+    ...(groups === undefined ? {} : { groups }),
+    seed: options.seed ?? 1,
+    linkLoss: options.linkLoss ?? 0
+  })
+  return { ...result, droppedRows: prepared.dropped, importance: featureImportance(result.model).sort((a, b) => b.gain - a.gain) }
+}
+
+/** A forest's predictions (probabilities, or means for counts) for records with the model's feature columns. */
+export function predictTrees (model: GbdtModel, rows: readonly Row[]): Float64Array {
+  const outcome = '__no_outcome__'
+  const data = buildTreeData(rows.map((row) => ({ ...row, [outcome]: 0 })), outcome, model.features, { family: model.params.family })
+  return predictGbdt(model, data)
+}
+
+function treeFeaturesOf (spec: ModelSpec): TreeFeature[] {
+  return spec.features.map((feature) => feature.type === 'categorical' ? { name: feature.name, type: 'categorical', levels: [...feature.levels] } : { name: feature.name, type: 'numeric' })
 }
 
 /** A simulated federation's descriptive statistics, as `epimesh simulate --stats`. */

@@ -61,6 +61,23 @@ export class ImportInvalidError extends EpimeshError {
   }
 }
 
+/** Records to score (epimesh predict) that cannot be read at all: the file, its header, or not one record. Nothing is stored. */
+export class CasesInvalidError extends EpimeshError {
+  static override readonly name = 'CasesInvalidError'
+  readonly exitCode = 2
+  readonly problems: RowProblem[]
+  readonly more: number
+  constructor (problems: RowProblem[], more: number) {
+    super('CASES_INVALID', [
+      `the records to score were refused: ${problems.length + more} problem${problems.length + more === 1 ? '' : 's'}`,
+      ...problemLines(problems),
+      ...(more > 0 ? [`  ... and ${more} more`] : [])
+    ].join('\n'))
+    this.problems = problems
+    this.more = more
+  }
+}
+
 /** A file that is not clean UTF-8 text: invalid UTF-8, a NUL or other control byte, a byte-order mark after the start. */
 export class ImportEncodingError extends EpimeshError {
   static override readonly name = 'ImportEncodingError'

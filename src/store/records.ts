@@ -23,8 +23,47 @@ export const storedJobId = storedName.refine((value) => !value.includes('!'), 'a
  */
 const statistic = z.preprocess((value) => typeof value === 'number' && !Number.isFinite(value) ? null : value, z.number().nullable())
 
+const treeNodeSchema = z.strictObject({
+  depth: z.number().int().nonnegative().max(64),
+  gradient: z.number(),
+  hessian: z.number(),
+  rows: z.number().nonnegative(),
+  split: z.strictObject({ feature: z.number().int().nonnegative(), bin: z.number().int().nonnegative(), threshold: z.number().nullable(), missingLeft: z.boolean(), gain: z.number() }).nullable(),
+  left: z.number().int(),
+  right: z.number().int(),
+  value: z.number()
+})
+
+/** A forest as a region keeps it: everything needed to apply it to new records (learning/gbdt.ts, GbdtModelJson). */
+export const storedForestSchema = z.strictObject({
+  params: z.strictObject({
+    family: z.enum(['binomial', 'poisson']),
+    trees: z.number().int().positive(),
+    depth: z.number().int().positive(),
+    learningRate: z.number().positive(),
+    lambda: z.number().nonnegative(),
+    gamma: z.number().nonnegative(),
+    minChildWeight: z.number().nonnegative(),
+    bins: z.number().int().positive(),
+    minNodeRows: z.number().nonnegative()
+  }),
+  features: z.array(z.union([
+    z.strictObject({ name: storedName, type: z.literal('numeric') }),
+    z.strictObject({ name: storedName, type: z.literal('categorical'), levels: z.array(z.string().max(1000)).max(10_000) })
+  ])).max(10_000),
+  bins: z.array(z.union([
+    z.strictObject({ type: z.literal('numeric'), edges: z.array(z.number()).max(65_536) }),
+    z.strictObject({ type: z.literal('categorical'), levels: z.number().int().nonnegative() })
+  ])).max(10_000),
+  baseMargin: z.number(),
+  trees: z.array(z.strictObject({ nodes: z.array(treeNodeSchema).max(4096) })).max(10_000)
+})
+
 export const storedModelSchema = z.strictObject({
   job: storedJobId,
+  /** a regression (the default when absent) or boosted trees, whose forest is in `forest` and which has no coefficients */
+  kind: z.enum(['glm', 'gbdt']).optional(),
+  forest: storedForestSchema.optional(),
   createdAt: z.iso.datetime(),
   rounds: z.number().int().nonnegative(),
   converged: z.boolean(),
@@ -38,11 +77,86 @@ export const storedModelSchema = z.strictObject({
   /** computed by the federation from pooled risk histograms (binomial models) */
   metrics: z.strictObject({ auc: statistic, brier: statistic, hosmerLemeshow: z.strictObject({ statistic, df: z.number(), pValue: statistic }) }).nullable(),
   /** peers dropped during the job */
-  dropped: z.array(storedName).max(10_000)
+  dropped: z.array(storedName).max(10_000),
+  /** how to build a record's design row as the job did (models stored by earlier versions have none) */
+  specification: z.lazy(() => modelSpecificationSchema).optional(),
+  /** the covariance of the estimates, p x p on the original scale (earlier versions kept only the standard errors) */
+  covariance: z.array(z.array(statistic).max(100_000)).max(100_000).optional(),
+  /** where the model comes from (earlier versions kept none) */
+  lineage: z.lazy(() => modelLineageSchema).optional(),
+  /**
+   * this region's own per-edge ADMM duals at the end of the fit, by neighbour (peer id), in the units of
+   * a gradient on the original scale: what a re-fit starts from (each is known to both ends of its edge)
+   */
+  duals: z.array(z.strictObject({ neighbour: storedName, values: z.array(statistic).max(100_000) })).max(10_000).optional()
+}).superRefine((model, ctx) => {
+  const p = model.coefficients.length
+  if (model.covariance !== undefined && (model.covariance.length !== p || model.covariance.some((row) => row.length !== p))) {
+    ctx.addIssue({ code: 'custom', path: ['covariance'], message: `must be ${p} x ${p}, as many as the coefficients` })
+  }
+  const scaling = model.specification?.kind === 'glm' ? model.specification.scaling : null
+  if (scaling !== null && (scaling.mean.length !== p || scaling.scale.length !== p)) ctx.addIssue({ code: 'custom', path: ['specification', 'scaling'], message: `must have ${p} means and ${p} scales` })
 })
 
 /** A job's shared model as a region keeps it: its terms with estimate, standard error, z and p. */
 export type StoredModel = z.infer<typeof storedModelSchema>
+
+const columnName = z.string().min(1).max(256)
+
+/**
+ * A regression's full specification, as the job built its design: the family (and so the link), the
+ * outcome, the features in order (a categorical one with its levels, the first the reference of its
+ * treatment contrasts), the intercept, the offset column, and the standardisation (the pooled means and
+ * population SDs of the design columns; the stored coefficients and covariance are on the original
+ * scale), with the penalty and the algorithm's settings. A forecasting job's model is a panel model of
+ * the regions' series: it is kept with its kind only.
+ */
+export const modelSpecificationSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('glm'),
+    family: z.enum(['binomial', 'poisson']),
+    outcome: columnName,
+    features: z.array(z.strictObject({
+      name: columnName,
+      type: z.enum(['numeric', 'binary', 'categorical']),
+      levels: z.array(columnName).min(2).max(10_000).optional()
+    })).min(1).max(10_000),
+    intercept: z.boolean(),
+    offset: columnName.nullable(),
+    standardize: z.boolean(),
+    scaling: z.strictObject({ mean: z.array(z.number()).max(100_000), scale: z.array(z.number().positive()).max(100_000) }).nullable(),
+    lambda: z.number().nonnegative()
+  }),
+  z.strictObject({ kind: z.literal('forecast'), family: z.literal('poisson') })
+])
+
+export type ModelSpecification = z.infer<typeof modelSpecificationSchema>
+
+/**
+ * A model's lineage: the job, who proposed it, how it was fitted, when, over which regions (this
+ * region's own row count and a digest of its own data; the others' counts are not disclosed, only the
+ * pooled total), the head of this region's signed round log of the job (once the log is closed), and
+ * the model it was warm-started from.
+ */
+export const modelLineageSchema = z.strictObject({
+  proposer: storedName,
+  /** the proposer's region, when it is a member */
+  proposerRegion: storedName.nullable(),
+  algorithm: z.string().min(1).max(64),
+  /** the job's parameters as proposed (lambda, tolerance, round limit, ...) */
+  parameters: z.record(z.string().max(64), z.union([z.number(), z.string().max(256), z.boolean(), z.null()])).refine((value) => Object.keys(value).length <= 64, 'at most 64 parameters'),
+  regions: z.array(storedName).max(10_000),
+  /** this region's own records in the fit */
+  ownRows: z.number().int().nonnegative(),
+  /** SHA-256 of this region's design (terms, rows and outcomes) as the job read it */
+  dataDigest: z.string().regex(/^[0-9a-f]{64}$/),
+  /** the last entry of this region's round log of the job: its count and hash (null until the log closes) */
+  auditHead: z.strictObject({ length: z.number().int().nonnegative(), hash: z.string().regex(/^[0-9a-f]{64}$/) }).nullable(),
+  /** the job whose model this one was warm-started from */
+  parent: storedJobId.nullable()
+})
+
+export type ModelLineage = z.infer<typeof modelLineageSchema>
 
 export const storedForecastSchema = z.strictObject({
   job: storedJobId,

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import { Level } from 'level'
 import { appendAudit, listAuditJobs, readAuditEntries, readCheckpoints, type AuditWrite } from './audit.ts'
 import { deriveStoreKeys, type StoreKeys } from './crypto.ts'
-import { cut, echo, SchemaInvalidError, StoreLockedError, StoreNotInitializedError, StoreUnencryptedError, storageFailure } from './errors.ts'
+import { cut, echo, SchemaInvalidError, StoreCorruptError, StoreLockedError, StoreNotInitializedError, StoreUnencryptedError, storageFailure } from './errors.ts'
 import { restrictUmask, secureFolder } from './files.ts'
 import { createStoreKey, readStoreFile, storeKeySourceFromEnv, unlockStoreKey, type StoreKeySource } from './keys.ts'
 import { attachLayout, LAYOUT_VERSION, StoreLayout, type CaseRow, type Database, type ImportRecord, type SeriesPoint } from './layout.ts'
@@ -14,7 +14,7 @@ import { parseSchema, type CaseSchema } from './schema.ts'
 
 export type { AuditWrite } from './audit.ts'
 export type { CaseRow, Database, ImportRecord, SeriesPoint } from './layout.ts'
-export type { AuditCheckpoint, StoredForecast, StoredModel, StoredStats, StoreSettings } from './records.ts'
+export type { AuditCheckpoint, ModelLineage, ModelSpecification, StoredForecast, StoredModel, StoredStats, StoreSettings } from './records.ts'
 export { LAYOUT_VERSION, UNENCRYPTED_LAYOUT_VERSION } from './layout.ts'
 
 /**
@@ -289,6 +289,32 @@ export class Store {
   /** The model made last, or null. */
   async latestModel (): Promise<StoredModel | null> {
     return (await this.listModels()).at(-1) ?? null
+  }
+
+  /**
+   * The head of this region's round log of a job as the store holds it: how many entries, and the hash
+   * of the last (null when it holds none).
+   */
+  async auditHead (job: string): Promise<{ length: number, hash: string } | null> {
+    const lines = await this.readAuditEntries(job)
+    const last = lines.at(-1)
+    if (last === undefined) return null
+    const hash = (JSON.parse(last) as { hash?: unknown }).hash
+    if (typeof hash !== 'string') throw new StoreCorruptError(`the last entry of the round log of job ${cut(job)} has no hash`)
+    return { length: lines.length, hash }
+  }
+
+  /**
+   * Writes the head of the job's round log (as the store holds it now) into the lineage of its model;
+   * false when there is no such model, no lineage, or no log.
+   */
+  async sealModelLineage (job: string): Promise<boolean> {
+    const model = await this.getModel(job)
+    if (model?.lineage === undefined) return false
+    const head = await this.auditHead(job)
+    if (head === null) return false
+    await this.putModel({ ...model, lineage: { ...model.lineage, auditHead: head } })
+    return true
   }
 
   /** Keeps this region's outcome of a forecasting job. */

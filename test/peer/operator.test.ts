@@ -109,6 +109,43 @@ describe('an operator runs a peer', () => {
     expect(unknown.status).toBe(2)
     expect(unknown.stderr).toContain('[NOTHING_YET]')
 
+    // The registry: the model with its lineage; once the job's round log is closed its head is in the
+    // lineage, and it is the head of the log the peer exports, which verifies.
+    const heads = await Promise.all(members.map(async (member) => {
+      let head: { length: number, hash: string } | null = null
+      await waitFor(async () => {
+        head = (await Store.use(member.dir, async (store) => await store.getModel('newton-1')))?.lineage?.auditHead ?? null
+        return head !== null
+      }, 30_000, 250)
+      return head as unknown as { length: number, hash: string }
+    }))
+    for (const [index, member] of members.entries()) {
+      const registry = cli(['models', '--dir', member.dir, '--json'])
+      expect(registry.status, registry.stderr).toBe(0)
+      const [entry] = JSON.parse(registry.stdout) as Array<{ job: string, version: number, lineage: Record<string, unknown> }>
+      expect(entry).toMatchObject({ job: 'newton-1', version: 1, lineage: { proposerRegion: 'alpha', algorithm: 'newton', regions: regions, parent: null, auditHead: heads[index] } })
+      expect(entry?.lineage.ownRows).toBe(lines.slice(1).filter((_, row) => row % 3 === index).length)
+      const exported = join(member.dir, 'newton-1.jsonl')
+      expect(cli(['audit', 'export', '--dir', member.dir, '--job', 'newton-1', '--out', exported]).status).toBe(0)
+      const entries = (await readFile(exported, 'utf8')).trim().split('\n').slice(1).map((line) => JSON.parse(line) as { type?: string, seq?: number, hash?: string }).filter((line) => line.type !== 'checkpoint')
+      expect({ length: entries.length, hash: entries.at(-1)?.hash }).toEqual(heads[index])
+    }
+    const newtonLogs = cli(['audit', 'verify', ...members.map((member) => join(member.dir, 'newton-1.jsonl'))])
+    expect(newtonLogs.status, newtonLogs.stdout).toBe(0)
+    // and the day's new cases scored with it (the first five records of infert, as new ones)
+    const today = join(base, 'today.csv')
+    await writeFile(today, `id,${lines[0]}\n${lines.slice(1, 6).map((line, row) => `new-${row + 1},${line}`).join('\n')}\n`)
+    const scored = cli(['predict', '--dir', members[1]?.dir as string, '--cases', today, '--json'])
+    expect(scored.status, scored.stderr).toBe(0)
+    const predictions = (JSON.parse(scored.stdout) as { predictions: Array<{ row: number, fit: number }> }).predictions
+    expect(predictions.map((prediction) => prediction.row)).toEqual([1, 2, 3, 4, 5])
+    lines.slice(1, 6).forEach((line, row) => {
+      const cells = line.split(',').map((cell) => Number(cell))
+      // infert: education, age, parity, induced, case, spontaneous, ...
+      const eta = R_INFERT.estimate[0]! + R_INFERT.estimate[1]! * cells[1]! + R_INFERT.estimate[2]! * cells[2]! + R_INFERT.estimate[3]! * cells[3]! + R_INFERT.estimate[4]! * cells[5]!
+      expect(predictions[row]?.fit).toBeCloseTo(1 / (1 + Math.exp(-eta)), 5)
+    })
+
     // A regional forecasting job on each region's weekly influenza counts (three districts of fluBYBW),
     // imported into its store; beta agreed to publish its risk score (start --publish-risk).
     const forecast = cli(['propose', '--dir', members[0]?.dir as string, '--federation', federation, '--job-id', 'risk-1', '--forecast', '--from', '2001-01-01', '--periods', '416', '--open-regions', 'beta'])

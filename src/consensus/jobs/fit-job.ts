@@ -122,6 +122,22 @@ export interface FitJobPeer {
    * without one (a simulation without signatures) alarms cannot be checked and are not acted on
    */
   verifier?: MessageVerifier | null
+  /** a re-fit's start: the previous shared model and this peer's last duals (see FitWarmStart) */
+  warmStart?: FitWarmStart | null
+}
+
+/**
+ * A re-fit's start from the previous shared model of the same terms: its coefficients (original
+ * scale), which every peer holds alike, and this peer's own per-edge ADMM duals at the end of that fit,
+ * by neighbour, in the units of a gradient on the original scale (so that they carry over to the new
+ * job's standardisation: lambda_s = T' mu for the map b = T s of standardize.ts). When the data moved
+ * little, the new optimum and its duals are near the old ones and ADMM starts close to both. A dual
+ * whose neighbour is not in the new graph starts at 0, as in a cold start; both ends of an edge hold the
+ * same dual (the owner's, adopted every round), so they stay consistent.
+ */
+export interface FitWarmStart {
+  coefficients: ArrayLike<number>
+  duals: ReadonlyArray<{ neighbour: string, values: ArrayLike<number> }>
 }
 
 export type SumMethod = 'flood' | 'tree' | 'auto'
@@ -156,6 +172,10 @@ export interface FitJobResult {
   covariance: Float64Array
   /** on the standardised scale (equal to the above when not standardising) */
   standardizedCoefficients: Float64Array
+  /** the pooled means and population standard deviations the columns were standardised with (intercept: 0 and 1), or null */
+  scaling: { mean: Float64Array, scale: Float64Array } | null
+  /** ADMM: this peer's per-edge duals at the end, by neighbour, on the original scale (a re-fit's warm start); empty otherwise */
+  duals: Array<{ neighbour: string, values: number[] }>
   logLikelihood: number
   /** the federation's penalised objective at the solution, summed over peers */
   objective: number
@@ -336,6 +356,10 @@ interface FitSetup {
   pooled: PooledStatistics
   scaling: ColumnScaling | null
   objective: LocalObjective
+  /** what ADMM minimises locally: the objective, tilted for a re-fit (see refitStart) */
+  admmObjective: LocalObjective
+  /** a re-fit's summed Hessian at its start (packed upper), for ADMM's penalty; null: ADMM sums its own */
+  curvature: Float64Array | null
   start: Float64Array
   /** the sums' members: everyone, or those left after ADMM dropped some */
   sums: MaskedSumOptions
@@ -346,14 +370,14 @@ function admmPhase (setup: FitSetup, ctx: JobContext, name: 'admm' | 'admm2', st
   const { peer } = setup
   const { params } = peer
   const remaining = Math.max(1, params.maxRounds - ctx.round())
-  const warmup = name === 'admm' && params.penalty === null && params.warmupRounds > 0
+  const warmup = name === 'admm' && rewarms(peer)
   const state = createAdmmState({
     job: peer.job,
     kind: name,
     graph: peer.graph,
     self: peer.self,
     diameter: peer.diameter,
-    objective: setup.objective,
+    objective: setup.admmObjective,
     start,
     params: createAdmmParams({
       penalty,
@@ -368,6 +392,10 @@ function admmPhase (setup: FitSetup, ctx: JobContext, name: 'admm' | 'admm2', st
       valueLimit: sumBound(peer)
     })
   })
+  if (warm === null && name === 'admm' && peer.warmStart !== undefined && peer.warmStart !== null) {
+    // a re-fit: this peer's duals of the previous fit, by neighbour, on this job's scale
+    warmDuals(peer, setup.scaling).forEach((lambda, slot) => { (state.lambdas[slot] as Float64Array).set(lambda) })
+  }
   if (warm !== null) {
     // Unscaled per-edge duals stay valid when the penalty changes: carry them over, and the drops.
     state.lambdas.forEach((lambda, slot) => lambda.set(warm.lambdas[slot] as Float64Array))
@@ -385,18 +413,27 @@ function leaveOutDropped (setup: FitSetup, admm: AdmmResult): void {
   setup.sums = { ...setup.sums, members: setup.peer.graph.names.flatMap((name, node) => dropped.has(name) ? [] : [node]) }
 }
 
+/**
+ * Whether ADMM runs a warm-up and estimates its penalty again from the Hessians at the iterates it
+ * reached. A re-fit starts near the optimum, so the first estimate is already taken there: no warm-up.
+ * (The same on every peer: a re-fit is a property of the job, which every member runs warm.)
+ */
+function rewarms (peer: FitJobPeer): boolean {
+  return peer.params.penalty === null && peer.params.warmupRounds > 0 && (peer.warmStart === undefined || peer.warmStart === null)
+}
+
 /** Consensus ADMM to a point near the pooled optimum, then the average of the peers' iterates (a masked sum). */
 function * admmScript (setup: FitSetup, ctx: JobContext): Generator<Phase, Float64Array, unknown> {
   const { peer, progress } = setup
   const { params } = peer
   const p = peer.problem.dimension
-  let penalty = params.penalty ?? penaltyFrom(peer, setup.pooled, sumTotal(yield * run(maskedSum(peer, 'curvature', hessianAt(setup.objective, setup.start, p), setup.sums)), peer.graph, 'curvature'), ctx)
+  let penalty = params.penalty ?? penaltyFrom(peer, setup.pooled, setup.curvature ?? sumTotal(yield * run(maskedSum(peer, 'curvature', hessianAt(setup.objective, setup.start, p), setup.sums)), peer.graph, 'curvature'), ctx)
   progress.penalty = penalty
   let admm = yield * run(admmPhase(setup, ctx, 'admm', setup.start, penalty, null))
   leaveOutDropped(setup, admm)
   // Every peer must take the same next phase, whatever it saw of the warm-up's end: the rule depends
   // on the job's parameters only.
-  if (params.penalty === null && params.warmupRounds > 0) {
+  if (rewarms(peer)) {
     const warm = progress.admmState as AdmmState
     const recurvature = sumTotal(yield * run(maskedSum(peer, 'recurvature', hessianAt(setup.objective, admm.x, p), setup.sums)), peer.graph, 'recurvature')
     // A second estimate from Hessians at iterates that went far (a member pulling its neighbours away
@@ -489,9 +526,15 @@ export function * fitJobScript (peer: FitJobPeer, progress: FitProgress, ctx: Jo
   const scaling = scalingFrom(problem, pooled, params.standardize)
   progress.scaling = scaling
   const objective = problem.objective(scaling, params.lambda / pooled.peers)
-  const start = startingPoint(problem, pooled)
-  ctx.log('info', 'job.statistics', { peers: pooled.peers, rows: pooled.rows })
-  const setup: FitSetup = { peer, progress, pooled, scaling, objective, start, sums: everyone }
+  const start = peer.warmStart === undefined || peer.warmStart === null ? startingPoint(problem, pooled) : warmPoint(peer.warmStart, scaling, problem)
+  ctx.log('info', 'job.statistics', { peers: pooled.peers, rows: pooled.rows, warm: peer.warmStart !== undefined && peer.warmStart !== null })
+  const setup: FitSetup = { peer, progress, pooled, scaling, objective, admmObjective: objective, curvature: null, start, sums: everyone }
+  if (params.algorithm === 'admm' && peer.warmStart !== undefined && peer.warmStart !== null) {
+    const refit = yield * refitStart(setup)
+    setup.start = refit.start
+    setup.admmObjective = refit.objective
+    setup.curvature = refit.curvature
+  }
   const from = params.algorithm === 'admm' ? yield * admmScript(setup, ctx) : start
   const fitted = yield * newtonScript(setup, ctx, from, 0)
   const result = finish(setup, fitted.point, fitted.hessian, fitted.value, fitted.converged, ctx)
@@ -524,6 +567,8 @@ function finish (setup: FitSetup, coefficientsScaled: Float64Array, hessianSum: 
     standardErrors,
     covariance,
     standardizedCoefficients: Float64Array.from(coefficientsScaled),
+    scaling: scaling === null ? null : { mean: Float64Array.from(scaling.mean), scale: Float64Array.from(scaling.scale) },
+    duals: finalDuals(setup),
     logLikelihood: -(objectiveValue - penaltyValue),
     objective: objectiveValue,
     rounds: ctx.round(),
@@ -538,6 +583,120 @@ function finish (setup: FitSetup, coefficientsScaled: Float64Array, hessianSum: 
     staleMessages: admm?.staleMessages ?? 0,
     rejectedMessages: admm?.rejectedMessages ?? 0
   }
+}
+
+/** This peer's duals of the previous fit on this job's scale, per slot of its graph neighbours (zero where it has none). */
+function warmDuals (peer: FitJobPeer, scaling: ColumnScaling | null): Float64Array[] {
+  const p = peer.problem.dimension
+  return (peer.graph.neighbours[peer.self] ?? []).map((neighbour) => {
+    const previous = peer.warmStart?.duals.find((entry) => entry.neighbour === peer.graph.names[neighbour])
+    return previous !== undefined && previous.values.length === p ? dualsToScaled(previous.values, scaling, peer.problem.interceptColumn) : new Float64Array(p)
+  })
+}
+
+/**
+ * A re-fit's start for ADMM. First one exact Newton step from the previous model x0 (one masked sum of
+ * value, gradient and Hessian, as algorithm 'newton' takes them): x1 = x0 - H^-1 g, the same on every
+ * peer, whose distance from the new optimum is of the order of the square of x0's (the data moved
+ * little); its Hessian sum is ADMM's curvature, so no other sum is needed for the penalty. Then the
+ * local objective is tilted by a linear term: f_i(x) + <beta_i, x>, with beta_i = -(grad f_i(x1) +
+ * alpha_i) + the mean over the peers of the same, where alpha_i is the sum of this peer's carried-over
+ * edge duals (a second masked sum gives the mean). The betas sum to 0 over the peers, so the pooled
+ * objective, and so the optimum, is unchanged; but every peer's stationarity residual at the start,
+ * grad f_i(x1) + beta_i + alpha_i, is the same small vector (the pooled gradient at x1 over m), whatever
+ * its new rows did to its own gradient. Without the tilt the duals of the previous fit are off by the
+ * change of each peer's local gradient (of the order of sqrt(new rows / rows) of it), and ADMM spends
+ * most of its rounds correcting them.
+ */
+function * refitStart (setup: FitSetup): Generator<Phase, { start: Float64Array, objective: LocalObjective, curvature: Float64Array }, unknown> {
+  const { peer, objective } = setup
+  const p = peer.problem.dimension
+  // (unflagged, as the Newton steps' sums: a contribution out of range says so in its last value)
+  const derivatives = yield * run(maskedSum(peer, 'refit-newton', newtonContribution(peer, objective, setup.start, setup.pooled.peers), { ...setup.sums, flags: false }))
+  const start = Float64Array.from(setup.start)
+  const curvature = derivatives.slice(1 + p, 1 + p + upperTriangleLength(p))
+  if (!((derivatives[derivatives.length - 1] as number) > 0.5)) {
+    const step = derivatives.slice(1, 1 + p)
+    const factor = unpackUpper(derivatives, 1 + p, p)
+    choleskyInPlace(factor, p)
+    choleskySolveInPlace(factor, p, step)
+    for (let index = 0; index < p; index++) start[index] = (start[index] as number) - (step[index] as number)
+  }
+  const gradient = new Float64Array(p)
+  objective.evaluate(start, gradient, new Float64Array(p * p), false)
+  for (const lambda of warmDuals(peer, setup.scaling)) for (let index = 0; index < p; index++) gradient[index] = (gradient[index] as number) + (lambda[index] as number)
+  const local = new Float64Array(p + 1)
+  local.set(gradient)
+  local[p] = 1
+  const total = sumTotal(yield * run(maskedSum(peer, 'refit', local, setup.sums)), peer.graph, 'refit')
+  const members = total[p] as number
+  const tilt = Float64Array.from(gradient, (value, index) => (total[index] as number) / members - value)
+  return {
+    start,
+    curvature,
+    objective: {
+      dimension: p,
+      evaluate (point, out, hessian, wantHessian) {
+        let value = objective.evaluate(point, out, hessian, wantHessian)
+        for (let index = 0; index < p; index++) {
+          value += (tilt[index] as number) * (point[index] as number)
+          out[index] = (out[index] as number) + (tilt[index] as number)
+        }
+        return value
+      }
+    }
+  }
+}
+
+/** The previous model's coefficients on this job's standardised scale: s = T^-1 b (s_j = b_j sd_j, s_0 = b_0 + sum_j b_j m_j). */
+function warmPoint (warm: FitWarmStart, scaling: ColumnScaling | null, problem: LocalProblem): Float64Array {
+  const p = problem.dimension
+  if (warm.coefficients.length !== p) throw new FitJobParamsError('warmStart', `${warm.coefficients.length} coefficients for ${p} terms`)
+  const point = Float64Array.from(warm.coefficients)
+  for (const value of point) if (!Number.isFinite(value)) throw new FitJobParamsError('warmStart', 'a coefficient that is not finite')
+  if (scaling === null) return point
+  const intercept = problem.interceptColumn
+  let shift = 0
+  for (let column = 0; column < p; column++) {
+    if (column === intercept) continue
+    shift += (point[column] as number) * (scaling.mean[column] as number)
+    point[column] = (point[column] as number) * (scaling.scale[column] as number)
+  }
+  if (intercept !== null) point[intercept] = (point[intercept] as number) + shift
+  return point
+}
+
+/** Duals in original-scale gradient units mu to this job's scale: lambda = T' mu (lambda_0 = mu_0, lambda_j = (mu_j - m_j mu_0) / sd_j). */
+function dualsToScaled (values: ArrayLike<number>, scaling: ColumnScaling | null, intercept: number | null): Float64Array {
+  const lambda = Float64Array.from(values, (value) => Number.isFinite(value) ? value : 0)
+  if (scaling === null) return lambda
+  const mu0 = intercept === null ? 0 : lambda[intercept] as number
+  for (let column = 0; column < lambda.length; column++) {
+    if (column === intercept) continue
+    lambda[column] = ((lambda[column] as number) - (scaling.mean[column] as number) * mu0) / (scaling.scale[column] as number)
+  }
+  return lambda
+}
+
+/** This peer's per-edge duals at the end of ADMM in original-scale units: mu = T'^-1 lambda (mu_j = sd_j lambda_j + m_j lambda_0). */
+function finalDuals (setup: FitSetup): Array<{ neighbour: string, values: number[] }> {
+  const state = setup.progress.admmState
+  if (state === null) return []
+  const { graph, self, problem } = setup.peer
+  const intercept = problem.interceptColumn
+  const scaling = setup.scaling
+  return (graph.neighbours[self] ?? []).flatMap((neighbour, slot) => {
+    if (!(state.active[slot] ?? false)) return []
+    const lambda = state.lambdas[slot] as Float64Array
+    const values = Array.from(lambda)
+    if (scaling !== null) {
+      const lambda0 = intercept === null ? 0 : lambda[intercept] as number
+      for (let column = 0; column < values.length; column++) {
+        if (column !== intercept) values[column] = (scaling.scale[column] as number) * (lambda[column] as number) + (scaling.mean[column] as number) * lambda0
+      }
+    }
+    return [{ neighbour: graph.names[neighbour] as string, values }]
+  })
 }
 
 /** The rules every member's consensus-ADMM messages are checked against, the same on every peer. */

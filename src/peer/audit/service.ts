@@ -1,6 +1,5 @@
 import type { PrivateKey } from '@libp2p/interface'
 import { AuditRecorder, graphRecord, type FinalRecord } from '../../consensus/audit/recorder.ts'
-import type { FitJobParams } from '../../consensus/jobs/fit-job.ts'
 import { jobPosition, phaseIndex, phaseOf, type JobState } from '../../consensus/jobs/job.ts'
 import type { Graph } from '../../consensus/graph.ts'
 import type { LogRecord, MachineInput } from '../../consensus/machine.ts'
@@ -286,7 +285,7 @@ export class AuditService {
   }
 
   /** The audit of one job run here (any kind): feed it every step of the job's machine, then its result. */
-  begin<R> (job: string, state: JobState<R>, params: FitJobParams, model: Record<string, unknown>): JobAudit<JobState<R>> {
+  begin<R> (job: string, state: JobState<R>, params: AuditParams, model: Record<string, unknown>): JobAudit<JobState<R>> {
     const { graph, diameter } = state.definition
     return this.beginWith(job, { graph, diameter, params, model, phaseOf, phaseOrdinal: (phase) => phaseIndex(state, phase), position: jobPosition })
   }
@@ -317,14 +316,21 @@ export class AuditService {
 export interface AuditedJob<S> {
   graph: Graph
   diameter: number
-  params: FitJobParams
+  params: AuditParams
   model: Record<string, unknown>
   phaseOf: (kind: string) => string
   phaseOrdinal: (phase: string) => number
   position: (state: S) => { phase: string, round: number }
 }
 
-function paramsRecord (params: FitJobParams): Record<string, unknown> {
+/** A job's parameters as its log's first entry records them (a fit job's FitJobParams, a tree job's settings). */
+export interface AuditParams {
+  algorithm: string
+}
+
+export type { FinalRecord }
+
+function paramsRecord (params: AuditParams): Record<string, unknown> {
   return { ...params }
 }
 

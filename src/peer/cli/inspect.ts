@@ -3,8 +3,10 @@ import { join } from 'node:path'
 import { checkJobId } from '../paths.ts'
 import type { Command } from 'commander'
 import { EpimeshError } from '../../errors.ts'
+import { featureImportance, gbdtModelFromJson } from '../../learning/gbdt.ts'
 import type { StoredForecast } from '../../store/store.ts'
 import { withStore } from './store-commands.ts'
+import { modelDetailLines } from './models.ts'
 
 /**
  * `epimesh status`, `epimesh model` and `epimesh forecast`: what a peer is doing (from the status file
@@ -103,7 +105,7 @@ export function registerInspect (program: Command): void {
         const models = await withStore(options.dir, async (store) => await store.listModels())
         if (options.json) out(JSON.stringify(models))
         else if (models.length === 0) out('no model yet')
-        else for (const model of models) out(`${model.createdAt}  job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; ${model.coefficients.length} terms`)
+        else for (const model of models) out(`${model.createdAt}  job ${model.job}: ${model.forest !== undefined ? `${model.forest.trees.length} boosted trees` : `${model.converged ? 'converged' : 'NOT converged'}`} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions${model.forest !== undefined ? '' : `; ${model.coefficients.length} terms`}`)
         return
       }
       const model = await withStore(options.dir, async (store) => job === undefined ? await store.latestModel() : await store.getModel(job))
@@ -112,8 +114,18 @@ export function registerInspect (program: Command): void {
         out(JSON.stringify(model))
         return
       }
-      out(`job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; log-likelihood ${stat(model.logLikelihood, (value) => value.toFixed(4))}`)
-      out(`${'term'.padEnd(22)} ${'estimate'.padStart(12)} ${'std. error'.padStart(12)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
+      if (model.forest !== undefined) {
+        const forest = gbdtModelFromJson(model.forest)
+        const { params } = forest
+        out(`job ${model.job}: ${forest.trees.length} boosted trees (${params.family}, depth ${params.depth}, learning rate ${params.learningRate}, lambda ${params.lambda}, gamma ${params.gamma}, min child weight ${params.minChildWeight}, ${params.bins} bins) in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; training log-likelihood ${stat(model.logLikelihood, (value) => value.toFixed(4))}`)
+        const importance = featureImportance(forest).sort((a, b) => b.gain - a.gain)
+        const total = importance.reduce((sum, entry) => sum + entry.gain, 0)
+        out(`${'feature'.padEnd(22)} ${'gain'.padStart(12)} ${'share'.padStart(8)} ${'splits'.padStart(8)}`)
+        for (const entry of importance) out(`${entry.feature.padEnd(22)} ${entry.gain.toPrecision(6).padStart(12)} ${(total > 0 ? `${(100 * entry.gain / total).toFixed(1)}%` : '-').padStart(8)} ${String(entry.splits).padStart(8)}`)
+      } else {
+        out(`job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; log-likelihood ${stat(model.logLikelihood, (value) => value.toFixed(4))}`)
+      }
+      if (model.forest === undefined) out(`${'term'.padEnd(22)} ${'estimate'.padStart(12)} ${'std. error'.padStart(12)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
       for (const row of model.coefficients) {
         out(`${row.term.padEnd(22)} ${row.estimate.toPrecision(7).padStart(12)} ${stat(row.standardError, (value) => value.toPrecision(6)).padStart(12)} ${stat(row.z, (value) => value.toFixed(2)).padStart(8)} ${stat(row.pValue, (value) => value.toExponential(2)).padStart(10)}`)
       }
@@ -122,6 +134,7 @@ export function registerInspect (program: Command): void {
         out(`computed by the federation: AUC ${stat(auc, (value) => value.toFixed(4))}, Brier ${stat(brier, (value) => value.toFixed(4))}, Hosmer-Lemeshow ${stat(hosmerLemeshow.statistic, (value) => value.toFixed(3))} on ${hosmerLemeshow.df} df (p = ${stat(hosmerLemeshow.pValue, (value) => value.toFixed(4))})`)
       }
       if (model.dropped.length > 0) out(`peers dropped during the job: ${model.dropped.join(', ')}`)
+      for (const line of modelDetailLines(model)) out(line)
     })
 
   program.command('stats')

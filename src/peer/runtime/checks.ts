@@ -1,5 +1,6 @@
 import { jointRiskGraph } from '../../consensus/protocols/joint-risk.ts'
 import { buildDesign, termNames, type DataBlock, type FeatureSpec, type ModelSpec } from '../../learning/design.ts'
+import { buildTreeData, type TreeData, type TreeFeature } from '../../learning/gbdt.ts'
 import { EpimeshError } from '../../errors.ts'
 import { buildStatsData, StatsRequestError, type StatsData, type StatsRequest } from '../../learning/statistics.ts'
 import type { CaseSchema } from '../../store/schema.ts'
@@ -21,8 +22,12 @@ export class JobRefusedError extends EpimeshError {
   constructor (message: string, options?: { cause?: unknown }) { super('JOB_REFUSED', message, options) }
 }
 
-/** DataSHIELD's default disclosure control: at least 3 cases of each outcome, parameters at most 0.33 x rows. */
-export const DISCLOSURE = Object.freeze({ minimumPerOutcome: 3, maximumParameterRatio: 0.33 })
+/**
+ * DataSHIELD's default disclosure control: at least 3 cases of each outcome, parameters at most 0.33 x
+ * rows; and for trees, a split only where each child holds at least 3 rows of the federation (its table
+ * cell minimum, nfilter.tab), so that no leaf's value describes fewer people.
+ */
+export const DISCLOSURE = Object.freeze({ minimumPerOutcome: 3, maximumParameterRatio: 0.33, minimumNodeRows: 3 })
 
 /** A region's records and series, read afresh from its store for every job. */
 export interface JobData {
@@ -30,6 +35,25 @@ export interface JobData {
   series: ReadonlyArray<{ date: string, count: number, population?: number }>
   /** the schema the region's records were imported under (null for records read from a file) */
   schema?: CaseSchema | null
+  /** the regression models this region holds, by job: what a re-fit starts from */
+  previous?: ReadonlyMap<string, PreviousModel>
+}
+
+/** A shared model a re-fit can start from: its terms and coefficients, and this region's own ADMM duals at its end. */
+export interface PreviousModel {
+  terms: readonly string[]
+  coefficients: readonly number[]
+  duals: ReadonlyArray<{ neighbour: string, values: readonly number[] }>
+}
+
+/** A re-fit's start, or a reason to decline: the previous model must be here, of the same terms. */
+export function refitStart (proposal: JobProposal, data: JobData, terms: readonly string[]): PreviousModel | string | null {
+  if (proposal.refit === undefined) return null
+  if (proposal.forecast !== undefined) return 'a forecasting job cannot be a re-fit'
+  const previous = data.previous?.get(proposal.refit)
+  if (previous === undefined) return `this region holds no model of job ${proposal.refit} to re-fit from`
+  if (previous.terms.length !== terms.length || previous.terms.some((term, index) => term !== terms[index])) return `the model of job ${proposal.refit} has other terms (${previous.terms.join(', ')}): a re-fit keeps the model's terms`
+  return previous
 }
 
 /** What a check knows of the federation and of this peer. */
@@ -70,14 +94,49 @@ export function localDesign (rows: ReadonlyArray<Record<string, Cell>>, model: F
   const spec = learningSpec(model)
   const used = [model.outcome, ...model.features.map((feature) => feature.name)]
   const complete = rows.filter((row) => used.every((column) => row[column] !== null && row[column] !== undefined && row[column] !== ''))
-  const coded = complete.map((row) => {
-    const outcome = row[model.outcome]
-    if (model.family !== 'binomial' || typeof outcome === 'number') return row
-    const lower = String(outcome).toLowerCase()
-    return { ...row, [model.outcome]: POSITIVE.has(lower) ? 1 : NEGATIVE.has(lower) ? 0 : Number.NaN }
-  })
+  const coded = complete.map((row) => codeOutcome(row, model))
   const block = buildDesign(coded, spec, { outcome: model.family === 'binomial' ? 'binary' : 'count' })
   return { block, terms: termNames(spec), dropped: rows.length - complete.length }
+}
+
+/** The outcome as 0/1 for a binary model (yes/no, true/false, positive/negative in any case), NaN when it is none of those. */
+function codeOutcome (row: Record<string, Cell>, model: FederationModel): Record<string, Cell> {
+  const outcome = row[model.outcome]
+  if (model.family !== 'binomial' || typeof outcome === 'number') return row
+  const lower = String(outcome).toLowerCase()
+  return { ...row, [model.outcome]: POSITIVE.has(lower) ? 1 : NEGATIVE.has(lower) ? 0 : Number.NaN }
+}
+
+/**
+ * The peer's rows for a tree job: every row with an outcome (trees take missing feature values as they
+ * are, each split sending them the way that gains most), factors by the job's levels.
+ */
+export function localTreeData (rows: ReadonlyArray<Record<string, Cell>>, model: FederationModel): { data: TreeData, dropped: number } {
+  const features: TreeFeature[] = learningSpec(model).features.map((feature) => feature.type === 'categorical' ? { name: feature.name, type: 'categorical', levels: [...feature.levels] } : { name: feature.name, type: 'numeric' })
+  const labelled = rows.filter((row) => row[model.outcome] !== null && row[model.outcome] !== undefined && row[model.outcome] !== '')
+  const data = buildTreeData(labelled.map((row) => codeOutcome(row, model)), model.outcome, features, { family: model.family })
+  return { data, dropped: rows.length - labelled.length }
+}
+
+/** A reason to decline a tree job, or null to accept: the model's columns, then at least 3 cases of each outcome. */
+export function treeCheck (proposal: JobProposal, data: JobData): string | null {
+  const model = proposal.model
+  const missing = missingColumns(data.rows, model)
+  if (missing !== null) return missing
+  let trees: TreeData
+  try {
+    trees = localTreeData(data.rows, model).data
+  } catch (error) {
+    return `cannot build the trees' data from this region's records: ${(error as Error).message}`
+  }
+  if (model.family === 'binomial') {
+    let positives = 0
+    for (let row = 0; row < trees.rows; row++) positives += trees.y[row] as number
+    if (positives < DISCLOSURE.minimumPerOutcome || trees.rows - positives < DISCLOSURE.minimumPerOutcome) {
+      return `disclosure control: fewer than ${DISCLOSURE.minimumPerOutcome} cases of one outcome in this region`
+    }
+  }
+  return null
 }
 
 /** A reason to decline, or null to accept. */
@@ -101,7 +160,9 @@ export function fitCheck (proposal: JobProposal, data: JobData): string | null {
   const missing = missingColumns(data.rows, proposal.model)
   if (missing !== null) return missing
   try {
-    const { block } = localDesign(data.rows, proposal.model)
+    const { block, terms } = localDesign(data.rows, proposal.model)
+    const refit = refitStart(proposal, data, terms)
+    if (typeof refit === 'string') return refit
     return disclosureCheck(block, proposal.model)
   } catch (error) {
     return `cannot build the model from this region's data: ${(error as Error).message}`

@@ -1,5 +1,9 @@
-import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobParams, type FitJobResult, type FitProgress } from '../../consensus/jobs/fit-job.ts'
+import { createHash } from 'node:crypto'
+import { createFitJobParams, createFitJobState, fitJobProtocol, type FitJobResult, type FitProgress } from '../../consensus/jobs/fit-job.ts'
+import { createGbdtJobState, gbdtJobProtocol, type GbdtJobResult } from '../../consensus/jobs/gbdt-job.ts'
 import { finalRecord, type FinalRecord } from '../../consensus/audit/recorder.ts'
+import { createGbdtParams, gbdtModelToJson, type GbdtParams, type TreeData } from '../../learning/gbdt.ts'
+import type { AuditParams } from '../audit/service.ts'
 import { createForecastJobState, forecastJobProtocol, type ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
 import { createStatsJobState, statsJobProtocol, type StatsJobResult } from '../../consensus/jobs/stats-job.ts'
 import { jobPosition, jobRound, type JobState } from '../../consensus/jobs/job.ts'
@@ -7,11 +11,11 @@ import { diameter, type Graph } from '../../consensus/graph.ts'
 import type { Protocol } from '../../consensus/machine.ts'
 import type { MessageVerifier } from '../../consensus/audit/evidence.ts'
 import type { Rng } from '../../consensus/types.ts'
-import { INTERCEPT } from '../../learning/design.ts'
+import { INTERCEPT, type DataBlock } from '../../learning/design.ts'
 import { ownSummary, type OwnSummary } from '../../learning/statistics.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
-import { memberByRegion } from '../federation.ts'
-import { fitCheck, forecastCheck, JobRefusedError, localDesign, localStatsData, statsCheck, type CheckContext, type JobData } from './checks.ts'
+import { DEFAULT_TREE_SETTINGS, memberByRegion, type ModelSpec as FederationModel } from '../federation.ts'
+import { DISCLOSURE, fitCheck, forecastCheck, JobRefusedError, localDesign, localStatsData, localTreeData, refitStart, statsCheck, treeCheck, type CheckContext, type JobData } from './checks.ts'
 import { parseForecastProposal, regionSeries } from './forecast-proposal.ts'
 import type { JobProposal } from './proposal.ts'
 import { statsRequestOf } from './stats-proposal.ts'
@@ -23,11 +27,29 @@ import { statsRequestOf } from './stats-proposal.ts'
  * progress, lingering); a new kind is an entry here and its script in src/consensus/jobs.
  */
 
-/** What a job left on this peer, by kind. */
+/** What this region put into a job: how many of its own rows, and a digest of them (for the model's lineage). */
+export interface JobInput {
+  rows: number
+  /** SHA-256, hex, of what the job read of this region's data */
+  digest: string
+}
+
+/** What a job left on this peer, by kind, with the proposal it ran and what this region put in. */
 export type JobOutput =
-  | { kind: 'glm', fit: FitJobResult }
-  | { kind: 'forecast', fit: FitJobResult, forecast: ForecastJobResult }
+  | { kind: 'glm', fit: FitJobResult, proposal: JobProposal, input: JobInput }
+  | { kind: 'forecast', fit: FitJobResult, forecast: ForecastJobResult, proposal: JobProposal, input: JobInput }
+  | { kind: 'gbdt', trees: GbdtJobResult, proposal: JobProposal, input: JobInput }
   | { kind: 'stats', stats: StatsJobResult, own: OwnSummary }
+
+/** SHA-256 of a design block as a job reads it: its terms, then the rows of x, y and the offset as float64. */
+export function designDigest (block: DataBlock, terms: readonly string[]): string {
+  const hash = createHash('sha256')
+  hash.update(`${JSON.stringify(terms)}\n${block.rows}\n`)
+  hash.update(new Uint8Array(block.x.buffer, block.x.byteOffset, block.rows * block.cols * 8))
+  hash.update(new Uint8Array(block.y.buffer, block.y.byteOffset, block.rows * 8))
+  if (block.offset !== undefined) hash.update(new Uint8Array(block.offset.buffer, block.offset.byteOffset, block.rows * 8))
+  return hash.digest('hex')
+}
 
 export type JobKindName = JobOutput['kind']
 
@@ -44,6 +66,8 @@ export interface JobProgress {
   jobRound: number
   primalResidual?: number
   dualResidual?: number
+  /** trees grown so far (a tree job) */
+  trees?: number
 }
 
 /** What building a job needs beyond the proposal and the region's data. */
@@ -61,14 +85,14 @@ export interface KindContext extends CheckContext {
 export interface JobPlan<R> {
   protocol: Protocol<JobState<R>, R>
   state: JobState<R>
-  /** the fit parameters the audit log records and recomputes with (a job without ADMM: the defaults) */
-  params: FitJobParams
+  /** the parameters the audit log records (and, for ADMM, recomputes its dual updates with) */
+  params: AuditParams
   /** the job's specification, as the audit log's header records it */
   spec: Record<string, unknown>
   /** log fields for the job's start */
   startFields: Record<string, unknown>
   progress: (state: JobState<R>) => JobProgress
-  /** the output, what the audit log's final entry reports, and log fields for the job's end */
+  /** the output, what the audit log's final entry records, and log fields for the job's end */
   finish: (result: R, state: JobState<R>) => { output: JobOutput, final: FinalRecord, fields: Record<string, unknown> }
 }
 
@@ -93,6 +117,8 @@ const glm: JobKind = {
   plan (proposal, data, context, use) {
     const model = proposal.model
     const { block, terms } = localDesign(data.rows, model)
+    const previous = refitStart(proposal, data, terms)
+    if (typeof previous === 'string') throw new JobRefusedError(previous)
     const params = createFitJobParams({
       algorithm: model.algorithm,
       lambda: model.lambda,
@@ -110,16 +136,17 @@ const glm: JobKind = {
       problem: createGlmProblem({ family: model.family, block, terms, interceptColumn: terms.indexOf(INTERCEPT) >= 0 ? terms.indexOf(INTERCEPT) : null }),
       params,
       rng: context.rng,
-      verifier: context.verifier
+      verifier: context.verifier,
+      warmStart: previous === null ? null : { coefficients: previous.coefficients, duals: previous.duals }
     })
     return use<FitJobResult>({
       protocol: fitJobProtocol,
       state,
       params,
-      spec: { ...model },
+      spec: { ...model, ...(proposal.refit === undefined ? {} : { refit: proposal.refit }) },
       startFields: { peers: context.graph.names.length, rows: block.rows, algorithm: model.algorithm },
       progress: (current) => fitProgress(proposal.id, 'glm', current, state.fit),
-      finish: (fit) => ({ output: { kind: 'glm', fit }, final: finalRecord(fit, params.tolerance), fields: { rounds: fit.rounds, converged: fit.converged } })
+      finish: (fit) => ({ output: { kind: 'glm', fit, proposal, input: { rows: block.rows, digest: designDigest(block, terms) } }, final: finalRecord(fit, params.tolerance), fields: { rounds: fit.rounds, converged: fit.converged } })
     })
   }
 }
@@ -163,9 +190,53 @@ const forecast: JobKind = {
       startFields: { kind: 'forecast', peers: context.graph.names.length, periods: plan.proposal.periods, algorithm: params.algorithm },
       progress: (current) => fitProgress(proposal.id, 'forecast', current, state.forecast.fit),
       finish: (result, finished) => ({
-        output: { kind: 'forecast', fit: result.fit, forecast: result },
+        output: { kind: 'forecast', fit: result.fit, forecast: result, proposal, input: { rows: series.counts.length, digest: createHash('sha256').update(JSON.stringify({ counts: Array.from(series.counts), population: series.population })).digest('hex') } },
         final: finalRecord(result.fit, params.tolerance),
         fields: { kind: 'forecast', rounds: forecastJobProtocol.round(finished as typeof state), jointRiskMean: result.joint.mean }
+      })
+    })
+  }
+}
+
+/** The trees' settings a proposal's model states (DEFAULT_TREE_SETTINGS for those it leaves out), as the learning core takes them. */
+export function treeParams (model: FederationModel): GbdtParams {
+  const settings = model.trees ?? DEFAULT_TREE_SETTINGS
+  return createGbdtParams({ family: model.family, lambda: model.lambda, ...settings, minNodeRows: DISCLOSURE.minimumNodeRows })
+}
+
+/** Gradient-boosted trees on the regions' records: every split and leaf from masked sums of histograms. */
+const gbdt: JobKind = {
+  name: 'gbdt',
+  check: (proposal, data) => treeCheck(proposal, data),
+  plan (proposal, data, context, use) {
+    const model = proposal.model
+    const params = treeParams(model)
+    const { data: trees } = localTreeData(data.rows, model)
+    const state = createGbdtJobState({
+      job: proposal.id,
+      graph: context.graph,
+      self: context.self,
+      diameter: diameter(context.graph),
+      data: trees,
+      params,
+      rng: context.rng,
+      verifier: context.verifier
+    })
+    const auditParams = { algorithm: 'gbdt', ...params }
+    return use<GbdtJobResult>({
+      protocol: gbdtJobProtocol,
+      state,
+      params: auditParams,
+      spec: { ...model },
+      startFields: { kind: 'gbdt', peers: context.graph.names.length, rows: trees.rows, trees: params.trees, depth: params.depth },
+      progress: (current) => {
+        const position = jobPosition(current)
+        return { job: proposal.id, kind: 'gbdt', state: 'running', phase: position.phase, round: position.round, jobRound: jobRound(current), trees: state.gbdt.trees }
+      },
+      finish: (result) => ({
+        output: { kind: 'gbdt', trees: result, proposal, input: { rows: trees.rows, digest: treeDigest(trees) } },
+        final: treeFinalRecord(result),
+        fields: { kind: 'gbdt', rounds: result.rounds, trees: result.model.trees.length, ...(result.metrics === null ? {} : { auc: result.metrics.auc }) }
       })
     })
   }
@@ -204,10 +275,39 @@ const stats: JobKind = {
   }
 }
 
-const KINDS: Readonly<Record<JobKindName, JobKind>> = Object.freeze({ glm, forecast, stats })
+/** SHA-256 of a tree job's rows as it reads them: the features, then the columns, outcome and offset as float64. */
+function treeDigest (data: TreeData): string {
+  const hash = createHash('sha256')
+  hash.update(`${JSON.stringify(data.features)}\n${data.rows}\n`)
+  for (const column of [...data.columns, data.y, ...(data.offset === undefined ? [] : [data.offset])]) hash.update(new Uint8Array(column.buffer, column.byteOffset, data.rows * 8))
+  return hash.digest('hex')
+}
 
-/** The kind of a proposal: a forecasting job when it carries a forecast, statistics when it carries stats, a regression otherwise. */
+/** A tree job's final entry: no coefficients, the whole forest. */
+function treeFinalRecord (result: GbdtJobResult): FinalRecord {
+  return {
+    terms: [],
+    coefficients: [],
+    standardErrors: [],
+    standardizedCoefficients: [],
+    logLikelihood: result.logLikelihood,
+    rounds: result.rounds,
+    converged: true,
+    peers: result.peers,
+    rows: result.rows,
+    penalty: result.model.params.lambda,
+    tolerance: 0,
+    dropped: [],
+    trees: gbdtModelToJson(result.model)
+  }
+}
+
+const KINDS: Readonly<Record<JobKindName, JobKind>> = Object.freeze({ glm, forecast, gbdt, stats })
+
+/** The kind of a proposal: a forecasting job when it carries a forecast, statistics when it carries stats, else the kind its model states (a regression by default). */
 export function kindOf (proposal: JobProposal): JobKind {
-  return proposal.forecast !== undefined ? KINDS.forecast : proposal.stats !== undefined ? KINDS.stats : KINDS.glm
+  if (proposal.forecast !== undefined) return KINDS.forecast
+  if (proposal.stats !== undefined) return KINDS.stats
+  return proposal.model.kind === 'gbdt' ? KINDS.gbdt : KINDS.glm
 }
 

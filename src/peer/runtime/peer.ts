@@ -6,14 +6,17 @@ import { randomBytes } from 'node:crypto'
 import pino, { type Logger } from 'pino'
 import type { PrivateKey } from '@libp2p/interface'
 import type { FitJobResult } from '../../consensus/jobs/fit-job.ts'
+import type { GbdtJobResult } from '../../consensus/jobs/gbdt-job.ts'
+import { gbdtModelToJson } from '../../learning/gbdt.ts'
 import type { ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
 import type { StatsJobResult } from '../../consensus/jobs/stats-job.ts'
 import type { OwnSummary } from '../../learning/statistics.ts'
 import { excerpt } from '../../consensus/ids.ts'
 import { coefficientTable } from '../../learning/inference.ts'
 import type { CaseSchema } from '../../store/schema.ts'
-import { Store, type StoredForecast, type StoredModel, type StoredStats } from '../../store/store.ts'
-import { DatasetError, readDataset, type Cell } from '../data/dataset.ts'
+import { Store, type ModelLineage, type ModelSpecification, type StoredForecast, type StoredModel, type StoredStats } from '../../store/store.ts'
+import { INTERCEPT } from '../../learning/design.ts'
+import { DatasetError, readDataset } from '../data/dataset.ts'
 import { loadIdentity } from '../identity.ts'
 import { lockDataFolder } from '../lock.ts'
 import { checkJobId, dataPath } from '../paths.ts'
@@ -27,7 +30,8 @@ import type { NeighbourStatus } from '../net/discovery.ts'
 import type { AnnouncementStats } from '../net/announce.ts'
 import { ed25519Signer, ed25519Verifier, SigningTransport, type SigningStats } from '../net/signing.ts'
 import { JobCoordinator, type AgreementStats } from './coordinator.ts'
-import type { JobOutput, JobProgress } from './job-kinds.ts'
+import type { JobInput, JobOutput, JobProgress } from './job-kinds.ts'
+import type { JobData, PreviousModel } from './checks.ts'
 import { federationGraph, loadFederation, parseFederation, readPreSharedKey, type Federation, type ModelSpec } from '../federation.ts'
 import type { z } from 'zod'
 import type { forecastProposalSchema } from './forecast-proposal.ts'
@@ -42,20 +46,25 @@ import { jobAnnouncementSchema, type JobProposal } from './proposal.ts'
  * shared model and forecast kept in the data folder.
  */
 
-type SeriesPoint = { date: string, count: number, population?: number }
 
 /**
  * The region's records and case-count series: from its store (the normal case), or the records from a
  * CSV file named on the command line.
  */
-async function loadData (dir: string, cases: string | undefined): Promise<{ rows: Array<Record<string, Cell>>, series: SeriesPoint[], schema: CaseSchema | null }> {
+async function loadData (dir: string, cases: string | undefined): Promise<JobData> {
   return await Store.use(dir, async (store) => {
     const rows = cases !== undefined ? (await readDataset(cases)).rows : await store.allRows()
-    return { rows, series: await store.readSeries(), schema: cases !== undefined ? null : await store.schema() }
+    // the regression models held, for a re-fit: terms, coefficients and this region's duals
+    const previous = new Map<string, PreviousModel>()
+    for (const model of await store.listModels()) {
+      if (model.specification?.kind !== 'glm') continue
+      previous.set(model.job, { terms: model.coefficients.map((row) => row.term), coefficients: model.coefficients.map((row) => row.estimate), duals: (model.duals ?? []).map((entry) => ({ neighbour: entry.neighbour, values: entry.values.map((value) => value ?? 0) })) })
+    }
+    return { rows, series: await store.readSeries(), previous, schema: cases !== undefined ? null : await store.schema() as CaseSchema | null }
   })
 }
 
-export function toStoredForecast (job: string, region: string, result: ForecastJobResult, members: ReadonlyArray<{ region: string, peerId: string }>): StoredForecast {
+export function toStoredForecast (job: string, region: string, result: ForecastJobResult, members: ReadonlyArray<{ region: string, peerId: string }>, origin: ModelOrigin | null = null): StoredForecast {
   const regionOf = new Map(members.map((member) => [member.peerId, member.region]))
   return {
     job,
@@ -65,12 +74,86 @@ export function toStoredForecast (job: string, region: string, result: ForecastJ
     rate: result.risk.rate,
     h: result.risk.h,
     joint: { sum: result.joint.sum, mean: result.joint.mean, regions: result.joint.regions, open: result.joint.open.map((entry) => ({ region: regionOf.get(entry.region) ?? entry.region, h: entry.h })) },
-    model: toStoredModel(job, result.fit)
+    model: toStoredModel(job, result.fit, origin)
   }
 }
 
-export function toStoredModel (job: string, result: FitJobResult): StoredModel {
+/** A tree job's forest as the store keeps it: no coefficients, the trees, the training fit and its metrics. */
+export function toStoredForest (job: string, result: GbdtJobResult): StoredModel {
+  return {
+    job,
+    kind: 'gbdt',
+    forest: gbdtModelToJson(result.model),
+    createdAt: new Date().toISOString(),
+    rounds: result.rounds,
+    converged: true,
+    peers: result.peers,
+    rows: result.rows,
+    logLikelihood: result.logLikelihood,
+    penalty: result.model.params.lambda,
+    metrics: result.metrics === null ? null : { auc: result.metrics.auc, brier: result.metrics.brier, hosmerLemeshow: { statistic: result.metrics.hosmerLemeshow.statistic, df: result.metrics.hosmerLemeshow.df, pValue: result.metrics.hosmerLemeshow.pValue } },
+    dropped: [],
+    coefficients: []
+  }
+}
+
+/** Where a model comes from: the proposal it ran, what this region put in, and the federation's members (for region names). */
+export interface ModelOrigin {
+  proposal: JobProposal
+  input: JobInput
+  members: ReadonlyArray<{ region: string, peerId: string }>
+  /** the model this one was warm-started from */
+  parent?: string | null
+}
+
+/** A number the store keeps as is, or null (a NaN or an infinity). */
+const finiteOrNull = (value: number): number | null => Number.isFinite(value) ? value : null
+
+/** The model's specification: what `predict` needs to build a record's design row as the job did. */
+function specificationOf (proposal: JobProposal, fit: FitJobResult): ModelSpecification {
+  if (proposal.forecast !== undefined) return { kind: 'forecast', family: 'poisson' }
+  const model = proposal.model
+  return {
+    kind: 'glm',
+    family: model.family,
+    outcome: model.outcome,
+    features: model.features.map((feature) => feature.type === 'categorical' ? { name: feature.name, type: feature.type, levels: [...(feature.levels ?? [])] } : { name: feature.name, type: feature.type }),
+    intercept: fit.terms.includes(INTERCEPT),
+    offset: null,
+    standardize: fit.scaling !== null,
+    scaling: fit.scaling === null ? null : { mean: Array.from(fit.scaling.mean), scale: Array.from(fit.scaling.scale) },
+    lambda: model.lambda
+  }
+}
+
+function lineageOf (origin: ModelOrigin, fit: FitJobResult): ModelLineage {
+  const { proposal, members } = origin
+  const regionOf = new Map(members.map((member) => [member.peerId, member.region]))
+  const model = proposal.model
+  const forecast = proposal.forecast as Record<string, unknown> | undefined
+  const parameters: Record<string, number | string | boolean | null> = forecast === undefined
+    ? { lambda: model.lambda, tolerance: model.tolerance, maxRounds: model.maxRounds, roundDeadlineMs: model.roundDeadlineMs, dropAfterRounds: model.dropAfterRounds, clip: model.clip === undefined ? 1 : model.clip, standardize: fit.scaling !== null }
+    : Object.fromEntries(Object.entries(forecast).filter(([, value]) => value === null || ['number', 'string', 'boolean'].includes(typeof value)).slice(0, 64)) as Record<string, number | string | boolean | null>
+  const algorithm = forecast !== undefined && typeof forecast.algorithm === 'string' ? forecast.algorithm : model.algorithm
+  // the regions that took part: the graph's members, less any dropped during the job
+  const dropped = new Set(fit.dropped)
+  return {
+    proposer: proposal.proposer,
+    proposerRegion: regionOf.get(proposal.proposer) ?? null,
+    algorithm,
+    parameters,
+    regions: members.filter((member) => !dropped.has(member.peerId)).map((member) => member.region),
+    ownRows: origin.input.rows,
+    dataDigest: origin.input.digest,
+    auditHead: null,
+    parent: origin.parent ?? proposal.refit ?? null
+  }
+}
+
+/** A job's result as the store keeps it: with its specification, covariance and lineage when its origin is known. */
+export function toStoredModel (job: string, result: FitJobResult, origin: ModelOrigin | null = null): StoredModel {
   const table = coefficientTable(result.terms, result.coefficients, result.covariance)
+  const p = result.terms.length
   return {
     job,
     createdAt: new Date().toISOString(),
@@ -88,16 +171,27 @@ export function toStoredModel (job: string, result: FitJobResult): StoredModel {
       standardError: table.standardError[index] as number,
       z: table.z[index] as number,
       pValue: table.pValue[index] as number
-    }))
+    })),
+    covariance: Array.from({ length: p }, (_, row) => Array.from(result.covariance.subarray(row * p, row * p + p), finiteOrNull)),
+    ...(result.duals.length === 0 ? {} : { duals: result.duals.map((entry) => ({ neighbour: entry.neighbour, values: entry.values.map(finiteOrNull) })) }),
+    ...(origin === null ? {} : { specification: specificationOf(origin.proposal, result), lineage: lineageOf(origin, result) })
   }
+}
+
+/** The model and forecast a job's output leaves in this region's store. */
+export function storedOutcome (job: string, output: JobOutput, region: string, members: ReadonlyArray<{ region: string, peerId: string }>): JobOutcome {
+  if (output.kind === 'stats') return { job, model: null, forecast: null, stats: toStoredStats(job, output.stats, output.own) }
+  if (output.kind === 'gbdt') return { job, model: toStoredForest(job, output.trees), forecast: null, stats: null }
+  const origin: ModelOrigin = { proposal: output.proposal, input: output.input, members }
+  return { job, model: toStoredModel(job, output.fit, origin), forecast: output.kind === 'forecast' ? toStoredForecast(job, region, output.forecast, members, origin) : null, stats: null }
 }
 
 /**
  * A proposal as an announcement off the network would carry it, checked by the same schema: the
  * federation's model with the given changes. `source` names where it came from in the error.
  */
-export function checkProposal (value: { id: string, proposer: string, model?: unknown, forecast?: unknown, stats?: unknown }, baseModel: ModelSpec, source: string): JobProposal {
-  const parsed = jobAnnouncementSchema.safeParse({ type: 'job.propose', id: value.id, proposer: value.proposer, model: { ...baseModel, ...(typeof value.model === 'object' ? value.model : {}) }, ...(value.forecast === undefined ? {} : { forecast: value.forecast }), ...(value.stats === undefined ? {} : { stats: value.stats }) })
+export function checkProposal (value: { id: string, proposer: string, model?: unknown, forecast?: unknown, stats?: unknown, refit?: unknown }, baseModel: ModelSpec, source: string): JobProposal {
+  const parsed = jobAnnouncementSchema.safeParse({ type: 'job.propose', id: value.id, proposer: value.proposer, model: { ...baseModel, ...(typeof value.model === 'object' ? value.model : {}) }, ...(value.forecast === undefined ? {} : { forecast: value.forecast }), ...(value.stats === undefined ? {} : { stats: value.stats }), ...(value.refit === undefined ? {} : { refit: value.refit }) })
   if (!parsed.success || parsed.data.type !== 'job.propose') {
     const issue = parsed.success ? undefined : parsed.error.issues[0]
     throw new DatasetError(`${source}: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'not a proposal'}`)
@@ -179,12 +273,6 @@ export interface JobOutcome {
 
 export function toStoredStats (job: string, result: StatsJobResult, own: OwnSummary): StoredStats {
   return { job, createdAt: new Date().toISOString(), rounds: result.rounds, stats: result.stats, own }
-}
-
-/** A job's output as its outcome on this peer (what the store keeps of it). */
-function outcomeOf (job: string, output: JobOutput, region: string, members: ReadonlyArray<{ region: string, peerId: string }>): JobOutcome {
-  if (output.kind === 'stats') return { job, model: null, forecast: null, stats: toStoredStats(job, output.stats, output.own) }
-  return { job, model: toStoredModel(job, output.fit), forecast: output.kind === 'forecast' ? toStoredForecast(job, region, output.forecast, members) : null, stats: null }
 }
 
 export interface PeerRuntime {
@@ -272,26 +360,33 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     const ready = await transport.start({ signal })
     log.info({ ready: ready.ready.length, missing: ready.missing.length }, 'neighbour exchange ready')
     const journal = fileJournal(options.dir)
-    const storeModel = async (job: string, result: FitJobResult): Promise<void> => {
-      // in the store, with every other model of this region (opened briefly: the operator's commands
-      // can read the store while the peer runs)
-      await Store.use(options.dir, async (store) => { await store.putModel(toStoredModel(job, result)) })
-      log.info({ event: 'model.stored', job, rounds: result.rounds, converged: result.converged }, 'model stored')
-      await writeStatus({ lastModel: job })
-    }
-    const storeForecast = async (job: string, result: ForecastJobResult): Promise<void> => {
-      await Store.use(options.dir, async (store) => { await store.putForecast(toStoredForecast(job, member?.region ?? peerId, result, federation.members)) })
-      log.info({ event: 'forecast.stored', job, h: result.risk.h, jointRiskMean: result.joint.mean }, 'forecast stored')
-    }
     const onOutput = async (job: string, output: JobOutput): Promise<void> => {
-      if (output.kind === 'stats') {
-        await Store.use(options.dir, async (store) => { await store.putStats(toStoredStats(job, output.stats, output.own)) })
-        log.info({ event: 'stats.stored', job, rows: output.stats.stats.rows }, 'statistics stored')
-      } else {
-        if (output.kind === 'forecast') await storeForecast(job, output.forecast)
-        await storeModel(job, output.fit)
+      const outcome = storedOutcome(job, output, member?.region ?? peerId, federation.members)
+      // in the store, with everything else of this region (opened briefly: the operator's commands
+      // can read the store while the peer runs)
+      if (outcome.stats !== null) {
+        const stats = outcome.stats
+        await Store.use(options.dir, async (store) => { await store.putStats(stats) })
+        log.info({ event: 'stats.stored', job, rows: stats.stats.rows }, 'statistics stored')
       }
-      const outcome = outcomeOf(job, output, member?.region ?? peerId, federation.members)
+      if (outcome.forecast !== null) {
+        const forecast = outcome.forecast
+        await Store.use(options.dir, async (store) => { await store.putForecast(forecast) })
+        log.info({ event: 'forecast.stored', job, h: forecast.h, jointRiskMean: forecast.joint.mean }, 'forecast stored')
+      }
+      const model = outcome.model
+      if (model !== null) {
+        await Store.use(options.dir, async (store) => { await store.putModel(model) })
+        log.info({ event: 'model.stored', job, kind: model.kind ?? 'glm', rounds: model.rounds, converged: model.converged }, 'model stored')
+        await writeStatus({ lastModel: job })
+      }
+      // the head of this region's round log goes into the model's lineage once the log is closed
+      if (model?.lineage !== undefined) {
+        void coordinator?.auditClosed(job)
+          .then(async () => await Store.use(options.dir, async (store) => await store.sealModelLineage(job)))
+          .then((sealed) => { if (sealed) log.info({ event: 'model.lineage.sealed', job }, 'audit head written into the model\'s lineage') })
+          .catch((error: unknown) => { log.warn({ event: 'model.lineage.failed', job, reason: excerpt((error as Error).message, 300) }, 'the audit head could not be written into the model\'s lineage') })
+      }
       try {
         options.onJob?.(outcome)
       } catch (error) {
@@ -318,7 +413,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
 
     const run = async (proposal: JobProposal, runOptions: { signal?: AbortSignal } = {}): Promise<JobOutcome> => {
       const output = await jobs.propose(proposal, runOptions)
-      return outcomeOf(proposal.id, output, member?.region ?? peerId, federation.members)
+      return storedOutcome(proposal.id, output, member?.region ?? peerId, federation.members)
     }
     const watchProposals = (): void => {
       if (poll !== undefined || stopped !== null) return
@@ -379,6 +474,8 @@ export interface JobRequest {
   forecast?: z.input<typeof forecastProposalSchema>
   /** a statistics job, as `epimesh propose --stats` writes one: `{ features, outcome, bins, minimum, schemaOf }` */
   stats?: z.input<typeof statsProposalSchema>
+  /** a re-fit warm-started from the shared model of this job (every member must hold it) */
+  refit?: string
 }
 
 /** A running peer. Every member must run one for a job to run. */
@@ -472,7 +569,7 @@ export async function createPeer (options: PeerOptions, { signal }: { signal?: A
       throwIfAborted(jobSignal, 'the proposal was aborted')
       if (stopping !== null) throw new AbortedError('the peer has stopped')
       const id = job.id === undefined ? `job-${randomBytes(6).toString('hex')}` : checkJobId(job.id, 'job id')
-      const proposal = checkProposal({ id, proposer: runtime.peerId, ...(job.model === undefined ? {} : { model: job.model }), ...(job.forecast === undefined ? {} : { forecast: job.forecast }), ...(job.stats === undefined ? {} : { stats: job.stats }) }, runtime.federation.model, `job ${id}`)
+      const proposal = checkProposal({ id, proposer: runtime.peerId, ...(job.model === undefined ? {} : { model: job.model }), ...(job.forecast === undefined ? {} : { forecast: job.forecast }), ...(job.stats === undefined ? {} : { stats: job.stats }), ...(job.refit === undefined ? {} : { refit: job.refit }) }, runtime.federation.model, `job ${id}`)
       return await runtime.run(proposal, jobSignal === undefined ? {} : { signal: jobSignal })
     },
     stop: async ({ signal: stopSignal } = {}) => {

@@ -18,6 +18,8 @@ export interface JobProposal {
   forecast?: ForecastProposal
   /** present for a statistics job: the features, outcome, bins and disclosure minimum (model gives the round deadline) */
   stats?: StatsProposal
+  /** a re-fit: the job whose shared model (and each member's own ADMM duals) the fit starts from */
+  refit?: string
 }
 
 export type JobAnnouncement =
@@ -33,7 +35,7 @@ const jobId = z.string().refine(isJobId, JOB_ID_RULE)
  * a proposal must be its authenticated author (checked on receipt).
  */
 export const jobAnnouncementSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('job.propose'), id: jobId, proposer: z.string().min(1).max(128), model: modelSchema, forecast: forecastProposalSchema.optional(), stats: statsProposalSchema.optional() }).refine((value) => value.forecast === undefined || value.stats === undefined, 'a job is a forecast or statistics, not both'),
+  z.strictObject({ type: z.literal('job.propose'), id: jobId, proposer: z.string().min(1).max(128), model: modelSchema, forecast: forecastProposalSchema.optional(), stats: statsProposalSchema.optional(), refit: jobId.optional() }).refine((value) => value.forecast === undefined || value.stats === undefined, 'a job is a forecast or statistics, not both'),
   z.strictObject({ type: z.literal('job.accept'), id: jobId }),
   z.strictObject({ type: z.literal('job.decline'), id: jobId, reason: z.string().max(1000) })
 ])

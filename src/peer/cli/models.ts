@@ -1,0 +1,265 @@
+import { writeFile } from 'node:fs/promises'
+import type { Command } from 'commander'
+import { EpimeshError } from '../../errors.ts'
+import type { FeatureSpec } from '../../learning/design.ts'
+import { predictRecords, waldIntervals, type ScoredRow } from '../../learning/predict.ts'
+import { problemText, readCasesToScore } from '../../store/cases-to-score.ts'
+import { OptionInvalidError, type RowProblem } from '../../store/errors.ts'
+import type { ModelSpecification, StoredModel } from '../../store/store.ts'
+import { checkJobId } from '../paths.ts'
+import { withStore } from './store-commands.ts'
+
+/**
+ * `epimesh predict`: scores new case records with a shared model the region holds, and the model
+ * registry: `epimesh models` (every model with its version and lineage) and `epimesh models diff A B`
+ * (how the coefficients moved between two).
+ */
+
+/** A stored model that cannot score records (none, one of an earlier version, a forecasting model). */
+export class ModelUnusableError extends EpimeshError {
+  static override readonly name = 'ModelUnusableError'
+  readonly exitCode = 2
+  constructor (message: string) { super('MODEL_UNUSABLE', message) }
+}
+
+/** Records of which not one could be scored. */
+export class NothingScoredError extends EpimeshError {
+  static override readonly name = 'NothingScoredError'
+  readonly exitCode = 2
+  constructor (message: string) { super('NOTHING_SCORED', message) }
+}
+
+type GlmSpecification = Extract<ModelSpecification, { kind: 'glm' }>
+
+/** The model's specification and covariance, or why it cannot score. */
+export function scoringModelOf (model: StoredModel): { specification: GlmSpecification, covariance: Float64Array, features: FeatureSpec[] } {
+  const specification = model.specification
+  if (specification === undefined || model.covariance === undefined) throw new ModelUnusableError(`the model of job ${model.job} was stored by an earlier version, without its specification and covariance: it cannot score records (fit it again to score with it)`)
+  if (specification.kind !== 'glm') throw new ModelUnusableError(`job ${model.job} is a regional forecasting job: its model forecasts the regions' case counts (see epimesh forecast --job ${model.job}), it does not score records`)
+  const p = model.coefficients.length
+  const covariance = new Float64Array(p * p)
+  for (let row = 0; row < p; row++) {
+    for (let column = 0; column < p; column++) {
+      const value = model.covariance[row]?.[column]
+      if (typeof value !== 'number') throw new ModelUnusableError(`the covariance of the model of job ${model.job} is not finite (the Hessian could not give it): its predictions would have no standard error`)
+      covariance[row * p + column] = value
+    }
+  }
+  const features: FeatureSpec[] = specification.features.map((feature) => feature.type === 'categorical' ? { name: feature.name, type: 'categorical', levels: feature.levels ?? [] } : { name: feature.name, type: 'numeric' })
+  return { specification, covariance, features }
+}
+
+/** Scores records (typed values, or their problems) with a stored model; every record gets a prediction or a reason. */
+export function scoreRecords (model: StoredModel, records: ReadonlyArray<{ row: number, line?: number, id?: string | null, values: Readonly<Record<string, unknown>>, problems?: readonly RowProblem[] }>): Array<ScoredRow & { line?: number, id?: string }> {
+  const { specification, covariance, features } = scoringModelOf(model)
+  const scoring = { family: specification.family, features, intercept: specification.intercept, offset: specification.offset, coefficients: model.coefficients.map((row) => row.estimate), covariance }
+  return records.map((record) => {
+    const extra = { ...(record.line === undefined ? {} : { line: record.line }), ...(record.id === undefined || record.id === null ? {} : { id: record.id }) }
+    const problems = record.problems ?? []
+    const first = problems[0]
+    if (first !== undefined) return { row: record.row, ...extra, column: first.column, kind: first.kind as never, error: problems.map((problem) => problemText(problem)).join('; ') }
+    const [scored] = predictRecords(scoring, [record.values], record.row)
+    return { ...(scored as ScoredRow), ...extra }
+  })
+}
+
+const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+
+/** A CSV field: quoted when it must be, and a leading formula character defused for spreadsheets. */
+function csvField (value: unknown): string {
+  if (value === undefined || value === null) return ''
+  let text = String(value)
+  if (/^[=+\-@\t\r]/.test(text) && typeof value === 'string') text = `'${text}`
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
+}
+
+const PREDICTION_COLUMNS = ['row', 'line', 'id', 'link', 'linkSe', 'fit', 'se', 'lower', 'upper', 'error'] as const
+
+function predictionsCsv (rows: ReadonlyArray<Record<string, unknown>>): string {
+  return `${PREDICTION_COLUMNS.join(',')}\n${rows.map((row) => PREDICTION_COLUMNS.map((column) => csvField(row[column])).join(',')).join('\n')}\n`
+}
+
+/** The key of a model's series: models of the same kind, family, outcome and features are versions of one model. */
+export function seriesKey (model: StoredModel): string {
+  const spec = model.specification
+  if (spec === undefined) return 'unspecified'
+  if (spec.kind === 'forecast') return 'forecast'
+  return JSON.stringify([spec.family, spec.outcome, spec.features.map((feature) => [feature.name, feature.type, feature.levels ?? null])])
+}
+
+/** A series' name as shown: "binomial severe ~ age + sex". */
+function seriesName (model: StoredModel): string {
+  const spec = model.specification
+  if (spec === undefined) return '(stored by an earlier version)'
+  if (spec.kind === 'forecast') return 'regional forecast (poisson)'
+  return `${spec.family} ${spec.outcome} ~ ${spec.features.map((feature) => feature.name).join(' + ')}`
+}
+
+/** Every model with its version: the n-th model of its series, oldest first. */
+export function versioned (models: readonly StoredModel[]): Array<StoredModel & { version: number, series: string }> {
+  const counts = new Map<string, number>()
+  return models.map((model) => {
+    const key = seriesKey(model)
+    const version = (counts.get(key) ?? 0) + 1
+    counts.set(key, version)
+    return { ...model, version, series: seriesName(model) }
+  })
+}
+
+export interface CoefficientMove {
+  term: string
+  a: number | null
+  b: number | null
+  /** b - a */
+  difference: number | null
+  /** (b - a) / SE(a): how far it moved in A's standard errors */
+  inStandardErrors: number | null
+}
+
+/** How the coefficients moved from model A to model B, term by term (a term in one only has nulls). */
+export function diffModels (a: StoredModel, b: StoredModel): CoefficientMove[] {
+  const terms = [...a.coefficients.map((row) => row.term), ...b.coefficients.map((row) => row.term).filter((term) => !a.coefficients.some((row) => row.term === term))]
+  return terms.map((term) => {
+    const before = a.coefficients.find((row) => row.term === term)
+    const after = b.coefficients.find((row) => row.term === term)
+    const difference = before === undefined || after === undefined ? null : after.estimate - before.estimate
+    const se = before?.standardError ?? null
+    return { term, a: before?.estimate ?? null, b: after?.estimate ?? null, difference, inStandardErrors: difference === null || se === null || !(se > 0) ? null : difference / se }
+  })
+}
+
+/** The rows of `model --job`'s table with Wald intervals, and for a logistic model the odds ratios. */
+export function intervalTable (model: StoredModel): Array<{ term: string, estimate: number, lower: number | null, upper: number | null, oddsRatio: number | null, oddsLower: number | null, oddsUpper: number | null }> {
+  const intervals = waldIntervals(model.coefficients.map((row) => row.estimate), model.coefficients.map((row) => row.standardError))
+  const logistic = model.specification?.family === 'binomial' || (model.specification === undefined && model.metrics !== null)
+  return model.coefficients.map((row, index) => {
+    const { lower, upper } = intervals[index] as { lower: number | null, upper: number | null }
+    return {
+      term: row.term,
+      estimate: row.estimate,
+      lower,
+      upper,
+      oddsRatio: logistic ? Math.exp(row.estimate) : null,
+      oddsLower: logistic && lower !== null ? Math.exp(lower) : null,
+      oddsUpper: logistic && upper !== null ? Math.exp(upper) : null
+    }
+  })
+}
+
+const number = (value: number | null, digits = 6): string => value === null ? 'NA' : value.toPrecision(digits)
+
+function lineageLines (model: StoredModel): string[] {
+  const lineage = model.lineage
+  if (lineage === undefined) return ['lineage: none (stored by an earlier version)']
+  const parameters = Object.entries(lineage.parameters).map(([name, value]) => `${name} ${String(value)}`).join(', ')
+  return [
+    `proposed by ${lineage.proposerRegion ?? 'a non-member'} (${lineage.proposer}); ${lineage.algorithm}; ${parameters}`,
+    `regions: ${lineage.regions.join(', ')}; ${model.rows} records pooled, ${lineage.ownRows} of them this region's (data digest ${lineage.dataDigest})`,
+    `audit head: ${lineage.auditHead === null ? 'not yet written (the round log closes shortly after the job)' : `${lineage.auditHead.length} entries, ${lineage.auditHead.hash}`}`,
+    `warm-started from: ${lineage.parent ?? 'none (a cold start)'}`
+  ]
+}
+
+/** The text of `model --job J` below its header: coefficients with Wald intervals (and odds ratios), and the lineage. */
+export function modelDetailLines (model: StoredModel): string[] {
+  const rows = intervalTable(model)
+  const logistic = rows.some((row) => row.oddsRatio !== null)
+  const lines = [`${'term'.padEnd(22)} ${'estimate'.padStart(12)} ${'95% CI (Wald)'.padStart(27)}${logistic ? ` ${'odds ratio'.padStart(12)} ${'95% CI'.padStart(27)}` : ''}`]
+  for (const row of rows) {
+    lines.push(`${row.term.padEnd(22)} ${row.estimate.toPrecision(7).padStart(12)} ${`[${number(row.lower)}, ${number(row.upper)}]`.padStart(27)}${logistic ? ` ${number(row.oddsRatio).padStart(12)} ${`[${number(row.oddsLower)}, ${number(row.oddsUpper)}]`.padStart(27)}` : ''}`)
+  }
+  return [...lines, ...lineageLines(model)]
+}
+
+async function modelOf (dir: string, job: string | undefined): Promise<StoredModel> {
+  return await withStore(dir, async (store) => {
+    if (job !== undefined) {
+      const model = await store.getModel(job)
+      if (model === null) throw new ModelUnusableError(`no model of job ${job} in ${dir} (epimesh models lists them)`)
+      return model
+    }
+    const models = await store.listModels()
+    const scoring = models.filter((model) => model.specification?.kind === 'glm').at(-1)
+    if (scoring !== undefined) return scoring
+    if (models.length === 0) throw new ModelUnusableError(`no model yet in ${dir}: the federation has not fitted one (epimesh propose)`)
+    // only models that cannot score: say why, for the latest
+    return models.at(-1) as StoredModel
+  })
+}
+
+export function registerModels (program: Command): void {
+  program.command('predict')
+    .description('score new case records with a shared model: linear predictor, probability (or rate), standard errors and 95% intervals')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .requiredOption('--cases <file.csv>', 'the records to score, with the columns of the store\'s schema (the outcome may be absent); nothing is stored')
+    .option('--job <id>', 'the model of a given job (default: the latest regression model)')
+    .option('--json', 'one JSON object on stdout: {job, family, predictions: [...]} in input order', false)
+    .option('--out <scored.csv>', 'write the predictions to a CSV file instead')
+    .action(async (options: { dir: string, cases: string, job?: string, json: boolean, out?: string }) => {
+      if (options.json && options.out !== undefined) throw new OptionInvalidError('give --json or --out, not both')
+      const job = options.job === undefined ? undefined : checkJobId(options.job, '--job')
+      const model = await modelOf(options.dir, job)
+      const { specification } = scoringModelOf(model)
+      const schema = await withStore(options.dir, async (store) => await store.schema())
+      if (schema === null) throw new ModelUnusableError(`${options.dir} has no schema of case records yet: the records to score are read with it (import the region's records first)`)
+      const columns = [...specification.features.map((feature) => feature.name), ...(specification.offset === null ? [] : [specification.offset])]
+      const { records } = await readCasesToScore(options.cases, schema, { columns, model: model.job })
+      const predictions = scoreRecords(model, records)
+      const scored = predictions.filter((prediction) => !('error' in prediction)).length
+      if (options.json) out(JSON.stringify({ job: model.job, family: specification.family, scored, refused: predictions.length - scored, predictions }))
+      else if (options.out !== undefined) {
+        await writeFile(options.out, predictionsCsv(predictions as unknown as Array<Record<string, unknown>>))
+        out(`scored ${scored} of ${predictions.length} records from ${options.cases} with the model of job ${model.job}; written to ${options.out}`)
+      } else {
+        out(`model of job ${model.job}: ${specification.family === 'binomial' ? 'probability' : 'rate'} of ${specification.outcome}, 95% intervals`)
+        out(`${'row'.padStart(5)} ${'id'.padEnd(12)} ${'link'.padStart(10)} ${'se'.padStart(9)} ${'fit'.padStart(10)} ${'se'.padStart(9)} ${'95% interval'.padStart(24)}`)
+        for (const prediction of predictions) {
+          const id = ('id' in prediction ? prediction.id ?? '' : '').slice(0, 12).padEnd(12)
+          if ('error' in prediction) out(`${String(prediction.row).padStart(5)} ${id} not scored: ${prediction.error}`)
+          else out(`${String(prediction.row).padStart(5)} ${id} ${prediction.link.toFixed(4).padStart(10)} ${prediction.linkSe.toFixed(4).padStart(9)} ${prediction.fit.toPrecision(4).padStart(10)} ${prediction.se.toPrecision(3).padStart(9)} ${`[${prediction.lower.toPrecision(4)}, ${prediction.upper.toPrecision(4)}]`.padStart(24)}`)
+        }
+        out(`${scored} of ${predictions.length} records scored`)
+      }
+      if (scored === 0) throw new NothingScoredError(`not one of the ${predictions.length} records in ${options.cases} could be scored (each one's reason is above)`)
+    })
+
+  const models = program.command('models')
+    .description('the model registry: every shared model this peer holds, versioned, with its lineage; `models diff A B` compares two')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .option('--json', 'one JSON array (or, for diff, object) on stdout', false)
+    .action(async (options: { dir: string, json: boolean }) => {
+      const listed = versioned(await withStore(options.dir, async (store) => await store.listModels()))
+      if (options.json) {
+        out(JSON.stringify(listed.map((model) => ({ job: model.job, version: model.version, series: model.series, createdAt: model.createdAt, converged: model.converged, rounds: model.rounds, peers: model.peers, rows: model.rows, lineage: model.lineage ?? null }))))
+        return
+      }
+      if (listed.length === 0) {
+        out('no model yet')
+        return
+      }
+      for (const model of listed) {
+        out(`${model.series} v${model.version}: job ${model.job}, ${model.createdAt}, ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds, ${model.rows} records in ${model.peers} regions`)
+        for (const line of lineageLines(model)) out(`  ${line}`)
+      }
+    })
+
+  models.command('diff')
+    .description('how the coefficients moved from the model of job A to that of job B')
+    .argument('<a>', 'the first job')
+    .argument('<b>', 'the second job')
+    .action(async (first: string, second: string) => {
+      // --dir and --json are the registry's (models --dir D diff A B, or models diff A B --dir D)
+      const options = models.opts<{ dir: string, json: boolean }>()
+      const [a, b] = [checkJobId(first, 'A'), checkJobId(second, 'B')]
+      const [modelA, modelB] = await withStore(options.dir, async (store) => [await store.getModel(a), await store.getModel(b)] as const)
+      if (modelA === null || modelB === null) throw new ModelUnusableError(`no model of job ${modelA === null ? a : b} in ${options.dir} (epimesh models lists them)`)
+      const moves = diffModels(modelA, modelB)
+      if (options.json) {
+        out(JSON.stringify({ a, b, sameSeries: seriesKey(modelA) === seriesKey(modelB), coefficients: moves }))
+        return
+      }
+      out(`from job ${a} (${modelA.createdAt}, ${modelA.rows} records) to job ${b} (${modelB.createdAt}, ${modelB.rows} records)${seriesKey(modelA) === seriesKey(modelB) ? '' : '; NOT the same model (other family, outcome or features)'}`)
+      out(`${'term'.padEnd(22)} ${'A'.padStart(12)} ${'B'.padStart(12)} ${'B - A'.padStart(12)} ${'in SE(A)'.padStart(9)}`)
+      for (const move of moves) out(`${move.term.padEnd(22)} ${number(move.a, 7).padStart(12)} ${number(move.b, 7).padStart(12)} ${number(move.difference, 4).padStart(12)} ${(move.inStandardErrors === null ? 'NA' : move.inStandardErrors.toFixed(2)).padStart(9)}`)
+    })
+}
