@@ -866,3 +866,26 @@ export function pooledStats (request: StatsRequest, data: StatsData): StatsResul
   const firstTotals = localFirst(request, data)
   return statsFromTotals(request, firstTotals, localSecond(request, data, readFirst(request, firstTotals)), 1)
 }
+
+/** One region's own standing, kept in its own store beside the federation's result and shown to it alone. */
+export interface OwnSummary {
+  rows: number
+  features: Record<string, { count: number, missing: number, mean: number | null }>
+}
+
+/** A region's own counts, missing counts and means of the request's features (its own rows: no suppression needed). */
+export function ownSummary (request: StatsRequest, data: StatsData): OwnSummary {
+  const features: OwnSummary['features'] = {}
+  request.features.forEach((feature, index) => {
+    const column = data.columns[index] as Float64Array
+    let count = 0
+    let sum = 0
+    for (const value of column) {
+      if (Number.isNaN(value)) continue
+      count++
+      sum += value
+    }
+    features[feature.name] = { count, missing: data.rows - count, mean: feature.type === 'numeric' && count > 0 ? sum / count : null }
+  })
+  return { rows: data.rows, features }
+}

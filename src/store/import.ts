@@ -5,7 +5,7 @@ import { MAX_COLUMNS, readCsv } from './csv.ts'
 import { cut, echo, FreeTextRefusedError, IdentifierRefusedError, ImportInvalidError, SchemaMismatchError, StoreIoError, storageFailure, type IdentifierFinding, type RowProblem } from './errors.ts'
 import { identifierByName, identifierInValue } from './identifiers.ts'
 import { IdFilter } from './id-filter.ts'
-import { inferSchema, type CaseSchema, type ColumnRule } from './schema.ts'
+import { foldSpelling, inferSchema, type CaseSchema, type ColumnRule } from './schema.ts'
 import type { AbstractBatchOperation } from 'abstract-level'
 import { hashRecordId, layoutOf, StoreLayout, type CaseRow, type Database, type ImportRecord, type SeriesPoint } from './layout.ts'
 import type { Store } from './store.ts'
@@ -42,6 +42,18 @@ export interface ImportReport {
   inferred: boolean
   droppedColumns: string[]
   hashedColumns: string[]
+  /** what the import changed to fit the schema: per column, the values written another way (an alias, a date format) */
+  normalised: Normalised[]
+}
+
+/** Values of one column an import wrote as the schema has them: each spelling read and what it became, with counts. */
+export interface Normalised {
+  column: string
+  kind: 'level' | 'date'
+  count: number
+  /** for levels: the schema's spellings read and their level (for dates only the format: a date may be a person's) */
+  changes: Array<{ from: string, to: string, count: number }>
+  format?: string
 }
 
 const INFER_SAMPLE = 1000
@@ -193,7 +205,16 @@ function checkHeader (file: string, sample: Sample, schema: CaseSchema): void {
   if (identifiers.length > 0) throw new IdentifierRefusedError(file, identifiers)
 }
 
-type CellResult = { value: number | string | null } | { kind: string, reason: string }
+type CellResult = { value: number | string | null, normalised?: { from: string, to: string } } | { kind: string, reason: string }
+
+/** A date written in `format` (YYYY, MM or M, DD or D, separators) as YYYY-MM-DD, or null when it does not fit. */
+export function dateFromFormat (text: string, format: string): string | null {
+  const tokens = format.match(/YYYY|MM|M|DD|D|./g) ?? []
+  const pattern = tokens.map((token) => token === 'YYYY' ? '(?<year>\\d{4})' : token === 'MM' ? '(?<month>\\d{2})' : token === 'M' ? '(?<month>\\d{1,2})' : token === 'DD' ? '(?<day>\\d{2})' : token === 'D' ? '(?<day>\\d{1,2})' : token.replace(/[.\\/-]/g, (character) => `\\${character}`)).join('')
+  const groups = new RegExp(`^${pattern}$`).exec(text)?.groups
+  if (groups === undefined) return null
+  return `${groups.year as string}-${(groups.month as string).padStart(2, '0')}-${(groups.day as string).padStart(2, '0')}`
+}
 
 export function validateCell (rule: Exclude<ColumnRule, { action: string }>, text: string, latest: string): CellResult {
   switch (rule.type) {
@@ -207,13 +228,45 @@ export function validateCell (rule: Exclude<ColumnRule, { action: string }>, tex
     case 'category': {
       const problem = textProblem(text)
       if (problem !== null) return { kind: problem.kind, reason: `${echo(text)} ${problem.reason}` }
-      return rule.levels.includes(text) ? { value: text } : { kind: 'NOT_A_LEVEL', reason: `${echo(text)} is not one of ${cut(rule.levels.join(', '))}` }
+      if (rule.levels.includes(text)) return { value: text }
+      const level = aliasOf(rule, text)
+      if (level !== undefined) return { value: level, normalised: { from: text, to: level } }
+      return { kind: 'NOT_A_LEVEL', reason: `${echo(text)} is not one of ${cut(rule.levels.join(', '))}${rule.aliases === undefined ? '' : ' nor an alias of one'}` }
     }
     case 'date': {
+      if (rule.format !== undefined && !(rule.format === 'YYYY-MM-DD')) {
+        const iso = dateFromFormat(text, rule.format)
+        if (iso === null) return { kind: 'NOT_A_DATE', reason: `${echo(text)} is not a date written ${rule.format}` }
+        const parsed = parseDate(iso, latest)
+        return 'value' in parsed ? { value: parsed.value, normalised: { from: rule.format, to: 'YYYY-MM-DD' } } : { kind: parsed.kind, reason: `${echo(text)} (${iso}) ${parsed.reason}` }
+      }
       const parsed = parseDate(text, latest)
       return 'value' in parsed ? parsed : { kind: parsed.kind, reason: `${echo(text)} ${parsed.reason}` }
     }
   }
+}
+
+/** The level an alias stands for: its exact spelling first, then regardless of case and Unicode composition. */
+function aliasOf (rule: { aliases?: Record<string, string> | undefined }, text: string): string | undefined {
+  if (rule.aliases === undefined) return undefined
+  const exact = rule.aliases[text]
+  if (exact !== undefined) return exact
+  const folded = foldSpelling(text)
+  for (const [alias, level] of Object.entries(rule.aliases)) if (foldSpelling(alias) === folded) return level
+  return undefined
+}
+
+function countNormalised (normalised: Map<string, Normalised>, column: string, kind: Normalised['kind'], change: { from: string, to: string }): void {
+  let entry = normalised.get(column)
+  if (entry === undefined) {
+    entry = { column, kind, count: 0, changes: [], ...(kind === 'date' ? { format: change.from } : {}) }
+    normalised.set(column, entry)
+  }
+  entry.count++
+  if (kind === 'date') return
+  const known = entry.changes.find((item) => item.from === change.from)
+  if (known !== undefined) known.count++
+  else entry.changes.push({ ...change, count: 1 })
 }
 
 function newImportId (): string {
@@ -267,6 +320,7 @@ export async function importCases (store: Store, options: ImportOptions): Promis
   const committed = await layout.committedImports()
   const problems = new Problems(file, options.problemLimit ?? 100)
   const findings = new Map<string, IdentifierFinding>()
+  const normalised = new Map<string, Normalised>()
   const columnIndex = new Map(header.map((column, index) => [column, index]))
   const idIndex = columnIndex.get(schema.id) as number
   // the record id is stored only as its hash, even when the schema lists it among its columns
@@ -324,8 +378,10 @@ export async function importCases (store: Store, options: ImportOptions): Promis
           if (kind !== null) findings.set(column, { column: cut(column), kind, line })
         }
         const result = validateCell(rule, text, column === schema.date ? latest : LATEST_DATE)
-        if ('value' in result) row[column] = result.value
-        else {
+        if ('value' in result) {
+          row[column] = result.value
+          if (result.normalised !== undefined) countNormalised(normalised, column, rule.type === 'date' ? 'date' : 'level', result.normalised)
+        } else {
           problems.add(line, column, result.kind, result.reason)
           valid = false
         }
@@ -361,7 +417,7 @@ export async function importCases (store: Store, options: ImportOptions): Promis
   if (writer.marked > 0) await removeRange(layout, layout.seenMarks(importId)).catch(() => {})
   const droppedColumns = Object.entries(schema.columns).filter(([, rule]) => isAction(rule) && rule.action === 'drop').map(([column]) => column)
   const hashedColumns = Object.entries(schema.columns).filter(([column, rule]) => column !== schema.id && isAction(rule) && rule.action === 'hash').map(([column]) => column)
-  return { importId, rows, duplicates, schema, inferred, droppedColumns, hashedColumns }
+  return { importId, rows, duplicates, schema, inferred, droppedColumns, hashedColumns, normalised: [...normalised.values()] }
 }
 
 interface ReadyRow {

@@ -204,7 +204,12 @@ export const storedStatsSchema = z.strictObject({
     iv: bounded(z.number().nullable()).nullable(),
     woe: bounded(z.array(z.strictObject({ lower: z.number().nullable(), upper: z.number().nullable(), levels: z.array(label).max(1000).nullable(), missing: z.boolean(), events: z.number().int().nonnegative(), nonEvents: z.number().int().nonnegative(), woe: z.number() })).max(1000).nullable()).nullable(),
     crossTables: bounded(z.strictObject({ levels: z.array(label).max(1000), negatives: z.array(count).max(1000), positives: z.array(count).max(1000), chiSquare: z.number().nullable(), df: z.number().int().nonnegative(), pValue: z.number().nullable() })).nullable()
-  })
+  }),
+  /** this region's own counts and means beside the federation's: kept in its own store only */
+  own: z.strictObject({
+    rows: z.number().int().nonnegative(),
+    features: bounded(z.strictObject({ count: z.number().int().nonnegative(), missing: z.number().int().nonnegative(), mean: z.number().nullable() }))
+  }).optional()
 })
 
 /** A statistics job's result as a region keeps it. */

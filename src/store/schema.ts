@@ -9,8 +9,34 @@ import { isDecimal, isMissing, looksLikeDate, looksNumeric, trimCell } from './v
  * schema of its first import and checks every later import against it.
  */
 const numberColumn = z.strictObject({ type: z.literal('number'), min: z.number().optional(), max: z.number().optional(), required: z.boolean().optional() })
-const categoryColumn = z.strictObject({ type: z.literal('category'), levels: z.array(z.string().min(1)).min(1), required: z.boolean().optional() })
-const dateColumn = z.strictObject({ type: z.literal('date'), required: z.boolean().optional() })
+/**
+ * A category's levels: a list, or each level with the other spellings an import turns into it
+ * (`{"F": ["f", "female", "女"]}`), kept as the list of levels and a map of aliases to their level.
+ */
+const levelAliases = (value: unknown): unknown => {
+  if (typeof value !== 'object' || value === null || !('levels' in value)) return value
+  const { levels, ...rest } = value as { levels: unknown }
+  if (typeof levels !== 'object' || levels === null || Array.isArray(levels)) return value
+  const aliases: Record<string, string> = {}
+  for (const [level, spellings] of Object.entries(levels as Record<string, unknown>)) {
+    if (Array.isArray(spellings)) for (const spelling of spellings) if (typeof spelling === 'string') aliases[spelling] = level
+  }
+  return { ...rest, levels: Object.keys(levels), aliases: { ...(('aliases' in rest && typeof rest.aliases === 'object') ? rest.aliases as object : {}), ...aliases } }
+}
+const categoryColumn = z.preprocess(levelAliases, z.strictObject({
+  type: z.literal('category'),
+  levels: z.array(z.string().min(1).max(200)).min(1).max(10_000),
+  /** another spelling of a level: an import stores the level */
+  aliases: z.record(z.string().min(1).max(200), z.string().min(1)).refine((record) => Object.keys(record).length <= 10_000, 'at most 10,000 aliases').optional(),
+  required: z.boolean().optional()
+}))
+/** how the file writes its dates: YYYY, MM (or M), DD (or D) and the separators between them, such as YYYY/MM/DD or DD.MM.YYYY */
+export const DATE_FORMAT = /^(?=.*YYYY)(?=.*M)(?=.*D)(YYYY|MM|M|DD|D|[./\- ])+$/
+const onceEach = (format: string): boolean => {
+  const tokens = format.match(/YYYY|MM|M|DD|D|./g) ?? []
+  return tokens.filter((token) => token === 'YYYY').length === 1 && tokens.filter((token) => token === 'MM' || token === 'M').length === 1 && tokens.filter((token) => token === 'DD' || token === 'D').length === 1
+}
+const dateColumn = z.strictObject({ type: z.literal('date'), format: z.string().max(20).regex(DATE_FORMAT, 'a date format of YYYY, MM, DD and the separators . / - or a space, such as YYYY/MM/DD').refine(onceEach, 'a date format names the year, the month and the day once each').optional(), required: z.boolean().optional() })
 const actionColumn = z.strictObject({ action: z.enum(['drop', 'hash']) })
 
 export const schemaSchema = z.strictObject({
@@ -40,11 +66,30 @@ export function parseSchema (json: unknown, source: string): CaseSchema {
   if (schema.outcome === schema.id || schema.date === schema.id) throw new SchemaInvalidError(`${source}: the record id column "${cut(schema.id)}" is stored only as its salted hash; it cannot be the outcome or the record date`)
   if (schema.outcome !== undefined && !(schema.outcome in columns)) throw new SchemaInvalidError(`${source}: the outcome "${cut(schema.outcome)}" is not among the columns`)
   if (schema.date !== undefined && (columns[schema.date] as { type?: string } | undefined)?.type !== 'date') throw new SchemaInvalidError(`${source}: the record date "${cut(schema.date)}" must be a date column`)
+  for (const [name, rule] of Object.entries(columns)) {
+    if (!('type' in rule) || rule.type !== 'category' || rule.aliases === undefined) continue
+    for (const [alias, level] of Object.entries(rule.aliases)) {
+      if (!rule.levels.includes(level)) throw new SchemaInvalidError(`${source}: columns.${cut(name)}: the alias "${cut(alias)}" names "${cut(level)}", which is not a level`)
+      if (rule.levels.includes(alias) && alias !== level) throw new SchemaInvalidError(`${source}: columns.${cut(name)}: "${cut(alias)}" is a level and an alias of "${cut(level)}"`)
+    }
+    const folded = new Map<string, string>()
+    for (const [alias, level] of Object.entries(rule.aliases)) {
+      const key = foldSpelling(alias)
+      const other = folded.get(key)
+      if (other !== undefined && other !== level) throw new SchemaInvalidError(`${source}: columns.${cut(name)}: the alias "${cut(alias)}" would stand for both "${cut(other)}" and "${cut(level)}"`)
+      folded.set(key, level)
+    }
+  }
   if (schema.positive !== undefined) {
     const outcome = schema.outcome === undefined ? undefined : columns[schema.outcome]
     if (outcome === undefined || !('levels' in outcome) || !outcome.levels.includes(schema.positive)) throw new SchemaInvalidError(`${source}: "positive" must be one of the outcome's levels`)
   }
   return schema
+}
+
+/** How an alias is matched: case and Unicode composition do not matter. */
+export function foldSpelling (text: string): string {
+  return text.normalize('NFC').toLowerCase()
 }
 
 /** Text values longer than this are free text, never category levels, in an inferred schema. */

@@ -5,13 +5,15 @@ import type { Store } from './store.ts'
 /**
  * Aggregates of a region's store for its operator: counts, missingness, ranges, outcome balance and
  * series coverage. Counts below the disclosure threshold (DataSHIELD's nfilter.tab, 3) are suppressed,
- * and so are ranges (a minimum or maximum is one person's value).
+ * and so are the extremes (a minimum or maximum is one person's value): a number column's observed
+ * range runs from its threshold-th lowest to its threshold-th highest value (the 3rd by default), shown
+ * beside the schema's allowed range.
  */
 export interface StoreSummary {
   records: number
   imports: number
   threshold: number
-  columns: Record<string, { type: string, missing: number | string, min?: number | string, max?: number | string, levels?: Record<string, number | string> }>
+  columns: Record<string, { type: string, missing: number | string, min?: number | string, max?: number | string, allowed?: { min: number | null, max: number | null }, levels?: Record<string, number | string> }>
   outcome: { column: string, counts: Record<string, number | string> } | null
   series: { points: number, first: string | null, last: string | null, total: number | string }
 }
@@ -21,7 +23,15 @@ export async function summarize (store: Store, threshold = 3): Promise<StoreSumm
   const schema = await store.schema()
   const imports = await store.imports()
   const suppress = (count: number): number | string => (count > 0 && count < threshold ? `<${threshold}` : count)
-  const stats = new Map<string, { missing: number, min: number, max: number, minText: string, maxText: string, levels: Map<string, number> }>()
+  const stats = new Map<string, { missing: number, lowest: number[], highest: number[], minText: string, maxText: string, levels: Map<string, number> }>()
+  // the threshold lowest and highest values of each number column, sorted: the observed range leaves the extremes out
+  const keep = (list: number[], value: number, lower: boolean): void => {
+    if (list.length === threshold && (lower ? value >= (list[threshold - 1] as number) : value <= (list[threshold - 1] as number))) return
+    let at = list.length
+    while (at > 0 && (lower ? (list[at - 1] as number) > value : (list[at - 1] as number) < value)) at--
+    list.splice(at, 0, value)
+    if (list.length > threshold) list.pop()
+  }
   let records = 0
   for await (const row of store.rows()) {
     records++
@@ -29,13 +39,14 @@ export async function summarize (store: Store, threshold = 3): Promise<StoreSumm
       if (column === '__id') continue
       let entry = stats.get(column)
       if (entry === undefined) {
-        entry = { missing: 0, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, minText: '\uffff', maxText: '', levels: new Map() }
+        entry = { missing: 0, lowest: [], highest: [], minText: '\uffff', maxText: '', levels: new Map() }
         stats.set(column, entry)
       }
       if (value === null) entry.missing++
       else if (typeof value === 'number') {
-        entry.min = Math.min(entry.min, value)
-        entry.max = Math.max(entry.max, value)
+        keep(entry.lowest, value, true)
+        keep(entry.highest, value, false)
+        if (column === schema?.outcome) entry.levels.set(String(value), (entry.levels.get(String(value)) ?? 0) + 1)
       } else {
         entry.levels.set(value, (entry.levels.get(value) ?? 0) + 1)
         if (value < entry.minText) entry.minText = value
@@ -54,16 +65,25 @@ export async function summarize (store: Store, threshold = 3): Promise<StoreSumm
     if (rule.type === 'category') {
       columns[column] = { type: 'category', missing: suppress(entry?.missing ?? 0), levels: Object.fromEntries(rule.levels.map((level) => [level, suppress(entry?.levels.get(level) ?? 0)])) }
     } else if (rule.type === 'number') {
-      // the extremes are single people's values: shown only as the allowed range when a schema gives one
-      columns[column] = { type: 'number', missing: suppress(entry?.missing ?? 0), ...(enough && entry !== undefined && Number.isFinite(entry.min) ? { min: rule.min ?? 'suppressed', max: rule.max ?? 'suppressed' } : {}) }
+      // the extremes are single people's values: the observed range runs from the threshold-th lowest
+      // to the threshold-th highest value, shown only when there are at least threshold values
+      const observed = entry !== undefined && entry.lowest.length >= threshold && entry.highest.length >= threshold
+      columns[column] = {
+        type: 'number',
+        missing: suppress(entry?.missing ?? 0),
+        ...(enough && observed ? { min: entry.lowest[threshold - 1] as number, max: entry.highest[threshold - 1] as number } : {}),
+        ...(rule.min === undefined && rule.max === undefined ? {} : { allowed: { min: rule.min ?? null, max: rule.max ?? null } })
+      }
     } else {
       columns[column] = { type: 'date', missing: suppress(entry?.missing ?? 0), ...(enough && entry !== undefined && entry.maxText !== '' ? { min: entry.minText.slice(0, 7), max: entry.maxText.slice(0, 7) } : {}) }
     }
   }
   let outcome: StoreSummary['outcome'] = null
   if (schema?.outcome !== undefined) {
-    const levels = stats.get(schema.outcome)?.levels ?? new Map<string, number>()
-    outcome = { column: schema.outcome, counts: Object.fromEntries([...levels.entries()].map(([level, count]) => [level, suppress(count)])) }
+    // a category's levels, or a number outcome's values (0 and 1, counts): at most 20 shown, the rest together
+    const levels = [...(stats.get(schema.outcome)?.levels ?? new Map<string, number>()).entries()].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+    const shown = levels.length > 20 ? [...levels.slice(0, 19), ['other values', levels.slice(19).reduce((sum, [, value]) => sum + value, 0)] as [string, number]] : levels
+    outcome = { column: schema.outcome, counts: Object.fromEntries(shown.map(([level, count]) => [level, suppress(count)])) }
   }
   let points = 0
   let first: string | null = null

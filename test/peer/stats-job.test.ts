@@ -114,6 +114,12 @@ describe('the statistics job between real peers', () => {
     expect(JSON.parse(shown.stdout)).toMatchObject({ job: 'stats-live', stats: { rows: 766, peers: 3 } })
     const text = await cli(['stats', '--dir', members[0]!.dir])
     expect(text.stdout).toMatch(/766 rows in 3 regions/)
+    // each region sees its own standing against the pooled figures, and only its own
+    const mine = rows.filter((_, row) => row % 3 === 0)
+    const ownAges = mine.map((row) => (row as Record<string, unknown>).age).filter((age): age is number => typeof age === 'number')
+    expect(results[0]!.own).toMatchObject({ rows: mine.length, features: { age: { count: ownAges.length, missing: mine.length - ownAges.length } } })
+    expect(Math.abs(results[0]!.own!.features.age!.mean! - ownAges.reduce((sum, age) => sum + age, 0) / ownAges.length)).toBeLessThan(1e-12)
+    expect(text.stdout).toMatch(/this region \(\d+ records\) against the federation \(766\)/)
     // the signed round log is written (after the job lingers a round deadline for laggards)
     await vi.waitFor(async () => {
       const exported = await cli(['audit', 'export', '--dir', members[0]!.dir, '--job', 'stats-live', '--out', join(base, 'alpha-stats.log')])

@@ -111,6 +111,20 @@ describe('the data commands on unusable input', () => {
   })
 })
 
+describe('data summary', () => {
+  it('counts a number outcome\'s values, and shows a number column\'s observed range without its extremes', async () => {
+    const { status, stdout } = await run(['data', 'summary', '--dir', dir, '--json'])
+    expect(status).toBe(0)
+    const summary = JSON.parse(stdout) as { outcome: { column: string, counts: Record<string, number> }, columns: Record<string, { min?: number, max?: number }> }
+    expect(summary.outcome).toEqual({ column: 'sick', counts: { 0: 15, 1: 15 } })
+    // the 3rd lowest and 3rd highest of fifteen 0s and fifteen 1s
+    expect(summary.columns.sick).toMatchObject({ min: 0, max: 1 })
+    const text = await run(['data', 'summary', '--dir', dir])
+    expect(text.stdout).toMatch(/outcome sick: 0 15, 1 15/)
+    expect(text.stdout).toMatch(/observed 0 to 1 \(the 3rd lowest to highest value\)/)
+  })
+})
+
 describe('purge', () => {
   it('reports what would go on a dry run, and removes everything only with --yes', async () => {
     const dry = await run(['purge', '--dir', dir, '--older-than', '1m', '--now', '2005-01-01', '--dry-run', '--json'])

@@ -160,8 +160,9 @@ export function registerInspect (program: Command): void {
         return
       }
       out(`job ${stored.job} (${stored.createdAt}, ${stored.rounds} rounds)`)
-      const { printStats } = await import('./stats-text.ts')
+      const { printStats, printOwnStanding } = await import('./stats-text.ts')
       printStats(stored.stats as unknown as Parameters<typeof printStats>[0], out)
+      if (stored.own !== undefined) printOwnStanding(stored.stats as unknown as Parameters<typeof printStats>[0], stored.own, out)
     })
 
   program.command('forecast')

@@ -1,4 +1,4 @@
-import type { NumericSummary, StatsResult } from '../../learning/statistics.ts'
+import type { NumericSummary, OwnSummary, StatsResult } from '../../learning/statistics.ts'
 
 /** Descriptive statistics as text, for `simulate --stats` and `epimesh stats`. */
 const figure = (value: number | null | undefined, digits = 4): string => value === null || value === undefined ? '-' : Number.isInteger(value) ? String(value) : value.toPrecision(digits)
@@ -25,5 +25,17 @@ export function printStats (stats: StatsResult, write: (line: string) => void): 
   for (const [name, table] of Object.entries(stats.crossTables ?? {})) {
     write('')
     write(`${name} x outcome: ${table.levels.map((level, index) => `${level} ${figure(table.negatives[index])}/${figure(table.positives[index])}`).join(', ')} (negative/positive); chi-square ${figure(table.chiSquare)} on ${table.df} df, p ${figure(table.pValue, 3)}`)
+  }
+}
+
+/** This region against the federation: its own mean and missing share beside the pooled ones (no other region's). */
+export function printOwnStanding (stats: StatsResult, own: OwnSummary, write: (line: string) => void): void {
+  write('')
+  write(`this region (${own.rows} records) against the federation (${stats.rows}); known to this region only`)
+  write(`${'feature'.padEnd(24)} ${'own mean'.padStart(10)} ${'pooled'.padStart(10)} ${'own missing'.padStart(12)} ${'pooled'.padStart(8)}`)
+  const share = (missing: number | null, rows: number): string => missing === null || rows === 0 ? '-' : `${(100 * missing / rows).toFixed(1)}%`
+  for (const [name, mine] of Object.entries(own.features)) {
+    const pooled = stats.features[name]
+    write(`${name.slice(0, 24).padEnd(24)} ${figure(mine.mean, 6).padStart(10)} ${figure(pooled?.mean, 6).padStart(10)} ${share(mine.missing, own.rows).padStart(12)} ${share(pooled?.missing ?? null, stats.rows).padStart(8)}`)
   }
 }

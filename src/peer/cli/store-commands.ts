@@ -158,6 +158,11 @@ export function registerStoreCommands (program: Command): void {
             out(`imported ${report.rows} records from ${options.cases} (${report.duplicates} already in the store, not stored again) in ${seconds.toFixed(1)} s`)
             if (report.droppedColumns.length > 0) out(`dropped columns: ${report.droppedColumns.join(', ')}`)
             if (report.hashedColumns.length > 0) out(`hashed columns: ${report.hashedColumns.join(', ')}`)
+            for (const entry of report.normalised) {
+              out(entry.kind === 'date'
+                ? `normalised ${entry.column}: ${entry.count} dates written ${entry.format ?? ''} stored as YYYY-MM-DD`
+                : `normalised ${entry.column}: ${entry.count} values stored as their level (${entry.changes.map((change) => `${JSON.stringify(change.from)} -> ${JSON.stringify(change.to)} ${change.count}`).join(', ')})`)
+            }
             if (report.inferred) out(`no schema given; the one inferred and kept for later imports:\n${JSON.stringify(report.schema, null, 2)}`)
           }
         }
@@ -184,7 +189,7 @@ export function registerStoreCommands (program: Command): void {
       out(`${summary.records} records from ${summary.imports} imports (counts below ${summary.threshold} shown as <${summary.threshold})`)
       if (summary.outcome !== null) out(`outcome ${summary.outcome.column}: ${Object.entries(summary.outcome.counts).map(([level, count]) => `${level} ${count}`).join(', ')}`)
       for (const [column, entry] of Object.entries(summary.columns)) {
-        const range = entry.min === undefined ? '' : `, range ${entry.min} to ${entry.max}`
+        const range = `${entry.min === undefined ? '' : `, observed ${entry.min} to ${entry.max} (the ${summary.threshold}${summary.threshold === 1 ? 'st' : summary.threshold === 2 ? 'nd' : summary.threshold === 3 ? 'rd' : 'th'} lowest to highest value)`}${entry.allowed === undefined ? '' : `, allowed ${entry.allowed.min ?? '-'} to ${entry.allowed.max ?? '-'}`}`
         const levels = entry.levels === undefined ? '' : `, ${Object.entries(entry.levels).map(([level, count]) => `${level} ${count}`).join(', ')}`
         out(`  ${column.padEnd(20)} ${entry.type.padEnd(9)} missing ${entry.missing}${range}${levels}`)
       }

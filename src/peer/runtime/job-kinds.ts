@@ -12,6 +12,7 @@ import type { Protocol } from '../../consensus/machine.ts'
 import type { MessageVerifier } from '../../consensus/audit/evidence.ts'
 import type { Rng } from '../../consensus/types.ts'
 import { INTERCEPT, type DataBlock } from '../../learning/design.ts'
+import { ownSummary, type OwnSummary } from '../../learning/statistics.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
 import { DEFAULT_TREE_SETTINGS, memberByRegion, type ModelSpec as FederationModel } from '../federation.ts'
 import { DISCLOSURE, fitCheck, forecastCheck, JobRefusedError, localDesign, localStatsData, localTreeData, refitStart, statsCheck, treeCheck, type CheckContext, type JobData } from './checks.ts'
@@ -38,7 +39,7 @@ export type JobOutput =
   | { kind: 'glm', fit: FitJobResult, proposal: JobProposal, input: JobInput }
   | { kind: 'forecast', fit: FitJobResult, forecast: ForecastJobResult, proposal: JobProposal, input: JobInput }
   | { kind: 'gbdt', trees: GbdtJobResult, proposal: JobProposal, input: JobInput }
-  | { kind: 'stats', stats: StatsJobResult }
+  | { kind: 'stats', stats: StatsJobResult, own: OwnSummary }
 
 /** SHA-256 of a design block as a job reads it: its terms, then the rows of x, y and the offset as float64. */
 export function designDigest (block: DataBlock, terms: readonly string[]): string {
@@ -270,7 +271,7 @@ const stats: JobKind = {
         return { job: proposal.id, kind: 'stats', state: 'running', phase: position.phase, round: position.round, jobRound: jobRound(current) }
       },
       finish: (result) => ({
-        output: { kind: 'stats', stats: result },
+        output: { kind: 'stats', stats: result, own: ownSummary(request, local) },
         // the audit's final entry: no model, the job's size and rounds
         final: { terms: [], coefficients: [], standardErrors: [], standardizedCoefficients: [], logLikelihood: 0, rounds: result.rounds, converged: true, peers: result.stats.peers, rows: result.stats.rows, penalty: null, tolerance: 0, dropped: [] },
         fields: { kind: 'stats', rounds: result.rounds, rows: result.stats.rows }

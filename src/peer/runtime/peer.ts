@@ -10,6 +10,7 @@ import type { GbdtJobResult } from '../../consensus/jobs/gbdt-job.ts'
 import { gbdtModelToJson } from '../../learning/gbdt.ts'
 import type { ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
 import type { StatsJobResult } from '../../consensus/jobs/stats-job.ts'
+import type { OwnSummary } from '../../learning/statistics.ts'
 import { excerpt } from '../../consensus/ids.ts'
 import { coefficientTable } from '../../learning/inference.ts'
 import type { CaseSchema } from '../../store/schema.ts'
@@ -179,7 +180,7 @@ export function toStoredModel (job: string, result: FitJobResult, origin: ModelO
 
 /** The model and forecast a job's output leaves in this region's store. */
 export function storedOutcome (job: string, output: JobOutput, region: string, members: ReadonlyArray<{ region: string, peerId: string }>): JobOutcome {
-  if (output.kind === 'stats') return { job, model: null, forecast: null, stats: toStoredStats(job, output.stats) }
+  if (output.kind === 'stats') return { job, model: null, forecast: null, stats: toStoredStats(job, output.stats, output.own) }
   if (output.kind === 'gbdt') return { job, model: toStoredForest(job, output.trees), forecast: null, stats: null }
   const origin: ModelOrigin = { proposal: output.proposal, input: output.input, members }
   return { job, model: toStoredModel(job, output.fit, origin), forecast: output.kind === 'forecast' ? toStoredForecast(job, region, output.forecast, members, origin) : null, stats: null }
@@ -270,8 +271,8 @@ export interface JobOutcome {
   stats: StoredStats | null
 }
 
-export function toStoredStats (job: string, result: StatsJobResult): StoredStats {
-  return { job, createdAt: new Date().toISOString(), rounds: result.rounds, stats: result.stats }
+export function toStoredStats (job: string, result: StatsJobResult, own: OwnSummary): StoredStats {
+  return { job, createdAt: new Date().toISOString(), rounds: result.rounds, stats: result.stats, own }
 }
 
 export interface PeerRuntime {
