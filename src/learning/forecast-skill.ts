@@ -15,9 +15,16 @@ export interface Skill {
   rps: number
   dss: number
   coverage: number
+  /**
+   * the randomised PIT histogram: the share of the forecasts' PIT mass in each of PIT_BINS equal bins
+   * of [0, 1] (each forecast spreads its mass uniformly over [F(y - 1), F(y)]); flat when calibrated
+   */
+  pit: number[]
   /** forecasts scored */
   count: number
 }
+
+export const PIT_BINS = 10
 
 /** Running sums of the scores, so that many regions' forecasts add up to one figure. */
 export interface SkillAccumulator {
@@ -26,11 +33,26 @@ export interface SkillAccumulator {
   rps: number
   dss: number
   coverage: number
+  pit: Float64Array
   count: number
 }
 
 export function createSkillAccumulator (): SkillAccumulator {
-  return { logScore: 0, absoluteError: 0, rps: 0, dss: 0, coverage: 0, count: 0 }
+  return { logScore: 0, absoluteError: 0, rps: 0, dss: 0, coverage: 0, pit: new Float64Array(PIT_BINS), count: 0 }
+}
+
+/** Spreads one unit of PIT mass uniformly over [lower, upper] into the bins (all of it at `lower` when the interval is a point). */
+function addPit (bins: Float64Array, lower: number, upper: number): void {
+  const width = upper - lower
+  if (!(width > 0)) {
+    const bin = Math.min(bins.length - 1, Math.max(0, Math.floor(lower * bins.length)))
+    bins[bin] = (bins[bin] as number) + 1
+    return
+  }
+  for (let bin = 0; bin < bins.length; bin++) {
+    const overlap = Math.min(upper, (bin + 1) / bins.length) - Math.max(lower, bin / bins.length)
+    if (overlap > 0) bins[bin] = (bins[bin] as number) + overlap / width
+  }
 }
 
 export function addForecast (accumulator: SkillAccumulator, observed: number, forecast: number | CountDistribution): void {
@@ -41,13 +63,14 @@ export function addForecast (accumulator: SkillAccumulator, observed: number, fo
   accumulator.rps += scores.rps
   accumulator.dss += scores.dss
   accumulator.coverage += scores.coverage
+  addPit(accumulator.pit, scores.pit[0], scores.pit[1])
   accumulator.count++
 }
 
 export function skillOf (accumulator: SkillAccumulator): Skill {
   const count = accumulator.count
   if (count === 0) throw new ForecastInputError('skill', 'no forecasts to score')
-  return { logScore: accumulator.logScore / count, mae: accumulator.absoluteError / count, rps: accumulator.rps / count, dss: accumulator.dss / count, coverage: accumulator.coverage / count, count }
+  return { logScore: accumulator.logScore / count, mae: accumulator.absoluteError / count, rps: accumulator.rps / count, dss: accumulator.dss / count, coverage: accumulator.coverage / count, pit: Array.from(accumulator.pit, (mass) => mass / count), count }
 }
 
 /** A baseline's mean is its point value floored here, so that an observed 0 never gets a Poisson mean of 0. */

@@ -107,6 +107,8 @@ export interface CountScores {
    * inclusive interval over-covers.
    */
   coverage: number
+  /** the randomised PIT interval [F(y - 1), F(y)] */
+  pit: readonly [number, number]
 }
 
 export function scoreCount (y: number, distribution: CountDistribution, level = 0.9): CountScores {
@@ -133,6 +135,7 @@ export function scoreCount (y: number, distribution: CountDistribution, level = 
     rps,
     dss: (y - distribution.mean) ** 2 / variance + Math.log(variance),
     absoluteError: Math.abs(y - distribution.mean),
-    coverage
+    coverage,
+    pit: [below, atY]
   }
 }

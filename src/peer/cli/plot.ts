@@ -105,3 +105,34 @@ export async function lineChartSvg (series: PlotSeries[], options: LineChartOpti
     view.finalize()
   }
 }
+
+/** A bar chart (a histogram over given bins) as a standalone SVG document, rendered as lineChartSvg is. */
+export async function barChartSvg (bars: ReadonlyArray<{ from: number, to: number, value: number }>, options: { title: string, xTitle: string, yTitle: string, reference?: number, width?: number, height?: number }): Promise<string> {
+  const values = bars.filter((bar) => Number.isFinite(bar.value)).map((bar) => ({ from: bar.from, to: bar.to, value: bar.value }))
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: options.title,
+    width: options.width ?? 480,
+    height: options.height ?? 300,
+    layer: [
+      {
+        data: { values },
+        mark: { type: 'rect', stroke: 'white' },
+        encoding: {
+          x: { field: 'from', type: 'quantitative', title: options.xTitle },
+          x2: { field: 'to' },
+          y: { field: 'value', type: 'quantitative', title: options.yTitle }
+        }
+      },
+      ...(options.reference === undefined
+        ? []
+        : [{ data: { values: [{ y: options.reference }] }, mark: { type: 'rule' as const, strokeDash: [4, 4] }, encoding: { y: { field: 'y', type: 'quantitative' as const } } }])
+    ]
+  } as TopLevelSpec
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' })
+  try {
+    return await view.toSVG()
+  } finally {
+    view.finalize()
+  }
+}

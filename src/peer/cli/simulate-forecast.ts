@@ -40,6 +40,7 @@ export interface SimulateForecastOptions {
   level: number
   json?: boolean
   plot?: string
+  pit?: string
 }
 
 function numberOption (name: string, check: (value: number) => boolean, what: string) {
@@ -161,6 +162,17 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
     })
     await writeFile(options.plot, svg)
   }
+  if (options.pit !== undefined && skill !== null) {
+    const { barChartSvg } = await import('./plot.ts')
+    const bins = skill.model.pit
+    const svg = await barChartSvg(bins.map((share, bin) => ({ from: bin / bins.length, to: (bin + 1) / bins.length, value: share * bins.length })), {
+      title: `${String(model.name)}: randomised PIT of ${skill.model.count} one-step forecasts from ${periods[skill.from]}`,
+      xTitle: 'probability integral transform',
+      yTitle: 'density (1 when calibrated)',
+      reference: 1
+    })
+    await writeFile(options.pit, svg)
+  }
   return { summary, output, periods }
 }
 
@@ -231,6 +243,7 @@ export function registerSimulateForecast (program: Command): void {
     .option('--level <p>', 'prediction interval probability', numberOption('level', (value) => value > 0 && value < 1, 'in (0, 1)'), 0.9)
     .option('--json', 'one JSON object on stdout', false)
     .option('--plot <file.svg>', 'plot the held-out one-step forecasts, summed over regions')
+    .option('--pit <file.svg>', 'the model\'s randomised PIT histogram on the held-out forecasts (flat when calibrated)')
     .action(async (options: SimulateForecastOptions) => {
       const { summary } = await runSimulateForecast(options)
       if (options.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`)
