@@ -13,8 +13,8 @@ const infert = await loadProblem('infert', 'infert.csv', 'case', ['age', 'parity
 const lines = [
   `Seed ${seed}. Rounds count every exchange round of the job (the secure sums included); messages count each message to each neighbour.`,
   '',
-  '| topology | peers | diameter | spectral gap | ADMM rounds to 1e-6 | ADMM messages | Newton rounds to 1e-6 | Newton messages |',
-  '|---|---|---|---|---|---|---|---|'
+  '| topology | peers | diameter | spectral gap | ADMM rounds to 1e-6 | ADMM messages | Newton rounds to 1e-6 | Newton rounds / diameter | Newton messages |',
+  '|---|---|---|---|---|---|---|---|---|'
 ]
 for (const topology of ['ring', 'grid', 'er:0.3', 'star']) {
   for (const peers of [4, 8, 16, 32]) {
@@ -26,7 +26,9 @@ for (const topology of ['ring', 'grid', 'er:0.3', 'star']) {
       // messages are counted over the whole run; scale to the rounds needed for 1e-6
       return String(Math.round(result.simulation.messages * rounds / result.simulation.rounds))
     }
-    lines.push(`| ${topology} | ${peers} | ${diameter(admm.graph)} | ${gapOf(admm.graph).toFixed(4)} | ${admm.roundsTo(1e-6) ?? '-'} | ${messagesUntil(admm)} | ${newton.roundsTo(1e-6) ?? '-'} | ${messagesUntil(newton)} |`)
+    const newtonRounds = newton.roundsTo(1e-6)
+    const graphDiameter = diameter(admm.graph)
+    lines.push(`| ${topology} | ${peers} | ${graphDiameter} | ${gapOf(admm.graph).toFixed(4)} | ${admm.roundsTo(1e-6) ?? '-'} | ${messagesUntil(admm)} | ${newtonRounds ?? '-'} | ${newtonRounds === null ? '-' : (newtonRounds / graphDiameter).toFixed(1)} | ${messagesUntil(newton)} |`)
   }
 }
 console.log(lines.join('\n'))

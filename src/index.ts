@@ -1,7 +1,8 @@
 /**
  * epimesh as a library: the pooled fit one analyst would make (`fitGlm`), the same fit by a simulated
  * federation over any graph (`simulate`), the regional forecasting product in the simulator
- * (`simulateForecast`), and a region's real peer (`createPeer`). The simulations run the very machines
+ * (`simulateForecast`), boosted trees grown by a simulated federation (`simulateTrees`, `predictTrees`),
+ * and a region's real peer (`createPeer`). The simulations run the very machines
  * a peer runs; they are synchronous and pure. Reading files and running a peer are asynchronous and
  * take an AbortSignal. Failures are EpimeshError subclasses with a stable `code`, as in the commands.
  *
@@ -10,9 +11,17 @@
 import { createFitJobParams, type Algorithm } from './consensus/jobs/fit-job.ts'
 import type { SplitKind } from './consensus/partition.ts'
 import { simulateDataFit, type DataFitSimulation } from './consensus/sim/data-fit-simulation.ts'
+import { simulateGbdtData, type GbdtDataSimulation } from './consensus/sim/gbdt-simulation.ts'
+import { buildTreeData, createGbdtParams, featureImportance, predictGbdt, type GbdtModel, type TreeFeature } from './learning/gbdt.ts'
+import { DEFAULT_TREE_SETTINGS } from './peer/job-bounds.ts'
 import { simulateForecast as simulateForecastPanel, type ForecastSimulationOutput } from './consensus/sim/forecast-simulation.ts'
+import { simulateStatsOnRows } from './consensus/sim/stats-simulation.ts'
+import type { StatsResult } from './learning/statistics.ts'
+import { statsRequestFromDataset } from './peer/data/stats-request.ts'
+import { simulateEndemicEpidemicForecast } from './consensus/sim/endemic-epidemic-simulation.ts'
+import { createEndemicEpidemicSpec, type EndemicEpidemicSpec } from './learning/endemic-epidemic.ts'
 import { graphFromEdges, isConnected } from './consensus/graph.ts'
-import { buildDesign, termNames, type DataBlock } from './learning/design.ts'
+import { buildDesign, termNames, type DataBlock, type ModelSpec } from './learning/design.ts'
 import type { FamilyName } from './learning/family.ts'
 import { fitModel, type FitMetrics } from './learning/fit.ts'
 import { createForecastModelSpec, ForecastInputError, type ForecastModelSpec } from './learning/forecast.ts'
@@ -24,7 +33,12 @@ import type { Peer, PeerOptions } from './peer/runtime/peer.ts'
 export { EpimeshError } from './errors.ts'
 export type { Dataset, DataBlock, FitMetrics, ForecastModelSpec, RiskParams, ForecastSimulationOutput }
 export type { DataFitSimulation } from './consensus/sim/data-fit-simulation.ts'
+export type { GbdtDataSimulation } from './consensus/sim/gbdt-simulation.ts'
+export type { GbdtModel, GbdtModelJson } from './learning/gbdt.ts'
+export { gbdtModelFromJson, gbdtModelToJson } from './learning/gbdt.ts'
+export type { StatsResult, NumericSummary, CategoricalSummary, WoeBin, CrossTable } from './learning/statistics.ts'
 export type { FederatedFit, RegionOutcome, SkillTable } from './consensus/sim/forecast-simulation.ts'
+export type { EndemicEpidemicSpec } from './learning/endemic-epidemic.ts'
 export type { Peer, PeerOptions, PeerStatus, JobRequest, JobOutcome } from './peer/runtime/peer.ts'
 export type { StoredModel as SharedModel, StoredForecast as RegionForecast } from './store/store.ts'
 
@@ -189,6 +203,8 @@ export interface SimulateOptions extends ModelColumns {
   seed?: number
   /** called after every round with the largest relative distance of a peer's model from the pooled fit */
   onRound?: (round: number, maxRelativeError: number) => void
+  /** keep a row per round and peer in `trace` (residuals, distance to the pooled fit, messages, bytes), as `simulate --trace` writes it */
+  trace?: boolean
 }
 
 /** `epimesh simulate --json`'s fields, and the error after every round. */
@@ -239,9 +255,133 @@ export function simulate (options: SimulateOptions): SimulationResult {
     params,
     ...(options.seed === undefined ? {} : { seed: options.seed }),
     ...(options.linkLoss === undefined ? {} : { linkLoss: options.linkLoss }),
-    ...(options.onRound === undefined ? {} : { onRound: options.onRound })
+    ...(options.onRound === undefined ? {} : { onRound: options.onRound }),
+    ...(options.trace === true ? { trace: true } : {})
   })
   return { ...result, droppedRows: prepared.dropped }
+}
+
+/** Boosted trees grown by a simulated federation, as `epimesh simulate --model gbdt`: the same options and defaults. */
+export interface SimulateTreesOptions extends Omit<ModelColumns, 'offset'> {
+  data: Dataset | readonly Row[]
+  /** default binomial */
+  family?: FamilyName
+  /** default 16 */
+  peers?: number
+  split?: SplitKind
+  groupBy?: string
+  /** a topology spec (default ring), or an edge list between peer names */
+  topology?: string | { edges: ReadonlyArray<readonly [string, string]> }
+  /** trees (default 50), depth (4), learningRate (0.3), lambda (L2 on leaf weights, 1), gamma (0), minChildWeight (1), bins per numeric feature (32) */
+  trees?: number
+  depth?: number
+  learningRate?: number
+  lambda?: number
+  gamma?: number
+  minChildWeight?: number
+  bins?: number
+  /** the least rows of the federation in each child of a split (default 3, the peers' disclosure minimum) */
+  minNodeRows?: number
+  seed?: number
+  linkLoss?: number
+}
+
+export type TreeSimulationResult = GbdtDataSimulation & { droppedRows: number, importance: Array<{ feature: string, gain: number, splits: number }> }
+
+/**
+ * Grows boosted trees by a simulated federation (every peer runs the tree job's machine over an
+ * in-memory network), beside the pooled forest grown with the same bin edges. Predict with
+ * `predictTrees(result.model, rows)`.
+ */
+export function simulateTrees (options: SimulateTreesOptions): TreeSimulationResult {
+  const family = options.family ?? 'binomial'
+  const dataset = asDataset(options.data)
+  const prepared = prepareModel(dataset, {
+    outcome: options.outcome,
+    family,
+    ...(options.features === undefined ? {} : { features: options.features }),
+    ...(options.factors === undefined ? {} : { factors: options.factors }),
+    ...(options.groupBy === undefined ? {} : { exclude: [options.groupBy] })
+  })
+  const groupBy = options.groupBy
+  const groups = groupBy === undefined
+    ? undefined
+    : prepared.kept.map((index) => {
+      const value = dataset.rows[index]?.[groupBy]
+      if (value === null || value === undefined) throw new DatasetError(`${dataset.path}, line ${dataset.lines[index]}: missing value in the groupBy column "${groupBy}"`)
+      return String(value)
+    })
+  const features = treeFeaturesOf(prepared.spec)
+  const data = buildTreeData(prepared.rows, options.outcome, features, { family })
+  const params = createGbdtParams({
+    family,
+    ...DEFAULT_TREE_SETTINGS,
+    ...Object.fromEntries(Object.entries({ trees: options.trees, depth: options.depth, learningRate: options.learningRate, lambda: options.lambda, gamma: options.gamma, minChildWeight: options.minChildWeight, bins: options.bins }).filter(([, value]) => value !== undefined)),
+    minNodeRows: options.minNodeRows ?? 3
+  })
+  const topology = options.topology ?? 'ring'
+  const result = simulateGbdtData({
+    data,
+    params,
+    peers: options.peers ?? 16,
+    split: options.split ?? 'even',
+    topology: typeof topology === 'string' ? topology : 'edges',
+    ...(typeof topology === 'string' ? {} : { edges: topology.edges }),
+    ...(groups === undefined ? {} : { groups }),
+    seed: options.seed ?? 1,
+    linkLoss: options.linkLoss ?? 0
+  })
+  return { ...result, droppedRows: prepared.dropped, importance: featureImportance(result.model).sort((a, b) => b.gain - a.gain) }
+}
+
+/** A forest's predictions (probabilities, or means for counts) for records with the model's feature columns. */
+export function predictTrees (model: GbdtModel, rows: readonly Row[]): Float64Array {
+  const outcome = '__no_outcome__'
+  const data = buildTreeData(rows.map((row) => ({ ...row, [outcome]: 0 })), outcome, model.features, { family: model.params.family })
+  return predictGbdt(model, data)
+}
+
+function treeFeaturesOf (spec: ModelSpec): TreeFeature[] {
+  return spec.features.map((feature) => feature.type === 'categorical' ? { name: feature.name, type: 'categorical', levels: [...feature.levels] } : { name: feature.name, type: 'numeric' })
+}
+
+/** A simulated federation's descriptive statistics, as `epimesh simulate --stats`. */
+export interface SimulateStatsOptions {
+  data: Dataset | readonly Row[]
+  /** default: every column but the outcome */
+  features?: string[]
+  /** columns to treat as factors although numeric */
+  factors?: string[]
+  /** a binary outcome: point-biserial correlations, WOE, IV and cross-tables */
+  outcome?: string
+  /** WOE bins before merging (default 10) */
+  bins?: number
+  /** the disclosure minimum (default 3) */
+  minimum?: number
+  /** default 16 */
+  peers?: number
+  split?: SplitKind
+  /** default ring */
+  topology?: string
+  /** default 1 */
+  seed?: number
+}
+
+/**
+ * Counts, missing counts, means, SDs, quantiles, pairwise-complete correlations and, with a binary
+ * outcome, WOE, IV and cross-tables with chi-square tests, by a simulated federation's masked sums;
+ * no count below the minimum published or derivable.
+ */
+export function simulateStats (options: SimulateStatsOptions): StatsResult & { rounds: number, messages: number, bytes: number } {
+  const { request, rows } = statsRequestFromDataset(asDataset(options.data), {
+    ...(options.features === undefined ? {} : { features: options.features }),
+    ...(options.factors === undefined ? {} : { factors: options.factors }),
+    ...(options.outcome === undefined ? {} : { outcome: options.outcome }),
+    bins: options.bins ?? 10,
+    minimum: options.minimum ?? 3
+  })
+  const run = simulateStatsOnRows({ rows, request, peers: options.peers ?? 16, split: options.split ?? 'even', topology: options.topology ?? 'ring', seed: options.seed ?? 1 })
+  return { ...run.stats, rounds: run.rounds, messages: run.messages, bytes: run.bytes }
 }
 
 /** Regions' case-count series side by side, and the graph between the regions. */
@@ -270,7 +410,11 @@ export async function readForecastFiles (paths: { counts: string, population: st
 /** The forecasting simulation's settings, as `epimesh simulate-forecast`'s options, with its defaults. */
 export interface ForecastSimulationOptions {
   panel: ForecastPanel
-  /** own lags, neighbour lags, own scale, season period, harmonics (default 2, 1, count, 52, 1) */
+  /** the model: hhh4's endemic-epidemic model (the default) or the log-linear Poisson GLM */
+  kind?: 'endemic-epidemic' | 'loglinear'
+  /** endemic-epidemic: family, harmonics, season period, unit intercepts (default negbin1, 1, 52, false) */
+  endemicEpidemic?: Partial<EndemicEpidemicSpec>
+  /** loglinear: own lags, neighbour lags, own scale, season period, harmonics (default 2, 1, count, 52, 1) */
   model?: Partial<ForecastModelSpec>
   /** days per period, horizon, rate-to-h mapping (default 7 days, 7 days ahead, h = 1 - 2^(-rate / 10)) */
   risk?: Partial<RiskParams>
@@ -278,11 +422,11 @@ export interface ForecastSimulationOptions {
   holdout?: number
   /** periods forecast (default: those the risk score averages) */
   horizon?: number
-  /** default newton */
+  /** loglinear: default newton (the endemic-epidemic model is always fitted by exact Newton) */
   algorithm?: 'admm' | 'newton'
-  /** default 1e-10 */
+  /** loglinear: default 1e-10 */
   tolerance?: number
-  /** default 5000 */
+  /** loglinear: default 5000 */
   maxRounds?: number
   /** default 1 */
   seed?: number
@@ -293,9 +437,10 @@ export interface ForecastSimulationOptions {
 }
 
 /**
- * The regional forecasting product by a simulated federation, one peer per region: the shared Poisson
- * model fitted by the fit-job machines, each region's forecast and risk score h, the joint risk by a
- * masked sum, and what only a simulation can add: the pooled fit and the held-out skill.
+ * The regional forecasting product by a simulated federation, one peer per region: the shared model
+ * (hhh4's endemic-epidemic model by exact Newton over masked sums, or the log-linear Poisson GLM by the
+ * fit-job machines), each region's forecast and risk score h, the joint risk by a masked sum, and what
+ * only a simulation can add: the pooled fit and the held-out skill.
  */
 export function simulateForecast (options: ForecastSimulationOptions): ForecastSimulationOutput {
   const regions = options.panel.regions
@@ -304,19 +449,26 @@ export function simulateForecast (options: ForecastSimulationOptions): ForecastS
   if (!isConnected(graph)) throw new ForecastInputError('edges', 'the regions do not form a connected graph, so a federation over it cannot reach one model')
   for (const region of options.openRegions ?? []) if (!names.includes(region)) throw new ForecastInputError('openRegions', `"${region}" is not a region of the panel`)
   const risk = createRiskParams(options.risk ?? {})
-  return simulateForecastPanel({
-    panel: { regions: names, counts: regions.map((region) => Float64Array.from(region.counts)), populations: regions.map((region) => region.population) },
+  const panel = { regions: names, counts: regions.map((region) => Float64Array.from(region.counts)), populations: regions.map((region) => region.population) }
+  const common = {
+    panel,
     graph,
-    spec: createForecastModelSpec(options.model ?? {}),
     holdout: options.holdout ?? 52,
     ...(options.horizon === undefined ? {} : { horizon: options.horizon }),
     risk,
-    algorithm: options.algorithm ?? 'newton',
-    tolerance: options.tolerance ?? 1e-10,
-    maxRounds: options.maxRounds ?? 5000,
     seed: options.seed ?? 1,
     openRegions: options.openRegions ?? [],
     level: options.level ?? 0.9
+  }
+  const kind = options.kind ?? 'endemic-epidemic'
+  if (kind !== 'endemic-epidemic' && kind !== 'loglinear') throw new ForecastInputError('kind', `must be endemic-epidemic or loglinear, got ${String(kind)}`)
+  if (kind === 'endemic-epidemic') return simulateEndemicEpidemicForecast({ ...common, spec: createEndemicEpidemicSpec(options.endemicEpidemic ?? {}) })
+  return simulateForecastPanel({
+    ...common,
+    spec: createForecastModelSpec(options.model ?? {}),
+    algorithm: options.algorithm ?? 'newton',
+    tolerance: options.tolerance ?? 1e-10,
+    maxRounds: options.maxRounds ?? 5000
   })
 }
 

@@ -5,8 +5,9 @@ import { join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
-import { readCsv, simulate } from '../src/index.ts'
+import { readCsv, readForecastFiles, simulate, simulateForecast } from '../src/index.ts'
 import { fixture, R_INFERT } from './helpers/data.ts'
+import { GERMANY_2006 } from './helpers/forecast-data.ts'
 
 /**
  * The published package as a user gets it: the project packed (`npm pack`, which builds dist/), the
@@ -111,4 +112,18 @@ describe('the packed library', () => {
     }))
     await run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], { cwd: app })
   }, 240_000)
+})
+
+describe('simulateForecast: the endemic-epidemic model by default, the log-linear one on request', () => {
+  it('measlesDE: both models fitted by the simulated federation equal their pooled fits; the endemic-epidemic one forecasts better', async () => {
+    const panel = await readForecastFiles({ counts: fixture('measlesDE_counts.csv'), population: fixture('measlesDE_population.csv'), adjacency: fixture('measlesDE_adjacency.csv'), totalPopulation: GERMANY_2006 })
+    const endemicEpidemic = simulateForecast({ panel })
+    const loglinear = simulateForecast({ panel, kind: 'loglinear' })
+    expect(endemicEpidemic.fit.terms).toEqual(['ar.1', 'ne.1', 'end.1', 'end.sin(2 * pi * t/52)', 'end.cos(2 * pi * t/52)', '-log(overdisp)'])
+    expect(loglinear.fit.terms[0]).toBe('(Intercept)')
+    for (const output of [endemicEpidemic, loglinear]) expect(output.fit.relativeError).toBeLessThan(1e-6)
+    expect(endemicEpidemic.skill?.model.logScore).toBeGreaterThan(loglinear.skill?.model.logScore as number)
+    expect(simulateForecast({ panel, endemicEpidemic: { unitIntercepts: true } }).fit.terms).not.toContain('end.1')
+    expect(() => simulateForecast({ panel, kind: 'arima' as 'loglinear' })).toThrow(/kind/)
+  })
 })

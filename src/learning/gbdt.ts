@@ -690,3 +690,19 @@ function logFactorial (n: number): number {
   for (let k = 2; k <= n; k++) total += Math.log(k)
   return total
 }
+
+/** Whether two forests take the same splits (feature, bin, missing side) in every node, and their largest leaf difference. */
+export function compareForests (a: GbdtModel, b: GbdtModel): { sameStructure: boolean, maxLeafDifference: number } {
+  let same = a.trees.length === b.trees.length
+  let difference = 0
+  a.trees.forEach((tree, index) => {
+    const other = b.trees[index]
+    if (other === undefined || other.nodes.length !== tree.nodes.length) { same = false; return }
+    tree.nodes.forEach((node, position) => {
+      const twin = other.nodes[position] as TreeNode
+      if ((node.split === null) !== (twin.split === null) || (node.split !== null && twin.split !== null && (node.split.feature !== twin.split.feature || node.split.bin !== twin.split.bin || node.split.missingLeft !== twin.split.missingLeft))) same = false
+      difference = Math.max(difference, Math.abs(node.value - twin.value))
+    })
+  })
+  return { sameStructure: same, maxLeafDifference: difference }
+}

@@ -7,7 +7,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { FederationInvalidError, FederationReadError, type FederationIssue } from './errors.ts'
 import { excerpt, isRegionName, REGION_NAME_RULE } from '../consensus/ids.ts'
-import { COLUMN_NAME_PATTERN, JOB_BOUNDS } from './job-bounds.ts'
+import { COLUMN_NAME_PATTERN, DEFAULT_TREE_SETTINGS, JOB_BOUNDS } from './job-bounds.ts'
 
 /**
  * The federation file: who the members are (peer ids are the trust anchors: the connection gater admits
@@ -33,6 +33,10 @@ export interface FeatureSpec {
 }
 
 export interface ModelSpec {
+  /** a regression (the default when absent) or gradient-boosted trees */
+  kind?: 'glm' | 'gbdt'
+  /** the trees' settings (kind "gbdt"; DEFAULT_TREE_SETTINGS when absent) */
+  trees?: { trees: number, depth: number, learningRate: number, gamma: number, minChildWeight: number, bins: number }
   family: 'binomial' | 'poisson'
   outcome: string
   features: FeatureSpec[]
@@ -116,7 +120,24 @@ const featureSchema = z.strictObject({
 })
 
 /** A model as a federation file states it and as a proposal carries it; every number bounded by JOB_BOUNDS. */
+/** Boosted trees' settings (a model of kind "gbdt"); `lambda` is the L2 penalty on leaf weights. */
+export const treeSettingsSchema = z.strictObject({
+  trees: bounded(JOB_BOUNDS.trees, true),
+  depth: bounded(JOB_BOUNDS.depth, true),
+  learningRate: bounded(JOB_BOUNDS.learningRate),
+  gamma: bounded(JOB_BOUNDS.gamma),
+  minChildWeight: bounded(JOB_BOUNDS.minChildWeight),
+  bins: bounded(JOB_BOUNDS.bins, true)
+})
+
+export type TreeSettings = z.infer<typeof treeSettingsSchema>
+
+export { DEFAULT_TREE_SETTINGS }
+
 export const modelSchema = z.strictObject({
+  /** a regression (the default) or gradient-boosted trees */
+  kind: z.enum(['glm', 'gbdt']).optional(),
+  trees: treeSettingsSchema.optional(),
   family: z.enum(['binomial', 'poisson']),
   outcome: columnName,
   features: z.array(featureSchema).min(1).max(JOB_BOUNDS.features.max),
@@ -128,6 +149,7 @@ export const modelSchema = z.strictObject({
   dropAfterRounds: bounded(JOB_BOUNDS.dropAfterRounds, true),
   clip: bounded(JOB_BOUNDS.clipRadius).nullable().optional()
 }).superRefine((model, ctx) => {
+  if (model.trees !== undefined && model.kind !== 'gbdt') ctx.addIssue({ code: 'custom', path: ['trees'], message: 'tree settings apply only to a model of kind "gbdt"' })
   const seen = new Set<string>()
   model.features.forEach((feature, index) => {
     if (seen.has(feature.name)) ctx.addIssue({ code: 'custom', path: ['features', index, 'name'], message: `duplicate feature ${excerpt(feature.name)}` })

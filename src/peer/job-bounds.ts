@@ -13,6 +13,13 @@ export const JOB_BOUNDS = Object.freeze({
   dropAfterRounds: { min: 0, max: 10_000 },
   /** ADMM clipping radius, relative to the size of the starting point (see admm.ts) */
   clipRadius: { min: 1e-3, max: 1e6 },
+  /** boosted trees: how many, how deep, the shrinkage, the split gain and child weight floors, bins per feature */
+  trees: { min: 1, max: 1000 },
+  depth: { min: 1, max: 10 },
+  learningRate: { min: 1e-3, max: 1 },
+  gamma: { min: 0, max: 1e6 },
+  minChildWeight: { min: 0, max: 1e6 },
+  bins: { min: 2, max: 256 },
   /** features of one model, and levels of one categorical feature */
   features: { max: 200 },
   levels: { max: 1000 },
@@ -21,6 +28,9 @@ export const JOB_BOUNDS = Object.freeze({
   /** a proposal not started this long after it was first seen is forgotten (no more answers go out) */
   startTimeoutMs: 120_000
 })
+
+/** Boosted trees' settings when a model of kind gbdt leaves them out: XGBoost's (eta 0.3, gamma 0, min child weight 1) with 50 trees of depth 4 (6 in XGBoost: regional data sets are small) and 32 bins. */
+export const DEFAULT_TREE_SETTINGS = Object.freeze({ trees: 50, depth: 4, learningRate: 0.3, gamma: 0, minChildWeight: 1, bins: 32 })
 
 /** Column names and level labels: printable, no control characters, at most 64 characters. */
 export const COLUMN_NAME_PATTERN = /^[^\u0000-\u001f\u007f]{1,64}$/u

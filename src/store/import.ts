@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto'
+import { stat } from 'node:fs/promises'
 import { EpimeshError } from '../errors.ts'
 import { MAX_COLUMNS, readCsv } from './csv.ts'
 import { cut, echo, FreeTextRefusedError, IdentifierRefusedError, ImportInvalidError, SchemaMismatchError, StoreIoError, storageFailure, type IdentifierFinding, type RowProblem } from './errors.ts'
 import { identifierByName, identifierInValue } from './identifiers.ts'
+import { IdFilter } from './id-filter.ts'
 import { inferSchema, type CaseSchema, type ColumnRule } from './schema.ts'
-import { hashRecordId, layoutOf, StoreLayout, type CaseRow, type ImportRecord, type SeriesPoint } from './layout.ts'
+import type { AbstractBatchOperation } from 'abstract-level'
+import { hashRecordId, layoutOf, StoreLayout, type CaseRow, type Database, type ImportRecord, type SeriesPoint } from './layout.ts'
 import type { Store } from './store.ts'
 import { isMissing, latestRecordDate, LATEST_DATE, parseDate, parseDecimal, textProblem, trimCell } from './values.ts'
 
@@ -23,7 +26,7 @@ export interface ImportOptions {
   schema?: CaseSchema
   /** problems reported before "... and N more" */
   problemLimit?: number
-  /** rows per write batch */
+  /** rows per write batch (the chunks of the pipeline; at most three are held at a time) */
   batchRows?: number
   /** called every `batchRows` rows */
   onProgress?: (rows: number) => void
@@ -43,7 +46,28 @@ export interface ImportReport {
 
 const INFER_SAMPLE = 1000
 
-/** Problems collected up to a limit, the rest counted. */
+/**
+ * A filter of the record ids already stored, with room for the file's (estimated from its size and
+ * the sample's lines), or null when the file is small beside the store: reading every stored id to
+ * fill the filter would then cost more than looking each of the file's ids up.
+ */
+async function idFilterFor (layout: StoreLayout, committed: Map<string, ImportRecord>, file: string, sample: Sample): Promise<IdFilter | null> {
+  let stored = 0
+  for (const record of committed.values()) if (record.kind === 'cases') stored += record.rows
+  const size = await stat(file).then((info) => info.size, () => 0)
+  const sampleBytes = sample.rows.reduce((total, fields) => total + fields.reduce((length, field) => length + field.length + 1, 0), 0)
+  const fileRows = Math.ceil(size / Math.max(1, sampleBytes / sample.rows.length))
+  if (fileRows * 10 < stored) return null
+  const filter = new IdFilter(stored + fileRows)
+  for await (const key of layout.ids.keys()) filter.add(key)
+  return filter
+}
+
+/**
+ * Problems collected up to a limit, the rest counted. The ones kept are the first by line, whatever
+ * the order they are found in (a duplicate record id is found when its chunk is checked, after the
+ * rows that follow it).
+ */
 export class Problems {
   readonly list: RowProblem[] = []
   more = 0
@@ -54,9 +78,27 @@ export class Problems {
     this.limit = limit
   }
 
-  add (line: number, column: string, kind: string, reason: string): void {
-    if (this.list.length < this.limit) this.list.push({ file: this.file, line, column: cut(column), kind, reason })
-    else this.more++
+  /** The problem as kept (its reason may be completed later), or null when it only counts. */
+  add (line: number, column: string, kind: string, reason: string): RowProblem | null {
+    const problem = { file: this.file, line, column: cut(column), kind, reason }
+    const last = this.list.at(-1)
+    if (last === undefined || last.line <= line) {
+      if (this.list.length < this.limit) {
+        this.list.push(problem)
+        return problem
+      }
+      this.more++
+      return null
+    }
+    // found out of order: in its place by line, after those of the same line
+    let at = this.list.length - 1
+    while (at > 0 && (this.list[at - 1] as RowProblem).line > line) at--
+    this.list.splice(at, 0, problem)
+    if (this.list.length > this.limit) {
+      this.list.pop()
+      this.more++
+    }
+    return this.list.includes(problem) ? problem : null
   }
 
   get count (): number { return this.list.length + this.more }
@@ -191,7 +233,7 @@ function storeFailure (error: unknown): never {
 export async function importCases (store: Store, options: ImportOptions): Promise<ImportReport> {
   const layout = layoutOf(store)
   const { file } = options
-  const batchRows = options.batchRows ?? 5000
+  const batchRows = options.batchRows ?? 1000
   const latest = latestRecordDate(options.now ?? new Date())
   const sample = await readSample(file)
   const { header } = sample
@@ -225,23 +267,12 @@ export async function importCases (store: Store, options: ImportOptions): Promis
   const committed = await layout.committedImports()
   const problems = new Problems(file, options.problemLimit ?? 100)
   const findings = new Map<string, IdentifierFinding>()
-  const seenInFile = new Map<string, number>()
-  let rows = 0
-  let duplicates = 0
-  let sequence = 0
-  let batch = layout.db.batch()
-  let pending = 0
-  const flush = async (): Promise<void> => {
-    if (pending === 0) return
-    await batch.write()
-    batch = layout.db.batch()
-    pending = 0
-    options.onProgress?.(rows)
-  }
   const columnIndex = new Map(header.map((column, index) => [column, index]))
   const idIndex = columnIndex.get(schema.id) as number
   // the record id is stored only as its hash, even when the schema lists it among its columns
   const columns = Object.entries(schema.columns).filter(([column, rule]) => column !== schema.id && !(isAction(rule) && rule.action === 'drop'))
+  const filter = await idFilterFor(layout, committed, file, sample)
+  const writer = new ImportWriter(layout, importId, committed, problems, findings, schema.id, batchRows, filter, options.onProgress)
   let first = true
   try {
     for await (const { fields, line } of readCsv(file)) {
@@ -264,7 +295,6 @@ export async function importCases (store: Store, options: ImportOptions): Promis
         problems.add(line, schema.id, idProblem.kind, `the record id ${echo(id)} ${idProblem.reason}`)
         continue
       }
-      const idHash = hashRecordId(salt, id)
       const row: CaseRow = {}
       let valid = true
       for (const [column, rule] of columns) {
@@ -301,71 +331,241 @@ export async function importCases (store: Store, options: ImportOptions): Promis
         }
       }
       if (!valid) continue
-      const earlier = seenInFile.get(idHash)
-      if (earlier !== undefined) {
-        problems.add(line, schema.id, 'ID_DUPLICATE', `duplicate record id (also on line ${earlier})`)
-        continue
-      }
-      seenInFile.set(idHash, line)
-      const owner = await layout.ids.get(idHash)
-      if (owner !== undefined && committed.has(owner)) {
-        duplicates++
-        continue
-      }
-      if (problems.count > 0 || findings.size > 0) continue // a refused import writes nothing more
-      row['__id'] = idHash
-      batch.put(layout.caseKey(importId, sequence++), row, { sublevel: layout.cases })
-      batch.put(idHash, importId, { sublevel: layout.ids })
-      rows++
-      if (++pending >= batchRows) await flush()
+      // waits while a full chunk is checked and written: the file is read no faster than the store takes it
+      await writer.add(hashRecordId(salt, id), row, line)
     }
+    await writer.finish()
     if (findings.size > 0 || problems.count > 0) {
       // nothing becomes visible; the staged rows go now, or on the next open after a crash
-      await discard(batch)
       await removeImport(layout, importId)
       if (findings.size > 0) throw new IdentifierRefusedError(file, [...findings.values()])
+      await writer.placeDuplicates(file, salt, idIndex)
       problems.throwIfAny()
     }
-    await flush()
   } catch (error) {
     // a file found unreadable or malformed half-way, or a failed write: take out what was staged
     if (!(error instanceof IdentifierRefusedError || error instanceof ImportInvalidError)) {
-      await discard(batch)
+      await writer.settle()
       await removeImport(layout, importId).catch(() => {})
     }
     storeFailure(error)
   }
+  const { rows, duplicates } = writer
   const record: ImportRecord = { id: importId, kind: 'cases', file, rows, duplicates, committedAt: new Date().toISOString() }
   // the switch: one atomic write makes the import visible (with the schema on a first import)
   const commit = layout.db.batch()
   commit.put(layout.importKey(importId), record, { sublevel: layout.meta })
   if (stored === null) commit.put(StoreLayout.schemaKey, schema, { sublevel: layout.meta })
   await commit.write().catch(storeFailure)
+  // the marks of records already stored are invisible to readers; one left by a crash here goes on the next open
+  if (writer.marked > 0) await removeRange(layout, layout.seenMarks(importId)).catch(() => {})
   const droppedColumns = Object.entries(schema.columns).filter(([, rule]) => isAction(rule) && rule.action === 'drop').map(([column]) => column)
   const hashedColumns = Object.entries(schema.columns).filter(([column, rule]) => column !== schema.id && isAction(rule) && rule.action === 'hash').map(([column]) => column)
   return { importId, rows, duplicates, schema, inferred, droppedColumns, hashedColumns }
 }
 
-async function discard (batch: { close?: () => unknown }): Promise<void> {
-  try {
-    await batch.close?.()
-  } catch {
-    // already written or closed
+interface ReadyRow {
+  idHash: string
+  row: CaseRow
+  line: number
+}
+
+/**
+ * The writing half of an import, a pipeline of chunks of `chunkRows` valid rows: while the main
+ * thread reads and checks chunk k+1, chunk k is checked against the store for record ids already
+ * there and chunk k-1 is written in one batch (LevelDB writes on a thread of its own). A chunk waits
+ * for the one before it at each step, so at most three are held, memory stays flat whatever the size
+ * of the file, and the reader waits when the store falls behind.
+ *
+ * Record ids are looked up only when the filter (id-filter.ts) of the ids already stored and those
+ * of the file so far may hold them, in one multi-get a chunk; a read a row, of a key that is mostly
+ * not there, cost more than all the rest of an import of a large file.
+ *
+ * A record id given twice in the file is found without keeping the file's ids in memory: in the
+ * chunk being filled (by a map of that chunk), in the chunk before it (by its map), and in earlier
+ * chunks by the store itself, where the id's hash now names this import; a row whose id was already
+ * stored by a committed import is not written, and leaves a mark (layout.seenMark) under this import
+ * instead, so that a second copy of it is found too. The line of an earlier copy found in the store
+ * is not known while reading; for a refused import, it is found by a second read of the file
+ * (placeDuplicates).
+ *
+ * Once the import is refused (a problem or an identifier found), no row is written any more, only the
+ * hashes that find later duplicates, so that every problem is still reported.
+ */
+class ImportWriter {
+  rows = 0
+  duplicates = 0
+  /** rows that left a mark (already stored) */
+  marked = 0
+  private sequence = 0
+  private filling: ReadyRow[] = []
+  private fillingLines = new Map<string, number>()
+  /** the ids of the chunk before the one filling */
+  private previousLines = new Map<string, number>()
+  /** the chunk before the one filling: checked, and its write started */
+  private staged: Promise<void> = Promise.resolve()
+  private writing: Promise<void> = Promise.resolve()
+  /** ID_DUPLICATE problems whose earlier line is still to be found, by the id's hash */
+  private readonly unplaced = new Map<string, RowProblem[]>()
+
+  constructor (
+    private readonly layout: StoreLayout,
+    private readonly importId: string,
+    private readonly committed: Map<string, ImportRecord>,
+    private readonly problems: Problems,
+    private readonly findings: Map<string, IdentifierFinding>,
+    private readonly idColumn: string,
+    private readonly chunkRows: number,
+    /** the ids already stored and those of the file so far, or null to look every id up */
+    private readonly filter: IdFilter | null,
+    private readonly onProgress?: (rows: number) => void
+  ) {}
+
+  async add (idHash: string, row: CaseRow, line: number): Promise<void> {
+    const earlier = this.fillingLines.get(idHash) ?? this.previousLines.get(idHash)
+    if (earlier !== undefined) {
+      this.duplicate(idHash, line, earlier)
+      return
+    }
+    this.fillingLines.set(idHash, line)
+    this.filling.push({ idHash, row, line })
+    if (this.filling.length >= this.chunkRows) await this.flush()
+  }
+
+  private get refused (): boolean {
+    return this.problems.count > 0 || this.findings.size > 0
+  }
+
+  /** A record id given twice: `earlier` is the line of its first copy, or null when only the store knows it was seen. */
+  private duplicate (idHash: string, line: number, earlier: number | null): void {
+    const problem = this.problems.add(line, this.idColumn, 'ID_DUPLICATE', `duplicate record id (also on line ${earlier ?? 'an earlier line'})`)
+    if (problem === null || earlier !== null) return
+    const list = this.unplaced.get(idHash) ?? []
+    list.push(problem)
+    this.unplaced.set(idHash, list)
+  }
+
+  /** Hands the filled chunk on: waits for the chunk before it to be checked and on its way to disk. */
+  private async flush (): Promise<void> {
+    const chunk = this.filling
+    if (chunk.length === 0) return
+    const lines = this.fillingLines
+    this.filling = []
+    this.fillingLines = new Map()
+    await this.staged
+    // The chunks before the one before this are on disk, and the read below finds their ids; the one
+    // before this may not be yet, but its ids were in previousLines while this chunk was filled.
+    this.previousLines = lines
+    const { layout, importId } = this
+    const hashes = chunk.map((ready) => ready.idHash)
+    // only a hash the filter may have met is looked up: an id in the store, or earlier in the file
+    const filter = this.filter
+    const candidates: number[] = []
+    hashes.forEach((idHash, index) => { if (filter === null || filter.has(idHash)) candidates.push(index) })
+    if (filter !== null) for (const idHash of hashes) filter.add(idHash)
+    const owners = new Array<string | undefined>(chunk.length)
+    const found = candidates.length === 0 ? [] : await layout.ids.getMany(candidates.map((index) => hashes[index] as string))
+    candidates.forEach((index, at) => { owners[index] = found[at] })
+    const alreadyStored: number[] = []
+    owners.forEach((owner, index) => { if (owner !== undefined && owner !== importId && this.committed.has(owner)) alreadyStored.push(index) })
+    const marks = alreadyStored.length === 0 ? [] : await layout.cases.getMany(alreadyStored.map((index) => layout.seenMark(importId, hashes[index] as string)))
+    const seenBefore = new Set(alreadyStored.filter((_, at) => marks[at] !== undefined))
+    this.staged = this.stage(chunk, owners, seenBefore)
+    this.staged.catch(() => {})
+  }
+
+  private async stage (chunk: ReadyRow[], owners: Array<string | undefined>, seenBefore: Set<number>): Promise<void> {
+    const { layout, importId } = this
+    await this.writing
+    // An array of operations rather than a chained batch: LevelDB's copy of it is freed as soon as it is
+    // written, where a chained batch's waits for the garbage collector (megabytes a chunk, unseen by it).
+    const operations: Array<{ type: 'put', key: string, value: unknown, sublevel: unknown }> = []
+    for (const [index, { idHash, row, line }] of chunk.entries()) {
+      const owner = owners[index]
+      if (owner === importId || seenBefore.has(index)) {
+        this.duplicate(idHash, line, null)
+        continue
+      }
+      if (owner !== undefined && this.committed.has(owner)) {
+        this.duplicates++
+        this.marked++
+        operations.push({ type: 'put', key: layout.seenMark(importId, idHash), value: {}, sublevel: layout.cases })
+        continue
+      }
+      operations.push({ type: 'put', key: idHash, value: importId, sublevel: layout.ids })
+      // a refused import writes no more rows
+      if (this.refused) continue
+      row['__id'] = idHash
+      operations.push({ type: 'put', key: layout.caseKey(importId, this.sequence++), value: row, sublevel: layout.cases })
+      this.rows++
+    }
+    this.writing = operations.length === 0 ? Promise.resolve() : layout.db.batch(operations as unknown as Array<AbstractBatchOperation<Database, string, unknown>>)
+    // its failure is met by the next await of it; until then it must not count as unhandled
+    this.writing.catch(() => {})
+    this.onProgress?.(this.rows)
+  }
+
+  /** The last chunk written, and every write done. */
+  async finish (): Promise<void> {
+    await this.flush()
+    await this.staged
+    await this.writing
+  }
+
+  /** Every step done or failed (after a failure). */
+  async settle (): Promise<void> {
+    await this.staged.catch(() => {})
+    await this.writing.catch(() => {})
+  }
+
+  /** Reads the file again to name the earlier line of each duplicate found in the store. */
+  async placeDuplicates (file: string, salt: string, idIndex: number): Promise<void> {
+    if (this.unplaced.size === 0) return
+    let first = true
+    for await (const { fields, line } of readCsv(file)) {
+      if (first) {
+        first = false
+        continue
+      }
+      const raw = fields[idIndex]
+      if (raw === undefined || isMissing(raw)) continue
+      const idHash = hashRecordId(salt, trimCell(raw))
+      const waiting = this.unplaced.get(idHash)
+      if (waiting === undefined) continue
+      // the first copy names it for every later one
+      for (const problem of waiting) problem.reason = `duplicate record id (also on line ${line})`
+      this.unplaced.delete(idHash)
+      if (this.unplaced.size === 0) return
+    }
   }
 }
 
-async function removeImport (layout: StoreLayout, importId: string): Promise<void> {
+async function removeRange (layout: StoreLayout, range: { gte: string, lt: string }): Promise<void> {
   let batch = layout.db.batch()
   let size = 0
-  for await (const key of layout.cases.keys(layout.importCases(importId))) {
+  for await (const key of layout.cases.keys(range)) {
     batch.del(key, { sublevel: layout.cases })
     if (++size % 10_000 === 0) {
       await batch.write()
       batch = layout.db.batch()
     }
   }
+  await batch.write()
+}
+
+async function removeImport (layout: StoreLayout, importId: string): Promise<void> {
+  await removeRange(layout, layout.importCases(importId))
+  await removeRange(layout, layout.seenMarks(importId))
+  let batch = layout.db.batch()
+  let size = 0
   for await (const [key, value] of layout.ids.iterator()) {
-    if (value === importId) batch.del(key, { sublevel: layout.ids })
+    if (value === importId) {
+      batch.del(key, { sublevel: layout.ids })
+      if (++size % 10_000 === 0) {
+        await batch.write()
+        batch = layout.db.batch()
+      }
+    }
   }
   await batch.write()
 }

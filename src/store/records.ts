@@ -23,8 +23,47 @@ export const storedJobId = storedName.refine((value) => !value.includes('!'), 'a
  */
 const statistic = z.preprocess((value) => typeof value === 'number' && !Number.isFinite(value) ? null : value, z.number().nullable())
 
+const treeNodeSchema = z.strictObject({
+  depth: z.number().int().nonnegative().max(64),
+  gradient: z.number(),
+  hessian: z.number(),
+  rows: z.number().nonnegative(),
+  split: z.strictObject({ feature: z.number().int().nonnegative(), bin: z.number().int().nonnegative(), threshold: z.number().nullable(), missingLeft: z.boolean(), gain: z.number() }).nullable(),
+  left: z.number().int(),
+  right: z.number().int(),
+  value: z.number()
+})
+
+/** A forest as a region keeps it: everything needed to apply it to new records (learning/gbdt.ts, GbdtModelJson). */
+export const storedForestSchema = z.strictObject({
+  params: z.strictObject({
+    family: z.enum(['binomial', 'poisson']),
+    trees: z.number().int().positive(),
+    depth: z.number().int().positive(),
+    learningRate: z.number().positive(),
+    lambda: z.number().nonnegative(),
+    gamma: z.number().nonnegative(),
+    minChildWeight: z.number().nonnegative(),
+    bins: z.number().int().positive(),
+    minNodeRows: z.number().nonnegative()
+  }),
+  features: z.array(z.union([
+    z.strictObject({ name: storedName, type: z.literal('numeric') }),
+    z.strictObject({ name: storedName, type: z.literal('categorical'), levels: z.array(z.string().max(1000)).max(10_000) })
+  ])).max(10_000),
+  bins: z.array(z.union([
+    z.strictObject({ type: z.literal('numeric'), edges: z.array(z.number()).max(65_536) }),
+    z.strictObject({ type: z.literal('categorical'), levels: z.number().int().nonnegative() })
+  ])).max(10_000),
+  baseMargin: z.number(),
+  trees: z.array(z.strictObject({ nodes: z.array(treeNodeSchema).max(4096) })).max(10_000)
+})
+
 export const storedModelSchema = z.strictObject({
   job: storedJobId,
+  /** a regression (the default when absent) or boosted trees, whose forest is in `forest` and which has no coefficients */
+  kind: z.enum(['glm', 'gbdt']).optional(),
+  forest: storedForestSchema.optional(),
   createdAt: z.iso.datetime(),
   rounds: z.number().int().nonnegative(),
   converged: z.boolean(),
@@ -135,6 +174,41 @@ export const storedForecastSchema = z.strictObject({
 
 /** A forecasting job's outcome as a region keeps it: its forecast, its h, the joint risk and the shared model. */
 export type StoredForecast = z.infer<typeof storedForecastSchema>
+
+const count = z.number().int().nonnegative().nullable()
+const label = z.string().min(1).max(200)
+const bounded = <T extends z.ZodType>(value: T) => z.record(label, value).refine((record) => Object.keys(record).length <= 1000, 'too many entries')
+
+/** A statistics job's published result (learning/statistics.ts StatsResult), as a region keeps it. */
+export const storedStatsSchema = z.strictObject({
+  job: storedJobId,
+  createdAt: z.iso.datetime(),
+  rounds: z.number().int().nonnegative(),
+  stats: z.strictObject({
+    rows: z.number().int().nonnegative(),
+    peers: z.number().int().positive(),
+    minimum: z.number().int().positive(),
+    features: bounded(z.strictObject({
+      type: z.enum(['numeric', 'categorical']),
+      count,
+      missing: count,
+      mean: z.number().nullable(),
+      sd: z.number().nullable(),
+      quantiles: bounded(z.number().nullable()).nullable(),
+      histogram: z.strictObject({ low: z.number(), width: z.number(), fine: z.number().int().positive() }).optional(),
+      levels: bounded(count).optional()
+    })),
+    correlation: z.strictObject({ names: z.array(label).max(1000), matrix: z.array(z.array(z.number().nullable()).max(1000)).max(1000) }),
+    pointBiserial: bounded(z.number().nullable()).nullable(),
+    outcome: z.strictObject({ name: label, count, missing: count, positives: count, negatives: count }).nullable(),
+    iv: bounded(z.number().nullable()).nullable(),
+    woe: bounded(z.array(z.strictObject({ lower: z.number().nullable(), upper: z.number().nullable(), levels: z.array(label).max(1000).nullable(), missing: z.boolean(), events: z.number().int().nonnegative(), nonEvents: z.number().int().nonnegative(), woe: z.number() })).max(1000).nullable()).nullable(),
+    crossTables: bounded(z.strictObject({ levels: z.array(label).max(1000), negatives: z.array(count).max(1000), positives: z.array(count).max(1000), chiSquare: z.number().nullable(), df: z.number().int().nonnegative(), pValue: z.number().nullable() })).nullable()
+  })
+})
+
+/** A statistics job's result as a region keeps it. */
+export type StoredStats = z.infer<typeof storedStatsSchema>
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/)
 const signature = z.string().min(1).max(200)

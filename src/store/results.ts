@@ -1,5 +1,5 @@
 import type { StoreLayout } from './layout.ts'
-import { checkedValue, storedForecastSchema, storedModelSchema, storedJobId, storedValue, type StoredForecast, type StoredModel } from './records.ts'
+import { checkedValue, storedForecastSchema, storedModelSchema, storedJobId, storedStatsSchema, storedValue, type StoredForecast, type StoredModel, type StoredStats } from './records.ts'
 
 /**
  * The results of jobs a region keeps: each job's shared model, and for a forecasting job this region's
@@ -9,6 +9,10 @@ import { checkedValue, storedForecastSchema, storedModelSchema, storedJobId, sto
 
 function isForecastValue (value: unknown): boolean {
   return typeof value === 'object' && value !== null && 'forecast' in value
+}
+
+function isStatsValue (value: unknown): boolean {
+  return typeof value === 'object' && value !== null && 'stats' in value
 }
 
 /** Newest last: by creation time, then job id. */
@@ -39,7 +43,7 @@ export async function getForecast (layout: StoreLayout, job: string): Promise<St
 /** Every model, oldest first (the keys are tags, in no order: they are sorted here). */
 export async function listModels (layout: StoreLayout): Promise<StoredModel[]> {
   const models: StoredModel[] = []
-  for await (const value of layout.models.values()) if (!isForecastValue(value)) models.push(storedValue(storedModelSchema, value, 'model'))
+  for await (const value of layout.models.values()) if (!isForecastValue(value) && !isStatsValue(value)) models.push(storedValue(storedModelSchema, value, 'model'))
   return models.sort(byCreation)
 }
 
@@ -48,4 +52,21 @@ export async function listForecasts (layout: StoreLayout): Promise<StoredForecas
   const forecasts: StoredForecast[] = []
   for await (const value of layout.models.values()) if (isForecastValue(value)) forecasts.push(storedValue(storedForecastSchema, value, 'forecast'))
   return forecasts.sort(byCreation)
+}
+
+export async function putStats (layout: StoreLayout, stats: StoredStats): Promise<void> {
+  const checked = checkedValue(storedStatsSchema, stats, 'statistics')
+  await layout.models.put(layout.statsKey(checked.job), checked)
+}
+
+export async function getStats (layout: StoreLayout, job: string): Promise<StoredStats | null> {
+  const value = await layout.models.get(layout.statsKey(checkedValue(storedJobId, job, 'job id')))
+  return value === undefined ? null : storedValue(storedStatsSchema, value, 'statistics')
+}
+
+/** Every statistics job's result, oldest first. */
+export async function listStats (layout: StoreLayout): Promise<StoredStats[]> {
+  const list: StoredStats[] = []
+  for await (const value of layout.models.values()) if (isStatsValue(value)) list.push(storedValue(storedStatsSchema, value, 'statistics'))
+  return list.sort(byCreation)
 }

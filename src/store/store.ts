@@ -8,13 +8,13 @@ import { cut, echo, SchemaInvalidError, StoreCorruptError, StoreLockedError, Sto
 import { restrictUmask, secureFolder } from './files.ts'
 import { createStoreKey, readStoreFile, storeKeySourceFromEnv, unlockStoreKey, type StoreKeySource } from './keys.ts'
 import { attachLayout, LAYOUT_VERSION, StoreLayout, type CaseRow, type Database, type ImportRecord, type SeriesPoint } from './layout.ts'
-import { checkedValue, storedName, storedSettingsSchema, type AuditCheckpoint, type StoredForecast, type StoredModel, type StoreSettings } from './records.ts'
-import { getForecast, getModel, listForecasts, listModels, putForecast, putModel } from './results.ts'
+import { checkedValue, storedName, storedSettingsSchema, type AuditCheckpoint, type StoredForecast, type StoredModel, type StoredStats, type StoreSettings } from './records.ts'
+import { getForecast, getModel, getStats, listForecasts, listModels, listStats, putForecast, putModel, putStats } from './results.ts'
 import { parseSchema, type CaseSchema } from './schema.ts'
 
 export type { AuditWrite } from './audit.ts'
 export type { CaseRow, Database, ImportRecord, SeriesPoint } from './layout.ts'
-export type { AuditCheckpoint, ModelLineage, ModelSpecification, StoredForecast, StoredModel, StoreSettings } from './records.ts'
+export type { AuditCheckpoint, ModelLineage, ModelSpecification, StoredForecast, StoredModel, StoredStats, StoreSettings } from './records.ts'
 export { LAYOUT_VERSION, UNENCRYPTED_LAYOUT_VERSION } from './layout.ts'
 
 /**
@@ -336,9 +336,23 @@ export class Store {
     return (await this.listForecasts()).at(-1) ?? null
   }
 
-  /** Whether a job has finished here: its model or its forecast is kept. */
+  /** Keeps a statistics job's published result. */
+  async putStats (stats: StoredStats): Promise<void> {
+    await putStats(this.#layout, stats)
+  }
+
+  async getStats (job: string): Promise<StoredStats | null> {
+    return await getStats(this.#layout, job)
+  }
+
+  /** Every statistics job's result this region holds, oldest first. */
+  async listStats (): Promise<StoredStats[]> {
+    return await listStats(this.#layout)
+  }
+
+  /** Whether a job has finished here: its model, its forecast or its statistics are kept. */
   async hasResult (job: string): Promise<boolean> {
-    return (await this.getModel(job)) !== null || (await this.getForecast(job)) !== null
+    return (await this.getModel(job)) !== null || (await this.getForecast(job)) !== null || (await this.getStats(job)) !== null
   }
 
   /* ------------------------------------------------------------------------------------------ */

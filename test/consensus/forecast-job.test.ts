@@ -12,7 +12,10 @@ import { createForecastModelSpec, forecastRegion } from '../../src/learning/fore
 import { panelHistories, pooledDesign } from '../../src/learning/forecast-panel.ts'
 import { createRiskParams, riskScore } from '../../src/learning/risk.ts'
 import { readForecastInputs } from '../../src/peer/data/forecast-files.ts'
+import { createEndemicEpidemicSpec, fitEndemicEpidemic, panelRegions } from '../../src/learning/endemic-epidemic.ts'
+import { forecastEndemicEpidemicRegion } from '../../src/learning/endemic-epidemic-forecast.ts'
 import { fixture, relativeError } from '../helpers/data.ts'
+import { hhh4Reference } from '../helpers/hhh4-reference.ts'
 
 /**
  * The whole regional-risk job as the peers run it, in the simulator: each region's machine holds only
@@ -68,5 +71,39 @@ describe('the forecasting job on measlesDE (16 states, their borders)', () => {
     }
     expect(sent.some((message) => message.kind === 'incidence')).toBe(true)
     expect(sent.some((message) => message.kind.startsWith('joint-risk'))).toBe(true)
+  }, 60_000)
+
+  test('with the endemic-epidemic model: hhh4\'s fit on every state, each state\'s own negative binomial forecast and h, the exact joint risk', async () => {
+    const { panel, graph } = await readForecastInputs({ counts: fixture('measlesDE_counts.csv'), population: fixture('measlesDE_population.csv'), adjacency: fixture('measlesDE_adjacency.csv') }, { totalPopulation: 82_300_000 })
+    const spec = createForecastModelSpec()
+    const endemicEpidemic = createEndemicEpidemicSpec({ unitIntercepts: true })
+    const risk = createRiskParams({ periodDays: 7 })
+    const rng = createRng(11)
+    const states: ForecastJobState[] = panel.regions.map((_, self) => createForecastJobState({
+      job: 'forecast-ee', graph, self, diameter: diameter(graph), spec, endemicEpidemic,
+      counts: panel.counts[self] as Float64Array, population: panel.populations[self] as number, start: 0,
+      horizon: 2, risk, openRegions: [], params: createFitJobParams({ algorithm: 'newton', tolerance: 1e-10 }), rng: forkRng(rng, `peer-${self}`)
+    }))
+    const network = new MemoryNetwork({ graph: jointRiskGraph(graph), rng: forkRng(rng, 'network') })
+    const run = runSynchronous({ protocol: forecastJobProtocol, states, network, maxRounds: 20_000 })
+    const results = run.results.map((result) => { if (result === null) throw new Error('a state did not finish'); return result })
+    const reference = hhh4Reference('measlesDE', 'unitSpecific').full
+    const regions = panelRegions(panel, graph.neighbours)
+    const pooled = fitEndemicEpidemic(endemicEpidemic, regions)
+    let sum = 0
+    for (const [region, result] of results.entries()) {
+      expect(result.fit.terms).toEqual(['ar.1', 'ne.1', 'end.sin(2 * pi * t/52)', 'end.cos(2 * pi * t/52)', '-log(overdisp)'])
+      result.fit.terms.forEach((term, index) => {
+        expect(Math.abs((result.fit.coefficients[index] as number) / (reference.coefficients[term] as number) - 1), term).toBeLessThan(1e-6)
+        expect(Math.abs((result.fit.standardErrors[index] as number) / (reference.standardErrors[term] as number) - 1), term).toBeLessThan(1e-4)
+      })
+      const own = result.endemicEpidemic?.local
+      if (own === null || own === undefined) throw new Error('expected the region\'s own intercept')
+      const forecast = forecastEndemicEpidemicRegion({ spec: endemicEpidemic, shared: pooled.shared, local: pooled.local[region]?.estimate ?? null }, regions[region]!, { horizon: 2 })
+      expect(relativeError(result.forecast.map((period) => period.mean), forecast.map((period) => period.mean))).toBeLessThan(1e-6)
+      expect(result.forecast.map((period) => [period.lower, period.upper])).toEqual(forecast.map((period) => [period.lower, period.upper]))
+      sum += result.risk.h
+    }
+    for (const result of results) expect(Math.abs(result.joint.sum - sum)).toBeLessThan(1e-9)
   }, 60_000)
 })

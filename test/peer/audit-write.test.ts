@@ -7,6 +7,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createFitJobParams } from '../../src/consensus/jobs/fit-job.ts'
+import { finalRecord } from '../../src/consensus/audit/recorder.ts'
 import { graphFromEdges } from '../../src/consensus/graph.ts'
 import { AuditService, type AuditServiceInit, type JobAudit } from '../../src/peer/audit/service.ts'
 import type { Federation } from '../../src/peer/federation.ts'
@@ -69,7 +70,7 @@ describe('audit writes', () => {
     const job = begin(audit, 'held-job')
     await job.observe(null, [], [], null)
     setTimeout(() => { void held.close() }, 600)
-    await job.finish(RESULT, createFitJobParams({}))
+    await job.finish(finalRecord(RESULT, createFitJobParams({}).tolerance))
     await audit.stop()
     expect(audit.failure).toBeNull()
     const store = await Store.open(dir, { create: false })
@@ -90,7 +91,7 @@ describe('audit writes', () => {
     })
     const job = begin(audit, 'flaky-job')
     await job.observe(null, [], [], null)
-    await job.finish(RESULT, createFitJobParams({}))
+    await job.finish(finalRecord(RESULT, createFitJobParams({}).tolerance))
     await audit.stop()
     expect(events.filter((event) => event === 'audit.write.retry')).toHaveLength(3)
     expect(events).toContain('audit.write.recovered')
@@ -118,7 +119,7 @@ describe('audit writes', () => {
     // the job's next step fails with it (the round driver stops the job there) ...
     await expect(job.observe(null, [], [], null)).rejects.toMatchObject({ code: 'AUDIT_WRITE_FAILED' })
     // ... and so does a log that closes after it
-    await expect(begin(audit, 'later-job').finish(RESULT, createFitJobParams({}))).rejects.toMatchObject({ code: 'AUDIT_WRITE_FAILED' })
+    await expect(begin(audit, 'later-job').finish(finalRecord(RESULT, createFitJobParams({}).tolerance))).rejects.toMatchObject({ code: 'AUDIT_WRITE_FAILED' })
     await held.close()
     await audit.stop()
   })

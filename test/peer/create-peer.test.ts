@@ -95,15 +95,15 @@ describe('createPeer', () => {
     const outcome = await proposer.propose({ id: 'library-newton', model: { algorithm: 'newton' } })
     expect(outcome.job).toBe('library-newton')
     expect(outcome.forecast).toBeNull()
-    expect(outcome.model.converged).toBe(true)
-    expect(outcome.model.coefficients.map((row) => row.term)).toEqual(R_INFERT.terms)
-    expect(relativeError(outcome.model.coefficients.map((row) => row.estimate), R_INFERT.estimate)).toBeLessThan(1e-6)
-    expect(relativeError(outcome.model.coefficients.map((row) => row.standardError as number), R_INFERT.standardError)).toBeLessThan(1e-6)
+    expect(outcome.model!.converged).toBe(true)
+    expect(outcome.model!.coefficients.map((row) => row.term)).toEqual(R_INFERT.terms)
+    expect(relativeError(outcome.model!.coefficients.map((row) => row.estimate), R_INFERT.estimate)).toBeLessThan(1e-6)
+    expect(relativeError(outcome.model!.coefficients.map((row) => row.standardError as number), R_INFERT.standardError)).toBeLessThan(1e-6)
     // every member ran it and holds the same model
     await ranEverywhere('library-newton')
     for (const list of outcomes) {
       const held = list.find((entry) => entry.job === 'library-newton') as JobOutcome
-      expect(relativeError(held.model.coefficients.map((row) => row.estimate), R_INFERT.estimate)).toBeLessThan(1e-6)
+      expect(relativeError(held.model!.coefficients.map((row) => row.estimate), R_INFERT.estimate)).toBeLessThan(1e-6)
     }
     const status = peers[1]?.status()
     expect(status).toMatchObject({ peerId: members[1]?.peerId, region: 'beta', job: { job: 'library-newton' } })

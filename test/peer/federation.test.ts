@@ -89,6 +89,18 @@ describe('validation names the offending field', () => {
     expect(paths).toEqual(expect.arrayContaining(['members[2].peerId', 'model.maxRounds', 'model.features[1].levels', 'bootstrap[0]']))
   })
 
+  test('a model of kind gbdt takes tree settings within their bounds; tree settings on a regression are refused', () => {
+    const json = federationJson(members) as any
+    json.model.kind = 'gbdt'
+    json.model.trees = { trees: 20, depth: 3, learningRate: 0.1, gamma: 0, minChildWeight: 1, bins: 16 }
+    expect(parseFederation(json, 'federation.json').model.trees?.depth).toBe(3)
+    json.model.trees = { trees: 0, depth: 11, learningRate: 2, gamma: -1, minChildWeight: 1, bins: 1 }
+    expect(issuesOf(json).map((issue) => issue.path)).toEqual(expect.arrayContaining(['model.trees.trees', 'model.trees.depth', 'model.trees.learningRate', 'model.trees.gamma', 'model.trees.bins']))
+    json.model.trees = { trees: 20, depth: 3, learningRate: 0.1, gamma: 0, minChildWeight: 1, bins: 16 }
+    delete json.model.kind
+    expect(issuesOf(json)).toEqual([expect.objectContaining({ path: 'model.trees', message: expect.stringMatching(/only to a model of kind "gbdt"/) })])
+  })
+
   test('edges must name member regions, and the graph must be connected', () => {
     expect(issuesOf(federationJson(members, { edges: [['region-0', 'region-9'], ['region-1', 'region-1']] })).map((issue) => issue.path))
       .toEqual(expect.arrayContaining(['graph.edges[0][1]', 'graph.edges[1]']))

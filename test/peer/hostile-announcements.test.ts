@@ -121,6 +121,7 @@ describe('a hostile member on the announcement topic', () => {
     })
     const model = federation.model
     const publish = async (value: unknown): Promise<void> => { await hostile?.announcements.publishJson(value).catch(() => {}) }
+    const floodStarted = Date.now()
     // 1. 500 checkpoints, properly signed, of jobs that never ran (the first 200 fit in the member's burst)
     for (let index = 0; index < 500; index++) {
       const checkpoint = { job: `ghost-${index}`, peer: hostileId, length: 100, hash: randomBytes(32).toString('hex') }
@@ -150,7 +151,10 @@ describe('a hostile member on the announcement topic', () => {
       console.log(`${honest[index]?.region}: agreement ${JSON.stringify(status.agreement)}, checkpoints ${JSON.stringify(status.checkpoints)}, announcements over the member's rate ${status.announcements.rateLimited}`)
       // The member's 806 announcements in a few seconds: beyond its burst they are dropped unread
       // (rate-limited); of the proposals that got through, at most 4 are held; no checkpoint is signed.
-      expect(status.announcements.rateLimited).toBeGreaterThan(300)
+      // (20 a second refill its bucket of 200: on a loaded machine the flood itself takes longer, and
+      // more of it gets through; 806 - 200 - 20 x its duration are dropped in any case)
+      const floodSeconds = (floodEnded - floodStarted) / 1000
+      expect(status.announcements.rateLimited).toBeGreaterThan(Math.min(300, 806 - 200 - 20 * floodSeconds - 20))
       expect(status.agreement.malformed).toBeGreaterThanOrEqual(5)
       expect(status.agreement.proposalsSeen).toBeGreaterThan(20)
       expect(status.agreement.proposalsSeen - status.agreement.proposalsIgnored).toBeLessThanOrEqual(4)

@@ -10,9 +10,8 @@ import { relativeError, R_INFERT } from '../helpers/data.ts'
 import { filesUnder, notPrivate } from '../helpers/files.ts'
 import { freePort, waitFor } from '../helpers/process.ts'
 import { loadFluBYBW } from '../helpers/forecast-data.ts'
-import { fitModel } from '../../src/learning/fit.ts'
-import { forecastRegion } from '../../src/learning/forecast.ts'
-import { panelHistories, pooledDesign } from '../../src/learning/forecast-panel.ts'
+import { fitEndemicEpidemic, panelRegions } from '../../src/learning/endemic-epidemic.ts'
+import { forecastEndemicEpidemicRegion } from '../../src/learning/endemic-epidemic-forecast.ts'
 import { parseForecastProposal } from '../../src/peer/runtime/forecast-proposal.ts'
 
 /** The three districts of fluBYBW with the most influenza cases (Munich city, Stuttgart, Munich county). */
@@ -156,16 +155,17 @@ describe('an operator runs a peer', () => {
       expect(shown.status, shown.stderr).toBe(0)
       return JSON.parse(shown.stdout) as { job: string, h: number, rate: number, forecast: Array<{ mean: number, lower: number, upper: number }>, joint: { sum: number, mean: number, regions: number, open: Array<{ region: string, h: number }> }, model: { coefficients: Array<{ estimate: number }> } }
     })
-    // the pooled fit of the three series, which no region could compute
+    // the pooled fit of the three series, which no region could compute: hhh4's endemic-epidemic model, the default
     const plan = parseForecastProposal({ from: '2001-01-01', periods: 416, period: 'week' })
-    const histories = panelHistories({ regions: DISTRICTS, counts: flu.counts, populations: flu.populations }, [[1, 2], [0, 2], [0, 1]]).map((history) => ({ ...history, start: plan.start }))
-    const { block, terms } = pooledDesign(plan.spec, histories)
-    const pooled = fitModel(block, terms, { family: 'poisson', standardize: true, tolerance: 1e-12, maxIterations: 100 })
+    const spec = plan.endemicEpidemic
+    if (spec === null) throw new Error('expected the endemic-epidemic model by default')
+    const series = panelRegions({ counts: flu.counts, populations: flu.populations }, [[1, 2], [0, 2], [0, 1]]).map((region) => ({ ...region, start: plan.start }))
+    const pooled = fitEndemicEpidemic(spec, series)
     const sum = stored.reduce((total, entry) => total + entry.h, 0)
     for (const [index, entry] of stored.entries()) {
       expect(entry.job).toBe('risk-1')
-      expect(relativeError(entry.model.coefficients.map((row) => row.estimate), pooled.coefficients.estimate)).toBeLessThan(1e-6)
-      const own = forecastRegion(plan.spec, pooled.coefficients.estimate, histories[index]!, { horizon: 1 })
+      expect(relativeError(entry.model.coefficients.map((row) => row.estimate), pooled.shared)).toBeLessThan(1e-6)
+      const own = forecastEndemicEpidemicRegion({ spec, shared: pooled.shared, local: null }, series[index]!, { horizon: 1 })
       expect(entry.forecast[0]?.mean).toBeCloseTo(own[0]!.mean, 4)
       expect(entry.h).toBeGreaterThan(0)
       expect(entry.h).toBeLessThan(1)

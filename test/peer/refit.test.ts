@@ -94,8 +94,8 @@ describe('the daily cycle', () => {
     // day one: a cold fit, and the day's cases scored
     await (peers[0] as Peer).propose({ id: 'day-1' })
     for (const outcome of await ranEverywhere('day-1')) {
-      expect(relativeError(outcome.model.coefficients.map((row) => row.estimate), pooled(1))).toBeLessThan(1e-6)
-      expect(outcome.model.duals?.length).toBe(2)
+      expect(relativeError(outcome.model!.coefficients.map((row) => row.estimate), pooled(1))).toBeLessThan(1e-6)
+      expect(outcome.model!.duals?.length).toBe(2)
     }
     const first = await cli(['predict', '--dir', members[2]?.dir as string, '--cases', today, '--json'])
     expect(first.status, first.stderr).toBe(0)
@@ -108,11 +108,11 @@ describe('the daily cycle', () => {
     const warm = await ranEverywhere('day-2')
     await (peers[0] as Peer).propose({ id: 'day-2-cold' })
     const cold = await ranEverywhere('day-2-cold')
-    for (const outcome of [...warm, ...cold]) expect(relativeError(outcome.model.coefficients.map((row) => row.estimate), pooled(2))).toBeLessThan(1e-6)
-    for (const outcome of warm) expect(outcome.model.lineage?.parent).toBe('day-1')
-    expect(cold[0]?.model.lineage?.parent).toBeNull()
-    console.info(`over libp2p, 3 peers: rounds of the whole job, cold ${cold[0]?.model.rounds}, warm ${warm[0]?.model.rounds}`)
-    expect(warm[0]?.model.rounds).toBeLessThan(cold[0]?.model.rounds as number)
+    for (const outcome of [...warm, ...cold]) expect(relativeError(outcome.model!.coefficients.map((row) => row.estimate), pooled(2))).toBeLessThan(1e-6)
+    for (const outcome of warm) expect(outcome.model!.lineage?.parent).toBe('day-1')
+    expect(cold[0]?.model?.lineage?.parent).toBeNull()
+    console.info(`over libp2p, 3 peers: rounds of the whole job, cold ${cold[0]?.model?.rounds}, warm ${warm[0]?.model?.rounds}`)
+    expect(warm[0]?.model?.rounds).toBeLessThan(cold[0]?.model?.rounds as number)
 
     // the registry shows the lineage, and the day's cases are scored with the new model
     const registry = await cli(['models', '--dir', members[0]?.dir as string, '--json'])

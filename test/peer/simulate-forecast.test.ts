@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fixture } from '../helpers/data.ts'
 import { GERMANY_2006 } from '../helpers/forecast-data.ts'
+import { hhh4Reference } from '../helpers/hhh4-reference.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
 
@@ -31,7 +32,7 @@ beforeAll(async () => { folder = await mkdtemp(join(tmpdir(), 'epimesh-forecast-
 afterAll(async () => { await rm(folder, { recursive: true, force: true }) })
 
 describe('epimesh simulate-forecast', () => {
-  it('fluBYBW --json: one object with the fit, the skill, every region\'s h and the joint risk; --plot writes an SVG', async () => {
+  it('fluBYBW --json (the endemic-epidemic model by default): one object with the fit, the skill, every region\'s h and the joint risk; --plot writes an SVG', async () => {
     const plot = join(folder, 'flu.svg')
     const run = await epimesh(['simulate-forecast', ...flu, '--json', '--plot', plot, '--open-regions', '9162'])
     expect(run.code, run.stderr).toBe(0)
@@ -39,7 +40,8 @@ describe('epimesh simulate-forecast', () => {
     expect(lines).toHaveLength(1)
     const summary = JSON.parse(lines[0] as string)
     expect(summary.relativeError).toBeLessThan(1e-6)
-    expect(Object.keys(summary.coefficients)).toEqual(['(Intercept)', 'log1p(y[t-1])', 'log1p(y[t-2])', 'log1p(nbr[t-1])', 'sin(2*pi*t/52)', 'cos(2*pi*t/52)'])
+    expect(summary.model.name).toBe('endemic-epidemic')
+    expect(Object.keys(summary.coefficients)).toEqual(['ar.1', 'ne.1', 'end.1', 'end.sin(2 * pi * t/52)', 'end.cos(2 * pi * t/52)', '-log(overdisp)'])
     expect(Object.keys(summary.pooled)).toEqual(Object.keys(summary.coefficients))
     expect(summary.regions).toHaveLength(140)
     for (const region of summary.regions) {
@@ -56,6 +58,16 @@ describe('epimesh simulate-forecast', () => {
     expect(model.logScore).toBeGreaterThan(Math.max(lastValue.logScore, seasonalNaive.logScore))
     expect(model.mae).toBeLessThan(Math.min(lastValue.mae, seasonalNaive.mae))
     expect(summary.skill.heldOut).toBe(52)
+    // hhh4's own held-out scores of the same model, fitted on the same weeks (scripts/reference/hhh4-reference.R)
+    const reference = hhh4Reference('fluBYBW', 'shared').heldOut
+    expect(Math.abs(model.logScore - reference.logScore)).toBeLessThan(1e-6)
+    expect(Math.abs(model.rps - reference.rps)).toBeLessThan(1e-6)
+    expect(Math.abs(model.dss - reference.dss)).toBeLessThan(1e-6)
+    expect(Math.abs(model.mae - reference.mae)).toBeLessThan(1e-6)
+    expect(Math.abs(model.coverage - reference.coverage)).toBeLessThan(1e-6)
+    expect(model.coverage).toBeGreaterThan(0.85)
+    expect(model.coverage).toBeLessThan(0.95)
+    for (const entry of [model, lastValue, seasonalNaive]) expect(Object.keys(entry).sort()).toEqual(['coverage', 'dss', 'logScore', 'mae', 'rps'])
     const svg = await readFile(plot, 'utf8')
     expect(svg.startsWith('<svg')).toBe(true)
     expect(svg).toContain('seasonal naive')
@@ -66,12 +78,19 @@ describe('epimesh simulate-forecast', () => {
     expect(withoutTotal.code).toBe(2)
     expect(withoutTotal.stderr).toContain('measlesDE_population.csv')
     expect(withoutTotal.stderr).toContain('--total-population')
-    const run = await epimesh(['simulate-forecast', ...measles, '--horizon', '3'])
+    const run = await epimesh(['simulate-forecast', ...measles, '--horizon', '3', '--model', 'loglinear'])
     expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toContain('model: loglinear')
     expect(run.stdout).toContain('log1p(nbr[t-1])')
     expect(run.stdout).toContain('max relative error against the pooled fit')
     expect(run.stdout).toContain('Saarland')
     expect(run.stdout).toMatch(/joint risk by masked sum over 16 regions: sum \d/)
+    const unit = await epimesh(['simulate-forecast', ...measles, '--unit-intercepts'])
+    expect(unit.code, unit.stderr).toBe(0)
+    expect(unit.stdout).toContain('model: endemic-epidemic')
+    expect(unit.stdout).toContain('ne.1')
+    expect(unit.stdout).not.toContain('end.1')
+    expect(unit.stdout).toMatch(/endemic-epidemic +-0\.61\d\d/)
   })
 
   it('bad input names the file, the line and the field, and exits with 2', async () => {

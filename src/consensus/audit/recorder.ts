@@ -2,6 +2,7 @@ import { ADMM_MESSAGE_HEADER, clippedNeighbour } from '../protocols/admm.ts'
 import type { Graph } from '../graph.ts'
 import type { LogRecord, MachineInput } from '../machine.ts'
 import type { ConsensusMessage } from '../types.ts'
+import type { GbdtModelJson } from '../../learning/gbdt.ts'
 
 /**
  * The round log of one peer in one job, as entry bodies: what the peer sent (whole vectors for the
@@ -107,9 +108,14 @@ export interface FinalBody {
   penalty: number | null
   tolerance: number
   dropped: string[]
+  /** a tree job's forest (its terms and coefficients are empty): every split and leaf, which the peers must agree on */
+  trees?: GbdtModelJson
   /** messages sent and received after the machine finished, answering neighbours that lagged behind */
   late?: { sent: SentRecord[], received: ReceivedRecord[] }
 }
+
+/** What a job's final entry says of its result (the rest of the entry is filled in by the recorder). */
+export type FinalRecord = Omit<FinalBody, 'type' | 'job' | 'peer' | 'late'>
 
 export type EntryBody = StartBody | RoundBody | FinalBody
 

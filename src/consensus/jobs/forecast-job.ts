@@ -1,3 +1,5 @@
+import type { EndemicEpidemicSpec } from '../../learning/endemic-epidemic.ts'
+import { forecastEndemicEpidemicRegion } from '../../learning/endemic-epidemic-forecast.ts'
 import { buildForecastDesign, forecastRegion, incidencePer100k, neighbourMeanIncidence, type ForecastModelSpec, type PeriodForecast, type RegionHistory } from '../../learning/forecast.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
 import { riskScore, riskHorizon, type RegionRisk, type RiskParams } from '../../learning/risk.ts'
@@ -10,6 +12,7 @@ import { createJointRisk, jointRiskProtocol, type JointRiskResult } from '../pro
 import { sha256 } from '../sha256.ts'
 import type { Rng } from '../types.ts'
 import { fitJobRules, fitJobScript, judgeAdmmEvidence, modelDigest, newFitProgress, type FitJobParams, type FitJobResult, type FitProgress } from './fit-job.ts'
+import { endemicEpidemicScript, type EndemicEpidemicJobResult, type EndemicEpidemicProgress } from './endemic-epidemic-job.ts'
 import { createJob, jobProtocol, phase, run, type JobContext, type JobScript, type JobState } from './job.ts'
 
 /**
@@ -25,6 +28,11 @@ import { createJob, jobProtocol, phase, run, type JobContext, type JobScript, ty
  *   joint-risk  the sum and mean of h by one exact masked sum (joint-risk.ts): no message carries a
  *               region's h, and no other region learns it;
  *
+ * With `endemicEpidemic` set, the model is instead the endemic-epidemic one of R's hhh4 (learning/
+ * endemic-epidemic.ts): incidence and fit are replaced by its own phases (endemic-epidemic-job.ts:
+ * counts exchanged with the neighbours, exact Newton by masked sums, a region's own intercept never
+ * sent), and the forecast is its negative binomial one;
+ *
  * and the job's closing over the model and the joint risk.
  */
 export const INCIDENCE_KIND = 'incidence'
@@ -36,6 +44,8 @@ export interface ForecastJobPeer {
   self: number
   diameter: number
   spec: ForecastModelSpec
+  /** the endemic-epidemic model to fit instead of `spec` (null or absent: the log-linear Poisson model) */
+  endemicEpidemic?: EndemicEpidemicSpec | null
   /** this region's counts over the job's periods */
   counts: ArrayLike<number>
   population: number
@@ -53,7 +63,10 @@ export interface ForecastJobPeer {
 }
 
 export interface ForecastJobResult {
+  /** the shared model; for the endemic-epidemic model, its shared parameters as a fit's coefficients */
   fit: FitJobResult
+  /** the endemic-epidemic fit (with this region's own intercept, which no other region holds), or null */
+  endemicEpidemic: EndemicEpidemicJobResult | null
   forecast: PeriodForecast[]
   risk: RegionRisk
   joint: JointRiskResult
@@ -65,6 +78,7 @@ export interface ForecastJobResult {
 /** What the forecasting job has so far: the fit's progress, and the region's forecast once made. */
 export interface ForecastProgress {
   fit: FitProgress
+  endemicEpidemic: EndemicEpidemicProgress
   history: RegionHistory | null
   forecast: PeriodForecast[] | null
   risk: RegionRisk | null
@@ -72,7 +86,60 @@ export interface ForecastProgress {
 
 export type ForecastJobState = JobState<ForecastJobResult> & { readonly forecast: ForecastProgress }
 
+/** The endemic-epidemic fit as a fit job's result, for the store, the audit log and the closing digest (shared parts only). */
+function asFitResult (result: EndemicEpidemicJobResult, peers: number, ctx: JobContext): FitJobResult {
+  return {
+    terms: result.terms,
+    coefficients: result.shared,
+    standardErrors: result.standardErrors,
+    covariance: result.covariance,
+    standardizedCoefficients: result.shared,
+    logLikelihood: result.logLikelihood,
+    objective: -result.logLikelihood,
+    rounds: ctx.round(),
+    phaseRounds: ctx.phaseRounds(),
+    converged: result.converged,
+    peers,
+    rows: result.rows,
+    penalty: null,
+    newtonIterations: result.iterations,
+    dropped: [],
+    metrics: null,
+    staleMessages: 0,
+    rejectedMessages: 0,
+    // the endemic-epidemic model is fitted on its own scale, by exact Newton: no scaling, no ADMM duals
+    scaling: null,
+    duals: []
+  }
+}
+
+function * endemicEpidemicForecastScript (peer: ForecastJobPeer, spec: EndemicEpidemicSpec, progress: ForecastProgress, ctx: JobContext): JobScript<ForecastJobResult> {
+  const fitted = yield * endemicEpidemicScript({
+    job: peer.job,
+    graph: peer.graph,
+    self: peer.self,
+    diameter: peer.diameter,
+    spec,
+    counts: peer.counts,
+    population: peer.population,
+    start: peer.start,
+    maxIterations: 2 * peer.params.maxNewtonIterations,
+    rng: peer.rng,
+    verifier: peer.verifier ?? null
+  }, progress.endemicEpidemic, ctx)
+  const fit = asFitResult(fitted, peer.graph.names.length, ctx)
+  const forecast = forecastEndemicEpidemicRegion({ spec, shared: fitted.shared, local: fitted.local?.estimate ?? null }, fitted.region, { horizon: peer.horizon })
+  const risk = riskScore(forecast.map((period) => period.mean), peer.population, peer.risk)
+  progress.forecast = forecast
+  progress.risk = risk
+  const joint = yield * run(phase(JOINT_RISK_KIND, jointRiskProtocol, createJointRisk({ graph: peer.graph, self: peer.self, h: risk.h, job: peer.job, rng: peer.rng, openRegions: peer.openRegions, kind: JOINT_RISK_KIND })))
+  ctx.log('info', 'job.joint-risk', { job: peer.job, regions: joint.regions, sum: joint.sum, mean: joint.mean })
+  return { fit, endemicEpidemic: fitted, forecast, risk, joint, rows: Math.max(0, fitted.region.counts.length - 1) }
+}
+
 function * forecastScript (peer: ForecastJobPeer, progress: ForecastProgress, ctx: JobContext): JobScript<ForecastJobResult> {
+  const endemicEpidemic = peer.endemicEpidemic ?? null
+  if (endemicEpidemic !== null) return yield * endemicEpidemicForecastScript(peer, endemicEpidemic, progress, ctx)
   const incidence = incidencePer100k(peer.counts, peer.population)
   const accept = (values: Float64Array): boolean => values.length === incidence.length && values.every((value) => Number.isFinite(value) && value >= 0)
   const heard = yield * run(phase(INCIDENCE_KIND, exchangeProtocol, createExchange({ graph: peer.graph, self: peer.self, job: peer.job, kind: INCIDENCE_KIND, value: incidence, accept })))
@@ -97,7 +164,7 @@ function * forecastScript (peer: ForecastJobPeer, progress: ForecastProgress, ct
   progress.risk = risk
   const joint = yield * run(phase(JOINT_RISK_KIND, jointRiskProtocol, createJointRisk({ graph: peer.graph, self: peer.self, h: risk.h, job: peer.job, rng: peer.rng, openRegions: peer.openRegions, kind: JOINT_RISK_KIND })))
   ctx.log('info', 'job.joint-risk', { job: peer.job, regions: joint.regions, sum: joint.sum, mean: joint.mean })
-  return { fit, forecast, risk, joint, rows: design.block.rows }
+  return { fit, endemicEpidemic: null, forecast, risk, joint, rows: design.block.rows }
 }
 
 /** What every region must agree on: the shared model and the joint risk (each region's own forecast and h stay its own). */
@@ -111,7 +178,7 @@ function forecastDigest (result: ForecastJobResult): Uint8Array {
 
 export function createForecastJobState (peer: ForecastJobPeer): ForecastJobState {
   if (peer.horizon < riskHorizon(peer.risk)) throw new RangeError(`the forecast horizon ${peer.horizon} is shorter than the risk score's ${riskHorizon(peer.risk)} periods`)
-  const progress: ForecastProgress = { fit: newFitProgress(), history: null, forecast: null, risk: null }
+  const progress: ForecastProgress = { fit: newFitProgress(), endemicEpidemic: { iteration: null }, history: null, forecast: null, risk: null }
   const verifier = peer.verifier ?? null
   // the design's width is the spec's, the same for every region: the rules need only its dimension
   const dimension = buildForecastDesign(peer.spec, { counts: peer.counts, population: peer.population, neighbourIncidence: new Float64Array(peer.counts.length), start: peer.start }).block.cols
@@ -123,7 +190,7 @@ export function createForecastJobState (peer: ForecastJobPeer): ForecastJobState
     diameter: peer.diameter,
     script: (ctx) => forecastScript(peer, progress, ctx),
     verifier,
-    judge: (evidence) => verifier === null ? 'no verifier' : judgeAdmmEvidence(rules, peer.job, verifier, evidence),
+    judge: (evidence) => verifier === null ? 'no verifier' : (peer.endemicEpidemic ?? null) !== null ? 'this model\'s job has no round-message rules' : judgeAdmmEvidence(rules, peer.job, verifier, evidence),
     closing: { digest: forecastDigest, exact: peer.params.algorithm !== 'gossip' }
   })
   return Object.assign(state, { forecast: progress })

@@ -9,7 +9,7 @@ import type { Protocol } from '../machine.ts'
 import { sha256 } from '../sha256.ts'
 import type { Rng } from '../types.ts'
 import { createJob, jobProtocol, run, type JobContext, type JobScript, type JobState } from './job.ts'
-import { maskedSum, sumTotal, type MaskedSumOptions } from './phases.ts'
+import { chunkedSum, maskedSum, sumTotal, type MaskedSumOptions } from './phases.ts'
 
 /**
  * Gradient-boosted trees grown by the federation, with no centre, equal to the pooled fit with the same
@@ -59,23 +59,10 @@ export interface GbdtProgress {
 
 export type GbdtJobState = JobState<GbdtJobResult> & { readonly gbdt: GbdtProgress }
 
-/** Values per masked sum of histograms: a chunk of 16 bytes per value stays well under a message's limit. */
-export const HISTOGRAM_CHUNK = 16_384
 const METRIC_BINS = 1000
 
 function numericFeatures (data: TreeData): number[] {
   return data.features.flatMap((feature, index) => feature.type === 'numeric' ? [index] : [])
-}
-
-/** A sum of `values` by as many masked sums as its length needs, named `${name}-${chunk}.${counter}`. */
-function * chunkedSum (peer: GbdtJobPeer, name: string, counter: number, values: Float64Array, options: MaskedSumOptions): Generator<Parameters<typeof run>[0], Float64Array, unknown> {
-  const total = new Float64Array(values.length)
-  for (let start = 0, chunk = 0; start < values.length; start += HISTOGRAM_CHUNK, chunk++) {
-    const part = values.subarray(start, Math.min(values.length, start + HISTOGRAM_CHUNK))
-    const phaseName = `${name}-${chunk}.${counter}`
-    total.set(sumTotal(yield * run(maskedSum(peer, phaseName, Float64Array.from(part), options)), peer.graph, phaseName), start)
-  }
-  return total
 }
 
 export function * gbdtScript (peer: GbdtJobPeer, progress: GbdtProgress, ctx: JobContext): JobScript<GbdtJobResult> {

@@ -4,7 +4,7 @@ import { MAX_FIXED_MAGNITUDE } from '../protocols/fixed-point.ts'
 import { createSecureSum, secureSumProtocol, type SecureSumState } from '../protocols/secure-sum.ts'
 import { createTreeSum, spanningTree, treeSumProtocol, type SpanningTree, type TreeSumState } from '../protocols/tree-sum.ts'
 import type { Rng } from '../types.ts'
-import { phase, type Phase } from './job.ts'
+import { phase, run, type Phase } from './job.ts'
 
 /**
  * The phases jobs are made of, ready to yield from a script: an exact masked sum (flooding for small
@@ -75,4 +75,18 @@ export function sumTotal (total: Float64Array, graph: Graph, name: string): Floa
   const flaggedPeers = graph.names.filter((_, node) => (total[length + node] as number) > 0.5)
   if (flaggedPeers.length > 0) throw new SumOutOfRangeError(name, flaggedPeers)
   return total.subarray(0, length)
+}
+
+/** Values per masked sum of a long vector: a chunk of 16 bytes per value stays well under a message's limit. */
+export const SUM_CHUNK = 16_384
+
+/** A sum of `values` by as many masked sums as its length needs, named `${name}-${chunk}.${counter}`. */
+export function * chunkedSum (peer: SumPeer, name: string, counter: number, values: Float64Array, options: MaskedSumOptions = {}): Generator<Phase, Float64Array, unknown> {
+  const total = new Float64Array(values.length)
+  for (let start = 0, chunk = 0; start < values.length; start += SUM_CHUNK, chunk++) {
+    const part = values.subarray(start, Math.min(values.length, start + SUM_CHUNK))
+    const phaseName = `${name}-${chunk}.${counter}`
+    total.set(sumTotal(yield * run(maskedSum(peer, phaseName, Float64Array.from(part), options)), peer.graph, phaseName), start)
+  }
+  return total
 }

@@ -8,7 +8,8 @@ import { graphFromEdges, spectralGap, type Graph } from '../graph.ts'
 import { partitionByValue, splitRows, type SplitKind } from '../partition.ts'
 import { createRng, forkRng } from '../rng.ts'
 import { buildTopology } from '../topology.ts'
-import { simulateFit } from './fit-simulation.ts'
+import type { Rng } from '../types.ts'
+import { simulateFit, type FitTraceRow } from './fit-simulation.ts'
 
 /**
  * One data set's federated fit in the simulator, as `epimesh simulate` and the library's `simulate`
@@ -35,6 +36,8 @@ export interface DataFitSimulationInput {
   linkLoss?: number
   /** called with (round, max relative error) after every round */
   onRound?: (round: number, maxRelativeError: number) => void
+  /** keep a row per round and peer: residuals, distance to the pooled fit, messages, bytes */
+  trace?: boolean
 }
 
 /** The simulation's own defaults (the fit's are createFitJobParams'). */
@@ -72,19 +75,20 @@ export interface DataFitSimulation {
   seed: number
   /** max relative error over peers after each round */
   errorByRound: number[]
+  /** where peer 0 entered each phase (the simulation's round) */
+  phaseStarts: Array<{ phase: string, round: number }>
+  /** with `trace`: a row per round and peer */
+  trace?: FitTraceRow[]
 }
 
 const byTerm = (terms: readonly string[], values: ArrayLike<number>): Record<string, number> =>
   Object.fromEntries(terms.map((term, index) => [term, values[index] as number]))
 
-export function simulateDataFit (options: DataFitSimulationInput): DataFitSimulation {
-  const defaults = DEFAULT_DATA_FIT_SIMULATION
-  const input = { ...options, peers: options.peers ?? defaults.peers, split: options.split ?? defaults.split, topology: options.topology ?? defaults.topology, seed: options.seed ?? defaults.seed, linkLoss: options.linkLoss ?? defaults.linkLoss }
-  const { spec, family, params, seed } = input
-  const terms = termNames(spec)
-  const rng = createRng(seed)
-
-  // Which rows each peer holds, and the graph between the peers.
+/**
+ * Which rows each simulated peer holds (evenly, skewed, or one peer per value of `groups`), and the
+ * graph between the peers (a topology spec, or an edge list between their names).
+ */
+export function dealRows (input: { rows: number, peers: number, split: SplitKind, topology: string, groups?: readonly string[], edges?: ReadonlyArray<readonly [string, string]> }, rng: Rng): { parts: number[][], graph: Graph } {
   let names: string[] = []
   let parts: number[][] = []
   if (input.groups !== undefined) ({ names, parts } = partitionByValue(input.groups))
@@ -93,15 +97,26 @@ export function simulateDataFit (options: DataFitSimulationInput): DataFitSimula
     graph = graphFromEdges(input.groups === undefined ? null : names, input.edges)
     if (input.groups === undefined) {
       names = [...graph.names]
-      parts = splitRows(input.rows.length, names.length, input.split, forkRng(rng, 'split'))
+      parts = splitRows(input.rows, names.length, input.split, forkRng(rng, 'split'))
     }
   } else {
     if (input.groups === undefined) {
-      parts = splitRows(input.rows.length, input.peers, input.split, forkRng(rng, 'split'))
+      parts = splitRows(input.rows, input.peers, input.split, forkRng(rng, 'split'))
       names = parts.map((_, index) => `peer-${index}`)
     }
     graph = buildTopology(input.topology, names.length, forkRng(rng, 'topology'), names)
   }
+  return { parts, graph }
+}
+
+export function simulateDataFit (options: DataFitSimulationInput): DataFitSimulation {
+  const defaults = DEFAULT_DATA_FIT_SIMULATION
+  const input = { ...options, peers: options.peers ?? defaults.peers, split: options.split ?? defaults.split, topology: options.topology ?? defaults.topology, seed: options.seed ?? defaults.seed, linkLoss: options.linkLoss ?? defaults.linkLoss }
+  const { spec, family, params, seed } = input
+  const terms = termNames(spec)
+  const rng = createRng(seed)
+
+  const { parts, graph } = dealRows({ ...input, rows: input.rows.length }, rng)
 
   const outcome = family === 'binomial' ? 'binary' : 'count'
   const blocks = parts.map((rows) => buildDesign(rows.map((index) => input.rows[index] as Record<string, unknown>), spec, { outcome }))
@@ -117,7 +132,8 @@ export function simulateDataFit (options: DataFitSimulationInput): DataFitSimula
     seed,
     network: { linkLoss: input.linkLoss },
     reference,
-    ...(input.onRound === undefined ? {} : { onRound: input.onRound })
+    ...(input.onRound === undefined ? {} : { onRound: input.onRound }),
+    trace: input.trace === true
   })
 
   const first = simulation.results[0]
@@ -158,6 +174,8 @@ export function simulateDataFit (options: DataFitSimulationInput): DataFitSimula
     tolerance: params.tolerance,
     linkLoss: input.linkLoss,
     seed,
-    errorByRound: simulation.errorByRound
+    errorByRound: simulation.errorByRound,
+    phaseStarts: simulation.phaseStarts,
+    ...(simulation.trace === undefined ? {} : { trace: simulation.trace })
   }
 }

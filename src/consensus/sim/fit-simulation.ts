@@ -8,6 +8,7 @@ import { diameter as graphDiameter, type Graph } from '../graph.ts'
 import { MemoryNetwork, type MemoryNetworkOptions } from './memory-network.ts'
 import { createRng, forkRng } from '../rng.ts'
 import { runSynchronous } from './simulation.ts'
+import { jobPosition } from '../jobs/job.ts'
 
 /**
  * A whole federated fit in one process: one fit-job machine per peer, the in-memory network between
@@ -30,6 +31,24 @@ export interface FitSimulationInput {
   warmStarts?: ReadonlyArray<FitWarmStart | null>
   /** called with (round, max relative error) after every round, for progress reports */
   onRound?: (round: number, maxRelativeError: number) => void
+  /** keep a row per round and peer (residuals, distance to the reference, messages, bytes) */
+  trace?: boolean
+}
+
+/** One peer in one round of a simulated fit, as `simulate --trace` writes it. */
+export interface FitTraceRow {
+  round: number
+  peer: number
+  phase: string
+  phaseRound: number
+  /** consensus-ADMM residuals while the peer is in an ADMM phase, else null (also before they are defined) */
+  primalResidual: number | null
+  dualResidual: number | null
+  /** ||x_i - x*|| / ||x*|| on the original scale, null while the peer has no iterate or without a reference */
+  distance: number | null
+  /** what the peer sent in this round (one per recipient, lost ones included) */
+  messages: number
+  bytes: number
 }
 
 export interface FitSimulationOutput {
@@ -41,7 +60,20 @@ export interface FitSimulationOutput {
   /** max over peers of ||x_i - x*|| / ||x*|| per job round (original scale); empty without a reference */
   errorByRound: number[]
   seed: number
+  /** where peer 0 entered each phase (the round of the simulation) */
+  phaseStarts: Array<{ phase: string, round: number }>
+  /** with `trace`: a row per round and peer */
+  trace?: FitTraceRow[]
 }
+
+function peerDistance (state: FitJobState, reference: Float64Array): number | null {
+  const iterate = fitIterate(state)
+  if (iterate === null) return null
+  const scaling = state.fit.scaling
+  return relativeDistance(scaling === null ? iterate : toOriginalScale(iterate, scaling, state.fit.interceptColumn), reference)
+}
+
+const finiteOrNull = (value: number | undefined): number | null => value !== undefined && Number.isFinite(value) ? value : null
 
 export function maxRelativeError (states: readonly FitJobState[], reference: Float64Array): number {
   let worst = 0
@@ -73,18 +105,46 @@ export function simulateFit (input: FitSimulationInput): FitSimulationOutput {
   const network = new MemoryNetwork({ ...(input.network ?? {}), graph, rng: forkRng(rng, 'network') })
   const errorByRound: number[] = []
   const reference = input.reference
+  const phaseStarts: Array<{ phase: string, round: number }> = []
+  const trace: FitTraceRow[] | undefined = input.trace === true ? [] : undefined
+  const sentBefore = graph.names.map(() => 0)
+  const bytesBefore = graph.names.map(() => 0)
+  const observe = (round: number, current: readonly FitJobState[]): void => {
+    const first = current[0]
+    if (first !== undefined) {
+      const phase = jobPosition(first).phase
+      if (phaseStarts.at(-1)?.phase !== phase) phaseStarts.push({ phase, round })
+    }
+    if (reference !== undefined) {
+      const error = maxRelativeError(current, reference)
+      errorByRound.push(error)
+      input.onRound?.(round, error)
+    }
+    if (trace === undefined) return
+    current.forEach((state, peer) => {
+      const position = jobPosition(state)
+      const admm = (position.phase === 'admm' || position.phase === 'admm2') ? state.fit.admmState : null
+      trace.push({
+        round,
+        peer,
+        phase: position.phase,
+        phaseRound: position.round,
+        primalResidual: finiteOrNull(admm?.primalResidual),
+        dualResidual: finiteOrNull(admm?.dualResidual),
+        distance: reference === undefined ? null : peerDistance(state, reference),
+        messages: (network.sentBy[peer] as number) - (sentBefore[peer] as number),
+        bytes: (network.bytesBy[peer] as number) - (bytesBefore[peer] as number)
+      })
+      sentBefore[peer] = network.sentBy[peer] as number
+      bytesBefore[peer] = network.bytesBy[peer] as number
+    })
+  }
   const run = runSynchronous({
     protocol: fitJobProtocol,
     states,
     network,
     maxRounds: 3 * params.maxRounds + 20 * (diameter + 3),
-    onRound: reference === undefined
-      ? undefined
-      : (round: number, current: readonly FitJobState[]) => {
-          const error = maxRelativeError(current, reference)
-          errorByRound.push(error)
-          input.onRound?.(round, error)
-        }
+    onRound: observe
   })
   return {
     results: run.states.map((state) => fitJobProtocol.result(state)),
@@ -93,6 +153,8 @@ export function simulateFit (input: FitSimulationInput): FitSimulationOutput {
     bytes: run.bytes,
     diameter,
     errorByRound,
-    seed
+    seed,
+    phaseStarts,
+    ...(trace === undefined ? {} : { trace })
   }
 }

@@ -2,6 +2,7 @@ import { relativeDistance } from '../../learning/linalg.ts'
 import { fitModel } from '../../learning/fit.ts'
 import { buildForecastDesign, forecastMeans, ForecastInputError, maxLag, type ForecastModelSpec, type PeriodForecast, type RegionHistory } from '../../learning/forecast.ts'
 import { forecastPanel, panelDesigns, panelHistories, pooledDesign, type SeriesPanel } from '../../learning/forecast-panel.ts'
+import type { CountDistribution } from '../../learning/negbin.ts'
 import { addForecast, createSkillAccumulator, lastValueMean, seasonalNaiveMean, skillOf, type Skill } from '../../learning/forecast-skill.ts'
 import { INTERCEPT } from '../../learning/design.ts'
 import { EpimeshError } from '../../errors.ts'
@@ -152,13 +153,13 @@ export function federatedForecastFit (input: {
 }
 
 /**
- * One-step-ahead skill on periods [from, to) of every region with the given coefficients (each
- * forecast uses the observed lags), against the last-value and seasonal-naive baselines.
+ * One-step-ahead skill on periods [from, to) of every region: the model's forecast of each (a count
+ * distribution, or a Poisson mean) against the last-value and seasonal-naive baselines (Poisson, with
+ * their point values as means), from the observed counts before it.
  */
-export function heldOutSkill (spec: ForecastModelSpec, coefficients: ArrayLike<number>, histories: readonly RegionHistory[], from: number, to: number): Omit<SkillTable, 'fit'> {
+export function skillTable (counts: ReadonlyArray<ArrayLike<number>>, from: number, to: number, season: number, forecasts: ReadonlyArray<ReadonlyArray<{ time: number, forecast: number | CountDistribution }>>): Omit<SkillTable, 'fit'> {
   const model = createSkillAccumulator()
   const lastValue = createSkillAccumulator()
-  const season = spec.seasonPeriod === null ? 52 : Math.round(spec.seasonPeriod)
   const seasonal = from >= season ? createSkillAccumulator() : null
   const periods = to - from
   const totals = {
@@ -167,26 +168,39 @@ export function heldOutSkill (spec: ForecastModelSpec, coefficients: ArrayLike<n
     lastValue: new Array<number>(periods).fill(0),
     seasonalNaive: seasonal === null ? null : new Array<number>(periods).fill(0)
   }
-  for (const history of histories) {
-    const design = buildForecastDesign(spec, history, { from, to })
-    const means = forecastMeans(design.block, coefficients)
-    design.times.forEach((time, row) => {
-      const observed = history.counts[time] as number
+  counts.forEach((series, region) => {
+    for (const { time, forecast } of forecasts[region] ?? []) {
+      if (time < from || time >= to) continue
+      const observed = series[time] as number
       const slot = time - from
-      addForecast(model, observed, means[row] as number)
-      const last = lastValueMean(history.counts, time)
+      addForecast(model, observed, forecast)
+      const last = lastValueMean(series, time)
       addForecast(lastValue, observed, last)
       totals.observed[slot] = (totals.observed[slot] as number) + observed
-      totals.model[slot] = (totals.model[slot] as number) + (means[row] as number)
+      totals.model[slot] = (totals.model[slot] as number) + (typeof forecast === 'number' ? forecast : forecast.mean)
       totals.lastValue[slot] = (totals.lastValue[slot] as number) + last
       if (seasonal !== null && totals.seasonalNaive !== null) {
-        const naive = seasonalNaiveMean(history.counts, time, season)
+        const naive = seasonalNaiveMean(series, time, season)
         addForecast(seasonal, observed, naive)
         totals.seasonalNaive[slot] = (totals.seasonalNaive[slot] as number) + naive
       }
-    })
-  }
+    }
+  })
   return { model: skillOf(model), lastValue: skillOf(lastValue), seasonalNaive: seasonal === null ? null : skillOf(seasonal), from, to, totals }
+}
+
+/**
+ * One-step-ahead skill on periods [from, to) of every region with the given coefficients of the
+ * log-linear Poisson model (each forecast uses the observed lags), against the baselines.
+ */
+export function heldOutSkill (spec: ForecastModelSpec, coefficients: ArrayLike<number>, histories: readonly RegionHistory[], from: number, to: number): Omit<SkillTable, 'fit'> {
+  const season = spec.seasonPeriod === null ? 52 : Math.round(spec.seasonPeriod)
+  const forecasts = histories.map((history) => {
+    const design = buildForecastDesign(spec, history, { from, to })
+    const means = forecastMeans(design.block, coefficients)
+    return design.times.map((time, row) => ({ time, forecast: means[row] as number }))
+  })
+  return skillTable(histories.map((history) => history.counts), from, to, season, forecasts)
 }
 
 export function simulateForecast (input: ForecastSimulationInput, clock: { now(): number } | null = null): ForecastSimulationOutput {
@@ -209,6 +223,14 @@ export function simulateForecast (input: ForecastSimulationInput, clock: { now()
   }
   const horizon = Math.max(input.horizon ?? 0, riskHorizon(input.risk))
   const forecasts = forecastPanel(spec, fit.coefficients, histories, graph.neighbours, { horizon, ...(input.level === undefined ? {} : { level: input.level }) })
+  return { fit, skill, horizon, ...riskOutcome(panel, graph, forecasts, input) }
+}
+
+/**
+ * Each region's risk score h from its forecast means, and the joint risk by the masked-sum machine over
+ * the federation graph (with the plain sum of h, which only a simulation can see, to check it).
+ */
+export function riskOutcome (panel: SeriesPanel, graph: Graph, forecasts: readonly PeriodForecast[][], input: { risk: RiskParams, seed: number, openRegions?: readonly string[] }): Pick<ForecastSimulationOutput, 'regions' | 'jointRisk'> {
   const regions: RegionOutcome[] = panel.regions.map((region, index) => {
     const forecast = forecasts[index] as PeriodForecast[]
     const population = panel.populations[index] as number
@@ -217,11 +239,5 @@ export function simulateForecast (input: ForecastSimulationInput, clock: { now()
   })
   const joint = simulateJointRisk({ graph, h: regions.map((region) => region.h), seed: input.seed, ...(input.openRegions === undefined ? {} : { openRegions: input.openRegions }) })
   const result = joint.results[0] as JointRiskResult
-  return {
-    fit,
-    skill,
-    regions,
-    jointRisk: { ...result, plainSum: regions.reduce((sum, region) => sum + region.h, 0), ticks: joint.ticks, messages: joint.messages },
-    horizon
-  }
+  return { regions, jointRisk: { ...result, plainSum: regions.reduce((sum, region) => sum + region.h, 0), ticks: joint.ticks, messages: joint.messages } }
 }

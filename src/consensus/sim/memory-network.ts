@@ -91,6 +91,9 @@ export class MemoryNetwork {
   lost = 0
   delivered = 0
   readonly byKind = new Map<string, number>()
+  /** messages and bytes sent by each peer (one per recipient, lost ones included), by node index */
+  readonly sentBy: number[]
+  readonly bytesBy: number[]
 
   constructor (options: MemoryNetworkOptions) {
     this.graph = options.graph
@@ -105,6 +108,8 @@ export class MemoryNetwork {
       throw new RangeError(`delay.maxRounds must be a positive integer, got ${this.delay.maxRounds}`)
     }
     this.index = new Map(options.graph.names.map((name, position) => [name, position]))
+    this.sentBy = options.graph.names.map(() => 0)
+    this.bytesBy = options.graph.names.map(() => 0)
     this.neighbourSets = options.graph.neighbours.map((list) => new Set(list))
     this.lossSeed = Math.floor(this.rng() * 4294967296)
     const signers = options.signers
@@ -189,6 +194,8 @@ export class MemoryNetwork {
     for (const to of targets) {
       this.messages++
       this.bytes += size
+      this.sentBy[from] = (this.sentBy[from] as number) + 1
+      this.bytesBy[from] = (this.bytesBy[from] as number) + size
       this.byKind.set(message.kind, (this.byKind.get(message.kind) ?? 0) + 1)
       const extra = this.delay.probability > 0 && this.rng() < this.delay.probability ? 1 + Math.floor(this.rng() * this.delay.maxRounds) : 0
       let attempt = 0

@@ -1,6 +1,5 @@
 import type { PrivateKey } from '@libp2p/interface'
-import { AuditRecorder, finalRecord, graphRecord } from '../../consensus/audit/recorder.ts'
-import type { FitJobParams, FitJobResult } from '../../consensus/jobs/fit-job.ts'
+import { AuditRecorder, graphRecord, type FinalRecord } from '../../consensus/audit/recorder.ts'
 import { jobPosition, phaseIndex, phaseOf, type JobState } from '../../consensus/jobs/job.ts'
 import type { Graph } from '../../consensus/graph.ts'
 import type { LogRecord, MachineInput } from '../../consensus/machine.ts'
@@ -286,7 +285,7 @@ export class AuditService {
   }
 
   /** The audit of one job run here (any kind): feed it every step of the job's machine, then its result. */
-  begin<R> (job: string, state: JobState<R>, params: FitJobParams, model: Record<string, unknown>): JobAudit<JobState<R>> {
+  begin<R> (job: string, state: JobState<R>, params: AuditParams, model: Record<string, unknown>): JobAudit<JobState<R>> {
     const { graph, diameter } = state.definition
     return this.beginWith(job, { graph, diameter, params, model, phaseOf, phaseOrdinal: (phase) => phaseIndex(state, phase), position: jobPosition })
   }
@@ -317,14 +316,21 @@ export class AuditService {
 export interface AuditedJob<S> {
   graph: Graph
   diameter: number
-  params: FitJobParams
+  params: AuditParams
   model: Record<string, unknown>
   phaseOf: (kind: string) => string
   phaseOrdinal: (phase: string) => number
   position: (state: S) => { phase: string, round: number }
 }
 
-function paramsRecord (params: FitJobParams): Record<string, unknown> {
+/** A job's parameters as its log's first entry records them (a fit job's FitJobParams, a tree job's settings). */
+export interface AuditParams {
+  algorithm: string
+}
+
+export type { FinalRecord }
+
+function paramsRecord (params: AuditParams): Record<string, unknown> {
   return { ...params }
 }
 
@@ -342,7 +348,7 @@ export class JobAudit<S> {
   private unwritten: SealedEntry[] = []
   private chain: Promise<void> = Promise.resolve()
   private broken = false
-  private closing: { result: FitJobResult, params: FitJobParams, timer: NodeJS.Timeout | null, done: Promise<void>, settle: (error: AuditWriteError | null) => void } | null = null
+  private closing: { final: FinalRecord, timer: NodeJS.Timeout | null, done: Promise<void>, settle: (error: AuditWriteError | null) => void } | null = null
   private closed = false
 
   private readonly position: (state: S) => { phase: string, round: number }
@@ -402,12 +408,12 @@ export class JobAudit<S> {
    * rejects with AUDIT_WRITE_FAILED when it could not be written. (The promise is marked handled:
    * one nobody awaits does not end the process; the failure is also the service's `failed`.)
    */
-  finish (result: FitJobResult, params: FitJobParams, lingerMs = 0): Promise<void> {
+  finish (final: FinalRecord, lingerMs = 0): Promise<void> {
     if (this.closing === null) {
       let settle: (error: AuditWriteError | null) => void = () => {}
       const done = new Promise<void>((resolve, reject) => { settle = (error) => { if (error === null) resolve(); else reject(error) } })
       done.catch(() => {})
-      this.closing = { result, params, timer: null, done, settle }
+      this.closing = { final, timer: null, done, settle }
       this.service.opened(this)
       if (lingerMs > 0) this.closing.timer = setTimeout(() => { void this.closeNow() }, lingerMs)
       else void this.closeNow()
@@ -421,9 +427,9 @@ export class JobAudit<S> {
     if (closing === null || this.closed) return await closing?.done.catch(() => {})
     this.closed = true
     if (closing.timer !== null) clearTimeout(closing.timer)
-    const { result, params } = closing
+    const { final } = closing
     await this.guarded(async () => {
-      this.recorder.finish(finalRecord(result, params.tolerance))
+      this.recorder.finish(final)
       this.unwritten.push(...await this.trail.append(this.recorder.take()))
       await this.checkpoint()
     })

@@ -8,6 +8,7 @@ import {
   publicKeyOf, sha256Hex, verifyBytes, type Checkpoint, type SealedEntry
 } from './log.ts'
 import { encodeConsensusMessage } from '../net/codec.ts'
+import { CHECK_MEANINGS, describeJob, plain, summarizeJob, type AuditJobSummary } from './summary.ts'
 
 /**
  * The auditor's check of exported round logs, offline, from the files alone: no store, no network,
@@ -31,6 +32,12 @@ export interface AuditFinding {
   round?: number
   field?: string
   message: string
+  /** the check that failed */
+  check?: string
+  /** the first failure in a log whose chain is broken: what the later failures of that log follow from */
+  rootCause?: boolean
+  /** for a failure in a broken log after its first: where that first failure is (file:line) */
+  followsFrom?: string
 }
 
 export interface AuditCheck {
@@ -47,11 +54,15 @@ export interface AuditFileSummary {
   job: string
   entries: number
   checkpoints: number
+  /** its chain, signatures and structure hold, so its content entered the checks across logs */
+  intact: boolean
 }
 
 export interface AuditReport {
   ok: boolean
   job: string
+  /** what was run, as the signed start and final entries state it */
+  summary: AuditJobSummary
   files: AuditFileSummary[]
   checks: AuditCheck[]
   failures: AuditFinding[]
@@ -96,7 +107,7 @@ class Checks {
     const check = this.get(name)
     check.checked++
     check.failed++
-    this.failures.push(finding)
+    this.failures.push({ ...finding, check: name })
   }
 
   private get (name: string): AuditCheck {
@@ -155,6 +166,21 @@ async function parseFile (file: AuditFileText, checks: Checks): Promise<ParsedFi
     checks.fail('file structure', at(lines.length, 'the file does not end with a newline: it was cut or appended to'))
     parsed.intact = false
   }
+  // A damaged line keeps its place: an entry that cannot be read still counts as an entry, so one
+  // changed byte is reported once, where it is, and not again as every later entry out of sequence.
+  const damaged = new Set<number>()
+  let damagedCheckpoints = 0
+  const keepDamaged = (index: number, text: string, value: unknown): void => {
+    const kind = isObject(value) && typeof value.type === 'string' ? value.type : /"type":"(start|round|final|checkpoint)"/.exec(text)?.[1]
+    const isEntry = kind === 'start' || kind === 'round' || kind === 'final' || (kind !== 'checkpoint' && index <= header.entries)
+    if (!isEntry) {
+      damagedCheckpoints++
+      return
+    }
+    damaged.add(parsed.entries.length)
+    parsed.entries.push((isObject(value) ? value : { type: kind ?? 'round' }) as unknown as SealedEntry)
+    parsed.entryLines.push(index + 1)
+  }
   for (let index = 1; index < lines.length; index++) {
     const text = lines[index] as string
     if (text === '' && index === lines.length - 1) continue
@@ -163,19 +189,22 @@ async function parseFile (file: AuditFileText, checks: Checks): Promise<ParsedFi
     try {
       value = JSON.parse(text)
     } catch {
-      checks.fail('file structure', at(lineNumber, 'not valid JSON'))
+      checks.fail('file structure', at(lineNumber, 'not valid JSON: the line was changed after it was written'))
       parsed.intact = false
+      keepDamaged(index, text, undefined)
       continue
     }
     if (canonicalJson(value) !== text) {
       checks.fail('canonical encoding', at(lineNumber, 'not in canonical form: the line is not exactly what it was when it was signed'))
       parsed.intact = false
+      keepDamaged(index, text, value)
       continue
     }
     checks.pass('canonical encoding')
     if (!isObject(value)) {
       checks.fail('file structure', at(lineNumber, 'not a JSON object'))
       parsed.intact = false
+      keepDamaged(index, text, value)
       continue
     }
     if (value.type === 'checkpoint') {
@@ -186,24 +215,30 @@ async function parseFile (file: AuditFileText, checks: Checks): Promise<ParsedFi
     } else {
       checks.fail('file structure', at(lineNumber, `unknown line type ${JSON.stringify(value.type)}`, 'type'))
       parsed.intact = false
+      keepDamaged(index, text, value)
     }
   }
-  if (header.entries !== parsed.entries.length || header.checkpoints !== parsed.checkpoints.length) {
-    checks.fail('file structure', at(1, `the header announces ${header.entries} entries and ${header.checkpoints} checkpoints, the file holds ${parsed.entries.length} and ${parsed.checkpoints.length}`, 'entries'))
+  if (header.entries !== parsed.entries.length || header.checkpoints !== parsed.checkpoints.length + damagedCheckpoints) {
+    checks.fail('file structure', at(1, `the header announces ${header.entries} entries and ${header.checkpoints} checkpoints, the file holds ${parsed.entries.length} and ${parsed.checkpoints.length + damagedCheckpoints}`, 'entries'))
     parsed.intact = false
   }
   // the chain: sequence, previous hash, own hash, signature, and that every entry is this job's and this peer's
-  let previous = GENESIS
+  let previous: string | null = GENESIS
   for (const [index, entry] of parsed.entries.entries()) {
     const where = (message: string, field: string): AuditFinding => ({ file: file.name, line: parsed.entryLines[index] as number, peer: header.peer, seq: index, field, message })
+    if (damaged.has(index)) {
+      // already reported; the hash it claims links the next entry, if it can still be read
+      previous = typeof entry.hash === 'string' && /^[0-9a-f]{64}$/.test(entry.hash) ? entry.hash : null
+      continue
+    }
     if (entry.seq !== index) {
       checks.fail('hash chain', where(`entry ${index} carries sequence number ${String(entry.seq)}: entries were deleted, inserted or reordered`, 'seq'))
       parsed.intact = false
     }
-    if (entry.prev !== previous) {
+    if (previous !== null && entry.prev !== previous) {
       checks.fail('hash chain', where('prev is not the hash of the entry before: entries were deleted, inserted or reordered', 'prev'))
       parsed.intact = false
-    } else checks.pass('hash chain')
+    } else if (previous !== null) checks.pass('hash chain')
     let hash: string
     try {
       hash = entryHash(entry)
@@ -264,7 +299,11 @@ export async function verifyAuditTexts (files: readonly AuditFileText[]): Promis
   const checks = new Checks()
   const notes: string[] = []
   const parsed: ParsedFile[] = []
-  for (const file of files) parsed.push(await parseFile(file, checks))
+  for (const file of files) {
+    const before = checks.failures.length
+    parsed.push(await parseFile(file, checks))
+    rootCauseFirst(checks.failures, before)
+  }
   const job = (parsed[0] as ParsedFile).header.job
   const other = parsed.find((file) => file.header.job !== job)
   if (other !== undefined) throw new AuditInputError(`${other.name} is the log of job ${other.header.job}, ${(parsed[0] as ParsedFile).name} of job ${job}: verify one job at a time`)
@@ -294,10 +333,14 @@ export async function verifyAuditTexts (files: readonly AuditFileText[]): Promis
 
   const entries = parsed.reduce((sum, file) => sum + file.entries.length, 0)
   const seconds = (performance.now() - started) / 1000
+  // the summary is read from the logs that hold; only when none does, from a broken one, and it says so
+  const finalOf = (list: Iterable<ParsedFile>): FinalBody | undefined => [...list].map((file) => file.entries.at(-1)).find((entry): entry is SealedEntry & FinalBody => entry?.type === 'final' && isObject(entry))
+  const intactFinal = byPeer.size > 0 ? finalOf(byPeer.values()) : finalOf(parsed)
   return {
     ok: checks.failures.length === 0,
     job,
-    files: parsed.map((file) => ({ file: file.name, peer: file.header.peer, region: regionOf(byPeer, parsed, file.header.peer), job: file.header.job, entries: file.entries.length, checkpoints: file.checkpoints.length })),
+    summary: { ...summarizeJob(startOf(byPeer, parsed), intactFinal), fromBrokenLog: byPeer.size === 0 },
+    files: parsed.map((file) => ({ file: file.name, peer: file.header.peer, region: regionOf(byPeer, parsed, file.header.peer), job: file.header.job, entries: file.entries.length, checkpoints: file.checkpoints.length, intact: file.intact })),
     checks: [...checks.list.values()],
     failures: checks.failures.map((finding) => finding.peer === undefined ? finding : { ...finding, peer: regionOf(byPeer, parsed, finding.peer) }),
     notes,
@@ -305,6 +348,25 @@ export async function verifyAuditTexts (files: readonly AuditFileText[]): Promis
     seconds,
     entriesPerSecond: seconds > 0 ? entries / seconds : entries
   }
+}
+
+/**
+ * Within one log, what a broken chain reports is ordered by place in the file, and everything after
+ * the first failure is marked as following from it: one changed byte is one root cause, however many
+ * checks it trips on the way.
+ */
+function rootCauseFirst (failures: AuditFinding[], from: number): void {
+  if (failures.length <= from) return
+  const own = failures.splice(from).map((finding, order) => ({ finding, order }))
+  // the header's count of entries is wrong whenever a line was split, joined or lost: a consequence
+  // of the damaged line, not a cause before it
+  const place = (finding: AuditFinding): number => finding.field === 'entries' && finding.check === 'file structure' ? Number.MAX_SAFE_INTEGER - 1 : (finding.line ?? Number.MAX_SAFE_INTEGER)
+  own.sort((a, b) => (place(a.finding) - place(b.finding)) || a.order - b.order)
+  const first = (own[0] as { finding: AuditFinding }).finding
+  const where = `${first.file ?? ''}${first.line === undefined ? '' : `:${first.line}`}`
+  own.forEach(({ finding }, index) => {
+    failures.push(index === 0 ? { ...finding, rootCause: true } : { ...finding, followsFrom: where })
+  })
 }
 
 function startOf (byPeer: ReadonlyMap<string, ParsedFile>, parsed: readonly ParsedFile[]): StartBody | undefined {
@@ -348,6 +410,8 @@ async function crossChecks (job: string, byPeer: Map<string, ParsedFile>, parsed
   // checkpoints: the author's signature, the countersignatures, and that the logs pass through them
   const allCheckpoints = parsed.flatMap((file) => file.checkpoints.map((checkpoint) => ({ file, checkpoint })))
   const validHeads = new Map<string, Set<number>>()
+  // a head whose signature fails, by peer and length: an end of log it leaves uncovered follows from it
+  const forgedHeads = new Map<string, AuditFinding>()
   const checkpointKeys = new Set<string>()
   for (const { file, checkpoint } of allCheckpoints) {
     const where = { file: file.name, line: checkpoint.line, peer: region(String(checkpoint.peer)) }
@@ -359,6 +423,7 @@ async function crossChecks (job: string, byPeer: Map<string, ParsedFile>, parsed
     try { authorKey = publicKeyOf(checkpoint.peer) } catch { checks.fail('checkpoint signatures', { ...where, field: 'peer', message: 'the checkpoint names a peer id without a public key' }); continue }
     if (!await verifyBytes(authorKey, checkpointStatement(checkpoint), checkpoint.sig)) {
       checks.fail('checkpoint signatures', { ...where, field: 'sig', message: 'the checkpoint is not signed by the peer it names' })
+      forgedHeads.set(`${checkpoint.peer}\n${checkpoint.length}`, checks.failures.at(-1) as AuditFinding)
       continue
     }
     checks.pass('checkpoint signatures')
@@ -395,7 +460,17 @@ async function crossChecks (job: string, byPeer: Map<string, ParsedFile>, parsed
   for (const [peer, log] of byPeer) {
     if (log.entries.length === 0) continue
     if (validHeads.get(peer)?.has(log.entries.length) === true) checks.pass('end of log checkpointed')
-    else checks.fail('end of log checkpointed', { file: log.name, peer: region(peer), seq: log.entries.length - 1, message: 'no checkpoint covers the end of the log: entries may have been removed from its end' })
+    else {
+      const forged = forgedHeads.get(`${peer}\n${log.entries.length}`)
+      if (forged !== undefined) forged.rootCause = true
+      checks.fail('end of log checkpointed', {
+        file: log.name,
+        peer: region(peer),
+        seq: log.entries.length - 1,
+        message: forged === undefined ? 'no checkpoint covers the end of the log: entries may have been removed from its end' : 'no valid checkpoint covers the end of the log: the one that did is not genuine',
+        ...(forged === undefined ? {} : { followsFrom: `${forged.file ?? ''}${forged.line === undefined ? '' : `:${forged.line}`}` })
+      })
+    }
   }
 
   // messages: what each peer logged as sent, against what its neighbours logged as received
@@ -513,6 +588,13 @@ async function crossChecks (job: string, byPeer: Map<string, ParsedFile>, parsed
       const distance = relativeDistance(item.final.standardizedCoefficients, base.final.standardizedCoefficients)
       spread = Math.max(spread, Number.isNaN(distance) ? Number.POSITIVE_INFINITY : distance)
       const sameTerms = canonicalJson(item.final.terms) === canonicalJson(base.final.terms)
+      // a forest is agreed exactly: every member took the same splits from the same masked totals
+      if (item.final.trees !== undefined || base.final.trees !== undefined) {
+        if (canonicalJson(item.final.trees ?? null) !== canonicalJson(base.final.trees ?? null)) {
+          checks.fail('final models agree', { file: item.log.name, peer: region(item.peer), seq: item.log.entries.length - 1, field: 'trees', message: `the final forest differs from ${region(base.peer)}'s: the members must grow the same trees from the same sums` })
+          continue
+        }
+      }
       if (!sameTerms || !(distance <= bound)) {
         checks.fail('final models agree', { file: item.log.name, peer: region(item.peer), seq: item.log.entries.length - 1, field: 'standardizedCoefficients', message: sameTerms ? `the final model differs from ${region(base.peer)}'s by ${distance.toExponential(2)} (relative), more than the job allows (${bound.toExponential(2)})` : 'the final model has other terms' })
       } else checks.pass('final models agree')
@@ -539,26 +621,53 @@ export async function verifyAuditFiles (paths: readonly string[]): Promise<Audit
   return await verifyAuditTexts(files)
 }
 
-export function formatReport (report: AuditReport): string {
+function describeFinding (finding: AuditFinding): string {
+  const where = [
+    finding.file === undefined || finding.file === '' ? null : `${finding.file}${finding.line === undefined ? '' : `:${finding.line}`}`,
+    finding.peer === undefined ? null : `peer ${plain(finding.peer, 60)}`,
+    finding.seq === undefined ? null : `entry ${finding.seq}`,
+    finding.phase === undefined ? null : `${plain(finding.phase, 30)} round ${finding.round}`,
+    finding.field === undefined ? null : `field ${finding.field}`
+  ].filter((part) => part !== null).join(', ')
+  return `${where}: ${finding.message}`
+}
+
+/**
+ * The report as a person reads it: what was run, what was checked and what it means, the files, and
+ * the failures, root causes first. `all` lists every failure, those that follow from a root cause too.
+ */
+export function formatReport (report: AuditReport, options: { all?: boolean } = {}): string {
   const lines: string[] = []
-  lines.push(`job ${report.job}: ${report.files.length} log(s), ${report.entries} entries, verified in ${report.seconds.toFixed(2)} s (${Math.round(report.entriesPerSecond)} entries/s)`)
-  for (const file of report.files) lines.push(`  ${file.region.padEnd(16)} ${String(file.entries).padStart(6)} entries ${String(file.checkpoints).padStart(4)} checkpoints  ${file.file}`)
-  lines.push('checks:')
-  for (const check of report.checks) lines.push(`  ${check.failed === 0 ? 'ok  ' : 'FAIL'} ${check.name.padEnd(34)} ${String(check.checked).padStart(8)} checked${check.failed === 0 ? '' : `, ${check.failed} failed`}`)
+  lines.push('What was run, as the regions\' signed logs state it:')
+  for (const line of describeJob(report.summary, report.job)) lines.push(`  ${line}`)
+  lines.push('')
+  lines.push(`What was checked, from these ${report.files.length} log file(s) alone (no record, no network):`)
+  for (const check of report.checks) {
+    const meaning = CHECK_MEANINGS[check.name] ?? check.name
+    lines.push(`  ${check.failed === 0 ? 'ok  ' : 'FAIL'} ${meaning} (${check.name}: ${check.checked} checked${check.failed === 0 ? '' : `, ${check.failed} failed`})`)
+  }
+  lines.push('  Not checkable from logs: whether each region\'s own records are right. The logs show that the')
+  lines.push('  computation on them was done as stated, not what the records hold.')
+  lines.push('')
+  lines.push(`job ${plain(report.job)}: ${report.files.length} log(s), ${report.entries} entries, verified in ${report.seconds.toFixed(2)} s (${Math.round(report.entriesPerSecond)} entries/s)`)
+  for (const file of report.files) lines.push(`  ${plain(file.region, 40).padEnd(16)} ${String(file.entries).padStart(6)} entries ${String(file.checkpoints).padStart(4)} checkpoints  ${file.file}`)
   for (const note of report.notes) lines.push(`note: ${note}`)
   if (report.failures.length > 0) {
-    lines.push(`${report.failures.length} failure(s):`)
-    for (const finding of report.failures.slice(0, 50)) {
-      const where = [
-        finding.file === undefined || finding.file === '' ? null : `${finding.file}${finding.line === undefined ? '' : `:${finding.line}`}`,
-        finding.peer === undefined ? null : `peer ${finding.peer}`,
-        finding.seq === undefined ? null : `entry ${finding.seq}`,
-        finding.phase === undefined ? null : `${finding.phase} round ${finding.round}`,
-        finding.field === undefined ? null : `field ${finding.field}`
-      ].filter((part) => part !== null).join(', ')
-      lines.push(`  ${where}: ${finding.message}`)
+    const causes = report.failures.filter((finding) => finding.rootCause === true)
+    const following = report.failures.filter((finding) => finding.followsFrom !== undefined)
+    const others = report.failures.filter((finding) => finding.rootCause !== true && finding.followsFrom === undefined)
+    for (const finding of causes) lines.push(`ROOT CAUSE in ${finding.file ?? 'a log'}: ${describeFinding(finding)}`)
+    if (causes.length > 0) {
+      lines.push(following.length === 0
+        ? '  (nothing else in that log failed; its content was left out of the checks across logs)'
+        : `  ${following.length} later failure(s) in the same log(s) follow from it and are ${options.all === true ? 'listed below' : 'not listed (--all lists them)'}; the log's content was left out of the checks across logs`)
     }
-    if (report.failures.length > 50) lines.push(`  … and ${report.failures.length - 50} more (--json lists them all)`)
+    const listed = options.all === true ? [...others, ...following] : others
+    if (listed.length > 0) {
+      lines.push(`${causes.length > 0 ? 'other ' : ''}failure(s): ${listed.length}`)
+      for (const finding of (options.all === true ? listed : listed.slice(0, 50))) lines.push(`  ${describeFinding(finding)}${finding.followsFrom === undefined ? '' : ` (follows from ${finding.followsFrom})`}`)
+      if (options.all !== true && listed.length > 50) lines.push(`  … and ${listed.length - 50} more (--all or --json lists them all)`)
+    }
   }
   lines.push(report.ok ? 'VERIFIED: every check holds' : 'NOT VERIFIED')
   return `${lines.join('\n')}\n`

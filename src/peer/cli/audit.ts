@@ -1,12 +1,14 @@
 import { checkJobId } from '../paths.ts'
-import { rename, writeFile } from 'node:fs/promises'
+import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Command } from 'commander'
-import type { RoundBody } from '../../consensus/audit/recorder.ts'
+import type { RoundBody, StartBody } from '../../consensus/audit/recorder.ts'
 import { EpimeshError } from '../../errors.ts'
 import { Store } from '../../store/store.ts'
 import { AUDIT_FILE_FORMAT, auditFileText } from '../audit/log.ts'
 import { AuditInputError, formatReport, readAuditFile, verifyAuditFiles } from '../audit/verify.ts'
 import { loadIdentity } from '../identity.ts'
+import { plain } from '../audit/summary.ts'
 
 /**
  * `epimesh audit export | verify | show`: the auditor's commands. Export writes one peer's log of one
@@ -26,7 +28,7 @@ export async function exportAudit (dir: string, job: string | undefined): Promis
   try {
     const jobs = await store.listAuditJobs()
     const chosen = job ?? (jobs.length === 1 ? jobs[0] : undefined)
-    if (chosen === undefined) throw new AuditJobError(jobs.length === 0 ? `${dir} holds no round log yet` : `${dir} holds the logs of ${jobs.length} jobs (${jobs.join(', ')}): choose one with --job`)
+    if (chosen === undefined) throw new AuditJobError(jobs.length === 0 ? `${dir} holds no round log yet` : `${dir} holds the logs of ${jobs.length} jobs (${jobs.join(', ')}): choose one with --job, or export them all with --all`)
     const entries = await store.readAuditEntries(chosen)
     if (entries.length === 0) throw new AuditJobError(`${dir} holds no round log for job ${chosen}${jobs.length === 0 ? '' : ` (it has: ${jobs.join(', ')})`}`)
     const checkpoints = await store.readCheckpoints(chosen)
@@ -36,15 +38,61 @@ export async function exportAudit (dir: string, job: string | undefined): Promis
   }
 }
 
-interface ShownEntry { file: string, region: string, entry: RoundBody & { seq: number } }
+export interface ExportedLog { dir: string, region: string, peer: string, job: string, file: string, entries: number, checkpoints: number }
 
-async function readRounds (paths: readonly string[]): Promise<{ regions: Map<string, string>, byFile: Array<{ file: string, peer: string, rounds: Array<RoundBody & { seq: number }> }> }> {
+/**
+ * `audit export --all`: every job's log from every data folder given, into one folder, named
+ * JOB.REGION.jsonl so that `audit verify FOLDER/JOB.*.jsonl` checks one job across its regions. A
+ * data folder with no log at all is an error (a wrong --dir), one without some job is not.
+ */
+export async function exportAll (dirs: readonly string[], out: string): Promise<ExportedLog[]> {
+  await mkdir(out, { recursive: true })
+  const exported: ExportedLog[] = []
+  const taken = new Set<string>()
+  for (const dir of dirs) {
+    const { peerId } = await loadIdentity(dir)
+    const store = await Store.openWhenFree(dir)
+    const logs: Array<{ job: string, text: string, entries: number, checkpoints: number }> = []
+    let region: string
+    try {
+      region = (await store.region()) ?? peerId
+      const jobs = await store.listAuditJobs()
+      if (jobs.length === 0) throw new AuditJobError(`${dir} holds no round log yet`)
+      for (const job of jobs) {
+        // a job id names a file here: it is checked as a proposal's is (letters, digits, ".", "_", "-")
+        checkJobId(job, `the job id in ${dir}`)
+        const entries = await store.readAuditEntries(job)
+        if (entries.length === 0) continue
+        const checkpoints = await store.readCheckpoints(job)
+        logs.push({ job, text: auditFileText(job, peerId, entries, checkpoints), entries: entries.length, checkpoints: checkpoints.length })
+      }
+    } finally {
+      await store.close()
+    }
+    const safeRegion = region.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 60) || 'region'
+    for (const log of logs) {
+      let name = `${log.job}.${safeRegion}.jsonl`
+      if (taken.has(name)) name = `${log.job}.${safeRegion}-${peerId.slice(-8)}.jsonl`
+      taken.add(name)
+      const file = join(out, name)
+      await writeFile(`${file}.tmp`, log.text)
+      await rename(`${file}.tmp`, file)
+      exported.push({ dir, region, peer: peerId, job: log.job, file, entries: log.entries, checkpoints: log.checkpoints })
+    }
+  }
+  return exported
+}
+
+interface FileRounds { file: string, peer: string, start: StartBody | undefined, rounds: Array<RoundBody & { seq: number }> }
+
+async function readRounds (paths: readonly string[]): Promise<{ regions: Map<string, string>, byFile: FileRounds[] }> {
   const regions = new Map<string, string>()
-  const byFile: Array<{ file: string, peer: string, rounds: Array<RoundBody & { seq: number }> }> = []
+  const byFile: FileRounds[] = []
   for (const path of paths) {
     const text = await readAuditFile(path)
     const rounds: Array<RoundBody & { seq: number }> = []
     let peer = ''
+    let start: StartBody | undefined
     for (const [index, line] of text.split('\n').entries()) {
       if (line === '') continue
       let value: any
@@ -55,13 +103,23 @@ async function readRounds (paths: readonly string[]): Promise<{ regions: Map<str
       }
       if (index === 0) {
         if (value?.format !== AUDIT_FILE_FORMAT) throw new AuditInputError(`${path}, line 1: not an epimesh audit export (field format)`)
-        peer = String(value.peer)
+        peer = typeof value.peer === 'string' ? value.peer : plain(value.peer)
       } else if (value?.type === 'start') {
-        const graph = value.graph as { names: string[], regions?: string[] }
-        graph.names.forEach((name, node) => { regions.set(name, graph.regions?.[node] ?? name) })
-      } else if (value?.type === 'round') rounds.push(value as RoundBody & { seq: number })
+        start = value as StartBody
+        const graph = value.graph as { names?: unknown, regions?: unknown }
+        if (Array.isArray(graph?.names)) {
+          graph.names.forEach((name, node) => {
+            const region = Array.isArray(graph.regions) ? graph.regions[node] : undefined
+            if (typeof name === 'string') regions.set(name, typeof region === 'string' ? region : name)
+          })
+        }
+      } else if (value?.type === 'round') {
+        const entry = value as RoundBody & { seq: number }
+        // show reads, it does not verify (verify does): an entry that is not shaped like a round is left out
+        if (typeof entry.phase === 'string' && Number.isInteger(entry.round) && Number.isInteger(entry.jobRound) && Array.isArray(entry.sent) && Array.isArray(entry.received)) rounds.push(entry)
+      }
     }
-    byFile.push({ file: path, peer, rounds })
+    byFile.push({ file: path, peer, start, rounds })
   }
   return { regions, byFile }
 }
@@ -72,19 +130,52 @@ function vector (values: readonly number[] | undefined, limit = 8): string {
   return `[${shown.join(', ')}${values.length > limit ? `, … (${values.length})` : ''}]`
 }
 
-function showRound (shown: readonly ShownEntry[], regions: Map<string, string>, round: number): string {
+/** Where one peer's log stands at a round: its job round and entry. */
+interface Aligned { region: string, entry: (RoundBody & { seq: number }) | undefined }
+
+/**
+ * The round asked for, as a phase and the phase's own round: peers number their job rounds alike only
+ * while no round was cut short by a deadline, but a phase's round is the same round on every peer (it
+ * is what their messages carry). `--round N` alone is job round N of the first file's log.
+ */
+export function targetRound (byFile: ReadonlyArray<{ rounds: ReadonlyArray<RoundBody & { seq: number }> }>, round: number, phase: string | undefined): { phase: string, round: number } | undefined {
+  if (phase !== undefined) return { phase, round }
+  for (const { rounds } of byFile) {
+    const entry = rounds.find((candidate) => candidate.jobRound === round)
+    if (entry !== undefined) return { phase: entry.phase, round: entry.round }
+  }
+  return undefined
+}
+
+function alignedAt (byFile: ReadonlyArray<{ peer: string, rounds: ReadonlyArray<RoundBody & { seq: number }> }>, regions: ReadonlyMap<string, string>, phase: string, round: number): Aligned[] {
+  return byFile.map(({ peer, rounds }) => ({ region: regions.get(peer) ?? peer, entry: rounds.find((entry) => entry.phase === phase && entry.round === round) }))
+}
+
+function showRound (byFile: ReadonlyArray<{ peer: string, rounds: ReadonlyArray<RoundBody & { seq: number }> }>, regions: Map<string, string>, target: { phase: string, round: number }, asked: string): string {
   const lines: string[] = []
-  const name = (peer: string): string => regions.get(peer) ?? peer
-  if (shown.length === 0) return `no entry for job round ${round} in these files\n`
-  const first = shown[0] as ShownEntry
-  lines.push(`job round ${round}: phase ${first.entry.phase}, round ${first.entry.round} of the phase`)
+  const name = (peer: string): string => plain(regions.get(peer) ?? peer, 40)
+  const shown = alignedAt(byFile, regions, target.phase, target.round)
+  const phase = plain(target.phase, 30)
+  lines.push(`phase ${phase}, round ${target.round} of the phase (${asked}); every peer below is shown at this phase round`)
+  // the neighbourhood of the round, aligned by phase round: each peer's own job round, the asked one marked
+  const width = Math.max(12, ...shown.map(({ region }) => Math.min(20, plain(region, 20).length)))
+  lines.push(`  ${''.padEnd(4)}${`${phase} round`.padEnd(18)}${shown.map(({ region }) => plain(region, 20).padStart(width + 2)).join('')}   (each peer's job round)`)
+  for (let round = Math.max(0, target.round - 2); round <= target.round + 2; round++) {
+    const row = alignedAt(byFile, regions, target.phase, round)
+    if (row.every(({ entry }) => entry === undefined)) continue
+    lines.push(`  ${round === target.round ? '==> ' : '    '}${String(round).padEnd(18)}${row.map(({ entry }) => (entry === undefined ? '-' : String(entry.jobRound)).padStart(width + 2)).join('')}`)
+  }
   for (const { region, entry } of shown) {
     lines.push('')
-    lines.push(`${region} (entry ${entry.seq})${entry.deadline ? ' — the deadline passed before every neighbour was heard' : ''}`)
-    for (const sent of entry.sent) {
-      lines.push(`  sent ${sent.kind}${sent.to === undefined ? ' to every neighbour' : ` to ${name(sent.to)} (private: digest only)`}: ${sent.digest.slice(0, 16)}…${sent.values === undefined ? '' : ` ${vector(sent.values)}`}`)
+    if (entry === undefined) {
+      lines.push(`${plain(region, 40)}: no entry for ${phase} round ${target.round} in its log`)
+      continue
     }
-    for (const received of entry.received) lines.push(`  received ${received.kind} from ${name(received.from)}: ${received.digest.slice(0, 16)}…`)
+    lines.push(`${plain(region, 40)}: ${phase} round ${entry.round} (its job round ${entry.jobRound}, entry ${entry.seq})${entry.deadline ? ' — the deadline passed before every neighbour was heard' : ''}`)
+    for (const sent of entry.sent) {
+      lines.push(`  sent ${plain(sent.kind, 30)}${sent.to === undefined ? ' to every neighbour' : ` to ${name(sent.to)} (private: digest only)`}: ${plain(String(sent.digest).slice(0, 16))}…${sent.values === undefined ? '' : ` ${vector(sent.values)}`}`)
+    }
+    for (const received of entry.received) lines.push(`  received ${plain(received.kind, 30)} from ${name(received.from)}: ${plain(String(received.digest).slice(0, 16))}…`)
     const admm = entry.admm
     if (admm !== undefined) {
       lines.push(`  heard ${admm.heard.map(name).join(', ') || 'nobody'}; skipped ${admm.skipped.map(name).join(', ') || 'none'}${admm.finished.length > 0 ? `; finished ${admm.finished.map(name).join(', ')}` : ''}${admm.inactive.length > 0 ? `; dropped ${admm.inactive.map(name).join(', ')}` : ''}`)
@@ -98,63 +189,173 @@ function showRound (shown: readonly ShownEntry[], regions: Map<string, string>, 
   return `${lines.join('\n')}\n`
 }
 
+/** Every phase in order, and per peer the rounds it logged in it and the job round where it began. */
+function phaseTable (byFile: ReadonlyArray<{ peer: string, rounds: ReadonlyArray<RoundBody & { seq: number }> }>, regions: ReadonlyMap<string, string>): string {
+  const phases: string[] = []
+  for (const { rounds } of byFile) for (const entry of rounds) if (!phases.includes(entry.phase)) phases.push(entry.phase)
+  const width = Math.max(14, ...byFile.map(({ peer }) => Math.min(20, plain(regions.get(peer) ?? peer, 20).length)))
+  const lines = [`${'phase'.padEnd(16)}${byFile.map(({ peer }) => plain(regions.get(peer) ?? peer, 20).padStart(width + 2)).join('')}   (rounds logged, from job round)`]
+  for (const phase of phases.slice(0, 500)) {
+    const cells = byFile.map(({ rounds }) => {
+      const own = rounds.filter((entry) => entry.phase === phase)
+      return own.length === 0 ? '-' : `${own.length} from ${(own[0] as RoundBody).jobRound}`
+    })
+    lines.push(`${plain(phase, 16).padEnd(16)}${cells.map((cell) => cell.padStart(width + 2)).join('')}`)
+  }
+  lines.push(`${'in all'.padEnd(16)}${byFile.map(({ rounds }) => `${rounds.length}, last ${rounds.at(-1)?.jobRound ?? '-'}`.padStart(width + 2)).join('')}`)
+  return `${lines.join('\n')}\n`
+}
+
+/** Thrown when a plot is asked of logs that hold nothing it can draw (an exact-Newton job has no ADMM residuals). */
+export class AuditPlotError extends EpimeshError {
+  static override readonly name = 'AuditPlotError'
+  readonly exitCode = 2
+  constructor (message: string) { super('AUDIT_NOTHING_TO_PLOT', message) }
+}
+
+/**
+ * The consensus-ADMM residuals of every peer, aligned by phase round: an ADMM phase's round r is drawn
+ * at x = (the rounds of the ADMM phases before it, the longest peer's) + r, so that every peer's round r
+ * is at the same x; each later ADMM phase is marked, and the job's tolerance drawn as a line.
+ */
+export async function residualPlotSvg (byFile: ReadonlyArray<{ peer: string, rounds: ReadonlyArray<RoundBody & { seq: number }> }>, regions: ReadonlyMap<string, string>, tolerance: number | null, algorithm: string | null): Promise<string> {
+  const phases: string[] = []
+  for (const { rounds } of byFile) for (const entry of rounds) if (entry.admm !== undefined && !phases.includes(entry.phase)) phases.push(entry.phase)
+  if (phases.length === 0) {
+    throw new AuditPlotError(`these logs hold no consensus-ADMM rounds${algorithm === null ? '' : ` (the job ran ${algorithm === 'newton' ? 'exact decentralised Newton' : plain(algorithm, 20)})`}, so there are no residuals to plot; no plot was written`)
+  }
+  const offsets = new Map<string, number>()
+  let offset = 0
+  for (const phase of phases) {
+    offsets.set(phase, offset)
+    offset += 1 + Math.max(0, ...byFile.flatMap(({ rounds }) => rounds.filter((entry) => entry.phase === phase && entry.admm !== undefined).map((entry) => entry.round)))
+  }
+  const series = byFile.flatMap(({ peer, rounds }) => {
+    const admm = rounds.filter((entry) => entry.admm !== undefined)
+    const region = plain(regions.get(peer) ?? peer, 24)
+    const at = (entry: RoundBody): number => (offsets.get(entry.phase) ?? 0) + entry.round
+    return [
+      { name: `${region} primal`, points: admm.map((entry) => [at(entry), entry.admm?.primalResidual ?? Number.NaN] as const) },
+      { name: `${region} dual`, points: admm.map((entry) => [at(entry), entry.admm?.dualResidual ?? Number.NaN] as const) }
+    ]
+  })
+  const rules = [
+    ...phases.slice(1).map((phase) => ({ axis: 'x' as const, value: offsets.get(phase) ?? 0, label: `${plain(phase, 20)} starts` })),
+    ...(tolerance === null ? [] : [{ axis: 'y' as const, value: tolerance, label: `tolerance ${tolerance}` }])
+  ]
+  // vega loads only for a plot
+  const { lineChartSvg } = await import('./plot.ts')
+  return await lineChartSvg(series, { title: 'Consensus ADMM residuals per round, from the signed logs', xTitle: `ADMM round (${phases.map((phase) => plain(phase, 20)).join(', then ')}), aligned by phase round`, yTitle: 'relative residual', logY: true, rules })
+}
+
+function startInfo (byFile: ReadonlyArray<{ start: StartBody | undefined }>): { tolerance: number | null, algorithm: string | null } {
+  const start = byFile.find((file) => file.start !== undefined)?.start
+  const tolerance = start?.params?.tolerance
+  return { tolerance: typeof tolerance === 'number' && Number.isFinite(tolerance) && tolerance > 0 ? tolerance : null, algorithm: typeof start?.algorithm === 'string' ? start.algorithm : null }
+}
+
 export function registerAudit (program: Command): void {
   const audit = program.command('audit').description('the signed round logs: export one peer\'s log, verify logs offline, show a round')
 
   audit.command('export')
-    .description('write this peer\'s log of a job, with its public key and the checkpoints it holds, as a self-contained file (JSON lines)')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .description('write a peer\'s log of a job, with its public key and the checkpoints it holds, as a self-contained file (JSON lines); --all: every job of every --dir into a folder')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder (with --all, repeat it for several peers)', (value: string, previous: string[] | undefined) => [...(previous ?? []), value])
     .option('--job <id>', 'the job (default: the only one)')
-    .requiredOption('--out <file>', 'the file to write')
-    .action(async (options: { dir: string, job?: string, out: string }) => {
-      const exported = await exportAudit(options.dir, options.job === undefined ? undefined : checkJobId(options.job, '--job'))
+    .option('--all', 'every job the peer(s) hold a log of; --out is then a folder', false)
+    .requiredOption('--out <file>', 'the file to write (with --all: the folder)')
+    .option('--json', 'what was written, as JSON', false)
+    .action(async (options: { dir: string[], job?: string, all: boolean, out: string, json: boolean }) => {
+      if (options.all) {
+        if (options.job !== undefined) throw new AuditInputError('--all exports every job: leave out --job')
+        const exported = await exportAll(options.dir, options.out)
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify({ out: options.out, files: exported })}\n`)
+          return
+        }
+        const jobs = [...new Set(exported.map((log) => log.job))]
+        for (const job of jobs) {
+          const logs = exported.filter((log) => log.job === job)
+          process.stdout.write(`job ${job}: ${logs.length} log(s) (${logs.map((log) => log.region).join(', ')}), ${logs.reduce((sum, log) => sum + log.entries, 0)} entries\n`)
+        }
+        process.stdout.write(`${exported.length} file(s) written to ${options.out}; check one job with: npx epimesh audit verify ${join(options.out, `${jobs[0] ?? 'JOB'}.*.jsonl`)}\n`)
+        return
+      }
+      if (options.dir.length !== 1) throw new AuditInputError('one --dir exports one peer\'s log; several need --all')
+      const dir = options.dir[0] as string
+      const exported = await exportAudit(dir, options.job === undefined ? undefined : checkJobId(options.job, '--job'))
       await writeFile(`${options.out}.tmp`, exported.text)
       await rename(`${options.out}.tmp`, options.out)
-      process.stdout.write(`job ${exported.job}: ${exported.entries} entries and ${exported.checkpoints} checkpoints written to ${options.out}\n`)
+      process.stdout.write(options.json
+        ? `${JSON.stringify({ job: exported.job, file: options.out, entries: exported.entries, checkpoints: exported.checkpoints })}\n`
+        : `job ${exported.job}: ${exported.entries} entries and ${exported.checkpoints} checkpoints written to ${options.out}\n`)
     })
 
   audit.command('verify')
-    .description('check exported logs offline: chains, signatures, checkpoints, sent = received, dual updates, final models; exit 0 when all holds, 1 when something fails, 2 on unusable input')
+    .description('check exported logs offline: chains, signatures, checkpoints, sent = received, dual updates, final models; opens with what was run and what was checked; exit 0 when all holds, 1 when something fails, 2 on unusable input')
     .argument('<files...>', 'one or more peers\' exports of the same job')
     .option('--json', 'one JSON object on stdout', false)
-    .action(async (files: string[], options: { json: boolean }) => {
+    .option('--all', 'list every failure, also those that follow from a root cause', false)
+    .option('--html <file>', 'also write the report as one self-contained HTML page (with the residual plot when the job has ADMM rounds)')
+    .action(async (files: string[], options: { json: boolean, all: boolean, html?: string }) => {
       const report = await verifyAuditFiles(files)
-      process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : formatReport(report))
+      process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : formatReport(report, { all: options.all }))
+      if (options.html !== undefined) {
+        let svg: string | undefined
+        let plotNote: string | undefined
+        const intact = report.files.filter((file) => file.intact).map((file) => file.file)
+        if (intact.length === 0) plotNote = 'no log holds, so nothing from the logs is drawn'
+        else {
+          try {
+            const { regions, byFile } = await readRounds(intact)
+            const { tolerance, algorithm } = startInfo(byFile)
+            svg = await residualPlotSvg(byFile, regions, tolerance, algorithm)
+          } catch (error) {
+            if (!(error instanceof AuditPlotError || error instanceof AuditInputError)) throw error
+            plotNote = error.message
+          }
+        }
+        const { auditHtml } = await import('../audit/html.ts')
+        const html = auditHtml(report, { ...(svg === undefined ? {} : { svg }), ...(plotNote === undefined ? {} : { plotNote }), generated: new Date().toISOString() })
+        await writeFile(`${options.html}.tmp`, html)
+        await rename(`${options.html}.tmp`, options.html)
+        if (!options.json) process.stdout.write(`report written to ${options.html}\n`)
+      }
       process.exitCode = report.ok ? 0 : 1
     })
 
   audit.command('show')
-    .description('one round across peers (vectors, residuals, skipped edges), and a plot of the residuals per round')
+    .description('one round across peers, aligned by phase and phase round (vectors, residuals, skipped edges), and a plot of the residuals per round')
     .argument('<files...>', 'one or more peers\' exports of the same job')
-    .option('--round <n>', 'the job round to show')
-    .option('--plot <file>', 'write an SVG of the primal and dual residuals per round')
+    .option('--round <n>', 'the round to show: a job round of the first file\'s log, or with --phase the phase\'s own round')
+    .option('--phase <name>', 'the phase --round counts in (admm, admm2, stats, ...)')
+    .option('--plot <file>', 'write an SVG of the consensus-ADMM primal and dual residuals per round (an error for a job without ADMM rounds)')
     .option('--json', 'the round\'s entries as JSON', false)
-    .action(async (files: string[], options: { round?: string, plot?: string, json: boolean }) => {
+    .action(async (files: string[], options: { round?: string, phase?: string, plot?: string, json: boolean }) => {
       const { regions, byFile } = await readRounds(files)
+      if (options.phase !== undefined && options.round === undefined) throw new AuditInputError('--phase needs --round')
       if (options.round !== undefined) {
         const round = Number(options.round)
         if (!Number.isInteger(round) || round < 0) throw new AuditInputError(`--round must be a non-negative integer, got ${options.round}`)
-        const shown: ShownEntry[] = byFile.flatMap(({ file, peer, rounds }) => rounds.filter((entry) => entry.jobRound === round).map((entry) => ({ file, region: regions.get(peer) ?? peer, entry })))
-        process.stdout.write(options.json ? `${JSON.stringify(shown)}\n` : showRound(shown, regions, round))
-      } else if (options.plot === undefined) {
-        for (const { peer, rounds } of byFile) {
-          const phases = new Map<string, number>()
-          for (const entry of rounds) phases.set(entry.phase, (phases.get(entry.phase) ?? 0) + 1)
-          process.stdout.write(`${regions.get(peer) ?? peer}: ${rounds.length} rounds (${[...phases].map(([phase, count]) => `${phase} ${count}`).join(', ')}); last job round ${rounds.at(-1)?.jobRound ?? '-'}\n`)
+        if (options.phase !== undefined && !/^[a-z][a-z0-9.]{0,40}$/.test(options.phase)) throw new AuditInputError(`--phase must be a phase name such as admm or stats, got ${plain(options.phase, 40)}`)
+        const target = targetRound(byFile, round, options.phase)
+        if (target === undefined) {
+          process.stdout.write(`no entry for job round ${round} in these files\n`)
+        } else if (options.json) {
+          const shown = alignedAt(byFile, regions, target.phase, target.round).map(({ region, entry }, index) => ({ file: byFile[index]?.file, region, entry: entry ?? null }))
+          process.stdout.write(`${JSON.stringify({ phase: target.phase, round: target.round, peers: shown })}\n`)
+        } else {
+          const first = byFile[0] as FileRounds
+          const asked = options.phase !== undefined ? `asked as ${plain(options.phase, 30)} round ${round}` : `job round ${round} in ${plain(regions.get(first.peer) ?? first.peer, 40)}'s log`
+          process.stdout.write(showRound(byFile, regions, target, asked))
+          const named = options.phase !== undefined ? [] : first.rounds.filter((entry) => entry.jobRound === round)
+          if (named.length > 1) process.stdout.write(`\nnote: job round ${round} names ${named.map((entry) => `${plain(entry.phase, 30)} round ${entry.round}`).join(' and ')} in that log (a phase's first round shares its number with the last of the phase before); shown: the first; --phase chooses\n`)
         }
+      } else if (options.plot === undefined) {
+        process.stdout.write(phaseTable(byFile, regions))
       }
       if (options.plot !== undefined) {
-        const series = byFile.flatMap(({ peer, rounds }) => {
-          const admm = rounds.filter((entry) => entry.admm !== undefined)
-          const region = regions.get(peer) ?? peer
-          return [
-            { name: `${region} primal`, points: admm.map((entry) => [entry.jobRound, entry.admm?.primalResidual ?? Number.NaN] as const) },
-            { name: `${region} dual`, points: admm.map((entry) => [entry.jobRound, entry.admm?.dualResidual ?? Number.NaN] as const) }
-          ]
-        })
-        // vega loads only for a plot
-        const { lineChartSvg } = await import('./plot.ts')
-        const svg = await lineChartSvg(series, { title: 'Consensus ADMM residuals per round, from the signed logs', xTitle: 'job round', yTitle: 'relative residual', logY: true })
+        const { tolerance, algorithm } = startInfo(byFile)
+        const svg = await residualPlotSvg(byFile, regions, tolerance, algorithm)
         await writeFile(options.plot, svg)
         process.stdout.write(`plot written to ${options.plot}\n`)
       }

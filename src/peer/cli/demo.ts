@@ -12,19 +12,21 @@ import { fitModel } from '../../learning/fit.ts'
 import { DatasetError, prepareModel, readDataset } from '../data/dataset.ts'
 import { partitionByValue, splitRows } from '../../consensus/partition.ts'
 import { buildTopology } from '../../consensus/topology.ts'
-import { parseFederation } from '../federation.ts'
+import { DEFAULT_TREE_SETTINGS, parseFederation } from '../federation.ts'
 import { createIdentity } from '../identity.ts'
 import { importCases } from '../../store/import.ts'
 import { Store, type StoredForecast, type StoredModel } from '../../store/store.ts'
 import { stat } from './inspect.ts'
 import { removeDefaultKey, storeKeySourceFromEnv } from '../../store/keys.ts'
 import type { CaseSchema } from '../../store/schema.ts'
-import { localDesign } from '../runtime/checks.ts'
+import { localDesign, localTreeData } from '../runtime/checks.ts'
+import { treeParams } from '../runtime/job-kinds.ts'
+import { compareForests, featureImportance, fitGbdt, gbdtModelFromJson, type GbdtModel, type TreeData } from '../../learning/gbdt.ts'
 import { DEMO_PROVINCES, generateCases, SYNTHETIC_SCHEMA, SYNTHETIC_TRUTH, toCsv } from '../data/synthetic-cases.ts'
 import { importSeries } from '../../store/import.ts'
 import { generateSeries, seriesCsv, type ProvinceSeries } from '../data/synthetic-series.ts'
 import { parseForecastProposal } from '../runtime/forecast-proposal.ts'
-import { panelHistories, pooledDesign } from '../../learning/forecast-panel.ts'
+import { fitEndemicEpidemic, panelRegions } from '../../learning/endemic-epidemic.ts'
 
 /**
  * The main job: a federation of four provincial peers on this machine, each a separate process with
@@ -47,6 +49,11 @@ interface DemoOptions {
   peers: number
   partitionBy?: string
   topology?: string
+  /** the shared model: a regression (default) or boosted trees */
+  model?: 'glm' | 'gbdt'
+  family?: 'binomial' | 'poisson'
+  trees?: number
+  depth?: number
 }
 
 interface PeerData { region: string, csv: string, rows: number, schema: CaseSchema }
@@ -201,7 +208,8 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
     graph: { edges: custom?.edges ?? DEMO_EDGES },
     bootstrap: members[0]?.addresses ?? [],
     model: {
-      family: 'binomial',
+      ...(options.model === 'gbdt' ? { kind: 'gbdt', trees: { ...DEFAULT_TREE_SETTINGS, ...(options.trees === undefined ? {} : { trees: options.trees }), ...(options.depth === undefined ? {} : { depth: options.depth }) } } : {}),
+      family: options.family ?? 'binomial',
       outcome: custom?.outcome ?? 'severe',
       features: custom?.features ?? DEMO_FEATURES,
       lambda: options.lambda,
@@ -236,7 +244,8 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
           try {
             const record = JSON.parse(line) as { event?: string, phase?: string, round?: number, level?: number, msg?: string }
             if (record.event === 'job.phase' && index === 0) {
-              const phase = String(record.phase)
+              // a tree job's phases are numbered (level-3.17: the 17th level's sum, chunk 3): shown once per name
+              const phase = String(record.phase).replace(/-\d+\.\d+$/, '')
               if (!phases.has(phase)) {
                 phases.set(phase, phase)
                 say(`  [${((Date.now() - started) / 1000).toFixed(1)} s] ${member.region}: phase ${phase} at round ${record.round}`)
@@ -265,17 +274,18 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
     const proposalPath = join(base, 'forecast-proposal.json')
     await writeFile(proposalPath, JSON.stringify({ forecast: { from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' } }, null, 2))
     say('')
-    say(`regional risk (job ${riskJob}): ${SERIES_WEEKS} weeks of case counts stay in each province's store; neighbours share weekly incidence per 100,000`)
+    say(`regional risk (job ${riskJob}): ${SERIES_WEEKS} weeks of case counts stay in each province's store; the shared model is hhh4's endemic-epidemic one, and neighbours share their weekly counts`)
     const riskSeconds = await runJob(riskJob, ['--proposal', proposalPath])
     const forecasts = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => required(await store.getForecast(riskJob), `${member.region} holds no forecast of job ${riskJob}`))))
     // what only this demonstration can check: the pooled fit of every series, and the plain sum of h
     const plan = parseForecastProposal({ from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' })
     const neighbours = neighbourLists(members.map((member) => member.region), DEMO_EDGES)
-    const histories = panelHistories({ regions: all.map((entry) => entry.region), counts: all.map((entry) => Float64Array.from(entry.weeks, (week) => week.count)), populations: all.map((entry) => entry.population) }, neighbours)
-      .map((history) => ({ ...history, start: plan.start }))
-    const { block, terms } = pooledDesign(plan.spec, histories)
-    const pooledFit = fitModel(block, terms, { family: 'poisson', standardize: true, tolerance: 1e-12, maxIterations: 100 })
-    const relative = Math.max(...forecasts.map((entry) => relativeDistance(entry.model.coefficients.map((row) => row.estimate), pooledFit.coefficients.estimate)))
+    const spec = plan.endemicEpidemic
+    if (spec === null) throw new Error('the demo\'s forecasting job uses the endemic-epidemic model')
+    const regions = panelRegions({ counts: all.map((entry) => Float64Array.from(entry.weeks, (week) => week.count)), populations: all.map((entry) => entry.population) }, neighbours)
+      .map((region) => ({ ...region, start: plan.start }))
+    const pooled = fitEndemicEpidemic(spec, regions).shared
+    const relative = Math.max(...forecasts.map((entry) => relativeDistance(entry.model.coefficients.map((row) => row.estimate), pooled)))
     const plainSum = forecasts.reduce((sum, entry) => sum + entry.h, 0)
     const joint = (forecasts[0] as StoredForecast).joint
     say(`  ${'region'.padEnd(9)} ${'next week'.padStart(10)} ${'90% interval'.padStart(14)} ${'per 100k/7d'.padStart(12)} ${'h'.padStart(7)}   (each h known to its region only)`)
@@ -297,6 +307,7 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
 
   const models = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => required(await store.getModel(jobId), `${member.region} holds no model of job ${jobId}`))))
   const first = models[0] as StoredModel
+  if (first.forest !== undefined) return await treeSummary(models, seconds)
   // The pooled fit, which only this demonstration can compute: it holds every region's rows.
   const blocks = await Promise.all(members.map(async (member) => {
     const store = await Store.open(member.dir)
@@ -337,13 +348,63 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   if (risk !== null) Object.assign(summary, { risk })
   say(`files: ${base} (federation.json, inputs/ (the files imported); per region: identity.key, store/ (encrypted, with the models${risk === null ? '' : ' and forecasts'}; its key in ${storeKeySourceFromEnv().keyFile ?? storeKeySourceFromEnv().keysDir}), status.json)`)
   say('models: npx epimesh model --dir <region folder> [--job <job>] [--json]')
-  say('audit: npx epimesh audit export --dir <region folder> --job <job> --out <file>, then npx epimesh audit verify <files>')
+  say('audit: npx epimesh audit export --all --dir <region folder> (once per region) --out <folder>, then npx epimesh audit verify <folder>/<job>.*.jsonl')
   if (!options.keep && !options.json && options.dir === undefined) {
     say('(data folders removed; run with --keep to keep them)')
     for (const member of members) await removeDefaultKey(member.dir)
     await rm(base, { recursive: true, force: true })
   }
   return summary
+
+  /** Boosted trees: every region's forest against the pooled one grown with the same bin edges. */
+  async function treeSummary (models: StoredModel[], seconds: number): Promise<Record<string, unknown>> {
+    const forests = models.map((model) => gbdtModelFromJson(model.forest as NonNullable<StoredModel['forest']>))
+    const first = forests[0] as GbdtModel
+    const parts = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => localTreeData(await store.allRows(), federation.model).data)))
+    const pooled = fitGbdt(concatTreeData(parts), first.bins, treeParams(federation.model))
+    const comparisons = forests.map((forest) => compareForests(forest, pooled))
+    const summary = {
+      job: jobId,
+      kind: 'gbdt',
+      rounds: (models[0] as StoredModel).rounds,
+      seconds,
+      trees: first.trees.length,
+      rows: (models[0] as StoredModel).rows,
+      sameTreesAsPooled: comparisons.every((entry) => entry.sameStructure),
+      maxLeafDifference: Math.max(...comparisons.map((entry) => entry.maxLeafDifference)),
+      importance: featureImportance(first).sort((a, b) => b.gain - a.gain),
+      metrics: (models[0] as StoredModel).metrics,
+      federation: federationPath,
+      peers: members.map((member) => ({ region: member.region, peerId: member.peerId, dir: member.dir }))
+    }
+    say('')
+    say(`shared boosted trees (job ${jobId}, ${summary.trees} trees, ${summary.rounds} rounds, ${seconds.toFixed(1)} s, ${summary.rows} records in ${members.length} regions; none left its region)`)
+    say(`every region holds ${summary.sameTreesAsPooled ? 'the same trees as the pooled fit with the same bin edges' : 'trees that DIFFER from the pooled fit'}; largest leaf difference ${summary.maxLeafDifference.toExponential(2)}`)
+    for (const entry of summary.importance.slice(0, 5)) say(`  ${entry.feature.padEnd(20)} gain ${entry.gain.toPrecision(5).padStart(10)} in ${entry.splits} splits`)
+    if (summary.metrics !== null) say(`computed by the federation on the training rows: AUC ${stat(summary.metrics.auc, (value) => value.toFixed(4))}, Brier ${stat(summary.metrics.brier, (value) => value.toFixed(4))}`)
+    if (!options.keep && !options.json && options.dir === undefined) {
+      for (const member of members) await removeDefaultKey(member.dir)
+      await rm(base, { recursive: true, force: true })
+    }
+    return summary
+  }
+}
+
+/** Several regions' tree data as one (what only a demonstration holds). */
+function concatTreeData (parts: readonly TreeData[]): TreeData {
+  const rows = parts.reduce((total, part) => total + part.rows, 0)
+  const first = parts[0] as TreeData
+  const columns = first.columns.map(() => new Float64Array(rows))
+  const y = new Float64Array(rows)
+  const offset = first.offset === undefined ? undefined : new Float64Array(rows)
+  let at = 0
+  for (const part of parts) {
+    part.columns.forEach((column, index) => { (columns[index] as Float64Array).set(column, at) })
+    y.set(part.y, at)
+    if (offset !== undefined && part.offset !== undefined) offset.set(part.offset, at)
+    at += part.rows
+  }
+  return { rows, features: first.features, columns, y, ...(offset === undefined ? {} : { offset }) }
 }
 
 export function registerDemo (program: Command): void {
@@ -361,9 +422,16 @@ export function registerDemo (program: Command): void {
     .option('--peers <n>', 'peers to split --data over', (value) => Number(value), 4)
     .option('--partition-by <column>', 'one peer per value of this column of --data')
     .option('--topology <spec>', 'graph between the peers of --data (ring, complete, star, line, grid, er:p, ...)', 'ring')
+    .option('--model <kind>', 'the shared model: glm (a regression) or gbdt (boosted trees)', 'glm')
+    .option('--family <name>', 'binomial or poisson (with --data)', 'binomial')
+    .option('--trees <n>', 'boosted trees: how many', (value) => Number(value))
+    .option('--depth <d>', 'boosted trees: the deepest level', (value) => Number(value))
     .option('--json', 'one JSON object on stdout', false)
     .action(async (options: DemoOptions) => {
       if (options.data !== undefined && options.outcome === undefined) throw new DatasetError('--data needs --outcome')
+      if (options.model !== 'glm' && options.model !== 'gbdt') throw new DatasetError(`--model must be glm or gbdt, got ${String(options.model)}`)
+      if (options.family !== 'binomial' && options.family !== 'poisson') throw new DatasetError(`--family must be binomial or poisson, got ${String(options.family)}`)
+      if (options.family === 'poisson' && options.data === undefined) throw new DatasetError('--family poisson needs --data (the synthetic provinces have a binary outcome)')
       const summary = await runDemo(options)
       if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
     })

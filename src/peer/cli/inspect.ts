@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { checkJobId } from '../paths.ts'
 import type { Command } from 'commander'
 import { EpimeshError } from '../../errors.ts'
+import { featureImportance, gbdtModelFromJson } from '../../learning/gbdt.ts'
 import type { StoredForecast } from '../../store/store.ts'
 import { withStore } from './store-commands.ts'
 import { modelDetailLines } from './models.ts'
@@ -104,7 +105,7 @@ export function registerInspect (program: Command): void {
         const models = await withStore(options.dir, async (store) => await store.listModels())
         if (options.json) out(JSON.stringify(models))
         else if (models.length === 0) out('no model yet')
-        else for (const model of models) out(`${model.createdAt}  job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; ${model.coefficients.length} terms`)
+        else for (const model of models) out(`${model.createdAt}  job ${model.job}: ${model.forest !== undefined ? `${model.forest.trees.length} boosted trees` : `${model.converged ? 'converged' : 'NOT converged'}`} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions${model.forest !== undefined ? '' : `; ${model.coefficients.length} terms`}`)
         return
       }
       const model = await withStore(options.dir, async (store) => job === undefined ? await store.latestModel() : await store.getModel(job))
@@ -113,8 +114,18 @@ export function registerInspect (program: Command): void {
         out(JSON.stringify(model))
         return
       }
-      out(`job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; log-likelihood ${stat(model.logLikelihood, (value) => value.toFixed(4))}`)
-      out(`${'term'.padEnd(22)} ${'estimate'.padStart(12)} ${'std. error'.padStart(12)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
+      if (model.forest !== undefined) {
+        const forest = gbdtModelFromJson(model.forest)
+        const { params } = forest
+        out(`job ${model.job}: ${forest.trees.length} boosted trees (${params.family}, depth ${params.depth}, learning rate ${params.learningRate}, lambda ${params.lambda}, gamma ${params.gamma}, min child weight ${params.minChildWeight}, ${params.bins} bins) in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; training log-likelihood ${stat(model.logLikelihood, (value) => value.toFixed(4))}`)
+        const importance = featureImportance(forest).sort((a, b) => b.gain - a.gain)
+        const total = importance.reduce((sum, entry) => sum + entry.gain, 0)
+        out(`${'feature'.padEnd(22)} ${'gain'.padStart(12)} ${'share'.padStart(8)} ${'splits'.padStart(8)}`)
+        for (const entry of importance) out(`${entry.feature.padEnd(22)} ${entry.gain.toPrecision(6).padStart(12)} ${(total > 0 ? `${(100 * entry.gain / total).toFixed(1)}%` : '-').padStart(8)} ${String(entry.splits).padStart(8)}`)
+      } else {
+        out(`job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; log-likelihood ${stat(model.logLikelihood, (value) => value.toFixed(4))}`)
+      }
+      if (model.forest === undefined) out(`${'term'.padEnd(22)} ${'estimate'.padStart(12)} ${'std. error'.padStart(12)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
       for (const row of model.coefficients) {
         out(`${row.term.padEnd(22)} ${row.estimate.toPrecision(7).padStart(12)} ${stat(row.standardError, (value) => value.toPrecision(6)).padStart(12)} ${stat(row.z, (value) => value.toFixed(2)).padStart(8)} ${stat(row.pValue, (value) => value.toExponential(2)).padStart(10)}`)
       }
@@ -124,6 +135,33 @@ export function registerInspect (program: Command): void {
       }
       if (model.dropped.length > 0) out(`peers dropped during the job: ${model.dropped.join(', ')}`)
       for (const line of modelDetailLines(model)) out(line)
+    })
+
+  program.command('stats')
+    .description('the latest descriptive statistics of the federation this peer holds (or one job\'s, or the list of them): counts, means, SDs, quantiles, correlations, WOE, IV, cross-tables')
+    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .option('--job <id>', 'a given statistics job instead of the latest')
+    .option('--list', 'every statistics job\'s result it holds, oldest first', false)
+    .option('--json', 'one JSON object on stdout (with --list, an array)', false)
+    .action(async (options: { dir: string, job?: string, list: boolean, json: boolean }) => {
+      const job = options.job === undefined ? undefined : checkJobId(options.job, '--job')
+      const out = (line: string): void => { process.stdout.write(`${line}\n`) }
+      const all = await withStore(options.dir, async (store) => await store.listStats())
+      if (options.list) {
+        if (options.json) out(JSON.stringify(all))
+        else if (all.length === 0) out('no statistics yet (propose a job: epimesh propose --stats --features a,b,c)')
+        else for (const entry of all) out(`${entry.createdAt}  job ${entry.job}: ${entry.stats.rows} records in ${entry.stats.peers} regions; ${Object.keys(entry.stats.features).join(', ')}`)
+        return
+      }
+      const stored = job === undefined ? all.at(-1) ?? null : all.find((entry) => entry.job === job) ?? null
+      if (stored === null) throw new NothingYetError(job === undefined ? `no statistics yet in ${options.dir} (propose a job: epimesh propose --stats --features a,b,c)` : `no statistics of job ${job} in ${options.dir}`)
+      if (options.json) {
+        out(JSON.stringify(stored))
+        return
+      }
+      out(`job ${stored.job} (${stored.createdAt}, ${stored.rounds} rounds)`)
+      const { printStats } = await import('./stats-text.ts')
+      printStats(stored.stats as unknown as Parameters<typeof printStats>[0], out)
     })
 
   program.command('forecast')

@@ -1,4 +1,5 @@
 import { Command, CommanderError, Help } from 'commander'
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { EpimeshError } from '../../errors.ts'
 import { cut, storageFailure } from '../../store/errors.ts'
@@ -43,6 +44,7 @@ export const COMMAND_MODULES: ReadonlyArray<{ load: () => Promise<Register>, com
     commands: [
       { name: 'status', options: true, description: 'the peer\'s neighbours and links, its current job, phase, round and residuals, the messages and connections it refused, and its neighbours\' scores' },
       { name: 'model', options: true, description: 'the latest shared model this peer holds (or one job\'s, or the list of them): coefficients, standard errors, z, p' },
+      { name: 'stats', options: true, description: 'the latest descriptive statistics of the federation this peer holds (or one job\'s, or the list of them): counts, means, SDs, quantiles, correlations, WOE, IV, cross-tables' },
       { name: 'forecast', options: true, description: 'this region\'s latest forecast (mean and 90% interval per period), its risk score h, and the federation\'s joint risk' }
     ]
   },
@@ -55,7 +57,7 @@ export const COMMAND_MODULES: ReadonlyArray<{ load: () => Promise<Register>, com
   },
   {
     load: async () => (await import('./propose.ts')).registerPropose,
-    commands: [{ name: 'propose', options: true, description: 'propose a job to the federation through this region\'s running peer: the federation\'s classifier, or with --forecast a regional forecasting job' }]
+    commands: [{ name: 'propose', options: true, description: 'propose a job to the federation through this region\'s running peer: the federation\'s classifier, with --forecast a regional forecasting job, or with --stats descriptive statistics' }]
   },
   {
     load: async () => (await import('./store-commands.ts')).registerStoreCommands,
@@ -122,10 +124,21 @@ export async function registerCommands (program: Command, argv: readonly string[
   }
 }
 
+/** The package's version, from its package.json (beside src/ in a clone, beside dist/ in the package). */
+export function packageVersion (): string {
+  try {
+    const parsed = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { name?: unknown, version?: unknown }
+    return parsed.name === 'epimesh' && typeof parsed.version === 'string' ? parsed.version : 'unknown'
+  } catch {
+    return 'unknown'
+  }
+}
+
 /** The `epimesh` program before any command is registered: its description and global options. */
 export function createProgram (): Command {
   const program = new Command('epimesh')
     .description('privacy-preserving, serverless model fitting for a federation of disease-control centres')
+    .version(`epimesh ${packageVersion()} (Node ${process.versions.node})`, '-V, --version', 'print the version of epimesh and of Node')
     .option('--store-key <file>', 'the data folder\'s store key (outside the folder; default: EPIMESH_STORE_KEY_FILE, else the key init made)')
     .exitOverride()
     .showHelpAfterError()

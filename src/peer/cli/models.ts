@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import { EpimeshError } from '../../errors.ts'
 import type { FeatureSpec } from '../../learning/design.ts'
 import { predictRecords, waldIntervals, type RowPrediction, type ScoredRow } from '../../learning/predict.ts'
+import { buildTreeData, gbdtMargins, gbdtModelFromJson } from '../../learning/gbdt.ts'
 import { problemText, readCasesToScore } from '../../store/cases-to-score.ts'
 import { OptionInvalidError, type RowProblem } from '../../store/errors.ts'
 import type { ModelSpecification, StoredModel } from '../../store/store.ts'
@@ -63,6 +64,28 @@ export function scoreRecords (model: StoredModel, records: ReadonlyArray<{ row: 
     if (first !== undefined) return { row: record.row, ...extra, column: first.column, kind: first.kind, error: problems.map((problem) => problemText(problem)).join('; ') }
     const [scored] = predictRecords(scoring, [record.values], record.row)
     return { ...(scored as ScoredRow), ...extra }
+  })
+}
+
+/**
+ * Scores records with a stored forest: each record's margin (log-odds or log rate) and its probability
+ * (or rate). Trees have no covariance, so no standard error or interval; a level the forest never saw
+ * or a value of the wrong type is that record's reason.
+ */
+export function scoreWithForest (model: StoredModel, records: ReadonlyArray<{ row: number, line?: number, id?: string | null, values: Readonly<Record<string, unknown>>, problems?: readonly RowProblem[] }>): Array<{ row: number, line?: number, id?: string, link: number, fit: number } | { row: number, line?: number, id?: string, error: string }> {
+  const forest = gbdtModelFromJson(model.forest as NonNullable<StoredModel['forest']>)
+  const outcome = '\u0000outcome'
+  return records.map((record) => {
+    const extra = { ...(record.line === undefined ? {} : { line: record.line }), ...(record.id === undefined || record.id === null ? {} : { id: record.id }) }
+    const problems = record.problems ?? []
+    if (problems.length > 0) return { row: record.row, ...extra, error: problems.map((problem) => problemText(problem)).join('; ') }
+    try {
+      const data = buildTreeData([{ ...record.values, [outcome]: 0 }], outcome, forest.features, { family: forest.params.family })
+      const link = gbdtMargins(forest, data)[0] as number
+      return { row: record.row, ...extra, link, fit: forest.params.family === 'binomial' ? 1 / (1 + Math.exp(-link)) : Math.exp(link) }
+    } catch (error) {
+      return { row: record.row, ...extra, error: (error as Error).message.replace(/^row 0: /, '') }
+    }
   })
 }
 
@@ -195,16 +218,39 @@ export function registerModels (program: Command): void {
     .description('score new case records with a shared model: linear predictor, probability (or rate), standard errors and 95% intervals')
     .requiredOption('--dir <dir>', 'the peer\'s data folder')
     .requiredOption('--cases <file.csv>', 'the records to score, with the columns of the store\'s schema (the outcome may be absent); nothing is stored')
-    .option('--job <id>', 'the model of a given job (default: the latest regression model)')
+    .option('--job <id>', 'the model of a given job (default: the latest regression model); boosted trees score by their job')
     .option('--json', 'one JSON object on stdout: {job, family, predictions: [...]} in input order', false)
     .option('--out <scored.csv>', 'write the predictions to a CSV file instead')
     .action(async (options: { dir: string, cases: string, job?: string, json: boolean, out?: string }) => {
       if (options.json && options.out !== undefined) throw new OptionInvalidError('give --json or --out, not both')
       const job = options.job === undefined ? undefined : checkJobId(options.job, '--job')
       const model = await modelOf(options.dir, job)
-      const { specification } = scoringModelOf(model)
       const schema = await withStore(options.dir, async (store) => await store.schema())
       if (schema === null) throw new ModelUnusableError(`${options.dir} has no schema of case records yet: the records to score are read with it (import the region's records first)`)
+      if (model.forest !== undefined) {
+        // boosted trees: margin and probability (or rate) per record; trees have no covariance, so no intervals
+        const family = model.forest.params.family
+        const { records } = await readCasesToScore(options.cases, schema, { columns: model.forest.features.map((feature) => feature.name), model: model.job })
+        const predictions = scoreWithForest(model, records)
+        const scored = predictions.filter((prediction) => !('error' in prediction)).length
+        if (options.json) out(JSON.stringify({ job: model.job, kind: 'gbdt', family, scored, refused: predictions.length - scored, predictions }))
+        else if (options.out !== undefined) {
+          await writeFile(options.out, predictionsCsv(predictions as unknown as Array<Record<string, unknown>>))
+          out(`scored ${scored} of ${predictions.length} records from ${options.cases} with the boosted trees of job ${model.job}; written to ${options.out}`)
+        } else {
+          out(`boosted trees of job ${model.job}: ${family === 'binomial' ? 'probability' : 'rate'} (trees give no standard errors)`)
+          out(`${'row'.padStart(5)} ${'id'.padEnd(12)} ${'margin'.padStart(10)} ${'fit'.padStart(10)}`)
+          for (const prediction of predictions) {
+            const id = ('id' in prediction ? prediction.id ?? '' : '').slice(0, 12).padEnd(12)
+            if ('error' in prediction) out(`${String(prediction.row).padStart(5)} ${id} not scored: ${prediction.error}`)
+            else out(`${String(prediction.row).padStart(5)} ${id} ${prediction.link.toFixed(4).padStart(10)} ${prediction.fit.toPrecision(4).padStart(10)}`)
+          }
+          out(`${scored} of ${predictions.length} records scored`)
+        }
+        if (scored === 0) throw new NothingScoredError(`not one of the ${predictions.length} records in ${options.cases} could be scored (each one's reason is above)`)
+        return
+      }
+      const { specification } = scoringModelOf(model)
       const columns = [...specification.features.map((feature) => feature.name), ...(specification.offset === null ? [] : [specification.offset])]
       const { records } = await readCasesToScore(options.cases, schema, { columns, model: model.job })
       const predictions = scoreRecords(model, records)

@@ -2,10 +2,34 @@ import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { checkJobId, dataPath } from '../paths.ts'
 import type { Command } from 'commander'
-import { loadFederation, type ModelSpec } from '../federation.ts'
+import { DEFAULT_TREE_SETTINGS, loadFederation, modelSchema, type ModelSpec } from '../federation.ts'
 import { DatasetError } from '../data/dataset.ts'
 import { parseForecastProposal, type ForecastProposal } from '../runtime/forecast-proposal.ts'
+import { statsProposalSchema, type StatsProposal } from '../runtime/stats-proposal.ts'
+import type { CaseSchema } from '../../store/schema.ts'
 import { withStore } from './store-commands.ts'
+
+/**
+ * A statistics job from this region's schema: each feature's type, a category's levels and a number's
+ * bounds as the schema declares them, so that every other region can compare its own schema with it.
+ */
+export function statsProposalFromSchema (schema: CaseSchema | null, region: string, options: { features: string[], outcome?: string, bins?: number, minimum?: number }): StatsProposal {
+  if (schema === null) throw new DatasetError('this region\'s store has no schema yet (import records first: epimesh import --cases)')
+  const features = options.features.map((name) => {
+    const rule = schema.columns[name]
+    if (rule === undefined || 'action' in rule) throw new DatasetError(`--features: the schema has no column "${name}"${rule === undefined ? '' : ' that is stored as it is'} (columns: ${Object.keys(schema.columns).join(', ')})`)
+    if (rule.type === 'number') return { name, type: 'numeric' as const, ...(rule.min !== undefined && rule.max !== undefined && rule.min < rule.max ? { low: rule.min, high: rule.max } : {}) }
+    if (rule.type === 'category') return { name, type: 'categorical' as const, levels: [...rule.levels] }
+    throw new DatasetError(`--features: column "${name}" is a ${rule.type} column; statistics take numbers and categories`)
+  })
+  if (options.outcome !== undefined && !(options.outcome in schema.columns)) throw new DatasetError(`--outcome: the schema has no column "${options.outcome}"`)
+  const parsed = statsProposalSchema.safeParse({ features, outcome: options.outcome ?? null, schemaOf: region, ...(options.bins === undefined ? {} : { bins: options.bins }), ...(options.minimum === undefined ? {} : { minimum: options.minimum }) })
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new DatasetError(`statistics job: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`)
+  }
+  return parsed.data
+}
 
 /**
  * `epimesh propose`: asks the running peer of DIR to propose a job to the federation: the federation's
@@ -14,7 +38,7 @@ import { withStore } from './store-commands.ts'
  */
 export function registerPropose (program: Command): void {
   program.command('propose')
-    .description('propose a job to the federation through this region\'s running peer: the federation\'s classifier, or with --forecast a regional forecasting job')
+    .description('propose a job to the federation through this region\'s running peer: the federation\'s classifier, with --forecast a regional forecasting job, or with --stats descriptive statistics')
     .requiredOption('--dir <dir>', 'the peer\'s data folder')
     .requiredOption('--federation <file>', 'the federation file')
     .option('--job-id <id>', 'job id (default: a random one)')
@@ -22,6 +46,17 @@ export function registerPropose (program: Command): void {
     .option('--lambda <l>', 'L2 penalty', Number)
     .option('--tolerance <t>', 'stopping tolerance', Number)
     .option('--max-rounds <r>', 'round limit', Number)
+    .option('--model <kind>', 'glm (a regression) or gbdt (gradient-boosted trees), default the federation file\'s; with --forecast: endemic-epidemic (hhh4\'s negative binomial model, the default) or loglinear (a Poisson GLM)')
+    .option('--trees <n>', 'trees: how many (default 50)', Number)
+    .option('--depth <d>', 'trees: the deepest level (default 4)', Number)
+    .option('--learning-rate <eta>', 'trees: shrinkage of each tree (default 0.3)', Number)
+    .option('--gamma <g>', 'trees: the least gain a split must make (default 0)', Number)
+    .option('--min-child-weight <w>', 'trees: the least Hessian sum in each child (default 1)', Number)
+    .option('--bins <n>', 'trees: bins per numeric feature (default 32); statistics: bins of the weights of evidence (default 10)', Number)
+    .option('--stats', 'descriptive statistics of the federation (counts, means, SDs, quantiles, correlations; with a binary --outcome WOE, IV, cross-tables) instead of the classifier', false)
+    .option('--features <list>', 'statistics: the columns, comma-separated (types and levels from this region\'s schema)')
+    .option('--outcome <column>', 'statistics: a binary outcome')
+    .option('--minimum <n>', 'statistics: the disclosure minimum cell count (default 3)', Number)
     .option('--refit [job]', 're-fit the federation\'s model on the data as it is now, warm-started from the shared model of a job (default: the latest regression model this region holds); every member must hold it')
     .option('--forecast', 'a regional forecasting job on the regions\' case-count series, instead of the federation\'s classifier', false)
     .option('--from <date>', 'forecasting: the first day of the first period (a Monday for weekly periods)')
@@ -30,19 +65,35 @@ export function registerPropose (program: Command): void {
     .option('--horizon <n>', 'forecasting: periods to forecast (default: those the risk score averages)', Number)
     .option('--half-risk <rate>', 'forecasting: the 7-day incidence per 100,000 at which h = 1/2 (default 10)', Number)
     .option('--open-regions <list>', 'forecasting: regions that publish their h openly (each must agree: start --publish-risk)')
-    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, forecast: boolean, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string, refit?: string | boolean }) => {
+    .option('--unit-intercepts', 'forecasting, endemic-epidemic: each region its own endemic intercept, which only that region learns', false)
+    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, stats: boolean, features?: string, outcome?: string, minimum?: number, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string, refit?: string | boolean, unitIntercepts: boolean }) => {
       const federation = await loadFederation(options.federation)
       if (options.algorithm !== undefined && options.algorithm !== 'admm' && options.algorithm !== 'newton') throw new DatasetError(`--algorithm must be admm or newton, got ${options.algorithm}`)
       for (const field of ['lambda', 'tolerance', 'maxRounds'] as const) {
         const value = options[field]
         if (value !== undefined && !(Number.isFinite(value) && value >= 0)) throw new DatasetError(`--${field} must be a non-negative number`)
       }
+      if (!options.forecast && options.model !== undefined && options.model !== 'glm' && options.model !== 'gbdt') throw new DatasetError(`--model must be glm or gbdt, got ${options.model}`)
+      if (options.forecast && options.model !== undefined && options.model !== 'endemic-epidemic' && options.model !== 'loglinear') throw new DatasetError(`--model with --forecast must be endemic-epidemic or loglinear, got ${options.model}`)
+      if (!options.forecast && options.unitIntercepts) throw new DatasetError('--unit-intercepts applies to a forecasting job (--forecast)')
+      const kind = (options.forecast ? federation.model.kind ?? 'glm' : options.model ?? federation.model.kind ?? 'glm') as 'glm' | 'gbdt'
+      const treeFlags = { trees: options.trees, depth: options.depth, learningRate: options.learningRate, gamma: options.gamma, minChildWeight: options.minChildWeight, bins: options.stats ? undefined : options.bins }
+      const given = Object.entries(treeFlags).filter(([, value]) => value !== undefined)
+      if (kind !== 'gbdt' && given.length > 0) throw new DatasetError(`--${given.map(([name]) => name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)).join(', --')} apply only to boosted trees (--model gbdt)`)
+      if (options.stats && options.model === 'gbdt') throw new DatasetError(`a ${options.forecast ? 'forecasting' : 'statistics'} job has its own model: --model gbdt does not apply with --${options.forecast ? 'forecast' : 'stats'}`)
+      const { kind: _kind, trees: _trees, ...base } = federation.model
       const model: ModelSpec = {
-        ...federation.model,
+        ...base,
+        ...(kind === 'gbdt' ? { kind, trees: { ...DEFAULT_TREE_SETTINGS, ...federation.model.trees, ...Object.fromEntries(given) } } : federation.model.kind === undefined ? {} : { kind }),
         ...(options.algorithm === undefined ? {} : { algorithm: options.algorithm as 'admm' | 'newton' }),
         ...(options.lambda === undefined ? {} : { lambda: options.lambda }),
         ...(options.tolerance === undefined ? {} : { tolerance: options.tolerance }),
         ...(options.maxRounds === undefined ? {} : { maxRounds: options.maxRounds })
+      }
+      const checked = modelSchema.safeParse(model)
+      if (!checked.success) {
+        const issue = checked.error.issues[0]
+        throw new DatasetError(`the proposed model is not valid: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`)
       }
       let forecast: ForecastProposal | undefined
       if (options.forecast) {
@@ -51,6 +102,8 @@ export function registerPropose (program: Command): void {
           from: options.from,
           periods: options.periods,
           period: options.period,
+          ...(options.model === undefined ? {} : { kind: options.model }),
+          ...(options.unitIntercepts ? { unitIntercepts: true } : {}),
           ...(options.horizon === undefined ? {} : { horizon: options.horizon }),
           ...(options.halfRisk === undefined ? {} : { halfRisk: options.halfRisk }),
           openRegions: options.openRegions === undefined ? [] : options.openRegions.split(',').map((region) => region.trim()).filter((region) => region !== ''),
@@ -60,9 +113,22 @@ export function registerPropose (program: Command): void {
         }
         forecast = parseForecastProposal(value).proposal
       }
+      let stats: StatsProposal | undefined
+      if (options.stats) {
+        if (options.forecast) throw new DatasetError('a job is --stats or --forecast, not both')
+        const features = (options.features ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '')
+        if (features.length === 0) throw new DatasetError('a statistics job needs --features a,b,c')
+        const { schema, region } = await withStore(options.dir, async (store) => ({ schema: await store.schema(), region: await store.region() }))
+        stats = statsProposalFromSchema(schema, region ?? 'this region', {
+          features,
+          ...(options.outcome === undefined ? {} : { outcome: options.outcome }),
+          ...(options.bins === undefined ? {} : { bins: options.bins }),
+          ...(options.minimum === undefined ? {} : { minimum: options.minimum })
+        })
+      }
       let refit: string | undefined
       if (options.refit !== undefined && options.refit !== false) {
-        if (options.forecast) throw new DatasetError('--refit re-fits the federation\'s regression; a forecasting job starts cold')
+        if (options.forecast || options.stats || kind === 'gbdt') throw new DatasetError('--refit re-fits the federation\'s regression; a forecasting, statistics or tree job starts cold')
         const wanted = options.refit === true ? undefined : checkJobId(options.refit, '--refit')
         const parent = await withStore(options.dir, async (store) => wanted === undefined ? (await store.listModels()).filter((stored) => stored.specification?.kind === 'glm').at(-1) ?? null : await store.getModel(wanted))
         if (parent === null) throw new DatasetError(wanted === undefined ? `--refit: ${options.dir} holds no regression model to re-fit from (epimesh models lists them)` : `--refit: no model of job ${wanted} in ${options.dir}`)
@@ -75,7 +141,7 @@ export function registerPropose (program: Command): void {
       const id = options.jobId === undefined ? `job-${randomBytes(6).toString('hex')}` : checkJobId(options.jobId, '--job-id')
       await mkdir(dataPath(options.dir, 'proposals'), { recursive: true, mode: 0o700 })
       const path = dataPath(options.dir, 'proposals', id, '.json')
-      await writeFile(`${path}.tmp`, JSON.stringify({ type: 'job.propose', id, proposer: '', model, ...(forecast === undefined ? {} : { forecast }), ...(refit === undefined ? {} : { refit }) }, null, 2), { mode: 0o600 })
+      await writeFile(`${path}.tmp`, JSON.stringify({ type: 'job.propose', id, proposer: '', model, ...(forecast === undefined ? {} : { forecast }), ...(stats === undefined ? {} : { stats }), ...(refit === undefined ? {} : { refit }) }, null, 2), { mode: 0o600 })
       await rename(`${path}.tmp`, path)
       process.stdout.write(`proposed job ${id}${refit === undefined ? '' : `, a re-fit from job ${refit}`}; the running peer announces it within a second (epimesh status --dir ${options.dir})\n`)
     })

@@ -1,15 +1,22 @@
 import { writeFile } from 'node:fs/promises'
 import { type Command, Option } from 'commander'
 import type { Algorithm } from '../../consensus/jobs/fit-job.ts'
+import { simulateEndemicEpidemicForecast } from '../../consensus/sim/endemic-epidemic-simulation.ts'
 import { simulateForecast, type FederatedFit, type ForecastSimulationOutput } from '../../consensus/sim/forecast-simulation.ts'
+import { createEndemicEpidemicSpec, type CountFamily } from '../../learning/endemic-epidemic.ts'
 import { createForecastModelSpec, type OwnScale } from '../../learning/forecast.ts'
 import { createRiskParams, type RiskMapping } from '../../learning/risk.ts'
 import type { Skill } from '../../learning/forecast-skill.ts'
 import { DatasetError } from '../data/dataset.ts'
 import { readForecastInputs } from '../data/forecast-files.ts'
 
+export type ForecastModelName = 'endemic-epidemic' | 'loglinear'
+
 export interface SimulateForecastOptions {
   counts: string
+  model: ForecastModelName
+  family: CountFamily
+  unitIntercepts?: boolean
   population: string
   adjacency: string
   totalPopulation?: number
@@ -63,7 +70,8 @@ function fitSummary (fit: FederatedFit): Record<string, unknown> {
   }
 }
 
-const skillSummary = (skill: Skill | null): { logScore: number, mae: number } | null => skill === null ? null : { logScore: skill.logScore, mae: skill.mae }
+const skillSummary = (skill: Skill | null): { logScore: number, mae: number, rps: number, dss: number, coverage: number } | null =>
+  skill === null ? null : { logScore: skill.logScore, mae: skill.mae, rps: skill.rps, dss: skill.dss, coverage: skill.coverage }
 
 /**
  * Runs the forecasting simulation on the three files and returns the summary printed with --json.
@@ -75,27 +83,28 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
     { counts: options.counts, population: options.population, adjacency: options.adjacency },
     options.totalPopulation === undefined ? {} : { totalPopulation: options.totalPopulation }
   )
-  const spec = createForecastModelSpec({ ownLags: options.ownLags, neighbourLags: options.neighbourLags, ownScale: options.ownScale, seasonPeriod: options.season, harmonics: options.harmonics })
   const mapping: RiskMapping = options.riskMapping === 'exponential'
     ? { kind: 'exponential', halfRisk: options.halfRisk }
     : { kind: 'log-logistic', threshold: options.riskThreshold, slope: options.riskSlope }
   const risk = createRiskParams({ periodDays: options.periodDays, horizon: options.horizon ?? null, mapping })
   const openRegions = options.openRegions === undefined ? [] : options.openRegions.split(',').map((name) => name.trim()).filter((name) => name !== '')
   for (const region of openRegions) if (!panel.regions.includes(region)) throw new DatasetError(`--open-regions: "${region}" is not a region of ${options.counts}`)
-  const output = simulateForecast({
-    panel,
-    graph,
-    spec,
-    holdout: options.holdout,
-    ...(options.horizon === undefined ? {} : { horizon: options.horizon }),
-    risk,
-    algorithm: options.algorithm,
-    tolerance: options.tolerance,
-    maxRounds: options.maxRounds,
-    seed: options.seed,
-    openRegions,
-    level: options.level
-  }, { now: () => performance.now() })
+  const clock = { now: () => performance.now() }
+  const common = { panel, graph, holdout: options.holdout, ...(options.horizon === undefined ? {} : { horizon: options.horizon }), risk, seed: options.seed, openRegions, level: options.level }
+  let output: ForecastSimulationOutput
+  let model: Record<string, unknown>
+  let algorithm: string
+  if (options.model === 'endemic-epidemic') {
+    const spec = createEndemicEpidemicSpec({ family: options.family, harmonics: options.harmonics, period: options.season, unitIntercepts: options.unitIntercepts === true })
+    output = simulateEndemicEpidemicForecast({ ...common, spec }, clock)
+    model = { name: 'endemic-epidemic', ...spec }
+    algorithm = 'newton'
+  } else {
+    const spec = createForecastModelSpec({ ownLags: options.ownLags, neighbourLags: options.neighbourLags, ownScale: options.ownScale, seasonPeriod: options.season, harmonics: options.harmonics })
+    output = simulateForecast({ ...common, spec, algorithm: options.algorithm, tolerance: options.tolerance, maxRounds: options.maxRounds }, clock)
+    model = { name: 'loglinear', ...spec }
+    algorithm = options.algorithm
+  }
   const { fit, skill, regions, jointRisk } = output
   const summary: Record<string, any> = {
     regionsCount: regions.length,
@@ -103,8 +112,8 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
     firstPeriod: periods[0],
     lastPeriod: periods[periods.length - 1],
     populationShares: shares,
-    model: { ...spec, terms: fit.terms },
-    algorithm: options.algorithm,
+    model: { ...model, terms: fit.terms },
+    algorithm,
     ...fitSummary(fit),
     skill: skill === null
       ? null
@@ -158,6 +167,7 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
 function printText (summary: Record<string, any>): void {
   const out = (line = ''): void => { process.stdout.write(`${line}\n`) }
   out(`${summary.regionsCount} regions, ${summary.periods} periods (${summary.firstPeriod} to ${summary.lastPeriod}), seed ${summary.seed}`)
+  out(`model: ${summary.model.name}`)
   out(`federated ${summary.algorithm} fit on all periods: ${summary.rows} rows, ${summary.rounds} rounds, ${summary.converged ? 'converged' : 'NOT converged'}, ${Number(summary.seconds).toFixed(2)} s`)
   out()
   out(`${'term'.padEnd(24)} ${'federated'.padStart(16)} ${'pooled'.padStart(16)}`)
@@ -169,11 +179,13 @@ function printText (summary: Record<string, any>): void {
   if (skill !== null) {
     out()
     out(`one-step-ahead skill on the last ${skill.heldOut} periods (from ${skill.fromPeriod}, ${skill.forecasts} forecasts; fitted before, relative error ${Number(skill.fit.relativeError).toExponential(2)}):`)
-    out(`${'forecast'.padEnd(16)} ${'mean log score'.padStart(15)} ${'MAE'.padStart(8)}`)
-    for (const [name, key] of [['model', 'model'], ['last value', 'lastValue'], ['seasonal naive', 'seasonalNaive']] as const) {
+    out(`${'forecast'.padEnd(16)} ${'log score'.padStart(10)} ${'RPS'.padStart(8)} ${'DSS'.padStart(8)} ${'MAE'.padStart(8)} ${'coverage'.padStart(9)}`)
+    for (const [name, key] of [[summary.model.name, 'model'], ['last value', 'lastValue'], ['seasonal naive', 'seasonalNaive']] as const) {
       const entry = skill[key]
-      out(`${name.padEnd(16)} ${entry === null ? 'n/a'.padStart(15) : Number(entry.logScore).toFixed(4).padStart(15)} ${entry === null ? 'n/a'.padStart(8) : Number(entry.mae).toFixed(4).padStart(8)}`)
+      const cell = (field: string, width: number): string => entry === null ? 'n/a'.padStart(width) : Number(entry[field]).toFixed(4).padStart(width)
+      out(`${String(name).padEnd(16)} ${cell('logScore', 10)} ${cell('rps', 8)} ${cell('dss', 8)} ${cell('mae', 8)} ${cell('coverage', 9)}`)
     }
+    out('(log score: mean log P(observed), higher is better; RPS, DSS, MAE: lower is better; coverage: randomised-PIT share in the central 90%, calibrated 0.90)')
   }
   out()
   const mapping = summary.risk.mapping
@@ -195,16 +207,19 @@ export function registerSimulateForecast (program: Command): void {
     .requiredOption('--counts <file>', 'wide CSV: a period column, then one column of counts per region')
     .requiredOption('--population <file>', 'CSV with columns region,population (residents, or shares with --total-population)')
     .requiredOption('--adjacency <file>', 'edge list a,b between regions: the federation graph and the neighbour term')
+    .addOption(new Option('--model <name>', 'endemic-epidemic (hhh4\'s negative binomial model) or loglinear (a Poisson GLM in log(1 + lags))').choices(['endemic-epidemic', 'loglinear']).default('endemic-epidemic'))
+    .addOption(new Option('--family <name>', 'endemic-epidemic: the counts\' distribution').choices(['negbin1', 'poisson']).default('negbin1'))
+    .option('--unit-intercepts', 'endemic-epidemic: each region its own endemic intercept, which only that region learns', false)
     .option('--total-population <n>', 'residents in all regions together, when the population file holds shares', positiveNumber('total-population'))
     .option('--horizon <n>', 'periods forecast and averaged for h (default: enough periods for 7 days)', positiveInteger('horizon'))
     .option('--holdout <n>', 'periods held out at the end for the one-step-ahead skill (0: none)', nonNegativeInteger('holdout'), 52)
     .option('--period-days <d>', 'days per period of the counts file', positiveNumber('period-days'), 7)
     .option('--season <periods>', 'season length in periods', positiveNumber('season'), 52)
     .option('--harmonics <k>', 'sine-cosine pairs of the season', nonNegativeInteger('harmonics'), 1)
-    .option('--own-lags <k>', 'lags of the region\'s own series', nonNegativeInteger('own-lags'), 2)
-    .option('--neighbour-lags <k>', 'lags of the neighbours\' mean incidence', nonNegativeInteger('neighbour-lags'), 1)
-    .addOption(new Option('--own-scale <scale>', 'own lags as log(1 + count) or log(1 + incidence per 100,000)').choices(['count', 'incidence']).default('count'))
-    .addOption(new Option('--algorithm <name>', 'admm or newton (exact, masked sums)').choices(['admm', 'newton']).default('newton'))
+    .option('--own-lags <k>', 'loglinear: lags of the region\'s own series', nonNegativeInteger('own-lags'), 2)
+    .option('--neighbour-lags <k>', 'loglinear: lags of the neighbours\' mean incidence', nonNegativeInteger('neighbour-lags'), 1)
+    .addOption(new Option('--own-scale <scale>', 'loglinear: own lags as log(1 + count) or log(1 + incidence per 100,000)').choices(['count', 'incidence']).default('count'))
+    .addOption(new Option('--algorithm <name>', 'loglinear: admm or newton (exact, masked sums); endemic-epidemic is always exact Newton').choices(['admm', 'newton']).default('newton'))
     .option('--tolerance <t>', 'stopping tolerance of the federated fit', positiveNumber('tolerance'), 1e-10)
     .option('--max-rounds <r>', 'round limit of the federated fit', positiveInteger('max-rounds'), 5000)
     .option('--seed <n>', 'seed of the simulated masks and network', nonNegativeInteger('seed'), 1)

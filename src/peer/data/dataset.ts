@@ -128,6 +128,24 @@ export interface PreparedModel {
 }
 
 /**
+ * How a text outcome's two labels read as 0 and 1: yes/no, case/control, dead/alive and the like, or
+ * else, for two other labels, the second in sorted order is the event (as R's glm treats a factor).
+ */
+export function binaryOutcomeMapping (dataset: Dataset, outcome: string, rows: ReadonlyArray<Record<string, Cell>>): Record<string, number> {
+  const levels = [...new Set(rows.map((row) => row[outcome]).filter((value) => value !== null && value !== undefined).map(String))].sort()
+  const mapping: Record<string, number> = {}
+  for (const level of levels) {
+    const lower = level.toLowerCase()
+    if (POSITIVE.has(lower)) mapping[level] = 1
+    else if (NEGATIVE.has(lower)) mapping[level] = 0
+  }
+  const unmapped = levels.filter((level) => !(level in mapping))
+  if (unmapped.length === 0) return mapping
+  if (levels.length !== 2) throw new DatasetError(`${dataset.path}: outcome ${echo(outcome)} has values ${cut(levels.join(', '))}; a binary outcome needs two`)
+  return { [levels[0] as string]: 0, [levels[1] as string]: 1 }
+}
+
+/**
  * Chooses the model's columns and types from a data set: features default to every other column;
  * text columns and those named in `factors` become categorical with sorted levels (the first is the
  * reference, as R's factor() and treatment contrasts); rows with a missing value in a used column are
@@ -155,22 +173,8 @@ export function prepareModel (dataset: Dataset, options: { outcome: string, feat
 
   let outcomeMapping: Record<string, number> | null = null
   if (options.family === 'binomial' && !dataset.numericColumns.has(outcome)) {
-    const levels = [...new Set(rows.map((row) => String(row[outcome])))].sort()
-    outcomeMapping = {}
-    for (const level of levels) {
-      const lower = level.toLowerCase()
-      if (POSITIVE.has(lower)) outcomeMapping[level] = 1
-      else if (NEGATIVE.has(lower)) outcomeMapping[level] = 0
-    }
-    const unmapped = levels.filter((level) => !(level in (outcomeMapping as Record<string, number>)))
-    if (unmapped.length > 0) {
-      if (levels.length !== 2) {
-        throw new DatasetError(`${dataset.path}: outcome ${echo(outcome)} has values ${cut(levels.join(', '))}; a binary outcome needs two`)
-      }
-      // Two unrecognised labels: the second in sorted order is the event, as R's glm treats a factor.
-      outcomeMapping = { [levels[0] as string]: 0, [levels[1] as string]: 1 }
-    }
-    for (const row of rows) row[outcome] = (outcomeMapping)[String(row[outcome])] as number
+    outcomeMapping = binaryOutcomeMapping(dataset, outcome, rows)
+    for (const row of rows) row[outcome] = outcomeMapping[String(row[outcome])] as number
   }
 
   const factors = new Set(options.factors ?? [])

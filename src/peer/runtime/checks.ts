@@ -1,10 +1,14 @@
 import { jointRiskGraph } from '../../consensus/protocols/joint-risk.ts'
 import { buildDesign, termNames, type DataBlock, type FeatureSpec, type ModelSpec } from '../../learning/design.ts'
+import { buildTreeData, type TreeData, type TreeFeature } from '../../learning/gbdt.ts'
 import { EpimeshError } from '../../errors.ts'
+import { buildStatsData, StatsRequestError, type StatsData, type StatsRequest } from '../../learning/statistics.ts'
+import type { CaseSchema } from '../../store/schema.ts'
 import type { Cell } from '../data/dataset.ts'
 import { federationGraph, regionOf, type Federation, type ModelSpec as FederationModel } from '../federation.ts'
 import { parseForecastProposal, regionSeries } from './forecast-proposal.ts'
 import type { JobProposal } from './proposal.ts'
+import { statsRequestOf, type StatsProposal } from './stats-proposal.ts'
 
 /**
  * What a region checks before it accepts a job: that its own data can take part (the model's columns,
@@ -18,13 +22,19 @@ export class JobRefusedError extends EpimeshError {
   constructor (message: string, options?: { cause?: unknown }) { super('JOB_REFUSED', message, options) }
 }
 
-/** DataSHIELD's default disclosure control: at least 3 cases of each outcome, parameters at most 0.33 x rows. */
-export const DISCLOSURE = Object.freeze({ minimumPerOutcome: 3, maximumParameterRatio: 0.33 })
+/**
+ * DataSHIELD's default disclosure control: at least 3 cases of each outcome, parameters at most 0.33 x
+ * rows; and for trees, a split only where each child holds at least 3 rows of the federation (its table
+ * cell minimum, nfilter.tab), so that no leaf's value describes fewer people.
+ */
+export const DISCLOSURE = Object.freeze({ minimumPerOutcome: 3, maximumParameterRatio: 0.33, minimumNodeRows: 3 })
 
 /** A region's records and series, read afresh from its store for every job. */
 export interface JobData {
   rows: ReadonlyArray<Record<string, Cell>>
   series: ReadonlyArray<{ date: string, count: number, population?: number }>
+  /** the schema the region's records were imported under (null for records read from a file) */
+  schema?: CaseSchema | null
   /** the regression models this region holds, by job: what a re-fit starts from */
   previous?: ReadonlyMap<string, PreviousModel>
 }
@@ -84,14 +94,49 @@ export function localDesign (rows: ReadonlyArray<Record<string, Cell>>, model: F
   const spec = learningSpec(model)
   const used = [model.outcome, ...model.features.map((feature) => feature.name)]
   const complete = rows.filter((row) => used.every((column) => row[column] !== null && row[column] !== undefined && row[column] !== ''))
-  const coded = complete.map((row) => {
-    const outcome = row[model.outcome]
-    if (model.family !== 'binomial' || typeof outcome === 'number') return row
-    const lower = String(outcome).toLowerCase()
-    return { ...row, [model.outcome]: POSITIVE.has(lower) ? 1 : NEGATIVE.has(lower) ? 0 : Number.NaN }
-  })
+  const coded = complete.map((row) => codeOutcome(row, model))
   const block = buildDesign(coded, spec, { outcome: model.family === 'binomial' ? 'binary' : 'count' })
   return { block, terms: termNames(spec), dropped: rows.length - complete.length }
+}
+
+/** The outcome as 0/1 for a binary model (yes/no, true/false, positive/negative in any case), NaN when it is none of those. */
+function codeOutcome (row: Record<string, Cell>, model: FederationModel): Record<string, Cell> {
+  const outcome = row[model.outcome]
+  if (model.family !== 'binomial' || typeof outcome === 'number') return row
+  const lower = String(outcome).toLowerCase()
+  return { ...row, [model.outcome]: POSITIVE.has(lower) ? 1 : NEGATIVE.has(lower) ? 0 : Number.NaN }
+}
+
+/**
+ * The peer's rows for a tree job: every row with an outcome (trees take missing feature values as they
+ * are, each split sending them the way that gains most), factors by the job's levels.
+ */
+export function localTreeData (rows: ReadonlyArray<Record<string, Cell>>, model: FederationModel): { data: TreeData, dropped: number } {
+  const features: TreeFeature[] = learningSpec(model).features.map((feature) => feature.type === 'categorical' ? { name: feature.name, type: 'categorical', levels: [...feature.levels] } : { name: feature.name, type: 'numeric' })
+  const labelled = rows.filter((row) => row[model.outcome] !== null && row[model.outcome] !== undefined && row[model.outcome] !== '')
+  const data = buildTreeData(labelled.map((row) => codeOutcome(row, model)), model.outcome, features, { family: model.family })
+  return { data, dropped: rows.length - labelled.length }
+}
+
+/** A reason to decline a tree job, or null to accept: the model's columns, then at least 3 cases of each outcome. */
+export function treeCheck (proposal: JobProposal, data: JobData): string | null {
+  const model = proposal.model
+  const missing = missingColumns(data.rows, model)
+  if (missing !== null) return missing
+  let trees: TreeData
+  try {
+    trees = localTreeData(data.rows, model).data
+  } catch (error) {
+    return `cannot build the trees' data from this region's records: ${(error as Error).message}`
+  }
+  if (model.family === 'binomial') {
+    let positives = 0
+    for (let row = 0; row < trees.rows; row++) positives += trees.y[row] as number
+    if (positives < DISCLOSURE.minimumPerOutcome || trees.rows - positives < DISCLOSURE.minimumPerOutcome) {
+      return `disclosure control: fewer than ${DISCLOSURE.minimumPerOutcome} cases of one outcome in this region`
+    }
+  }
+  return null
 }
 
 /** A reason to decline, or null to accept. */
@@ -150,5 +195,70 @@ export function forecastCheck (proposal: JobProposal, data: JobData, context: Ch
   if (unknown.length > 0) return `the job lists regions that are not members as publishing their risk: ${unknown.join(', ')}`
   if (me !== undefined && plan.proposal.openRegions.includes(me) && !context.publishRisk) return 'the job lists this region as publishing its risk score openly, and this region does not agree to (start --publish-risk)'
   if (plan.proposal.openRegions.length === known.size - 1) return 'the job lists all regions but one as publishing their risk: the joint risk would give away the last one\'s'
+  return null
+}
+
+const list = (values: readonly string[]): string => values.length === 0 ? '(none)' : values.map((value) => JSON.stringify(value)).join(', ')
+
+/**
+ * Whether this region's schema lines up with a statistics proposal, which carries the types and factor
+ * levels of the schema of the region that proposed it: the same type for every column, and for a
+ * factor the same levels. A reason naming both regions and the column, or null.
+ */
+export function schemaMismatch (stats: StatsProposal, schema: CaseSchema, region: string): string | null {
+  for (const feature of stats.features) {
+    const rule = schema.columns[feature.name]
+    const theirs = `${stats.schemaOf}'s schema (the proposal's)`
+    if (rule === undefined || 'action' in rule) return `column "${feature.name}": ${region}'s schema has no such column${rule === undefined ? '' : ' (it is dropped or hashed at import)'}; ${theirs} has it as ${feature.type}`
+    if (feature.type === 'numeric' && rule.type !== 'number') return `column "${feature.name}": ${region}'s schema has it as ${rule.type}, ${theirs} as a number`
+    if (feature.type === 'categorical') {
+      if (rule.type !== 'category') return `column "${feature.name}": ${region}'s schema has it as ${rule.type}, ${theirs} as a category with levels ${list(feature.levels)}`
+      const mine = [...rule.levels].sort()
+      const proposed = [...feature.levels].sort()
+      if (mine.length !== proposed.length || mine.some((level, index) => level !== proposed[index])) {
+        const onlyMine = mine.filter((level) => !proposed.includes(level))
+        const onlyTheirs = proposed.filter((level) => !mine.includes(level))
+        return `column "${feature.name}": the factor levels differ between ${region} (${list(mine)}) and ${stats.schemaOf} (${list(proposed)})${onlyMine.length > 0 ? `; only ${region} has ${list(onlyMine)}` : ''}${onlyTheirs.length > 0 ? `; only ${stats.schemaOf} has ${list(onlyTheirs)}` : ''}: recode them alike (schema levels) before computing pooled statistics`
+      }
+    }
+  }
+  return null
+}
+
+/** The region's rows as the statistics job reads them: the outcome coded by the schema's positive level when it names one. */
+export function localStatsData (rows: ReadonlyArray<Record<string, Cell>>, request: StatsRequest, schema: CaseSchema | null | undefined): StatsData {
+  const outcome = request.outcome
+  const positive = outcome !== null && schema?.outcome === outcome ? schema.positive : undefined
+  const coded = positive === undefined || outcome === null
+    ? rows
+    : rows.map((row) => {
+      const value = row[outcome]
+      return value === null || value === undefined || value === '' ? row : { ...row, [outcome]: String(value) === positive ? 1 : 0 }
+    })
+  return buildStatsData(coded, request)
+}
+
+/** A reason to decline a statistics job, or null to accept: the schema's agreement, the columns, the values, the disclosure policy. */
+export function statsCheck (proposal: JobProposal, data: JobData, context: CheckContext): string | null {
+  const stats = proposal.stats
+  if (stats === undefined) return 'not a statistics job'
+  const region = regionOf(context.federation, context.peerId)
+  if (stats.minimum < DISCLOSURE.minimumPerOutcome) return `disclosure control: the job's minimum cell count ${stats.minimum} is below this region's ${DISCLOSURE.minimumPerOutcome}`
+  if (data.schema !== null && data.schema !== undefined) {
+    const mismatch = schemaMismatch(stats, data.schema, region)
+    if (mismatch !== null) return mismatch
+  }
+  if (data.rows.length === 0) return 'this region\'s store holds no records'
+  const columns = new Set<string>()
+  for (const row of data.rows) for (const column in row) columns.add(column)
+  const used = [...stats.features.map((feature) => feature.name), ...(stats.outcome === null ? [] : [stats.outcome])]
+  const absent = used.filter((column) => !columns.has(column))
+  if (absent.length > 0) return `no column ${list(absent)} in ${region}'s records`
+  try {
+    localStatsData(data.rows, statsRequestOf(stats), data.schema)
+  } catch (error) {
+    if (error instanceof StatsRequestError) return `${region}'s records: ${error.message}`
+    throw error
+  }
   return null
 }

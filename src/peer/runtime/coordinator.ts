@@ -411,7 +411,7 @@ export class JobCoordinator {
     }
     const driven = driving
     const finished = plan.finish(driven.result, driven.state)
-    if (audit !== undefined) this.auditClosing.set(proposal.id, audit.finish(finished.fit, plan.params, proposal.model.roundDeadlineMs))
+    if (audit !== undefined) this.auditClosing.set(proposal.id, audit.finish(finished.final, proposal.model.roundDeadlineMs))
     this.options.log('info', 'job.done', { job: proposal.id, deadlines: driven.deadlines, ...finished.fields })
     if (this.current?.job === proposal.id) this.current = { ...this.current, state: 'finished' }
     this.linger(proposal, plan, driven.state, audit)

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { createEndemicEpidemicSpec, type EndemicEpidemicSpec } from '../../learning/endemic-epidemic.ts'
 import { createForecastModelSpec, type ForecastModelSpec } from '../../learning/forecast.ts'
 import { createRiskParams, riskHorizon, type RiskParams } from '../../learning/risk.ts'
 import { EpimeshError } from '../../errors.ts'
@@ -22,6 +23,11 @@ export const forecastProposalSchema = z.object({
   from: isoDay,
   periods: z.number().int().min(8).max(20_000),
   period: z.enum(['day', 'week']),
+  /** the model: hhh4's endemic-epidemic model (negative binomial), or the log-linear Poisson GLM */
+  kind: z.enum(['endemic-epidemic', 'loglinear']).default('endemic-epidemic'),
+  /** endemic-epidemic: each region its own endemic intercept, which only that region learns */
+  unitIntercepts: z.boolean().default(false),
+  /** loglinear: lags, their scale; both: the season (harmonics, and its period for loglinear) */
   model: z.object({
     ownLags: z.number().int().min(0).max(52).optional(),
     neighbourLags: z.number().int().min(0).max(52).optional(),
@@ -42,6 +48,8 @@ export type ForecastProposal = z.infer<typeof forecastProposalSchema>
 export interface ForecastPlan {
   proposal: ForecastProposal
   spec: ForecastModelSpec
+  /** the endemic-epidemic model when the proposal's kind is endemic-epidemic, else null */
+  endemicEpidemic: EndemicEpidemicSpec | null
   risk: RiskParams
   horizon: number
   /** the federation's period index of the first period: periods since Monday 1970-01-05 */
@@ -68,9 +76,14 @@ export function parseForecastProposal (value: unknown): ForecastPlan {
   const proposal = parsed.data
   const periodDays = proposal.period === 'week' ? 7 : 1
   let spec: ForecastModelSpec
+  let endemicEpidemic: EndemicEpidemicSpec | null = null
   let risk: RiskParams
   try {
     spec = createForecastModelSpec({ seasonPeriod: proposal.period === 'week' ? 52 : 365.25, ...proposal.model })
+    if (proposal.kind === 'endemic-epidemic') {
+      if (spec.seasonPeriod === null) throw new ForecastProposalError('forecast job: the endemic-epidemic model needs a season period (field model.seasonPeriod)')
+      endemicEpidemic = createEndemicEpidemicSpec({ harmonics: spec.harmonics, period: spec.seasonPeriod, unitIntercepts: proposal.unitIntercepts })
+    }
     risk = createRiskParams({ periodDays, ...(proposal.halfRisk === undefined ? {} : { mapping: { kind: 'exponential', halfRisk: proposal.halfRisk } }) })
   } catch (error) {
     throw new ForecastProposalError(`forecast job: ${(error as Error).message}`)
@@ -82,6 +95,7 @@ export function parseForecastProposal (value: unknown): ForecastPlan {
   return {
     proposal,
     spec,
+    endemicEpidemic,
     risk,
     horizon,
     start: Math.floor((first - EPOCH / DAY_MS) / periodDays),

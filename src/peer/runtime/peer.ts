@@ -6,10 +6,14 @@ import { randomBytes } from 'node:crypto'
 import pino, { type Logger } from 'pino'
 import type { PrivateKey } from '@libp2p/interface'
 import type { FitJobResult } from '../../consensus/jobs/fit-job.ts'
+import type { GbdtJobResult } from '../../consensus/jobs/gbdt-job.ts'
+import { gbdtModelToJson } from '../../learning/gbdt.ts'
 import type { ForecastJobResult } from '../../consensus/jobs/forecast-job.ts'
+import type { StatsJobResult } from '../../consensus/jobs/stats-job.ts'
 import { excerpt } from '../../consensus/ids.ts'
 import { coefficientTable } from '../../learning/inference.ts'
-import { Store, type ModelLineage, type ModelSpecification, type StoredForecast, type StoredModel } from '../../store/store.ts'
+import type { CaseSchema } from '../../store/schema.ts'
+import { Store, type ModelLineage, type ModelSpecification, type StoredForecast, type StoredModel, type StoredStats } from '../../store/store.ts'
 import { INTERCEPT } from '../../learning/design.ts'
 import { DatasetError, readDataset } from '../data/dataset.ts'
 import { loadIdentity } from '../identity.ts'
@@ -30,6 +34,7 @@ import type { JobData, PreviousModel } from './checks.ts'
 import { federationGraph, loadFederation, parseFederation, readPreSharedKey, type Federation, type ModelSpec } from '../federation.ts'
 import type { z } from 'zod'
 import type { forecastProposalSchema } from './forecast-proposal.ts'
+import type { statsProposalSchema } from './stats-proposal.ts'
 import { fileJournal, type JobJournal } from './journal.ts'
 import { jobAnnouncementSchema, type JobProposal } from './proposal.ts'
 
@@ -54,7 +59,7 @@ async function loadData (dir: string, cases: string | undefined): Promise<JobDat
       if (model.specification?.kind !== 'glm') continue
       previous.set(model.job, { terms: model.coefficients.map((row) => row.term), coefficients: model.coefficients.map((row) => row.estimate), duals: (model.duals ?? []).map((entry) => ({ neighbour: entry.neighbour, values: entry.values.map((value) => value ?? 0) })) })
     }
-    return { rows, series: await store.readSeries(), previous }
+    return { rows, series: await store.readSeries(), previous, schema: cases !== undefined ? null : await store.schema() as CaseSchema | null }
   })
 }
 
@@ -69,6 +74,25 @@ export function toStoredForecast (job: string, region: string, result: ForecastJ
     h: result.risk.h,
     joint: { sum: result.joint.sum, mean: result.joint.mean, regions: result.joint.regions, open: result.joint.open.map((entry) => ({ region: regionOf.get(entry.region) ?? entry.region, h: entry.h })) },
     model: toStoredModel(job, result.fit, origin)
+  }
+}
+
+/** A tree job's forest as the store keeps it: no coefficients, the trees, the training fit and its metrics. */
+export function toStoredForest (job: string, result: GbdtJobResult): StoredModel {
+  return {
+    job,
+    kind: 'gbdt',
+    forest: gbdtModelToJson(result.model),
+    createdAt: new Date().toISOString(),
+    rounds: result.rounds,
+    converged: true,
+    peers: result.peers,
+    rows: result.rows,
+    logLikelihood: result.logLikelihood,
+    penalty: result.model.params.lambda,
+    metrics: result.metrics === null ? null : { auc: result.metrics.auc, brier: result.metrics.brier, hosmerLemeshow: { statistic: result.metrics.hosmerLemeshow.statistic, df: result.metrics.hosmerLemeshow.df, pValue: result.metrics.hosmerLemeshow.pValue } },
+    dropped: [],
+    coefficients: []
   }
 }
 
@@ -155,16 +179,18 @@ export function toStoredModel (job: string, result: FitJobResult, origin: ModelO
 
 /** The model and forecast a job's output leaves in this region's store. */
 export function storedOutcome (job: string, output: JobOutput, region: string, members: ReadonlyArray<{ region: string, peerId: string }>): JobOutcome {
+  if (output.kind === 'stats') return { job, model: null, forecast: null, stats: toStoredStats(job, output.stats) }
+  if (output.kind === 'gbdt') return { job, model: toStoredForest(job, output.trees), forecast: null, stats: null }
   const origin: ModelOrigin = { proposal: output.proposal, input: output.input, members }
-  return { job, model: toStoredModel(job, output.fit, origin), forecast: output.kind === 'forecast' ? toStoredForecast(job, region, output.forecast, members, origin) : null }
+  return { job, model: toStoredModel(job, output.fit, origin), forecast: output.kind === 'forecast' ? toStoredForecast(job, region, output.forecast, members, origin) : null, stats: null }
 }
 
 /**
  * A proposal as an announcement off the network would carry it, checked by the same schema: the
  * federation's model with the given changes. `source` names where it came from in the error.
  */
-export function checkProposal (value: { id: string, proposer: string, model?: unknown, forecast?: unknown, refit?: unknown }, baseModel: ModelSpec, source: string): JobProposal {
-  const parsed = jobAnnouncementSchema.safeParse({ type: 'job.propose', id: value.id, proposer: value.proposer, model: { ...baseModel, ...(typeof value.model === 'object' ? value.model : {}) }, ...(value.forecast === undefined ? {} : { forecast: value.forecast }), ...(value.refit === undefined ? {} : { refit: value.refit }) })
+export function checkProposal (value: { id: string, proposer: string, model?: unknown, forecast?: unknown, stats?: unknown, refit?: unknown }, baseModel: ModelSpec, source: string): JobProposal {
+  const parsed = jobAnnouncementSchema.safeParse({ type: 'job.propose', id: value.id, proposer: value.proposer, model: { ...baseModel, ...(typeof value.model === 'object' ? value.model : {}) }, ...(value.forecast === undefined ? {} : { forecast: value.forecast }), ...(value.stats === undefined ? {} : { stats: value.stats }), ...(value.refit === undefined ? {} : { refit: value.refit }) })
   if (!parsed.success || parsed.data.type !== 'job.propose') {
     const issue = parsed.success ? undefined : parsed.error.issues[0]
     throw new DatasetError(`${source}: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'not a proposal'}`)
@@ -236,11 +262,16 @@ export interface PeerRuntimeInit {
   onJob?: (outcome: JobOutcome) => void
 }
 
-/** A job's outcome on this peer: the shared model, and for a forecasting job this region's forecast. */
+/** A job's outcome on this peer: the shared model, for a forecasting job this region's forecast, for a statistics job its published result (and no model). */
 export interface JobOutcome {
   job: string
-  model: StoredModel
+  model: StoredModel | null
   forecast: StoredForecast | null
+  stats: StoredStats | null
+}
+
+export function toStoredStats (job: string, result: StatsJobResult): StoredStats {
+  return { job, createdAt: new Date().toISOString(), rounds: result.rounds, stats: result.stats }
 }
 
 export interface PeerRuntime {
@@ -330,21 +361,31 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     const journal = fileJournal(options.dir)
     const onOutput = async (job: string, output: JobOutput): Promise<void> => {
       const outcome = storedOutcome(job, output, member?.region ?? peerId, federation.members)
-      // in the store, with every other model of this region (opened briefly: the operator's commands
+      // in the store, with everything else of this region (opened briefly: the operator's commands
       // can read the store while the peer runs)
+      if (outcome.stats !== null) {
+        const stats = outcome.stats
+        await Store.use(options.dir, async (store) => { await store.putStats(stats) })
+        log.info({ event: 'stats.stored', job, rows: stats.stats.rows }, 'statistics stored')
+      }
       if (outcome.forecast !== null) {
         const forecast = outcome.forecast
         await Store.use(options.dir, async (store) => { await store.putForecast(forecast) })
         log.info({ event: 'forecast.stored', job, h: forecast.h, jointRiskMean: forecast.joint.mean }, 'forecast stored')
       }
-      await Store.use(options.dir, async (store) => { await store.putModel(outcome.model) })
-      log.info({ event: 'model.stored', job, rounds: outcome.model.rounds, converged: outcome.model.converged }, 'model stored')
-      await writeStatus({ lastModel: job })
+      const model = outcome.model
+      if (model !== null) {
+        await Store.use(options.dir, async (store) => { await store.putModel(model) })
+        log.info({ event: 'model.stored', job, kind: model.kind ?? 'glm', rounds: model.rounds, converged: model.converged }, 'model stored')
+        await writeStatus({ lastModel: job })
+      }
       // the head of this region's round log goes into the model's lineage once the log is closed
-      void coordinator?.auditClosed(job)
-        .then(async () => await Store.use(options.dir, async (store) => await store.sealModelLineage(job)))
-        .then((sealed) => { if (sealed) log.info({ event: 'model.lineage.sealed', job }, 'audit head written into the model\'s lineage') })
-        .catch((error: unknown) => { log.warn({ event: 'model.lineage.failed', job, reason: excerpt((error as Error).message, 300) }, 'the audit head could not be written into the model\'s lineage') })
+      if (model?.lineage !== undefined) {
+        void coordinator?.auditClosed(job)
+          .then(async () => await Store.use(options.dir, async (store) => await store.sealModelLineage(job)))
+          .then((sealed) => { if (sealed) log.info({ event: 'model.lineage.sealed', job }, 'audit head written into the model\'s lineage') })
+          .catch((error: unknown) => { log.warn({ event: 'model.lineage.failed', job, reason: excerpt((error as Error).message, 300) }, 'the audit head could not be written into the model\'s lineage') })
+      }
       try {
         options.onJob?.(outcome)
       } catch (error) {
@@ -430,6 +471,8 @@ export interface JobRequest {
   model?: Partial<ModelSpec>
   /** a regional forecasting job, as `epimesh propose --forecast` writes one: `{ from, periods, period, ... }` */
   forecast?: z.input<typeof forecastProposalSchema>
+  /** a statistics job, as `epimesh propose --stats` writes one: `{ features, outcome, bins, minimum, schemaOf }` */
+  stats?: z.input<typeof statsProposalSchema>
   /** a re-fit warm-started from the shared model of this job (every member must hold it) */
   refit?: string
 }
@@ -525,7 +568,7 @@ export async function createPeer (options: PeerOptions, { signal }: { signal?: A
       throwIfAborted(jobSignal, 'the proposal was aborted')
       if (stopping !== null) throw new AbortedError('the peer has stopped')
       const id = job.id === undefined ? `job-${randomBytes(6).toString('hex')}` : checkJobId(job.id, 'job id')
-      const proposal = checkProposal({ id, proposer: runtime.peerId, ...(job.model === undefined ? {} : { model: job.model }), ...(job.forecast === undefined ? {} : { forecast: job.forecast }), ...(job.refit === undefined ? {} : { refit: job.refit }) }, runtime.federation.model, `job ${id}`)
+      const proposal = checkProposal({ id, proposer: runtime.peerId, ...(job.model === undefined ? {} : { model: job.model }), ...(job.forecast === undefined ? {} : { forecast: job.forecast }), ...(job.stats === undefined ? {} : { stats: job.stats }), ...(job.refit === undefined ? {} : { refit: job.refit }) }, runtime.federation.model, `job ${id}`)
       return await runtime.run(proposal, jobSignal === undefined ? {} : { signal: jobSignal })
     },
     stop: async ({ signal: stopSignal } = {}) => {

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { isJobId, JOB_ID_RULE } from '../../consensus/ids.ts'
 import { modelSchema, type ModelSpec as FederationModel } from '../federation.ts'
 import { forecastProposalSchema, type ForecastProposal } from './forecast-proposal.ts'
+import { statsProposalSchema, type StatsProposal } from './stats-proposal.ts'
 
 /**
  * A job as members propose it, and the announcements of the agreement about it, in one place: the
@@ -15,6 +16,8 @@ export interface JobProposal {
   model: FederationModel
   /** present for a regional forecasting job: the periods, model and risk mapping (model gives the round deadline) */
   forecast?: ForecastProposal
+  /** present for a statistics job: the features, outcome, bins and disclosure minimum (model gives the round deadline) */
+  stats?: StatsProposal
   /** a re-fit: the job whose shared model (and each member's own ADMM duals) the fit starts from */
   refit?: string
 }
@@ -32,7 +35,7 @@ const jobId = z.string().refine(isJobId, JOB_ID_RULE)
  * a proposal must be its authenticated author (checked on receipt).
  */
 export const jobAnnouncementSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('job.propose'), id: jobId, proposer: z.string().min(1).max(128), model: modelSchema, forecast: forecastProposalSchema.optional(), refit: jobId.optional() }),
+  z.strictObject({ type: z.literal('job.propose'), id: jobId, proposer: z.string().min(1).max(128), model: modelSchema, forecast: forecastProposalSchema.optional(), stats: statsProposalSchema.optional(), refit: jobId.optional() }).refine((value) => value.forecast === undefined || value.stats === undefined, 'a job is a forecast or statistics, not both'),
   z.strictObject({ type: z.literal('job.accept'), id: jobId }),
   z.strictObject({ type: z.literal('job.decline'), id: jobId, reason: z.string().max(1000) })
 ])
