@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { EpimeshError } from '../../errors.ts'
 import type { FeatureSpec } from '../../learning/design.ts'
-import { predictRecords, waldIntervals, type ScoredRow } from '../../learning/predict.ts'
+import { predictRecords, waldIntervals, type RowPrediction, type ScoredRow } from '../../learning/predict.ts'
 import { buildTreeData, gbdtMargins, gbdtModelFromJson } from '../../learning/gbdt.ts'
 import { problemText, readCasesToScore } from '../../store/cases-to-score.ts'
 import { OptionInvalidError, type RowProblem } from '../../store/errors.ts'
@@ -50,15 +50,18 @@ export function scoringModelOf (model: StoredModel): { specification: GlmSpecifi
   return { specification, covariance, features }
 }
 
+/** A record's prediction, or why it was not scored (a kind of the model's, RowRefusal, or of the file's values, as an import's). */
+export type ScoredRecord = (RowPrediction | { row: number, column: string, kind: string, error: string }) & { line?: number, id?: string }
+
 /** Scores records (typed values, or their problems) with a stored model; every record gets a prediction or a reason. */
-export function scoreRecords (model: StoredModel, records: ReadonlyArray<{ row: number, line?: number, id?: string | null, values: Readonly<Record<string, unknown>>, problems?: readonly RowProblem[] }>): Array<ScoredRow & { line?: number, id?: string }> {
+export function scoreRecords (model: StoredModel, records: ReadonlyArray<{ row: number, line?: number, id?: string | null, values: Readonly<Record<string, unknown>>, problems?: readonly RowProblem[] }>): ScoredRecord[] {
   const { specification, covariance, features } = scoringModelOf(model)
   const scoring = { family: specification.family, features, intercept: specification.intercept, offset: specification.offset, coefficients: model.coefficients.map((row) => row.estimate), covariance }
   return records.map((record) => {
     const extra = { ...(record.line === undefined ? {} : { line: record.line }), ...(record.id === undefined || record.id === null ? {} : { id: record.id }) }
     const problems = record.problems ?? []
     const first = problems[0]
-    if (first !== undefined) return { row: record.row, ...extra, column: first.column, kind: first.kind as never, error: problems.map((problem) => problemText(problem)).join('; ') }
+    if (first !== undefined) return { row: record.row, ...extra, column: first.column, kind: first.kind, error: problems.map((problem) => problemText(problem)).join('; ') }
     const [scored] = predictRecords(scoring, [record.values], record.row)
     return { ...(scored as ScoredRow), ...extra }
   })
