@@ -121,10 +121,22 @@ describe('the statistics job between real peers', () => {
     expect(Math.abs(results[0]!.own!.features.age!.mean! - ownAges.reduce((sum, age) => sum + age, 0) / ownAges.length)).toBeLessThan(1e-12)
     expect(text.stdout).toMatch(/this region \(\d+ records\) against the federation \(766\)/)
     // the signed round log is written (after the job lingers a round deadline for laggards)
-    await vi.waitFor(async () => {
-      const exported = await cli(['audit', 'export', '--dir', members[0]!.dir, '--job', 'stats-live', '--out', join(base, 'alpha-stats.log')])
-      expect(exported.status, exported.stderr).toBe(0)
-    }, { timeout: 20_000, interval: 500 })
-    expect(await readFile(join(base, 'alpha-stats.log'), 'utf8')).toMatch(/"type":"final"/)
+    const logs: string[] = []
+    for (const member of members) {
+      const out = join(base, `${member.region}-stats.log`)
+      await vi.waitFor(async () => {
+        const exported = await cli(['audit', 'export', '--dir', member.dir, '--job', 'stats-live', '--out', out])
+        expect(exported.status, exported.stderr).toBe(0)
+      }, { timeout: 20_000, interval: 500 })
+      logs.push(out)
+    }
+    const alpha = await readFile(logs[0] as string, 'utf8')
+    expect(alpha).toMatch(/"type":"final"/)
+    // the final entries carry a digest of the published figures, which every member must share
+    expect(alpha).toMatch(/"resultDigest":"[0-9a-f]{64}"/)
+    const verified = await cli(['audit', 'verify', '--json', ...logs])
+    expect(verified.status, verified.stdout + verified.stderr).toBe(0)
+    const report = JSON.parse(verified.stdout) as { checks: Array<{ name: string, checked: number }> }
+    expect(report.checks.find((check) => check.name === 'final models agree')?.checked).toBe(3)
   }, 90_000)
 })

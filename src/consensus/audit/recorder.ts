@@ -110,6 +110,8 @@ export interface FinalBody {
   dropped: string[]
   /** a tree job's forest (its terms and coefficients are empty): every split and leaf, which the peers must agree on */
   trees?: GbdtModelJson
+  /** a job without a model (statistics): SHA-256 of its published result, which the peers must agree on */
+  resultDigest?: string
   /** messages sent and received after the machine finished, answering neighbours that lagged behind */
   late?: { sent: SentRecord[], received: ReceivedRecord[] }
 }

@@ -589,6 +589,10 @@ async function crossChecks (job: string, byPeer: Map<string, ParsedFile>, parsed
       spread = Math.max(spread, Number.isNaN(distance) ? Number.POSITIVE_INFINITY : distance)
       const sameTerms = canonicalJson(item.final.terms) === canonicalJson(base.final.terms)
       // a forest is agreed exactly: every member took the same splits from the same masked totals
+      if (item.final.resultDigest !== base.final.resultDigest) {
+        checks.fail('final models agree', { file: item.log.name, peer: region(item.peer), seq: item.log.entries.length - 1, field: 'resultDigest', message: `the published result differs from ${region(base.peer)}'s: the members must publish the same figures from the same sums` })
+        continue
+      }
       if (item.final.trees !== undefined || base.final.trees !== undefined) {
         if (canonicalJson(item.final.trees ?? null) !== canonicalJson(base.final.trees ?? null)) {
           checks.fail('final models agree', { file: item.log.name, peer: region(item.peer), seq: item.log.entries.length - 1, field: 'trees', message: `the final forest differs from ${region(base.peer)}'s: the members must grow the same trees from the same sums` })

@@ -273,7 +273,7 @@ const stats: JobKind = {
       finish: (result) => ({
         output: { kind: 'stats', stats: result, own: ownSummary(request, local) },
         // the audit's final entry: no model, the job's size and rounds
-        final: { terms: [], coefficients: [], standardErrors: [], standardizedCoefficients: [], logLikelihood: 0, rounds: result.rounds, converged: true, peers: result.stats.peers, rows: result.stats.rows, penalty: null, tolerance: 0, dropped: [] },
+        final: { terms: [], coefficients: [], standardErrors: [], standardizedCoefficients: [], logLikelihood: 0, rounds: result.rounds, converged: true, peers: result.stats.peers, rows: result.stats.rows, penalty: null, tolerance: 0, dropped: [], resultDigest: createHash('sha256').update(JSON.stringify(result.stats)).digest('hex') },
         fields: { kind: 'stats', rounds: result.rounds, rows: result.stats.rows }
       })
     })
