@@ -168,7 +168,7 @@ export const storedForecastSchema = z.strictObject({
   /** forecast cases per 100,000 residents per 7 days, and the risk score from it */
   rate: z.number(),
   h: z.number(),
-  joint: z.strictObject({ sum: z.number(), mean: z.number(), regions: z.number().int().positive(), open: z.array(z.strictObject({ region: storedName, h: z.number() })).max(10_000) }),
+  joint: z.strictObject({ sum: z.number(), mean: z.number(), regions: z.number().int().positive(), open: z.array(z.strictObject({ region: storedName, h: z.number() })).max(10_000), total: z.array(z.strictObject({ step: z.number().int().nonnegative(), mean: z.number() })).max(10_000).optional() }),
   model: storedModelSchema
 }).refine((forecast) => forecast.model.job === forecast.job, { message: 'the model is of another job', path: ['model', 'job'] })
 

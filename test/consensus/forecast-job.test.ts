@@ -23,7 +23,7 @@ import { hhh4Reference } from '../helpers/hhh4-reference.ts'
  * and takes part in the masked sum of h.
  */
 describe('the forecasting job on measlesDE (16 states, their borders)', () => {
-  test('each state gets the pooled model, its own forecast and h, and the exact joint risk; no message carries an h', async () => {
+  test('each state gets the pooled model, its own forecast and h, the exact joint risk and total forecast; no message carries an h or a state\'s forecast', async () => {
     const { panel, graph } = await readForecastInputs({ counts: fixture('measlesDE_counts.csv'), population: fixture('measlesDE_population.csv'), adjacency: fixture('measlesDE_adjacency.csv') }, { totalPopulation: 82_300_000 })
     const spec = createForecastModelSpec()
     const risk = createRiskParams({ periodDays: 7 })
@@ -53,10 +53,25 @@ describe('the forecasting job on measlesDE (16 states, their borders)', () => {
       expect(result.risk.h).toBeCloseTo(riskScore(forecast.map((period) => period.mean), panel.populations[region]!, risk).h, 12)
       sum += result.risk.h
     }
+    // the federation's total forecast per period: every state's forecast means fused by the same masked sum
+    const totals = [0, 1, 2, 3].map((step) => results.reduce((total, result) => total + (result.forecast[step]?.mean as number), 0))
     for (const result of results) {
       expect(result.joint.regions).toBe(16)
       expect(Math.abs(result.joint.sum - sum)).toBeLessThan(1e-9)
       expect(Math.abs(result.joint.mean - sum / 16)).toBeLessThan(1e-10)
+      expect(result.joint.fused).toHaveLength(4)
+      result.joint.fused.forEach((total, step) => { expect(Math.abs(total - (totals[step] as number))).toBeLessThan(1e-8 * Math.max(1, totals[step] as number)) })
+    }
+    // no state's forecast mean is in any message, as a value or as its bytes
+    const means = results.flatMap((result) => result.forecast.map((period) => period.mean)).filter((mean) => mean !== 0)
+    for (const message of sent) {
+      for (const value of message.values) expect(means.includes(value)).toBe(false)
+      const bytes = Buffer.from(message.data)
+      for (const mean of means) {
+        const le = Buffer.alloc(8)
+        le.writeDoubleLE(mean)
+        expect(bytes.includes(le)).toBe(false)
+      }
     }
     // the h values are in no message, in the clear or as a float in the bytes
     const hs = results.map((result) => result.risk.h)

@@ -25,7 +25,8 @@ import { createJob, jobProtocol, phase, run, type JobContext, type JobScript, ty
  *               (federated standardisation, ADMM or exact Newton, standard errors), each region's rows
  *               its own;
  *               then each region forecasts its next periods and computes its risk score h, locally;
- *   joint-risk  the sum and mean of h by one exact masked sum (joint-risk.ts): no message carries a
+ *   joint-risk  the sum and mean of h, and the federation's total forecast per period (each region's
+ *               forecast means fused), by one exact masked sum (joint-risk.ts): no message carries a
  *               region's h, and no other region learns it;
  *
  * With `endemicEpidemic` set, the model is instead the endemic-epidemic one of R's hhh4 (learning/
@@ -132,7 +133,7 @@ function * endemicEpidemicForecastScript (peer: ForecastJobPeer, spec: EndemicEp
   const risk = riskScore(forecast.map((period) => period.mean), peer.population, peer.risk)
   progress.forecast = forecast
   progress.risk = risk
-  const joint = yield * run(phase(JOINT_RISK_KIND, jointRiskProtocol, createJointRisk({ graph: peer.graph, self: peer.self, h: risk.h, job: peer.job, rng: peer.rng, openRegions: peer.openRegions, kind: JOINT_RISK_KIND })))
+  const joint = yield * run(phase(JOINT_RISK_KIND, jointRiskProtocol, createJointRisk({ graph: peer.graph, self: peer.self, h: risk.h, job: peer.job, rng: peer.rng, openRegions: peer.openRegions, kind: JOINT_RISK_KIND, fused: forecast.map((period) => period.mean) })))
   ctx.log('info', 'job.joint-risk', { job: peer.job, regions: joint.regions, sum: joint.sum, mean: joint.mean })
   return { fit, endemicEpidemic: fitted, forecast, risk, joint, rows: Math.max(0, fitted.region.counts.length - 1) }
 }
@@ -162,7 +163,7 @@ function * forecastScript (peer: ForecastJobPeer, progress: ForecastProgress, ct
   const risk = riskScore(forecast.map((period) => period.mean), peer.population, peer.risk)
   progress.forecast = forecast
   progress.risk = risk
-  const joint = yield * run(phase(JOINT_RISK_KIND, jointRiskProtocol, createJointRisk({ graph: peer.graph, self: peer.self, h: risk.h, job: peer.job, rng: peer.rng, openRegions: peer.openRegions, kind: JOINT_RISK_KIND })))
+  const joint = yield * run(phase(JOINT_RISK_KIND, jointRiskProtocol, createJointRisk({ graph: peer.graph, self: peer.self, h: risk.h, job: peer.job, rng: peer.rng, openRegions: peer.openRegions, kind: JOINT_RISK_KIND, fused: forecast.map((period) => period.mean) })))
   ctx.log('info', 'job.joint-risk', { job: peer.job, regions: joint.regions, sum: joint.sum, mean: joint.mean })
   return { fit, endemicEpidemic: null, forecast, risk, joint, rows: design.block.rows }
 }
@@ -171,7 +172,7 @@ function * forecastScript (peer: ForecastJobPeer, progress: ForecastProgress, ct
 function forecastDigest (result: ForecastJobResult): Uint8Array {
   const writer = new ByteWriter()
   writer.blob(modelDigest(result.fit))
-  writer.floats([result.joint.sum, result.joint.mean, result.joint.regions, ...result.joint.open.map((entry) => entry.h)])
+  writer.floats([result.joint.sum, result.joint.mean, result.joint.regions, ...result.joint.open.map((entry) => entry.h), ...result.joint.fused])
   for (const entry of result.joint.open) writer.string(entry.region)
   return sha256(writer.bytes())
 }

@@ -39,6 +39,12 @@ export interface JointRiskInit {
   sumMethod?: 'flood' | 'tree' | 'auto'
   /** message kind (default 'joint-risk') */
   kind?: string
+  /**
+   * Region-level predictions fused into federation totals by the same masked sum (a region's forecast
+   * counts, one per period): every peer learns the totals, no peer another region's values. Every
+   * region gives the same number of values.
+   */
+  fused?: readonly number[]
 }
 
 export interface JointRiskResult {
@@ -48,6 +54,8 @@ export interface JointRiskResult {
   regions: number
   /** the h of each region that publishes it */
   open: Array<{ region: string, h: number }>
+  /** the federation totals of the fused values (empty when none were fused) */
+  fused: number[]
 }
 
 export interface JointRiskState {
@@ -56,6 +64,8 @@ export interface JointRiskState {
   /** the masked sum that carries it: a flood, or beyond FLOOD_LIMIT members a spanning tree */
   readonly sum: { method: 'flood', inner: SecureSumState } | { method: 'tree', inner: TreeSumState }
   readonly kind: string
+  /** how many fused values follow the open slots */
+  readonly fused: number
 }
 
 /** One step of the sum machine, whichever it is. */
@@ -78,6 +88,9 @@ function sumResult (state: JointRiskState): Float64Array {
 }
 
 const FLOOD_LIMIT = 64
+
+/** The largest fused value a region may give: far inside the masked sums' fixed-point range for any federation. */
+const MAX_FUSED = 1e9
 
 const augmentedGraphs = new WeakMap<Graph, Graph>()
 
@@ -114,18 +127,21 @@ export function createJointRisk (init: JointRiskInit): JointRiskState {
   const graph = jointRiskGraph(init.graph)
   const self = init.graph.names[init.self]
   if (self === undefined) throw new RangeError(`peer ${init.self} is not in the graph`)
-  const value = new Float64Array(2 + openRegions.length)
+  const fused = [...(init.fused ?? [])]
+  if (!fused.every((entry) => Number.isFinite(entry) && Math.abs(entry) <= MAX_FUSED)) throw new ConsensusParamsError('fused', `fused values must be finite and at most ${MAX_FUSED} in size`)
+  const value = new Float64Array(2 + openRegions.length + fused.length)
   value[0] = h
   value[1] = 1
   const openSlot = openRegions.indexOf(self)
   if (openSlot >= 0) value[2 + openSlot] = h
+  value.set(fused, 2 + openRegions.length)
   const kind = init.kind ?? 'joint-risk'
   const method = init.sumMethod ?? 'auto'
   const tree = method === 'tree' || (method === 'auto' && graph.names.length > FLOOD_LIMIT)
   const sumInit = { graph, self: init.self, value, job: init.job, kind, rng: init.rng }
   return tree
-    ? { graph, openRegions, kind, sum: { method: 'tree', inner: createTreeSum(sumInit) } }
-    : { graph, openRegions, kind, sum: { method: 'flood', inner: createSecureSum(sumInit) } }
+    ? { graph, openRegions, kind, fused: fused.length, sum: { method: 'tree', inner: createTreeSum(sumInit) } }
+    : { graph, openRegions, kind, fused: fused.length, sum: { method: 'flood', inner: createSecureSum(sumInit) } }
 }
 
 /** The sum machines update their state in place, so the joint risk's state stays the same object. */
@@ -146,7 +162,8 @@ export const jointRiskProtocol: Protocol<JointRiskState, JointRiskResult> = {
       sum,
       mean: sum / regions,
       regions,
-      open: state.openRegions.map((region, index) => ({ region, h: total[2 + index] as number }))
+      open: state.openRegions.map((region, index) => ({ region, h: total[2 + index] as number })),
+      fused: Array.from(total.subarray(2 + state.openRegions.length, 2 + state.openRegions.length + state.fused))
     }
   }
 }

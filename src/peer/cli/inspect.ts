@@ -166,7 +166,7 @@ export function registerInspect (program: Command): void {
     })
 
   program.command('forecast')
-    .description('this region\'s latest forecast (mean and 90% interval per period), its risk score h, and the federation\'s joint risk')
+    .description('this region\'s latest forecast (mean and 90% interval per period), its risk score h, the federation\'s joint risk and total forecast')
     .requiredOption('--dir <dir>', 'the peer\'s data folder')
     .option('--job <id>', 'a given forecasting job instead of the latest')
     .option('--list', 'every forecast it holds, oldest first', false)
@@ -192,5 +192,9 @@ export function registerInspect (program: Command): void {
       out(`forecast 7-day incidence ${stored.rate.toFixed(2)} per 100,000; risk score h = ${stored.h.toFixed(4)} (known to this region only)`)
       out(`joint risk of the ${stored.joint.regions} regions: sum ${stored.joint.sum.toFixed(4)}, mean ${stored.joint.mean.toFixed(4)}`)
       for (const open of stored.joint.open) out(`  published by ${open.region}: h = ${open.h.toFixed(4)}`)
+      if (stored.joint.total !== undefined && stored.joint.total.length > 0) {
+        out(`the federation's forecast cases, every region's fused by a masked sum (this region's share stays its own):`)
+        for (const period of stored.joint.total) out(`  period +${period.step}: ${period.mean.toFixed(2).padStart(9)}`)
+      }
     })
 }

@@ -73,7 +73,7 @@ export function toStoredForecast (job: string, region: string, result: ForecastJ
     forecast: result.forecast.map((period) => ({ step: period.step, mean: period.mean, lower: period.lower, upper: period.upper })),
     rate: result.risk.rate,
     h: result.risk.h,
-    joint: { sum: result.joint.sum, mean: result.joint.mean, regions: result.joint.regions, open: result.joint.open.map((entry) => ({ region: regionOf.get(entry.region) ?? entry.region, h: entry.h })) },
+    joint: { sum: result.joint.sum, mean: result.joint.mean, regions: result.joint.regions, open: result.joint.open.map((entry) => ({ region: regionOf.get(entry.region) ?? entry.region, h: entry.h })), total: result.joint.fused.map((mean, index) => ({ step: result.forecast[index]?.step ?? index + 1, mean })) },
     model: toStoredModel(job, result.fit, origin)
   }
 }
