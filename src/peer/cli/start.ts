@@ -11,6 +11,7 @@ import type { JobProposal } from '../runtime/proposal.ts'
 import { checkJobId } from '../paths.ts'
 import { excerpt } from '../../consensus/ids.ts'
 import { withDataFolderLock } from '../lock.ts'
+import { nextRefitAt, parseRefitSchedule, refitJobId, type RefitSchedule } from '../runtime/schedule.ts'
 
 /**
  * `epimesh start`: runs this region's peer until stopped. It joins the federation (one reachable
@@ -30,6 +31,8 @@ interface StartOptions {
   jobId?: string
   exitAfterJob: boolean
   cases?: string
+  /** re-fit the federation's regression on a schedule (daily@HH:MM or every@N[s|m|h]) */
+  refitAt?: string
 }
 
 /** A proposal file named on the command line (start --proposal): the federation's model with the file's changes, checked like any proposal. */
@@ -41,7 +44,7 @@ async function readProposal (path: string, model: JobProposal['model'], id: stri
     throw new DatasetError(`cannot read the proposal ${path}: ${excerpt((error as Error).message, 200)}`)
   }
   if (typeof value !== 'object' || value === null) throw new DatasetError(`${path}: not a proposal object`)
-  return checkProposal({ id, proposer, model: value.model, forecast: value.forecast }, model, path)
+  return checkProposal({ id, proposer, model: value.model, forecast: value.forecast, stats: value.stats, refit: value.refit }, model, path)
 }
 
 export async function runStart (options: StartOptions): Promise<number> {
@@ -55,6 +58,7 @@ async function runPeer (options: StartOptions): Promise<number> {
   const identity = await loadIdentity(options.dir)
   const { peerId } = identity
   if (options.jobId !== undefined) checkJobId(options.jobId, '--job-id')
+  const schedule = options.refitAt === undefined ? null : parseRefitSchedule(options.refitAt)
   const controller = new AbortController()
   const stop = (): void => { controller.abort() }
   process.once('SIGINT', stop)
@@ -84,6 +88,7 @@ async function runPeer (options: StartOptions): Promise<number> {
     // Until stopped: answer proposals from any member, and run proposals that an operator drops into
     // DIR/proposals/ (epimesh propose), once each.
     peer.watchProposals()
+    if (schedule !== null) scheduleRefits(peer, schedule, federation.model, controller.signal, options.dir, logger)
     await new Promise<void>((resolve) => { controller.signal.addEventListener('abort', () => { resolve() }, { once: true }) })
     return 0
   } finally {
@@ -91,6 +96,34 @@ async function runPeer (options: StartOptions): Promise<number> {
     process.off('SIGINT', stop)
     process.off('SIGTERM', stop)
   }
+}
+
+/**
+ * Proposes a re-fit of the federation's regression at each time of the schedule, warm-started from the
+ * latest regression model this region holds (a cold fit when it holds none), while the peer runs.
+ */
+function scheduleRefits (peer: PeerRuntime, schedule: RefitSchedule, model: JobProposal['model'], signal: AbortSignal, dir: string, logger: pino.Logger): void {
+  let timer: NodeJS.Timeout | null = null
+  const arm = (): void => {
+    if (signal.aborted) return
+    const at = nextRefitAt(schedule, new Date())
+    logger.info({ event: 'refit.scheduled', at: at.toISOString() }, 'next re-fit scheduled')
+    timer = setTimeout(() => { void fire(at) }, Math.max(0, at.getTime() - Date.now()))
+  }
+  const fire = async (at: Date): Promise<void> => {
+    try {
+      const parent = await Store.use(dir, async (store) => (await store.listModels()).filter((stored) => stored.specification?.kind === 'glm' && stored.duals !== undefined).at(-1) ?? null)
+      const id = refitJobId(at)
+      const proposal = checkProposal({ id, proposer: peer.peerId, ...(parent === null ? {} : { refit: parent.job }) }, model, `scheduled re-fit ${id}`)
+      logger.info({ event: 'refit.proposed', job: id, parent: parent?.job ?? null }, 'scheduled re-fit proposed')
+      await peer.coordinator.propose(proposal, { signal })
+    } catch (error) {
+      if (!signal.aborted) logger.warn({ event: 'refit.failed', reason: excerpt((error as Error).message, 300) }, 'the scheduled re-fit did not complete')
+    }
+    arm()
+  }
+  signal.addEventListener('abort', () => { if (timer !== null) clearTimeout(timer) }, { once: true })
+  arm()
 }
 
 export function registerStart (program: Command): void {
@@ -105,6 +138,7 @@ export function registerStart (program: Command): void {
     .option('--publish-risk', 'agree to publish this region\'s risk score openly when a forecasting job lists it', false)
     .option('--job-id <id>', 'the job to propose, or to wait for')
     .option('--exit-after-job', 'stop after one job', false)
+    .option('--refit-at <schedule>', 're-fit the federation\'s regression on a schedule, warm-started from the latest model: daily@HH:MM (local time) or every@N[s|m|h]; give it to one member only')
     .action(async (options: StartOptions) => {
       process.exitCode = await runStart(options)
     })
