@@ -66,8 +66,12 @@ describe('boosted trees over separate peer processes', () => {
       for (const peer of summary.peers) {
         const shown = await run(['model', '--dir', peer.dir, '--job', summary.job, '--json'], 30_000)
         expect(shown.code, shown.stderr).toBe(0)
-        const model = JSON.parse(shown.stdout) as { kind?: string, forest?: { trees: unknown[] }, coefficients: unknown[] }
+        const model = JSON.parse(shown.stdout) as { kind?: string, forest?: { trees: unknown[] }, coefficients: unknown[], lineage?: { algorithm: string, ownRows: number, dataDigest: string, regions: string[] } }
         expect(model.kind).toBe('gbdt')
+        // its lineage: the tree job, this region's own rows and a digest of them, the regions
+        expect(model.lineage).toMatchObject({ algorithm: 'gbdt', regions: summary.peers.map((member) => member.region) })
+        expect(model.lineage?.ownRows).toBeGreaterThanOrEqual(62)
+        expect(model.lineage?.dataDigest).toMatch(/^[0-9a-f]{64}$/)
         expect(model.coefficients).toEqual([])
         expect(model.forest?.trees).toHaveLength(entry.trees)
         forests.push(JSON.stringify(model.forest))

@@ -79,9 +79,10 @@ export function toStoredForecast (job: string, region: string, result: ForecastJ
 }
 
 /** A tree job's forest as the store keeps it: no coefficients, the trees, the training fit and its metrics. */
-export function toStoredForest (job: string, result: GbdtJobResult): StoredModel {
+export function toStoredForest (job: string, result: GbdtJobResult, origin: ModelOrigin | null = null): StoredModel {
   return {
     job,
+    ...(origin === null ? {} : { lineage: forestLineage(origin, result) }),
     kind: 'gbdt',
     forest: gbdtModelToJson(result.model),
     createdAt: new Date().toISOString(),
@@ -94,6 +95,23 @@ export function toStoredForest (job: string, result: GbdtJobResult): StoredModel
     metrics: result.metrics === null ? null : { auc: result.metrics.auc, brier: result.metrics.brier, hosmerLemeshow: { statistic: result.metrics.hosmerLemeshow.statistic, df: result.metrics.hosmerLemeshow.df, pValue: result.metrics.hosmerLemeshow.pValue } },
     dropped: [],
     coefficients: []
+  }
+}
+
+/** A forest's lineage: its proposer, the tree settings, the regions, this region's own rows and their digest. */
+function forestLineage (origin: ModelOrigin, result: GbdtJobResult): ModelLineage {
+  const regionOf = new Map(origin.members.map((member) => [member.peerId, member.region]))
+  const { params } = result.model
+  return {
+    proposer: origin.proposal.proposer,
+    proposerRegion: regionOf.get(origin.proposal.proposer) ?? null,
+    algorithm: 'gbdt',
+    parameters: { family: params.family, trees: params.trees, depth: params.depth, learningRate: params.learningRate, lambda: params.lambda, gamma: params.gamma, minChildWeight: params.minChildWeight, bins: params.bins, minNodeRows: params.minNodeRows },
+    regions: origin.members.map((member) => member.region),
+    ownRows: origin.input.rows,
+    dataDigest: origin.input.digest,
+    auditHead: null,
+    parent: null
   }
 }
 
@@ -181,7 +199,7 @@ export function toStoredModel (job: string, result: FitJobResult, origin: ModelO
 /** The model and forecast a job's output leaves in this region's store. */
 export function storedOutcome (job: string, output: JobOutput, region: string, members: ReadonlyArray<{ region: string, peerId: string }>): JobOutcome {
   if (output.kind === 'stats') return { job, model: null, forecast: null, stats: toStoredStats(job, output.stats, output.own) }
-  if (output.kind === 'gbdt') return { job, model: toStoredForest(job, output.trees), forecast: null, stats: null }
+  if (output.kind === 'gbdt') return { job, model: toStoredForest(job, output.trees, { proposal: output.proposal, input: output.input, members }), forecast: null, stats: null }
   const origin: ModelOrigin = { proposal: output.proposal, input: output.input, members }
   return { job, model: toStoredModel(job, output.fit, origin), forecast: output.kind === 'forecast' ? toStoredForecast(job, region, output.forecast, members, origin) : null, stats: null }
 }
