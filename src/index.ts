@@ -210,6 +210,16 @@ export interface SimulateOptions extends ModelColumns {
 /** `epimesh simulate --json`'s fields, and the error after every round. */
 export type SimulationResult = DataFitSimulation & { droppedRows: number }
 
+/** Each kept row's value of the `groupBy` column (one simulated peer per value), or undefined without one. */
+function groupsOf (dataset: Dataset, kept: readonly number[], groupBy: string | undefined): string[] | undefined {
+  if (groupBy === undefined) return undefined
+  return kept.map((index) => {
+    const value = dataset.rows[index]?.[groupBy]
+    if (value === null || value === undefined) throw new DatasetError(`${dataset.path}, line ${dataset.lines[index]}: missing value in the groupBy column "${groupBy}"`)
+    return String(value)
+  })
+}
+
 /**
  * Fits a model by a simulated federation: the rows dealt to peers, the graph built, every peer's
  * fit-job machine run over an in-memory network, and the result compared with the pooled fit.
@@ -225,14 +235,7 @@ export function simulate (options: SimulateOptions): SimulationResult {
     ...(options.offset === undefined ? {} : { offset: options.offset }),
     ...(options.groupBy === undefined ? {} : { exclude: [options.groupBy] })
   })
-  const groupBy = options.groupBy
-  const groups = groupBy === undefined
-    ? undefined
-    : prepared.kept.map((index) => {
-      const value = dataset.rows[index]?.[groupBy]
-      if (value === null || value === undefined) throw new DatasetError(`${dataset.path}, line ${dataset.lines[index]}: missing value in the groupBy column "${groupBy}"`)
-      return String(value)
-    })
+  const groups = groupsOf(dataset, prepared.kept, options.groupBy)
   const topology = options.topology ?? 'ring'
   const params = createFitJobParams({
     ...(options.algorithm === undefined ? {} : { algorithm: options.algorithm }),
@@ -303,14 +306,7 @@ export function simulateTrees (options: SimulateTreesOptions): TreeSimulationRes
     ...(options.factors === undefined ? {} : { factors: options.factors }),
     ...(options.groupBy === undefined ? {} : { exclude: [options.groupBy] })
   })
-  const groupBy = options.groupBy
-  const groups = groupBy === undefined
-    ? undefined
-    : prepared.kept.map((index) => {
-      const value = dataset.rows[index]?.[groupBy]
-      if (value === null || value === undefined) throw new DatasetError(`${dataset.path}, line ${dataset.lines[index]}: missing value in the groupBy column "${groupBy}"`)
-      return String(value)
-    })
+  const groups = groupsOf(dataset, prepared.kept, options.groupBy)
   const features = treeFeaturesOf(prepared.spec)
   const data = buildTreeData(prepared.rows, options.outcome, features, { family })
   const params = createGbdtParams({

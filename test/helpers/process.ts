@@ -1,4 +1,24 @@
+import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+
+const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
+
+/** Runs `epimesh ARGS` as its own process; killed after `timeoutMs`. */
+export async function runEpimesh (args: string[], timeoutMs: number): Promise<{ code: number, stdout: string, stderr: string }> {
+  return await new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code: code ?? 1, stdout, stderr })
+    })
+  })
+}
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (for peers started as separate processes). */
 export async function freePort (): Promise<number> {

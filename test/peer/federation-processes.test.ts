@@ -1,30 +1,16 @@
-import { spawn } from 'node:child_process'
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { runEpimesh } from '../helpers/process.ts'
 import { Store } from '../../src/store/store.ts'
 import { relativeError, R_INFERT } from '../helpers/data.ts'
 
-const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
 const INFERT = fileURLToPath(new URL('../fixtures/infert.csv', import.meta.url))
 const folders: string[] = []
 afterAll(async () => { await Promise.all(folders.map(async (folder) => { await rm(folder, { recursive: true, force: true }) })) })
 
-async function run (args: string[], timeoutMs: number): Promise<{ code: number, stdout: string, stderr: string }> {
-  return await new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ code: code ?? 1, stdout, stderr })
-    })
-  })
-}
+const run = runEpimesh
 
 describe('a federation of separate peer processes over libp2p on 127.0.0.1', () => {
   it('5 peers, each with a fifth of infert in its own folder, all reach R glm to 1e-6, and their exported round logs verify offline', async () => {

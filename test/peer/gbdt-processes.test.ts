@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process'
 import { readdir, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { runEpimesh } from '../helpers/process.ts'
 import { gbdtModelFromJson, predictTrees, readCsv } from '../../src/index.ts'
 
 /**
@@ -11,25 +11,11 @@ import { gbdtModelFromJson, predictTrees, readCsv } from '../../src/index.ts'
  * same bin edges, split for split, leaves to 1e-9, for a binary outcome and for counts; the round logs
  * carry the forest in their final entries and verify offline.
  */
-const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
 const INFERT = fileURLToPath(new URL('../fixtures/infert.csv', import.meta.url))
 const folders: string[] = []
 afterAll(async () => { await Promise.all(folders.map(async (folder) => { await rm(folder, { recursive: true, force: true }) })) })
 
-async function run (args: string[], timeoutMs: number): Promise<{ code: number, stdout: string, stderr: string }> {
-  return await new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ code: code ?? 1, stdout, stderr })
-    })
-  })
-}
+const run = runEpimesh
 
 interface TreeDemo {
   job: string
