@@ -70,6 +70,12 @@ export const COMMAND_MODULES: ReadonlyArray<{ load: () => Promise<Register>, com
     ]
   },
   {
+    load: async () => (await import('./federation-setup.ts')).registerFederationSetup,
+    commands: [
+      { name: 'id', options: true, description: 'a data folder\'s peer id, region and last known listen addresses: what its entry in the federation file needs' }
+    ]
+  },
+  {
     load: async () => (await import('./migrate.ts')).registerMigrate,
     commands: [{ name: 'store', options: false, description: 'the local store\'s maintenance' }]
   },
