@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { main } from '../../src/peer/cli/main.ts'
 
 /**
- * Setting up a federation from the command line: `id` shows a folder's peer id and region. Run
- * in-process on data folders made with `init` and `import`.
+ * Setting up a federation from the command line: `id` shows a folder's peer id and region, `federation
+ * check` lists every problem of a file, and with --dir whether it fits a folder. Run in-process on
+ * data folders made with `init` and `import`.
  */
 
 let base = ''
@@ -39,6 +40,17 @@ const schema = (sexLevels: string[]): object => ({
   date: 'onset',
   columns: { age: { type: 'number' }, sex: { type: 'category', levels: sexLevels }, case: { type: 'number' }, onset: { type: 'date' }, note: { action: 'drop' } }
 })
+
+/** A federation file as an operator writes it by hand (the README's example, for these folders). */
+function handWritten (sexLevels: string[] = ['f', 'm', 'u']): any {
+  return {
+    version: 1,
+    federationId: 'three-regions',
+    members: ['alpha', 'beta', 'gamma'].map((region) => ({ region, peerId: peerIds.get(region) })),
+    graph: { topology: 'ring' },
+    model: { family: 'binomial', outcome: 'case', features: [{ name: 'age', type: 'numeric' }, { name: 'sex', type: 'categorical', levels: sexLevels }], lambda: 0, algorithm: 'admm', tolerance: 1e-8, maxRounds: 3000, roundDeadlineMs: 2000, dropAfterRounds: 0 }
+  }
+}
 
 beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'epimesh-federation-setup-'))
@@ -73,5 +85,74 @@ describe('epimesh id', () => {
     expect(missing.status).toBe(2)
     expect(missing.stderr).toContain('[IDENTITY_MISSING]')
     expect(missing.stdout).toBe('')
+  })
+})
+
+describe('epimesh federation check', () => {
+  it('passes a valid file with a one-line summary, and says whether it fits each folder', async () => {
+    const file = join(base, 'hand.json')
+    await writeFile(file, JSON.stringify(handWritten()))
+    const checked = await must(['federation', 'check', file])
+    expect(checked).toContain('valid;')
+    expect(checked).toContain('3 members (alpha, beta, gamma)')
+    expect(checked).toContain('ring graph with 3 edges')
+    expect(checked).toContain('binomial case ~ age + sex (3 levels)')
+    for (const region of ['alpha', 'beta', 'gamma']) expect(await must(['federation', 'check', file, '--dir', dir(region)])).toContain(`fits ${dir(region)}`)
+    expect(JSON.parse(await must(['federation', 'check', file, '--json']))).toMatchObject({ valid: true, problems: [], members: 3, edges: 3 })
+
+    // a folder that is not a member, and has no records: both said
+    const outsider = await run(['federation', 'check', file, '--dir', dir('delta'), '--json'])
+    expect(outsider.status).toBe(2)
+    const problems = JSON.parse(outsider.stdout).problems as Array<{ path: string, message: string }>
+    expect(problems.map((problem) => problem.path)).toEqual(['members', 'model'])
+    expect(problems[0]?.message).toContain(peerIds.get('delta'))
+
+    // gamma's records may say "u", which a file with two levels lacks; the file is fine for the others
+    const twoLevels = join(base, 'two-levels.json')
+    await writeFile(twoLevels, JSON.stringify(handWritten(['f', 'm'])))
+    await must(['federation', 'check', twoLevels, '--dir', dir('alpha')])
+    const gamma = await run(['federation', 'check', twoLevels, '--dir', dir('gamma')])
+    expect(gamma.status).toBe(2)
+    expect(gamma.stdout.trim().split('\n')).toHaveLength(1)
+    expect(gamma.stdout).toContain('model.features[1].levels: ')
+    expect(gamma.stdout).toContain('"u"')
+  })
+
+  it('prints every problem of a bad file, and of a folder against it, and exits 2', async () => {
+    const good = handWritten()
+    const bad = structuredClone(good)
+    bad.model.features[0].type = 'number'
+    bad.model.tolerance = 0
+    bad.members[1].peerId = 'not-a-peer-id'
+    const badFile = join(base, 'bad.json')
+    await writeFile(badFile, JSON.stringify(bad))
+    const result = await run(['federation', 'check', badFile])
+    expect(result.status).toBe(2)
+    const lines = result.stdout.trim().split('\n')
+    expect(lines).toHaveLength(3)
+    expect(lines.map((line) => line.slice(badFile.length + 2).split(':')[0]).sort()).toEqual(['members[1].peerId', 'model.features[0].type', 'model.tolerance'])
+    expect(result.stderr).toContain('3 problems [FEDERATION_INVALID]')
+
+    // a graph the members cannot form, an outcome and a feature the folder lacks: all three at once
+    const unfit = structuredClone(good)
+    unfit.members = unfit.members.slice(0, 2)
+    unfit.model.outcome = 'Death'
+    unfit.model.features.push({ name: 'onset', type: 'numeric' })
+    const unfitFile = join(base, 'unfit.json')
+    await writeFile(unfitFile, JSON.stringify(unfit))
+    const against = await run(['federation', 'check', unfitFile, '--dir', dir('alpha'), '--json'])
+    expect(against.status).toBe(2)
+    const report = JSON.parse(against.stdout) as { valid: boolean, problems: Array<{ path: string, message: string }> }
+    expect(report.valid).toBe(false)
+    expect(report.problems.map((problem) => problem.path)).toEqual(['graph.topology', 'model.outcome', 'model.features[2]'])
+    expect(report.problems[1]?.message).toContain('"Death" is not a column')
+    expect(report.problems[2]?.message).toContain('date column')
+
+    const notJson = join(base, 'not.json')
+    await writeFile(notJson, '{"version": 1,')
+    const broken = await run(['federation', 'check', notJson])
+    expect(broken.status).toBe(2)
+    expect(broken.stdout).toContain('not valid JSON')
+    expect((await run(['federation', 'check', join(base, 'absent.json')])).stderr).toContain('[FEDERATION_READ_FAILED]')
   })
 })
