@@ -1,11 +1,13 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { main } from '../../src/peer/cli/main.ts'
+import { parseFederation } from '../../src/peer/federation.ts'
 
 /**
  * Setting up a federation from the command line: `id` shows a folder's peer id and region, `federation
+ * init` writes a file from the members' folders (features typed from their schemas), `federation
  * check` lists every problem of a file, and with --dir whether it fits a folder. Run in-process on
  * data folders made with `init` and `import`.
  */
@@ -154,5 +156,60 @@ describe('epimesh federation check', () => {
     expect(broken.status).toBe(2)
     expect(broken.stdout).toContain('not valid JSON')
     expect((await run(['federation', 'check', join(base, 'absent.json')])).stderr).toContain('[FEDERATION_READ_FAILED]')
+  })
+})
+
+describe('epimesh federation init', () => {
+  it('writes a file from the folders, typed from their schemas, that check passes for every member', async () => {
+    const file = join(base, 'federation.json')
+    const written = await must(['federation', 'init', '--out', file, dir('alpha'), dir('beta'), dir('gamma')])
+    expect(written).toContain('3 members (alpha, beta, gamma)')
+    const document = JSON.parse(await readFile(file, 'utf8'))
+    expect(document.members).toEqual(['alpha', 'beta', 'gamma'].map((region) => ({ region, peerId: peerIds.get(region) })))
+    expect(document.graph).toEqual({ topology: 'ring' })
+    // the schema's outcome; every number and category column besides it; the date and the dropped column left out
+    expect(document.model.outcome).toBe('case')
+    expect(document.model.features).toEqual([{ name: 'age', type: 'numeric' }, { name: 'sex', type: 'categorical', levels: ['f', 'm', 'u'] }])
+    expect(parseFederation(document).edges).toHaveLength(3)
+
+    // the file written is the one a hand would write, and check passes it for every member
+    expect(document).toEqual({ ...handWritten(), federationId: 'federation' })
+    for (const region of ['alpha', 'beta', 'gamma']) expect(await must(['federation', 'check', file, '--dir', dir(region)])).toContain(`fits ${dir(region)}`)
+  })
+
+  it('refuses to overwrite a file without --force; takes the outcome, features and topology asked for', async () => {
+    const file = join(base, 'chosen.json')
+    await writeFile(file, 'keep me')
+    const refused = await run(['federation', 'init', '--out', file, dir('alpha'), dir('beta')])
+    expect(refused.status).toBe(2)
+    expect(refused.stderr).toContain('[FEDERATION_FILE_EXISTS]')
+    expect(await readFile(file, 'utf8')).toBe('keep me')
+
+    await must(['federation', 'init', '--out', file, '--force', '--outcome', 'case', '--features', 'sex', '--topology', 'complete', '--id', 'two-regions', dir('alpha'), dir('beta')])
+    const document = JSON.parse(await readFile(file, 'utf8'))
+    expect(document.federationId).toBe('two-regions')
+    expect(document.graph).toEqual({ topology: 'complete' })
+    expect(document.model.features).toEqual([{ name: 'sex', type: 'categorical', levels: ['f', 'm'] }])
+    expect(await must(['federation', 'check', file, '--dir', dir('beta')])).toContain('2 members (alpha, beta); complete graph with 1 edges')
+  })
+
+  it('refuses columns a schema cannot give, and folders without records', async () => {
+    const file = join(base, 'never.json')
+    for (const [args, code] of [
+      [['--features', 'onset'], 'FEDERATION_SCHEMA_MISMATCH'],
+      [['--features', 'note'], 'FEDERATION_SCHEMA_MISMATCH'],
+      [['--outcome', 'Death'], 'FEDERATION_SCHEMA_MISMATCH'],
+      [['--topology', 'mesh'], 'OPTION_INVALID'],
+      [['--features', 'age,,sex'], 'OPTION_INVALID']
+    ] as const) {
+      const result = await run(['federation', 'init', '--out', file, ...args, dir('alpha'), dir('beta'), dir('gamma')])
+      expect(result.status, args.join(' ')).toBe(2)
+      expect(result.stderr).toContain(`[${code}]`)
+    }
+    const empty = await run(['federation', 'init', '--out', file, dir('alpha'), dir('delta')])
+    expect(empty.status).toBe(2)
+    expect(empty.stderr).toContain('[FEDERATION_SCHEMA_MISMATCH]')
+    expect(empty.stderr).toContain(dir('delta'))
+    await expect(readFile(file)).rejects.toMatchObject({ code: 'ENOENT' })
   })
 })

@@ -1,19 +1,20 @@
-import { readFile, stat } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import { z } from 'zod'
 import { EpimeshError } from '../../errors.ts'
 import type { CaseSchema } from '../../store/schema.ts'
+import { echo, OptionInvalidError } from '../../store/errors.ts'
 import { FederationInvalidError, FederationReadError, type FederationIssue } from '../errors.ts'
-import { loadFederation, modelSchema, type Federation } from '../federation.ts'
+import { loadFederation, modelSchema, parseFederation, type FeatureSpec, type Federation, type Topology } from '../federation.ts'
 import { loadIdentity } from '../identity.ts'
 import { withStore } from './store-commands.ts'
 
 /**
- * `epimesh id` and `epimesh federation check`: setting up a federation without learning its file's
- * format from validation errors. `id` shows what a member's entry needs (peer id, region, addresses);
- * `check` lists every problem of a file, and with `--dir` whether it fits that folder (its peer id,
- * its columns).
+ * `epimesh id`, `epimesh federation check` and `epimesh federation init`: setting up a federation
+ * without learning its file's format from validation errors. `id` shows what a member's entry needs
+ * (peer id, region, addresses); `init` writes a file from the members' data folders; `check` lists
+ * every problem of a file, and with `--dir` whether it fits that folder (its peer id, its columns).
  */
 
 /** A federation file or data folder that does not pass `federation check` (every problem printed first). */
@@ -23,8 +24,23 @@ export class FederationCheckFailedError extends EpimeshError {
   constructor (message: string) { super('FEDERATION_INVALID', message) }
 }
 
+/** `federation init` would overwrite a file. */
+export class FederationFileExistsError extends EpimeshError {
+  static override readonly name = 'FederationFileExistsError'
+  readonly exitCode = 2
+  constructor (message: string) { super('FEDERATION_FILE_EXISTS', message) }
+}
+
+/** A folder's schema cannot give the model `federation init` was asked for. */
+export class FederationSchemaMismatchError extends EpimeshError {
+  static override readonly name = 'FederationSchemaMismatchError'
+  readonly exitCode = 2
+  constructor (message: string) { super('FEDERATION_SCHEMA_MISMATCH', message) }
+}
+
 /** Federation files of 10,000 members are a few megabytes; a larger file is not one. */
 const MAX_FEDERATION_BYTES = 16 << 20
+const TOPOLOGIES: readonly Topology[] = ['ring', 'complete', 'star', 'line']
 const out = (line: string): void => { process.stdout.write(`${line}\n`) }
 
 /** What a data folder says of itself: its identity's peer id, its region, its schema, its last known addresses. */
@@ -129,6 +145,94 @@ export function federationSummary (federation: Federation): string {
   return `federation "${federation.federationId}": ${federation.members.length} members (${federation.members.map((member) => member.region).join(', ')}); ${graph} with ${federation.edges.length} edges; model ${model.kind ?? 'glm'} ${model.family} ${model.outcome} ~ ${terms.join(' + ')} (${model.algorithm}, lambda ${model.lambda})`
 }
 
+/** A feature typed from the folders' schemas: number -> numeric, category -> categorical with every folder's levels (sorted, as R orders a factor's). */
+function featureFromSchemas (column: string, folders: readonly FolderIdentity[]): FeatureSpec {
+  let type: 'number' | 'category' | undefined
+  const levels = new Set<string>()
+  for (const folder of folders) {
+    const schema = folder.schema as CaseSchema
+    const kind = columnKind(schema, column)
+    if (kind !== 'number' && kind !== 'category') throw new FederationSchemaMismatchError(`"${column}" ${KIND_WORDS[kind] ?? ''} in ${folder.dir}'s schema: a feature must be a number or category column in every folder`)
+    if (type !== undefined && kind !== type) throw new FederationSchemaMismatchError(`"${column}" is a ${kind} column in ${folder.dir}'s schema but a ${type} column in ${folders[0]?.dir ?? ''}'s: the folders must agree on its type`)
+    type = kind
+    const rule = schema.columns[column]
+    if (rule !== undefined && 'levels' in rule) for (const level of rule.levels) levels.add(level)
+  }
+  if (type === 'number') return { name: column, type: 'numeric' }
+  const sorted = [...levels].sort()
+  if (sorted.length < 2) throw new FederationSchemaMismatchError(`"${column}" has only ${sorted.length} level in the folders' schemas (${sorted.join(', ')}); a categorical feature needs at least two`)
+  return { name: column, type: 'categorical', levels: sorted }
+}
+
+export interface FederationInitOptions {
+  federationId: string
+  topology: Topology
+  family: 'binomial' | 'poisson'
+  algorithm: 'admm' | 'newton'
+  outcome?: string
+  features?: string[]
+}
+
+/**
+ * A federation document for the given folders: their regions and peer ids (with the addresses they
+ * last listened on), the graph, and the model with its features typed from their schemas. Without
+ * `outcome` the schemas' own outcome (the same in every folder); without `features`, every number and
+ * category column the folders share except the outcome. Validated by parseFederation before it is
+ * returned, so that `init` never writes a file `check` refuses.
+ */
+export function federationDocument (folders: readonly FolderIdentity[], options: FederationInitOptions): Record<string, unknown> {
+  const first = folders[0]
+  if (first === undefined) throw new OptionInvalidError('name at least one data folder')
+  for (const folder of folders) {
+    if (folder.schema === null) throw new FederationSchemaMismatchError(`${folder.dir} holds no case records yet (no schema), so its columns are unknown: import them first (epimesh import --dir ${folder.dir} --cases FILE --schema FILE)`)
+  }
+  const schemas = folders.map((folder) => folder.schema as CaseSchema)
+  let outcome = options.outcome
+  if (outcome === undefined) {
+    const stated = new Set(schemas.map((schema) => schema.outcome ?? ''))
+    if (stated.size !== 1 || stated.has('')) throw new OptionInvalidError(`the folders' schemas do not state one outcome (${[...stated].map((name) => name === '' ? 'none' : `"${name}"`).join(', ')}): give --outcome COLUMN`)
+    outcome = [...stated][0] as string
+  }
+  for (const folder of folders) {
+    const kind = columnKind(folder.schema as CaseSchema, outcome)
+    if (kind !== 'number' && kind !== 'category') throw new FederationSchemaMismatchError(`the outcome "${outcome}" ${KIND_WORDS[kind] ?? ''} in ${folder.dir}'s schema`)
+  }
+  const featureNames = options.features ?? Object.keys((schemas[0] as CaseSchema).columns)
+    .filter((column) => column !== outcome && schemas.every((schema) => ['number', 'category'].includes(columnKind(schema, column))))
+  if (featureNames.length === 0) throw new OptionInvalidError('the folders share no number or category column besides the outcome: give --features a,b,c')
+  const document = {
+    version: 1,
+    federationId: options.federationId,
+    members: folders.map((folder) => ({ region: folder.region, peerId: folder.peerId, ...(folder.addresses.length > 0 ? { addresses: folder.addresses } : {}) })),
+    graph: { topology: options.topology },
+    model: {
+      family: options.family,
+      outcome,
+      features: featureNames.map((name) => featureFromSchemas(name, folders)),
+      lambda: 0,
+      algorithm: options.algorithm,
+      tolerance: 1e-8,
+      maxRounds: 3000,
+      roundDeadlineMs: 2000,
+      dropAfterRounds: 0
+    }
+  }
+  parseFederation(document, 'the federation file to write')
+  return document
+}
+
+function listOption (value: string, name: string): string[] {
+  const items = value.split(',').map((item) => item.trim())
+  if (items.length === 0 || items.some((item) => item === '')) throw new OptionInvalidError(`${name} must be a comma-separated list of column names, got ${echo(value)}`)
+  if (new Set(items).size !== items.length) throw new OptionInvalidError(`${name} names a column twice: ${echo(value)}`)
+  return items
+}
+
+function choice<T extends string> (value: string, allowed: readonly T[], name: string): T {
+  if (!(allowed as readonly string[]).includes(value)) throw new OptionInvalidError(`${name} must be one of ${allowed.join(', ')}; got ${echo(value)}`)
+  return value as T
+}
+
 /**
  * Loads and validates a federation file, every problem as an issue (a file that cannot be read is
  * thrown). For a file that does not validate, `parts` holds its members and model when those parts
@@ -182,7 +286,7 @@ export function registerFederationSetup (program: Command): void {
       out(`addresses  ${folder.addresses.length === 0 ? `none known (${folder.addressesUpdatedAt === null ? 'the peer has not run yet' : 'the peer recorded none'}; start --listen sets them)` : `${folder.addresses.join(' ')} (as of ${folder.addressesUpdatedAt ?? '?'})`}`)
     })
 
-  const federation = program.command('federation').description('check a federation file: every problem, or whether it fits a data folder')
+  const federation = program.command('federation').description('write a federation file from the members\' data folders, or check one')
 
   federation.command('check')
     .description('validate a federation file: every problem with its field, or a one-line summary; with --dir, whether it fits that data folder')
@@ -198,5 +302,34 @@ export function registerFederationSetup (program: Command): void {
         throw new FederationCheckFailedError(`${file}: ${issues.length} problem${issues.length === 1 ? '' : 's'}`)
       }
       if (!options.json) out(`${file}: valid; ${federationSummary(checked as Federation)}${options.dir === undefined ? '' : `; fits ${options.dir}`}`)
+    })
+
+  federation.command('init')
+    .description('write a federation file from the members\' data folders: their peer ids and regions, the graph, and the model typed from their schemas')
+    .requiredOption('--out <file>', 'the federation file to write')
+    .argument('<dirs...>', 'the members\' data folders, in member order')
+    .option('--outcome <column>', 'the model\'s outcome (default: the schemas\' outcome)')
+    .option('--features <a,b,c>', 'the model\'s features (default: every number and category column the folders share)')
+    .option('--family <family>', 'binomial or poisson', 'binomial')
+    .option('--algorithm <algorithm>', 'admm or newton', 'admm')
+    .option('--topology <topology>', `the graph: ${TOPOLOGIES.join(', ')} (default: ring from three members, else line)`)
+    .option('--id <federationId>', 'the federation\'s id', 'federation')
+    .option('--force', 'overwrite an existing file', false)
+    .action(async (dirs: string[], options: { out: string, outcome?: string, features?: string, family: string, algorithm: string, topology?: string, id: string, force: boolean }) => {
+      const topology = options.topology === undefined ? (dirs.length >= 3 ? 'ring' : 'line') : choice(options.topology, TOPOLOGIES, '--topology')
+      const family = choice(options.family, ['binomial', 'poisson'] as const, '--family')
+      const algorithm = choice(options.algorithm, ['admm', 'newton'] as const, '--algorithm')
+      const features = options.features === undefined ? undefined : listOption(options.features, '--features')
+      if (new Set(dirs).size !== dirs.length) throw new OptionInvalidError('a data folder is named twice')
+      const folders: FolderIdentity[] = []
+      for (const dir of dirs) folders.push(await readFolder(dir))
+      const document = federationDocument(folders, { federationId: options.id, topology, family, algorithm, ...(options.outcome === undefined ? {} : { outcome: options.outcome }), ...(features === undefined ? {} : { features }) })
+      try {
+        await writeFile(options.out, `${JSON.stringify(document, null, 2)}\n`, { flag: options.force ? 'w' : 'wx' })
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new FederationFileExistsError(`${options.out} already exists: give --force to replace it`)
+        throw error
+      }
+      out(`wrote ${options.out}: ${federationSummary(parseFederation(document, options.out))}`)
     })
 }
