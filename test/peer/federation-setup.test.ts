@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { createPeer } from '../../src/index.ts'
 import { main } from '../../src/peer/cli/main.ts'
 import { parseFederation } from '../../src/peer/federation.ts'
 
@@ -80,6 +81,20 @@ describe('epimesh id', () => {
     await writeFile(join(dir('gamma'), 'status.json'), JSON.stringify({ peerId: peerIds.get('gamma'), updatedAt: '2026-01-01T00:00:00.000Z', addresses: [address, 7] }))
     expect(JSON.parse(await must(['id', '--dir', dir('gamma'), '--json']))).toMatchObject({ addresses: [address], addressesUpdatedAt: '2026-01-01T00:00:00.000Z' })
     await rm(join(dir('gamma'), 'status.json'))
+  })
+
+  it('shows the addresses a started peer listens on', async () => {
+    const federation = { ...handWritten(), members: [{ region: 'beta', peerId: peerIds.get('beta') }], graph: { topology: 'line' } }
+    const peer = await createPeer({ dir: dir('beta'), federation, listen: ['/ip4/127.0.0.1/tcp/0'], watchProposals: false }, { signal: AbortSignal.timeout(20_000) })
+    try {
+      const shown = JSON.parse(await must(['id', '--dir', dir('beta'), '--json'])) as { addresses: string[] }
+      expect(shown.addresses.length).toBeGreaterThan(0)
+      expect(shown.addresses).toEqual(peer.addresses())
+      for (const address of shown.addresses) expect(address).toMatch(new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${peerIds.get('beta') ?? ''}$`))
+    } finally {
+      await peer.stop()
+    }
+    await rm(join(dir('beta'), 'status.json'))
   })
 
   it('exits 2 with IDENTITY_MISSING on a folder without identity', async () => {
