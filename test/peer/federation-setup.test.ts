@@ -165,6 +165,17 @@ describe('epimesh federation check', () => {
     expect(report.problems[1]?.message).toContain('"Death" is not a column')
     expect(report.problems[2]?.message).toContain('date column')
 
+    // a count model of a category outcome
+    const counted = structuredClone(good)
+    counted.model.family = 'poisson'
+    counted.model.outcome = 'sex'
+    counted.model.features = [{ name: 'age', type: 'numeric' }]
+    const countedFile = join(base, 'counted.json')
+    await writeFile(countedFile, JSON.stringify(counted))
+    const countedCheck = await run(['federation', 'check', countedFile, '--dir', dir('alpha')])
+    expect(countedCheck.status).toBe(2)
+    expect(countedCheck.stdout).toContain('model.outcome: "sex" is a category column')
+
     const notJson = join(base, 'not.json')
     await writeFile(notJson, '{"version": 1,')
     const broken = await run(['federation', 'check', notJson])
@@ -214,6 +225,7 @@ describe('epimesh federation init', () => {
       [['--features', 'onset'], 'FEDERATION_SCHEMA_MISMATCH'],
       [['--features', 'note'], 'FEDERATION_SCHEMA_MISMATCH'],
       [['--outcome', 'Death'], 'FEDERATION_SCHEMA_MISMATCH'],
+      [['--outcome', 'sex', '--features', 'age', '--family', 'poisson'], 'FEDERATION_SCHEMA_MISMATCH'],
       [['--topology', 'mesh'], 'OPTION_INVALID'],
       [['--features', 'age,,sex'], 'OPTION_INVALID']
     ] as const) {

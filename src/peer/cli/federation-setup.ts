@@ -120,6 +120,7 @@ export function folderProblems (federation: Pick<Federation, 'members' | 'model'
   const known = `(${folder.dir}'s columns: ${columns.slice(0, 20).join(', ')}${columns.length > 20 ? ', ...' : ''})`
   const outcome = columnKind(schema, federation.model.outcome)
   if (outcome !== 'number' && outcome !== 'category') issues.push({ path: 'model.outcome', message: `"${federation.model.outcome}" ${KIND_WORDS[outcome] ?? ''} in ${folder.dir}'s schema ${known}` })
+  else if (outcome === 'category' && federation.model.family === 'poisson') issues.push({ path: 'model.outcome', message: `"${federation.model.outcome}" is a category column in ${folder.dir}'s schema; a poisson model's outcome is a count, a number column` })
   federation.model.features.forEach((feature, featureIndex) => {
     const path = `model.features[${featureIndex}]`
     const kind = columnKind(schema, feature.name)
@@ -196,6 +197,7 @@ export function federationDocument (folders: readonly FolderIdentity[], options:
   for (const folder of folders) {
     const kind = columnKind(folder.schema as CaseSchema, outcome)
     if (kind !== 'number' && kind !== 'category') throw new FederationSchemaMismatchError(`the outcome "${outcome}" ${KIND_WORDS[kind] ?? ''} in ${folder.dir}'s schema`)
+    if (kind === 'category' && options.family === 'poisson') throw new FederationSchemaMismatchError(`the outcome "${outcome}" is a category column in ${folder.dir}'s schema; a poisson model's outcome is a count, a number column`)
   }
   const featureNames = options.features ?? Object.keys((schemas[0] as CaseSchema).columns)
     .filter((column) => column !== outcome && schemas.every((schema) => ['number', 'category'].includes(columnKind(schema, column))))
