@@ -17,6 +17,7 @@ vi.mock('../../src/peer/cli/demo.ts', async (original) => { loaded.add('demo'); 
 vi.mock('../../src/peer/cli/inspect.ts', async (original) => { loaded.add('inspect'); return await original() })
 vi.mock('../../src/peer/cli/propose.ts', async (original) => { loaded.add('propose'); return await original() })
 vi.mock('../../src/peer/cli/store-commands.ts', async (original) => { loaded.add('store-commands'); return await original() })
+vi.mock('../../src/peer/cli/federation-setup.ts', async (original) => { loaded.add('federation-setup'); return await original() })
 vi.mock('../../src/peer/cli/migrate.ts', async (original) => { loaded.add('migrate'); return await original() })
 vi.mock('../../src/peer/cli/audit.ts', async (original) => { loaded.add('audit'); return await original() })
 vi.mock('libp2p', async (original) => { loaded.add('libp2p'); return await original() })

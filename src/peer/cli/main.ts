@@ -70,6 +70,13 @@ export const COMMAND_MODULES: ReadonlyArray<{ load: () => Promise<Register>, com
     ]
   },
   {
+    load: async () => (await import('./federation-setup.ts')).registerFederationSetup,
+    commands: [
+      { name: 'id', options: true, description: 'a data folder\'s peer id, region and last known listen addresses: what its entry in the federation file needs' },
+      { name: 'federation', options: false, description: 'write a federation file from the members\' data folders, or check one' }
+    ]
+  },
+  {
     load: async () => (await import('./migrate.ts')).registerMigrate,
     commands: [{ name: 'store', options: false, description: 'the local store\'s maintenance' }]
   },

@@ -250,6 +250,8 @@ export interface PeerStatus {
   region: string | undefined
   pid: number
   updatedAt: string
+  /** the multiaddrs it listens on, each ending with its peer id (what `epimesh id` shows) */
+  addresses: string[]
   neighbours: NeighbourStatus
   /** the job running, its phase, round and residuals */
   job: JobProgress | null
@@ -345,7 +347,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
   const statusExtra: Record<string, unknown> = {}
   let statusWriting: Promise<void> = Promise.resolve()
   const status = (): PeerStatus => ({
-    peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(),
+    peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(), addresses: node.addresses(),
     neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), signatures: signing.stats(),
     network: node.networkStats(), agreement: coordinator?.stats ?? null, checkpoints: audit.checkpointStats, announcements: node.announcements.stats(), ...statusExtra
   })
