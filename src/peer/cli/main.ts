@@ -45,7 +45,7 @@ export const COMMAND_MODULES: ReadonlyArray<{ load: () => Promise<Register>, com
       { name: 'status', options: true, description: 'the peer\'s neighbours and links, its current job, phase, round and residuals, the messages and connections it refused, and its neighbours\' scores' },
       { name: 'model', options: true, description: 'the latest shared model this peer holds (or one job\'s, or the list of them): coefficients, standard errors, z, p' },
       { name: 'stats', options: true, description: 'the latest descriptive statistics of the federation this peer holds (or one job\'s, or the list of them): counts, means, SDs, quantiles, correlations, WOE, IV, cross-tables' },
-      { name: 'forecast', options: true, description: 'this region\'s latest forecast (mean and 90% interval per period), its risk score h, and the federation\'s joint risk' }
+      { name: 'forecast', options: true, description: 'this region\'s latest forecast (mean and 90% interval per period), its risk score h, the federation\'s joint risk and total forecast' }
     ]
   },
   {
