@@ -8,6 +8,7 @@ import { parseForecastProposal, type ForecastProposal } from '../runtime/forecas
 import { statsProposalSchema, type StatsProposal } from '../runtime/stats-proposal.ts'
 import type { CaseSchema } from '../../store/schema.ts'
 import { withStore } from './store-commands.ts'
+import { requirePeerRunning } from '../lock.ts'
 
 /**
  * A statistics job from this region's schema: each feature's type, a category's levels and a number's
@@ -139,6 +140,9 @@ export function registerPropose (program: Command): void {
         refit = parent.job
       }
       const id = options.jobId === undefined ? `job-${randomBytes(6).toString('hex')}` : checkJobId(options.jobId, '--job-id')
+      // a proposal left for a peer that is not running would fire whenever one next starts, long after
+      // the operator meant it: refused now, with the proposal not written
+      await requirePeerRunning(options.dir, 'a proposal is run by the running peer of its data folder')
       await mkdir(dataPath(options.dir, 'proposals'), { recursive: true, mode: 0o700 })
       const path = dataPath(options.dir, 'proposals', id, '.json')
       await writeFile(`${path}.tmp`, JSON.stringify({ type: 'job.propose', id, proposer: '', model, ...(forecast === undefined ? {} : { forecast }), ...(stats === undefined ? {} : { stats }), ...(refit === undefined ? {} : { refit }) }, null, 2), { mode: 0o600 })

@@ -1,0 +1,82 @@
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { createPeer, type Peer } from '../../src/index.ts'
+import { main } from '../../src/peer/cli/main.ts'
+import { fixture } from '../helpers/data.ts'
+import { freePort } from '../helpers/process.ts'
+
+/**
+ * Following jobs from the command line, with two regions' real peers (libp2p over 127.0.0.1, LevelDB
+ * stores made by the commands): `propose` refuses when no peer runs on its folder.
+ */
+let base = ''
+const regions = ['alpha', 'beta'] as const
+const members: Array<{ region: string, peerId: string, dir: string, address: string }> = []
+let federationFile = ''
+const peers: Peer[] = []
+
+async function cli (args: string[]): Promise<{ status: number, stdout: string, stderr: string }> {
+  let stdout = ''
+  let stderr = ''
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { stdout += String(chunk); return true })
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => { stderr += String(chunk); return true })
+  try {
+    return { status: await main(args), stdout, stderr }
+  } finally {
+    out.mockRestore()
+    err.mockRestore()
+  }
+}
+
+const MODEL = { family: 'binomial', outcome: 'case', features: ['age', 'parity', 'induced', 'spontaneous'].map((name) => ({ name, type: 'numeric' })), lambda: 0, algorithm: 'newton', tolerance: 1e-8, maxRounds: 50, roundDeadlineMs: 1000, dropAfterRounds: 0 }
+
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), 'epimesh-jobs-'))
+  const lines = (await readFile(fixture('infert.csv'), 'utf8')).trim().split('\n')
+  for (const [index, region] of regions.entries()) {
+    const dir = join(base, region)
+    const initialised = await cli(['init', '--dir', dir, '--region', region])
+    expect(initialised.status, initialised.stderr).toBe(0)
+    const file = join(base, `${region}.csv`)
+    await writeFile(file, `id,${lines[0]}\n${lines.slice(1).map((line, row) => `${row + 1},${line}`).filter((_, row) => row % 2 === index).join('\n')}\n`)
+    const imported = await cli(['import', '--dir', dir, '--cases', file])
+    expect(imported.status, imported.stderr).toBe(0)
+    members.push({ region, peerId: /peer id (\S+)/.exec(initialised.stdout)?.[1] as string, dir, address: `/ip4/127.0.0.1/tcp/${await freePort()}` })
+  }
+  federationFile = join(base, 'federation.json')
+  await writeFile(federationFile, JSON.stringify({
+    version: 1,
+    federationId: 'jobs-test',
+    members: members.map(({ region, peerId, address }) => ({ region, peerId, addresses: [address] })),
+    graph: { topology: 'line' },
+    model: MODEL
+  }))
+}, 30_000)
+
+afterAll(async () => {
+  await Promise.allSettled(peers.map(async (peer) => { await peer.stop() }))
+  if (base !== '') await rm(base, { recursive: true, force: true })
+})
+
+describe('following jobs', () => {
+  it('propose fails with NO_PEER_RUNNING (exit 2) when no peer runs on the folder, and leaves no proposal behind', async () => {
+    const dir = members[0]!.dir
+    const refused = await cli(['propose', '--dir', dir, '--federation', federationFile, '--job-id', 'orphan'])
+    expect(refused.status).toBe(2)
+    expect(refused.stderr).toMatch(/no peer runs on .*\[NO_PEER_RUNNING\]/)
+    await expect(access(join(dir, 'proposals', 'orphan.json'))).rejects.toThrow()
+  })
+
+  it('a peer that ran and stopped leaves nothing that passes for a running one', async () => {
+    const dir = members[0]!.dir
+    // a peer started and stopped: its lock folder stays, and a pid file as a killed peer leaves it
+    const alone = await createPeer({ dir, federation: { ...JSON.parse(await readFile(federationFile, 'utf8')) as object, members: [{ region: 'alpha', peerId: members[0]!.peerId, addresses: [members[0]!.address] }], graph: { topology: 'line' } }, listen: [members[0]!.address] }, { signal: AbortSignal.timeout(20_000) })
+    await alone.stop()
+    await writeFile(join(dir, 'peer.pid'), `${process.pid}\n`)
+    const refused = await cli(['propose', '--dir', dir, '--federation', federationFile, '--job-id', 'orphan-2'])
+    expect(refused.status).toBe(2)
+    expect(refused.stderr).toMatch(/NO_PEER_RUNNING/)
+  })
+})
