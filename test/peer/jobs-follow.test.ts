@@ -5,11 +5,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createPeer, type Peer } from '../../src/index.ts'
 import { main } from '../../src/peer/cli/main.ts'
 import { fixture } from '../helpers/data.ts'
-import { freePort } from '../helpers/process.ts'
+import { freePort, waitFor } from '../helpers/process.ts'
 
 /**
  * Following jobs from the command line, with two regions' real peers (libp2p over 127.0.0.1, LevelDB
- * stores made by the commands): `propose` refuses when no peer runs on its folder.
+ * stores made by the commands): `propose` refuses when no peer runs on its folder; `jobs` lists a
+ * finished job with its rounds, and a declined one with each region's reason.
  */
 let base = ''
 const regions = ['alpha', 'beta'] as const
@@ -79,4 +80,39 @@ describe('following jobs', () => {
     expect(refused.status).toBe(2)
     expect(refused.stderr).toMatch(/NO_PEER_RUNNING/)
   })
+
+  it('jobs --json lists a finished job with its kind and rounds, and a declined one with each region\'s reason', async () => {
+    peers.push(...await Promise.all(members.map(async (member) => await createPeer({ dir: member.dir, federation: federationFile, listen: [member.address] }, { signal: AbortSignal.timeout(20_000) }))))
+    const proposed = await cli(['propose', '--dir', members[0]!.dir, '--federation', federationFile, '--job-id', 'fit-1'])
+    expect(proposed.status, proposed.stderr).toBe(0)
+    type Listing = { jobs: Array<{ job: string, kind: string | null, state: string, rounds: number | null, reasons: Array<{ region: string, reason: string }> }> }
+    const listing = async (dir: string): Promise<Listing> => {
+      const listed = await cli(['jobs', '--dir', dir, '--json'])
+      expect(listed.status, listed.stderr).toBe(0)
+      return JSON.parse(listed.stdout) as Listing
+    }
+    await waitFor(async () => (await listing(members[1]!.dir)).jobs.some((job) => job.job === 'fit-1' && job.state === 'finished'), 20_000, 250)
+    for (const member of members) {
+      const fit = (await listing(member.dir)).jobs.find((job) => job.job === 'fit-1')
+      expect(fit).toMatchObject({ kind: 'glm', state: 'finished' })
+      expect(fit?.rounds).toBeGreaterThan(1)
+      expect(fit?.rounds).toBeLessThan(50)
+    }
+    // a misspelt outcome, as an operator's edited federation file would carry it: every region declines
+    const misspelt = join(base, 'misspelt.json')
+    const document = JSON.parse(await readFile(federationFile, 'utf8')) as { model: Record<string, unknown> }
+    await writeFile(misspelt, JSON.stringify({ ...document, model: { ...document.model, outcome: 'Death' } }))
+    const bad = await cli(['propose', '--dir', members[0]!.dir, '--federation', misspelt, '--job-id', 'misspelt-1'])
+    expect(bad.status, bad.stderr).toBe(0)
+    await waitFor(async () => (await listing(members[0]!.dir)).jobs.some((job) => job.job === 'misspelt-1' && job.state === 'declined'), 20_000, 250)
+    const declined = (await listing(members[0]!.dir)).jobs.find((job) => job.job === 'misspelt-1')
+    expect(declined?.kind).toBe('glm')
+    expect(declined?.rounds).toBeNull()
+    expect(declined?.reasons.map((entry) => entry.region)).toContain('alpha')
+    for (const entry of declined?.reasons ?? []) expect(entry.reason).toMatch(/^no column "Death" in this region's records \(columns: /)
+    // the text listing shows the same
+    const text = await cli(['jobs', '--dir', members[0]!.dir])
+    expect(text.stdout).toMatch(/fit-1\s+glm\s+finished/)
+    expect(text.stdout).toMatch(/misspelt-1\s+glm\s+declined[^\n]*\n\s+alpha: no column "Death"/)
+  }, 60_000)
 })

@@ -29,7 +29,8 @@ import { createPeerNode, type NetworkStats } from '../net/node.ts'
 import type { NeighbourStatus } from '../net/discovery.ts'
 import type { AnnouncementStats } from '../net/announce.ts'
 import { ed25519Signer, ed25519Verifier, SigningTransport, type SigningStats } from '../net/signing.ts'
-import { JobCoordinator, type AgreementStats } from './coordinator.ts'
+import { JobCoordinator, type AgreementStats, type EndedJob } from './coordinator.ts'
+import { readPeerStatus } from './job-records.ts'
 import type { JobInput, JobOutput, JobProgress } from './job-kinds.ts'
 import type { JobData, PreviousModel } from './checks.ts'
 import { federationGraph, loadFederation, parseFederation, readPreSharedKey, type Federation, type ModelSpec } from '../federation.ts'
@@ -243,6 +244,8 @@ export interface PeerStatus {
   announcements: AnnouncementStats
   /** the last job whose model this peer stored */
   lastModel?: string
+  /** the last jobs that ended without a result (declined with each region's reason, expired, failed), oldest first, kept across restarts */
+  ended: EndedJob[]
 }
 
 export interface PeerRuntimeInit {
@@ -324,12 +327,14 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
   })
   audit.start()
   let lastStatus = 0
+  // the jobs that ended without a result, as the last run of this peer recorded them
+  const endedBefore = (await readPeerStatus(options.dir)).ended
   const statusExtra: Record<string, unknown> = {}
   let statusWriting: Promise<void> = Promise.resolve()
   const status = (): PeerStatus => ({
     peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(),
     neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), signatures: signing.stats(),
-    network: node.networkStats(), agreement: coordinator?.stats ?? null, checkpoints: audit.checkpointStats, announcements: node.announcements.stats(), ...statusExtra
+    network: node.networkStats(), agreement: coordinator?.stats ?? null, checkpoints: audit.checkpointStats, announcements: node.announcements.stats(), ended: coordinator?.ended ?? endedBefore, ...statusExtra
   })
   const writeStatus = async (extra: Record<string, unknown> = {}): Promise<void> => {
     Object.assign(statusExtra, extra)
@@ -394,7 +399,8 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
       }
     }
     const jobs = new JobCoordinator({
-      node, transport: signing, verifier, roundWindows: transport.rounds, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onOutput, signal, journal, audit,
+      node, transport: signing, verifier, roundWindows: transport.rounds, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onOutput, signal, journal, audit, ended: endedBefore,
+      onEnded: () => { void writeStatus().catch(() => {}) },
       log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
       onProgress: (progress) => {
         const now = Date.now()
