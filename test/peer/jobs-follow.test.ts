@@ -10,7 +10,8 @@ import { freePort, waitFor } from '../helpers/process.ts'
 /**
  * Following jobs from the command line, with two regions' real peers (libp2p over 127.0.0.1, LevelDB
  * stores made by the commands): `propose` refuses when no peer runs on its folder; `jobs` lists a
- * finished job with its rounds, and a declined one with each region's reason.
+ * finished job with its rounds, and a declined one with each region's reason; `propose --wait` exits
+ * 0 when its job has finished, and non-zero naming each region's reason when it is declined.
  */
 let base = ''
 const regions = ['alpha', 'beta'] as const
@@ -114,5 +115,21 @@ describe('following jobs', () => {
     const text = await cli(['jobs', '--dir', members[0]!.dir])
     expect(text.stdout).toMatch(/fit-1\s+glm\s+finished/)
     expect(text.stdout).toMatch(/misspelt-1\s+glm\s+declined[^\n]*\n\s+alpha: no column "Death"/)
+  }, 60_000)
+
+  it('propose --wait exits 0 once its job has finished, and non-zero naming the column when a misspelt outcome is declined', async () => {
+    expect(peers).toHaveLength(2)
+    const misspelt = join(base, 'misspelt.json')
+    const started = Date.now()
+    const declined = await cli(['propose', '--dir', members[0]!.dir, '--federation', misspelt, '--job-id', 'misspelt-2', '--wait', '--timeout', '20'])
+    expect(declined.status).toBe(1)
+    expect(declined.stderr).toMatch(/job misspelt-2 was declined: .*alpha: no column "Death" in this region's records \(columns: .*\[JOB_REFUSED\]/)
+    expect(Date.now() - started).toBeLessThan(15_000)
+    const fitted = await cli(['propose', '--dir', members[1]!.dir, '--federation', federationFile, '--job-id', 'fit-2', '--algorithm', 'newton', '--wait', '--timeout', '20'])
+    expect(fitted.status, fitted.stderr).toBe(0)
+    expect(fitted.stdout).toMatch(/job fit-2 finished in \d+ rounds/)
+    // --timeout without --wait, or out of range, is refused before anything is proposed
+    expect((await cli(['propose', '--dir', members[1]!.dir, '--federation', federationFile, '--timeout', '5'])).status).toBe(2)
+    expect((await cli(['propose', '--dir', members[1]!.dir, '--federation', federationFile, '--wait', '--timeout', '-1'])).status).toBe(2)
   }, 60_000)
 })
