@@ -114,7 +114,7 @@ describe('following jobs', () => {
     // the text listing shows the same
     const text = await cli(['jobs', '--dir', members[0]!.dir])
     expect(text.stdout).toMatch(/fit-1\s+glm\s+finished/)
-    expect(text.stdout).toMatch(/misspelt-1\s+glm\s+declined[^\n]*\n\s+alpha: no column "Death"/)
+    expect(text.stdout).toMatch(/misspelt-1\s+glm\s+declined[^\n]*\n( {4}\w+: [^\n]*\n)* {4}alpha: no column "Death"/)
   }, 60_000)
 
   it('propose --wait exits 0 once its job has finished, and non-zero naming the column when a misspelt outcome is declined', async () => {
@@ -131,5 +131,18 @@ describe('following jobs', () => {
     // --timeout without --wait, or out of range, is refused before anything is proposed
     expect((await cli(['propose', '--dir', members[1]!.dir, '--federation', federationFile, '--timeout', '5'])).status).toBe(2)
     expect((await cli(['propose', '--dir', members[1]!.dir, '--federation', federationFile, '--wait', '--timeout', '-1'])).status).toBe(2)
+  }, 60_000)
+
+  it('after a restart the declines are still listed, and a declined proposal is not proposed again', async () => {
+    await Promise.all(peers.splice(0).map(async (peer) => { await peer.stop() }))
+    peers.push(...await Promise.all(members.map(async (member) => await createPeer({ dir: member.dir, federation: federationFile, listen: [member.address] }, { signal: AbortSignal.timeout(20_000) }))))
+    // the proposals misspelt-1 and misspelt-2 are still in DIR/proposals; the peer polls it every second
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    for (const peer of peers) expect(peer.status().agreement).toMatchObject({ refused: 0, proposalsSeen: 0 })
+    const listed = await cli(['jobs', '--dir', members[0]!.dir, '--json'])
+    const jobs = (JSON.parse(listed.stdout) as { jobs: Array<{ job: string, state: string, reasons: Array<{ reason: string }> }> }).jobs
+    expect(jobs.filter((job) => job.state === 'declined').map((job) => job.job).sort()).toEqual(['misspelt-1', 'misspelt-2'])
+    expect(jobs.filter((job) => job.state === 'finished').map((job) => job.job).sort()).toEqual(['fit-1', 'fit-2'])
+    expect(jobs.find((job) => job.job === 'misspelt-1')?.reasons[0]?.reason).toMatch(/no column "Death"/)
   }, 60_000)
 })

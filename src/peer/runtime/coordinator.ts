@@ -372,6 +372,8 @@ export class JobCoordinator {
       reason = `cannot read this region's store: ${excerpt((error as Error).message, 300)}`
     }
     if (this.stopped) return
+    // this region's own reason is kept even when another's decline ended the job before this check did
+    if (reason !== null) this.noteEnded(proposal.id, 'declined', this.regionName(this.options.node.peerId), reason)
     if (reason === null && data !== null) this.checkedData.set(proposal.id, data)
     this.input({ type: 'checked', job: proposal.id, verdict: reason === null ? { accept: true } : { accept: false, reason }, now: Date.now() })
     // given up or expired while the check ran: the machine dropped it, so are its data

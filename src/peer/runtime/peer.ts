@@ -432,6 +432,12 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
             seen.add(name)
             try {
               const proposal = await readProposalFile(options.dir, name, peerId)
+              // a proposal left from an earlier run of this peer that was declined, expired, failed or
+              // began here is not proposed again at every restart: `epimesh jobs` shows how it ended
+              if (jobs.ended.some((entry) => entry.job === proposal.id) || (await journal.list()).includes(proposal.id)) {
+                log.info({ event: 'job.proposal.done', job: proposal.id }, 'proposal already answered or run: not proposed again')
+                continue
+              }
               log.info({ event: 'job.propose', job: proposal.id }, 'proposing')
               jobs.propose(proposal).catch((error: unknown) => { log.warn({ event: 'job.failed', job: proposal.id, reason: (error as Error).message }, 'job failed') })
             } catch (error) {
