@@ -72,6 +72,47 @@ export async function lockDataFolder (dir: string): Promise<FolderLock> {
   }
 }
 
+/** No peer runs on this data folder: what needs one (epimesh propose) would wait for nobody. */
+export class NoPeerRunningError extends EpimeshError {
+  static override readonly name = 'NoPeerRunningError'
+  readonly exitCode = 2
+  constructor (message: string) { super('NO_PEER_RUNNING', message) }
+}
+
+/**
+ * Whether a peer runs on this data folder now, and its pid when it wrote one.
+ *
+ * The answer comes from the lock itself, not from DIR/peer.pid or status.json: a peer killed with
+ * SIGKILL leaves both behind, and its pid may belong to another process by now, while the kernel drops
+ * the LevelDB lock on DIR/peer.lock the moment its holder dies. So the probe tries to open that LevelDB:
+ * LEVEL_LOCKED means a live peer holds it; if the open succeeds, nobody did, and it is closed again at
+ * once (a few milliseconds; a `start` in exactly that moment fails with PEER_ALREADY_RUNNING and can be
+ * run again). A folder without DIR/peer.lock has never had a peer; the probe does not create one.
+ */
+export async function peerRunning (dir: string): Promise<{ running: boolean, pid: number | null }> {
+  const exists = await stat(dir).then((info) => info.isDirectory(), () => false)
+  if (!exists) throw new StoreNotInitializedError(`${dir} is not a peer's data folder: run epimesh init --dir ${dir} --region NAME`)
+  const lockExists = await stat(join(dir, LOCK_FOLDER)).then((info) => info.isDirectory(), () => false)
+  if (!lockExists) return { running: false, pid: null }
+  const db = new Level(join(dir, LOCK_FOLDER), { createIfMissing: false })
+  try {
+    await db.open()
+  } catch (error) {
+    const locked = (error as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED'
+    if (!locked) throw storageFailure(error) ?? error
+    return { running: true, pid: await holderPid(dir) }
+  }
+  await db.close()
+  return { running: false, pid: null }
+}
+
+/** Fails with NO_PEER_RUNNING (exit 2) unless a peer runs on this data folder. */
+export async function requirePeerRunning (dir: string, what: string): Promise<number | null> {
+  const { running, pid } = await peerRunning(dir)
+  if (!running) throw new NoPeerRunningError(`no peer runs on ${dir}: ${what} (start it first: epimesh start --dir ${dir} --federation FILE)`)
+  return pid
+}
+
 /** Runs `task` holding the data folder's lock. */
 export async function withDataFolderLock<T> (dir: string, task: () => Promise<T>): Promise<T> {
   const lock = await lockDataFolder(dir)

@@ -56,6 +56,10 @@ export const COMMAND_MODULES: ReadonlyArray<{ load: () => Promise<Register>, com
     ]
   },
   {
+    load: async () => (await import('./jobs.ts')).registerJobs,
+    commands: [{ name: 'jobs', options: true, description: 'every job this region\'s peer knows: kind, state (finished, running, declined, expired, failed, interrupted, proposed), rounds, and each region\'s reason for a job that did not run' }]
+  },
+  {
     load: async () => (await import('./propose.ts')).registerPropose,
     commands: [{ name: 'propose', options: true, description: 'propose a job to the federation through this region\'s running peer: the federation\'s classifier, with --forecast a regional forecasting job, or with --stats descriptive statistics' }]
   },

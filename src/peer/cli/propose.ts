@@ -8,6 +8,11 @@ import { parseForecastProposal, type ForecastProposal } from '../runtime/forecas
 import { statsProposalSchema, type StatsProposal } from '../runtime/stats-proposal.ts'
 import type { CaseSchema } from '../../store/schema.ts'
 import { withStore } from './store-commands.ts'
+import { NoPeerRunningError, peerRunning, requirePeerRunning } from '../lock.ts'
+import { EpimeshError } from '../../errors.ts'
+import { JobRefusedError } from '../runtime/checks.ts'
+import { JobExpiredError } from '../runtime/coordinator.ts'
+import { listJobs, type JobRecord } from '../runtime/job-records.ts'
 
 /**
  * A statistics job from this region's schema: each feature's type, a category's levels and a number's
@@ -29,6 +34,47 @@ export function statsProposalFromSchema (schema: CaseSchema | null, region: stri
     throw new DatasetError(`statistics job: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`)
   }
   return parsed.data
+}
+
+/** A job that began and did not end with a result (its error, or the peer stopped while it ran). */
+export class JobFailedError extends EpimeshError {
+  static override readonly name = 'JobFailedError'
+  constructor (message: string) { super('JOB_FAILED', message) }
+}
+
+/** `propose --wait` gave up waiting; the job itself goes on. */
+export class WaitTimedOutError extends EpimeshError {
+  static override readonly name = 'WaitTimedOutError'
+  constructor (message: string) { super('WAIT_TIMED_OUT', message) }
+}
+
+/** The longest `propose --wait --timeout` (a week), and its default (an hour). */
+export const WAIT_LIMITS = Object.freeze({ maxSeconds: 7 * 24 * 3600, defaultSeconds: 3600, pollMs: 500 })
+
+function reasonsText (record: JobRecord): string {
+  return record.reasons.length === 0 ? 'no reason was heard' : record.reasons.map(({ region, reason }) => `${region}: ${reason}`).join('; ')
+}
+
+/**
+ * Waits until job `id` of the peer of `dir` has finished (resolves with it), or fails with its
+ * regions' reasons: JOB_REFUSED (declined), JOB_EXPIRED, JOB_FAILED, NO_PEER_RUNNING (the peer stopped
+ * first) or WAIT_TIMED_OUT. It polls what `epimesh jobs` reads (src/peer/runtime/job-records.ts).
+ */
+export async function waitForJob (dir: string, id: string, timeoutMs: number, pollMs: number = WAIT_LIMITS.pollMs): Promise<JobRecord> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const record = (await listJobs(dir)).find((entry) => entry.job === id)
+    switch (record?.state) {
+      case 'finished': return record
+      case 'declined': throw new JobRefusedError(`job ${id} was declined: ${reasonsText(record)}`)
+      case 'expired': throw new JobExpiredError(`job ${id} never started: ${reasonsText(record)}`)
+      case 'failed': throw new JobFailedError(`job ${id} failed: ${reasonsText(record)}`)
+      default: break
+    }
+    if (!(await peerRunning(dir)).running) throw new NoPeerRunningError(`the peer of ${dir} stopped before job ${id} ended (epimesh jobs --dir ${dir} shows where it stands)`)
+    if (Date.now() >= until) throw new WaitTimedOutError(`job ${id} is still ${record?.state ?? 'unknown to the peer'} after ${Math.round(timeoutMs / 1000)} s; it goes on (epimesh jobs --dir ${dir} follows it)`)
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(pollMs, until - Date.now()))))
+  }
 }
 
 /**
@@ -66,7 +112,11 @@ export function registerPropose (program: Command): void {
     .option('--half-risk <rate>', 'forecasting: the 7-day incidence per 100,000 at which h = 1/2 (default 10)', Number)
     .option('--open-regions <list>', 'forecasting: regions that publish their h openly (each must agree: start --publish-risk)')
     .option('--unit-intercepts', 'forecasting, endemic-epidemic: each region its own endemic intercept, which only that region learns', false)
-    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, stats: boolean, features?: string, outcome?: string, minimum?: number, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string, refit?: string | boolean, unitIntercepts: boolean }) => {
+    .option('--wait', 'wait until the job has finished (exit 0), or exit non-zero naming each region\'s reason when it is declined, expires or fails', false)
+    .option('--timeout <seconds>', `with --wait: give up waiting after this many seconds (default ${WAIT_LIMITS.defaultSeconds}; the job goes on)`, Number)
+    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, stats: boolean, features?: string, outcome?: string, minimum?: number, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string, refit?: string | boolean, unitIntercepts: boolean, wait: boolean, timeout?: number }) => {
+      if (options.timeout !== undefined && !options.wait) throw new DatasetError('--timeout applies to --wait')
+      if (options.timeout !== undefined && !(Number.isFinite(options.timeout) && options.timeout > 0 && options.timeout <= WAIT_LIMITS.maxSeconds)) throw new DatasetError(`--timeout must be a number of seconds above 0 and at most ${WAIT_LIMITS.maxSeconds}`)
       const federation = await loadFederation(options.federation)
       if (options.algorithm !== undefined && options.algorithm !== 'admm' && options.algorithm !== 'newton') throw new DatasetError(`--algorithm must be admm or newton, got ${options.algorithm}`)
       for (const field of ['lambda', 'tolerance', 'maxRounds'] as const) {
@@ -139,10 +189,16 @@ export function registerPropose (program: Command): void {
         refit = parent.job
       }
       const id = options.jobId === undefined ? `job-${randomBytes(6).toString('hex')}` : checkJobId(options.jobId, '--job-id')
+      // a proposal left for a peer that is not running would fire whenever one next starts, long after
+      // the operator meant it: refused now, with the proposal not written
+      await requirePeerRunning(options.dir, 'a proposal is run by the running peer of its data folder')
       await mkdir(dataPath(options.dir, 'proposals'), { recursive: true, mode: 0o700 })
       const path = dataPath(options.dir, 'proposals', id, '.json')
       await writeFile(`${path}.tmp`, JSON.stringify({ type: 'job.propose', id, proposer: '', model, ...(forecast === undefined ? {} : { forecast }), ...(stats === undefined ? {} : { stats }), ...(refit === undefined ? {} : { refit }) }, null, 2), { mode: 0o600 })
       await rename(`${path}.tmp`, path)
-      process.stdout.write(`proposed job ${id}${refit === undefined ? '' : `, a re-fit from job ${refit}`}; the running peer announces it within a second (epimesh status --dir ${options.dir})\n`)
+      process.stdout.write(`proposed job ${id}${refit === undefined ? '' : `, a re-fit from job ${refit}`}; the running peer announces it within a second (epimesh jobs --dir ${options.dir})\n`)
+      if (!options.wait) return
+      const finished = await waitForJob(options.dir, id, (options.timeout ?? WAIT_LIMITS.defaultSeconds) * 1000)
+      process.stdout.write(`job ${id} finished${finished.rounds === null ? '' : ` in ${finished.rounds} rounds`}${finished.converged === false ? ' (not converged)' : ''}\n`)
     })
 }

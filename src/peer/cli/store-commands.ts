@@ -58,7 +58,7 @@ export function storeError (dir: string, error: unknown): Error {
 }
 
 /** A data folder made by init: refused before anything is created in it. */
-async function requireDataFolder (dir: string): Promise<void> {
+export async function requireDataFolder (dir: string): Promise<void> {
   const notInitialized = (): StoreNotInitializedError => new StoreNotInitializedError(`${dir} is not a peer's data folder: run epimesh init --dir ${dir} --region NAME`)
   try {
     if (!(await stat(dir)).isDirectory()) throw new DataFolderUnusableError(`${dir} is not a folder`)

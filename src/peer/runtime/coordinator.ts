@@ -12,7 +12,7 @@ import type { RoundWindows } from '../net/round-window.ts'
 import type { PeerNode } from '../net/node.ts'
 import type { AuditService, JobAudit } from '../audit/service.ts'
 import { JobRefusedError, type JobData } from './checks.ts'
-import { kindOf, type JobOutput, type JobPlan, type JobProgress } from './job-kinds.ts'
+import { kindOf, type JobKindName, type JobOutput, type JobPlan, type JobProgress } from './job-kinds.ts'
 import { jobAnnouncementSchema, type JobAnnouncement, type JobProposal } from './proposal.ts'
 import { driveRounds } from './round-driver.ts'
 import type { JobJournal } from './journal.ts'
@@ -44,6 +44,26 @@ export const LINGER = Object.freeze({
   minimumMs: 60_000,
   roundDeadlines: 20
 })
+
+/**
+ * A job that ended here without a result: declined (with each region's reason this peer heard),
+ * expired (the regions that never answered) or failed while it ran (this region's error). The peer
+ * keeps the last ENDED_KEPT of them in status.json, across restarts, for `epimesh jobs` and
+ * `propose --wait`: the only place a decline is recorded, since a declined job stores nothing.
+ */
+export interface EndedJob {
+  job: string
+  /** null when this peer never saw the proposal (a decline heard before it) */
+  kind: JobKindName | null
+  state: 'declined' | 'expired' | 'failed'
+  /** when this peer first learnt it, ISO 8601 */
+  at: string
+  /** one per region, in the order heard; at most one reason per region */
+  reasons: Array<{ region: string, reason: string }>
+}
+
+/** How many ended jobs a peer keeps (the oldest dropped first), and how long each reason may be. */
+export const ENDED_KEPT = Object.freeze({ jobs: 32, reasonChars: 300, regions: 64 })
 
 export interface AgreementStats extends AgreementCounters {
   /** announcements that did not match the schema */
@@ -82,6 +102,10 @@ export interface JobCoordinatorOptions {
   publishRisk?: boolean
   /** a proposal not started this long after it was first seen expires (default JOB_BOUNDS.startTimeoutMs) */
   startTimeoutMs?: number
+  /** the jobs that ended without a result before this start (from the last status.json), oldest first */
+  ended?: readonly EndedJob[]
+  /** called when a job has ended without a result, or a region's reason was added to one */
+  onEnded?: () => void
 }
 
 interface Waiter {
@@ -110,6 +134,8 @@ export class JobCoordinator {
   private stopped = false
   private malformed = 0
   private publishDeferred = 0
+  /** jobs that ended without a result, oldest first, at most ENDED_KEPT.jobs */
+  private readonly endedJobs = new Map<string, EndedJob>()
   /** the job running here, for status */
   current: JobProgress | null = null
 
@@ -120,6 +146,33 @@ export class JobCoordinator {
       members: options.federation.members.map((member) => member.peerId),
       startTimeoutMs: options.startTimeoutMs ?? JOB_BOUNDS.startTimeoutMs
     })
+    for (const entry of (options.ended ?? []).slice(-ENDED_KEPT.jobs)) this.endedJobs.set(entry.job, structuredClone(entry))
+  }
+
+  /** The jobs that ended here without a result (declined, expired, failed), oldest first. */
+  get ended (): EndedJob[] {
+    return [...this.endedJobs.values()].map((entry) => structuredClone(entry))
+  }
+
+  /** Records why a job ended without a result: one reason per region, bounded in number and length. */
+  private noteEnded (job: string, state: EndedJob['state'], region: string, reason: string): void {
+    let entry = this.endedJobs.get(job)
+    if (entry === undefined) {
+      const proposal = this.agreement.jobs.get(job)?.proposal
+      entry = { job, kind: proposal === undefined ? null : kindOf(proposal).name, state, at: new Date().toISOString(), reasons: [] }
+      this.endedJobs.set(job, entry)
+      while (this.endedJobs.size > ENDED_KEPT.jobs) this.endedJobs.delete(this.endedJobs.keys().next().value as string)
+    } else if (entry.state !== state && state === 'failed') {
+      entry.state = state
+    }
+    if (entry.reasons.length < ENDED_KEPT.regions && !entry.reasons.some((known) => known.region === region)) {
+      entry.reasons.push({ region, reason: excerpt(reason, ENDED_KEPT.reasonChars) })
+      this.options.onEnded?.()
+    }
+  }
+
+  private regionName (peerId: string): string {
+    return regionOf(this.options.federation, peerId)
   }
 
   get stats (): AgreementStats {
@@ -144,6 +197,9 @@ export class JobCoordinator {
         this.options.log('debug', 'job.announcement.malformed', { from: announcement.from, issue: excerpt(parsed.error.issues[0]?.message ?? '') })
         return
       }
+      // every region's reason is kept, not only the first decline's (which ends the job): an operator
+      // learns all that is wrong with a proposal at once
+      if (parsed.data.type === 'job.decline' && this.agreement.jobs.get(parsed.data.id)?.phase !== 'started') this.noteEnded(parsed.data.id, 'declined', this.regionName(announcement.from), parsed.data.reason)
       this.input({ type: 'announcement', from: announcement.from, announcement: parsed.data as JobAnnouncement, now: Date.now() })
     })
   }
@@ -291,12 +347,14 @@ export class JobCoordinator {
       case 'refused': {
         this.checkedData.delete(effect.job)
         const by = effect.by === this.options.node.peerId ? 'here' : `by ${regionOf(this.options.federation, effect.by)}`
+        this.noteEnded(effect.job, 'declined', this.regionName(effect.by), effect.reason)
         this.settle(effect.job, new JobRefusedError(`job ${effect.job} declined ${by}: ${excerpt(effect.reason, 300)}`))
         break
       }
       case 'expired': {
         this.checkedData.delete(effect.job)
         const waiting = effect.waitingFor.map((peer) => regionOf(this.options.federation, peer))
+        for (const region of waiting) this.noteEnded(effect.job, 'expired', region, `no answer within ${Math.round(effect.afterMs / 1000)} s of the proposal`)
         this.settle(effect.job, new JobExpiredError(`job ${effect.job} did not start within ${Math.round(effect.afterMs / 1000)} s of its proposal; no answer from ${waiting.join(', ')}`))
         break
       }
@@ -314,6 +372,8 @@ export class JobCoordinator {
       reason = `cannot read this region's store: ${excerpt((error as Error).message, 300)}`
     }
     if (this.stopped) return
+    // this region's own reason is kept even when another's decline ended the job before this check did
+    if (reason !== null) this.noteEnded(proposal.id, 'declined', this.regionName(this.options.node.peerId), reason)
     if (reason === null && data !== null) this.checkedData.set(proposal.id, data)
     this.input({ type: 'checked', job: proposal.id, verdict: reason === null ? { accept: true } : { accept: false, reason }, now: Date.now() })
     // given up or expired while the check ran: the machine dropped it, so are its data
@@ -339,7 +399,10 @@ export class JobCoordinator {
         await this.options.journal?.finish(proposal.id)
         return output
       })
-      .then((output) => { this.settle(proposal.id, null, output) }, (error: unknown) => { this.settle(proposal.id, error) })
+      .then((output) => { this.settle(proposal.id, null, output) }, (error: unknown) => {
+        if (!this.stopped) this.noteEnded(proposal.id, 'failed', this.regionName(this.options.node.peerId), error instanceof EpimeshError ? `${error.message} [${error.code}]` : (error as Error).message)
+        this.settle(proposal.id, error)
+      })
       .finally(() => {
         this.running.delete(proposal.id)
         this.input({ type: 'finished', job: proposal.id, now: Date.now() })

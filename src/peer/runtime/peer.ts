@@ -29,7 +29,8 @@ import { createPeerNode, type NetworkStats } from '../net/node.ts'
 import type { NeighbourStatus } from '../net/discovery.ts'
 import type { AnnouncementStats } from '../net/announce.ts'
 import { ed25519Signer, ed25519Verifier, SigningTransport, type SigningStats } from '../net/signing.ts'
-import { JobCoordinator, type AgreementStats } from './coordinator.ts'
+import { JobCoordinator, type AgreementStats, type EndedJob } from './coordinator.ts'
+import { readPeerStatus } from './job-records.ts'
 import type { JobInput, JobOutput, JobProgress } from './job-kinds.ts'
 import type { JobData, PreviousModel } from './checks.ts'
 import { federationGraph, loadFederation, parseFederation, readPreSharedKey, type Federation, type ModelSpec } from '../federation.ts'
@@ -263,6 +264,8 @@ export interface PeerStatus {
   announcements: AnnouncementStats
   /** the last job whose model this peer stored */
   lastModel?: string
+  /** the last jobs that ended without a result (declined with each region's reason, expired, failed), oldest first, kept across restarts */
+  ended: EndedJob[]
 }
 
 export interface PeerRuntimeInit {
@@ -344,12 +347,14 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
   })
   audit.start()
   let lastStatus = 0
+  // the jobs that ended without a result, as the last run of this peer recorded them
+  const endedBefore = (await readPeerStatus(options.dir)).ended
   const statusExtra: Record<string, unknown> = {}
   let statusWriting: Promise<void> = Promise.resolve()
   const status = (): PeerStatus => ({
     peerId, region: member?.region, pid: process.pid, updatedAt: new Date().toISOString(), addresses: node.addresses(),
     neighbours: node.neighbourStatus(), job: coordinator?.current ?? null, transport: transport.stats(), signatures: signing.stats(),
-    network: node.networkStats(), agreement: coordinator?.stats ?? null, checkpoints: audit.checkpointStats, announcements: node.announcements.stats(), ...statusExtra
+    network: node.networkStats(), agreement: coordinator?.stats ?? null, checkpoints: audit.checkpointStats, announcements: node.announcements.stats(), ended: coordinator?.ended ?? endedBefore, ...statusExtra
   })
   const writeStatus = async (extra: Record<string, unknown> = {}): Promise<void> => {
     Object.assign(statusExtra, extra)
@@ -414,7 +419,8 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
       }
     }
     const jobs = new JobCoordinator({
-      node, transport: signing, verifier, roundWindows: transport.rounds, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onOutput, signal, journal, audit,
+      node, transport: signing, verifier, roundWindows: transport.rounds, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onOutput, signal, journal, audit, ended: endedBefore,
+      onEnded: () => { void writeStatus().catch(() => {}) },
       log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
       onProgress: (progress) => {
         const now = Date.now()
@@ -446,6 +452,12 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
             seen.add(name)
             try {
               const proposal = await readProposalFile(options.dir, name, peerId)
+              // a proposal left from an earlier run of this peer that was declined, expired, failed or
+              // began here is not proposed again at every restart: `epimesh jobs` shows how it ended
+              if (jobs.ended.some((entry) => entry.job === proposal.id) || (await journal.list()).includes(proposal.id)) {
+                log.info({ event: 'job.proposal.done', job: proposal.id }, 'proposal already answered or run: not proposed again')
+                continue
+              }
               log.info({ event: 'job.propose', job: proposal.id }, 'proposing')
               jobs.propose(proposal).catch((error: unknown) => { log.warn({ event: 'job.failed', job: proposal.id, reason: (error as Error).message }, 'job failed') })
             } catch (error) {
