@@ -59,14 +59,17 @@ export function candidateLabel (spec: EndemicEpidemicSpec): string {
  * `family=negbin1|poisson`, `unit-intercepts` (or `unit-intercepts=true|false`) over `base` (what
  * a design leaves out). At most MAX_CANDIDATES designs, no design twice.
  */
-export function parseCandidates (text: string, base: EndemicEpidemicSpec): EndemicEpidemicSpec[] {
+export type CandidateSettings = Partial<Pick<EndemicEpidemicSpec, 'harmonics' | 'family' | 'unitIntercepts'>>
+
+/** The settings each design of `--candidates` text states (see parseCandidates), unchecked against a base. */
+export function parseCandidateSettings (text: string): CandidateSettings[] {
   if (text.length > 2000) throw new ForecastInputError('candidates', `${text.length} characters, at most 2000`)
   const designs = text.split(';').map((part) => part.trim())
   if (designs.length > MAX_CANDIDATES) throw new ForecastInputError('candidates', `${designs.length} designs, at most ${MAX_CANDIDATES}`)
-  const specs = designs.map((design, position) => {
+  return designs.map((design, position) => {
     const where = `design ${position + 1} ("${design}")`
     if (design === '') throw new ForecastInputError('candidates', `${where} is empty`)
-    const partial: Partial<EndemicEpidemicSpec> = {}
+    const partial: CandidateSettings = {}
     for (const item of design.split(',').map((part) => part.trim())) {
       const [key, value, ...rest] = item.split('=').map((part) => part.trim())
       if (rest.length > 0) throw new ForecastInputError('candidates', `${where}: "${item}" has more than one '='`)
@@ -83,10 +86,21 @@ export function parseCandidates (text: string, base: EndemicEpidemicSpec): Endem
         throw new ForecastInputError('candidates', `${where}: unknown setting "${key ?? ''}" (harmonics=N, family=negbin1|poisson, unit-intercepts)`)
       }
     }
+    return partial
+  })
+}
+
+/**
+ * Candidates from text: designs separated by ';', each a ','-separated list of `harmonics=N`,
+ * `family=negbin1|poisson`, `unit-intercepts` (or `unit-intercepts=true|false`) over `base` (what
+ * a design leaves out). At most MAX_CANDIDATES designs, no design twice.
+ */
+export function parseCandidates (text: string, base: EndemicEpidemicSpec): EndemicEpidemicSpec[] {
+  const specs = parseCandidateSettings(text).map((partial, position) => {
     try {
       return createEndemicEpidemicSpec({ ...base, ...partial })
     } catch (error) {
-      throw new ForecastInputError('candidates', `${where}: ${(error as Error).message}`, { cause: error })
+      throw new ForecastInputError('candidates', `design ${position + 1}: ${(error as Error).message}`, { cause: error })
     }
   })
   const labels = specs.map(candidateLabel)

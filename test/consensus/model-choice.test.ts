@@ -5,6 +5,17 @@ import { candidateLabel, chooseCandidate, parseCandidates, pooledModelChoice } f
 import { ForecastInputError } from '../../src/learning/forecast.ts'
 import type { ConsensusMessage } from '../../src/consensus/types.ts'
 import { loadMeaslesDE } from '../helpers/forecast-data.ts'
+import { createForecastJobState, forecastJobProtocol } from '../../src/consensus/jobs/forecast-job.ts'
+import { createFitJobParams } from '../../src/consensus/jobs/fit-job.ts'
+import { diameter } from '../../src/consensus/graph.ts'
+import { jointRiskGraph } from '../../src/consensus/protocols/joint-risk.ts'
+import { MemoryNetwork } from '../../src/consensus/sim/memory-network.ts'
+import { createRng, forkRng } from '../../src/consensus/rng.ts'
+import { runSynchronous } from '../../src/consensus/sim/simulation.ts'
+import { fitEndemicEpidemic } from '../../src/learning/endemic-epidemic.ts'
+import { createForecastModelSpec } from '../../src/learning/forecast.ts'
+import { createRiskParams } from '../../src/learning/risk.ts'
+import { parseForecastProposal } from '../../src/peer/runtime/forecast-proposal.ts'
 
 describe('model choice by the federation: candidates scored by masked sums of one-step log scores on a validation window', () => {
   it('measlesDE, 16 states: the federation\'s totals and choice are the pooled computation\'s, and a state\'s own score travels in no message', async () => {
@@ -61,5 +72,51 @@ describe('model choice by the federation: candidates scored by masked sums of on
     expect(() => parseCandidates('harmonics=9', base)).toThrow(/harmonics/)
     expect(() => parseCandidates('harmonics=1;harmonics=1', base)).toThrow(/repeats design 1/)
     expect(() => parseCandidates(Array.from({ length: 9 }, (_, index) => `harmonics=${index % 7}`).join(';'), base)).toThrow(/at most 8/)
+  })
+
+  it('the forecasting job with candidates: the same choice on the last weeks of the series, then the chosen design fitted on every week', async () => {
+    const { panel, graph } = await loadMeaslesDE()
+    const periods = panel.counts[0]?.length ?? 0
+    const candidates = parseCandidates('harmonics=0;harmonics=1,unit-intercepts', createEndemicEpidemicSpec())
+    const rng = createRng(13)
+    const states = panel.regions.map((_, self) => createForecastJobState({
+      job: 'forecast-mc', graph, self, diameter: diameter(graph), spec: createForecastModelSpec(), endemicEpidemic: createEndemicEpidemicSpec(), candidates, validation: 13,
+      counts: panel.counts[self] as Float64Array, population: panel.populations[self] as number, start: 0,
+      horizon: 1, risk: createRiskParams({ periodDays: 7 }), openRegions: [], params: createFitJobParams({ algorithm: 'newton', tolerance: 1e-10 }), rng: forkRng(rng, `peer-${self}`)
+    }))
+    const run = runSynchronous({ protocol: forecastJobProtocol, states, network: new MemoryNetwork({ graph: jointRiskGraph(graph), rng: forkRng(rng, 'network') }), maxRounds: 20_000 })
+    const results = run.results.map((result) => { if (result === null) throw new Error('a state did not finish'); return result })
+    const regions = panelRegions(panel, graph.neighbours)
+    const pooled = pooledModelChoice(candidates, regions, { from: periods - 13, to: periods })
+    const chosen = candidates[pooled.chosen]!
+    const fit = fitEndemicEpidemic(chosen, regions)
+    for (const result of results) {
+      const choice = result.choice
+      if (choice === null) throw new Error('expected the choice')
+      expect(choice.chosen).toBe(pooled.chosen)
+      expect(choice.validation).toEqual({ from: periods - 13, to: periods })
+      choice.scores.forEach((score, index) => { expect(Math.abs(score - pooled.scores[index]!.logScore)).toBeLessThan(1e-9) })
+      expect(result.fit.terms.length).toBe(fit.terms.length)
+      result.fit.coefficients.forEach((value, index) => { expect(Math.abs(value - fit.shared[index]!)).toBeLessThan(1e-6 * Math.max(1, Math.abs(fit.shared[index]!))) })
+    }
+  }, 60_000)
+
+  it('a forecasting proposal\'s candidates: endemic-epidemic designs over the proposal\'s own, a validation window that leaves periods to fit on', () => {
+    const proposal = { from: '2001-01-01', periods: 100, period: 'week' }
+    const plan = parseForecastProposal({ ...proposal, candidates: [{ harmonics: 0 }, { unitIntercepts: true, family: 'poisson' }], validation: 20 })
+    expect(plan.candidates?.map(candidateLabel)).toEqual(['harmonics=0,family=negbin1', 'harmonics=1,family=poisson,unit-intercepts'])
+    expect(plan.validation).toBe(20)
+    expect(parseForecastProposal(proposal).candidates).toBeNull()
+    for (const [value, message] of [
+      [{ ...proposal, kind: 'loglinear', candidates: [{ harmonics: 0 }] }, 'kind endemic-epidemic'],
+      [{ ...proposal, validation: 10 }, 'give candidates too'],
+      [{ ...proposal, candidates: [{ harmonics: 1 }, {}] }, 'repeats candidates.0'],
+      [{ ...proposal, candidates: [{ harmonics: 0 }], validation: 95 }, 'at least 8'],
+      [{ ...proposal, candidates: [{ harmonics: 0, lags: 2 }] }, 'candidates.0'],
+      [{ ...proposal, candidates: [] }, 'candidates'],
+      [{ ...proposal, candidates: Array.from({ length: 9 }, (_, index) => ({ harmonics: index % 7 })) }, 'candidates']
+    ] as const) {
+      expect(() => parseForecastProposal(value), message).toThrow(message)
+    }
   })
 })

@@ -21,7 +21,7 @@ export const SCORES_KIND = 'mc-scores'
 
 export interface ModelChoiceJobPeer extends Omit<EndemicEpidemicJobPeer, 'spec' | 'to' | 'phasePrefix'> {
   candidates: readonly EndemicEpidemicSpec[]
-  /** the validation window [from, to) in federation period indices; `counts` must cover it */
+  /** the validation window [from, to) in federation period indices, at least 3 periods after `start`; `counts` must cover it */
   validation: { from: number, to: number }
 }
 
@@ -43,7 +43,7 @@ export type ModelChoiceJobState = JobState<ModelChoiceJobResult> & { readonly mo
 
 export function checkModelChoicePeer (peer: ModelChoiceJobPeer): void {
   if (peer.candidates.length === 0 || peer.candidates.length > MAX_CANDIDATES) throw new ForecastInputError('candidates', `${peer.candidates.length} candidates, from 1 to ${MAX_CANDIDATES}`)
-  checkValidationWindow(peer.validation)
+  checkValidationWindow({ from: peer.validation.from - peer.start, to: peer.validation.to - peer.start })
   if (peer.start + peer.counts.length < peer.validation.to) throw new ForecastInputError('validation', `the counts end at period ${peer.start + peer.counts.length}, before the window's end ${peer.validation.to}`)
 }
 
