@@ -97,6 +97,42 @@ describe('epimesh simulate-forecast', () => {
     expect(unit.stdout).toMatch(/endemic-epidemic +-0\.61\d\d/)
   })
 
+  it('measlesDE --candidates: the federation scores each design on the validation window before the held-out tail and keeps the best; bad designs exit with 2', async () => {
+    const run = await epimesh(['simulate-forecast', ...measles, '--json', '--candidates', 'harmonics=0;harmonics=1;harmonics=1,unit-intercepts', '--validation', '26'])
+    expect(run.code, run.stderr).toBe(0)
+    const summary = JSON.parse(run.stdout)
+    const { choice } = summary
+    expect(choice.candidates).toEqual(['harmonics=0,family=negbin1', 'harmonics=1,family=negbin1', 'harmonics=1,family=negbin1,unit-intercepts'])
+    expect(choice.scores).toHaveLength(3)
+    expect(choice.forecasts).toBe(16 * 26)
+    expect(choice.validation).toEqual({ periods: 26, fromPeriod: '2006-W27', toPeriod: '2006-W52' })
+    // the chosen design has the highest summed log score, and is the model then fitted and scored
+    const best = Math.max(...choice.scores)
+    expect(choice.scores[choice.chosenIndex]).toBe(best)
+    expect(choice.chosen).toBe(choice.candidates[choice.chosenIndex])
+    expect(choice.meanScores[choice.chosenIndex]).toBeCloseTo(best / (16 * 26), 12)
+    expect(summary.model.harmonics).toBe(choice.chosenIndex === 0 ? 0 : 1)
+    expect(summary.model.unitIntercepts).toBe(choice.chosenIndex === 2)
+    expect(summary.skill.heldOut).toBe(52)
+    expect(summary.skill.model.logScore).toBeGreaterThan(summary.skill.lastValue.logScore)
+
+    const text = await epimesh(['simulate-forecast', ...measles, '--candidates', 'harmonics=0;harmonics=1', '--validation', '13'])
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toContain('model choice by the federation: one-step log scores on the 13 periods')
+    expect(text.stdout).toMatch(/harmonics=\d,family=negbin1 +-\d+\.\d{4} +-\d\.\d{4} {2}chosen/)
+
+    for (const [args, message] of [
+      [['--candidates', 'harmonics=1;lags=2'], 'design 2'],
+      [['--candidates', 'harmonics=1', '--validation', '150'], '[FORECAST_INPUT_INVALID]'],
+      [['--validation', '10'], '--candidates'],
+      [['--candidates', 'harmonics=1', '--model', 'loglinear'], '--model endemic-epidemic']
+    ] as const) {
+      const bad = await epimesh(['simulate-forecast', ...measles, ...args])
+      expect(bad.code, message).toBe(2)
+      expect(bad.stderr).toContain(message)
+    }
+  })
+
   it('bad input names the file, the line and the field, and exits with 2', async () => {
     const counts = join(folder, 'bad_counts.csv')
     const original = (await readFile(fixture('measlesDE_counts.csv'), 'utf8')).split(/\r?\n/)

@@ -54,6 +54,8 @@ export interface EndemicEpidemicJobPeer {
   maxIterations?: number
   rng: Rng
   verifier?: MessageVerifier | null
+  /** put before the phases' names, so that one job can fit several designs one after the other (default none) */
+  phasePrefix?: string
 }
 
 export interface EndemicEpidemicJobResult {
@@ -103,14 +105,15 @@ function contributionAt (peer: EndemicEpidemicJobPeer, region: EndemicEpidemicRe
 
 export function * endemicEpidemicScript (peer: EndemicEpidemicJobPeer, progress: EndemicEpidemicProgress, ctx: JobContext): JobScript<EndemicEpidemicJobResult> {
   const { spec, graph } = peer
+  const prefix = peer.phasePrefix ?? ''
   const own = Float64Array.from(peer.counts)
-  const heard = yield * run(phase(COUNTS_KIND, exchangeProtocol, createExchange({ graph, self: peer.self, job: peer.job, kind: COUNTS_KIND, value: own, accept: (values) => isCountSeries(values, own.length) })))
+  const heard = yield * run(phase(`${prefix}${COUNTS_KIND}`, exchangeProtocol, createExchange({ graph, self: peer.self, job: peer.job, kind: `${prefix}${COUNTS_KIND}`, value: own, accept: (values) => isCountSeries(values, own.length) })))
   const neighbourCounts = neighbourCountSum(heard.map((series) => series as Float64Array), own.length)
   const range = peer.to === undefined ? {} : { to: peer.to }
   const unscaled: EndemicEpidemicRegion = { counts: own, neighbourCounts, offset: 1, start: peer.start }
   const exposure = regionExposure(unscaled, range)
   // populations, counts and population-weighted periods: shares and the starting point, for everyone alike
-  const stats = sumTotal(yield * run(maskedSum(peer, STATS_KIND, Float64Array.of(peer.population, exposure.counts, peer.population * exposure.exposure, exposure.exposure))), graph, STATS_KIND)
+  const stats = sumTotal(yield * run(maskedSum(peer, `${prefix}${STATS_KIND}`, Float64Array.of(peer.population, exposure.counts, peer.population * exposure.exposure, exposure.exposure))), graph, `${prefix}${STATS_KIND}`)
   const totalPopulation = stats[0] as number
   const region: EndemicEpidemicRegion = { ...unscaled, offset: peer.population / totalPopulation }
   const iteration = createNewtonIteration(spec, startingShared(spec, stats[1] as number, (stats[2] as number) / totalPopulation), [startingLocal(spec, region, range)], {
@@ -121,7 +124,7 @@ export function * endemicEpidemicScript (peer: EndemicEpidemicJobPeer, progress:
   ctx.log('info', 'ee.design', { neighbours: heard.length, rows: exposure.exposure, regions: graph.names.length })
   for (let step = 0; ; step++) {
     const { contribution, local } = contributionAt(peer, region, iteration, range)
-    const total = yield * run(maskedSum(peer, `${NEWTON_KIND}.${step}`, contribution, { flags: false }))
+    const total = yield * run(maskedSum(peer, `${prefix}${NEWTON_KIND}.${step}`, contribution, { flags: false }))
     const outOfReach = (total[total.length - 1] as number) > 0.5
     const totals = total.slice(0, total.length - 1)
     if (outOfReach) totals[0] = Number.POSITIVE_INFINITY

@@ -14,6 +14,7 @@ import type { Rng } from '../types.ts'
 import { fitJobRules, fitJobScript, judgeAdmmEvidence, modelDigest, newFitProgress, type FitJobParams, type FitJobResult, type FitProgress } from './fit-job.ts'
 import { endemicEpidemicScript, type EndemicEpidemicJobResult, type EndemicEpidemicProgress } from './endemic-epidemic-job.ts'
 import { createJob, jobProtocol, phase, run, type JobContext, type JobScript, type JobState } from './job.ts'
+import { modelChoiceScript } from './model-choice-job.ts'
 
 /**
  * A regional forecasting job on one peer, from its own case-count series to the federation's joint
@@ -47,6 +48,14 @@ export interface ForecastJobPeer {
   spec: ForecastModelSpec
   /** the endemic-epidemic model to fit instead of `spec` (null or absent: the log-linear Poisson model) */
   endemicEpidemic?: EndemicEpidemicSpec | null
+  /**
+   * endemic-epidemic designs for the federation to choose from first (model-choice-job.ts): each is
+   * scored on the last `validation` periods, fitted on the ones before, and the best one is then fitted
+   * on every period in place of `endemicEpidemic` (null or absent: no choice)
+   */
+  candidates?: readonly EndemicEpidemicSpec[] | null
+  /** periods of the validation window at the end of the series (default 26) */
+  validation?: number
   /** this region's counts over the job's periods */
   counts: ArrayLike<number>
   population: number
@@ -73,6 +82,18 @@ export interface ForecastJobResult {
   joint: JointRiskResult
   /** periods of this region's series used by the fit */
   rows: number
+  /** the federation's choice among the proposal's candidate designs (every region the same), or null */
+  choice: ModelChoice | null
+}
+
+/** What the forecasting job reports of the model choice: the candidates, their validation log scores (totals over the regions), the chosen one. */
+export interface ModelChoice {
+  candidates: string[]
+  scores: number[]
+  counts: number[]
+  chosen: number
+  /** the window [from, to) in federation period indices */
+  validation: { from: number, to: number }
 }
 
 
@@ -114,7 +135,30 @@ function asFitResult (result: EndemicEpidemicJobResult, peers: number, ctx: JobC
   }
 }
 
-function * endemicEpidemicForecastScript (peer: ForecastJobPeer, spec: EndemicEpidemicSpec, progress: ForecastProgress, ctx: JobContext): JobScript<ForecastJobResult> {
+function * endemicEpidemicForecastScript (peer: ForecastJobPeer, proposed: EndemicEpidemicSpec, progress: ForecastProgress, ctx: JobContext): JobScript<ForecastJobResult> {
+  let spec = proposed
+  let choice: ModelChoice | null = null
+  const candidates = peer.candidates ?? null
+  if (candidates !== null && candidates.length > 0) {
+    const end = peer.start + peer.counts.length
+    const validation = { from: end - (peer.validation ?? 26), to: end }
+    const chosen = yield * modelChoiceScript({
+      job: peer.job,
+      graph: peer.graph,
+      self: peer.self,
+      diameter: peer.diameter,
+      candidates,
+      validation,
+      counts: peer.counts,
+      population: peer.population,
+      start: peer.start,
+      maxIterations: 2 * peer.params.maxNewtonIterations,
+      rng: peer.rng,
+      verifier: peer.verifier ?? null
+    }, { progress: progress.endemicEpidemic, candidate: 0 }, ctx)
+    spec = candidates[chosen.chosen] as EndemicEpidemicSpec
+    choice = { candidates: chosen.candidates, scores: chosen.scores, counts: chosen.counts, chosen: chosen.chosen, validation }
+  }
   const fitted = yield * endemicEpidemicScript({
     job: peer.job,
     graph: peer.graph,
@@ -135,7 +179,7 @@ function * endemicEpidemicForecastScript (peer: ForecastJobPeer, spec: EndemicEp
   progress.risk = risk
   const joint = yield * run(phase(JOINT_RISK_KIND, jointRiskProtocol, createJointRisk({ graph: peer.graph, self: peer.self, h: risk.h, job: peer.job, rng: peer.rng, openRegions: peer.openRegions, kind: JOINT_RISK_KIND, fused: forecast.map((period) => period.mean) })))
   ctx.log('info', 'job.joint-risk', { job: peer.job, regions: joint.regions, sum: joint.sum, mean: joint.mean })
-  return { fit, endemicEpidemic: fitted, forecast, risk, joint, rows: Math.max(0, fitted.region.counts.length - 1) }
+  return { fit, endemicEpidemic: fitted, forecast, risk, joint, rows: Math.max(0, fitted.region.counts.length - 1), choice }
 }
 
 function * forecastScript (peer: ForecastJobPeer, progress: ForecastProgress, ctx: JobContext): JobScript<ForecastJobResult> {
@@ -165,7 +209,7 @@ function * forecastScript (peer: ForecastJobPeer, progress: ForecastProgress, ct
   progress.risk = risk
   const joint = yield * run(phase(JOINT_RISK_KIND, jointRiskProtocol, createJointRisk({ graph: peer.graph, self: peer.self, h: risk.h, job: peer.job, rng: peer.rng, openRegions: peer.openRegions, kind: JOINT_RISK_KIND, fused: forecast.map((period) => period.mean) })))
   ctx.log('info', 'job.joint-risk', { job: peer.job, regions: joint.regions, sum: joint.sum, mean: joint.mean })
-  return { fit, endemicEpidemic: null, forecast, risk, joint, rows: design.block.rows }
+  return { fit, endemicEpidemic: null, forecast, risk, joint, rows: design.block.rows, choice: null }
 }
 
 /** What every region must agree on: the shared model and the joint risk (each region's own forecast and h stay its own). */
@@ -174,6 +218,10 @@ function forecastDigest (result: ForecastJobResult): Uint8Array {
   writer.blob(modelDigest(result.fit))
   writer.floats([result.joint.sum, result.joint.mean, result.joint.regions, ...result.joint.open.map((entry) => entry.h), ...result.joint.fused])
   for (const entry of result.joint.open) writer.string(entry.region)
+  if (result.choice !== null) {
+    for (const label of result.choice.candidates) writer.string(label)
+    writer.floats([...result.choice.scores, ...result.choice.counts, result.choice.chosen, result.choice.validation.from, result.choice.validation.to])
+  }
   return sha256(writer.bytes())
 }
 

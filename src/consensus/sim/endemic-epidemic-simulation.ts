@@ -12,6 +12,8 @@ import type { ConsensusMessage } from '../types.ts'
 import { MemoryNetwork, type MemoryNetworkOptions } from './memory-network.ts'
 import { createRng, forkRng } from '../rng.ts'
 import { runSynchronous } from './simulation.ts'
+import { simulateModelChoice } from './model-choice-simulation.ts'
+import type { ModelChoiceJobResult } from '../jobs/model-choice-job.ts'
 
 /**
  * The federated endemic-epidemic fit in one process: one job machine per region on the federation
@@ -133,6 +135,28 @@ export interface EndemicEpidemicForecastInput {
   openRegions?: readonly string[]
   /** prediction interval probability */
   level?: number
+  /**
+   * candidate designs to choose from by the federation (model-choice-job.ts) before fitting: scored on
+   * the `validation` periods just before the held-out tail, the best one replaces `spec`
+   */
+  candidates?: readonly EndemicEpidemicSpec[]
+  /** periods of the validation window (default 26) */
+  validation?: number
+}
+
+/** The federation's model choice, as every region holds it. */
+export interface ModelChoiceOutcome {
+  candidates: string[]
+  specs: EndemicEpidemicSpec[]
+  /** each candidate's total log score over the window (sum over regions and periods of log P(y)) */
+  scores: number[]
+  /** periods scored per candidate, over all regions */
+  counts: number[]
+  chosen: number
+  /** the window [from, to) in period indices */
+  validation: { from: number, to: number }
+  rounds: number
+  messages: number
 }
 
 /**
@@ -141,8 +165,8 @@ export interface EndemicEpidemicForecastInput {
  * joint risk) and on the periods before the held-out tail (the one-step-ahead skill, from each
  * region's negative binomial predictive distribution).
  */
-export function simulateEndemicEpidemicForecast (input: EndemicEpidemicForecastInput, clock: { now(): number } | null = null): ForecastSimulationOutput {
-  const { panel, graph, spec } = input
+export function simulateEndemicEpidemicForecast (input: EndemicEpidemicForecastInput, clock: { now(): number } | null = null): ForecastSimulationOutput & { choice: ModelChoiceOutcome | null } {
+  const { panel, graph } = input
   if (graph.names.length !== panel.regions.length || graph.names.some((name, index) => name !== panel.regions[index])) {
     throw new ForecastInputError('graph', 'the graph must list the panel\'s regions in the same order')
   }
@@ -150,6 +174,18 @@ export function simulateEndemicEpidemicForecast (input: EndemicEpidemicForecastI
   const holdout = input.holdout
   if (!(Number.isInteger(holdout) && holdout >= 0)) throw new ForecastInputError('holdout', `must be a non-negative integer, got ${holdout}`)
   if (periods - holdout < 3) throw new ForecastInputError('holdout', `${periods} periods leave ${periods - holdout} to fit on after holding out ${holdout}; the model needs at least 3`)
+  let spec = input.spec
+  let choice: ModelChoiceOutcome | null = null
+  if (input.candidates !== undefined && input.candidates.length > 0) {
+    const validation = input.validation ?? 26
+    if (!(Number.isInteger(validation) && validation >= 1)) throw new ForecastInputError('validation', `must be a positive integer, got ${validation}`)
+    const window = { from: periods - holdout - validation, to: periods - holdout }
+    if (window.from < 3) throw new ForecastInputError('validation', `${periods} periods leave ${window.from} to fit the candidates on before a validation window of ${validation} and a held-out tail of ${holdout}; at least 3 are needed`)
+    const chosen = simulateModelChoice({ candidates: input.candidates, counts: panel.counts, populations: panel.populations, graph, validation: window, seed: input.seed })
+    const first = chosen.results[0] as ModelChoiceJobResult
+    spec = input.candidates[first.chosen] as EndemicEpidemicSpec
+    choice = { candidates: first.candidates, specs: [...input.candidates], scores: first.scores, counts: first.counts, chosen: first.chosen, validation: window, rounds: chosen.rounds, messages: chosen.messages }
+  }
   const full = federatedEndemicEpidemicFit({ spec, panel, graph, to: periods, seed: input.seed, clock })
   let skill: SkillTable | null = null
   if (holdout > 0) {
@@ -162,5 +198,5 @@ export function simulateEndemicEpidemicForecast (input: EndemicEpidemicForecastI
   const horizon = Math.max(input.horizon ?? 0, riskHorizon(input.risk))
   const first = full.results[0] as EndemicEpidemicJobResult
   const forecasts = forecastEndemicEpidemicPanel(spec, first.shared, full.results.map((result) => result.local?.estimate ?? null), full.results.map((result) => result.region), graph.neighbours, { horizon, ...(input.level === undefined ? {} : { level: input.level }) })
-  return { fit: full.fit, skill, horizon, ...riskOutcome(panel, graph, forecasts, input) }
+  return { fit: full.fit, skill, horizon, ...riskOutcome(panel, graph, forecasts, input), choice }
 }

@@ -5,6 +5,8 @@ import type { Command } from 'commander'
 import { DEFAULT_TREE_SETTINGS, loadFederation, modelSchema, type ModelSpec } from '../federation.ts'
 import { DatasetError } from '../data/dataset.ts'
 import { parseForecastProposal, type ForecastProposal } from '../runtime/forecast-proposal.ts'
+import { parseCandidateSettings, type CandidateSettings } from '../../learning/model-choice.ts'
+import { ForecastInputError } from '../../learning/forecast.ts'
 import { statsProposalSchema, type StatsProposal } from '../runtime/stats-proposal.ts'
 import type { CaseSchema } from '../../store/schema.ts'
 import { withStore } from './store-commands.ts'
@@ -114,7 +116,9 @@ export function registerPropose (program: Command): void {
     .option('--unit-intercepts', 'forecasting, endemic-epidemic: each region its own endemic intercept, which only that region learns', false)
     .option('--wait', 'wait until the job has finished (exit 0), or exit non-zero naming each region\'s reason when it is declined, expires or fails', false)
     .option('--timeout <seconds>', `with --wait: give up waiting after this many seconds (default ${WAIT_LIMITS.defaultSeconds}; the job goes on)`, Number)
-    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, stats: boolean, features?: string, outcome?: string, minimum?: number, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string, refit?: string | boolean, unitIntercepts: boolean, wait: boolean, timeout?: number }) => {
+    .option('--candidates <designs>', 'forecasting, endemic-epidemic: designs for the federation to choose from by validation log score, \';\'-separated, each of harmonics=N, family=negbin1|poisson, unit-intercepts (e.g. "harmonics=1;harmonics=2;harmonics=1,unit-intercepts")')
+    .option('--validation <n>', 'forecasting, with --candidates: periods at the end of the series on which the designs are scored (default 26)', Number)
+    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, stats: boolean, features?: string, outcome?: string, minimum?: number, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string, refit?: string | boolean, unitIntercepts: boolean, wait: boolean, timeout?: number, candidates?: string, validation?: number }) => {
       if (options.timeout !== undefined && !options.wait) throw new DatasetError('--timeout applies to --wait')
       if (options.timeout !== undefined && !(Number.isFinite(options.timeout) && options.timeout > 0 && options.timeout <= WAIT_LIMITS.maxSeconds)) throw new DatasetError(`--timeout must be a number of seconds above 0 and at most ${WAIT_LIMITS.maxSeconds}`)
       const federation = await loadFederation(options.federation)
@@ -126,6 +130,14 @@ export function registerPropose (program: Command): void {
       if (!options.forecast && options.model !== undefined && options.model !== 'glm' && options.model !== 'gbdt') throw new DatasetError(`--model must be glm or gbdt, got ${options.model}`)
       if (options.forecast && options.model !== undefined && options.model !== 'endemic-epidemic' && options.model !== 'loglinear') throw new DatasetError(`--model with --forecast must be endemic-epidemic or loglinear, got ${options.model}`)
       if (!options.forecast && options.unitIntercepts) throw new DatasetError('--unit-intercepts applies to a forecasting job (--forecast)')
+      if (!options.forecast && (options.candidates !== undefined || options.validation !== undefined)) throw new DatasetError('--candidates and --validation apply to a forecasting job (--forecast)')
+      let candidates: CandidateSettings[] | undefined
+      try {
+        candidates = options.candidates === undefined ? undefined : parseCandidateSettings(options.candidates)
+      } catch (error) {
+        if (error instanceof ForecastInputError) throw new DatasetError(`--candidates: ${error.message}`)
+        throw error
+      }
       const kind = (options.forecast ? federation.model.kind ?? 'glm' : options.model ?? federation.model.kind ?? 'glm') as 'glm' | 'gbdt'
       const treeFlags = { trees: options.trees, depth: options.depth, learningRate: options.learningRate, gamma: options.gamma, minChildWeight: options.minChildWeight, bins: options.stats ? undefined : options.bins }
       const given = Object.entries(treeFlags).filter(([, value]) => value !== undefined)
@@ -154,6 +166,8 @@ export function registerPropose (program: Command): void {
           period: options.period,
           ...(options.model === undefined ? {} : { kind: options.model }),
           ...(options.unitIntercepts ? { unitIntercepts: true } : {}),
+          ...(candidates === undefined ? {} : { candidates }),
+          ...(options.validation === undefined ? {} : { validation: options.validation }),
           ...(options.horizon === undefined ? {} : { horizon: options.horizon }),
           ...(options.halfRisk === undefined ? {} : { halfRisk: options.halfRisk }),
           openRegions: options.openRegions === undefined ? [] : options.openRegions.split(',').map((region) => region.trim()).filter((region) => region !== ''),

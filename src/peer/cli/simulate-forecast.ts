@@ -4,6 +4,8 @@ import type { Algorithm } from '../../consensus/jobs/fit-job.ts'
 import { simulateEndemicEpidemicForecast } from '../../consensus/sim/endemic-epidemic-simulation.ts'
 import { simulateForecast, type FederatedFit, type ForecastSimulationOutput } from '../../consensus/sim/forecast-simulation.ts'
 import { createEndemicEpidemicSpec, type CountFamily } from '../../learning/endemic-epidemic.ts'
+import { parseCandidates } from '../../learning/model-choice.ts'
+import { ForecastInputError } from '../../learning/forecast.ts'
 import { createForecastModelSpec, type OwnScale } from '../../learning/forecast.ts'
 import { createRiskParams, type RiskMapping } from '../../learning/risk.ts'
 import type { Skill } from '../../learning/forecast-skill.ts'
@@ -25,6 +27,8 @@ export interface SimulateForecastOptions {
   periodDays: number
   season: number
   harmonics: number
+  candidates?: string
+  validation?: number
   ownLags: number
   neighbourLags: number
   ownScale: OwnScale
@@ -95,11 +99,37 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
   let output: ForecastSimulationOutput
   let model: Record<string, unknown>
   let algorithm: string
+  let choice: Record<string, unknown> | null = null
+  if (options.model !== 'endemic-epidemic' && (options.candidates !== undefined || options.validation !== undefined)) throw new DatasetError('--candidates and --validation choose among endemic-epidemic designs: they need --model endemic-epidemic')
+  if (options.validation !== undefined && options.candidates === undefined) throw new DatasetError('--validation sets the window of --candidates: give --candidates too')
   if (options.model === 'endemic-epidemic') {
-    const spec = createEndemicEpidemicSpec({ family: options.family, harmonics: options.harmonics, period: options.season, unitIntercepts: options.unitIntercepts === true })
-    output = simulateEndemicEpidemicForecast({ ...common, spec }, clock)
+    const base = createEndemicEpidemicSpec({ family: options.family, harmonics: options.harmonics, period: options.season, unitIntercepts: options.unitIntercepts === true })
+    let candidates
+    try {
+      candidates = options.candidates === undefined ? undefined : parseCandidates(options.candidates, base)
+    } catch (error) {
+      if (error instanceof ForecastInputError) throw new DatasetError(`--candidates: ${error.message}`)
+      throw error
+    }
+    const chosen = simulateEndemicEpidemicForecast({ ...common, spec: base, ...(candidates === undefined ? {} : { candidates }), ...(options.validation === undefined ? {} : { validation: options.validation }) }, clock)
+    output = chosen
+    const spec = chosen.choice === null ? base : chosen.choice.specs[chosen.choice.chosen] ?? base
     model = { name: 'endemic-epidemic', ...spec }
     algorithm = 'newton'
+    if (chosen.choice !== null) {
+      const outcome = chosen.choice
+      choice = {
+        candidates: outcome.candidates,
+        scores: outcome.scores,
+        meanScores: outcome.scores.map((score, index) => score / (outcome.counts[index] as number)),
+        forecasts: outcome.counts[0],
+        chosen: outcome.candidates[outcome.chosen],
+        chosenIndex: outcome.chosen,
+        validation: { periods: outcome.validation.to - outcome.validation.from, fromPeriod: periods[outcome.validation.from], toPeriod: periods[outcome.validation.to - 1] },
+        rounds: outcome.rounds,
+        messages: outcome.messages
+      }
+    }
   } else {
     const spec = createForecastModelSpec({ ownLags: options.ownLags, neighbourLags: options.neighbourLags, ownScale: options.ownScale, seasonPeriod: options.season, harmonics: options.harmonics })
     output = simulateForecast({ ...common, spec, algorithm: options.algorithm, tolerance: options.tolerance, maxRounds: options.maxRounds }, clock)
@@ -114,6 +144,7 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
     lastPeriod: periods[periods.length - 1],
     populationShares: shares,
     model: { ...model, terms: fit.terms },
+    choice,
     algorithm,
     ...fitSummary(fit),
     skill: skill === null
@@ -180,6 +211,15 @@ function printText (summary: Record<string, any>): void {
   const out = (line = ''): void => { process.stdout.write(`${line}\n`) }
   out(`${summary.regionsCount} regions, ${summary.periods} periods (${summary.firstPeriod} to ${summary.lastPeriod}), seed ${summary.seed}`)
   out(`model: ${summary.model.name}`)
+  const choice = summary.choice
+  if (choice !== null) {
+    out()
+    out(`model choice by the federation: one-step log scores on the ${choice.validation.periods} periods from ${choice.validation.fromPeriod} to ${choice.validation.toPeriod} (${choice.forecasts} forecasts), each design fitted on the periods before, summed by one masked sum (${choice.rounds} rounds):`)
+    out(`${'candidate'.padEnd(44)} ${'sum log score'.padStart(14)} ${'mean'.padStart(9)}`)
+    ;(choice.candidates as string[]).forEach((label, index) => {
+      out(`${label.padEnd(44)} ${Number(choice.scores[index]).toFixed(4).padStart(14)} ${Number(choice.meanScores[index]).toFixed(4).padStart(9)}${index === choice.chosenIndex ? '  chosen' : ''}`)
+    })
+  }
   out(`federated ${summary.algorithm} fit on all periods: ${summary.rows} rows, ${summary.rounds} rounds, ${summary.converged ? 'converged' : 'NOT converged'}, ${Number(summary.seconds).toFixed(2)} s`)
   out()
   out(`${'term'.padEnd(24)} ${'federated'.padStart(16)} ${'pooled'.padStart(16)}`)
@@ -228,6 +268,8 @@ export function registerSimulateForecast (program: Command): void {
     .option('--period-days <d>', 'days per period of the counts file', positiveNumber('period-days'), 7)
     .option('--season <periods>', 'season length in periods', positiveNumber('season'), 52)
     .option('--harmonics <k>', 'sine-cosine pairs of the season', nonNegativeInteger('harmonics'), 1)
+    .option('--candidates <designs>', 'endemic-epidemic: designs for the federation to choose from, \';\'-separated, each \',\'-separated settings over the flags\' design: harmonics=N, family=negbin1|poisson, unit-intercepts (e.g. "harmonics=1;harmonics=2;harmonics=1,unit-intercepts")')
+    .option('--validation <n>', 'with --candidates: periods just before the held-out tail on which the designs are scored (default 26)', positiveInteger('validation'))
     .option('--own-lags <k>', 'loglinear: lags of the region\'s own series', nonNegativeInteger('own-lags'), 2)
     .option('--neighbour-lags <k>', 'loglinear: lags of the neighbours\' mean incidence', nonNegativeInteger('neighbour-lags'), 1)
     .addOption(new Option('--own-scale <scale>', 'loglinear: own lags as log(1 + count) or log(1 + incidence per 100,000)').choices(['count', 'incidence']).default('count'))

@@ -5,6 +5,10 @@ import { createRiskParams, riskHorizon, type RiskParams } from '../../learning/r
 import { EpimeshError } from '../../errors.ts'
 import { excerpt, isRegionName, REGION_NAME_RULE } from '../../consensus/ids.ts'
 import { JOB_BOUNDS } from '../job-bounds.ts'
+import { candidateLabel, MAX_CANDIDATES } from '../../learning/model-choice.ts'
+
+/** Periods of the model choice's validation window when a proposal with candidates gives none. */
+export const DEFAULT_VALIDATION = 26
 
 /**
  * A regional forecasting job as members propose it: which periods of the regions' case-count series
@@ -35,6 +39,16 @@ export const forecastProposalSchema = z.object({
     seasonPeriod: z.number().min(2).max(1000).nullable().optional(),
     harmonics: z.number().int().min(0).max(6).optional()
   }).strict().default({}),
+  /**
+   * endemic-epidemic: designs for the federation to choose from by their one-step log score on the last
+   * `validation` periods (each setting left out is the proposal's own)
+   */
+  candidates: z.array(z.object({
+    harmonics: z.number().int().min(0).max(6).optional(),
+    family: z.enum(['negbin1', 'poisson']).optional(),
+    unitIntercepts: z.boolean().optional()
+  }).strict()).min(1).max(MAX_CANDIDATES).optional(),
+  validation: z.number().int().min(1).max(20_000).optional(),
   horizon: z.number().int().min(1).max(365).optional(),
   halfRisk: z.number().positive().max(1e6).optional(),
   openRegions: z.array(z.string().refine(isRegionName, REGION_NAME_RULE)).max(10_000).default([]),
@@ -50,6 +64,10 @@ export interface ForecastPlan {
   spec: ForecastModelSpec
   /** the endemic-epidemic model when the proposal's kind is endemic-epidemic, else null */
   endemicEpidemic: EndemicEpidemicSpec | null
+  /** the endemic-epidemic designs to choose from (then `endemicEpidemic` is only their base), or null */
+  candidates: EndemicEpidemicSpec[] | null
+  /** periods of the validation window at the end of the series */
+  validation: number
   risk: RiskParams
   horizon: number
   /** the federation's period index of the first period: periods since Monday 1970-01-05 */
@@ -88,6 +106,24 @@ export function parseForecastProposal (value: unknown): ForecastPlan {
   } catch (error) {
     throw new ForecastProposalError(`forecast job: ${(error as Error).message}`)
   }
+  let candidates: EndemicEpidemicSpec[] | null = null
+  const validation = proposal.validation ?? DEFAULT_VALIDATION
+  if (proposal.candidates !== undefined) {
+    if (endemicEpidemic === null) throw new ForecastProposalError('forecast job: candidates are endemic-epidemic designs: they need kind endemic-epidemic (field candidates)')
+    const base = endemicEpidemic
+    candidates = proposal.candidates.map((candidate, index) => {
+      try {
+        return createEndemicEpidemicSpec({ ...base, ...candidate })
+      } catch (error) {
+        throw new ForecastProposalError(`forecast job: candidates.${index}: ${(error as Error).message}`)
+      }
+    })
+    const labels = candidates.map(candidateLabel)
+    labels.forEach((label, index) => { if (labels.indexOf(label) !== index) throw new ForecastProposalError(`forecast job: candidates.${index} repeats candidates.${labels.indexOf(label)} (${label})`) })
+    if (proposal.periods - validation < 8) throw new ForecastProposalError(`forecast job: a validation window of ${validation} periods leaves ${proposal.periods - validation} of ${proposal.periods} to fit the candidates on, at least 8 are needed (field validation)`)
+  } else if (proposal.validation !== undefined) {
+    throw new ForecastProposalError('forecast job: validation is the window of the candidates: give candidates too (field validation)')
+  }
   const first = dayNumber(proposal.from)
   if (proposal.period === 'week' && ((first - EPOCH / DAY_MS) % 7 + 7) % 7 !== 0) throw new ForecastProposalError(`forecast job: weekly periods start on a Monday, ${proposal.from} is not one (field from)`)
   const horizon = proposal.horizon ?? riskHorizon(risk)
@@ -96,6 +132,8 @@ export function parseForecastProposal (value: unknown): ForecastPlan {
     proposal,
     spec,
     endemicEpidemic,
+    candidates,
+    validation,
     risk,
     horizon,
     start: Math.floor((first - EPOCH / DAY_MS) / periodDays),

@@ -177,6 +177,8 @@ const forecast: JobKind = {
       diameter: diameter(context.graph),
       spec: plan.spec,
       endemicEpidemic: plan.endemicEpidemic,
+      candidates: plan.candidates,
+      validation: plan.validation,
       counts: series.counts,
       population: series.population,
       start: plan.start,
@@ -197,7 +199,7 @@ const forecast: JobKind = {
       finish: (result, finished) => ({
         output: { kind: 'forecast', fit: result.fit, forecast: result, proposal, input: { rows: series.counts.length, digest: createHash('sha256').update(JSON.stringify({ counts: Array.from(series.counts), population: series.population })).digest('hex') } },
         final: finalRecord(result.fit, params.tolerance),
-        fields: { kind: 'forecast', rounds: forecastJobProtocol.round(finished as typeof state), jointRiskMean: result.joint.mean }
+        fields: { kind: 'forecast', rounds: forecastJobProtocol.round(finished as typeof state), jointRiskMean: result.joint.mean, ...(result.choice === null ? {} : { chosen: result.choice.candidates[result.choice.chosen], candidateScores: result.choice.scores }) }
       })
     })
   }
