@@ -381,7 +381,12 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     await stopped
   }
   try {
-    await node.waitForNeighbours({ timeoutMs: options.neighbourTimeoutMs ?? 30_000, signal })
+    const neighbours = await node.waitForNeighbours({ timeoutMs: options.neighbourTimeoutMs ?? 30_000, signal })
+    // graph neighbours that could not be reached are named, with what to check: the peer keeps trying
+    if (neighbours.missing.length > 0 && !signal.aborted) {
+      const unreachable = neighbours.missing.map((id) => ({ region: federation.members.find((entry) => entry.peerId === id)?.region ?? id, peerId: id }))
+      log.warn({ event: 'neighbours.unreachable', unreachable }, `graph neighbours not reachable yet: ${unreachable.map((entry) => `${entry.region} (${entry.peerId})`).join(', ')}; they may not be running, or their peer id or address in the federation file may be wrong (epimesh federation check); this peer keeps trying`)
+    }
     const ready = await transport.start({ signal })
     log.info({ ready: ready.ready.length, missing: ready.missing.length }, 'neighbour exchange ready')
     const journal = fileJournal(options.dir)
