@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
 import type { Command } from 'commander'
 import pino from 'pino'
 import { DatasetError } from '../data/dataset.ts'
@@ -11,6 +12,7 @@ import type { JobProposal } from '../runtime/proposal.ts'
 import { checkJobId } from '../paths.ts'
 import { excerpt } from '../../consensus/ids.ts'
 import { withDataFolderLock } from '../lock.ts'
+import { parseMetricsAddress } from '../runtime/metrics.ts'
 import { nextRefitAt, parseRefitSchedule, refitJobId, type RefitSchedule } from '../runtime/schedule.ts'
 
 /**
@@ -33,6 +35,8 @@ interface StartOptions {
   cases?: string
   /** re-fit the federation's regression on a schedule (daily@HH:MM or every@N[s|m|h]) */
   refitAt?: string
+  /** serve Prometheus metrics on [HOST:]PORT */
+  metrics?: string
 }
 
 /** A proposal file named on the command line (start --proposal): the federation's model with the file's changes, checked like any proposal. */
@@ -59,6 +63,7 @@ async function runPeer (options: StartOptions): Promise<number> {
   const { peerId } = identity
   if (options.jobId !== undefined) checkJobId(options.jobId, '--job-id')
   const schedule = options.refitAt === undefined ? null : parseRefitSchedule(options.refitAt)
+  const metrics = options.metrics === undefined ? undefined : parseMetricsAddress(options.metrics)
   const controller = new AbortController()
   const stop = (): void => { controller.abort() }
   process.once('SIGINT', stop)
@@ -66,7 +71,8 @@ async function runPeer (options: StartOptions): Promise<number> {
 
   let peer: PeerRuntime | null = null
   try {
-    peer = await startPeerRuntime({ dir: options.dir, federation, identity, listen: options.listen, publishRisk: options.publishRisk, ...(options.cases === undefined ? {} : { cases: options.cases }), logger }, { signal: controller.signal })
+    peer = await startPeerRuntime({ dir: options.dir, federation, identity, listen: options.listen, publishRisk: options.publishRisk, ...(options.cases === undefined ? {} : { cases: options.cases }), ...(metrics === undefined ? {} : { metrics }), logger }, { signal: controller.signal })
+    if (peer.metrics !== null) process.stdout.write(`metrics: ${peer.metrics.url} (Authorization: Bearer ${peer.metrics.token}; also in ${join(options.dir, 'metrics.token')})\n`)
     const { coordinator, journal } = peer
     const jobId = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
     // A job begun here before a stop (a crash, a kill) and not finished is resumed from its journal.
@@ -138,6 +144,7 @@ export function registerStart (program: Command): void {
     .option('--publish-risk', 'agree to publish this region\'s risk score openly when a forecasting job lists it', false)
     .option('--job-id <id>', 'the job to propose, or to wait for')
     .option('--exit-after-job', 'stop after one job', false)
+    .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (HOST 127.0.0.1 unless given), behind a bearer token printed at start and written to DIR/metrics.token')
     .option('--refit-at <schedule>', 're-fit the federation\'s regression on a schedule, warm-started from the latest model: daily@HH:MM (local time) or every@N[s|m|h]; give it to one member only')
     .action(async (options: StartOptions) => {
       process.exitCode = await runStart(options)

@@ -1,6 +1,6 @@
 // libp2p needs Promise.withResolvers, which Node 20 lacks: installed before anything below loads libp2p
 import '../polyfill.ts'
-import { open, readdir, rename, writeFile } from 'node:fs/promises'
+import { open, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import pino, { type Logger } from 'pino'
@@ -29,6 +29,7 @@ import { createPeerNode, type NetworkStats } from '../net/node.ts'
 import type { NeighbourStatus } from '../net/discovery.ts'
 import type { AnnouncementStats } from '../net/announce.ts'
 import { ed25519Signer, ed25519Verifier, SigningTransport, type SigningStats } from '../net/signing.ts'
+import { folderBytes, MetricsRecorder, parseMetricsAddress, renderMetrics, startMetricsServer, type MetricsServer } from './metrics.ts'
 import { JobCoordinator, type AgreementStats, type EndedJob } from './coordinator.ts'
 import { readPeerStatus } from './job-records.ts'
 import type { JobInput, JobOutput, JobProgress } from './job-kinds.ts'
@@ -284,6 +285,8 @@ export interface PeerRuntimeInit {
   neighbourTimeoutMs?: number
   /** called with the outcome of every job this peer ran to the end, whoever proposed it */
   onJob?: (outcome: JobOutcome) => void
+  /** serve GET /metrics (Prometheus text) on this address, behind a bearer token written to DIR/metrics.token */
+  metrics?: { host: string, port: number }
 }
 
 /** A job's outcome on this peer: the shared model, for a forecasting job this region's forecast, for a statistics job its published result (and no model). */
@@ -308,6 +311,10 @@ export interface PeerRuntime {
   readonly log: Logger
   addresses (): string[]
   status (): PeerStatus
+  /** the metrics endpoint's URL and bearer token, when one was asked for */
+  readonly metrics: { url: string, token: string } | null
+  /** the Prometheus text of this peer's metrics (what GET /metrics answers) */
+  metricsText (): Promise<string>
   /** proposes a job and resolves with this peer's outcome when the federation has run it; aborting `signal` stops the wait (ABORTED) */
   run (proposal: JobProposal, options?: { signal?: AbortSignal }): Promise<JobOutcome>
   /** from now on, propose every job an operator drops into DIR/proposals/ (epimesh propose), once each */
@@ -367,8 +374,12 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
   let statusRefresh: NodeJS.Timeout | undefined
   let poll: NodeJS.Timeout | undefined
   let stopped: Promise<void> | null = null
+  const recorder = new MetricsRecorder()
+  const metricsText = async (): Promise<string> => renderMetrics(status(), recorder, await folderBytes(join(options.dir, 'store')))
+  let metricsServer: MetricsServer | null = null
   const stop = async (): Promise<void> => {
     stopped ??= (async () => {
+      await metricsServer?.close()
       clearInterval(poll)
       clearInterval(statusRefresh)
       coordinator?.stop()
@@ -381,6 +392,14 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     await stopped
   }
   try {
+    if (options.metrics !== undefined) {
+      metricsServer = await startMetricsServer(options.metrics, metricsText)
+      // the token beside the store, readable by this user only
+      const tokenFile = join(options.dir, 'metrics.token')
+      await rm(tokenFile, { force: true })
+      await writeFile(tokenFile, `${metricsServer.token}\n`, { mode: 0o600 })
+      log.info({ event: 'metrics.listening', url: metricsServer.url }, 'metrics endpoint listening')
+    }
     const neighbours = await node.waitForNeighbours({ timeoutMs: options.neighbourTimeoutMs ?? 30_000, signal })
     // graph neighbours that could not be reached are named, with what to check: the peer keeps trying
     if (neighbours.missing.length > 0 && !signal.aborted) {
@@ -392,6 +411,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     const journal = fileJournal(options.dir)
     const onOutput = async (job: string, output: JobOutput): Promise<void> => {
       const outcome = storedOutcome(job, output, member?.region ?? peerId, federation.members)
+      recorder.jobFinished()
       // in the store, with everything else of this region (opened briefly: the operator's commands
       // can read the store while the peer runs)
       if (outcome.stats !== null) {
@@ -425,9 +445,13 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     }
     const jobs = new JobCoordinator({
       node, transport: signing, verifier, roundWindows: transport.rounds, federation, loadData: async () => await loadData(options.dir, options.cases), publishRisk: options.publishRisk, onOutput, signal, journal, audit, ended: endedBefore,
-      onEnded: () => { void writeStatus().catch(() => {}) },
+      onEnded: () => {
+        for (const entry of coordinator?.ended ?? []) if (entry.state === 'failed') recorder.jobFailed(entry.job)
+        void writeStatus().catch(() => {})
+      },
       log: (level, event, fields) => { log[level]({ event, ...fields }, event) },
       onProgress: (progress) => {
+        recorder.progress(progress)
         const now = Date.now()
         if (now - lastStatus > 500) {
           lastStatus = now
@@ -472,7 +496,8 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
         })()
       }, 1000)
     }
-    return { peerId, region: member?.region, federation, coordinator: jobs, journal, log, addresses: () => node.addresses(), status, run, watchProposals, stop }
+    const metrics = metricsServer === null ? null : { url: metricsServer.url, token: metricsServer.token }
+    return { peerId, region: member?.region, federation, coordinator: jobs, journal, log, addresses: () => node.addresses(), status, metrics, metricsText, run, watchProposals, stop }
   } catch (error) {
     await stop()
     throw error
@@ -499,6 +524,8 @@ export interface PeerOptions {
   neighbourTimeoutMs?: number
   /** called with the outcome of every job this peer ran to the end, whoever proposed it */
   onJob?: (outcome: JobOutcome) => void
+  /** serve GET /metrics (Prometheus text) on this address (`PORT` or `HOST:PORT`, 127.0.0.1 when no host is given), behind a bearer token also written to DIR/metrics.token */
+  metrics?: string
 }
 
 /** A job to propose: the federation file's model with changes, or a regional forecasting job. */
@@ -529,6 +556,8 @@ export interface Peer {
   propose (job?: JobRequest, options?: { signal?: AbortSignal }): Promise<JobOutcome>
   /** neighbours, the job running (phase, round, residuals), messages, refusals, scores */
   status (): PeerStatus
+  /** the metrics endpoint's URL and bearer token, when `metrics` was given */
+  readonly metrics: { url: string, token: string } | null
   /**
    * Leaves the federation and releases the data folder. Aborting the signal stops the wait (ABORTED);
    * the peer still finishes stopping.
@@ -576,6 +605,7 @@ export async function createPeer (options: PeerOptions, { signal }: { signal?: A
   signal?.addEventListener('abort', cancelStart, { once: true })
   let runtime: PeerRuntime
   try {
+    const metrics = options.metrics === undefined ? undefined : parseMetricsAddress(options.metrics)
     const federation = await federationOf(options.federation, signal)
     const identity = await loadIdentity(options.dir)
     runtime = await startPeerRuntime({
@@ -587,7 +617,8 @@ export async function createPeer (options: PeerOptions, { signal }: { signal?: A
       ...(options.cases === undefined ? {} : { cases: options.cases }),
       logger: options.logger ?? pino({ level: 'silent' }),
       ...(options.neighbourTimeoutMs === undefined ? {} : { neighbourTimeoutMs: options.neighbourTimeoutMs }),
-      ...(options.onJob === undefined ? {} : { onJob: options.onJob })
+      ...(options.onJob === undefined ? {} : { onJob: options.onJob }),
+      ...(metrics === undefined ? {} : { metrics })
     }, { signal: lifetime.signal })
   } catch (error) {
     await lock.release()
@@ -602,6 +633,7 @@ export async function createPeer (options: PeerOptions, { signal }: { signal?: A
     region: runtime.region,
     addresses: () => runtime.addresses(),
     status: () => runtime.status(),
+    metrics: runtime.metrics,
     propose: async (job = {}, { signal: jobSignal } = {}) => {
       throwIfAborted(jobSignal, 'the proposal was aborted')
       if (stopping !== null) throw new AbortedError('the peer has stopped')
