@@ -57,13 +57,13 @@ export async function runStart (options: StartOptions): Promise<number> {
 }
 
 async function runPeer (options: StartOptions): Promise<number> {
+  const metrics = options.metrics === undefined ? undefined : parseMetricsAddress(options.metrics)
   const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2))
   const federation = await loadFederation(options.federation)
   const identity = await loadIdentity(options.dir)
   const { peerId } = identity
   if (options.jobId !== undefined) checkJobId(options.jobId, '--job-id')
   const schedule = options.refitAt === undefined ? null : parseRefitSchedule(options.refitAt)
-  const metrics = options.metrics === undefined ? undefined : parseMetricsAddress(options.metrics)
   const controller = new AbortController()
   const stop = (): void => { controller.abort() }
   process.once('SIGINT', stop)
