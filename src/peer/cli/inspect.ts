@@ -6,7 +6,7 @@ import { EpimeshError } from '../../errors.ts'
 import { featureImportance, gbdtModelFromJson } from '../../learning/gbdt.ts'
 import type { StoredForecast } from '../../store/store.ts'
 import { withStore } from './store-commands.ts'
-import { modelDetailLines } from './models.ts'
+import { formatPValues, modelDetailLines, modelFooterLines } from './models.ts'
 
 /**
  * `epimesh status`, `epimesh model` and `epimesh forecast`: what a peer is doing (from the status file
@@ -126,8 +126,9 @@ export function registerInspect (program: Command): void {
         out(`job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; log-likelihood ${stat(model.logLikelihood, (value) => value.toFixed(4))}`)
       }
       if (model.forest === undefined) out(`${'term'.padEnd(22)} ${'estimate'.padStart(12)} ${'std. error'.padStart(12)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
-      for (const row of model.coefficients) {
-        out(`${row.term.padEnd(22)} ${row.estimate.toPrecision(7).padStart(12)} ${stat(row.standardError, (value) => value.toPrecision(6)).padStart(12)} ${stat(row.z, (value) => value.toFixed(2)).padStart(8)} ${stat(row.pValue, (value) => value.toExponential(2)).padStart(10)}`)
+      const pValues = formatPValues(model.coefficients.map((row) => row.pValue))
+      for (const [index, row] of model.coefficients.entries()) {
+        out(`${row.term.padEnd(22)} ${row.estimate.toPrecision(7).padStart(12)} ${stat(row.standardError, (value) => value.toPrecision(6)).padStart(12)} ${stat(row.z, (value) => value.toFixed(2)).padStart(8)} ${(pValues[index] as string).padStart(10)}`)
       }
       if (model.metrics !== null) {
         const { auc, brier, hosmerLemeshow } = model.metrics
@@ -135,6 +136,7 @@ export function registerInspect (program: Command): void {
       }
       if (model.dropped.length > 0) out(`peers dropped during the job: ${model.dropped.join(', ')}`)
       for (const line of modelDetailLines(model)) out(line)
+      if (model.forest === undefined) for (const line of modelFooterLines(model)) out(line)
     })
 
   program.command('stats')
