@@ -7,6 +7,7 @@ import { featureImportance, gbdtModelFromJson } from '../../learning/gbdt.ts'
 import type { StoredForecast } from '../../store/store.ts'
 import { withStore } from './store-commands.ts'
 import { formatPValues, modelDetailLines, modelFooterLines } from './models.ts'
+import { dirOption } from './dir-option.ts'
 
 /**
  * `epimesh status`, `epimesh model` and `epimesh forecast`: what a peer is doing (from the status file
@@ -66,7 +67,7 @@ function networkLines (network: Record<string, any> | undefined): string[] {
 export function registerInspect (program: Command): void {
   program.command('status')
     .description('the peer\'s neighbours and links, its current job, phase, round and residuals, the messages and connections it refused, and its neighbours\' scores')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--json', 'one JSON object on stdout', false)
     .action(async (options: { dir: string, json: boolean }) => {
       const status = await readJson<Record<string, any>>(join(options.dir, 'status.json'), 'status (has the peer been started?)')
@@ -94,7 +95,7 @@ export function registerInspect (program: Command): void {
 
   program.command('model')
     .description('the latest shared model this peer holds (or one job\'s, or the list of them): coefficients, standard errors, z, p')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--job <id>', 'a given job instead of the latest')
     .option('--list', 'every model it holds, oldest first', false)
     .option('--json', 'one JSON object on stdout (with --list, an array)', false)
@@ -141,7 +142,7 @@ export function registerInspect (program: Command): void {
 
   program.command('stats')
     .description('the latest descriptive statistics of the federation this peer holds (or one job\'s, or the list of them): counts, means, SDs, quantiles, correlations, WOE, IV, cross-tables')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--job <id>', 'a given statistics job instead of the latest')
     .option('--list', 'every statistics job\'s result it holds, oldest first', false)
     .option('--json', 'one JSON object on stdout (with --list, an array)', false)
@@ -169,7 +170,7 @@ export function registerInspect (program: Command): void {
 
   program.command('forecast')
     .description('this region\'s latest forecast (mean and 90% interval per period), its risk score h, the federation\'s joint risk and total forecast')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--job <id>', 'a given forecasting job instead of the latest')
     .option('--list', 'every forecast it holds, oldest first', false)
     .option('--json', 'one JSON object on stdout (with --list, an array)', false)

@@ -9,6 +9,7 @@ import { OptionInvalidError, type RowProblem } from '../../store/errors.ts'
 import type { ModelSpecification, StoredModel } from '../../store/store.ts'
 import { checkJobId } from '../paths.ts'
 import { withStore } from './store-commands.ts'
+import { dirOption } from './dir-option.ts'
 
 /**
  * `epimesh predict`: scores new case records with a shared model the region holds, and the model
@@ -303,7 +304,7 @@ async function modelOf (dir: string, job: string | undefined): Promise<StoredMod
 export function registerModels (program: Command): void {
   program.command('predict')
     .description('score new case records with a shared model: linear predictor, probability (or rate), standard errors and 95% intervals')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .requiredOption('--cases <file.csv>', 'the records to score, with the columns of the store\'s schema (the outcome may be absent); nothing is stored')
     .option('--job <id>', 'the model of a given job (default: the latest regression model); boosted trees score by their job')
     .option('--json', 'one JSON object on stdout: {job, family, predictions: [...]} in input order', false)
@@ -361,7 +362,7 @@ export function registerModels (program: Command): void {
 
   const models = program.command('models')
     .description('the model registry: every shared model this peer holds, versioned, with its lineage; `models diff A B` compares two')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--json', 'one JSON array (or, for diff, object) on stdout', false)
     .action(async (options: { dir: string, json: boolean }) => {
       const listed = versioned(await withStore(options.dir, async (store) => await store.listModels()))
