@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline/promises'
 import type { Command } from 'commander'
 import { EpimeshError } from '../../errors.ts'
@@ -123,7 +123,8 @@ export function registerStoreCommands (program: Command): void {
     .description('create a peer\'s data folder: its store and its persistent identity')
     .addOption(dirOption('the data folder to create'))
     .requiredOption('--region <name>', 'the region this peer serves')
-    .action(async (options: { dir: string, region: string }) => {
+    .option('--json', 'one JSON object on stdout: {peerId, region, dir}', false)
+    .action(async (options: { dir: string, region: string, json: boolean }) => {
       if (options.region.trim() === '') throw new OptionInvalidError('--region must name the region')
       // the store first (folder 0700, its key outside the folder), then the identity: an init whose
       // store could not be made (a problem with its key, say) leaves no identity and can be run again
@@ -135,7 +136,7 @@ export function registerStoreCommands (program: Command): void {
         await store.salt()
         return peerId
       }, false)
-      out(`initialised ${options.dir} for ${options.region}: peer id ${peerId}`)
+      out(options.json ? JSON.stringify({ peerId, region: options.region, dir: resolve(options.dir) }) : `initialised ${options.dir} for ${options.region}: peer id ${peerId}`)
     })
 
   program.command('import')
@@ -201,16 +202,18 @@ export function registerStoreCommands (program: Command): void {
     .description('show the store\'s schema, or replace it deliberately (every stored record must pass the new one)')
     .addOption(dirOption('the peer\'s data folder'))
     .option('--set <schema.json>', 'the new schema')
-    .action(async (options: { dir: string, set?: string }) => {
+    .option('--json', 'one JSON object on stdout: {schema} (null before the first import), or with --set {replaced, records}', false)
+    .action(async (options: { dir: string, set?: string, json: boolean }) => {
       const replacement = options.set === undefined ? undefined : await readSchemaFile(options.set)
       await withStore(options.dir, async (store) => {
         if (replacement === undefined) {
           const schema = await store.schema()
-          out(schema === null ? 'no schema yet: the first import sets it' : JSON.stringify(schema, null, 2))
+          if (options.json) out(JSON.stringify({ schema }))
+          else out(schema === null ? 'no schema yet: the first import sets it' : JSON.stringify(schema, null, 2))
           return
         }
         const records = await store.replaceSchema(replacement, options.set as string)
-        out(`schema replaced; all ${records} stored records pass it`)
+        out(options.json ? JSON.stringify({ replaced: true, records }) : `schema replaced; all ${records} stored records pass it`)
       })
     })
 
