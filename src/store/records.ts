@@ -148,6 +148,8 @@ export const modelLineageSchema = z.strictObject({
   regions: z.array(storedName).max(10_000),
   /** this region's own records in the fit */
   ownRows: z.number().int().nonnegative(),
+  /** this region's records the job left out, incomplete: a missing value in the outcome or a feature (earlier versions kept no count) */
+  ownDropped: z.number().int().nonnegative().optional(),
   /** SHA-256 of this region's design (terms, rows and outcomes) as the job read it */
   dataDigest: z.string().regex(/^[0-9a-f]{64}$/),
   /** the last entry of this region's round log of the job: its count and hash (null until the log closes) */

@@ -103,6 +103,9 @@ describe('an operator runs a peer', () => {
     expect(parsedStatus.neighbours.connected).toHaveLength(2)
     const text = cli(['model', '--dir', members[2]?.dir as string])
     expect(text.stdout).toContain('spontaneous')
+    // the live job kept this region's count of incomplete records: the footer says it
+    expect(text.stdout).toMatch(/^records used: \d+, pooled over 3 regions; this region's: \d+ used, \d+ dropped \(incomplete: a missing value in the outcome or a feature\)/m)
+    expect(text.stdout).toMatch(/^log-likelihood: -\d+\.\d{3} \(df = \d+\); AIC: \d+\.\d{2}$/m)
     expect(cli(['model', '--dir', base]).status).toBe(2)
     const unknown = cli(['model', '--dir', members[0]?.dir as string, '--job', 'never-ran', '--json'])
     expect(unknown.status).toBe(2)

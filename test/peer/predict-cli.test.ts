@@ -14,6 +14,7 @@ import type { JobProposal } from '../../src/peer/runtime/proposal.ts'
 import { importCases } from '../../src/store/import.ts'
 import { Store, type StoredModel } from '../../src/store/store.ts'
 import { fixture } from '../helpers/data.ts'
+import { readFileSync } from 'node:fs'
 import { storedModel } from '../helpers/results.ts'
 
 /** The command line's entry point in this process: exit code, stdout, and the code of its error. */
@@ -78,7 +79,7 @@ function fitted (job: string, rows: ReadonlyArray<Record<string, unknown>>, lamb
   const graph = graphFromEdges(['a', 'b', 'c'], [['a', 'b'], ['b', 'c'], ['c', 'a']])
   const simulation = simulateFit({ family: 'binomial', terms, interceptColumn: terms.indexOf(INTERCEPT), blocks, graph, params: createFitJobParams({ algorithm: 'newton', lambda, tolerance: 1e-12 }), seed: 3 })
   const proposal: JobProposal = { type: 'job.propose', id: job, proposer: 'a', model: { family: 'binomial', outcome: 'case', features, lambda, algorithm: 'newton', tolerance: 1e-12, maxRounds: 400, roundDeadlineMs: 1000, dropAfterRounds: 0 } }
-  const stored = toStoredModel(job, simulation.results[0] as never, { proposal, input: { rows: blocks[0]?.rows ?? 0, digest: 'ab'.repeat(32) }, members: [{ region: 'Anhui', peerId: 'a' }, { region: 'Jiangsu', peerId: 'b' }, { region: 'Zhejiang', peerId: 'c' }] })
+  const stored = toStoredModel(job, simulation.results[0] as never, { proposal, input: { rows: blocks[0]?.rows ?? 0, dropped: 3, digest: 'ab'.repeat(32) }, members: [{ region: 'Anhui', peerId: 'a' }, { region: 'Jiangsu', peerId: 'b' }, { region: 'Zhejiang', peerId: 'c' }] })
   return { ...stored, createdAt }
 }
 
@@ -227,6 +228,41 @@ describe('the model registry', () => {
     expect(numbers).toHaveLength(6)
     numbers.forEach((value, index) => { expect(Math.abs(value / (expected[index] as number) - 1)).toBeLessThan(1e-5) })
     expect(result.stdout).toContain('proposed by Anhui (a); newton;')
+  })
+
+  it('prints p-values and the footer as R\'s summary() does: the same strings, deviance and AIC as R\'s glm on the same records', async () => {
+    // R's glm of the same model on the same 199 records (scripts/reference/pvalues-reference.R)
+    const r = (JSON.parse(readFileSync(fixture('pvalues-reference.json'), 'utf8')) as { infert: { rows: number, deviance: number, dfResidual: number, logLik: number, aic: number, p: string[] } }).infert
+    const result = await run(['model', '--dir', dir, '--job', 'day-2'])
+    expect(result.status).toBe(0)
+    const lines = result.stdout.split('\n')
+    const header = lines.findIndex((line) => /^term .* p$/.test(line))
+    const pColumn = lines.slice(header + 1, header + 1 + second.coefficients.length).map((line) => line.trim().split(/\s+/).at(-1))
+    expect(pColumn).toEqual(r.p)
+    expect(second.rows).toBe(r.rows)
+    expect(result.stdout).toContain(`records used: ${r.rows}, pooled over 3 regions; this region's: ${second.lineage?.ownRows} used, 3 dropped (incomplete: a missing value in the outcome or a feature)`)
+    expect(result.stdout).toContain(`residual deviance: ${r.deviance.toFixed(2)} on ${r.dfResidual} degrees of freedom`)
+    expect(result.stdout).toContain(`log-likelihood: ${r.logLik.toFixed(3)} (df = 7); AIC: ${r.aic.toFixed(2)}`)
+    expect(result.stdout).toContain('lambda: 0 (no penalty, as glm fits it)')
+    expect(result.stdout).toMatch(new RegExp(`^algorithm: newton; converged in ${second.rounds} rounds$`, 'm'))
+  })
+
+  it('prints a p-value below the machine epsilon as R does: "<2e-16", or "< 2e-16" in a wide column', async () => {
+    const tinyDir = join(base, 'tiny')
+    const coefficients = second.coefficients.map((row, index) => index === 1 ? { ...row, pValue: 1e-20 } : index === 2 ? { ...row, pValue: 0.000123 } : row)
+    const store = await Store.open(tinyDir)
+    try {
+      await store.configure({ region: 'Anhui' })
+      await store.putModel({ ...second, job: 'tiny-1', coefficients })
+    } finally {
+      await store.close()
+    }
+    const result = await run(['model', '--dir', tinyDir])
+    expect(result.status).toBe(0)
+    const term = coefficients[1]?.term as string
+    const line = result.stdout.split('\n').find((entry) => entry.startsWith(`${term} `)) ?? ''
+    expect(line.endsWith('   < 2e-16')).toBe(true)
+    expect(result.stdout).toMatch(/ 0\.000123\n/)
   })
 
   it('shows how the coefficients moved between two models', async () => {

@@ -9,6 +9,7 @@ import { AUDIT_FILE_FORMAT, auditFileText } from '../audit/log.ts'
 import { AuditInputError, formatReport, readAuditFile, verifyAuditFiles } from '../audit/verify.ts'
 import { loadIdentity } from '../identity.ts'
 import { plain } from '../audit/summary.ts'
+import { dirOption } from './dir-option.ts'
 
 /**
  * `epimesh audit export | verify | show`: the auditor's commands. Export writes one peer's log of one
@@ -259,7 +260,7 @@ export function registerAudit (program: Command): void {
 
   audit.command('export')
     .description('write a peer\'s log of a job, with its public key and the checkpoints it holds, as a self-contained file (JSON lines); --all: every job of every --dir into a folder')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder (with --all, repeat it for several peers)', (value: string, previous: string[] | undefined) => [...(previous ?? []), value])
+    .addOption(dirOption('the peer\'s data folder (with --all, repeat it for several peers)', (value: string, previous: string[] | undefined) => [...(previous ?? []), value]))
     .option('--job <id>', 'the job (default: the only one)')
     .option('--all', 'every job the peer(s) hold a log of; --out is then a folder', false)
     .requiredOption('--out <file>', 'the file to write (with --all: the folder)')

@@ -9,6 +9,7 @@ import { FederationInvalidError, FederationReadError, type FederationIssue } fro
 import { loadFederation, modelSchema, parseFederation, type FeatureSpec, type Federation, type Topology } from '../federation.ts'
 import { loadIdentity } from '../identity.ts'
 import { withStore } from './store-commands.ts'
+import { dirOption } from './dir-option.ts'
 
 /**
  * `epimesh id`, `epimesh federation check` and `epimesh federation init`: setting up a federation
@@ -275,7 +276,7 @@ async function validParts (file: string): Promise<Pick<Federation, 'members' | '
 export function registerFederationSetup (program: Command): void {
   program.command('id')
     .description('a data folder\'s peer id, region and last known listen addresses: what its entry in the federation file needs')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--json', 'one JSON object on stdout', false)
     .action(async (options: { dir: string, json: boolean }) => {
       const folder = await readFolder(options.dir)

@@ -6,7 +6,8 @@ import { EpimeshError } from '../../errors.ts'
 import { featureImportance, gbdtModelFromJson } from '../../learning/gbdt.ts'
 import type { StoredForecast } from '../../store/store.ts'
 import { withStore } from './store-commands.ts'
-import { modelDetailLines } from './models.ts'
+import { formatPValues, modelDetailLines, modelFooterLines } from './models.ts'
+import { dirOption } from './dir-option.ts'
 
 /**
  * `epimesh status`, `epimesh model` and `epimesh forecast`: what a peer is doing (from the status file
@@ -66,7 +67,7 @@ function networkLines (network: Record<string, any> | undefined): string[] {
 export function registerInspect (program: Command): void {
   program.command('status')
     .description('the peer\'s neighbours and links, its current job, phase, round and residuals, the messages and connections it refused, and its neighbours\' scores')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--json', 'one JSON object on stdout', false)
     .action(async (options: { dir: string, json: boolean }) => {
       const status = await readJson<Record<string, any>>(join(options.dir, 'status.json'), 'status (has the peer been started?)')
@@ -94,7 +95,7 @@ export function registerInspect (program: Command): void {
 
   program.command('model')
     .description('the latest shared model this peer holds (or one job\'s, or the list of them): coefficients, standard errors, z, p')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--job <id>', 'a given job instead of the latest')
     .option('--list', 'every model it holds, oldest first', false)
     .option('--json', 'one JSON object on stdout (with --list, an array)', false)
@@ -126,8 +127,9 @@ export function registerInspect (program: Command): void {
         out(`job ${model.job}: ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions; log-likelihood ${stat(model.logLikelihood, (value) => value.toFixed(4))}`)
       }
       if (model.forest === undefined) out(`${'term'.padEnd(22)} ${'estimate'.padStart(12)} ${'std. error'.padStart(12)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
-      for (const row of model.coefficients) {
-        out(`${row.term.padEnd(22)} ${row.estimate.toPrecision(7).padStart(12)} ${stat(row.standardError, (value) => value.toPrecision(6)).padStart(12)} ${stat(row.z, (value) => value.toFixed(2)).padStart(8)} ${stat(row.pValue, (value) => value.toExponential(2)).padStart(10)}`)
+      const pValues = formatPValues(model.coefficients.map((row) => row.pValue))
+      for (const [index, row] of model.coefficients.entries()) {
+        out(`${row.term.padEnd(22)} ${row.estimate.toPrecision(7).padStart(12)} ${stat(row.standardError, (value) => value.toPrecision(6)).padStart(12)} ${stat(row.z, (value) => value.toFixed(2)).padStart(8)} ${(pValues[index] as string).padStart(10)}`)
       }
       if (model.metrics !== null) {
         const { auc, brier, hosmerLemeshow } = model.metrics
@@ -135,11 +137,12 @@ export function registerInspect (program: Command): void {
       }
       if (model.dropped.length > 0) out(`peers dropped during the job: ${model.dropped.join(', ')}`)
       for (const line of modelDetailLines(model)) out(line)
+      if (model.forest === undefined) for (const line of modelFooterLines(model)) out(line)
     })
 
   program.command('stats')
     .description('the latest descriptive statistics of the federation this peer holds (or one job\'s, or the list of them): counts, means, SDs, quantiles, correlations, WOE, IV, cross-tables')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--job <id>', 'a given statistics job instead of the latest')
     .option('--list', 'every statistics job\'s result it holds, oldest first', false)
     .option('--json', 'one JSON object on stdout (with --list, an array)', false)
@@ -167,7 +170,7 @@ export function registerInspect (program: Command): void {
 
   program.command('forecast')
     .description('this region\'s latest forecast (mean and 90% interval per period), its risk score h, the federation\'s joint risk and total forecast')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--job <id>', 'a given forecasting job instead of the latest')
     .option('--list', 'every forecast it holds, oldest first', false)
     .option('--json', 'one JSON object on stdout (with --list, an array)', false)

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { listJobs, type JobRecord } from '../runtime/job-records.ts'
 import { requireDataFolder } from './store-commands.ts'
+import { dirOption } from './dir-option.ts'
 
 /** One job as a line, and its regions' reasons on the lines below it. */
 export function jobLines (record: JobRecord): string[] {
@@ -19,7 +20,7 @@ export function jobLines (record: JobRecord): string[] {
 export function registerJobs (program: Command): void {
   program.command('jobs')
     .description('every job this region\'s peer knows: kind, state (finished, running, declined, expired, failed, interrupted, proposed), rounds, and each region\'s reason for a job that did not run')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--json', 'one JSON object on stdout: { jobs: [...] }', false)
     .action(async (options: { dir: string, json: boolean }) => {
       await requireDataFolder(options.dir)

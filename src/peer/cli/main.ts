@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import { EpimeshError } from '../../errors.ts'
 import { cut, storageFailure } from '../../store/errors.ts'
 import { restrictUmask } from '../../store/files.ts'
+import { requireDirs } from './dir-option.ts'
 
 type Register = (program: Command) => void
 
@@ -153,7 +154,9 @@ export function createProgram (): Command {
     .option('--store-key <file>', 'the data folder\'s store key (outside the folder; default: EPIMESH_STORE_KEY_FILE, else the key init made)')
     .exitOverride()
     .showHelpAfterError()
-  program.hook('preAction', () => {
+  program.hook('preAction', (_program, command) => {
+    // a data folder from --dir or EPIMESH_DIR, for every command that takes one
+    requireDirs(command)
     const keyFile = program.opts<{ storeKey?: string }>().storeKey
     if (keyFile !== undefined) process.env.EPIMESH_STORE_KEY_FILE = resolve(keyFile)
   })

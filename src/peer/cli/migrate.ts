@@ -1,13 +1,14 @@
 import type { Command } from 'commander'
 import { migrateStore } from '../../store/migrate.ts'
 import { UNENCRYPTED_LAYOUT_VERSION } from '../../store/store.ts'
+import { dirOption } from './dir-option.ts'
 
 /** `epimesh store migrate`: encrypts a store of the earlier, unencrypted layout in place (src/store/migrate.ts). */
 export function registerMigrate (program: Command): void {
   const store = program.command('store').description('the local store\'s maintenance')
   store.command('migrate')
     .description(`encrypt a store of the earlier, unencrypted layout (v${UNENCRYPTED_LAYOUT_VERSION}) in place; its key is made as init makes one`)
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .action(async (options: { dir: string }) => {
       const { records, storeId } = await migrateStore(options.dir)
       process.stdout.write(`encrypted ${records} records of ${options.dir} (store id ${storeId ?? '?'}); keep a backup of its key, which is not in the folder\n`)

@@ -9,6 +9,7 @@ import { OptionInvalidError, type RowProblem } from '../../store/errors.ts'
 import type { ModelSpecification, StoredModel } from '../../store/store.ts'
 import { checkJobId } from '../paths.ts'
 import { withStore } from './store-commands.ts'
+import { dirOption } from './dir-option.ts'
 
 /**
  * `epimesh predict`: scores new case records with a shared model the region holds, and the model
@@ -186,6 +187,93 @@ function lineageLines (model: StoredModel): string[] {
   ]
 }
 
+/** The exponent of a number after rounding it to `digits` significant digits, and how many of those digits it needs (trailing zeros dropped). */
+function significance (value: number, digits: number): { power: number, needed: number } {
+  if (value === 0) return { power: 0, needed: 1 }
+  const [mantissa, exponent] = Math.abs(value).toExponential(digits - 1).split('e') as [string, string]
+  return { power: Number(exponent), needed: mantissa.replace('.', '').replace(/0+$/, '').length || 1 }
+}
+
+/**
+ * Numbers formatted together as R's format(x, digits) formats a vector: every one with at most `digits`
+ * significant digits (as many as the one that needs most), all in fixed notation or all in scientific
+ * (R's "1.2e-05"), whichever is narrower (fixed on a tie).
+ */
+export function formatLikeR (values: readonly number[], digits: number): string[] {
+  if (values.length === 0) return []
+  const parts = values.map((value) => significance(value, digits))
+  const negative = values.some((value) => value < 0) ? 1 : 0
+  const decimals = Math.max(0, ...parts.map((part) => part.needed - part.power - 1))
+  const left = Math.max(1, ...parts.map((part) => part.power + 1))
+  const fixedWidth = negative + left + (decimals > 0 ? decimals + 1 : 0)
+  const mantissaDigits = Math.max(...parts.map((part) => part.needed))
+  const wideExponent = parts.some((part) => Math.abs(part.power) >= 100)
+  const sciWidth = negative + (mantissaDigits > 1 ? mantissaDigits + 1 : 1) + (wideExponent ? 5 : 4)
+  if (fixedWidth <= sciWidth) return values.map((value) => value.toFixed(decimals))
+  return values.map((value) => {
+    const [mantissa, exponent] = value.toExponential(mantissaDigits - 1).split('e') as [string, string]
+    const power = exponent.replace(/^[+-]/, '')
+    return `${mantissa}e${exponent.startsWith('-') ? '-' : '+'}${power.padStart(2, '0')}`
+  })
+}
+
+/**
+ * A column of p-values as R's summary() prints them: printCoefmat's format.pval with 3 digits and eps
+ * .Machine$double.eps. Below eps "<2e-16" (with a space, "< 2e-16", when another p-value of the column
+ * is wider than 6 characters); the others at 3 significant digits, those from 1e-4 up formatted
+ * together, those below together (fixed or scientific, as format() chooses).
+ */
+export function formatPValues (values: ReadonlyArray<number | null>): string[] {
+  const digits = 3
+  const shown: string[] = values.map(() => 'NA')
+  const present = values.flatMap((value, index) => value === null || Number.isNaN(value) ? [] : [{ value, index }])
+  const tiny = present.filter((entry) => entry.value < Number.EPSILON)
+  const rest = present.filter((entry) => entry.value >= Number.EPSILON)
+  // R 4's format.pval: exponents down to -4 (with more than one digit) are formatted with the large ones
+  const large = rest.filter((entry) => Math.floor(Math.log10(entry.value)) >= -4)
+  const small = rest.filter((entry) => !large.includes(entry))
+  for (const group of [large, small]) {
+    const texts = formatLikeR(group.map((entry) => entry.value), digits)
+    group.forEach((entry, index) => { shown[entry.index] = texts[index] as string })
+  }
+  if (tiny.length > 0) {
+    const widest = Math.max(0, ...rest.map((entry) => (shown[entry.index] as string).length))
+    const sep = widest > 6 ? ' ' : ''
+    for (const entry of tiny) shown[entry.index] = `<${sep}2e-16`
+  }
+  return shown
+}
+
+const DROPPED_REASON = 'incomplete: a missing value in the outcome or a feature'
+
+/**
+ * The footer R's summary() ends with, for a regression: the records used (and this region's dropped,
+ * with the reason, when the model kept the count), the deviance (binomial) and log-likelihood with the
+ * AIC (-2 logLik + 2 p, p the number of coefficients), the penalty, the algorithm and its rounds.
+ */
+export function modelFooterLines (model: StoredModel): string[] {
+  const p = model.coefficients.length
+  const lineage = model.lineage
+  const spec = model.specification?.kind === 'glm' ? model.specification : undefined
+  const lines: string[] = []
+  const own = lineage === undefined
+    ? ''
+    : `; this region's: ${lineage.ownRows} used${lineage.ownDropped === undefined ? '' : `, ${lineage.ownDropped} dropped (${DROPPED_REASON})`}`
+  lines.push(`records used: ${model.rows}, pooled over ${model.peers} regions${own}${lineage === undefined ? '' : ' (the other regions\' dropped records are not disclosed)'}`)
+  const ll = model.logLikelihood
+  if (ll !== null && p > 0) {
+    if (spec?.family === 'binomial' || (spec === undefined && model.metrics !== null)) {
+      // a 0/1 outcome per record: the saturated model's log-likelihood is 0, so the deviance is -2 logLik
+      lines.push(`residual deviance: ${(-2 * ll).toFixed(2)} on ${model.rows - p} degrees of freedom`)
+    }
+    lines.push(`log-likelihood: ${ll.toFixed(3)} (df = ${p}); AIC: ${(-2 * ll + 2 * p).toFixed(2)}`)
+  }
+  const lambda = spec?.lambda ?? (typeof lineage?.parameters.lambda === 'number' ? lineage.parameters.lambda : null)
+  if (lambda !== null) lines.push(lambda === 0 ? 'lambda: 0 (no penalty, as glm fits it)' : `lambda: ${lambda} (an L2 penalty on the ${spec?.standardize === false ? '' : 'standardised '}coefficients, the intercept excluded; the log-likelihood and AIC are at the penalised estimates)`)
+  lines.push(`${lineage === undefined ? 'algorithm not recorded (stored by an earlier version)' : `algorithm: ${lineage.algorithm}`}; ${model.converged ? 'converged' : 'NOT converged'} in ${model.rounds} rounds`)
+  return lines
+}
+
 /** The text of `model --job J` below its header: coefficients with Wald intervals (and odds ratios), and the lineage. */
 export function modelDetailLines (model: StoredModel): string[] {
   const rows = intervalTable(model)
@@ -216,7 +304,7 @@ async function modelOf (dir: string, job: string | undefined): Promise<StoredMod
 export function registerModels (program: Command): void {
   program.command('predict')
     .description('score new case records with a shared model: linear predictor, probability (or rate), standard errors and 95% intervals')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .requiredOption('--cases <file.csv>', 'the records to score, with the columns of the store\'s schema (the outcome may be absent); nothing is stored')
     .option('--job <id>', 'the model of a given job (default: the latest regression model); boosted trees score by their job')
     .option('--json', 'one JSON object on stdout: {job, family, predictions: [...]} in input order', false)
@@ -274,7 +362,7 @@ export function registerModels (program: Command): void {
 
   const models = program.command('models')
     .description('the model registry: every shared model this peer holds, versioned, with its lineage; `models diff A B` compares two')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--json', 'one JSON array (or, for diff, object) on stdout', false)
     .action(async (options: { dir: string, json: boolean }) => {
       const listed = versioned(await withStore(options.dir, async (store) => await store.listModels()))

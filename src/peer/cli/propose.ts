@@ -15,6 +15,7 @@ import { EpimeshError } from '../../errors.ts'
 import { JobRefusedError } from '../runtime/checks.ts'
 import { JobExpiredError } from '../runtime/coordinator.ts'
 import { listJobs, type JobRecord } from '../runtime/job-records.ts'
+import { dirOption } from './dir-option.ts'
 
 /**
  * A statistics job from this region's schema: each feature's type, a category's levels and a number's
@@ -87,7 +88,7 @@ export async function waitForJob (dir: string, id: string, timeoutMs: number, po
 export function registerPropose (program: Command): void {
   program.command('propose')
     .description('propose a job to the federation through this region\'s running peer: the federation\'s classifier, with --forecast a regional forecasting job, or with --stats descriptive statistics')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .requiredOption('--federation <file>', 'the federation file')
     .option('--job-id <id>', 'job id (default: a random one)')
     .option('--algorithm <name>', 'admm or newton')

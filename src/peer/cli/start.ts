@@ -14,6 +14,7 @@ import { excerpt } from '../../consensus/ids.ts'
 import { withDataFolderLock } from '../lock.ts'
 import { parseMetricsAddress } from '../runtime/metrics.ts'
 import { nextRefitAt, parseRefitSchedule, refitJobId, type RefitSchedule } from '../runtime/schedule.ts'
+import { dirOption } from './dir-option.ts'
 
 /**
  * `epimesh start`: runs this region's peer until stopped. It joins the federation (one reachable
@@ -135,7 +136,7 @@ function scheduleRefits (peer: PeerRuntime, schedule: RefitSchedule, model: JobP
 export function registerStart (program: Command): void {
   program.command('start')
     .description('run this region\'s peer: join the federation, answer job proposals, run the jobs it accepts')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder (from epimesh init)')
+    .addOption(dirOption('the peer\'s data folder (from epimesh init)'))
     .requiredOption('--federation <file>', 'the federation file shared by all members')
     .option('--listen <multiaddr...>', 'listen addresses', ['/ip4/127.0.0.1/tcp/0'])
     .option('--cases <file>', 'read the records from this CSV file instead of the store')

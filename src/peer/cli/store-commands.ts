@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline/promises'
 import type { Command } from 'commander'
 import { EpimeshError } from '../../errors.ts'
@@ -10,6 +10,7 @@ import { cut, DataFolderUnusableError, echo, OptionInvalidError, PurgeNotConfirm
 import { cutoffDate, purgeBefore, summarize, type PurgeReport } from '../../store/summary.ts'
 import { isIsoDate } from '../../store/values.ts'
 import { createIdentity } from '../identity.ts'
+import { dirOption } from './dir-option.ts'
 
 /** Schema files are small; a larger one is not a schema. */
 const MAX_SCHEMA_BYTES = 1 << 20
@@ -120,9 +121,10 @@ function parseThreshold (value: string): number {
 export function registerStoreCommands (program: Command): void {
   program.command('init')
     .description('create a peer\'s data folder: its store and its persistent identity')
-    .requiredOption('--dir <dir>', 'the data folder to create')
+    .addOption(dirOption('the data folder to create'))
     .requiredOption('--region <name>', 'the region this peer serves')
-    .action(async (options: { dir: string, region: string }) => {
+    .option('--json', 'one JSON object on stdout: {peerId, region, dir}', false)
+    .action(async (options: { dir: string, region: string, json: boolean }) => {
       if (options.region.trim() === '') throw new OptionInvalidError('--region must name the region')
       // the store first (folder 0700, its key outside the folder), then the identity: an init whose
       // store could not be made (a problem with its key, say) leaves no identity and can be run again
@@ -134,12 +136,12 @@ export function registerStoreCommands (program: Command): void {
         await store.salt()
         return peerId
       }, false)
-      out(`initialised ${options.dir} for ${options.region}: peer id ${peerId}`)
+      out(options.json ? JSON.stringify({ peerId, region: options.region, dir: resolve(options.dir) }) : `initialised ${options.dir} for ${options.region}: peer id ${peerId}`)
     })
 
   program.command('import')
     .description('import case records (--cases) or case counts (--series), validated, all or nothing')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--cases <file.csv>', 'case records')
     .option('--schema <schema.json>', 'their schema (first import; later ones must match the stored one)')
     .option('--series <file.csv>', 'case counts: date,count[,population]')
@@ -176,7 +178,7 @@ export function registerStoreCommands (program: Command): void {
   const data = program.command('data').description('aggregates of the local store')
   data.command('summary')
     .description('counts, missingness, ranges, outcome balance, series coverage; small cells suppressed')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--threshold <n>', 'smallest count shown', '3')
     .option('--json', 'one JSON object on stdout', false)
     .action(async (options: { dir: string, threshold: string, json: boolean }) => {
@@ -198,24 +200,26 @@ export function registerStoreCommands (program: Command): void {
 
   program.command('schema')
     .description('show the store\'s schema, or replace it deliberately (every stored record must pass the new one)')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--set <schema.json>', 'the new schema')
-    .action(async (options: { dir: string, set?: string }) => {
+    .option('--json', 'one JSON object on stdout: {schema} (null before the first import), or with --set {replaced, records}', false)
+    .action(async (options: { dir: string, set?: string, json: boolean }) => {
       const replacement = options.set === undefined ? undefined : await readSchemaFile(options.set)
       await withStore(options.dir, async (store) => {
         if (replacement === undefined) {
           const schema = await store.schema()
-          out(schema === null ? 'no schema yet: the first import sets it' : JSON.stringify(schema, null, 2))
+          if (options.json) out(JSON.stringify({ schema }))
+          else out(schema === null ? 'no schema yet: the first import sets it' : JSON.stringify(schema, null, 2))
           return
         }
         const records = await store.replaceSchema(replacement, options.set as string)
-        out(`schema replaced; all ${records} stored records pass it`)
+        out(options.json ? JSON.stringify({ replaced: true, records }) : `schema replaced; all ${records} stored records pass it`)
       })
     })
 
   program.command('purge')
     .description('remove personal records older than the retention period; reports what it removed')
-    .requiredOption('--dir <dir>', 'the peer\'s data folder')
+    .addOption(dirOption('the peer\'s data folder'))
     .option('--older-than <period>', 'retention period: a number and its unit, d, m or y (12m, 90d, 1y)', '12m')
     .option('--now <date>', 'today, YYYY-MM-DD (default: the clock)')
     .option('--dry-run', 'only report what would be removed', false)

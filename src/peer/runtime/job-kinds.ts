@@ -30,6 +30,8 @@ import { statsRequestOf } from './stats-proposal.ts'
 /** What this region put into a job: how many of its own rows, and a digest of them (for the model's lineage). */
 export interface JobInput {
   rows: number
+  /** records left out as incomplete (a missing value in the outcome or a feature), where the job kind drops them */
+  dropped?: number
   /** SHA-256, hex, of what the job read of this region's data */
   digest: string
 }
@@ -116,7 +118,7 @@ const glm: JobKind = {
   check: (proposal, data) => fitCheck(proposal, data),
   plan (proposal, data, context, use) {
     const model = proposal.model
-    const { block, terms } = localDesign(data.rows, model)
+    const { block, terms, dropped } = localDesign(data.rows, model)
     const previous = refitStart(proposal, data, terms)
     if (typeof previous === 'string') throw new JobRefusedError(previous)
     const params = createFitJobParams({
@@ -146,7 +148,7 @@ const glm: JobKind = {
       spec: { ...model, ...(proposal.refit === undefined ? {} : { refit: proposal.refit }) },
       startFields: { peers: context.graph.names.length, rows: block.rows, algorithm: model.algorithm },
       progress: (current) => fitProgress(proposal.id, 'glm', current, state.fit),
-      finish: (fit) => ({ output: { kind: 'glm', fit, proposal, input: { rows: block.rows, digest: designDigest(block, terms) } }, final: finalRecord(fit, params.tolerance), fields: { rounds: fit.rounds, converged: fit.converged } })
+      finish: (fit) => ({ output: { kind: 'glm', fit, proposal, input: { rows: block.rows, dropped, digest: designDigest(block, terms) } }, final: finalRecord(fit, params.tolerance), fields: { rounds: fit.rounds, converged: fit.converged } })
     })
   }
 }

@@ -164,6 +164,7 @@ function lineageOf (origin: ModelOrigin, fit: FitJobResult): ModelLineage {
     parameters,
     regions: members.filter((member) => !dropped.has(member.peerId)).map((member) => member.region),
     ownRows: origin.input.rows,
+    ...(origin.input.dropped === undefined ? {} : { ownDropped: origin.input.dropped }),
     dataDigest: origin.input.digest,
     auditHead: null,
     parent: origin.parent ?? proposal.refit ?? null
