@@ -150,6 +150,14 @@ export const modelSchema = z.strictObject({
   clip: bounded(JOB_BOUNDS.clipRadius).nullable().optional()
 }).superRefine((model, ctx) => {
   if (model.trees !== undefined && model.kind !== 'gbdt') ctx.addIssue({ code: 'custom', path: ['trees'], message: 'tree settings apply only to a model of kind "gbdt"' })
+  if (model.kind === 'gbdt') {
+    // the deepest level's histograms, which every member builds and the masked sums carry: bounded, so
+    // that a proposal cannot make every member allocate gigabytes
+    const settings = model.trees ?? DEFAULT_TREE_SETTINGS
+    const slots = model.features.reduce((total, feature) => total + (feature.type === 'categorical' ? (feature.levels?.length ?? 2) : settings.bins) + 1, 0)
+    const values = 2 ** (settings.depth - 1) * slots * 3
+    if (values > JOB_BOUNDS.treeHistogramValues) ctx.addIssue({ code: 'custom', path: ['trees'], message: `the deepest level's histograms would hold ${values} values (2^(depth - 1) nodes x ${slots} bins x 3), more than ${JOB_BOUNDS.treeHistogramValues}: use fewer bins, a smaller depth or fewer features` })
+  }
   const seen = new Set<string>()
   model.features.forEach((feature, index) => {
     if (seen.has(feature.name)) ctx.addIssue({ code: 'custom', path: ['features', index, 'name'], message: `duplicate feature ${excerpt(feature.name)}` })

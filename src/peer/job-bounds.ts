@@ -20,6 +20,8 @@ export const JOB_BOUNDS = Object.freeze({
   gamma: { min: 0, max: 1e6 },
   minChildWeight: { min: 0, max: 1e6 },
   bins: { min: 2, max: 256 },
+  /** values in one level's histograms of a tree job (nodes x bins over all features x 3): 2^22, 64 MiB in the masked sums' fixed point */
+  treeHistogramValues: 2 ** 22,
   /** features of one model, and levels of one categorical feature */
   features: { max: 200 },
   levels: { max: 1000 },

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createPeer, type JobOutcome, type Peer, type PeerOptions } from '../../src/index.ts'
-import { main } from '../../src/peer/cli/main.ts'
 import { lockDataFolder } from '../../src/peer/lock.ts'
 import { fixture, relativeError, R_INFERT } from '../helpers/data.ts'
 import { freePort } from '../helpers/process.ts'
+import { cli } from '../helpers/cli.ts'
 
 /**
  * The library's peer: three regions' peers in this process, each on its own data folder made by the
@@ -24,19 +24,6 @@ const ranEverywhere = async (job: string): Promise<void> => {
 }
 
 /** The command line's own entry point in this process, quietly; its exit code. */
-async function cli (args: string[]): Promise<{ status: number, stdout: string, stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { stdout += String(chunk); return true })
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => { stderr += String(chunk); return true })
-  try {
-    return { status: await main(args), stdout, stderr }
-  } finally {
-    out.mockRestore()
-    err.mockRestore()
-  }
-}
-
 beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'epimesh-create-peer-'))
   const lines = (await readFile(fixture('infert.csv'), 'utf8')).trim().split('\n')

@@ -96,6 +96,10 @@ describe('validation names the offending field', () => {
     expect(parseFederation(json, 'federation.json').model.trees?.depth).toBe(3)
     json.model.trees = { trees: 0, depth: 11, learningRate: 2, gamma: -1, minChildWeight: 1, bins: 1 }
     expect(issuesOf(json).map((issue) => issue.path)).toEqual(expect.arrayContaining(['model.trees.trees', 'model.trees.depth', 'model.trees.learningRate', 'model.trees.gamma', 'model.trees.bins']))
+    // a proposal whose deepest level's histograms would be huge is refused, not allocated
+    json.model.trees = { trees: 20, depth: 10, learningRate: 0.1, gamma: 0, minChildWeight: 1, bins: 256 }
+    json.model.features = Array.from({ length: 20 }, (_, index) => ({ name: `x${index}`, type: 'numeric' }))
+    expect(issuesOf(json)).toEqual([expect.objectContaining({ path: 'model.trees', message: expect.stringMatching(/deepest level's histograms would hold 7895040 values/) })])
     json.model.trees = { trees: 20, depth: 3, learningRate: 0.1, gamma: 0, minChildWeight: 1, bins: 16 }
     delete json.model.kind
     expect(issuesOf(json)).toEqual([expect.objectContaining({ path: 'model.trees', message: expect.stringMatching(/only to a model of kind "gbdt"/) })])

@@ -1,11 +1,11 @@
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPeer, type Peer } from '../../src/index.ts'
-import { main } from '../../src/peer/cli/main.ts'
 import { fixture } from '../helpers/data.ts'
 import { freePort, waitFor } from '../helpers/process.ts'
+import { cli } from '../helpers/cli.ts'
 
 /**
  * Following jobs from the command line, with two regions' real peers (libp2p over 127.0.0.1, LevelDB
@@ -18,19 +18,6 @@ const regions = ['alpha', 'beta'] as const
 const members: Array<{ region: string, peerId: string, dir: string, address: string }> = []
 let federationFile = ''
 const peers: Peer[] = []
-
-async function cli (args: string[]): Promise<{ status: number, stdout: string, stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { stdout += String(chunk); return true })
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => { stderr += String(chunk); return true })
-  try {
-    return { status: await main(args), stdout, stderr }
-  } finally {
-    out.mockRestore()
-    err.mockRestore()
-  }
-}
 
 const MODEL = { family: 'binomial', outcome: 'case', features: ['age', 'parity', 'induced', 'spontaneous'].map((name) => ({ name, type: 'numeric' })), lambda: 0, algorithm: 'newton', tolerance: 1e-8, maxRounds: 50, roundDeadlineMs: 1000, dropAfterRounds: 0 }
 

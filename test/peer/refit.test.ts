@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createPeer, type JobOutcome, type Peer } from '../../src/index.ts'
-import { main } from '../../src/peer/cli/main.ts'
 import { buildDesign, termNames } from '../../src/learning/design.ts'
 import { fitModel } from '../../src/learning/fit.ts'
 import { readDataset } from '../../src/peer/data/dataset.ts'
 import { Store } from '../../src/store/store.ts'
 import { fixture, relativeError } from '../helpers/data.ts'
 import { freePort } from '../helpers/process.ts'
+import { cli } from '../helpers/cli.ts'
 
 /**
  * The operator's day over real peers (libp2p on 127.0.0.1, three regions in this process): day one's
@@ -23,21 +23,6 @@ const peers: Peer[] = []
 const outcomes: JobOutcome[][] = [[], [], []]
 let lines: string[] = []
 let federationFile = ''
-
-async function cli (args: string[]): Promise<{ status: number, stdout: string, stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { stdout += String(chunk); return true })
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => { stderr += String(chunk); return true })
-  try {
-    process.exitCode = undefined
-    return { status: await main(args), stdout, stderr }
-  } finally {
-    process.exitCode = undefined
-    out.mockRestore()
-    err.mockRestore()
-  }
-}
 
 const FEATURES = ['age', 'parity', 'induced', 'spontaneous']
 /** the records of infert that arrive on day two: every twentieth (5%) */

@@ -4,10 +4,10 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createPeer, type JobOutcome, type Peer } from '../../src/index.ts'
 import { buildStatsData, pooledStats, type NumericSummary, type StatsRequest } from '../../src/learning/statistics.ts'
-import { main } from '../../src/peer/cli/main.ts'
 import { readDataset } from '../../src/peer/data/dataset.ts'
 import { fixture } from '../helpers/data.ts'
 import { freePort } from '../helpers/process.ts'
+import { cli } from '../helpers/cli.ts'
 
 /**
  * The statistics job between three regions' real peers (libp2p over 127.0.0.1, LevelDB stores made by
@@ -21,19 +21,6 @@ const members: Array<{ region: string, peerId: string, dir: string, address: str
 let federationFile = ''
 const peers: Peer[] = []
 const outcomes: JobOutcome[][] = [[], [], []]
-
-async function cli (args: string[]): Promise<{ status: number, stdout: string, stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { stdout += String(chunk); return true })
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => { stderr += String(chunk); return true })
-  try {
-    return { status: await main(args), stdout, stderr }
-  } finally {
-    out.mockRestore()
-    err.mockRestore()
-  }
-}
 
 beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'epimesh-stats-'))

@@ -9,9 +9,9 @@ import { createEndemicEpidemicJobState, endemicEpidemicJobProtocol, type Endemic
 import { diameter as graphDiameter, type Graph } from '../graph.ts'
 import type { LogRecord } from '../machine.ts'
 import type { ConsensusMessage } from '../types.ts'
-import { MemoryNetwork, type MemoryNetworkOptions } from './memory-network.ts'
+import { MemoryNetwork, ObservedNetwork, type MemoryNetworkOptions } from './memory-network.ts'
 import { createRng, forkRng } from '../rng.ts'
-import { runSynchronous } from './simulation.ts'
+import { finishedResults, runSynchronous } from './simulation.ts'
 import { simulateModelChoice } from './model-choice-simulation.ts'
 import type { ModelChoiceJobResult } from '../jobs/model-choice-job.ts'
 
@@ -44,17 +44,6 @@ export interface EndemicEpidemicSimulationOutput {
   log: Array<LogRecord & { peer: number, tick: number }>
 }
 
-class ObservedNetwork extends MemoryNetwork {
-  constructor (options: MemoryNetworkOptions, private readonly observe: (from: number, message: ConsensusMessage) => void) {
-    super(options)
-  }
-
-  override send (from: number, message: ConsensusMessage): void {
-    this.observe(from, message)
-    super.send(from, message)
-  }
-}
-
 export function simulateEndemicEpidemic (input: EndemicEpidemicSimulationInput): EndemicEpidemicSimulationOutput {
   const { graph, seed } = input
   if (input.counts.length !== graph.names.length || input.populations.length !== graph.names.length) throw new RangeError(`${input.counts.length} series and ${input.populations.length} populations for ${graph.names.length} peers`)
@@ -79,10 +68,7 @@ export function simulateEndemicEpidemic (input: EndemicEpidemicSimulationInput):
   const network = input.observe === undefined ? new MemoryNetwork(options) : new ObservedNetwork(options, input.observe)
   const run = runSynchronous({ protocol: endemicEpidemicJobProtocol, states, network, keepLog: input.keepLog === true, maxRounds: (2 * maxIterations + 10) * 4 * (diameter + 4) })
   return {
-    results: run.results.map((result, peer) => {
-      if (result === null) throw (run.failures[peer] ?? new RangeError(`peer ${graph.names[peer]} did not finish`))
-      return result
-    }),
+    results: finishedResults(run, graph.names),
     rounds: run.ticks,
     messages: run.messages,
     bytes: run.bytes,

@@ -5,7 +5,7 @@ import { createGbdtJobState, gbdtJobProtocol, type GbdtJobResult } from '../jobs
 import { diameter as graphDiameter, type Graph } from '../graph.ts'
 import { MemoryNetwork, type MemoryNetworkOptions } from './memory-network.ts'
 import { createRng, forkRng } from '../rng.ts'
-import { runSynchronous } from './simulation.ts'
+import { finishedResults, runSynchronous } from './simulation.ts'
 
 /** Boosted trees grown by a simulated federation: one job machine per peer on the in-memory network. */
 export interface GbdtSimulationInput {
@@ -34,10 +34,7 @@ export function simulateGbdt (input: GbdtSimulationInput): GbdtSimulationOutput 
   const network = new MemoryNetwork({ ...(input.network ?? {}), graph, rng: forkRng(rng, 'network') })
   const run = runSynchronous({ protocol: gbdtJobProtocol, states, network, maxRounds: 50 * (diameter + 4) * input.params.trees * (input.params.depth + 1) + 1000 })
   return {
-    results: run.results.map((result, peer) => {
-      if (result === null) throw (run.failures[peer] ?? new RangeError(`peer ${graph.names[peer]} did not finish`))
-      return result
-    }),
+    results: finishedResults(run, graph.names),
     rounds: run.ticks,
     messages: run.messages,
     bytes: run.bytes,

@@ -310,3 +310,15 @@ export function deliverToTransports (network: MemoryNetwork, transports: readonl
   }
   return handed
 }
+
+/** A memory network that shows every message sent to `observe` first (a test's or a script's eavesdropper). */
+export class ObservedNetwork extends MemoryNetwork {
+  constructor (options: MemoryNetworkOptions, private readonly observe: (from: number, message: ConsensusMessage) => void) {
+    super(options)
+  }
+
+  override send (from: number, message: ConsensusMessage): void {
+    this.observe(from, message)
+    super.send(from, message)
+  }
+}

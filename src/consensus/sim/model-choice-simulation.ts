@@ -5,8 +5,8 @@ import { createModelChoiceJobState, modelChoiceJobProtocol, type ModelChoiceJobR
 import type { LogRecord } from '../machine.ts'
 import { createRng, forkRng } from '../rng.ts'
 import type { ConsensusMessage } from '../types.ts'
-import { MemoryNetwork, type MemoryNetworkOptions } from './memory-network.ts'
-import { runSynchronous } from './simulation.ts'
+import { MemoryNetwork, ObservedNetwork, type MemoryNetworkOptions } from './memory-network.ts'
+import { finishedResults, runSynchronous } from './simulation.ts'
 
 /**
  * Model choice by the federation in one process (jobs/model-choice-job.ts): one job machine per region
@@ -35,17 +35,6 @@ export interface ModelChoiceSimulationOutput {
   log: Array<LogRecord & { peer: number, tick: number }>
 }
 
-class ObservedNetwork extends MemoryNetwork {
-  constructor (options: MemoryNetworkOptions, private readonly observe: (from: number, message: ConsensusMessage) => void) {
-    super(options)
-  }
-
-  override send (from: number, message: ConsensusMessage): void {
-    this.observe(from, message)
-    super.send(from, message)
-  }
-}
-
 export function simulateModelChoice (input: ModelChoiceSimulationInput): ModelChoiceSimulationOutput {
   const { graph, seed, validation } = input
   if (input.counts.length !== graph.names.length || input.populations.length !== graph.names.length) throw new RangeError(`${input.counts.length} series and ${input.populations.length} populations for ${graph.names.length} peers`)
@@ -71,10 +60,7 @@ export function simulateModelChoice (input: ModelChoiceSimulationInput): ModelCh
   const perFit = (2 * maxIterations + 10) * 4 * (diameter + 4)
   const run = runSynchronous({ protocol: modelChoiceJobProtocol, states, network, keepLog: input.keepLog === true, maxRounds: perFit * input.candidates.length + 8 * (diameter + 4) })
   return {
-    results: run.results.map((result, peer) => {
-      if (result === null) throw (run.failures[peer] ?? new RangeError(`peer ${graph.names[peer]} did not finish`))
-      return result
-    }),
+    results: finishedResults(run, graph.names),
     rounds: run.ticks,
     messages: run.messages,
     bytes: run.bytes,

@@ -130,3 +130,11 @@ export function runSynchronous<S, R> (options: SynchronousOptions<S, R>): Synchr
   })
   return { states, results, failures, ticks: tick, messages: network.messages, bytes: network.bytes, log }
 }
+
+/** Every peer's result of a run, in peer order; the first peer's failure (or that it did not finish) is thrown. */
+export function finishedResults<S, R> (run: SynchronousRun<S, R>, names: readonly string[]): R[] {
+  return run.results.map((result, peer) => {
+    if (result === null) throw (run.failures[peer] ?? new RangeError(`peer ${names[peer]} did not finish`))
+    return result
+  })
+}

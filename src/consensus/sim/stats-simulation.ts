@@ -1,11 +1,11 @@
 import { buildStatsData, type StatsData, type StatsRequest, type StatsResult } from '../../learning/statistics.ts'
-import { splitRows, type SplitKind } from '../partition.ts'
-import { buildTopology } from '../topology.ts'
+import type { SplitKind } from '../partition.ts'
+import { dealRows } from './data-fit-simulation.ts'
 import { createStatsJobState, statsJobProtocol, type StatsJobResult } from '../jobs/stats-job.ts'
 import { diameter as graphDiameter, type Graph } from '../graph.ts'
 import { MemoryNetwork, type MemoryNetworkOptions } from './memory-network.ts'
 import { createRng, forkRng } from '../rng.ts'
-import { runSynchronous } from './simulation.ts'
+import { finishedResults, runSynchronous } from './simulation.ts'
 
 /** The statistics job in the simulator: one job machine per peer, each with its own rows. */
 export interface StatsSimulationInput {
@@ -34,10 +34,7 @@ export function simulateStats (input: StatsSimulationInput): StatsSimulationOutp
   const network = new MemoryNetwork({ ...(input.network ?? {}), graph, rng: forkRng(rng, 'network') })
   const run = runSynchronous({ protocol: statsJobProtocol, states, network, maxRounds: 100 * (diameter + 4) })
   return {
-    results: run.results.map((result, peer) => {
-      if (result === null) throw (run.failures[peer] ?? new RangeError(`peer ${graph.names[peer]} did not finish`))
-      return result
-    }),
+    results: finishedResults(run, graph.names),
     rounds: run.ticks,
     messages: run.messages,
     bytes: run.bytes,
@@ -70,8 +67,7 @@ export interface StatsRowsSimulationOutput {
 
 export function simulateStatsOnRows (input: StatsRowsSimulationInput): StatsRowsSimulationOutput {
   const rng = createRng(input.seed)
-  const parts = splitRows(input.rows.length, input.peers, input.split, forkRng(rng, 'split'))
-  const graph = buildTopology(input.topology, input.peers, forkRng(rng, 'topology'))
+  const { parts, graph } = dealRows({ rows: input.rows.length, peers: input.peers, split: input.split, topology: input.topology }, rng)
   const data = parts.map((rows) => buildStatsData(rows.map((row) => input.rows[row] as Record<string, unknown>), input.request))
   const run = simulateStats({ request: input.request, data, graph, seed: input.seed })
   const first = run.results[0] as StatsJobResult
