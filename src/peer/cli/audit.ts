@@ -157,7 +157,7 @@ function phaseTable (byFile: ReadonlyArray<{ peer: string, rounds: ReadonlyArray
 }
 
 export function registerAudit (program: Command): void {
-  const audit = program.command('audit').description('the signed round logs: export one peer\'s log, verify logs offline, show a round')
+  const audit = program.command('audit').description('the signed round logs: export one peer\'s log, verify logs offline, show a round, serve the auditor\'s web page')
 
   audit.command('export')
     .description('write a peer\'s log of a job, with its public key and the checkpoints it holds, as a self-contained file (JSON lines); --all: every job of every --dir into a folder')
@@ -223,6 +223,33 @@ export function registerAudit (program: Command): void {
         if (!options.json) process.stdout.write(`report written to ${options.html}\n`)
       }
       process.exitCode = report.ok ? 0 : 1
+    })
+
+  audit.command('serve')
+    .description('the auditor\'s web page: verify exported logs offline and serve the result check by check, each peer\'s chain and checkpoints, any round across peers (a slider), the residual plot and the failures, behind a token printed at start')
+    .argument('<paths...>', 'one job\'s exports, or folders of them (every *.jsonl inside)')
+    .option('--job <id>', 'the job to show, when the files hold the logs of several')
+    .option('--port <n>', 'the port to listen on (0: any free one)', '8080')
+    .option('--host <address>', 'the address to listen on; anything but loopback makes the page reachable from the network', '127.0.0.1')
+    .action(async (paths: string[], options: { job?: string, port: string, host: string }) => {
+      const port = Number(options.port)
+      if (!/^\d{1,5}$/.test(options.port) || port > 65535) throw new AuditInputError(`--port must be a port number from 0 to 65535, got ${plain(options.port, 20)}`)
+      if (!/^[A-Za-z0-9.:[\]-]{1,100}$/.test(options.host)) throw new AuditInputError(`--host must be an address such as 127.0.0.1, got ${plain(options.host, 40)}`)
+      const { collectAuditFiles } = await import('../web/audit-view.ts')
+      const { serveAudit } = await import('../web/audit-server.ts')
+      const files = await collectAuditFiles(paths, options.job === undefined ? undefined : checkJobId(options.job, '--job'))
+      const served = await serveAudit({ files, host: options.host, port })
+      const { report } = served.view
+      const cause = report.failures.find((finding) => finding.rootCause === true) ?? report.failures[0]
+      process.stdout.write(`job ${plain(report.job)}: ${report.files.length} log(s), ${report.entries} entries: ${report.ok ? 'VERIFIED: every check holds' : `NOT VERIFIED (${report.failures.length} failure(s)${cause?.file === undefined ? '' : `, first at ${plain(cause.file, 200)}${cause.line === undefined ? '' : `:${cause.line}`}`})`}\n`)
+      if (!['127.0.0.1', '::1', 'localhost', '[::1]'].includes(options.host)) process.stderr.write(`warning: listening on ${plain(options.host, 100)}, not on loopback only: anyone who can reach it and holds the token sees the page\n`)
+      process.stdout.write(`open ${served.web.loginUrl}\n(the token lets a browser in once and is then kept in a cookie; scripts send Authorization: Bearer TOKEN; Ctrl-C stops)\n`)
+      await new Promise<void>((resolve) => {
+        const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve() }
+        process.once('SIGINT', stop)
+        process.once('SIGTERM', stop)
+      })
+      await served.close()
     })
 
   audit.command('show')

@@ -87,7 +87,7 @@ export const COMMAND_MODULES: ReadonlyArray<{ load: () => Promise<Register>, com
   },
   {
     load: async () => (await import('./audit.ts')).registerAudit,
-    commands: [{ name: 'audit', options: false, description: 'the signed round logs: export one peer\'s log, verify logs offline, show a round' }]
+    commands: [{ name: 'audit', options: false, description: 'the signed round logs: export one peer\'s log, verify logs offline, show a round, serve the auditor\'s web page' }]
   }
 ]
 
