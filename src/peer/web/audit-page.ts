@@ -101,9 +101,13 @@ const SCRIPT = `(() => {
       if (entry !== null) {
         if (entry.deadline) card.append(el('p', 'The deadline passed before every neighbour was heard.', 'warn'))
         const messages = el('table', undefined, 'messages')
-        messages.append(row(['', 'kind', 'round', 'with', 'digest', 'values'], true))
+        messages.append(row(['', 'kind', 'round', 'with', 'digest', "values, or whether the sender's log shows it sent"], true))
         for (const sent of entry.sent) messages.append(row(['sent', sent.kind, sent.round, sent.to === null ? 'every neighbour' : sent.to + ' (private: digest only)', sent.digest.slice(0, 16) + '…', sent.values === null ? '' : vector(sent.values, sent.length)]))
-        for (const received of entry.received) messages.append(row(['received', received.kind, received.round, received.from, received.digest.slice(0, 16) + '…', '']))
+        for (const received of entry.received) {
+          const tr = row(['received', received.kind, received.round, received.from, received.digest.slice(0, 16) + '…', received.confirmed === null ? "sender's log not given or broken" : received.confirmed ? 'sent, same digest' : "NOT in the sender's log"])
+          if (received.confirmed === false) tr.className = 'broken'
+          messages.append(tr)
+        }
         card.append(messages)
         if (entry.leftOut > 0) card.append(el('p', '… and ' + entry.leftOut + ' more messages (audit show --json lists them)', 'small'))
         const admm = entry.admm

@@ -129,6 +129,8 @@ export interface AuditView {
   plot: { svg: string } | { note: string }
   byFile: FileRounds[]
   regions: Map<string, string>
+  /** the digests of the messages each log that holds shows as sent, by sender, kind and round */
+  sent: Map<string, Set<string>>
 }
 
 /** One peer's chain and checkpoints, from its file's lines (what failed is taken from the report). */
@@ -163,6 +165,8 @@ function chainOf (file: AuditFileText, report: AuditReport, region: (peer: strin
   }
   return { file: short(file.name, 300), region: short(summary?.region ?? peer, 60), peer: short(peer, 80), entries: summary?.entries ?? 0, headHash, intact: summary?.intact ?? false, own, witnessed, leftOut }
 }
+
+const sentKey = (peer: unknown, kind: unknown, round: unknown): string => `${String(peer)}\n${String(kind)}\n${String(round)}`
 
 /** Verifies the logs (offline, from the files alone) and prepares everything the page shows. */
 export async function buildAuditView (files: readonly AuditFileText[]): Promise<AuditView> {
@@ -206,11 +210,29 @@ export async function buildAuditView (files: readonly AuditFileText[]): Promise<
       plot = { note: error.message }
     }
   }
-  return { report, peers, positions, phases: phases.map((phase) => ({ ...phase, phase: short(phase.phase, 30) })), plot, byFile, regions }
+  // what each log that holds shows as sent, to mark every receipt the sender's own log confirms
+  const sent = new Map<string, Set<string>>()
+  for (const file of drawable) {
+    for (const entry of file.rounds) {
+      for (const record of [...entry.sent, ...(isRecord(entry.late) && Array.isArray(entry.late.sent) ? entry.late.sent : [])] as unknown[]) {
+        if (!isRecord(record) || typeof record.digest !== 'string') continue
+        const key = sentKey(file.peer, record.kind, record.round)
+        sent.set(key, (sent.get(key) ?? new Set()).add(record.digest))
+      }
+    }
+  }
+  return { report, peers, positions, phases: phases.map((phase) => ({ ...phase, phase: short(phase.phase, 30) })), plot, byFile, regions, sent }
 }
 
 export interface SentView { kind: string, round: number | null, to: string | null, digest: string, values: number[] | null, length: number }
-export interface ReceivedView { kind: string, round: number | null, from: string, digest: string }
+export interface ReceivedView {
+  kind: string
+  round: number | null
+  from: string
+  digest: string
+  /** the sender's log shows this message as sent (null: the sender's log is not given, or does not hold) */
+  confirmed: boolean | null
+}
 
 export interface PeerRoundView {
   region: string
@@ -260,7 +282,8 @@ function numbers (values: unknown): { values: number[], length: number } {
 
 const names = (list: unknown, region: (peer: string) => string): string[] => Array.isArray(list) ? list.slice(0, AUDIT_VIEW_LIMITS.recordsPerList).map((peer) => short(region(String(peer)), 60)) : []
 
-function entryView (entry: RoundBody & { seq: number }, region: (peer: string) => string): NonNullable<PeerRoundView['entry']> {
+/** `senders`: the peers whose logs hold, whose sent messages a receipt is looked up in */
+function entryView (view: AuditView, entry: RoundBody & { seq: number }, region: (peer: string) => string, senders: ReadonlySet<string>): NonNullable<PeerRoundView['entry']> {
   const limit = AUDIT_VIEW_LIMITS.recordsPerList
   const sent = (entry.sent as unknown[]).filter(isRecord) as unknown as SentRecord[]
   const received = (entry.received as unknown[]).filter(isRecord) as unknown as ReceivedRecord[]
@@ -274,7 +297,13 @@ function entryView (entry: RoundBody & { seq: number }, region: (peer: string) =
       const vector = record.values === undefined ? null : numbers(record.values)
       return { kind: short(record.kind, 30), round: finite(record.round), to: record.to === undefined ? null : short(region(String(record.to)), 60), digest: short(record.digest, 64), values: vector?.values ?? null, length: vector?.length ?? 0 }
     }),
-    received: received.slice(0, limit).map((record) => ({ kind: short(record.kind, 30), round: finite(record.round), from: short(region(String(record.from)), 60), digest: short(record.digest, 64) })),
+    received: received.slice(0, limit).map((record) => ({
+      kind: short(record.kind, 30),
+      round: finite(record.round),
+      from: short(region(String(record.from)), 60),
+      digest: short(record.digest, 64),
+      confirmed: senders.has(String(record.from)) ? view.sent.get(sentKey(record.from, record.kind, record.round))?.has(String(record.digest)) === true : null
+    })),
     leftOut: Math.max(0, sent.length - limit) + Math.max(0, received.length - limit),
     admm: admm === undefined
       ? null
@@ -302,6 +331,7 @@ export function roundAt (view: AuditView, index: number): RoundView | undefined 
   const region = (peer: string): string => view.regions.get(peer) ?? peer
   const intact = new Set(view.report.files.filter((file) => file.intact).map((file) => file.file))
   const shown = alignedAt(view.byFile, view.regions, position.phase, position.round)
+  const senders = new Set(view.byFile.filter((file) => intact.has(file.file)).map((file) => file.peer))
   const around: RoundView['around'] = []
   for (let round = Math.max(0, position.round - 2); round <= position.round + 2; round++) {
     const row = alignedAt(view.byFile, view.regions, position.phase, round)
@@ -319,7 +349,7 @@ export function roundAt (view: AuditView, index: number): RoundView | undefined 
       region: short(name, 60),
       file: short(view.byFile[file]?.file ?? '', 300),
       intact: intact.has(view.byFile[file]?.file ?? ''),
-      entry: entry === undefined ? null : entryView(entry, region)
+      entry: entry === undefined ? null : entryView(view, entry, region, senders)
     }))
   }
 }

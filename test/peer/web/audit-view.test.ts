@@ -1,5 +1,6 @@
 import '../../../src/peer/polyfill.ts'
 import { spawn } from 'node:child_process'
+import { Script } from 'node:vm'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -102,6 +103,7 @@ describe('the page data', () => {
       // what it logged: one vector to every neighbour, and one message received from each neighbour
       expect(entry.sent.some((sent) => sent.kind === 'admm' && sent.round === 5 && sent.to === null && (sent.values?.length ?? 0) <= AUDIT_VIEW_LIMITS.valuesPerVector && sent.length > 0)).toBe(true)
       expect(entry.received.filter((received) => received.kind === 'admm' && received.round === 5).map((received) => received.from).sort()).toEqual((neighbours[index] as string[]).map((name) => name.replace('\u202e', '?')).sort())
+      expect(entry.received.every((received) => received.confirmed === true)).toBe(true)
       expect(entry.admm?.heard.length).toBe(2)
       expect(entry.admm?.x.length).toBe(5)
     }
@@ -118,6 +120,9 @@ describe('the page data', () => {
     expect(html).toContain('<script nonce="n0nce">')
     expect(html).toContain('script-src \'nonce-n0nce\'')
     expect(html).toContain('<svg')
+    // the one script is valid JavaScript (a quote left unescaped in it would stop the slider)
+    const script = (/<script nonce="n0nce">([\s\S]*)<\/script>/.exec(html) as RegExpExecArray)[1] as string
+    expect(() => new Script(script)).not.toThrow()
   })
 
   it('reports a tampered log as failed, root cause first, at its file and line', async () => {
@@ -126,6 +131,11 @@ describe('the page data', () => {
     const first = broken.report.failures.find((finding) => finding.rootCause === true)
     expect(first).toMatchObject({ file: (tampered[1] as AuditFileText).name, line: TAMPERED_LINE, field: 'hash' })
     expect(broken.peers[1]?.intact).toBe(false)
+    // a receipt from the broken log's author cannot be confirmed from it; the others still are
+    const round = roundAt(broken, (broken.phases.find((phase) => phase.phase === 'admm') as { first: number }).first + 5) as RoundView
+    const receipts = round.peers.filter((_, index) => index !== 1).flatMap((peer) => peer.entry?.received ?? [])
+    expect(receipts.filter((received) => received.from.startsWith('Beta')).map((received) => received.confirmed)).toEqual([null, null])
+    expect(receipts.filter((received) => !received.from.startsWith('Beta')).every((received) => received.confirmed === true)).toBe(true)
     const html = auditPageHtml(broken, { nonce: 'n', generated: 'now' })
     expect(html).toContain(`NOT VERIFIED: ${broken.report.failures.length} failure`)
     expect(html).toMatch(new RegExp(`<tr class="cause"><td>root cause</td><td class="where">[^<]*job-web\\.r1\\.jsonl:${TAMPERED_LINE}</td>`))
@@ -201,6 +211,8 @@ describe('the server', () => {
       expect(after).not.toEqual(before)
       for (const heading of after) expect(heading).toContain(`: ${position.phase} round ${position.round} (its job round`)
       expect(await page.textContent('#round-label')).not.toBe(label)
+      // every message received is confirmed by its sender's log, row by row
+      expect(await page.locator('#round-peers .messages td', { hasText: 'sent, same digest' }).count()).toBe(2 * REGIONS.length)
       // the hostile names are text: no element was injected, nothing ran
       expect(await page.locator('img').count()).toBe(0)
       expect(await page.evaluate(() => (globalThis as unknown as { pwned?: number }).pwned)).toBeUndefined()
