@@ -144,6 +144,29 @@ describe('the page data', () => {
   })
 })
 
+describe('bounds on what a log makes the page show', () => {
+  it('a round entry with hundreds of messages and a huge kind is listed cut, with a count of what was left out; a missing plot is explained, escaped', async () => {
+    const lines = (honest[0] as AuditFileText).text.split('\n')
+    const index = lines.findIndex((line) => line.includes('"type":"round"') && line.includes('"phase":"admm"') && line.includes('"round":5,'))
+    expect(index).toBeGreaterThan(0)
+    const entry = JSON.parse(lines[index] as string) as { received: unknown[], sent: Array<{ kind: string, values?: number[] }> }
+    entry.received = Array.from({ length: 500 }, (_, item) => ({ kind: 'admm', round: 5, from: `x${item}`, digest: '0'.repeat(64) }))
+    entry.sent = [{ kind: 'k'.repeat(5000), values: Array.from({ length: 1000 }, (_, item) => item) }]
+    lines[index] = JSON.stringify(entry)
+    const view = await buildAuditView([{ name: 'big.jsonl', text: lines.join('\n') }, ...honest.slice(1)])
+    expect(view.report.ok).toBe(false)
+    const admm = view.phases.find((phase) => phase.phase === 'admm') as { first: number }
+    const shown = (roundAt(view, admm.first + 5) as RoundView).peers[0]?.entry as NonNullable<RoundView['peers'][number]['entry']>
+    expect(shown.received).toHaveLength(AUDIT_VIEW_LIMITS.recordsPerList)
+    expect(shown.leftOut).toBe(500 - AUDIT_VIEW_LIMITS.recordsPerList)
+    expect(shown.sent[0]?.kind.length).toBeLessThanOrEqual(30)
+    expect(shown.sent[0]?.values).toHaveLength(AUDIT_VIEW_LIMITS.valuesPerVector)
+    expect(shown.sent[0]?.length).toBe(1000)
+    const html = auditPageHtml({ ...view, plot: { note: 'no plot <b>here</b>' } }, { nonce: 'n', generated: 'now' })
+    expect(html).toContain('<p id="plot-note">no plot &lt;b&gt;here&lt;/b&gt;</p>')
+  })
+})
+
 describe('the files it serves', () => {
   it('takes folders, and with the logs of several jobs asks for --job', async () => {
     const files = await collectAuditFiles([join(dir, 'honest')])
