@@ -258,7 +258,8 @@ export interface DashboardSnapshot {
     rounds: number | null
   } | null
   job: (NonNullable<ViewStatus['job']> & { phaseName: string }) | null
-  residuals: { job: string, source: 'live' | 'round log', points: ResidualPoint[] } | null
+  /** the current job's residuals; when it has none (no consensus-ADMM phase), the last job's that had some */
+  residuals: { job: string, source: 'live' | 'round log', points: ResidualPoint[], current: boolean } | null
   models: ModelRow[]
   forecast: ForecastView | null
   levels: WarningLevels
@@ -372,6 +373,7 @@ export class DashboardData {
   private timer: NodeJS.Timeout | undefined
   private stored: { at: number, key: string, view: StoredView } | null = null
   private reading: Promise<StoredView> | null = null
+  private lastResiduals: NonNullable<DashboardSnapshot['residuals']> | null = null
 
   constructor (private readonly init: DashboardDataInit) {}
 
@@ -433,7 +435,9 @@ export class DashboardData {
     let residuals: DashboardSnapshot['residuals'] = null
     if (job !== null) {
       const fromLog = job.state === 'running' ? undefined : stored.logResiduals.get(job.job)
-      residuals = fromLog !== undefined && fromLog.length > 0 ? { job: job.job, source: 'round log', points: fromLog } : { job: job.job, source: 'live', points: this.history.of(job.job) }
+      residuals = fromLog !== undefined && fromLog.length > 0 ? { job: job.job, source: 'round log', points: fromLog, current: true } : { job: job.job, source: 'live', points: this.history.of(job.job), current: true }
+      if (residuals.points.length >= 2) this.lastResiduals = residuals
+      else if (this.lastResiduals !== null && this.lastResiduals.job !== job.job) residuals = { ...this.lastResiduals, current: false }
     }
     const transport = status?.transport
     // the rounds this peer drove since it started, as its metrics count them (a live peer only)

@@ -54,6 +54,7 @@ async function jobSection (snapshot: DashboardSnapshot): Promise<string> {
   const head = `<h2>Current job</h2><p id="job-line"><b>${escape(job.job)}</b>: ${escape(job.kind)} job, <span class="state-${job.state}">${job.state}</span>; phase <b id="phase">${escape(job.phaseName)}</b> <span class="small">(${escape(job.phase)})</span>, round ${job.round} of the phase, ${job.jobRound} of the job${escape(residual)}</p>`
   const residuals = snapshot.residuals
   if (residuals === null || residuals.points.length < 2) return `${head}<p class="small">no residuals to plot${job.primalResidual === undefined && job.state === 'running' ? ' in this phase (only consensus ADMM has residuals)' : ''}</p>`
+  const previous = residuals.current ? '' : `<p class="small">This job has no consensus-ADMM residuals (so far); the last job that had them, ${escape(residuals.job)}:</p>`
   const last = residuals.points.at(-1)
   const key = JSON.stringify([residuals.job, residuals.source, residuals.points.length, last?.round])
   let svg = residualCache.get(key)
@@ -62,7 +63,7 @@ async function jobSection (snapshot: DashboardSnapshot): Promise<string> {
     if (residualCache.size > 8) residualCache.clear()
     residualCache.set(key, svg)
   }
-  return `${head}<div class="chart" id="residual-chart" data-points="${residuals.points.length}">${svg}</div><p class="small">${residuals.points.length} rounds, ${residuals.source === 'live' ? 'sampled from the running job' : 'from this region\'s signed round log'}.</p>`
+  return `${head}${previous}<div class="chart" id="residual-chart" data-points="${residuals.points.length}">${svg}</div><p class="small">${residuals.points.length} rounds, ${residuals.source === 'live' ? 'sampled from the running job' : 'from this region\'s signed round log'}.</p>`
 }
 
 const forecastCache = new Map<string, string>()
