@@ -17,7 +17,7 @@ import { requireDataFolder } from './store-commands.ts'
 export class PeerServesViewError extends EpimeshError {
   static override readonly name = 'PeerServesViewError'
   readonly exitCode = 2
-  constructor (message: string) { super('PEER_RUNNING', message) }
+  constructor (message: string) { super('PEER_ALREADY_RUNNING', message) }
 }
 
 export interface DashboardOptions {

@@ -68,7 +68,9 @@ const SUM_PHASES: Record<string, string> = {
   'mc-scores': 'pooled scores (masked sum)',
   close: 'closing: countersigning the round logs',
   admm: 'consensus ADMM fit',
-  admm2: 'consensus ADMM fit, second pass'
+  admm2: 'consensus ADMM fit, second pass',
+  pending: 'waiting for the members to accept',
+  done: 'finished'
 }
 
 /** A phase's name as an operator reads it ("consensus ADMM fit", "Newton step 3 (masked sum)"). */

@@ -231,7 +231,7 @@ describe('the operator\'s view of a running peer', () => {
   }, 240_000)
 
   it('epimesh dashboard refuses a folder whose peer runs, and serves a stopped one\'s saved state', async () => {
-    await expect(serveDashboard({ dir: dirs[1] as string, port: '0' })).rejects.toMatchObject({ code: 'PEER_RUNNING' })
+    await expect(serveDashboard({ dir: dirs[1] as string, port: '0' })).rejects.toMatchObject({ code: 'PEER_ALREADY_RUNNING' })
     await expect(serveDashboard({ dir: dirs[1] as string, port: '0.0.0.0:x' })).rejects.toMatchObject({ code: 'HTTP_ADDRESS' })
     for (const child of children) child.kill('SIGTERM')
     expect(await Promise.all(exits)).toEqual([0, 0, 0])
