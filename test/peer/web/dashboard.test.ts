@@ -151,6 +151,14 @@ describe('the operator\'s view of a running peer', () => {
 
     expect((await quietly(['propose', '--dir', dirs[0] as string, '--federation', federationFile, '--job-id', 'fit-1'])).code).toBe(0)
     await waitFor(async () => (await state()).job?.job === 'fit-1', 30_000, 100)
+    // while it runs, its residuals are sampled from the peer
+    let sampled = 0
+    await waitFor(async () => {
+      const running = await state()
+      if (running.job?.state === 'running' && running.residuals?.source === 'live') sampled = Math.max(sampled, running.residuals.points.length)
+      return running.job?.state !== 'running'
+    }, 60_000, 100)
+    expect(sampled).toBeGreaterThanOrEqual(2)
     await waitFor(async () => await held('fit-1', 'model'), 60_000, 250)
     const fitted = await vi.waitFor(async () => {
       const snapshot = await state()
