@@ -129,6 +129,9 @@ export function residualsFromLog (lines: readonly string[]): ResidualPoint[] {
   return points.length > MAX_POINTS ? points.filter((_, index) => index % Math.ceil(points.length / MAX_POINTS) === 0) : points
 }
 
+/** A residual is not defined before a neighbour has been heard (NaN or an infinity live, null in status.json): absent then. */
+const finiteOrAbsent = z.unknown().transform((value) => typeof value === 'number' && Number.isFinite(value) ? value : undefined).optional()
+
 /** The part of a peer's status the view shows, as the running peer gives it or status.json holds it. */
 const statusFileSchema = z.object({
   peerId: z.string().max(200),
@@ -143,9 +146,9 @@ const statusFileSchema = z.object({
     phase: z.string().max(200),
     round: z.number(),
     jobRound: z.number(),
-    primalResidual: z.number().optional(),
-    dualResidual: z.number().optional(),
-    trees: z.number().optional()
+    primalResidual: finiteOrAbsent,
+    dualResidual: finiteOrAbsent,
+    trees: finiteOrAbsent
   }).nullable(),
   transport: z.object({
     received: z.number(), accepted: z.number(), sent: z.number(), sendFailures: z.number(), bytesSent: z.number(), bytesReceived: z.number(),
@@ -157,6 +160,12 @@ const statusFileSchema = z.object({
 
 export type ViewStatus = z.infer<typeof statusFileSchema>
 
+/** A status as the view reads it, or null when it is not one. */
+export function parseViewStatus (value: unknown): ViewStatus | null {
+  const parsed = statusFileSchema.safeParse(value)
+  return parsed.success ? parsed.data : null
+}
+
 /** status.json of a data folder, or null when there is none or it is not a status (at most 4 MB read). */
 export async function readStatusFile (dir: string): Promise<ViewStatus | null> {
   const handle = await open(join(dir, 'status.json'), 'r').catch(() => null)
@@ -164,8 +173,7 @@ export async function readStatusFile (dir: string): Promise<ViewStatus | null> {
   try {
     const buffer = Buffer.alloc(4 * 1024 * 1024)
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0)
-    const parsed = statusFileSchema.safeParse(JSON.parse(buffer.subarray(0, bytesRead).toString('utf8')))
-    return parsed.success ? parsed.data : null
+    return parseViewStatus(JSON.parse(buffer.subarray(0, bytesRead).toString('utf8')))
   } catch {
     return null
   } finally {
@@ -395,10 +403,7 @@ export class DashboardData {
   }
 
   private async status (): Promise<ViewStatus | null> {
-    if (this.init.live !== null) {
-      const parsed = statusFileSchema.safeParse(this.init.live.status())
-      return parsed.success ? parsed.data : null
-    }
+    if (this.init.live !== null) return parseViewStatus(this.init.live.status())
     return await readStatusFile(this.init.dir)
   }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { escapeXml as escape, forecastChartSvg, graphSvg, LEVEL_COLOURS, mapSvg, residualChartSvg } from './dashboard-charts.ts'
 import type { DashboardSnapshot, ModelRow, WarningLevel } from './dashboard-data.ts'
 
@@ -67,6 +68,19 @@ async function jobSection (snapshot: DashboardSnapshot): Promise<string> {
 }
 
 const forecastCache = new Map<string, string>()
+const mapCache = new Map<string, string>()
+
+/** The map, drawn again only when a region's level changes (the outlines come from the federation file, fixed while the view runs). */
+function cachedMap (snapshot: DashboardSnapshot): string {
+  const key = JSON.stringify([snapshot.federationId, snapshot.members.map((member) => [member.region, member.level, member.h, member.self, member.geometry === null])])
+  let map = mapCache.get(key)
+  if (map === undefined) {
+    map = mapSvg(snapshot.members)
+    if (mapCache.size > 8) mapCache.clear()
+    mapCache.set(key, map)
+  }
+  return map
+}
 
 async function forecastSection (snapshot: DashboardSnapshot): Promise<string> {
   const view = snapshot.forecast
@@ -84,7 +98,7 @@ async function forecastSection (snapshot: DashboardSnapshot): Promise<string> {
   const published = view.published.length === 0
     ? '<p class="small">no other region published its h in this job</p>'
     : `<table><tr><th>region</th><th>h (published)</th></tr>${view.published.map((entry) => `<tr><td>${escape(entry.region)}</td><td>${levelBadge(entry.level, entry.h.toFixed(4))}</td></tr>`).join('')}</table>`
-  const map = mapSvg(snapshot.members)
+  const map = cachedMap(snapshot)
   const where = map === '' ? graphSvg(snapshot.members, snapshot.links) : map
   return `<h2>Forecast of ${escape(view.region)}</h2><div class="columns"><div>` +
     `<p id="own-risk">risk score h = ${levelBadge(view.level, `${view.h.toFixed(4)} ${view.level}`)} <span class="small">(known to this region only)</span></p>` +
@@ -111,6 +125,28 @@ function modelsSection (snapshot: DashboardSnapshot): string {
   if (snapshot.models.length === 0) return '<h2>Models</h2><p>no model yet</p>'
   const shown = snapshot.models.slice(0, 30)
   return `<h2>Models (${snapshot.models.length}, newest first)</h2>${shown.map((model, index) => index === 0 ? modelBlock(model).replace('<details ', '<details open ') : modelBlock(model)).join('')}${snapshot.models.length > shown.length ? `<p class="small">… and ${snapshot.models.length - shown.length} older (epimesh models lists them all)</p>` : ''}`
+}
+
+/** A section's version: the first 16 hex digits of the SHA-256 of its HTML. */
+export function sectionVersion (html: string): string {
+  return createHash('sha256').update(html).digest('hex').slice(0, 16)
+}
+
+/**
+ * The sections for the page's script: each with its version, and the HTML only of those whose version
+ * differs from the one the page says it has (`known`: "name:version,..."), so that an unchanged map
+ * or table is not sent every second.
+ */
+export function changedSections (sections: Sections, known: string | null): { versions: Record<string, string>, sections: Partial<Sections> } {
+  const have = new Map((known ?? '').slice(0, 1000).split(',').map((entry) => entry.split(':') as [string, string | undefined]))
+  const versions: Record<string, string> = {}
+  const changed: Partial<Sections> = {}
+  for (const [name, html] of Object.entries(sections) as Array<[keyof Sections, string]>) {
+    const version = sectionVersion(html)
+    versions[name] = version
+    if (have.get(name) !== version) changed[name] = html
+  }
+  return { versions, sections: changed }
 }
 
 export async function renderSections (snapshot: DashboardSnapshot): Promise<Sections> {
@@ -141,6 +177,7 @@ details.model { margin: .4rem 0; } details.model ul { font-size: .85rem; }
 
 /** The whole page, with the sections of `sections` in place; /dashboard.js keeps them current. */
 export function pageHtml (sections: Sections): string {
+  const versions = changedSections(sections, null).versions
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -150,7 +187,7 @@ export function pageHtml (sections: Sections): string {
 <title>epimesh: operator's view</title>
 <style>${STYLE}</style>
 </head>
-<body>
+<body data-versions="${escape(JSON.stringify(versions))}">
 <header id="header">${sections.header}</header>
 <section id="federation">${sections.federation}</section>
 <section id="job">${sections.job}</section>
@@ -165,25 +202,29 @@ export function pageHtml (sections: Sections): string {
 /** The page's script: asks for the sections every second and swaps in those that changed. */
 export const PAGE_SCRIPT = `'use strict'
 ;(function () {
-  var shown = {}
+  var versions = {}
   var polls = 0
-  function apply (sections) {
-    Object.keys(sections).forEach(function (name) {
+  function apply (answer) {
+    Object.keys(answer.sections).forEach(function (name) {
       var element = document.getElementById(name)
-      if (element === null || shown[name] === sections[name]) return
+      if (element === null) return
       var open = Array.prototype.map.call(element.querySelectorAll('details[open]'), function (node) { return node.getAttribute('data-job') })
-      element.innerHTML = sections[name]
+      element.innerHTML = answer.sections[name]
       if (name === 'models') element.querySelectorAll('details').forEach(function (node) { if (open.indexOf(node.getAttribute('data-job')) >= 0) node.setAttribute('open', '') })
-      shown[name] = sections[name]
     })
+    versions = answer.versions
+  }
+  function known () {
+    return Object.keys(versions).map(function (name) { return name + ':' + versions[name] }).join(',')
   }
   function poll () {
-    fetch('/api/fragments', { credentials: 'same-origin', cache: 'no-store' })
+    fetch('/api/fragments?known=' + encodeURIComponent(known()), { credentials: 'same-origin', cache: 'no-store' })
       .then(function (response) { if (!response.ok) throw new Error(String(response.status)); return response.json() })
-      .then(function (sections) { apply(sections); polls++; document.body.setAttribute('data-polls', String(polls)) })
+      .then(function (answer) { apply(answer); polls++; document.body.removeAttribute('data-stale'); document.body.setAttribute('data-polls', String(polls)) })
       .catch(function () { document.body.setAttribute('data-stale', 'true') })
       .then(function () { setTimeout(poll, 1000) })
   }
+  versions = JSON.parse(document.body.getAttribute('data-versions') || '{}')
   setTimeout(poll, 1000)
 })()
 `

@@ -5,7 +5,7 @@ import type { Federation } from '../federation.ts'
 import type { PeerStatus } from '../runtime/peer.ts'
 import { parseListenAddress } from '../runtime/metrics.ts'
 import { DashboardData, DEFAULT_WARNING_LEVELS, type WarningLevels } from './dashboard-data.ts'
-import { PAGE_SCRIPT, pageHtml, renderSections } from './dashboard-page.ts'
+import { changedSections, PAGE_SCRIPT, pageHtml, renderSections } from './dashboard-page.ts'
 import { startWebServer, type Route, type WebServer } from './server.ts'
 
 /**
@@ -57,7 +57,7 @@ export async function startDashboard (init: DashboardInit): Promise<Dashboard> {
   const routes = new Map<string, Route>([
     ['/', async () => ({ type: html, body: pageHtml(await renderSections(await data.snapshot())) })],
     ['/dashboard.js', () => ({ type: 'text/javascript; charset=utf-8', body: PAGE_SCRIPT })],
-    ['/api/fragments', async () => ({ type: json, body: JSON.stringify(await renderSections(await data.snapshot())) })],
+    ['/api/fragments', async (request) => ({ type: json, body: JSON.stringify(changedSections(await renderSections(await data.snapshot()), request.query.get('known'))) })],
     ['/api/state', async () => ({ type: json, body: JSON.stringify(await data.snapshot()) })]
   ])
   const metricsText = init.live?.metricsText

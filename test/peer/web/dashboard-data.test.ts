@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { parseFederation } from '../../../src/peer/federation.ts'
-import { federationView, forecastView, parseWarningLevels, phaseName, residualsFromLog, ResidualHistory, warningLevel, type ViewStatus } from '../../../src/peer/web/dashboard-data.ts'
+import { federationView, forecastView, parseViewStatus, parseWarningLevels, phaseName, residualsFromLog, ResidualHistory, warningLevel, type ViewStatus } from '../../../src/peer/web/dashboard-data.ts'
 import { graphSvg, mapSvg } from '../../../src/peer/web/dashboard-charts.ts'
 import { parseHttpAddress } from '../../../src/peer/web/dashboard.ts'
+import { changedSections } from '../../../src/peer/web/dashboard-page.ts'
 
 /** The operator's view's pieces that need no peer: levels, phase names, the federation file's outlines, what is shown of whom. */
 
@@ -95,6 +96,15 @@ describe('what the view shows of whom', () => {
     expect(mapSvg(federationView(parseFederation(federation()), status, forecast, [0.25, 0.5, 0.75]).members)).toBe('')
   })
 
+  it('reads a status whose residuals are not defined yet (NaN live, null in status.json)', () => {
+    for (const undefinedResidual of [Number.NaN, Infinity, null]) {
+      const parsed = parseViewStatus({ ...status, job: { job: 'j', kind: 'glm', state: 'running', phase: 'admm', round: 0, jobRound: 3, primalResidual: undefinedResidual, dualResidual: 0.5 } })
+      expect(parsed?.job).toMatchObject({ job: 'j', primalResidual: undefined, dualResidual: 0.5 })
+      expect(parsed?.neighbours.connected).toEqual([IDS[1]])
+    }
+    expect(parseViewStatus({ peerId: 1 })).toBeNull()
+  })
+
   it('escapes names in the SVG', () => {
     const view = federationView(null, { ...status, region: '<script>x</script>' }, null, [0.25, 0.5, 0.75])
     const graph = graphSvg(view.members, view.links)
@@ -134,5 +144,15 @@ describe('residuals and phases', () => {
     expect(parseHttpAddress('8080')).toEqual({ host: '127.0.0.1', port: 8080 })
     expect(parseHttpAddress('0.0.0.0:8080')).toEqual({ host: '0.0.0.0', port: 8080 })
     expect(() => parseHttpAddress('example.org:80')).toThrow(expect.objectContaining({ code: 'HTTP_ADDRESS' }))
+  })
+
+  it('sends the page only the sections that changed since the versions it has', () => {
+    const sections = { header: 'h', federation: 'f', job: 'j', forecast: 'x', models: 'm' }
+    const first = changedSections(sections, null)
+    expect(Object.keys(first.sections)).toEqual(['header', 'federation', 'job', 'forecast', 'models'])
+    const known = Object.entries(first.versions).map(([name, version]) => `${name}:${version}`).join(',')
+    expect(changedSections(sections, known).sections).toEqual({})
+    expect(changedSections({ ...sections, job: 'j2' }, known).sections).toEqual({ job: 'j2' })
+    expect(Object.keys(changedSections(sections, 'garbage:::,,').sections)).toHaveLength(5)
   })
 })

@@ -97,7 +97,7 @@ beforeAll(async () => {
     graph: { topology: 'ring' },
     bootstrap: members[0]?.addresses,
     warningLevels: LEVELS,
-    model: { family: 'binomial', outcome: 'case', features: ['age', 'parity', 'induced', 'spontaneous'].map((name) => ({ name, type: 'numeric' })), lambda: 0, algorithm: 'admm', tolerance: 1e-8, maxRounds: 3000, roundDeadlineMs: 1000, dropAfterRounds: 0 }
+    model: { family: 'binomial', outcome: 'case', features: ['age', 'parity', 'induced', 'spontaneous'].map((name) => ({ name, type: 'numeric' })), lambda: 0, algorithm: 'admm', tolerance: 1e-8, maxRounds: 3000, roundDeadlineMs: 5000, dropAfterRounds: 0 }
   }))
   const port = await freePort()
   for (const [index, member] of members.entries()) {
@@ -153,12 +153,14 @@ describe('the operator\'s view of a running peer', () => {
     await waitFor(async () => (await state()).job?.job === 'fit-1', 30_000, 100)
     // while it runs, its residuals are sampled from the peer
     let sampled = 0
+    let last: DashboardSnapshot['job'] = null
     await waitFor(async () => {
       const running = await state()
+      last = running.job
       if (running.job?.state === 'running' && running.residuals?.source === 'live') sampled = Math.max(sampled, running.residuals.points.length)
       return running.job?.state !== 'running'
     }, 60_000, 100)
-    expect(sampled).toBeGreaterThanOrEqual(2)
+    expect(sampled, JSON.stringify(last)).toBeGreaterThanOrEqual(2)
     await waitFor(async () => await held('fit-1', 'model'), 60_000, 250)
     const fitted = await vi.waitFor(async () => {
       const snapshot = await state()
