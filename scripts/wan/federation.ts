@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { diameter } from '../../src/consensus/graph.ts'
@@ -43,6 +43,11 @@ export interface WanOptions {
   jobTimeoutMs: number
   say?: (line: string) => void
   signal?: AbortSignal
+  /**
+   * stop the peers once each has stored the model, instead of waiting for them to exit (an exiting peer
+   * first waits for its audit log's last checkpoint, a few seconds): the wall time then ends there
+   */
+  stopWhenStored?: boolean
   /** keep the data folders (the network and processes always go) */
   keep?: boolean
 }
@@ -51,7 +56,7 @@ export interface WanJobReport {
   algorithm: 'admm' | 'newton'
   rounds: number
   converged: boolean
-  /** from starting the processes to the last one's exit: start-up, joining, agreement, rounds, audit */
+  /** from starting the processes to the last one's exit (or, with stopWhenStored, to the last model stored): start-up, joining, agreement, rounds, audit */
   wallSeconds: number
   /** from starting the processes to the last one's peer running (node, tsx, libp2p, store) */
   startupSeconds: number
@@ -65,6 +70,8 @@ export interface WanJobReport {
   roundsTimesOneWaySeconds: number
   /** the largest relative difference of any peer's coefficient from the pooled fit */
   pooledRelativeError: number
+  /** the machine's one-minute load average when the job ended (the peers share its cores with whatever else runs) */
+  loadAverage: number
   /** every peer's estimates, in the order of the terms */
   estimates: number[][]
   terms: string[]
@@ -221,6 +228,9 @@ async function runJob (network: WanNetwork, federationPath: string, folders: Pee
   const ready: number[] = []
   const starts: number[] = []
   const dones: number[] = []
+  let stored = 0
+  let allStored: () => void = () => {}
+  const storedEverywhere = new Promise<'stored'>((resolve) => { allStored = () => { resolve('stored') } })
   const exits = folders.map(async (folder, index) => {
     const host = network.hosts[index] as WanNetwork['hosts'][number]
     const args = [BIN, 'start', '--dir', folder.dir, '--federation', federationPath, '--listen', `/ip4/${host.address}/tcp/${PEER_PORT}`, '--job-id', jobId, '--exit-after-job', ...(index === 0 ? ['--propose'] : [])]
@@ -237,6 +247,7 @@ async function runJob (network: WanNetwork, federationPath: string, folders: Pee
         if (record.event === 'job.start' && record.time !== undefined) starts.push(Date.parse(record.time))
         // the coordinator's job.done (the whole job, with its deadlines), not the fit's own at its stop
         if (record.event === 'job.done' && record.deadlines !== undefined && record.time !== undefined) dones.push(Date.parse(record.time))
+        if (record.event === 'model.stored' && ++stored === folders.length && options.stopWhenStored === true) allStored()
         if ((record.level ?? 0) >= 50) say(`  ${folder.region}: ${record.msg ?? line}`)
       } catch {
         // not a log record
@@ -246,20 +257,25 @@ async function runJob (network: WanNetwork, federationPath: string, folders: Pee
   })
   let timer: NodeJS.Timeout | undefined
   const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => { resolve('timeout') }, options.jobTimeoutMs) })
-  const aborted = new Promise<'aborted'>((resolve) => { options.signal?.addEventListener('abort', () => { resolve('aborted') }, { once: true }) })
-  const outcome = await Promise.race([Promise.all(exits), timedOut, aborted])
+  const aborted = new Promise<'aborted'>((resolve) => {
+    if (options.signal?.aborted === true) resolve('aborted')
+    options.signal?.addEventListener('abort', () => { resolve('aborted') }, { once: true })
+  })
+  const outcome = await Promise.race([Promise.all(exits), storedEverywhere, timedOut, aborted])
+  const ended = Date.now()
   clearTimeout(timer)
+  if (outcome === 'stored') await children.stopAll()
   if (outcome === 'timeout' || outcome === 'aborted') {
     await children.stopAll()
     const tails = await Promise.all(exits)
     throw new Error(`${algorithm} job ${outcome === 'timeout' ? `did not finish within ${options.jobTimeoutMs / 1000} s` : 'interrupted'}; the first peer's last log lines:\n${tails[0]?.tail ?? ''}`)
   }
-  const failed = outcome.findIndex((exit) => exit.code !== 0)
-  if (failed >= 0) throw new Error(`the peer of ${folders[failed]?.region} exited with ${outcome[failed]?.code}; its last log lines:\n${outcome[failed]?.tail}`)
+  const failed = outcome === 'stored' ? -1 : outcome.findIndex((exit) => exit.code !== 0)
+  if (failed >= 0 && outcome !== 'stored') throw new Error(`the peer of ${folders[failed]?.region} exited with ${outcome[failed]?.code}; its last log lines:\n${outcome[failed]?.tail}`)
   if (starts.length !== folders.length || dones.length !== folders.length) throw new Error(`expected every peer to log job.start and job.done, got ${starts.length} and ${dones.length}`)
   return {
     jobId,
-    wallSeconds: (Date.now() - started) / 1000,
+    wallSeconds: (ended - started) / 1000,
     startupSeconds: (Math.max(...ready) - started) / 1000,
     agreementSeconds: (Math.min(...starts) - Math.max(...ready)) / 1000,
     roundSeconds: (Math.max(...dones) - Math.min(...starts)) / 1000
@@ -279,8 +295,10 @@ export async function runWanExperiment (options: WanOptions): Promise<WanReport>
   let folders: PeerFolder[] = []
   let relay: { stop: () => Promise<RelayStats | null> } | null = null
   say(`data folders under ${base}`)
+  const checkAborted = (): void => { if (options.signal?.aborted === true) throw new Error('interrupted') }
   try {
     folders = await preparePeers(base, options.peers, options.seed)
+    checkAborted()
     network = await createWanNetwork(options.peers)
     say(`network ${network.id}: router ${network.router}, peers ${network.hosts.map((host) => `${host.namespace} (${host.address}, reached at ${host.relayAddress})`).join(', ')}`)
     const document = {
@@ -291,7 +309,9 @@ export async function runWanExperiment (options: WanOptions): Promise<WanReport>
       graph: { topology: options.topology },
       model: { family: 'binomial', outcome: 'case', features: FEATURES.map((name) => ({ name, type: 'numeric' })), lambda: 0, algorithm: 'admm', tolerance: options.tolerance, maxRounds: 3000, roundDeadlineMs: 5000, dropAfterRounds: 0 }
     }
+    checkAborted()
     relay = await startRelay(network, base, options, children)
+    checkAborted()
     const blocked = await directPathBlocked(network)
     const graphDiameter = diameter(federationGraph(parseFederation(document, 'wan federation')))
     const blocks = await Promise.all(folders.map(async (folder) => await Store.use(folder.dir, async (store) => localDesign(await store.allRows(), parseFederation(document).model))))
@@ -320,10 +340,11 @@ export async function runWanExperiment (options: WanOptions): Promise<WanReport>
         roundsTimesRttSeconds: first.rounds * 2 * options.delayMs / 1000,
         roundsTimesOneWaySeconds: first.rounds * options.delayMs / 1000,
         pooledRelativeError: Math.max(...estimates.flatMap((values) => values.map((value, index) => Math.abs(value - (pooledEstimates[index] as number)) / Math.max(1e-12, Math.abs(pooledEstimates[index] as number))))),
+        loadAverage: loadavg()[0] as number,
         estimates,
         terms: first.coefficients.map((row) => row.term)
       }
-      say(`${algorithm}: ${report.rounds} rounds, ${report.roundSeconds.toFixed(2)} s in rounds (${report.msPerRound.toFixed(1)} ms a round), ${report.wallSeconds.toFixed(1)} s wall (start-up ${report.startupSeconds.toFixed(1)} s, neighbours and agreement ${report.agreementSeconds.toFixed(1)} s); rounds x RTT ${report.roundsTimesRttSeconds.toFixed(2)} s; relative difference from the pooled fit ${report.pooledRelativeError.toExponential(2)}`)
+      say(`${algorithm}: ${report.rounds} rounds, ${report.roundSeconds.toFixed(2)} s in rounds (${report.msPerRound.toFixed(1)} ms a round), ${report.wallSeconds.toFixed(1)} s wall (start-up ${report.startupSeconds.toFixed(1)} s, neighbours and agreement ${report.agreementSeconds.toFixed(1)} s); rounds x RTT ${report.roundsTimesRttSeconds.toFixed(2)} s; relative difference from the pooled fit ${report.pooledRelativeError.toExponential(2)}; load average ${report.loadAverage.toFixed(1)}`)
       jobs.push(report)
     }
     const stats = await relay.stop()

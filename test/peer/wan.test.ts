@@ -41,7 +41,7 @@ function watcher (): { say: (line: string) => void, id: () => string, base: () =
 describe('a WAN-like federation in network namespaces', () => {
   it.skipIf(!support.supported)('3 peer processes on a line, 20 ms each way and 1% of segments held 200 ms: exact Newton reaches R\'s glm, the rounds take at least rounds x the one-way delay, and nothing is left behind', async () => {
     const watch = watcher()
-    const report = await runWanExperiment({ peers: 3, topology: 'line', delayMs: 20, holdProbability: 0.01, holdMs: 200, algorithms: ['newton'], tolerance: 1e-10, seed: 3, jobTimeoutMs: 40_000, say: watch.say })
+    const report = await runWanExperiment({ peers: 3, topology: 'line', delayMs: 20, holdProbability: 0.01, holdMs: 200, algorithms: ['newton'], tolerance: 1e-10, seed: 3, jobTimeoutMs: 40_000, stopWhenStored: true, say: watch.say })
     expect(report.directPathBlocked).toBe(true)
     expect(report.diameter).toBe(2)
     const [job] = report.jobs
