@@ -98,10 +98,10 @@ if (json) {
   const first = reports[0]
   say('')
   if (first !== undefined) say(`${first.peers} peers, ${first.topology} (diameter ${first.diameter}); direct path between peers blocked: ${reports.every((report) => report.directPathBlocked)}`)
-  say(`${'delay'.padStart(5)} ${'RTT'.padStart(4)} ${'loss'.padStart(5)} ${'job'.padEnd(7)} ${'rounds'.padStart(6)} ${'in rounds'.padStart(10)} ${'ms/round'.padStart(9)} ${'rounds x RTT'.padStart(13)} ${'start-up'.padStart(9)} ${'wall'.padStart(7)} ${'vs pooled'.padStart(10)} ${'load'.padStart(5)}`)
+  say(`${'delay'.padStart(5)} ${'RTT'.padStart(4)} ${'loss'.padStart(5)} ${'job'.padEnd(7)} ${'rounds'.padStart(6)} ${'job'.padStart(4)} ${'in rounds'.padStart(10)} ${'ms/round'.padStart(9)} ${'rounds x RTT'.padStart(13)} ${'start-up'.padStart(9)} ${'wall'.padStart(7)} ${'vs pooled'.padStart(10)} ${'load'.padStart(5)}`)
   for (const report of reports) {
     for (const job of report.jobs) {
-      say(`${String(report.delayMs).padStart(5)} ${String(report.rttMs).padStart(4)} ${`${(report.holdProbability * 100).toFixed(1)}%`.padStart(5)} ${job.algorithm.padEnd(7)} ${String(job.rounds).padStart(6)} ${`${job.roundSeconds.toFixed(2)} s`.padStart(10)} ${job.msPerRound.toFixed(1).padStart(9)} ${`${job.roundsTimesRttSeconds.toFixed(2)} s`.padStart(13)} ${`${job.startupSeconds.toFixed(1)} s`.padStart(9)} ${`${job.wallSeconds.toFixed(1)} s`.padStart(7)} ${job.pooledRelativeError.toExponential(1).padStart(10)} ${job.loadAverage.toFixed(1).padStart(5)}`)
+      say(`${String(report.delayMs).padStart(5)} ${String(report.rttMs).padStart(4)} ${`${(report.holdProbability * 100).toFixed(1)}%`.padStart(5)} ${job.algorithm.padEnd(7)} ${String(job.rounds).padStart(6)} ${String(job.jobRounds).padStart(4)} ${`${job.roundSeconds.toFixed(2)} s`.padStart(10)} ${job.msPerRound.toFixed(1).padStart(9)} ${`${job.roundsTimesRttSeconds.toFixed(2)} s`.padStart(13)} ${`${job.startupSeconds.toFixed(1)} s`.padStart(9)} ${`${job.wallSeconds.toFixed(1)} s`.padStart(7)} ${job.pooledRelativeError.toExponential(1).padStart(10)} ${job.loadAverage.toFixed(1).padStart(5)}`)
     }
   }
   for (const report of reports) {

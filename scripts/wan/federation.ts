@@ -54,7 +54,10 @@ export interface WanOptions {
 
 export interface WanJobReport {
   algorithm: 'admm' | 'newton'
+  /** the model's rounds (the fit's, its statistics and secure sums included) */
   rounds: number
+  /** the job's rounds to its last phase: the fit's, then the federation's metrics and the closing agreement */
+  jobRounds: number
   converged: boolean
   /** from starting the processes to the last one's exit (or, with stopWhenStored, to the last model stored): start-up, joining, agreement, rounds, audit */
   wallSeconds: number
@@ -65,7 +68,7 @@ export interface WanJobReport {
   /** from the first peer's job start to the last peer's job done, off their logs */
   roundSeconds: number
   msPerRound: number
-  /** rounds x the links' round-trip time, and x their one-way delay */
+  /** the job's rounds x the links' round-trip time, and x their one-way delay */
   roundsTimesRttSeconds: number
   roundsTimesOneWaySeconds: number
   /** the largest relative difference of any peer's coefficient from the pooled fit */
@@ -218,7 +221,7 @@ async function directPathBlocked (network: WanNetwork): Promise<boolean> {
 }
 
 /** One job: every peer's process in its namespace, the first proposing; times off their logs. */
-async function runJob (network: WanNetwork, federationPath: string, folders: PeerFolder[], algorithm: 'admm' | 'newton', options: WanOptions, children: Children): Promise<{ jobId: string, wallSeconds: number, startupSeconds: number, agreementSeconds: number, roundSeconds: number }> {
+async function runJob (network: WanNetwork, federationPath: string, folders: PeerFolder[], algorithm: 'admm' | 'newton', options: WanOptions, children: Children): Promise<{ jobId: string, wallSeconds: number, startupSeconds: number, agreementSeconds: number, roundSeconds: number, jobRounds: number }> {
   const say = options.say ?? (() => {})
   const jobId = `wan-${algorithm}-${network.id}`
   // each peer's log, kept with the data folders (--keep)
@@ -229,6 +232,7 @@ async function runJob (network: WanNetwork, federationPath: string, folders: Pee
   const starts: number[] = []
   const dones: number[] = []
   let stored = 0
+  let lastRound = 0
   let allStored: () => void = () => {}
   const storedEverywhere = new Promise<'stored'>((resolve) => { allStored = () => { resolve('stored') } })
   const exits = folders.map(async (folder, index) => {
@@ -242,7 +246,8 @@ async function runJob (network: WanNetwork, federationPath: string, folders: Pee
       log.write(`${line}\n`)
       tail = `${tail}${line}\n`.slice(-3000)
       try {
-        const record = JSON.parse(line) as { event?: string, time?: string, level?: number, msg?: string, deadlines?: unknown }
+        const record = JSON.parse(line) as { event?: string, time?: string, level?: number, msg?: string, deadlines?: unknown, round?: unknown }
+        if (record.event === 'job.phase' && typeof record.round === 'number') lastRound = Math.max(lastRound, record.round)
         if (record.msg === 'peer started' && record.time !== undefined) ready.push(Date.parse(record.time))
         if (record.event === 'job.start' && record.time !== undefined) starts.push(Date.parse(record.time))
         // the coordinator's job.done (the whole job, with its deadlines), not the fit's own at its stop
@@ -278,7 +283,8 @@ async function runJob (network: WanNetwork, federationPath: string, folders: Pee
     wallSeconds: (ended - started) / 1000,
     startupSeconds: (Math.max(...ready) - started) / 1000,
     agreementSeconds: (Math.min(...starts) - Math.max(...ready)) / 1000,
-    roundSeconds: (Math.max(...dones) - Math.min(...starts)) / 1000
+    roundSeconds: (Math.max(...dones) - Math.min(...starts)) / 1000,
+    jobRounds: lastRound
   }
 }
 
@@ -331,20 +337,21 @@ export async function runWanExperiment (options: WanOptions): Promise<WanReport>
       const report: WanJobReport = {
         algorithm,
         rounds: first.rounds,
+        jobRounds: job.jobRounds,
         converged: stored.every((model) => model.converged),
         wallSeconds: job.wallSeconds,
         startupSeconds: job.startupSeconds,
         agreementSeconds: job.agreementSeconds,
         roundSeconds: job.roundSeconds,
-        msPerRound: job.roundSeconds * 1000 / Math.max(1, first.rounds),
-        roundsTimesRttSeconds: first.rounds * 2 * options.delayMs / 1000,
-        roundsTimesOneWaySeconds: first.rounds * options.delayMs / 1000,
+        msPerRound: job.roundSeconds * 1000 / Math.max(1, job.jobRounds),
+        roundsTimesRttSeconds: job.jobRounds * 2 * options.delayMs / 1000,
+        roundsTimesOneWaySeconds: job.jobRounds * options.delayMs / 1000,
         pooledRelativeError: Math.max(...estimates.flatMap((values) => values.map((value, index) => Math.abs(value - (pooledEstimates[index] as number)) / Math.max(1e-12, Math.abs(pooledEstimates[index] as number))))),
         loadAverage: loadavg()[0] as number,
         estimates,
         terms: first.coefficients.map((row) => row.term)
       }
-      say(`${algorithm}: ${report.rounds} rounds, ${report.roundSeconds.toFixed(2)} s in rounds (${report.msPerRound.toFixed(1)} ms a round), ${report.wallSeconds.toFixed(1)} s wall (start-up ${report.startupSeconds.toFixed(1)} s, neighbours and agreement ${report.agreementSeconds.toFixed(1)} s); rounds x RTT ${report.roundsTimesRttSeconds.toFixed(2)} s; relative difference from the pooled fit ${report.pooledRelativeError.toExponential(2)}; load average ${report.loadAverage.toFixed(1)}`)
+      say(`${algorithm}: ${report.rounds} rounds in the fit, ${report.jobRounds} in the job, ${report.roundSeconds.toFixed(2)} s in rounds (${report.msPerRound.toFixed(1)} ms a round), ${report.wallSeconds.toFixed(1)} s wall (start-up ${report.startupSeconds.toFixed(1)} s, neighbours and agreement ${report.agreementSeconds.toFixed(1)} s); rounds x RTT ${report.roundsTimesRttSeconds.toFixed(2)} s; relative difference from the pooled fit ${report.pooledRelativeError.toExponential(2)}; load average ${report.loadAverage.toFixed(1)}`)
       jobs.push(report)
     }
     const stats = await relay.stop()

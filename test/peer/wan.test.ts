@@ -54,8 +54,9 @@ describe('a WAN-like federation in network namespaces', () => {
     for (const estimates of job.estimates) expect(relativeError(estimates, R_INFERT.estimate)).toBeLessThan(1e-6)
     expect(job.pooledRelativeError).toBeLessThan(1e-8)
     // every round waits for its neighbours' messages, each at least one delay on its way
-    expect(job.roundSeconds).toBeGreaterThanOrEqual(job.rounds * 0.020)
-    expect(job.roundsTimesRttSeconds).toBeCloseTo(job.rounds * 0.040, 9)
+    expect(job.jobRounds).toBeGreaterThanOrEqual(job.rounds)
+    expect(job.roundSeconds).toBeGreaterThanOrEqual(job.jobRounds * 0.020)
+    expect(job.roundsTimesRttSeconds).toBeCloseTo(job.jobRounds * 0.040, 9)
     // every byte between peers went through the relay, and about 1% of its segments were held
     const relay = report.relay
     if (relay === null) throw new Error('no relay statistics')
