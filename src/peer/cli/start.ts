@@ -14,6 +14,7 @@ import { excerpt } from '../../consensus/ids.ts'
 import { withDataFolderLock } from '../lock.ts'
 import { parseMetricsAddress } from '../runtime/metrics.ts'
 import { nextRefitAt, parseRefitSchedule, refitJobId, type RefitSchedule } from '../runtime/schedule.ts'
+import { forecastRefreshId, storedForecastRefresh } from '../runtime/forecast-refresh.ts'
 import { dirOption } from './dir-option.ts'
 
 /**
@@ -126,6 +127,22 @@ function scheduleRefits (peer: PeerRuntime, schedule: RefitSchedule, model: JobP
       await peer.coordinator.propose(proposal, { signal })
     } catch (error) {
       if (!signal.aborted) logger.warn({ event: 'refit.failed', reason: excerpt((error as Error).message, 300) }, 'the scheduled re-fit did not complete')
+    }
+    // then the regional forecast, when the region holds one, on the series as imported now
+    if (!signal.aborted) {
+      try {
+        const refresh = await Store.use(dir, storedForecastRefresh)
+        if (typeof refresh === 'string') {
+          logger.warn({ event: 'forecast.refresh.skipped', reason: excerpt(refresh, 300) }, 'the regional forecast is not refreshed')
+        } else if (refresh !== null) {
+          const id = forecastRefreshId(refitJobId(at))
+          const proposal = checkProposal({ id, proposer: peer.peerId, forecast: refresh.forecast, refit: refresh.parent }, model, `scheduled forecast refresh ${id}`)
+          logger.info({ event: 'forecast.refresh.proposed', job: id, parent: refresh.parent, periods: refresh.forecast.periods, through: refresh.through }, 'forecast refresh proposed')
+          await peer.coordinator.propose(proposal, { signal })
+        }
+      } catch (error) {
+        if (!signal.aborted) logger.warn({ event: 'forecast.refresh.failed', reason: excerpt((error as Error).message, 300) }, 'the forecast refresh did not complete')
+      }
     }
     arm()
   }

@@ -76,7 +76,8 @@ export function toStoredForecast (job: string, region: string, result: ForecastJ
     rate: result.risk.rate,
     h: result.risk.h,
     joint: { sum: result.joint.sum, mean: result.joint.mean, regions: result.joint.regions, open: result.joint.open.map((entry) => ({ region: regionOf.get(entry.region) ?? entry.region, h: entry.h })), total: result.joint.fused.map((mean, index) => ({ step: result.forecast[index]?.step ?? index + 1, mean })) },
-    model: toStoredModel(job, result.fit, origin)
+    model: toStoredModel(job, result.fit, origin),
+    ...(origin?.proposal.forecast === undefined ? {} : { settings: { ...origin.proposal.forecast } })
   }
 }
 
@@ -266,6 +267,8 @@ export interface PeerStatus {
   announcements: AnnouncementStats
   /** the last job whose model this peer stored */
   lastModel?: string
+  /** the last forecasting job this peer stored: its periods, the forecast it refreshed, this region's h and the joint risk's mean */
+  lastForecast?: { job: string, periods: number | null, parent: string | null, h: number, jointRiskMean: number, createdAt: string }
   /** the last jobs that ended without a result (declined with each region's reason, expired, failed), oldest first, kept across restarts */
   ended: EndedJob[]
 }
@@ -429,7 +432,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
       if (model !== null) {
         await Store.use(options.dir, async (store) => { await store.putModel(model) })
         log.info({ event: 'model.stored', job, kind: model.kind ?? 'glm', rounds: model.rounds, converged: model.converged }, 'model stored')
-        await writeStatus({ lastModel: job })
+        await writeStatus({ lastModel: job, ...(outcome.forecast === null ? {} : { lastForecast: { job, periods: outcome.forecast.settings?.periods ?? null, parent: model.lineage?.parent ?? null, h: outcome.forecast.h, jointRiskMean: outcome.forecast.joint.mean, createdAt: outcome.forecast.createdAt } }) })
       }
       // the head of this region's round log goes into the model's lineage once the log is closed
       if (model?.lineage !== undefined) {
