@@ -16,6 +16,7 @@ import { toOriginalScale } from '../../src/learning/standardize.ts'
 import { fitEndemicEpidemic, panelRegions } from '../../src/learning/endemic-epidemic.ts'
 import { forecastEndemicEpidemicRegion } from '../../src/learning/endemic-epidemic-forecast.ts'
 import { parseForecastProposal } from '../../src/peer/runtime/forecast-proposal.ts'
+import { runScheduledRefit } from '../../src/peer/runtime/scheduled-refit.ts'
 
 /**
  * The operator's day over real peers (libp2p on 127.0.0.1, three regions in this process): day one's
@@ -223,5 +224,26 @@ describe('the daily cycle', () => {
     const stored = await Store.use(members[0]?.dir as string, async (store) => await store.getModel('day-2'))
     expect(stored?.lineage?.parent).toBe('day-1')
     await expect((peers[0] as Peer).propose({ id: 'day-3', refit: 'no-such-job' })).rejects.toMatchObject({ code: 'JOB_REFUSED' })
+
+    // day three, by the schedule (start --refit-at): the week's counts imported, then the re-fit from the
+    // latest regression model and the refresh of the latest forecast, one after the other
+    for (const index of [0, 1, 2]) await importWeeks(index, WEEKS + 1, WEEKS + 2)
+    const events: string[] = []
+    const proposer = peers[1] as Peer
+    await runScheduledRefit({
+      dir: members[1]?.dir as string,
+      id: 'refit-20261203-023000',
+      proposer: proposer.peerId,
+      model: JSON.parse(await readFile(federationFile, 'utf8')).model,
+      propose: async (proposal) => await proposer.propose({ id: proposal.id, ...(proposal.forecast === undefined ? {} : { forecast: proposal.forecast }), ...(proposal.refit === undefined ? {} : { refit: proposal.refit }) }),
+      log: (_level, event) => { events.push(event) },
+      signal: new AbortController().signal
+    })
+    expect(events).toEqual(['refit.proposed', 'forecast.refresh.proposed'])
+    for (const outcome of await ranEverywhere('refit-20261203-023000')) expect(outcome.model?.lineage?.parent).toBe('day-2-cold')
+    for (const outcome of await ranEverywhere('refit-20261203-023000-forecast')) {
+      expect(outcome.forecast?.settings?.periods).toBe(WEEKS + 2)
+      expect(outcome.forecast?.model.lineage?.parent).toBe('day-2-forecast')
+    }
   }, 240_000)
 })
