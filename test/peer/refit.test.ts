@@ -241,9 +241,21 @@ describe('the daily cycle', () => {
     })
     expect(events).toEqual(['refit.proposed', 'forecast.refresh.proposed'])
     for (const outcome of await ranEverywhere('refit-20261203-023000')) expect(outcome.model?.lineage?.parent).toBe('day-2-cold')
-    for (const outcome of await ranEverywhere('refit-20261203-023000-forecast')) {
+    const scheduled = await ranEverywhere('refit-20261203-023000-forecast')
+    for (const outcome of scheduled) {
       expect(outcome.forecast?.settings?.periods).toBe(WEEKS + 2)
       expect(outcome.forecast?.model.lineage?.parent).toBe('day-2-forecast')
     }
+    // a refresh starts from the shared parameters of the forecast it refreshes: the same model as a cold
+    // forecasting job of the same series, in fewer Newton steps
+    await (peers[0] as Peer).propose({ id: 'day-3-forecast-cold', forecast: { from: '2001-01-01', periods: WEEKS + 2, period: 'week' } })
+    const coldForecast = await ranEverywhere('day-3-forecast-cold')
+    for (const [index, outcome] of scheduled.entries()) {
+      expect(relativeError(outcome.forecast!.model.coefficients.map((row) => row.estimate), coldForecast[index]!.forecast!.model.coefficients.map((row) => row.estimate))).toBeLessThan(1e-6)
+    }
+    console.info(`the forecast's refresh over libp2p: ${scheduled[0]?.forecast?.model.rounds} rounds, a cold forecast of the same series ${coldForecast[0]?.forecast?.model.rounds}`)
+    expect(scheduled[0]?.forecast?.model.rounds).toBeLessThan(coldForecast[0]?.forecast?.model.rounds as number)
+    // a refresh of a forecast a member lacks is declined
+    await expect((peers[0] as Peer).propose({ id: 'day-3-forecast-orphan', forecast: { from: '2001-01-01', periods: WEEKS + 2, period: 'week' }, refit: 'no-such-forecast' })).rejects.toMatchObject({ code: 'JOB_REFUSED' })
   }, 240_000)
 })

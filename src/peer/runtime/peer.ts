@@ -56,11 +56,12 @@ import { jobAnnouncementSchema, type JobProposal } from './proposal.ts'
 async function loadData (dir: string, cases: string | undefined): Promise<JobData> {
   return await Store.use(dir, async (store) => {
     const rows = cases !== undefined ? (await readDataset(cases)).rows : await store.allRows()
-    // the regression models held, for a re-fit: terms, coefficients and this region's duals
+    // the regression and forecasting models held, for a re-fit or a refresh: terms, coefficients and this region's duals
     const previous = new Map<string, PreviousModel>()
     for (const model of await store.listModels()) {
-      if (model.specification?.kind !== 'glm') continue
-      previous.set(model.job, { terms: model.coefficients.map((row) => row.term), coefficients: model.coefficients.map((row) => row.estimate), duals: (model.duals ?? []).map((entry) => ({ neighbour: entry.neighbour, values: entry.values.map((value) => value ?? 0) })) })
+      const kind = model.specification?.kind
+      if (kind !== 'glm' && kind !== 'forecast') continue
+      previous.set(model.job, { kind, terms: model.coefficients.map((row) => row.term), coefficients: model.coefficients.map((row) => row.estimate), duals: (model.duals ?? []).map((entry) => ({ neighbour: entry.neighbour, values: entry.values.map((value) => value ?? 0) })) })
     }
     return { rows, series: await store.readSeries(), previous, schema: cases !== undefined ? null : await store.schema() as CaseSchema | null }
   })
