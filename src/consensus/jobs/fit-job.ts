@@ -23,6 +23,10 @@ import { maskedSum, maskedSumBound, sumTotal, type MaskedSumOptions } from './ph
  *
  *   stats        exact masked sum of (peers, rows, column sums, sums of squares, outcome and exposure
  *                sums): the pooled mean and population SD for standardising, and the starting point
+ *   refit-newton.t  (a re-fit by ADMM) exact Newton steps from the previous model, each a masked sum of
+ *                value, gradient and Hessian (and the carried-over dual sums), until the step is below
+ *                sqrt(tolerance): ADMM then starts at its fixed point for the new data (refitStart), and the
+ *                last step's Hessian sum gives its penalty in place of `curvature`
  *   curvature    (ADMM, unless the penalty is given) masked sum of the local Hessians at the start, for
  *                the default penalty c = sqrt(lmin lmax of the mean Hessian) / sqrt(l2 lmax of the Laplacian)
  *   admm         decentralized consensus ADMM (a warm-up of warmupRounds, then `recurvature`, the penalty
