@@ -14,6 +14,7 @@ import { excerpt } from '../../consensus/ids.ts'
 import { withDataFolderLock } from '../lock.ts'
 import { parseMetricsAddress } from '../runtime/metrics.ts'
 import { nextRefitAt, parseRefitSchedule, refitJobId, type RefitSchedule } from '../runtime/schedule.ts'
+import { runScheduledRefit } from '../runtime/scheduled-refit.ts'
 import { dirOption } from './dir-option.ts'
 
 /**
@@ -123,7 +124,8 @@ async function runPeer (options: StartOptions): Promise<number> {
 
 /**
  * Proposes a re-fit of the federation's regression at each time of the schedule, warm-started from the
- * latest regression model this region holds (a cold fit when it holds none), while the peer runs.
+ * latest regression model this region holds (a cold fit when it holds none), and then refreshes the
+ * region's latest forecast (runScheduledRefit), while the peer runs.
  */
 function scheduleRefits (peer: PeerRuntime, schedule: RefitSchedule, model: JobProposal['model'], signal: AbortSignal, dir: string, logger: pino.Logger): void {
   let timer: NodeJS.Timeout | null = null
@@ -134,15 +136,15 @@ function scheduleRefits (peer: PeerRuntime, schedule: RefitSchedule, model: JobP
     timer = setTimeout(() => { void fire(at) }, Math.max(0, at.getTime() - Date.now()))
   }
   const fire = async (at: Date): Promise<void> => {
-    try {
-      const parent = await Store.use(dir, async (store) => (await store.listModels()).filter((stored) => stored.specification?.kind === 'glm' && stored.duals !== undefined).at(-1) ?? null)
-      const id = refitJobId(at)
-      const proposal = checkProposal({ id, proposer: peer.peerId, ...(parent === null ? {} : { refit: parent.job }) }, model, `scheduled re-fit ${id}`)
-      logger.info({ event: 'refit.proposed', job: id, parent: parent?.job ?? null }, 'scheduled re-fit proposed')
-      await peer.coordinator.propose(proposal, { signal })
-    } catch (error) {
-      if (!signal.aborted) logger.warn({ event: 'refit.failed', reason: excerpt((error as Error).message, 300) }, 'the scheduled re-fit did not complete')
-    }
+    await runScheduledRefit({
+      dir,
+      id: refitJobId(at),
+      proposer: peer.peerId,
+      model,
+      propose: async (proposal) => await peer.coordinator.propose(proposal, { signal }),
+      log: (level, event, fields, message) => { logger[level]({ event, ...fields }, message) },
+      signal
+    })
     arm()
   }
   signal.addEventListener('abort', () => { if (timer !== null) clearTimeout(timer) }, { once: true })
