@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import { EpimeshError } from '../errors.ts'
-import { MAX_COLUMNS, readCsv } from './csv.ts'
+import { MAX_COLUMNS, readCsv, readCsvChunks } from './csv.ts'
 import { cut, echo, FreeTextRefusedError, IdentifierRefusedError, ImportInvalidError, SchemaMismatchError, StoreIoError, storageFailure, type IdentifierFinding, type RowProblem } from './errors.ts'
 import { identifierByName, identifierInValue } from './identifiers.ts'
 import { IdFilter } from './id-filter.ts'
@@ -71,6 +71,7 @@ async function idFilterFor (layout: StoreLayout, committed: Map<string, ImportRe
   const fileRows = Math.ceil(size / Math.max(1, sampleBytes / sample.rows.length))
   if (fileRows * 10 < stored) return null
   const filter = new IdFilter(stored + fileRows)
+  for await (const key of layout.idOwners.keys()) filter.add(key)
   for await (const key of layout.ids.keys()) filter.add(key)
   return filter
 }
@@ -329,7 +330,7 @@ export async function importCases (store: Store, options: ImportOptions): Promis
   const writer = new ImportWriter(layout, importId, committed, problems, findings, schema.id, batchRows, filter, options.onProgress)
   let first = true
   try {
-    for await (const { fields, line } of readCsv(file)) {
+    for await (const records of readCsvChunks(file)) for (const { fields, line } of records) {
       if (first) {
         first = false
         continue
@@ -388,7 +389,8 @@ export async function importCases (store: Store, options: ImportOptions): Promis
       }
       if (!valid) continue
       // waits while a full chunk is checked and written: the file is read no faster than the store takes it
-      await writer.add(hashRecordId(salt, id), row, line)
+      const full = writer.add(hashRecordId(salt, id), row, line)
+      if (full !== null) await full
     }
     await writer.finish()
     if (findings.size > 0 || problems.count > 0) {
@@ -477,15 +479,16 @@ class ImportWriter {
     private readonly onProgress?: (rows: number) => void
   ) {}
 
-  async add (idHash: string, row: CaseRow, line: number): Promise<void> {
+  /** Adds a row to the chunk filling; when that fills it, the hand-over to await (null otherwise: no promise a row). */
+  add (idHash: string, row: CaseRow, line: number): Promise<void> | null {
     const earlier = this.fillingLines.get(idHash) ?? this.previousLines.get(idHash)
     if (earlier !== undefined) {
       this.duplicate(idHash, line, earlier)
-      return
+      return null
     }
     this.fillingLines.set(idHash, line)
     this.filling.push({ idHash, row, line })
-    if (this.filling.length >= this.chunkRows) await this.flush()
+    return this.filling.length >= this.chunkRows ? this.flush() : null
   }
 
   private get refused (): boolean {
@@ -520,7 +523,7 @@ class ImportWriter {
     hashes.forEach((idHash, index) => { if (filter === null || filter.has(idHash)) candidates.push(index) })
     if (filter !== null) for (const idHash of hashes) filter.add(idHash)
     const owners = new Array<string | undefined>(chunk.length)
-    const found = candidates.length === 0 ? [] : await layout.ids.getMany(candidates.map((index) => hashes[index] as string))
+    const found = candidates.length === 0 ? [] : await layout.idOwnersOf(candidates.map((index) => hashes[index] as string), [importId, ...this.committed.keys()])
     candidates.forEach((index, at) => { owners[index] = found[at] })
     const alreadyStored: number[] = []
     owners.forEach((owner, index) => { if (owner !== undefined && owner !== importId && this.committed.has(owner)) alreadyStored.push(index) })
@@ -536,6 +539,9 @@ class ImportWriter {
     // An array of operations rather than a chained batch: LevelDB's copy of it is freed as soon as it is
     // written, where a chained batch's waits for the garbage collector (megabytes a chunk, unseen by it).
     const operations: Array<{ type: 'put', key: string, value: unknown, sublevel: unknown }> = []
+    const tag = layout.importTag(importId)
+    // the chunk's rows go in one value, sealed once (layout.ts): a seal a row cost more than the rest of the import
+    const rows: CaseRow[] = []
     for (const [index, { idHash, row, line }] of chunk.entries()) {
       const owner = owners[index]
       if (owner === importId || seenBefore.has(index)) {
@@ -548,12 +554,15 @@ class ImportWriter {
         operations.push({ type: 'put', key: layout.seenMark(importId, idHash), value: {}, sublevel: layout.cases })
         continue
       }
-      operations.push({ type: 'put', key: idHash, value: importId, sublevel: layout.ids })
+      operations.push({ type: 'put', key: idHash, value: tag, sublevel: layout.idOwners })
       // a refused import writes no more rows
       if (this.refused) continue
       row['__id'] = idHash
-      operations.push({ type: 'put', key: layout.caseKey(importId, this.sequence++), value: row, sublevel: layout.cases })
-      this.rows++
+      rows.push(row)
+    }
+    if (rows.length > 0) {
+      operations.push({ type: 'put', key: layout.caseKey(importId, this.sequence++), value: rows, sublevel: layout.cases })
+      this.rows += rows.length
     }
     this.writing = operations.length === 0 ? Promise.resolve() : layout.db.batch(operations as unknown as Array<AbstractBatchOperation<Database, string, unknown>>)
     // its failure is met by the next await of it; until then it must not count as unhandled
@@ -612,11 +621,12 @@ async function removeRange (layout: StoreLayout, range: { gte: string, lt: strin
 async function removeImport (layout: StoreLayout, importId: string): Promise<void> {
   await removeRange(layout, layout.importCases(importId))
   await removeRange(layout, layout.seenMarks(importId))
+  const tag = layout.importTag(importId)
   let batch = layout.db.batch()
   let size = 0
-  for await (const [key, value] of layout.ids.iterator()) {
-    if (value === importId) {
-      batch.del(key, { sublevel: layout.ids })
+  for await (const [key, value] of layout.idOwners.iterator()) {
+    if (value === tag) {
+      batch.del(key, { sublevel: layout.idOwners })
       if (++size % 10_000 === 0) {
         await batch.write()
         batch = layout.db.batch()

@@ -245,7 +245,7 @@ export class Store {
 
   /** Every committed case record, in import order. */
   async * rows (): AsyncGenerator<CaseRow> {
-    for await (const [, row] of this.#layout.committedCases()) yield row
+    yield * this.#layout.committedCases()
   }
 
   async allRows (): Promise<CaseRow[]> {
@@ -256,7 +256,7 @@ export class Store {
 
   async count (): Promise<number> {
     let count = 0
-    for await (const _ of this.#layout.committedCases()) count++
+    for await (const [, rows] of this.#layout.committedChunks()) count += rows.length
     return count
   }
 
