@@ -14,10 +14,10 @@ import type { CaseSchema } from './schema.ts'
  *            schema                            the case schema (of the first import, or set deliberately)
  *            import!<import id>                an import's record: present once the import committed
  *   config   region, peerId, salt              the salt is that of the record-id hashes
- *   cases    <import id>!<sequence>            a chunk of an import's case records, in file order: an
- *                                              array of rows (readers see committed imports only); a
- *                                              store written before chunks holds one row a key, and
- *                                              readers take both (an object is one row)
+ *   cases    <import id>!<sequence>            a chunk of an import's case records, in file order, by
+ *                                              column (CaseChunk; readers see committed imports only);
+ *                                              a store written before chunks holds one row a key, and
+ *                                              readers take both (isCaseChunk)
  *            <import id>~seen!<record-id hash>  while an import runs: a record already stored that it
  *                                              met (no import is named "<id>~seen", so readers never
  *                                              see one, and one left by a crash goes with the rest)
@@ -43,9 +43,33 @@ export const UNENCRYPTED_LAYOUT_VERSION = 1
 /** the largest sequence number or log length a key can hold (10 digits) */
 export const MAX_SEQUENCE = 9_999_999_999
 
-export type CaseRow = Record<string, number | string | null>
-/** a value of the cases sublevel: a chunk of rows, one row (written before chunks), or a seen mark */
-export type CaseValue = CaseRow[] | CaseRow
+export type CaseCell = number | string | null
+export type CaseRow = Record<string, CaseCell>
+/** a chunk of case records, by column: `rows[i][j]` is the value of `columns[j]` in the chunk's i-th record */
+export interface CaseChunk { columns: string[], rows: CaseCell[][] }
+/** a value of the cases sublevel: a chunk, one row (written before chunks), or a seen mark ({}) */
+export type CaseValue = CaseChunk | CaseRow
+
+/** Whether a value of the cases sublevel is a chunk: a record's values are never arrays. */
+export function isCaseChunk (value: CaseValue): value is CaseChunk {
+  return Array.isArray(value.columns) && Array.isArray(value.rows)
+}
+
+/** The records of a chunk, as rows. */
+export function chunkRows (chunk: CaseChunk): CaseRow[] {
+  const { columns } = chunk
+  return chunk.rows.map((cells) => {
+    const row: CaseRow = {}
+    for (let index = 0; index < columns.length; index++) row[columns[index] as string] = cells[index] ?? null
+    return row
+  })
+}
+
+/** Rows of one chunk (all with the same columns, in the same order) as a chunk. */
+export function toCaseChunk (rows: CaseRow[]): CaseChunk {
+  const columns = Object.keys(rows[0] ?? {})
+  return { columns, rows: rows.map((row) => columns.map((column) => row[column] ?? null)) }
+}
 
 export interface SeriesPoint {
   date: string
@@ -166,7 +190,7 @@ export class StoreLayout {
   async * committedChunks (): AsyncGenerator<[string, CaseRow[]]> {
     const committed = await this.committedImports()
     for await (const [key, value] of this.cases.iterator()) {
-      if (committed.has(this.importOfCase(key))) yield [key, Array.isArray(value) ? value : [value]]
+      if (committed.has(this.importOfCase(key))) yield [key, isCaseChunk(value) ? chunkRows(value) : [value]]
     }
   }
 

@@ -1,5 +1,5 @@
 import { echo, OptionInvalidError } from './errors.ts'
-import { layoutOf } from './layout.ts'
+import { layoutOf, toCaseChunk } from './layout.ts'
 import type { Store } from './store.ts'
 
 /**
@@ -138,7 +138,7 @@ export async function purgeBefore (store: Store, cutoff: string, options: { batc
     }
     if (gone.length === 0 || options.dryRun === true) continue
     if (keep.length === 0) batch.del(key, { sublevel: layout.cases })
-    else batch.put(key, keep, { sublevel: layout.cases })
+    else batch.put(key, toCaseChunk(keep), { sublevel: layout.cases })
     for (const row of gone) {
       if (typeof row.__id !== 'string') continue
       batch.del(row.__id, { sublevel: layout.idOwners })

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { IdFilter } from '../../src/store/id-filter.ts'
 import { importCases } from '../../src/store/import.ts'
-import { hashRecordId, layoutOf, StoreLayout } from '../../src/store/layout.ts'
+import { hashRecordId, isCaseChunk, layoutOf, StoreLayout } from '../../src/store/layout.ts'
 import { Store } from '../../src/store/store.ts'
 import { purgeBefore } from '../../src/store/summary.ts'
 
@@ -29,7 +29,7 @@ async function rawKeys (store: Store): Promise<{ cases: number, ids: number, mar
   let marks = 0
   for await (const [key, value] of layout.cases.iterator()) {
     if (key.includes('~seen!')) marks++
-    else cases += Array.isArray(value) ? value.length : 1
+    else cases += isCaseChunk(value) ? value.rows.length : 1
   }
   let idCount = 0
   for await (const _ of layout.idOwners.keys()) idCount++
@@ -151,7 +151,7 @@ describe('a store written before chunks (one sealed value a record, sealed impor
     expect(await rawKeys(store)).toEqual({ cases: 11, ids: 11, marks: 0 })
     // an import cut short (never committed) leaves a chunk and tagged hashes: both go at the next open
     const cut = layout.db.batch()
-    cut.put(layout.caseKey('cut', 0), [{ age: 1, __id: 'h-cut' }], { sublevel: layout.cases })
+    cut.put(layout.caseKey('cut', 0), { columns: ['age', '__id'], rows: [[1, 'h-cut']] }, { sublevel: layout.cases })
     cut.put('h-cut', layout.importTag('cut'), { sublevel: layout.idOwners })
     await cut.write()
     expect(await rawKeys(store)).toEqual({ cases: 12, ids: 12, marks: 0 })
