@@ -301,8 +301,8 @@ interface ColumnPlan {
 const DIGIT_0 = 48
 const DIGIT_9 = 57
 
-/** A decimal number as values.ts has it (sign, at most 15 integer digits, optional fraction), in [min, max], or undefined. */
-function quickNumber (text: string, min: number | undefined, max: number | undefined): number | undefined {
+/** A decimal number as values.ts has it (sign, at most 15 integer digits, optional fraction), in [min, max], or undefined: what validateCell takes, without its result object. */
+export function quickNumber (text: string, min: number | undefined, max: number | undefined): number | undefined {
   let at = 0
   const length = text.length
   const first = text.charCodeAt(0)
@@ -488,7 +488,9 @@ export async function importCases (store: Store, options: ImportOptions): Promis
   const commit = layout.db.batch()
   commit.put(layout.importKey(importId), record, { sublevel: layout.meta })
   if (stored === null) commit.put(StoreLayout.schemaKey, schema, { sublevel: layout.meta })
-  await commit.write().catch(storeFailure)
+  // the one write synced to disk: the chunks before it need not be (until it lands they are invisible, and
+  // a crash before it leaves them to be removed), and syncing each would cost a disk flush a chunk
+  await commit.write({ sync: true }).catch(storeFailure)
   // the marks of records already stored are invisible to readers; one left by a crash here goes on the next open
   if (writer.marked > 0) await removeRange(layout, layout.seenMarks(importId)).catch(() => {})
   const droppedColumns = Object.entries(schema.columns).filter(([, rule]) => isAction(rule) && rule.action === 'drop').map(([column]) => column)
