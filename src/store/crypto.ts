@@ -4,7 +4,9 @@ import { StoreCorruptError } from './errors.ts'
 
 /**
  * The store's encryption at rest. Every value is JSON sealed with AES-256-GCM under a fresh random
- * 96-bit nonce: `version (1 byte) | nonce (12) | ciphertext | tag (16)`. The kind of record (the
+ * 96-bit nonce: `version (1 byte) | nonce (12) | ciphertext | tag (16)`; a kind may have its values
+ * deflated first (a chunk of case records), marked by a first plaintext byte of 0. (The owners of
+ * record-id hashes are keyed tags, not sealed: see StoreLayout.importTag.) The kind of record (the
  * sublevel's name) is authenticated with it, so a value moved from one kind to another fails as surely
  * as a changed byte. Keys that would carry a record's content (a series' date, a job id) are replaced by
  * a keyed tag: HMAC-SHA256 under a second key, cut to 128 bits.
