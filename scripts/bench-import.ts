@@ -4,7 +4,7 @@
  * store, and with the plain baseline of scripts/baseline-import.ts (csv-parse, a salted hash id and a
  * JSON value per row, LevelDB batches of 1,000, nothing checked). Prints, for each, rows per second
  * and the child's peak resident memory, and the ratio of the two speeds. With --runs R, each is run R
- * times, alternating, and the median run of each is shown.
+ * times, alternating, and the median run of each is shown, then every run.
  *
  *   npx tsx scripts/bench-import.ts [--rows 1000000] [--runs 1]
  */
@@ -88,7 +88,8 @@ try {
   }
   const ours = median(epimesh)
   const theirs = median(plain)
-  console.log(JSON.stringify({ rows, runs, epimesh: shown(ours), baseline: shown(theirs), speedRatio: Number((ours.rowsPerSecond / theirs.rowsPerSecond).toFixed(3)) }))
+  // every run too, in the order run: the peak memory of one run is not that of the others
+  console.log(JSON.stringify({ rows, runs, epimesh: shown(ours), baseline: shown(theirs), speedRatio: Number((ours.rowsPerSecond / theirs.rowsPerSecond).toFixed(3)), ...(runs > 1 ? { every: { epimesh: epimesh.map(shown), baseline: plain.map(shown) } } : {}) }))
 } finally {
   await rm(dir, { recursive: true, force: true })
 }

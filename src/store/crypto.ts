@@ -1,9 +1,12 @@
 import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto'
+import { deflateRawSync, inflateRawSync } from 'node:zlib'
 import { StoreCorruptError } from './errors.ts'
 
 /**
  * The store's encryption at rest. Every value is JSON sealed with AES-256-GCM under a fresh random
- * 96-bit nonce: `version (1 byte) | nonce (12) | ciphertext | tag (16)`. The kind of record (the
+ * 96-bit nonce: `version (1 byte) | nonce (12) | ciphertext | tag (16)`; a kind may have its values
+ * deflated first (a chunk of case records), marked by a first plaintext byte of 0. (The owners of
+ * record-id hashes are keyed tags, not sealed: see StoreLayout.importTag.) The kind of record (the
  * sublevel's name) is authenticated with it, so a value moved from one kind to another fails as surely
  * as a changed byte. Keys that would carry a record's content (a series' date, a job id) are replaced by
  * a keyed tag: HMAC-SHA256 under a second key, cut to 128 bits.
@@ -91,20 +94,40 @@ export function unseal (key: KeyObject, context: Buffer, sealed: Uint8Array): Bu
 }
 
 let encodings = 0
+/** the first byte of a value's plaintext that is deflated JSON (JSON text never starts with a NUL) */
+const DEFLATED = 0
+/** the most a deflated value may inflate to (a chunk of 1,000 records is well under 1 MB) */
+const MAX_INFLATED_BYTES = 256 << 20
 
 /**
  * An abstract-level value encoding: JSON, sealed under `key` with `context` authenticated. A value
  * that decrypts is one this store wrote under this kind, so it is returned as the kind's type `V`.
  */
-export function sealedJsonEncoding<V = unknown> (key: KeyObject, kind: string): { name: string, format: 'buffer', encode: (value: V) => Buffer, decode: (data: Buffer) => V } {
+export function sealedJsonEncoding<V = unknown> (key: KeyObject, kind: string, options: { compress?: (value: V) => boolean } = {}): { name: string, format: 'buffer', encode: (value: V) => Buffer, decode: (data: Buffer) => V } {
   const context = Buffer.from(kind, 'utf8')
+  const { compress } = options
   return {
     // unique per store instance: a transcoder caches encodings by name
     name: `epimesh-sealed-json-${kind}-${++encodings}`,
     format: 'buffer',
-    encode: (value) => seal(key, context, Buffer.from(JSON.stringify(value), 'utf8')),
+    encode: (value) => {
+      const json = Buffer.from(JSON.stringify(value), 'utf8')
+      if (compress?.(value) !== true) return seal(key, context, json)
+      // a marker byte no JSON text starts with, then the JSON deflated (level 1: most of the gain, little of the time)
+      const deflated = deflateRawSync(json, { level: 1 })
+      const body = Buffer.allocUnsafe(1 + deflated.length)
+      body[0] = DEFLATED
+      deflated.copy(body, 1)
+      return seal(key, context, body)
+    },
     decode: (data) => {
-      const text = unseal(key, context, data).toString('utf8')
+      const body = unseal(key, context, data)
+      let text: string
+      try {
+        text = (body[0] === DEFLATED ? inflateRawSync(body.subarray(1), { maxOutputLength: MAX_INFLATED_BYTES }) : body).toString('utf8')
+      } catch (error) {
+        throw new StoreCorruptError(`a stored ${kind} value does not inflate after decryption`, { cause: error })
+      }
       try {
         return JSON.parse(text) as V
       } catch (error) {

@@ -1,8 +1,6 @@
 import { stat } from 'node:fs/promises'
 import { createReadStream } from 'node:fs'
-import { Transform } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import { CsvError, parse } from 'csv-parse'
+import { CsvError, Parser } from 'csv-parse'
 import { EpimeshError } from '../errors.ts'
 import { CsvSyntaxError, ImportEncodingError, ImportUnreadableError, type RowProblem } from './errors.ts'
 
@@ -158,12 +156,28 @@ function isErrno (error: unknown): error is NodeJS.ErrnoException {
   return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && typeof (error as NodeJS.ErrnoException).syscall === 'string'
 }
 
+/** The parser's engine under its stream (csv-parse's `Parser#api`): called directly, it hands each record over as it ends, with the line count then. */
+interface ParserEngine {
+  parse: (chunk: Buffer | undefined, end: boolean, push: (record: string[]) => void, close: () => void) => Error | undefined
+  info: { lines: number }
+}
+
+function engineOf (parser: Parser): ParserEngine {
+  const engine = (parser as unknown as { api?: Partial<ParserEngine> }).api
+  if (typeof engine?.parse !== 'function' || typeof engine.info?.lines !== 'number') throw new TypeError('csv-parse without the parser engine this reader uses (Parser#api): a version this program was not written for')
+  return engine as ParserEngine
+}
+
 /**
- * The records of a CSV file, screened, with the line each starts on. A leading byte-order mark is
- * dropped, empty lines are skipped, records may have any number of fields (the caller checks). The
- * file must be a regular file (it may be read twice).
+ * The records of a CSV file, screened, with the line each starts on, a chunk of the file at a time
+ * (hundreds of records an array). A leading byte-order mark is dropped, empty lines are skipped,
+ * records may have any number of fields (the caller checks). The file must be a regular file (it may
+ * be read twice).
+ *
+ * The screen and the parser are called on each chunk read, not joined as streams: a stream in object
+ * mode, and csv-parse's record information (an object a record), cost more than the parsing itself.
  */
-export async function * readCsv (file: string): AsyncGenerator<CsvRecord> {
+export async function * readCsvChunks (file: string): AsyncGenerator<CsvRecord[]> {
   try {
     const info = await stat(file)
     if (!info.isFile()) throw new ImportUnreadableError(file, 'not a regular file')
@@ -171,31 +185,36 @@ export async function * readCsv (file: string): AsyncGenerator<CsvRecord> {
     if (error instanceof EpimeshError) throw error
     throw new ImportUnreadableError(file, isErrno(error) ? error.code as string : 'cannot read it', { cause: error })
   }
-  const source = createReadStream(file)
+  const source = createReadStream(file, { highWaterMark: 1 << 16 })
   const screen = new ByteScreen()
-  const parser = parse({ bom: true, info: true, relax_column_count: true, skip_empty_lines: true, max_record_size: MAX_LINE_BYTES })
-  const screening = new Transform({
-    transform (chunk: Buffer, _encoding, callback) {
-      const problem = screen.push(chunk)
-      if (problem === null) callback(null, chunk)
-      else callback(byteProblemError(file, problem))
-    },
-    flush (callback) {
-      const problem = screen.end()
-      callback(problem === null ? null : byteProblemError(file, problem))
-    }
-  })
-  // errors reach the parser, and so the loop below; the pipeline's own rejection is that same error
-  pipeline(source, screening, parser).catch(() => {})
+  const engine = engineOf(new Parser({ bom: true, relax_column_count: true, skip_empty_lines: true, max_record_size: MAX_LINE_BYTES }))
   let nextLine = 1
+  let records: CsvRecord[] = []
+  const push = (record: string[]): void => {
+    let inner = 0
+    for (const field of record) for (let at = field.indexOf('\n'); at !== -1; at = field.indexOf('\n', at + 1)) inner++
+    const lines = engine.info.lines
+    records.push({ fields: record, line: lines - inner })
+    nextLine = lines + 1
+  }
+  const close = (): void => {}
   try {
-    for await (const { record, info } of parser as AsyncIterable<{ record: string[], info: { lines: number } }>) {
-      let inner = 0
-      for (const field of record) for (let at = field.indexOf('\n'); at !== -1; at = field.indexOf('\n', at + 1)) inner++
-      const line = info.lines - inner
-      nextLine = info.lines + 1
-      yield { fields: record, line }
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      const problem = screen.push(chunk)
+      if (problem !== null) throw byteProblemError(file, problem)
+      const error = engine.parse(chunk, false, push, close)
+      // the records before a malformed one come first, as they would from a stream
+      if (records.length > 0) {
+        yield records
+        records = []
+      }
+      if (error !== undefined) throw error
     }
+    const problem = screen.end()
+    if (problem !== null) throw byteProblemError(file, problem)
+    const error = engine.parse(undefined, true, push, close)
+    if (records.length > 0) yield records
+    if (error !== undefined) throw error
   } catch (error) {
     if (error instanceof EpimeshError) throw error
     if (error instanceof CsvError) throw csvParseError(file, error, nextLine)
@@ -203,6 +222,10 @@ export async function * readCsv (file: string): AsyncGenerator<CsvRecord> {
     throw error
   } finally {
     source.destroy()
-    parser.destroy()
   }
+}
+
+/** The records of a CSV file one at a time (readCsvChunks). */
+export async function * readCsv (file: string): AsyncGenerator<CsvRecord> {
+  for await (const records of readCsvChunks(file)) yield * records
 }

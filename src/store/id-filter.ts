@@ -56,6 +56,25 @@ export class IdFilter {
     })
   }
 
+  /** Adds `hash`, and tells whether it was probably added before (false: certainly not), in one pass over its bits. */
+  addAndTest (hash: string): boolean {
+    if (hash.length < 10) throw new RangeError('not a base64url record-id hash')
+    const first = bits30(hash, 0)
+    const step = (bits30(hash, 5) | 1) >>> 0
+    const words = this.words
+    let before = true
+    for (let probe = 0; probe < PROBES; probe++) {
+      const bit = (first + probe * step) % this.size
+      const word = words[bit >>> 5] as number
+      const mask = 1 << (bit & 31)
+      if ((word & mask) === 0) {
+        before = false
+        words[bit >>> 5] = word | mask
+      }
+    }
+    return before
+  }
+
   /** false: certainly not added; true: probably added. */
   has (hash: string): boolean {
     return this.probe(hash, (bit) => ((this.words[bit >>> 5] as number) & (1 << (bit & 31))) !== 0)

@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import { EpimeshError } from '../errors.ts'
-import { MAX_COLUMNS, readCsv } from './csv.ts'
+import { MAX_COLUMNS, readCsv, readCsvChunks } from './csv.ts'
 import { cut, echo, FreeTextRefusedError, IdentifierRefusedError, ImportInvalidError, SchemaMismatchError, StoreIoError, storageFailure, type IdentifierFinding, type RowProblem } from './errors.ts'
 import { identifierByName, identifierInValue } from './identifiers.ts'
 import { IdFilter } from './id-filter.ts'
 import { foldSpelling, inferSchema, type CaseSchema, type ColumnRule } from './schema.ts'
 import type { AbstractBatchOperation } from 'abstract-level'
-import { hashRecordId, layoutOf, StoreLayout, type CaseRow, type Database, type ImportRecord, type SeriesPoint } from './layout.ts'
+import { hashRecordId, layoutOf, StoreLayout, type CaseCell, type CaseChunk, type Database, type ImportRecord, type SeriesPoint } from './layout.ts'
 import type { Store } from './store.ts'
-import { isMissing, latestRecordDate, LATEST_DATE, parseDate, parseDecimal, textProblem, trimCell } from './values.ts'
+import { EARLIEST_DATE, isIsoDate, isMissing, latestRecordDate, LATEST_DATE, MAX_INTEGER_DIGITS, parseDate, parseDecimal, textProblem, trimCell } from './values.ts'
 
 /**
  * Validated, all-or-nothing import of case records from a CSV file, streamed. The file must be clean
@@ -71,6 +71,7 @@ async function idFilterFor (layout: StoreLayout, committed: Map<string, ImportRe
   const fileRows = Math.ceil(size / Math.max(1, sampleBytes / sample.rows.length))
   if (fileRows * 10 < stored) return null
   const filter = new IdFilter(stored + fileRows)
+  for await (const key of layout.idOwners.keys()) filter.add(key)
   for await (const key of layout.ids.keys()) filter.add(key)
   return filter
 }
@@ -283,6 +284,70 @@ function storeFailure (error: unknown): never {
   throw new StoreIoError(`writing the store failed, and nothing of this import is visible: ${cut(message)}`, { cause: error })
 }
 
+/** How one column of the schema is read from each row, decided once for the import. */
+interface ColumnPlan {
+  column: string
+  /** its position in the file's rows (undefined: the file lacks the column, which then is missing in every row) */
+  index: number | undefined
+  rule: ColumnRule
+  kind: 'hash' | 'number' | 'category' | 'date'
+  required: boolean
+  /** the latest date the column takes */
+  latest: string
+  /** the value of a trimmed cell that passes as written, or undefined for validateCell to decide (and explain) */
+  quick: (text: string) => CaseCell | undefined
+}
+
+const DIGIT_0 = 48
+const DIGIT_9 = 57
+
+/** A decimal number as values.ts has it (sign, at most 15 integer digits, optional fraction), in [min, max], or undefined: what validateCell takes, without its result object. */
+export function quickNumber (text: string, min: number | undefined, max: number | undefined): number | undefined {
+  let at = 0
+  const length = text.length
+  const first = text.charCodeAt(0)
+  if (first === 43 || first === 45) at++ // + or -
+  let digits = 0
+  let significant = 0
+  for (; at < length; at++) {
+    const code = text.charCodeAt(at)
+    if (code < DIGIT_0 || code > DIGIT_9) break
+    digits++
+    if (significant > 0 || code !== DIGIT_0) significant++
+  }
+  if (digits === 0 || significant > MAX_INTEGER_DIGITS) return undefined
+  if (at < length) {
+    if (text.charCodeAt(at) !== 46 || at === length - 1) return undefined // a point, and digits after it
+    for (at++; at < length; at++) {
+      const code = text.charCodeAt(at)
+      if (code < DIGIT_0 || code > DIGIT_9) return undefined
+    }
+  }
+  const value = Number(text)
+  if ((min !== undefined && value < min) || (max !== undefined && value > max)) return undefined
+  return value
+}
+
+function planColumn (column: string, rule: ColumnRule, index: number | undefined, latest: string): ColumnPlan {
+  const plan = { column, index, rule, latest, required: !isAction(rule) && rule.required === true }
+  if (isAction(rule)) return { ...plan, kind: 'hash', quick: () => undefined }
+  switch (rule.type) {
+    case 'number': {
+      const { min, max } = rule
+      return { ...plan, kind: 'number', quick: (text) => quickNumber(text, min, max) }
+    }
+    case 'category': {
+      // a level written as the schema has it, which textProblem passes: taken as it is
+      const clean = new Set(rule.levels.filter((level) => textProblem(level) === null))
+      return { ...plan, kind: 'category', quick: (text) => clean.has(text) ? text : undefined }
+    }
+    case 'date': {
+      const iso = rule.format === undefined || rule.format === 'YYYY-MM-DD'
+      return { ...plan, kind: 'date', quick: (text) => iso && isIsoDate(text) && text >= EARLIEST_DATE && text <= latest ? text : undefined }
+    }
+  }
+}
+
 export async function importCases (store: Store, options: ImportOptions): Promise<ImportReport> {
   const layout = layoutOf(store)
   const { file } = options
@@ -325,11 +390,13 @@ export async function importCases (store: Store, options: ImportOptions): Promis
   const idIndex = columnIndex.get(schema.id) as number
   // the record id is stored only as its hash, even when the schema lists it among its columns
   const columns = Object.entries(schema.columns).filter(([column, rule]) => column !== schema.id && !(isAction(rule) && rule.action === 'drop'))
+  // each column's checks decided once, not per row: where its cell is, and what it takes
+  const plans = columns.map(([column, rule]) => planColumn(column, rule, columnIndex.get(column), column === schema.date ? latest : LATEST_DATE))
   const filter = await idFilterFor(layout, committed, file, sample)
-  const writer = new ImportWriter(layout, importId, committed, problems, findings, schema.id, batchRows, filter, options.onProgress)
+  const writer = new ImportWriter(layout, importId, committed, problems, findings, schema.id, [...columns.map(([column]) => column), '__id'], batchRows, filter, options.onProgress)
   let first = true
   try {
-    for await (const { fields, line } of readCsv(file)) {
+    for await (const records of readCsvChunks(file)) for (const { fields, line } of records) {
       if (first) {
         first = false
         continue
@@ -349,38 +416,46 @@ export async function importCases (store: Store, options: ImportOptions): Promis
         problems.add(line, schema.id, idProblem.kind, `the record id ${echo(id)} ${idProblem.reason}`)
         continue
       }
-      const row: CaseRow = {}
+      // the row's cells in the order of `columns`, and its record-id hash last
+      const cells = new Array<CaseCell>(plans.length + 1)
       let valid = true
-      for (const [column, rule] of columns) {
-        const index = columnIndex.get(column)
-        const raw = index === undefined ? undefined : fields[index]
+      for (let at = 0; at < plans.length; at++) {
+        const plan = plans[at] as ColumnPlan
+        const { column } = plan
+        const raw = plan.index === undefined ? undefined : fields[plan.index]
         if (isMissing(raw)) {
-          if (!isAction(rule) && rule.required === true) {
+          if (plan.required) {
             problems.add(line, column, 'VALUE_REQUIRED', 'a value is required')
             valid = false
           }
-          row[column] = null
+          cells[at] = null
           continue
         }
         const text = trimCell(raw as string)
-        if (isAction(rule)) {
+        if (plan.kind === 'hash') {
           const problem = textProblem(text, { formula: false })
           if (problem !== null) {
             problems.add(line, column, problem.kind, `${echo(text)} ${problem.reason}`)
             valid = false
           }
-          row[column] = hashRecordId(salt, text)
+          cells[at] = hashRecordId(salt, text)
           continue
         }
         // a date that passes cannot be an identifier, and one that does not is refused anyway
-        if (rule.type !== 'date' && !findings.has(column)) {
+        if (plan.kind !== 'date' && !findings.has(column)) {
           const kind = identifierInValue(text)
           if (kind !== null) findings.set(column, { column: cut(column), kind, line })
         }
-        const result = validateCell(rule, text, column === schema.date ? latest : LATEST_DATE)
+        // the common cases without an object a cell: a plain number in range, a level as written, an ISO date
+        const quick = plan.quick(text)
+        if (quick !== undefined) {
+          cells[at] = quick
+          continue
+        }
+        const result = validateCell(plan.rule as Exclude<ColumnRule, { action: string }>, text, plan.latest)
         if ('value' in result) {
-          row[column] = result.value
-          if (result.normalised !== undefined) countNormalised(normalised, column, rule.type === 'date' ? 'date' : 'level', result.normalised)
+          cells[at] = result.value
+          if (result.normalised !== undefined) countNormalised(normalised, column, plan.kind === 'date' ? 'date' : 'level', result.normalised)
         } else {
           problems.add(line, column, result.kind, result.reason)
           valid = false
@@ -388,7 +463,8 @@ export async function importCases (store: Store, options: ImportOptions): Promis
       }
       if (!valid) continue
       // waits while a full chunk is checked and written: the file is read no faster than the store takes it
-      await writer.add(hashRecordId(salt, id), row, line)
+      const full = writer.add(hashRecordId(salt, id), cells, line)
+      if (full !== null) await full
     }
     await writer.finish()
     if (findings.size > 0 || problems.count > 0) {
@@ -412,7 +488,9 @@ export async function importCases (store: Store, options: ImportOptions): Promis
   const commit = layout.db.batch()
   commit.put(layout.importKey(importId), record, { sublevel: layout.meta })
   if (stored === null) commit.put(StoreLayout.schemaKey, schema, { sublevel: layout.meta })
-  await commit.write().catch(storeFailure)
+  // the one write synced to disk: the chunks before it need not be (until it lands they are invisible, and
+  // a crash before it leaves them to be removed), and syncing each would cost a disk flush a chunk
+  await commit.write({ sync: true }).catch(storeFailure)
   // the marks of records already stored are invisible to readers; one left by a crash here goes on the next open
   if (writer.marked > 0) await removeRange(layout, layout.seenMarks(importId)).catch(() => {})
   const droppedColumns = Object.entries(schema.columns).filter(([, rule]) => isAction(rule) && rule.action === 'drop').map(([column]) => column)
@@ -422,7 +500,8 @@ export async function importCases (store: Store, options: ImportOptions): Promis
 
 interface ReadyRow {
   idHash: string
-  row: CaseRow
+  /** the row's cells, the last one left for its record-id hash */
+  cells: CaseCell[]
   line: number
 }
 
@@ -471,21 +550,24 @@ class ImportWriter {
     private readonly problems: Problems,
     private readonly findings: Map<string, IdentifierFinding>,
     private readonly idColumn: string,
+    /** the columns of every chunk written, the record-id hash (__id) last */
+    private readonly columns: string[],
     private readonly chunkRows: number,
     /** the ids already stored and those of the file so far, or null to look every id up */
     private readonly filter: IdFilter | null,
     private readonly onProgress?: (rows: number) => void
   ) {}
 
-  async add (idHash: string, row: CaseRow, line: number): Promise<void> {
+  /** Adds a row to the chunk filling; when that fills it, the hand-over to await (null otherwise: no promise a row). */
+  add (idHash: string, cells: CaseCell[], line: number): Promise<void> | null {
     const earlier = this.fillingLines.get(idHash) ?? this.previousLines.get(idHash)
     if (earlier !== undefined) {
       this.duplicate(idHash, line, earlier)
-      return
+      return null
     }
     this.fillingLines.set(idHash, line)
-    this.filling.push({ idHash, row, line })
-    if (this.filling.length >= this.chunkRows) await this.flush()
+    this.filling.push({ idHash, cells, line })
+    return this.filling.length >= this.chunkRows ? this.flush() : null
   }
 
   private get refused (): boolean {
@@ -517,10 +599,9 @@ class ImportWriter {
     // only a hash the filter may have met is looked up: an id in the store, or earlier in the file
     const filter = this.filter
     const candidates: number[] = []
-    hashes.forEach((idHash, index) => { if (filter === null || filter.has(idHash)) candidates.push(index) })
-    if (filter !== null) for (const idHash of hashes) filter.add(idHash)
+    hashes.forEach((idHash, index) => { if (filter === null || filter.addAndTest(idHash)) candidates.push(index) })
     const owners = new Array<string | undefined>(chunk.length)
-    const found = candidates.length === 0 ? [] : await layout.ids.getMany(candidates.map((index) => hashes[index] as string))
+    const found = candidates.length === 0 ? [] : await layout.idOwnersOf(candidates.map((index) => hashes[index] as string), [importId, ...this.committed.keys()])
     candidates.forEach((index, at) => { owners[index] = found[at] })
     const alreadyStored: number[] = []
     owners.forEach((owner, index) => { if (owner !== undefined && owner !== importId && this.committed.has(owner)) alreadyStored.push(index) })
@@ -536,7 +617,10 @@ class ImportWriter {
     // An array of operations rather than a chained batch: LevelDB's copy of it is freed as soon as it is
     // written, where a chained batch's waits for the garbage collector (megabytes a chunk, unseen by it).
     const operations: Array<{ type: 'put', key: string, value: unknown, sublevel: unknown }> = []
-    for (const [index, { idHash, row, line }] of chunk.entries()) {
+    const tag = layout.importTag(importId)
+    // the chunk's rows go in one value, sealed once (layout.ts): a seal a row cost more than the rest of the import
+    const rows: CaseCell[][] = []
+    for (const [index, { idHash, cells, line }] of chunk.entries()) {
       const owner = owners[index]
       if (owner === importId || seenBefore.has(index)) {
         this.duplicate(idHash, line, null)
@@ -548,12 +632,15 @@ class ImportWriter {
         operations.push({ type: 'put', key: layout.seenMark(importId, idHash), value: {}, sublevel: layout.cases })
         continue
       }
-      operations.push({ type: 'put', key: idHash, value: importId, sublevel: layout.ids })
+      operations.push({ type: 'put', key: idHash, value: tag, sublevel: layout.idOwners })
       // a refused import writes no more rows
       if (this.refused) continue
-      row['__id'] = idHash
-      operations.push({ type: 'put', key: layout.caseKey(importId, this.sequence++), value: row, sublevel: layout.cases })
-      this.rows++
+      cells[cells.length - 1] = idHash
+      rows.push(cells)
+    }
+    if (rows.length > 0) {
+      operations.push({ type: 'put', key: layout.caseKey(importId, this.sequence++), value: { columns: this.columns, rows } satisfies CaseChunk, sublevel: layout.cases })
+      this.rows += rows.length
     }
     this.writing = operations.length === 0 ? Promise.resolve() : layout.db.batch(operations as unknown as Array<AbstractBatchOperation<Database, string, unknown>>)
     // its failure is met by the next await of it; until then it must not count as unhandled
@@ -612,11 +699,12 @@ async function removeRange (layout: StoreLayout, range: { gte: string, lt: strin
 async function removeImport (layout: StoreLayout, importId: string): Promise<void> {
   await removeRange(layout, layout.importCases(importId))
   await removeRange(layout, layout.seenMarks(importId))
+  const tag = layout.importTag(importId)
   let batch = layout.db.batch()
   let size = 0
-  for await (const [key, value] of layout.ids.iterator()) {
-    if (value === importId) {
-      batch.del(key, { sublevel: layout.ids })
+  for await (const [key, value] of layout.idOwners.iterator()) {
+    if (value === tag) {
+      batch.del(key, { sublevel: layout.idOwners })
       if (++size % 10_000 === 0) {
         await batch.write()
         batch = layout.db.batch()

@@ -14,11 +14,17 @@ import type { CaseSchema } from './schema.ts'
  *            schema                            the case schema (of the first import, or set deliberately)
  *            import!<import id>                an import's record: present once the import committed
  *   config   region, peerId, salt              the salt is that of the record-id hashes
- *   cases    <import id>!<sequence>            a case record (readers see committed imports only)
+ *   cases    <import id>!<sequence>            a chunk of an import's case records, in file order, by
+ *                                              column (CaseChunk; readers see committed imports only);
+ *                                              a store written before chunks holds one row a key, and
+ *                                              readers take both (isCaseChunk)
  *            <import id>~seen!<record-id hash>  while an import runs: a record already stored that it
  *                                              met (no import is named "<id>~seen", so readers never
  *                                              see one, and one left by a crash goes with the rest)
- *   ids      <salted hash of a record id>      the import that wrote it (duplicates are found here)
+ *   id-owners <salted hash of a record id>     the tag of the import that wrote it (duplicates are
+ *                                              found here), not sealed: see importTag
+ *   ids      <salted hash of a record id>      as id-owners, written before it: the import's id, sealed
+ *                                              (read and cleaned, never written by an import)
  *   series   tag of the date                   a count, with the date in the value
  *   models   tag of the job id                 a job's shared model
  *            tag of "<job id>!forecast"        a forecasting job's outcome for this region
@@ -37,7 +43,33 @@ export const UNENCRYPTED_LAYOUT_VERSION = 1
 /** the largest sequence number or log length a key can hold (10 digits) */
 export const MAX_SEQUENCE = 9_999_999_999
 
-export type CaseRow = Record<string, number | string | null>
+export type CaseCell = number | string | null
+export type CaseRow = Record<string, CaseCell>
+/** a chunk of case records, by column: `rows[i][j]` is the value of `columns[j]` in the chunk's i-th record */
+export interface CaseChunk { columns: string[], rows: CaseCell[][] }
+/** a value of the cases sublevel: a chunk, one row (written before chunks), or a seen mark ({}) */
+export type CaseValue = CaseChunk | CaseRow
+
+/** Whether a value of the cases sublevel is a chunk: a record's values are never arrays. */
+export function isCaseChunk (value: CaseValue): value is CaseChunk {
+  return Array.isArray(value.columns) && Array.isArray(value.rows)
+}
+
+/** The records of a chunk, as rows. */
+export function chunkRows (chunk: CaseChunk): CaseRow[] {
+  const { columns } = chunk
+  return chunk.rows.map((cells) => {
+    const row: CaseRow = {}
+    for (let index = 0; index < columns.length; index++) row[columns[index] as string] = cells[index] ?? null
+    return row
+  })
+}
+
+/** Rows of one chunk (all with the same columns, in the same order) as a chunk. */
+export function toCaseChunk (rows: CaseRow[]): CaseChunk {
+  const columns = Object.keys(rows[0] ?? {})
+  return { columns, rows: rows.map((row) => columns.map((column) => row[column] ?? null)) }
+}
 
 export interface SeriesPoint {
   date: string
@@ -67,7 +99,11 @@ export class StoreLayout {
   /** layout, schema, import records: values of several shapes */
   readonly meta: Sublevel<unknown>
   readonly config: Sublevel<string>
-  readonly cases: Sublevel<CaseRow>
+  /** chunks of case records (arrays), or single records of a store written before chunks, and seen marks ({}) */
+  readonly cases: Sublevel<CaseValue>
+  /** record-id hash -> tag of the import that wrote it */
+  readonly idOwners: Sublevel<string>
+  /** record-id hash -> id of the import that wrote it, sealed: what imports wrote before idOwners */
   readonly ids: Sublevel<string>
   readonly series: Sublevel<SeriesPoint>
   /** models and forecasts, checked by their schemas when read (results.ts) */
@@ -83,8 +119,12 @@ export class StoreLayout {
     const name = (kind: RecordKind): string => `v${LAYOUT_VERSION}-${kind}`
     this.meta = db.sublevel<string, unknown>(name('meta'), sealed('meta'))
     this.config = db.sublevel<string, string>(name('config'), sealed('config'))
-    this.cases = db.sublevel<string, CaseRow>(name('cases'), sealed('cases'))
+    // a chunk's JSON is deflated before it is sealed (the files of a store of chunks were 1.6 times the size of
+    // plain JSON under LevelDB's own compression, which sealed values defeat); records of a store written
+    // before chunks were not, and read either way
+    this.cases = db.sublevel<string, CaseValue>(name('cases'), { valueEncoding: sealedJsonEncoding<CaseValue>(keys.sealing, 'cases', { compress: isCaseChunk }) })
     this.ids = db.sublevel<string, string>(name('ids'), sealed('ids'))
+    this.idOwners = db.sublevel<string, string>(`v${LAYOUT_VERSION}-id-owners`, { valueEncoding: 'utf8' })
     this.series = db.sublevel<string, SeriesPoint>(name('series'), { ...sealed('series'), keyEncoding: taggedKeyEncoding(keys.tagging, 'series') })
     this.models = db.sublevel<string, unknown>(name('models'), { ...sealed('models'), keyEncoding: taggedKeyEncoding(keys.tagging, 'models') })
     this.rounds = db.sublevel<string, unknown>(name('rounds'), sealed('rounds'))
@@ -103,6 +143,22 @@ export class StoreLayout {
   /** the mark of a record id already stored that an import has met (its second copy is a duplicate) */
   seenMark (importId: string, idHash: string): string { return `${importId}~seen!${idHash}` }
   seenMarks (importId: string): { gte: string, lt: string } { return { gte: `${importId}~seen!`, lt: `${importId}~seen!\uffff` } }
+  /**
+   * The tag that stands for an import in the id-owners sublevel: a keyed tag of its id, so that the
+   * value needs no sealing (an AES-GCM seal a record cost more than the rest of an import) and still
+   * names no import. It is the same for every record of one import: a reader of the files learns which
+   * record-id hashes came in together, as the case keys already show how many came in each import.
+   */
+  importTag (importId: string): string {
+    let tag = this.importTags.get(importId)
+    if (tag === undefined) {
+      tag = keyTag(this.tagging, 'ids.import', importId)
+      this.importTags.set(importId, tag)
+    }
+    return tag
+  }
+
+  private readonly importTags = new Map<string, string>()
   /** the import a case key belongs to */
   importOfCase (key: string): string { return key.slice(0, key.indexOf('!')) }
 
@@ -133,12 +189,46 @@ export class StoreLayout {
     return imports
   }
 
-  /** Every committed case record, with its key, in import order. */
-  async * committedCases (): AsyncGenerator<[string, CaseRow]> {
+  /** Every committed value of the cases sublevel, as its key and its rows (a chunk, or one row of a store written before chunks), in import order. */
+  async * committedChunks (): AsyncGenerator<[string, CaseRow[]]> {
     const committed = await this.committedImports()
-    for await (const entry of this.cases.iterator()) {
-      if (committed.has(this.importOfCase(entry[0]))) yield entry
+    for await (const [key, value] of this.cases.iterator()) {
+      if (committed.has(this.importOfCase(key))) yield [key, isCaseChunk(value) ? chunkRows(value) : [value]]
     }
+  }
+
+  /** Every committed case record, in import order. */
+  async * committedCases (): AsyncGenerator<CaseRow> {
+    for await (const [, rows] of this.committedChunks()) yield * rows
+  }
+
+  /**
+   * The import that wrote each record-id hash, or undefined: looked up in id-owners, then in the ids of
+   * a store written before it. `imports` are the ids that may own one (the committed imports and the
+   * one running); a tag of none of them (an import that never committed) is given as ''.
+   */
+  async idOwnersOf (hashes: string[], imports: Iterable<string>): Promise<Array<string | undefined>> {
+    const byTag = new Map<string, string>()
+    for (const importId of imports) byTag.set(this.importTag(importId), importId)
+    const tags = await this.idOwners.getMany(hashes)
+    const owners = tags.map((tag) => tag === undefined ? undefined : byTag.get(tag) ?? '')
+    const missing: number[] = []
+    owners.forEach((owner, index) => { if (owner === undefined) missing.push(index) })
+    if (missing.length > 0 && await this.holdsSealedIds()) {
+      const earlier = await this.ids.getMany(missing.map((index) => hashes[index] as string))
+      missing.forEach((index, at) => { owners[index] = earlier[at] })
+    }
+    return owners
+  }
+
+  private sealedIds: boolean | null = null
+  /** Whether the ids of a store written before id-owners hold any entry (checked once a layout: imports no longer add to them). */
+  async holdsSealedIds (): Promise<boolean> {
+    if (this.sealedIds === null) {
+      this.sealedIds = false
+      for await (const _ of this.ids.keys({ limit: 1 })) this.sealedIds = true
+    }
+    return this.sealedIds
   }
 
   async salt (): Promise<string> {
@@ -174,6 +264,13 @@ export class StoreLayout {
     // million records) is skipped. One left behind anyway would be harmless: an import counts a hash
     // as a duplicate only when the import that wrote it committed.
     if (leftOver) {
+      const tags = new Set([...committed.keys()].map((importId) => this.importTag(importId)))
+      for await (const [key, tag] of this.idOwners.iterator()) {
+        if (!tags.has(tag)) {
+          batch.del(key, { sublevel: this.idOwners })
+          if (++size >= 10_000) await flush()
+        }
+      }
       for await (const [key, value] of this.ids.iterator()) {
         if (!committed.has(value)) {
           batch.del(key, { sublevel: this.ids })

@@ -28,8 +28,9 @@ export { LAYOUT_VERSION, UNENCRYPTED_LAYOUT_VERSION } from './layout.ts'
  * import.ts, all or nothing), every job's shared model and this region's forecasts, and the signed
  * round logs with their checkpoints.
  *
- * Encrypted at rest (crypto.ts): every value is sealed with AES-256-GCM, and no key holds what was
- * imported or received: a date or a job id is replaced by its keyed tag, record ids by their salted
+ * Encrypted at rest (crypto.ts): every value is sealed with AES-256-GCM (case records a chunk at a
+ * time) but the owner of a record-id hash, a keyed tag of its import (layout.ts), and no key holds what
+ * was imported or received: a date or a job id is replaced by its keyed tag, record ids by their salted
  * hash, whose salt is itself an encrypted value. The key is kept outside the data folder (keys.ts);
  * DIR/store.json holds the store's id and a key check value.
  *
@@ -245,7 +246,7 @@ export class Store {
 
   /** Every committed case record, in import order. */
   async * rows (): AsyncGenerator<CaseRow> {
-    for await (const [, row] of this.#layout.committedCases()) yield row
+    yield * this.#layout.committedCases()
   }
 
   async allRows (): Promise<CaseRow[]> {
@@ -256,7 +257,7 @@ export class Store {
 
   async count (): Promise<number> {
     let count = 0
-    for await (const _ of this.#layout.committedCases()) count++
+    for await (const [, rows] of this.#layout.committedChunks()) count += rows.length
     return count
   }
 

@@ -1,5 +1,5 @@
 import { echo, OptionInvalidError } from './errors.ts'
-import { layoutOf } from './layout.ts'
+import { layoutOf, toCaseChunk } from './layout.ts'
 import type { Store } from './store.ts'
 
 /**
@@ -119,21 +119,33 @@ export async function purgeBefore (store: Store, cutoff: string, options: { batc
   let undated = 0
   let batch = layout.db.batch()
   let size = 0
-  for await (const [key, row] of layout.committedCases()) {
-    const date = row[schema.date]
-    if (typeof date !== 'string') {
-      undated++
-      continue
+  for await (const [key, rows] of layout.committedChunks()) {
+    // a chunk keeps its other rows: written again without the ones removed, or deleted when none is left
+    const keep: typeof rows = []
+    const gone: typeof rows = []
+    for (const row of rows) {
+      const date = row[schema.date]
+      if (typeof date !== 'string') {
+        undated++
+        keep.push(row)
+      } else if (date >= cutoff) {
+        kept++
+        keep.push(row)
+      } else {
+        removed++
+        gone.push(row)
+      }
     }
-    if (date >= cutoff) {
-      kept++
-      continue
+    if (gone.length === 0 || options.dryRun === true) continue
+    if (keep.length === 0) batch.del(key, { sublevel: layout.cases })
+    else batch.put(key, toCaseChunk(keep), { sublevel: layout.cases })
+    for (const row of gone) {
+      if (typeof row.__id !== 'string') continue
+      batch.del(row.__id, { sublevel: layout.idOwners })
+      batch.del(row.__id, { sublevel: layout.ids })
     }
-    removed++
-    if (options.dryRun === true) continue
-    batch.del(key, { sublevel: layout.cases })
-    if (typeof row.__id === 'string') batch.del(row.__id, { sublevel: layout.ids })
-    if (++size >= batchSize) {
+    size += gone.length
+    if (size >= batchSize) {
       await batch.write()
       batch = layout.db.batch()
       size = 0

@@ -61,12 +61,28 @@ export function looksNumeric (text: string): boolean {
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
+/** The ASCII digit at `at` of `text` as a number, or -1. */
+function digitAt (text: string, at: number): number {
+  const code = text.charCodeAt(at) - 48
+  return code >= 0 && code <= 9 ? code : -1
+}
+
 export function isIsoDate (value: string): boolean {
-  if (!DATE_SHAPE.test(value)) return false
-  // by arithmetic rather than a Date object: it runs for every date cell of an import
-  const year = Number(value.slice(0, 4))
-  const month = Number(value.slice(5, 7))
-  const day = Number(value.slice(8, 10))
+  // by arithmetic on the characters rather than a pattern and a Date object: it runs for every date cell of an import
+  if (value.length !== 10 || value.charCodeAt(4) !== 45 || value.charCodeAt(7) !== 45) return false
+  let year = 0
+  for (let at = 0; at < 4; at++) {
+    const digit = digitAt(value, at)
+    if (digit < 0) return false
+    year = year * 10 + digit
+  }
+  const m1 = digitAt(value, 5)
+  const m2 = digitAt(value, 6)
+  const d1 = digitAt(value, 8)
+  const d2 = digitAt(value, 9)
+  if (m1 < 0 || m2 < 0 || d1 < 0 || d2 < 0) return false
+  const month = m1 * 10 + m2
+  const day = d1 * 10 + d2
   if (month < 1 || month > 12 || day < 1) return false
   const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
   return day <= (month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1] as number)

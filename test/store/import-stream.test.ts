@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { IdFilter } from '../../src/store/id-filter.ts'
 import { importCases } from '../../src/store/import.ts'
-import { hashRecordId } from '../../src/store/layout.ts'
-import { layoutOf } from '../../src/store/layout.ts'
+import { hashRecordId, isCaseChunk, layoutOf, StoreLayout } from '../../src/store/layout.ts'
 import { Store } from '../../src/store/store.ts'
+import { purgeBefore } from '../../src/store/summary.ts'
 
 let dir = ''
 beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'epimesh-import-stream-')) })
@@ -22,16 +22,17 @@ async function casesFile (ids: string[], cells: (index: number) => string = (ind
 const schema = { version: 1 as const, id: 'case_id', columns: { age: { type: 'number' as const, min: 0, max: 120 }, sex: { type: 'category' as const, levels: ['F', 'M'] } } }
 const ids = (from: number, count: number): string[] => Array.from({ length: count }, (_, index) => `R${from + index}`)
 
-/** Every raw key of the case records and record-id hashes, committed or not: what an import may leave behind. */
+/** Every raw case record (in its chunk) and record-id hash, committed or not: what an import may leave behind. */
 async function rawKeys (store: Store): Promise<{ cases: number, ids: number, marks: number }> {
   const layout = layoutOf(store)
   let cases = 0
   let marks = 0
-  for await (const key of layout.cases.keys()) {
+  for await (const [key, value] of layout.cases.iterator()) {
     if (key.includes('~seen!')) marks++
-    else cases++
+    else cases += isCaseChunk(value) ? value.rows.length : 1
   }
   let idCount = 0
+  for await (const _ of layout.idOwners.keys()) idCount++
   for await (const _ of layout.ids.keys()) idCount++
   return { cases, ids: idCount, marks }
 }
@@ -113,6 +114,52 @@ describe('an import in chunks', () => {
     expect(progress.length).toBe(Math.ceil(101 / 7))
     await streamed.close()
     await whole.close()
+  })
+})
+
+describe('a store written before chunks (one sealed value a record, sealed import ids)', () => {
+  it('is read, extended, purged and cleaned with the chunks written since', async () => {
+    const path = join(dir, 'legacy-')
+    const store = await Store.open(path)
+    const layout = layoutOf(store)
+    const salt = await layout.salt()
+    // what an import wrote before chunks: a row a key, its record-id hash under ids with the import's id
+    // (an id that sorts before those of imports made now, as it would have)
+    await layout.meta.put(StoreLayout.schemaKey, { ...schema, date: 'onset', columns: { ...schema.columns, onset: { type: 'date' } } })
+    await layout.meta.put(layout.importKey('0old'), { id: '0old', kind: 'cases', file: 'a.csv', rows: 10, duplicates: 0, committedAt: '2024-01-01T00:00:00.000Z' })
+    const batch = layout.db.batch()
+    for (const [index, id] of ids(0, 10).entries()) {
+      const idHash = hashRecordId(salt, id)
+      batch.put(layout.caseKey('0old', index), { age: index, sex: 'F', onset: index < 5 ? '2020-01-01' : '2024-06-01', __id: idHash }, { sublevel: layout.cases })
+      batch.put(idHash, '0old', { sublevel: layout.ids })
+    }
+    await batch.write()
+    expect(await store.count()).toBe(10)
+    // five of them again and 12 new, in chunks of 7: the five found in the old ids
+    const file = join(dir, 'legacy.csv')
+    await writeFile(file, ['case_id,age,sex,onset', ...[...ids(5, 5), ...ids(50, 12)].map((id, index) => `${id},${index},M,${index % 2 === 0 ? '2020-02-01' : '2024-07-01'}`)].join('\n') + '\n')
+    expect(await importCases(store, { batchRows: 7, file })).toMatchObject({ rows: 12, duplicates: 5 })
+    expect(await store.count()).toBe(22)
+    expect((await store.allRows()).map((row) => row.age)).toEqual([...Array.from({ length: 10 }, (_, index) => index), ...Array.from({ length: 12 }, (_, index) => index + 5)])
+    // a record stored either way, given twice, is refused as a duplicate
+    await writeFile(file, 'case_id,age,sex,onset\nR1,1,F,2024-01-01\nR51,1,F,2024-01-01\n')
+    expect(await importCases(store, { batchRows: 7, file })).toMatchObject({ rows: 0, duplicates: 2 })
+    // records before 2021 go: five single rows, and 6 of the 12 rows of the new chunks, which keep the others
+    expect(await purgeBefore(store, '2021-01-01')).toEqual({ removed: 11, kept: 11, undated: 0 })
+    expect(await store.count()).toBe(11)
+    expect((await store.allRows()).every((row) => (row.onset as string) >= '2021-01-01')).toBe(true)
+    expect(await rawKeys(store)).toEqual({ cases: 11, ids: 11, marks: 0 })
+    // an import cut short (never committed) leaves a chunk and tagged hashes: both go at the next open
+    const cut = layout.db.batch()
+    cut.put(layout.caseKey('cut', 0), { columns: ['age', '__id'], rows: [[1, 'h-cut']] }, { sublevel: layout.cases })
+    cut.put('h-cut', layout.importTag('cut'), { sublevel: layout.idOwners })
+    await cut.write()
+    expect(await rawKeys(store)).toEqual({ cases: 12, ids: 12, marks: 0 })
+    await store.close()
+    const reopened = await Store.open(path)
+    expect(await rawKeys(reopened)).toEqual({ cases: 11, ids: 11, marks: 0 })
+    expect(await reopened.count()).toBe(11)
+    await reopened.close()
   })
 })
 

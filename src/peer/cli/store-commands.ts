@@ -9,7 +9,6 @@ import { Store } from '../../store/store.ts'
 import { cut, DataFolderUnusableError, echo, OptionInvalidError, PurgeNotConfirmedError, SchemaInvalidError, StoreIoError, StoreLockedError, StoreNotInitializedError, storageFailure } from '../../store/errors.ts'
 import { cutoffDate, purgeBefore, summarize, type PurgeReport } from '../../store/summary.ts'
 import { isIsoDate } from '../../store/values.ts'
-import { createIdentity } from '../identity.ts'
 import { dirOption } from './dir-option.ts'
 
 /** Schema files are small; a larger one is not a schema. */
@@ -131,6 +130,8 @@ export function registerStoreCommands (program: Command): void {
       const peerId = await withStore(options.dir, async (store) => {
         // the region is checked by the store before an identity is made
         await store.configure({ region: options.region })
+        // loaded here: libp2p's key code (10 MB) is for init alone, not for import and the other commands
+        const { createIdentity } = await import('../identity.ts')
         const { peerId } = await createIdentity(options.dir)
         await store.configure({ peerId })
         await store.salt()
