@@ -448,6 +448,8 @@ export class JobCoordinator {
     const { journal } = this.options
     this.options.log('info', 'job.start', { job: proposal.id, ...plan.startFields })
     const audit = this.options.audit?.begin(proposal.id, plan.state, plan.params, plan.spec)
+    // the first round done here, once: how long a job takes to get going (scripts/bench-startup.ts)
+    let firstRound = false
     let driving
     try {
       driving = await driveRounds<JobState<R>, R>({
@@ -465,6 +467,10 @@ export class JobCoordinator {
         if (replaying) return
         for (const record of log) if (record.level !== 'debug') this.options.log(record.level, record.event, record.fields)
         this.current = plan.progress(current)
+        if (!firstRound && this.current.jobRound >= 1) {
+          firstRound = true
+          this.options.log('info', 'job.round.first', { job: proposal.id, phase: this.current.phase })
+        }
         this.options.onProgress?.(this.current)
       }
       })
