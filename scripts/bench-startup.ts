@@ -1,12 +1,12 @@
 /**
  * How fast a job gets going. Two figures:
  * - a proposal to a running federation: 3 regions' peers in this process (each its own libp2p node over
- *   TCP on 127.0.0.1, its own store), the first proposes an ADMM fit of infert again and again; for each
+ *   TCP on 127.0.0.1, its own store), the first proposes a fit of infert (exact Newton unless --algorithm admm) again and again; for each
  *   proposal the time to every member's round 0 (`job.start`), to every member's first round done
  *   (`job.round.first`), and to the proposer's outcome;
  * - `npm start` end to end (`node bin/epimesh.js demo`: four peer processes, two jobs), unless --no-demo.
  *
- *   npx tsx scripts/bench-startup.ts [--peers 3] [--proposals 9] [--no-demo]
+ *   npx tsx scripts/bench-startup.ts [--peers 3] [--proposals 9] [--algorithm newton|admm] [--no-demo]
  */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -18,12 +18,13 @@ function option (name: string, fallback: string): string {
 }
 const peers = Number(option('peers', '3'))
 const proposals = Number(option('proposals', '9'))
+const algorithm = option('algorithm', 'newton') as 'admm' | 'newton'
 
 const federation = await startFederation(peers)
 const timings: Array<{ start: number, firstRound: number, done: number }> = []
 try {
   for (let index = 0; index < proposals; index++) {
-    const timing = await timeProposal(federation, `startup-${index}`)
+    const timing = await timeProposal(federation, `startup-${index}`, { algorithm })
     timings.push(timing)
     process.stdout.write(`proposal ${index}: every member at round 0 after ${timing.start.toFixed(1)} ms, first round done after ${timing.firstRound.toFixed(1)} ms, outcome after ${timing.done.toFixed(0)} ms\n`)
   }

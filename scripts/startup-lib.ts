@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import pino from 'pino'
-import { createPeer, type Peer } from '../src/index.ts'
+import { createPeer, type JobRequest, type Peer } from '../src/index.ts'
 import { createIdentity } from '../src/peer/identity.ts'
 import { importCases } from '../src/store/import.ts'
 import { Store } from '../src/store/store.ts'
@@ -95,9 +95,9 @@ async function freePort (): Promise<number> {
 }
 
 /** Times one proposal: from the call to every member's round 0 (`job.start`) and first round done, and to the proposer's outcome, in ms. */
-export async function timeProposal (federation: StartupFederation, id: string): Promise<{ start: number, firstRound: number, done: number }> {
+export async function timeProposal (federation: StartupFederation, id: string, model: JobRequest['model'] = {}): Promise<{ start: number, firstRound: number, done: number }> {
   const proposed = performance.now()
-  await (federation.peers[0] as Peer).propose({ id })
+  await (federation.peers[0] as Peer).propose({ id, model })
   const done = performance.now() - proposed
   const at = (event: string): number => Math.max(...federation.events.map((seen) => {
     const time = seen.get(`${event} ${id}`)
