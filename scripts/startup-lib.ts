@@ -94,11 +94,18 @@ async function freePort (): Promise<number> {
   })
 }
 
-/** Times one proposal: from the call to every member's round 0 (`job.start`) and first round done, and to the proposer's outcome, in ms. */
+/** Times one proposal: from the call to every member's round 0 (`job.start`) and first round done, and to the proposer's outcome, in ms; returns once the job has settled at every member. */
 export async function timeProposal (federation: StartupFederation, id: string, model: JobRequest['model'] = {}): Promise<{ start: number, firstRound: number, done: number }> {
   const proposed = performance.now()
   await (federation.peers[0] as Peer).propose({ id, model })
   const done = performance.now() - proposed
+  // the job settles everywhere (each member's model stored and its audit log closed into the model's
+  // lineage) before the next proposal: what is timed is a proposal to a federation at rest
+  const until = Date.now() + 30_000
+  while (!federation.events.every((seen) => seen.has(`model.lineage.sealed ${id}`))) {
+    if (Date.now() > until) throw new Error(`job ${id} did not settle at every member within 30 s`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
   const at = (event: string): number => Math.max(...federation.events.map((seen) => {
     const time = seen.get(`${event} ${id}`)
     if (time === undefined) throw new Error(`a peer logged no ${event} for job ${id}`)
