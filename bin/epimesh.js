@@ -41,28 +41,33 @@ async function bundle () {
   const { build } = await import('esbuild')
   const building = `${out}.${process.pid}.tmp`
   mkdirSync(cache, { recursive: true })
-  await build({
-    entryPoints: { main: join(root, 'src/peer/cli/main.ts'), polyfill: join(root, 'src/peer/polyfill.ts') },
-    outdir: building,
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    // LevelDB's native binding stays where npm put it; everything else is bundled, which spares each
-    // process resolving, opening and compiling hundreds of small modules (1.1 s of CPU against 0.35 s
-    // to load the peer's code); CommonJS modules inside still get a require of their own
-    external: ['classic-level', 'level', 'esbuild', 'tsx'],
-    banner: { js: "import { createRequire as epimeshCreateRequire } from 'node:module'; const require = epimeshCreateRequire(import.meta.url);" },
-    logLevel: 'silent'
-  })
+  try {
+    await build({
+      entryPoints: { main: join(root, 'src/peer/cli/main.ts'), polyfill: join(root, 'src/peer/polyfill.ts') },
+      outdir: building,
+      bundle: true,
+      splitting: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      // LevelDB's native binding stays where npm put it; everything else is bundled, which spares each
+      // process resolving, opening and compiling hundreds of small modules (1.1 s of CPU against 0.35 s
+      // to load the peer's code); CommonJS modules inside still get a require of their own
+      external: ['classic-level', 'level', 'esbuild', 'tsx'],
+      banner: { js: "import { createRequire as epimeshCreateRequire } from 'node:module'; const require = epimeshCreateRequire(import.meta.url);" },
+      logLevel: 'silent'
+    })
+  } catch (error) {
+    rmSync(building, { recursive: true, force: true })
+    throw error
+  }
   try {
     renameSync(building, out)
   } catch {
     // another process built the same bundle a moment ago
     rmSync(building, { recursive: true, force: true })
   }
-  // bundles of older sources, a day unused: a process started from one may still load its chunks
+  // bundles of older sources, once a day old (a process started from one may still load its chunks)
   for (const entry of readdirSync(cache)) {
     const path = join(cache, entry)
     if (entry.startsWith('epimesh-') && path !== out && Date.now() - statSync(path).mtimeMs > 24 * 3600_000) rmSync(path, { recursive: true, force: true })
