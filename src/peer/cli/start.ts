@@ -38,6 +38,10 @@ interface StartOptions {
   refitAt?: string
   /** serve Prometheus metrics on [HOST:]PORT */
   metrics?: string
+  /** serve the operator's web view on [HOST:]PORT */
+  http?: string
+  /** the warning levels of h in the web view: yellow,orange,red */
+  warningLevels?: string
 }
 
 /** A proposal file named on the command line (start --proposal): the federation's model with the file's changes, checked like any proposal. */
@@ -59,6 +63,10 @@ export async function runStart (options: StartOptions): Promise<number> {
 
 async function runPeer (options: StartOptions): Promise<number> {
   const metrics = options.metrics === undefined ? undefined : parseMetricsAddress(options.metrics)
+  // the web view's module (and vega's) only when asked for
+  const web = options.http === undefined ? null : await import('../web/dashboard.ts')
+  const http = options.http === undefined || web === null ? undefined : web.parseHttpAddress(options.http)
+  const levels = options.warningLevels === undefined ? undefined : (await import('../web/dashboard-data.ts')).parseWarningLevels(options.warningLevels)
   const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2))
   const federation = await loadFederation(options.federation)
   const identity = await loadIdentity(options.dir)
@@ -71,9 +79,16 @@ async function runPeer (options: StartOptions): Promise<number> {
   process.once('SIGTERM', stop)
 
   let peer: PeerRuntime | null = null
+  let dashboard: { close: () => Promise<void> } | null = null
   try {
     peer = await startPeerRuntime({ dir: options.dir, federation, identity, listen: options.listen, publishRisk: options.publishRisk, ...(options.cases === undefined ? {} : { cases: options.cases }), ...(metrics === undefined ? {} : { metrics }), logger }, { signal: controller.signal })
     if (peer.metrics !== null) process.stdout.write(`metrics: ${peer.metrics.url} (Authorization: Bearer ${peer.metrics.token}; also in ${join(options.dir, 'metrics.token')})\n`)
+    if (web !== null && http !== undefined) {
+      const running = peer
+      const view = await web.startDashboard({ dir: options.dir, federation, live: { status: () => running.status(), metricsText: async () => await running.metricsText() }, address: http, ...(levels === undefined ? {} : { levels }) })
+      dashboard = view
+      process.stdout.write(`operator's view: ${view.loginUrl} (open it once; the token is also in ${join(options.dir, web.TOKEN_FILE)}; scripts: Authorization: Bearer TOKEN, Prometheus text at ${view.url}/metrics)\n`)
+    }
     const { coordinator, journal } = peer
     const jobId = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
     // A job begun here before a stop (a crash, a kill) and not finished is resumed from its journal.
@@ -99,6 +114,7 @@ async function runPeer (options: StartOptions): Promise<number> {
     await new Promise<void>((resolve) => { controller.signal.addEventListener('abort', () => { resolve() }, { once: true }) })
     return 0
   } finally {
+    await dashboard?.close()
     await peer?.stop()
     process.off('SIGINT', stop)
     process.off('SIGTERM', stop)
@@ -146,6 +162,8 @@ export function registerStart (program: Command): void {
     .option('--job-id <id>', 'the job to propose, or to wait for')
     .option('--exit-after-job', 'stop after one job', false)
     .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (HOST 127.0.0.1 unless given), behind a bearer token printed at start and written to DIR/metrics.token')
+    .option('--http <[host:]port>', 'serve the operator\'s web view at http://HOST:PORT/ (HOST 127.0.0.1 unless given), behind a token printed at start and written to DIR/http.token')
+    .option('--warning-levels <yellow,orange,red>', 'the h thresholds of the web view\'s warning levels (default: the federation file\'s warningLevels, else 0.25,0.5,0.75)')
     .option('--refit-at <schedule>', 're-fit the federation\'s regression on a schedule, warm-started from the latest model: daily@HH:MM (local time) or every@N[s|m|h]; give it to one member only')
     .action(async (options: StartOptions) => {
       process.exitCode = await runStart(options)
