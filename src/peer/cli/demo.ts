@@ -425,15 +425,9 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
     const models = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => required(await store.getModel(jobId), `${member.region} holds no model of job ${jobId}`))))
     const first = models[0] as StoredModel
     if (first.forest !== undefined) return await treeSummary(models, seconds)
-    // The pooled fit, which only this demonstration can compute: it holds every region's rows.
-    const blocks = await Promise.all(members.map(async (member) => {
-      const store = await Store.open(member.dir)
-      try {
-        return localDesign(await store.allRows(), federation.model)
-      } finally {
-        await store.close()
-      }
-    }))
+    // The pooled fit, which only this demonstration can compute: it holds every region's rows. (Each
+    // store is read between the uses its running peer makes of it: Store.use waits for the other.)
+    const blocks = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => localDesign(await store.allRows(), federation.model))))
     const pooled = fitModel(concatBlocks(blocks.map((entry) => entry.block)), blocks[0]?.terms ?? [], { family: 'binomial', lambda: options.lambda, standardize: true })
     const maxDifference = Math.max(...models.flatMap((model) => model.coefficients.map((row, index) => Math.abs(row.estimate - (pooled.coefficients.estimate[index] as number)) / Math.max(1e-12, Math.abs(pooled.coefficients.estimate[index] as number)))))
     const summary = {
