@@ -114,6 +114,34 @@ describe('the agreement machine', () => {
     for (const entry of seen) expect(entry.out).toEqual(['job.propose', 'job.accept', 'job.accept'])
   })
 
+  it('publishes again at once, once per member and job, to a member that joins the topic without having answered', () => {
+    const state = machine('a', ['a', 'b', 'c', 'd'])
+    step(state, { type: 'propose', proposal: proposal('mine'), now: 0 })
+    step(state, { type: 'checked', job: 'mine', verdict: { accept: true }, now: 0 })
+    step(state, { type: 'announcement', from: 'b', announcement: accept('mine'), now: 10 })
+    step(state, { type: 'announcement', from: 'b', announcement: proposal('theirs', 'b'), now: 20 })
+    // before its own check nothing is published about b's job; its own proposal and answer go out to c
+    const joined = step(state, { type: 'joined', member: 'c', now: 300 })
+    expect(joined.outbox).toEqual([proposal('mine'), accept('mine')])
+    expect(joined.effects).toEqual([])
+    // once per member: re-subscribing does not make it publish more
+    expect(step(state, { type: 'joined', member: 'c', now: 400 }).outbox).toEqual([])
+    // b has answered 'mine', and its own 'theirs' is b's to repeat until this member has checked it
+    expect(step(state, { type: 'joined', member: 'b', now: 500 }).outbox).toEqual([])
+    step(state, { type: 'checked', job: 'theirs', verdict: { accept: true }, now: 600 })
+    expect(step(state, { type: 'joined', member: 'd', now: 700 }).outbox).toEqual([proposal('mine'), accept('mine'), accept('theirs')])
+    // itself and strangers change nothing; the repeats keep their schedule
+    expect(step(state, { type: 'joined', member: 'a', now: 800 }).outbox).toEqual([])
+    expect(step(state, { type: 'joined', member: 'mallory', now: 800 }).outbox).toEqual([])
+    expect(nextWake(state)).toBe(1000)
+    // a started job is not announced again to a member that joins late
+    const started = machine('a', ['a', 'b'])
+    step(started, { type: 'propose', proposal: proposal('j'), now: 0 })
+    step(started, { type: 'checked', job: 'j', verdict: { accept: true }, now: 0 })
+    expect(effectTypes(step(started, { type: 'announcement', from: 'b', announcement: accept('j'), now: 5 }))).toEqual(['start'])
+    expect(step(started, { type: 'joined', member: 'b', now: 10 }).outbox).toEqual([])
+  })
+
   it('expires a job not started within the start timeout, naming the members that never answered', () => {
     const state = machine()
     step(state, { type: 'propose', proposal: proposal('j1'), now: 0 })

@@ -12,7 +12,8 @@ import type { LogRecord } from '../machine.ts'
  *
  * A member that joins late never sees what was published before it subscribed, and announcements get
  * lost, so a job's proposal and answers go out again at growing intervals (1, 2, 4, then every 8 s)
- * until it starts or, after `startTimeoutMs`, expires. A job ends its agreement in one of two ways,
+ * until it starts or, after `startTimeoutMs`, expires; and at once, once per member, when a member that
+ * has not answered joins the topic (the shell reports the subscription). A job ends its agreement in one of two ways,
  * each followed by a short tail of announcements for members that missed the last one:
  * - started: this member's accept goes out three more times (0.5, 1.5 and 3.5 s after the start),
  *   since a member lacking one accept would otherwise wait until expiry while the others run;
@@ -84,6 +85,12 @@ export type AgreementInput<P extends ProposalHeader> =
   | { type: 'abort', job: string, reason?: string, now: number }
   /** a started job has run to its end (result or failure) here: only its id is kept */
   | { type: 'finished', job: string, now: number }
+  /**
+   * a member has just joined the federation's topic (it subscribed): what this member published about
+   * each waiting job that member has not answered goes out again now, rather than at the next repeat
+   * (once per member and job, so that re-subscribing cannot make this member publish more)
+   */
+  | { type: 'joined', member: string, now: number }
 
 export type AgreementEffect<P extends ProposalHeader> =
   /** check the proposal against this region's data and disclosure policy; answer with `checked` */
@@ -140,6 +147,8 @@ export interface AgreementJob<P extends ProposalHeader> {
   tailLeft: number
   /** the shell reported it finished while its tail still ran: forgotten when the tail ends */
   finished: boolean
+  /** members whose joining made this member publish about the job again (at most once each) */
+  readonly rejoined: Set<string>
 }
 
 export interface AgreementState<P extends ProposalHeader> {
@@ -215,6 +224,9 @@ export function stepAgreement<P extends ProposalHeader> (state: AgreementState<P
       break
     case 'finished':
       finished(step, input.job)
+      break
+    case 'joined':
+      joined(step, input.member)
       break
   }
   state.counters.announcements += step.outbox.length
@@ -294,7 +306,8 @@ function hold<P extends ProposalHeader> (step: AgreementStep<P>, proposal: P, no
     nextRepeat: now + state.limits.repeatFirstMs,
     repeatInterval: state.limits.repeatFirstMs,
     tailLeft: 0,
-    finished: false
+    finished: false,
+    rejoined: new Set()
   }
   state.jobs.set(proposal.id, job)
   const early = state.earlyDeclines.get(proposal.id)
@@ -478,6 +491,18 @@ function abort<P extends ProposalHeader> (step: AgreementStep<P>, id: string, re
   log(step, 'info', 'job.aborted', { job: id, started: false, reason: excerpt(bounded, 200) })
   step.outbox.push(job.answer)
   refuse(step, job, state.self, bounded, now)
+}
+
+function joined<P extends ProposalHeader> (step: AgreementStep<P>, member: string): void {
+  const { state } = step
+  if (member === state.self || !state.memberSet.has(member)) return
+  for (const job of state.jobs.values()) {
+    if (job.phase !== 'pending' || job.answers.has(member) || job.rejoined.has(member)) continue
+    const before = step.outbox.length
+    if (job.proposal.proposer === state.self) step.outbox.push(job.proposal)
+    if (job.answer !== null) step.outbox.push(job.answer)
+    if (step.outbox.length > before) job.rejoined.add(member)
+  }
 }
 
 function finished<P extends ProposalHeader> (step: AgreementStep<P>, id: string): void {

@@ -1,6 +1,6 @@
 import { relativeDistance } from '../../learning/linalg.ts'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
@@ -156,6 +156,128 @@ async function freePort (): Promise<number> {
   })
 }
 
+/** A line of a peer's JSON log, as far as the demo reads it. */
+interface PeerLogRecord { event?: string, job?: unknown, phase?: unknown, round?: unknown, level?: number, msg?: string, reason?: unknown }
+
+/** The demonstration's peer processes: each job followed through their logs, all stopped at the end. */
+interface PeerProcesses {
+  /** resolves when every member has stored its outcome of `job`; rejects when one declines it, it expires or fails, or a peer exits */
+  until: (job: string, onRecord: (index: number, record: PeerLogRecord) => void) => Promise<void>
+  /** once every stored model's lineage is sealed (its audit log closed), stops every peer; throws if one exited with an error */
+  stop: () => Promise<void>
+}
+
+/** How long the demonstration waits for its peers to join, for a job to end, and for the audit logs to close. */
+const DEMO_WAITS = Object.freeze({ joinMs: 110_000, jobMs: 110_000, sealMs: 15_000, countersignMs: 1000 })
+
+/**
+ * Starts every member's peer (`epimesh start`) as its own process and resolves once each has joined its
+ * graph neighbours. Each peer keeps running between the jobs, as an operator's would.
+ */
+async function startPeers (members: ReadonlyArray<{ region: string, dir: string, addresses: string[] }>, federationPath: string, say: (line: string) => void): Promise<PeerProcesses> {
+  const listeners = new Set<(index: number, record: PeerLogRecord) => void>()
+  const children: ChildProcess[] = []
+  const exits: Array<Promise<number>> = []
+  /** per member: the jobs whose model it stored, and those whose lineage is sealed (or failed to be) */
+  const stored = members.map(() => new Set<string>())
+  const sealed = members.map(() => new Set<string>())
+  let stopping = false
+  const emit = (index: number, record: PeerLogRecord): void => {
+    const job = typeof record.job === 'string' ? record.job : ''
+    if (record.event === 'model.stored') stored[index]?.add(job)
+    if (record.event === 'model.lineage.sealed' || record.event === 'model.lineage.failed') sealed[index]?.add(job)
+    for (const listener of [...listeners]) listener(index, record)
+  }
+  members.forEach((member, index) => {
+    const child = spawn(process.execPath, [BIN, 'start', '--dir', member.dir, '--federation', federationPath, '--listen', member.addresses[0] as string], { stdio: ['ignore', 'ignore', 'pipe'] })
+    children.push(child)
+    let buffer = ''
+    child.stderr?.setEncoding('utf8')
+    child.stderr?.on('data', (chunk: string) => {
+      buffer += chunk
+      const lines = buffer.split('\n')
+      buffer = lines.pop() ?? ''
+      for (const line of lines) {
+        let record: PeerLogRecord
+        try {
+          record = JSON.parse(line) as PeerLogRecord
+        } catch {
+          if (line.trim() !== '') say(`  ${member.region}: ${line}`)
+          continue
+        }
+        if ((record.level ?? 0) >= 50) say(`  ${member.region}: ${record.msg ?? line}`)
+        emit(index, record)
+      }
+    })
+    exits.push(new Promise((resolveExit) => {
+      child.on('exit', (code) => {
+        if (!stopping) emit(index, { event: 'peer.exited', msg: `the peer process exited (code ${code ?? 'none'})` })
+        resolveExit(code ?? 1)
+      })
+    }))
+  })
+  /** Waits until `done` holds, or rejects with what `failed` names, or after `ms`. */
+  const follow = async (ms: number, what: string, onRecord: (index: number, record: PeerLogRecord) => string | null, done: () => boolean): Promise<void> => {
+    if (done()) return
+    let listener: (index: number, record: PeerLogRecord) => void = () => {}
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await new Promise<void>((resolveDone, reject) => {
+        timer = setTimeout(() => { reject(new Error(`${what}: not done within ${ms / 1000} s`)) }, ms)
+        listener = (index, record) => {
+          const failure = onRecord(index, record)
+          if (failure !== null) reject(new Error(`${what}: ${members[index]?.region ?? ''}: ${failure}`))
+          else if (done()) resolveDone()
+        }
+        listeners.add(listener)
+      })
+    } finally {
+      clearTimeout(timer)
+      listeners.delete(listener)
+    }
+  }
+  const stop = async (): Promise<void> => {
+    if (stopping) return
+    // a finished job's audit log closes a round deadline after its end (neighbours still finishing
+    // are recorded), then the model's lineage is sealed with its head; then a moment more for the
+    // neighbours' countersignatures of the last checkpoint, as `start --exit-after-job` waits
+    const allSealed = (): boolean => stored.every((jobs, index) => [...jobs].every((job) => sealed[index]?.has(job) === true))
+    const wasSealed = allSealed()
+    await follow(DEMO_WAITS.sealMs, 'closing the audit logs', () => null, allSealed).catch(() => {})
+    if (!wasSealed) await new Promise((resolveWait) => setTimeout(resolveWait, DEMO_WAITS.countersignMs))
+    stopping = true
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM')
+    const codes = await Promise.all(exits)
+    if (codes.some((code) => code !== 0)) throw new Error(`a peer process failed (exit codes ${codes.join(', ')}); logs above`)
+  }
+  const ready = members.map(() => false)
+  try {
+    await follow(DEMO_WAITS.joinMs, 'starting the peers', (index, record) => {
+      if (record.msg === 'neighbour exchange ready') ready[index] = true
+      return record.event === 'peer.exited' ? String(record.msg) : null
+    }, () => ready.every(Boolean))
+  } catch (error) {
+    stopping = true
+    for (const child of children) child.kill('SIGTERM')
+    await Promise.all(exits)
+    throw error
+  }
+  return {
+    until: async (job, onRecord) => {
+      const finished = members.map(() => false)
+      await follow(DEMO_WAITS.jobMs, `job ${job}`, (index, record) => {
+        if (record.event === 'peer.exited' || record.event === 'job.proposal.unreadable') return String(record.msg)
+        if (record.job !== job) return null
+        onRecord(index, record)
+        if (record.event === 'model.stored' || record.event === 'stats.stored') finished[index] = true
+        if (record.event === 'job.declined' || record.event === 'job.expired' || record.event === 'job.failed') return `${record.event}${record.reason === undefined ? '' : ` (${String(record.reason)})`}`
+        return null
+      }, () => finished.every(Boolean))
+    },
+    stop
+  }
+}
+
 export async function runDemo (options: DemoOptions): Promise<Record<string, unknown>> {
   const say = (line: string): void => { if (!options.json) process.stdout.write(`${line}\n`) }
   const base = options.dir === undefined ? await mkdtemp(join(tmpdir(), 'epimesh-demo-')) : resolve(options.dir)
@@ -224,169 +346,150 @@ export async function runDemo (options: DemoOptions): Promise<Record<string, unk
   await writeFile(federationPath, JSON.stringify(document, null, 2))
   const federation = parseFederation(document, federationPath)
 
-  /** One job: every member's peer as its own process, the first one proposing; progress from its log. */
-  const runJob = async (jobId: string, propose: string[]): Promise<number> => {
-    const started = Date.now()
-    const children: ChildProcess[] = []
-    const exits: Array<Promise<number>> = []
-    const phases = new Map<string, string>()
-    members.forEach((member, index) => {
-      const args = [BIN, 'start', '--dir', member.dir, '--federation', federationPath, '--listen', member.addresses[0] as string, '--job-id', jobId, '--exit-after-job', ...(index === 0 ? propose : [])]
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
-      children.push(child)
-      let buffer = ''
-      child.stderr?.setEncoding('utf8')
-      child.stderr?.on('data', (chunk: string) => {
-        buffer += chunk
-        const lines = buffer.split('\n')
-        buffer = lines.pop() ?? ''
-        for (const line of lines) {
-          try {
-            const record = JSON.parse(line) as { event?: string, phase?: string, round?: number, level?: number, msg?: string }
-            if (record.event === 'job.phase' && index === 0) {
-              // a tree job's phases are numbered (level-3.17: the 17th level's sum, chunk 3): shown once per name
-              const phase = String(record.phase).replace(/-\d+\.\d+$/, '')
-              if (!phases.has(phase)) {
-                phases.set(phase, phase)
-                say(`  [${((Date.now() - started) / 1000).toFixed(1)} s] ${member.region}: phase ${phase} at round ${record.round}`)
-              }
-            }
-            if ((record.level ?? 0) >= 50) say(`  ${member.region}: ${record.msg ?? line}`)
-          } catch {
-            if (line.trim() !== '') say(`  ${member.region}: ${line}`)
-          }
-        }
-      })
-      exits.push(new Promise((resolveExit) => { child.on('exit', (code) => { resolveExit(code ?? 1) }) }))
-    })
-    const timeout = setTimeout(() => { for (const child of children) child.kill('SIGTERM') }, 110_000)
-    const codes = await Promise.all(exits)
-    clearTimeout(timeout)
-    if (codes.some((code) => code !== 0)) throw new Error(`a peer process failed (exit codes ${codes.join(', ')}); logs above`)
-    return (Date.now() - started) / 1000
+  // Every member's peer as its own process, started once for both jobs and stopped at the end; the
+  // first member proposes each job as an operator would (epimesh propose: a file in its proposals/).
+  const peers = await startPeers(members, federationPath, say)
+  let summary: Record<string, unknown>
+  try {
+    summary = await runJobs()
+  } finally {
+    await peers.stop()
   }
-
-  const jobId = `demo-${options.seed}`
-  const seconds = await runJob(jobId, ['--propose'])
-
-  /** The regional-risk job on the provinces' weekly series: forecasts, h, the joint risk. */
-  const regionalRisk = async (riskJob: string, all: readonly ProvinceSeries[]): Promise<Record<string, unknown>> => {
-    const proposalPath = join(base, 'forecast-proposal.json')
-    await writeFile(proposalPath, JSON.stringify({ forecast: { from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' } }, null, 2))
-    say('')
-    say(`regional risk (job ${riskJob}): ${SERIES_WEEKS} weeks of case counts stay in each province's store; the shared model is hhh4's endemic-epidemic one, and neighbours share their weekly counts`)
-    const riskSeconds = await runJob(riskJob, ['--proposal', proposalPath])
-    const forecasts = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => required(await store.getForecast(riskJob), `${member.region} holds no forecast of job ${riskJob}`))))
-    // what only this demonstration can check: the pooled fit of every series, and the plain sum of h
-    const plan = parseForecastProposal({ from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' })
-    const neighbours = neighbourLists(members.map((member) => member.region), DEMO_EDGES)
-    const spec = plan.endemicEpidemic
-    if (spec === null) throw new Error('the demo\'s forecasting job uses the endemic-epidemic model')
-    const regions = panelRegions({ counts: all.map((entry) => Float64Array.from(entry.weeks, (week) => week.count)), populations: all.map((entry) => entry.population) }, neighbours)
-      .map((region) => ({ ...region, start: plan.start }))
-    const pooled = fitEndemicEpidemic(spec, regions).shared
-    const relative = Math.max(...forecasts.map((entry) => relativeDistance(entry.model.coefficients.map((row) => row.estimate), pooled)))
-    const plainSum = forecasts.reduce((sum, entry) => sum + entry.h, 0)
-    const joint = (forecasts[0] as StoredForecast).joint
-    say(`  ${'region'.padEnd(9)} ${'next week'.padStart(10)} ${'90% interval'.padStart(14)} ${'per 100k/7d'.padStart(12)} ${'h'.padStart(7)}   (each h known to its region only)`)
-    for (const entry of forecasts) {
-      const next = entry.forecast[0] as StoredForecast['forecast'][number]
-      say(`  ${entry.region.padEnd(9)} ${next.mean.toFixed(1).padStart(10)} ${`[${next.lower}, ${next.upper}]`.padStart(14)} ${entry.rate.toFixed(2).padStart(12)} ${entry.h.toFixed(4).padStart(7)}`)
-    }
-    say(`joint risk by masked sum (every province holds it): sum ${joint.sum.toFixed(4)}, mean ${joint.mean.toFixed(4)} over ${joint.regions} provinces; plain sum ${plainSum.toFixed(4)} (difference ${Math.abs(joint.sum - plainSum).toExponential(1)})`)
-    say(`shared forecasting model: ${(forecasts[0] as StoredForecast).model.rounds} rounds, ${riskSeconds.toFixed(1)} s; largest relative difference from the pooled fit: ${relative.toExponential(2)}`)
-    return {
-      job: riskJob,
-      seconds: riskSeconds,
-      pooledRelativeError: relative,
-      regions: forecasts.map((entry) => ({ region: entry.region, h: entry.h, forecast: entry.forecast })),
-      jointRisk: { sum: joint.sum, mean: joint.mean },
-      plainSum
-    }
-  }
-
-  const models = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => required(await store.getModel(jobId), `${member.region} holds no model of job ${jobId}`))))
-  const first = models[0] as StoredModel
-  if (first.forest !== undefined) return await treeSummary(models, seconds)
-  // The pooled fit, which only this demonstration can compute: it holds every region's rows.
-  const blocks = await Promise.all(members.map(async (member) => {
-    const store = await Store.open(member.dir)
-    try {
-      return localDesign(await store.allRows(), federation.model)
-    } finally {
-      await store.close()
-    }
-  }))
-  const pooled = fitModel(concatBlocks(blocks.map((entry) => entry.block)), blocks[0]?.terms ?? [], { family: 'binomial', lambda: options.lambda, standardize: true })
-  const maxDifference = Math.max(...models.flatMap((model) => model.coefficients.map((row, index) => Math.abs(row.estimate - (pooled.coefficients.estimate[index] as number)) / Math.max(1e-12, Math.abs(pooled.coefficients.estimate[index] as number)))))
-  const summary = {
-    job: jobId,
-    rounds: first.rounds,
-    seconds,
-    converged: models.every((model) => model.converged),
-    coefficients: Object.fromEntries(first.coefficients.map((row) => [row.term, row.estimate])),
-    standardErrors: Object.fromEntries(first.coefficients.map((row) => [row.term, row.standardError])),
-    pValues: Object.fromEntries(first.coefficients.map((row) => [row.term, row.pValue])),
-    pooledRelativeError: maxDifference,
-    metrics: first.metrics,
-    ...(custom === null ? { truth: SYNTHETIC_TRUTH } : {}),
-    federation: federationPath,
-    peers: members.map((member) => ({ region: member.region, peerId: member.peerId, dir: member.dir }))
-  }
-  say('')
-  say(`shared model (job ${jobId}, ${first.rounds} rounds, ${seconds.toFixed(1)} s, ${first.rows} records in ${first.peers} regions; none left its region):`)
-  say(`  ${'term'.padEnd(20)} ${'estimate'.padStart(11)} ${'std. error'.padStart(11)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
-  for (const row of first.coefficients) {
-    say(`  ${row.term.padEnd(20)} ${row.estimate.toFixed(5).padStart(11)} ${stat(row.standardError, (value) => value.toFixed(5)).padStart(11)} ${stat(row.z, (value) => value.toFixed(2)).padStart(8)} ${stat(row.pValue, (value) => value.toExponential(2)).padStart(10)}`)
-  }
-  if (first.metrics !== null) {
-    const { auc, brier, hosmerLemeshow } = first.metrics
-    say(`computed by the federation: AUC ${stat(auc, (value) => value.toFixed(4))}, Brier ${stat(brier, (value) => value.toFixed(4))}, Hosmer-Lemeshow ${stat(hosmerLemeshow.statistic, (value) => value.toFixed(2))} on ${hosmerLemeshow.df} df (p = ${stat(hosmerLemeshow.pValue, (value) => value.toFixed(3))})`)
-  }
-  say(`every region holds the same model; largest relative difference from the pooled fit: ${maxDifference.toExponential(2)}`)
-  const risk = series === null ? null : await regionalRisk(`${jobId}-risk`, series)
-  if (risk !== null) Object.assign(summary, { risk })
-  say(`files: ${base} (federation.json, inputs/ (the files imported); per region: identity.key, store/ (encrypted, with the models${risk === null ? '' : ' and forecasts'}; its key in ${storeKeySourceFromEnv().keyFile ?? storeKeySourceFromEnv().keysDir}), status.json)`)
-  say('models: npx epimesh model --dir <region folder> [--job <job>] [--json]')
-  say('audit: npx epimesh audit export --all --dir <region folder> (once per region) --out <folder>, then npx epimesh audit verify <folder>/<job>.*.jsonl')
   if (!options.keep && !options.json && options.dir === undefined) {
-    say('(data folders removed; run with --keep to keep them)')
+    if (summary.kind !== 'gbdt') say('(data folders removed; run with --keep to keep them)')
     for (const member of members) await removeDefaultKey(member.dir)
     await rm(base, { recursive: true, force: true })
   }
   return summary
 
-  /** Boosted trees: every region's forest against the pooled one grown with the same bin edges. */
-  async function treeSummary (models: StoredModel[], seconds: number): Promise<Record<string, unknown>> {
-    const forests = models.map((model) => gbdtModelFromJson(model.forest as NonNullable<StoredModel['forest']>))
-    const first = forests[0] as GbdtModel
-    const parts = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => localTreeData(await store.allRows(), federation.model).data)))
-    const pooled = fitGbdt(concatTreeData(parts), first.bins, treeParams(federation.model))
-    const comparisons = forests.map((forest) => compareForests(forest, pooled))
+  /** One job: proposed through the first member's peer; its phases from that peer's log, until every member stored its outcome. */
+  async function runJob (jobId: string, proposal: Record<string, unknown>): Promise<number> {
+    const started = Date.now()
+    const phases = new Set<string>()
+    const finished = peers.until(jobId, (index, record) => {
+      if (record.event === 'job.phase' && index === 0) {
+        // a tree job's phases are numbered (level-3.17: the 17th level's sum, chunk 3): shown once per name
+        const phase = String(record.phase).replace(/-\d+\.\d+$/, '')
+        if (!phases.has(phase)) {
+          phases.add(phase)
+          say(`  [${((Date.now() - started) / 1000).toFixed(1)} s] ${members[index]?.region ?? ''}: phase ${phase} at round ${String(record.round)}`)
+        }
+      }
+    })
+    const folder = join(members[0]?.dir as string, 'proposals')
+    await mkdir(folder, { recursive: true, mode: 0o700 })
+    await writeFile(join(folder, `${jobId}.json.tmp`), JSON.stringify({ type: 'job.propose', id: jobId, proposer: '', model: federation.model, ...proposal }), { mode: 0o600 })
+    await rename(join(folder, `${jobId}.json.tmp`), join(folder, `${jobId}.json`))
+    await finished
+    return (Date.now() - started) / 1000
+  }
+
+  async function runJobs (): Promise<Record<string, unknown>> {
+    const jobId = `demo-${options.seed}`
+    const seconds = await runJob(jobId, {})
+
+    /** The regional-risk job on the provinces' weekly series: forecasts, h, the joint risk. */
+    const regionalRisk = async (riskJob: string, all: readonly ProvinceSeries[]): Promise<Record<string, unknown>> => {
+      say('')
+      say(`regional risk (job ${riskJob}): ${SERIES_WEEKS} weeks of case counts stay in each province's store; the shared model is hhh4's endemic-epidemic one, and neighbours share their weekly counts`)
+      const riskSeconds = await runJob(riskJob, { forecast: { from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' } })
+      const forecasts = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => required(await store.getForecast(riskJob), `${member.region} holds no forecast of job ${riskJob}`))))
+      // what only this demonstration can check: the pooled fit of every series, and the plain sum of h
+      const plan = parseForecastProposal({ from: SERIES_FROM, periods: SERIES_WEEKS, period: 'week' })
+      const neighbours = neighbourLists(members.map((member) => member.region), DEMO_EDGES)
+      const spec = plan.endemicEpidemic
+      if (spec === null) throw new Error('the demo\'s forecasting job uses the endemic-epidemic model')
+      const regions = panelRegions({ counts: all.map((entry) => Float64Array.from(entry.weeks, (week) => week.count)), populations: all.map((entry) => entry.population) }, neighbours)
+        .map((region) => ({ ...region, start: plan.start }))
+      const pooled = fitEndemicEpidemic(spec, regions).shared
+      const relative = Math.max(...forecasts.map((entry) => relativeDistance(entry.model.coefficients.map((row) => row.estimate), pooled)))
+      const plainSum = forecasts.reduce((sum, entry) => sum + entry.h, 0)
+      const joint = (forecasts[0] as StoredForecast).joint
+      say(`  ${'region'.padEnd(9)} ${'next week'.padStart(10)} ${'90% interval'.padStart(14)} ${'per 100k/7d'.padStart(12)} ${'h'.padStart(7)}   (each h known to its region only)`)
+      for (const entry of forecasts) {
+        const next = entry.forecast[0] as StoredForecast['forecast'][number]
+        say(`  ${entry.region.padEnd(9)} ${next.mean.toFixed(1).padStart(10)} ${`[${next.lower}, ${next.upper}]`.padStart(14)} ${entry.rate.toFixed(2).padStart(12)} ${entry.h.toFixed(4).padStart(7)}`)
+      }
+      say(`joint risk by masked sum (every province holds it): sum ${joint.sum.toFixed(4)}, mean ${joint.mean.toFixed(4)} over ${joint.regions} provinces; plain sum ${plainSum.toFixed(4)} (difference ${Math.abs(joint.sum - plainSum).toExponential(1)})`)
+      say(`shared forecasting model: ${(forecasts[0] as StoredForecast).model.rounds} rounds, ${riskSeconds.toFixed(1)} s; largest relative difference from the pooled fit: ${relative.toExponential(2)}`)
+      return {
+        job: riskJob,
+        seconds: riskSeconds,
+        pooledRelativeError: relative,
+        regions: forecasts.map((entry) => ({ region: entry.region, h: entry.h, forecast: entry.forecast })),
+        jointRisk: { sum: joint.sum, mean: joint.mean },
+        plainSum
+      }
+    }
+
+    const models = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => required(await store.getModel(jobId), `${member.region} holds no model of job ${jobId}`))))
+    const first = models[0] as StoredModel
+    if (first.forest !== undefined) return await treeSummary(models, seconds)
+    // The pooled fit, which only this demonstration can compute: it holds every region's rows. (Each
+    // store is read between the uses its running peer makes of it: Store.use waits for the other.)
+    const blocks = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => localDesign(await store.allRows(), federation.model))))
+    const pooled = fitModel(concatBlocks(blocks.map((entry) => entry.block)), blocks[0]?.terms ?? [], { family: 'binomial', lambda: options.lambda, standardize: true })
+    const maxDifference = Math.max(...models.flatMap((model) => model.coefficients.map((row, index) => Math.abs(row.estimate - (pooled.coefficients.estimate[index] as number)) / Math.max(1e-12, Math.abs(pooled.coefficients.estimate[index] as number)))))
     const summary = {
       job: jobId,
-      kind: 'gbdt',
-      rounds: (models[0] as StoredModel).rounds,
+      rounds: first.rounds,
       seconds,
-      trees: first.trees.length,
-      rows: (models[0] as StoredModel).rows,
-      sameTreesAsPooled: comparisons.every((entry) => entry.sameStructure),
-      maxLeafDifference: Math.max(...comparisons.map((entry) => entry.maxLeafDifference)),
-      importance: featureImportance(first).sort((a, b) => b.gain - a.gain),
-      metrics: (models[0] as StoredModel).metrics,
+      converged: models.every((model) => model.converged),
+      coefficients: Object.fromEntries(first.coefficients.map((row) => [row.term, row.estimate])),
+      standardErrors: Object.fromEntries(first.coefficients.map((row) => [row.term, row.standardError])),
+      pValues: Object.fromEntries(first.coefficients.map((row) => [row.term, row.pValue])),
+      pooledRelativeError: maxDifference,
+      metrics: first.metrics,
+      ...(custom === null ? { truth: SYNTHETIC_TRUTH } : {}),
       federation: federationPath,
       peers: members.map((member) => ({ region: member.region, peerId: member.peerId, dir: member.dir }))
     }
     say('')
-    say(`shared boosted trees (job ${jobId}, ${summary.trees} trees, ${summary.rounds} rounds, ${seconds.toFixed(1)} s, ${summary.rows} records in ${members.length} regions; none left its region)`)
-    say(`every region holds ${summary.sameTreesAsPooled ? 'the same trees as the pooled fit with the same bin edges' : 'trees that DIFFER from the pooled fit'}; largest leaf difference ${summary.maxLeafDifference.toExponential(2)}`)
-    for (const entry of summary.importance.slice(0, 5)) say(`  ${entry.feature.padEnd(20)} gain ${entry.gain.toPrecision(5).padStart(10)} in ${entry.splits} splits`)
-    if (summary.metrics !== null) say(`computed by the federation on the training rows: AUC ${stat(summary.metrics.auc, (value) => value.toFixed(4))}, Brier ${stat(summary.metrics.brier, (value) => value.toFixed(4))}`)
-    if (!options.keep && !options.json && options.dir === undefined) {
-      for (const member of members) await removeDefaultKey(member.dir)
-      await rm(base, { recursive: true, force: true })
+    say(`shared model (job ${jobId}, ${first.rounds} rounds, ${seconds.toFixed(1)} s, ${first.rows} records in ${first.peers} regions; none left its region):`)
+    say(`  ${'term'.padEnd(20)} ${'estimate'.padStart(11)} ${'std. error'.padStart(11)} ${'z'.padStart(8)} ${'p'.padStart(10)}`)
+    for (const row of first.coefficients) {
+      say(`  ${row.term.padEnd(20)} ${row.estimate.toFixed(5).padStart(11)} ${stat(row.standardError, (value) => value.toFixed(5)).padStart(11)} ${stat(row.z, (value) => value.toFixed(2)).padStart(8)} ${stat(row.pValue, (value) => value.toExponential(2)).padStart(10)}`)
     }
+    if (first.metrics !== null) {
+      const { auc, brier, hosmerLemeshow } = first.metrics
+      say(`computed by the federation: AUC ${stat(auc, (value) => value.toFixed(4))}, Brier ${stat(brier, (value) => value.toFixed(4))}, Hosmer-Lemeshow ${stat(hosmerLemeshow.statistic, (value) => value.toFixed(2))} on ${hosmerLemeshow.df} df (p = ${stat(hosmerLemeshow.pValue, (value) => value.toFixed(3))})`)
+    }
+    say(`every region holds the same model; largest relative difference from the pooled fit: ${maxDifference.toExponential(2)}`)
+    const risk = series === null ? null : await regionalRisk(`${jobId}-risk`, series)
+    if (risk !== null) Object.assign(summary, { risk })
+    say(`files: ${base} (federation.json, inputs/ (the files imported); per region: identity.key, store/ (encrypted, with the models${risk === null ? '' : ' and forecasts'}; its key in ${storeKeySourceFromEnv().keyFile ?? storeKeySourceFromEnv().keysDir}), status.json)`)
+    say('models: npx epimesh model --dir <region folder> [--job <job>] [--json]')
+    say('audit: npx epimesh audit export --all --dir <region folder> (once per region) --out <folder>, then npx epimesh audit verify <folder>/<job>.*.jsonl')
     return summary
+
+    /** Boosted trees: every region's forest against the pooled one grown with the same bin edges. */
+    async function treeSummary (models: StoredModel[], seconds: number): Promise<Record<string, unknown>> {
+      const forests = models.map((model) => gbdtModelFromJson(model.forest as NonNullable<StoredModel['forest']>))
+      const first = forests[0] as GbdtModel
+      const parts = await Promise.all(members.map(async (member) => await Store.use(member.dir, async (store) => localTreeData(await store.allRows(), federation.model).data)))
+      const pooled = fitGbdt(concatTreeData(parts), first.bins, treeParams(federation.model))
+      const comparisons = forests.map((forest) => compareForests(forest, pooled))
+      const summary = {
+        job: jobId,
+        kind: 'gbdt',
+        rounds: (models[0] as StoredModel).rounds,
+        seconds,
+        trees: first.trees.length,
+        rows: (models[0] as StoredModel).rows,
+        sameTreesAsPooled: comparisons.every((entry) => entry.sameStructure),
+        maxLeafDifference: Math.max(...comparisons.map((entry) => entry.maxLeafDifference)),
+        importance: featureImportance(first).sort((a, b) => b.gain - a.gain),
+        metrics: (models[0] as StoredModel).metrics,
+        federation: federationPath,
+        peers: members.map((member) => ({ region: member.region, peerId: member.peerId, dir: member.dir }))
+      }
+      say('')
+      say(`shared boosted trees (job ${jobId}, ${summary.trees} trees, ${summary.rounds} rounds, ${seconds.toFixed(1)} s, ${summary.rows} records in ${members.length} regions; none left its region)`)
+      say(`every region holds ${summary.sameTreesAsPooled ? 'the same trees as the pooled fit with the same bin edges' : 'trees that DIFFER from the pooled fit'}; largest leaf difference ${summary.maxLeafDifference.toExponential(2)}`)
+      for (const entry of summary.importance.slice(0, 5)) say(`  ${entry.feature.padEnd(20)} gain ${entry.gain.toPrecision(5).padStart(10)} in ${entry.splits} splits`)
+      if (summary.metrics !== null) say(`computed by the federation on the training rows: AUC ${stat(summary.metrics.auc, (value) => value.toFixed(4))}, Brier ${stat(summary.metrics.brier, (value) => value.toFixed(4))}`)
+      return summary
+    }
   }
 }
 

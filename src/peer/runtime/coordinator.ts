@@ -16,6 +16,7 @@ import { kindOf, type JobKindName, type JobOutput, type JobPlan, type JobProgres
 import { jobAnnouncementSchema, type JobAnnouncement, type JobProposal } from './proposal.ts'
 import { driveRounds } from './round-driver.ts'
 import type { JobJournal } from './journal.ts'
+import type { SubscriptionChangeData } from '@libp2p/gossipsub'
 import { createSecureRng, newSeed } from './secure-rng.ts'
 
 /**
@@ -182,7 +183,15 @@ export class JobCoordinator {
   }
 
   start (): void {
-    this.unsubscribe = this.options.node.announcements.subscribe((announcement) => {
+    // a member that has just subscribed to the federation's topic hears of the jobs waiting for its
+    // answer at once, not at their next repeat (up to 8 s later): peers started together agree sooner
+    const { pubsub } = this.options.node
+    const topic = this.options.node.announcements.topic
+    const onSubscription = (event: CustomEvent<SubscriptionChangeData>): void => {
+      if (event.detail.subscriptions.some((entry) => entry.topic === topic && entry.subscribe)) this.input({ type: 'joined', member: event.detail.peerId.toString(), now: Date.now() })
+    }
+    pubsub.addEventListener('subscription-change', onSubscription)
+    const unsubscribeAnnouncements = this.options.node.announcements.subscribe((announcement) => {
       let json: unknown
       try {
         json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(announcement.data))
@@ -202,6 +211,10 @@ export class JobCoordinator {
       if (parsed.data.type === 'job.decline' && this.agreement.jobs.get(parsed.data.id)?.phase !== 'started') this.noteEnded(parsed.data.id, 'declined', this.regionName(announcement.from), parsed.data.reason)
       this.input({ type: 'announcement', from: announcement.from, announcement: parsed.data as JobAnnouncement, now: Date.now() })
     })
+    this.unsubscribe = () => {
+      unsubscribeAnnouncements()
+      pubsub.removeEventListener('subscription-change', onSubscription)
+    }
   }
 
   /** Stops answering and releases everything held; callers still waiting for a job get ABORTED. */
@@ -448,6 +461,8 @@ export class JobCoordinator {
     const { journal } = this.options
     this.options.log('info', 'job.start', { job: proposal.id, ...plan.startFields })
     const audit = this.options.audit?.begin(proposal.id, plan.state, plan.params, plan.spec)
+    // the first round done here, once: how long a job takes to get going (scripts/bench-startup.ts)
+    let firstRound = false
     let driving
     try {
       driving = await driveRounds<JobState<R>, R>({
@@ -465,6 +480,10 @@ export class JobCoordinator {
         if (replaying) return
         for (const record of log) if (record.level !== 'debug') this.options.log(record.level, record.event, record.fields)
         this.current = plan.progress(current)
+        if (!firstRound && this.current.jobRound >= 1) {
+          firstRound = true
+          this.options.log('info', 'job.round.first', { job: proposal.id, phase: this.current.phase })
+        }
         this.options.onProgress?.(this.current)
       }
       })

@@ -1,6 +1,7 @@
 // libp2p needs Promise.withResolvers, which Node 20 lacks: installed before anything below loads libp2p
 import '../polyfill.ts'
-import { open, readdir, rename, rm, writeFile } from 'node:fs/promises'
+import { watch, type FSWatcher } from 'node:fs'
+import { mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import pino, { type Logger } from 'pino'
@@ -378,6 +379,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
   }
   let statusRefresh: NodeJS.Timeout | undefined
   let poll: NodeJS.Timeout | undefined
+  let proposalWatch: FSWatcher | undefined
   let stopped: Promise<void> | null = null
   const recorder = new MetricsRecorder()
   const metricsText = async (): Promise<string> => renderMetrics(status(), recorder, await folderBytes(join(options.dir, 'store')))
@@ -386,6 +388,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
     stopped ??= (async () => {
       await metricsServer?.close()
       clearInterval(poll)
+      proposalWatch?.close()
       clearInterval(statusRefresh)
       coordinator?.stop()
       await audit.stop()
@@ -479,27 +482,48 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
       if (poll !== undefined || stopped !== null) return
       const seen = new Set<string>()
       const proposalsDir = dataPath(options.dir, 'proposals')
-      poll = setInterval(() => {
-        void (async () => {
-          const names = await readdir(proposalsDir).catch(() => [] as string[])
-          for (const name of names.filter((entry) => entry.endsWith('.json') && !seen.has(entry)).slice(0, 16)) {
-            seen.add(name)
-            try {
-              const proposal = await readProposalFile(options.dir, name, peerId)
-              // a proposal left from an earlier run of this peer that was declined, expired, failed or
-              // began here is not proposed again at every restart: `epimesh jobs` shows how it ended
-              if (jobs.ended.some((entry) => entry.job === proposal.id) || (await journal.list()).includes(proposal.id)) {
-                log.info({ event: 'job.proposal.done', job: proposal.id }, 'proposal already answered or run: not proposed again')
-                continue
-              }
-              log.info({ event: 'job.propose', job: proposal.id }, 'proposing')
-              jobs.propose(proposal).catch((error: unknown) => { log.warn({ event: 'job.failed', job: proposal.id, reason: (error as Error).message }, 'job failed') })
-            } catch (error) {
-              log.warn({ event: 'job.proposal.unreadable', file: excerpt(name), reason: excerpt((error as Error).message, 300) }, 'unreadable proposal')
+      const scan = async (): Promise<void> => {
+        const names = await readdir(proposalsDir).catch(() => [] as string[])
+        for (const name of names.filter((entry) => entry.endsWith('.json') && !seen.has(entry)).slice(0, 16)) {
+          seen.add(name)
+          try {
+            const proposal = await readProposalFile(options.dir, name, peerId)
+            // a proposal left from an earlier run of this peer that was declined, expired, failed or
+            // began here is not proposed again at every restart: `epimesh jobs` shows how it ended
+            if (jobs.ended.some((entry) => entry.job === proposal.id) || (await journal.list()).includes(proposal.id)) {
+              log.info({ event: 'job.proposal.done', job: proposal.id }, 'proposal already answered or run: not proposed again')
+              continue
             }
+            log.info({ event: 'job.propose', job: proposal.id }, 'proposing')
+            jobs.propose(proposal).catch((error: unknown) => { log.warn({ event: 'job.failed', job: proposal.id, reason: (error as Error).message }, 'job failed') })
+          } catch (error) {
+            log.warn({ event: 'job.proposal.unreadable', file: excerpt(name), reason: excerpt((error as Error).message, 300) }, 'unreadable proposal')
           }
-        })()
-      }, 1000)
+        }
+      }
+      // one scan at a time (a name is proposed once); a change during a scan is looked at after it
+      let scanning: Promise<void> | null = null
+      let again = false
+      const look = (): void => {
+        if (stopped !== null) return
+        if (scanning !== null) { again = true; return }
+        scanning = scan().finally(() => {
+          scanning = null
+          if (again) { again = false; look() }
+        })
+      }
+      // a proposal dropped in is seen at once (fs.watch), and within a second where watching fails
+      poll = setInterval(look, 1000)
+      void mkdir(proposalsDir, { recursive: true, mode: 0o700 }).then(() => {
+        if (stopped !== null) return
+        try {
+          proposalWatch = watch(proposalsDir, { persistent: false }, look)
+          proposalWatch.on('error', () => { proposalWatch?.close() })
+        } catch {
+          // the poll alone
+        }
+        look()
+      }, () => {})
     }
     const metrics = metricsServer === null ? null : { url: metricsServer.url, token: metricsServer.token }
     return { peerId, region: member?.region, federation, coordinator: jobs, journal, log, addresses: () => node.addresses(), status, metrics, metricsText, run, watchProposals, stop }
