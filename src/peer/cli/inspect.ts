@@ -8,6 +8,7 @@ import type { StoredForecast } from '../../store/store.ts'
 import { withStore } from './store-commands.ts'
 import { formatPValues, modelDetailLines, modelFooterLines } from './models.ts'
 import { dirOption } from './dir-option.ts'
+import { phaseLabel } from './phase-names.ts'
 
 /**
  * `epimesh status`, `epimesh model` and `epimesh forecast`: what a peer is doing (from the status file
@@ -64,6 +65,48 @@ function networkLines (network: Record<string, any> | undefined): string[] {
   return lines
 }
 
+/**
+ * The status file's job in words: its kind, the phase by name (not its protocol tag), the round within
+ * the phase and the rounds since the job began, and the ADMM residuals when it is in ADMM.
+ */
+export function jobStatusLine (job: Record<string, any>): string {
+  const state = job.state === undefined || job.state === 'running' ? '' : ` (${String(job.state)})`
+  const kind = typeof job.kind === 'string' ? ` (${KINDS[job.kind] ?? job.kind})` : ''
+  const rounds = `round ${Number(job.round)} of this phase${typeof job.jobRound === 'number' ? `, ${job.jobRound} since the job began` : ''}`
+  const residuals = job.primalResidual === undefined ? '' : `; primal residual ${Number(job.primalResidual).toExponential(2)}, dual residual ${Number(job.dualResidual).toExponential(2)}`
+  return `job ${job.job}${kind}${state}: ${phaseLabel(String(job.phase))}, ${rounds}${residuals}`
+}
+
+const DAY_MS = 86_400_000
+
+/**
+ * The first day of the forecast's step `step` (1: the period after the job's last), from the job's
+ * proposal as the model's lineage keeps it (first day, periods, day or week); null when the lineage
+ * does not say (a forecast stored by an earlier version).
+ */
+export function forecastPeriodStart (stored: StoredForecast, step: number): string | null {
+  const parameters = stored.model.lineage?.parameters
+  const from = parameters?.from
+  const periods = parameters?.periods
+  const period = parameters?.period
+  if (typeof from !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(from) || typeof periods !== 'number' || (period !== 'day' && period !== 'week')) return null
+  const first = Date.parse(`${from}T00:00:00Z`)
+  if (!Number.isFinite(first)) return null
+  const days = (periods + step - 1) * (period === 'week' ? 7 : 1)
+  return new Date(first + days * DAY_MS).toISOString().slice(0, 10)
+}
+
+/** How `forecast` names a step: "week of 2024-03-04" or "2024-03-04", else "period +1". */
+export function forecastPeriodLabels (stored: StoredForecast): (step: number) => string {
+  const weekly = stored.model.lineage?.parameters.period === 'week'
+  return (step) => {
+    const start = forecastPeriodStart(stored, step)
+    return start === null ? `period +${step}` : weekly ? `week of ${start}` : start
+  }
+}
+
+const KINDS: Record<string, string> = { glm: 'regression', forecast: 'regional forecast', gbdt: 'boosted trees', stats: 'descriptive statistics' }
+
 export function registerInspect (program: Command): void {
   program.command('status')
     .description('the peer\'s neighbours and links, its current job, phase, round and residuals, the messages and connections it refused, and its neighbours\' scores')
@@ -82,7 +125,7 @@ export function registerInspect (program: Command): void {
       out(`neighbours: ${(neighbours.connected ?? []).length} connected, ${(neighbours.missing ?? []).length} missing`)
       if (status.job !== null && status.job !== undefined) {
         const job = status.job
-        out(`job ${job.job}: phase ${job.phase}, round ${job.round}${job.primalResidual === undefined ? '' : `, primal residual ${Number(job.primalResidual).toExponential(2)}, dual residual ${Number(job.dualResidual).toExponential(2)}`}`)
+        out(jobStatusLine(job))
       } else {
         out('no job running')
       }
@@ -187,17 +230,19 @@ export function registerInspect (program: Command): void {
       const stored: StoredForecast | null = await withStore(options.dir, async (store) => job === undefined ? await store.latestForecast() : await store.getForecast(job))
       if (stored === null) throw new NothingYetError(job === undefined ? `no forecast yet in ${options.dir} (propose one: epimesh propose --forecast)` : `no forecast of job ${job} in ${options.dir}`)
       if (options.json) {
-        out(JSON.stringify(stored))
+        // each period with its first day (null for a forecast stored without its proposal)
+        out(JSON.stringify({ ...stored, forecast: stored.forecast.map((period) => ({ ...period, start: forecastPeriodStart(stored, period.step) })) }))
         return
       }
+      const label = forecastPeriodLabels(stored)
       out(`${stored.region}, job ${stored.job}: forecast cases (mean and 90% interval)`)
-      for (const period of stored.forecast) out(`  period +${period.step}: ${period.mean.toFixed(2).padStart(9)}  [${period.lower}, ${period.upper}]`)
+      for (const period of stored.forecast) out(`  ${label(period.step)}: ${period.mean.toFixed(2).padStart(9)}  [${period.lower}, ${period.upper}]`)
       out(`forecast 7-day incidence ${stored.rate.toFixed(2)} per 100,000; risk score h = ${stored.h.toFixed(4)} (known to this region only)`)
       out(`joint risk of the ${stored.joint.regions} regions: sum ${stored.joint.sum.toFixed(4)}, mean ${stored.joint.mean.toFixed(4)}`)
       for (const open of stored.joint.open) out(`  published by ${open.region}: h = ${open.h.toFixed(4)}`)
       if (stored.joint.total !== undefined && stored.joint.total.length > 0) {
         out(`the federation's forecast cases, every region's fused by a masked sum (this region's share stays its own):`)
-        for (const period of stored.joint.total) out(`  period +${period.step}: ${period.mean.toFixed(2).padStart(9)}`)
+        for (const period of stored.joint.total) out(`  ${label(period.step)}: ${period.mean.toFixed(2).padStart(9)}`)
       }
     })
 }

@@ -84,7 +84,7 @@ const skillSummary = (skill: Skill | null): { logScore: number, mae: number, rps
  * forecasts and h) and on the periods before the held-out tail (the skill).
  */
 export async function runSimulateForecast (options: SimulateForecastOptions): Promise<{ summary: Record<string, any>, output: ForecastSimulationOutput, periods: string[] }> {
-  const { panel, periods, graph, shares } = await readForecastInputs(
+  const { panel, periods, graph, shares, names } = await readForecastInputs(
     { counts: options.counts, population: options.population, adjacency: options.adjacency },
     options.totalPopulation === undefined ? {} : { totalPopulation: options.totalPopulation }
   )
@@ -161,6 +161,7 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
     risk: { ...risk, horizon: output.horizon, rate: 'forecast cases per 100,000 residents per 7 days' },
     regions: regions.map((region) => ({
       region: region.region,
+      name: names[panel.regions.indexOf(region.region)] ?? null,
       h: region.h,
       rate: region.rate,
       forecast: region.forecast.map((period) => ({ step: period.step, mean: period.mean, lower: period.lower, upper: period.upper }))
@@ -207,6 +208,9 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
   return { summary, output, periods }
 }
 
+/** A region as shown: "LK Loerrach (8336)" when the population file names it, else its code. */
+const regionLabel = (region: { region: string, name: string | null }): string => region.name === null || region.name === region.region ? region.region : `${region.name} (${region.region})`
+
 function printText (summary: Record<string, any>): void {
   const out = (line = ''): void => { process.stdout.write(`${line}\n`) }
   out(`${summary.regionsCount} regions, ${summary.periods} periods (${summary.firstPeriod} to ${summary.lastPeriod}), seed ${summary.seed}`)
@@ -243,14 +247,15 @@ function printText (summary: Record<string, any>): void {
   const mapping = summary.risk.mapping
   out(`risk h (forecast over the next ${summary.risk.horizon} period(s), cases per 100,000 per 7 days, ${mapping.kind === 'exponential' ? `h = 1 - 2^(-rate / ${mapping.halfRisk})` : `h = 1 / (1 + (${mapping.threshold} / rate)^${mapping.slope})`}):`)
   out(`${'region'.padEnd(32)} ${'h'.padStart(8)} ${'rate'.padStart(10)} ${'next mean'.padStart(10)} ${'interval'.padStart(12)}`)
-  for (const region of summary.regions as Array<{ region: string, h: number, rate: number, forecast: Array<{ mean: number, lower: number, upper: number }> }>) {
+  for (const region of summary.regions as Array<{ region: string, name: string | null, h: number, rate: number, forecast: Array<{ mean: number, lower: number, upper: number }> }>) {
     const next = region.forecast[0] as { mean: number, lower: number, upper: number }
-    out(`${region.region.padEnd(32)} ${region.h.toFixed(4).padStart(8)} ${region.rate.toFixed(3).padStart(10)} ${next.mean.toFixed(3).padStart(10)} ${`${next.lower}-${next.upper}`.padStart(12)}`)
+    out(`${regionLabel(region).slice(0, 32).padEnd(32)} ${region.h.toFixed(4).padStart(8)} ${region.rate.toFixed(3).padStart(10)} ${next.mean.toFixed(3).padStart(10)} ${`${next.lower}-${next.upper}`.padStart(12)}`)
   }
   const joint = summary.jointRisk
   out()
   out(`joint risk by masked sum over ${joint.regions} regions: sum ${Number(joint.sum).toFixed(6)}, mean ${Number(joint.mean).toFixed(6)} (${joint.ticks} rounds, ${joint.messages} messages)`)
-  for (const open of joint.open as Array<{ region: string, h: number }>) out(`  published openly: ${open.region} h = ${open.h.toFixed(6)}`)
+  const nameOf = new Map((summary.regions as Array<{ region: string, name: string | null }>).map((region) => [region.region, region]))
+  for (const open of joint.open as Array<{ region: string, h: number }>) out(`  published openly: ${regionLabel(nameOf.get(open.region) ?? { region: open.region, name: null })} h = ${open.h.toFixed(6)}`)
 }
 
 export function registerSimulateForecast (program: Command): void {
