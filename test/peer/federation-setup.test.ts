@@ -211,8 +211,10 @@ describe('epimesh federation init', () => {
     expect(refused.stderr).toContain('[FEDERATION_FILE_EXISTS]')
     expect(await readFile(file, 'utf8')).toBe('keep me')
 
-    await must(['federation', 'init', '--out', file, '--force', '--outcome', 'case', '--features', 'sex', '--topology', 'complete', '--id', 'two-regions', dir('alpha'), dir('beta')])
+    const printed = JSON.parse(await must(['federation', 'init', '--out', file, '--force', '--outcome', 'case', '--features', 'sex', '--topology', 'complete', '--id', 'two-regions', '--json', dir('alpha'), dir('beta')]))
     const document = JSON.parse(await readFile(file, 'utf8'))
+    // --json: the file as written
+    expect(printed).toEqual({ out: file, federation: document })
     expect(document.federationId).toBe('two-regions')
     expect(document.graph).toEqual({ topology: 'complete' })
     expect(document.model.features).toEqual([{ name: 'sex', type: 'categorical', levels: ['f', 'm'] }])

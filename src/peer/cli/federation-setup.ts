@@ -318,7 +318,8 @@ export function registerFederationSetup (program: Command): void {
     .option('--topology <topology>', `the graph: ${TOPOLOGIES.join(', ')} (default: ring from three members, else line)`)
     .option('--id <federationId>', 'the federation\'s id', 'federation')
     .option('--force', 'overwrite an existing file', false)
-    .action(async (dirs: string[], options: { out: string, outcome?: string, features?: string, family: string, algorithm: string, topology?: string, id: string, force: boolean }) => {
+    .option('--json', 'one JSON object on stdout: {out, federation} (the file as written)', false)
+    .action(async (dirs: string[], options: { out: string, outcome?: string, features?: string, family: string, algorithm: string, topology?: string, id: string, force: boolean, json: boolean }) => {
       const topology = options.topology === undefined ? (dirs.length >= 3 ? 'ring' : 'line') : choice(options.topology, TOPOLOGIES, '--topology')
       const family = choice(options.family, ['binomial', 'poisson'] as const, '--family')
       const algorithm = choice(options.algorithm, ['admm', 'newton'] as const, '--algorithm')
@@ -333,6 +334,7 @@ export function registerFederationSetup (program: Command): void {
         if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new FederationFileExistsError(`${options.out} already exists: give --force to replace it`)
         throw error
       }
-      out(`wrote ${options.out}: ${federationSummary(parseFederation(document, options.out))}`)
+      const summary = federationSummary(parseFederation(document, options.out))
+      out(options.json ? JSON.stringify({ out: options.out, federation: document }) : `wrote ${options.out}: ${summary}`)
     })
 }
