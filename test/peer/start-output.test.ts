@@ -10,7 +10,8 @@ import { freePort, runEpimesh, waitFor } from '../helpers/process.ts'
 
 /**
  * What `start` prints, with two regions' peers as their own processes over 127.0.0.1: `--json` gives
- * one JSON line per event on stdout (or, with a job to propose and --exit-after-job, one summary).
+ * one JSON line per event on stdout (or, with a job to propose and --exit-after-job, one summary);
+ * the log on stderr is JSON when piped, readable lines with --log-format pretty.
  */
 const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
 const MODEL = { family: 'binomial', outcome: 'case', features: ['age', 'parity', 'induced', 'spontaneous'].map((name) => ({ name, type: 'numeric' })), lambda: 0, algorithm: 'newton', tolerance: 1e-8, maxRounds: 50, roundDeadlineMs: 1000, dropAfterRounds: 0 }
@@ -56,13 +57,16 @@ describe('start --json', () => {
     running.stderr?.on('data', (chunk: Buffer) => { log += chunk.toString() })
     const exited = new Promise<number | null>((resolve) => { running.on('exit', (code) => { resolve(code) }) })
     // alpha proposes one job and exits after it (each waits for the other at start)
-    const once = await runEpimesh(['start', '--dir', alpha.dir, '--federation', federationFile, '--listen', alpha.address, '--propose', '--job-id', 'j-1', '--exit-after-job', '--json'], 40_000)
+    const once = await runEpimesh(['start', '--dir', alpha.dir, '--federation', federationFile, '--listen', alpha.address, '--propose', '--job-id', 'j-1', '--exit-after-job', '--json', '--log-format', 'pretty'], 40_000)
     expect(once.code, once.stderr).toBe(0)
     const lines = once.stdout.trim().split('\n')
     expect(lines).toHaveLength(1)
     const summary = JSON.parse(lines[0] as string) as Record<string, unknown>
     expect(summary).toMatchObject({ job: 'j-1', state: 'finished', kind: 'glm', converged: true, region: 'alpha', peers: 2 })
     expect(summary.rounds).toBeGreaterThan(1)
+    // --log-format pretty: readable lines on stderr (time, level, message, fields), no JSON
+    expect(once.stderr).toMatch(/^\d{2}:\d{2}:\d{2}\.\d{3} INFO  peer started {2}.*addresses=/m)
+    expect(once.stderr).not.toMatch(/^\{"level"/m)
     await waitFor(async () => events.includes('job.finished'), 20_000, 100)
     running.kill('SIGTERM')
     expect(await exited).toBe(0)

@@ -15,6 +15,7 @@ import { withDataFolderLock } from '../lock.ts'
 import { parseMetricsAddress } from '../runtime/metrics.ts'
 import { nextRefitAt, parseRefitSchedule, refitJobId, type RefitSchedule } from '../runtime/schedule.ts'
 import { dirOption } from './dir-option.ts'
+import { chooseLogFormat, prettyDestination } from './log-format.ts'
 
 /**
  * `epimesh start`: runs this region's peer until stopped. It joins the federation (one reachable
@@ -40,6 +41,8 @@ interface StartOptions {
   metrics?: string
   /** events as JSON lines on stdout (with --exit-after-job, one summary of the job) */
   json?: boolean
+  /** the log on stderr: json or pretty (default: pretty on a terminal, else json) */
+  logFormat?: string
 }
 
 /** A job's outcome in a line of `start --json`: its kind, rounds, convergence and size. */
@@ -77,7 +80,9 @@ export async function runStart (options: StartOptions): Promise<number> {
 
 async function runPeer (options: StartOptions): Promise<number> {
   const metrics = options.metrics === undefined ? undefined : parseMetricsAddress(options.metrics)
-  const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2))
+  const format = chooseLogFormat(options.logFormat, process.stderr.isTTY === true)
+  const colour = format === 'pretty' && process.stderr.isTTY === true && process.env.NO_COLOR === undefined
+  const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, format === 'json' ? pino.destination(2) : prettyDestination(process.stderr, { colour }))
   const federation = await loadFederation(options.federation)
   const identity = await loadIdentity(options.dir)
   const { peerId } = identity
@@ -194,6 +199,7 @@ export function registerStart (program: Command): void {
     .option('--exit-after-job', 'stop after one job', false)
     .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (HOST 127.0.0.1 unless given), behind a bearer token printed at start and written to DIR/metrics.token')
     .option('--json', 'JSON lines on stdout, one per event: peer.started, job.finished (kind, rounds, converged), job.declined / job.expired / job.failed (each region\'s reason), peer.stopped; with --exit-after-job (or a job to propose or wait for) one summary of that job', false)
+    .option('--log-format <format>', 'the log on stderr: pretty (a readable line per record: time, level, message, fields) or json (pino\'s JSON lines); default pretty when stderr is a terminal, json otherwise')
     .option('--refit-at <schedule>', 're-fit the federation\'s regression on a schedule, warm-started from the latest model: daily@HH:MM (local time) or every@N[s|m|h]; give it to one member only')
     .action(async (options: StartOptions) => {
       process.exitCode = await runStart(options)
