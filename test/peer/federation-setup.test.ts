@@ -51,7 +51,7 @@ function handWritten (sexLevels: string[] = ['f', 'm', 'u']): any {
     federationId: 'three-regions',
     members: ['alpha', 'beta', 'gamma'].map((region) => ({ region, peerId: peerIds.get(region) })),
     graph: { topology: 'ring' },
-    model: { family: 'binomial', outcome: 'case', features: [{ name: 'age', type: 'numeric' }, { name: 'sex', type: 'categorical', levels: sexLevels }], lambda: 0, algorithm: 'admm', tolerance: 1e-8, maxRounds: 3000, roundDeadlineMs: 2000, dropAfterRounds: 0 }
+    model: { family: 'binomial', outcome: 'case', features: [{ name: 'age', type: 'number' }, { name: 'sex', type: 'category', levels: sexLevels }], lambda: 0, algorithm: 'admm', tolerance: 1e-8, maxRounds: 3000, roundDeadlineMs: 2000, dropAfterRounds: 0 }
   }
 }
 
@@ -138,7 +138,7 @@ describe('epimesh federation check', () => {
   it('prints every problem of a bad file, and of a folder against it, and exits 2', async () => {
     const good = handWritten()
     const bad = structuredClone(good)
-    bad.model.features[0].type = 'number'
+    bad.model.features[0].type = 'integer'
     bad.model.tolerance = 0
     bad.members[1].peerId = 'not-a-peer-id'
     const badFile = join(base, 'bad.json')
@@ -154,7 +154,7 @@ describe('epimesh federation check', () => {
     const unfit = structuredClone(good)
     unfit.members = unfit.members.slice(0, 2)
     unfit.model.outcome = 'Death'
-    unfit.model.features.push({ name: 'onset', type: 'numeric' })
+    unfit.model.features.push({ name: 'onset', type: 'number' })
     const unfitFile = join(base, 'unfit.json')
     await writeFile(unfitFile, JSON.stringify(unfit))
     const against = await run(['federation', 'check', unfitFile, '--dir', dir('alpha'), '--json'])
@@ -195,7 +195,7 @@ describe('epimesh federation init', () => {
     expect(document.graph).toEqual({ topology: 'ring' })
     // the schema's outcome; every number and category column besides it; the date and the dropped column left out
     expect(document.model.outcome).toBe('case')
-    expect(document.model.features).toEqual([{ name: 'age', type: 'numeric' }, { name: 'sex', type: 'categorical', levels: ['f', 'm', 'u'] }])
+    expect(document.model.features).toEqual([{ name: 'age', type: 'number' }, { name: 'sex', type: 'category', levels: ['f', 'm', 'u'] }])
     expect(parseFederation(document).edges).toHaveLength(3)
 
     // the file written is the one a hand would write, and check passes it for every member
@@ -217,7 +217,7 @@ describe('epimesh federation init', () => {
     expect(printed).toEqual({ out: file, federation: document })
     expect(document.federationId).toBe('two-regions')
     expect(document.graph).toEqual({ topology: 'complete' })
-    expect(document.model.features).toEqual([{ name: 'sex', type: 'categorical', levels: ['f', 'm'] }])
+    expect(document.model.features).toEqual([{ name: 'sex', type: 'category', levels: ['f', 'm'] }])
     expect(await must(['federation', 'check', file, '--dir', dir('beta')])).toContain('2 members (alpha, beta); complete graph with 1 edges')
   })
 

@@ -101,7 +101,7 @@ const KIND_WORDS: Record<string, string> = {
 /**
  * The problems of a federation's model for one data folder: its peer id must be a member (of its own
  * region), the outcome and every feature a column of its schema of the matching type (number for a
- * numeric or binary feature, category for a categorical one, whose levels must cover the schema's).
+ * number or binary feature, category for a category one, whose levels must cover the schema's).
  */
 export function folderProblems (federation: Pick<Federation, 'members' | 'model'>, folder: FolderIdentity): FederationIssue[] {
   const issues: FederationIssue[] = []
@@ -127,7 +127,7 @@ export function folderProblems (federation: Pick<Federation, 'members' | 'model'
     const kind = columnKind(schema, feature.name)
     const wanted = feature.type === 'categorical' ? 'category' : 'number'
     if (kind !== wanted) {
-      issues.push({ path, message: `"${feature.name}" ${KIND_WORDS[kind] ?? ''} in ${folder.dir}'s schema; a ${feature.type} feature needs a ${wanted} column${kind === 'absent' ? ` ${known}` : ''}` })
+      issues.push({ path, message: `"${feature.name}" ${KIND_WORDS[kind] ?? ''} in ${folder.dir}'s schema; a ${typeWord(feature.type)} feature needs a ${wanted} column${kind === 'absent' ? ` ${known}` : ''}` })
       return
     }
     const rule = schema.columns[feature.name]
@@ -147,8 +147,14 @@ export function federationSummary (federation: Federation): string {
   return `federation "${federation.federationId}": ${federation.members.length} members (${federation.members.map((member) => member.region).join(', ')}); ${graph} with ${federation.edges.length} edges; model ${model.kind ?? 'glm'} ${model.family} ${model.outcome} ~ ${terms.join(' + ')} (${model.algorithm}, lambda ${model.lambda})`
 }
 
-/** A feature typed from the folders' schemas: number -> numeric, category -> categorical with every folder's levels (sorted, as R orders a factor's). */
-function featureFromSchemas (column: string, folders: readonly FolderIdentity[]): FeatureSpec {
+/** A feature as a federation file states it, in the schemas' words: number, binary, or category with its levels. */
+export interface FeatureEntry { name: string, type: 'number' | 'binary' | 'category', levels?: string[] }
+
+/** The word a federation file uses for a feature's type, as the schemas do (the model's numeric and categorical are a schema's number and category). */
+export const typeWord = (type: FeatureSpec['type']): FeatureEntry['type'] => type === 'categorical' ? 'category' : type === 'numeric' ? 'number' : 'binary'
+
+/** A feature typed from the folders' schemas: a number column, or a category with every folder's levels (sorted, as R orders a factor's). */
+function featureFromSchemas (column: string, folders: readonly FolderIdentity[]): FeatureEntry {
   let type: 'number' | 'category' | undefined
   const levels = new Set<string>()
   for (const folder of folders) {
@@ -160,10 +166,10 @@ function featureFromSchemas (column: string, folders: readonly FolderIdentity[])
     const rule = schema.columns[column]
     if (rule !== undefined && 'levels' in rule) for (const level of rule.levels) levels.add(level)
   }
-  if (type === 'number') return { name: column, type: 'numeric' }
+  if (type === 'number') return { name: column, type: 'number' }
   const sorted = [...levels].sort()
-  if (sorted.length < 2) throw new FederationSchemaMismatchError(`"${column}" has only ${sorted.length} level in the folders' schemas (${sorted.join(', ')}); a categorical feature needs at least two`)
-  return { name: column, type: 'categorical', levels: sorted }
+  if (sorted.length < 2) throw new FederationSchemaMismatchError(`"${column}" has only ${sorted.length} level in the folders' schemas (${sorted.join(', ')}); a category feature needs at least two`)
+  return { name: column, type: 'category', levels: sorted }
 }
 
 export interface FederationInitOptions {

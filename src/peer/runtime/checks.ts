@@ -71,7 +71,7 @@ const NEGATIVE = new Set(['0', 'no', 'false', 'n', 'f', 'negative'])
 export function learningSpec (model: FederationModel): ModelSpec {
   const features: FeatureSpec[] = model.features.map((feature) => {
     if (feature.type !== 'categorical') return { name: feature.name, type: 'numeric' }
-    if (feature.levels === undefined || feature.levels.length < 2) throw new JobRefusedError(`feature ${feature.name} is categorical but the job lists no levels; every peer must code it the same way`)
+    if (feature.levels === undefined || feature.levels.length < 2) throw new JobRefusedError(`feature ${feature.name} is a category feature but the job lists no levels; every peer must code it the same way`)
     return { name: feature.name, type: 'categorical', levels: feature.levels }
   })
   return { outcome: model.outcome, features }
