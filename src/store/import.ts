@@ -5,7 +5,7 @@ import { MAX_COLUMNS, readCsv } from './csv.ts'
 import { cut, echo, FreeTextRefusedError, IdentifierRefusedError, ImportInvalidError, SchemaMismatchError, StoreIoError, storageFailure, type IdentifierFinding, type RowProblem } from './errors.ts'
 import { identifierByName, identifierInValue } from './identifiers.ts'
 import { IdFilter } from './id-filter.ts'
-import { foldSpelling, inferSchema, type CaseSchema, type ColumnRule } from './schema.ts'
+import { foldSpelling, inferSchema, RECORD_ID_COLUMN, type CaseSchema, type ColumnRule } from './schema.ts'
 import type { AbstractBatchOperation } from 'abstract-level'
 import { hashRecordId, layoutOf, StoreLayout, type CaseRow, type Database, type ImportRecord, type SeriesPoint } from './layout.ts'
 import type { Store } from './store.ts'
@@ -551,7 +551,7 @@ class ImportWriter {
       operations.push({ type: 'put', key: idHash, value: importId, sublevel: layout.ids })
       // a refused import writes no more rows
       if (this.refused) continue
-      row['__id'] = idHash
+      row[RECORD_ID_COLUMN] = idHash
       operations.push({ type: 'put', key: layout.caseKey(importId, this.sequence++), value: row, sublevel: layout.cases })
       this.rows++
     }
