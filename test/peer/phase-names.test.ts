@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { phaseLabel } from '../../src/peer/cli/phase-names.ts'
-import { forecastPeriodLabels, jobStatusLine } from '../../src/peer/cli/inspect.ts'
+import { jobStatusLine } from '../../src/peer/cli/inspect.ts'
+import { forecastPeriodLabels } from '../../src/peer/cli/forecast-dates.ts'
 import type { StoredForecast } from '../../src/store/store.ts'
 
 describe('phase names in words', () => {

@@ -73,6 +73,9 @@ describe('epimesh simulate-forecast', () => {
     const svg = await readFile(plot, 'utf8')
     expect(svg.startsWith('<svg')).toBe(true)
     expect(svg).toContain('seasonal naive')
+    // the model's interval band, and the held-out weeks by their dates (fluBYBW's ISO weeks)
+    expect(svg).toContain('endemic-epidemic: 95% interval (normal approximation of the sum)')
+    expect(svg).toMatch(/>20\d\d-\d\d-\d\d</)
   })
 
   it('measlesDE: population shares need the total; text output names the terms and the joint risk', async () => {

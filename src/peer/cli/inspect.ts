@@ -1,14 +1,16 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { checkJobId } from '../paths.ts'
 import type { Command } from 'commander'
 import { EpimeshError } from '../../errors.ts'
+import { OptionInvalidError } from '../../store/errors.ts'
 import { featureImportance, gbdtModelFromJson } from '../../learning/gbdt.ts'
 import type { StoredForecast } from '../../store/store.ts'
 import { withStore } from './store-commands.ts'
 import { formatPValues, modelDetailLines, modelFooterLines } from './models.ts'
 import { dirOption } from './dir-option.ts'
 import { phaseLabel } from './phase-names.ts'
+import { forecastPeriodLabels, forecastPeriodStart } from './forecast-dates.ts'
 
 /**
  * `epimesh status`, `epimesh model` and `epimesh forecast`: what a peer is doing (from the status file
@@ -75,34 +77,6 @@ export function jobStatusLine (job: Record<string, any>): string {
   const rounds = `round ${Number(job.round)} of this phase${typeof job.jobRound === 'number' ? `, ${job.jobRound} since the job began` : ''}`
   const residuals = job.primalResidual === undefined ? '' : `; primal residual ${Number(job.primalResidual).toExponential(2)}, dual residual ${Number(job.dualResidual).toExponential(2)}`
   return `job ${job.job}${kind}${state}: ${phaseLabel(String(job.phase))}, ${rounds}${residuals}`
-}
-
-const DAY_MS = 86_400_000
-
-/**
- * The first day of the forecast's step `step` (1: the period after the job's last), from the job's
- * proposal as the model's lineage keeps it (first day, periods, day or week); null when the lineage
- * does not say (a forecast stored by an earlier version).
- */
-export function forecastPeriodStart (stored: StoredForecast, step: number): string | null {
-  const parameters = stored.model.lineage?.parameters
-  const from = parameters?.from
-  const periods = parameters?.periods
-  const period = parameters?.period
-  if (typeof from !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(from) || typeof periods !== 'number' || (period !== 'day' && period !== 'week')) return null
-  const first = Date.parse(`${from}T00:00:00Z`)
-  if (!Number.isFinite(first)) return null
-  const days = (periods + step - 1) * (period === 'week' ? 7 : 1)
-  return new Date(first + days * DAY_MS).toISOString().slice(0, 10)
-}
-
-/** How `forecast` names a step: "week of 2024-03-04" or "2024-03-04", else "period +1". */
-export function forecastPeriodLabels (stored: StoredForecast): (step: number) => string {
-  const weekly = stored.model.lineage?.parameters.period === 'week'
-  return (step) => {
-    const start = forecastPeriodStart(stored, step)
-    return start === null ? `period +${step}` : weekly ? `week of ${start}` : start
-  }
 }
 
 const KINDS: Record<string, string> = { glm: 'regression', forecast: 'regional forecast', gbdt: 'boosted trees', stats: 'descriptive statistics' }
@@ -217,10 +191,12 @@ export function registerInspect (program: Command): void {
     .option('--job <id>', 'a given forecasting job instead of the latest')
     .option('--list', 'every forecast it holds, oldest first', false)
     .option('--json', 'one JSON object on stdout (with --list, an array)', false)
-    .action(async (options: { dir: string, job?: string, list: boolean, json: boolean }) => {
+    .option('--plot <file.svg>', 'also draw it: this region\'s counts per period, the forecast mean and its 90% interval, dates on the x-axis')
+    .action(async (options: { dir: string, job?: string, list: boolean, json: boolean, plot?: string }) => {
       const job = options.job === undefined ? undefined : checkJobId(options.job, '--job')
       const out = (line: string): void => { process.stdout.write(`${line}\n`) }
       if (options.list) {
+        if (options.plot !== undefined) throw new OptionInvalidError('--plot draws one forecast: leave out --list')
         const forecasts = await withStore(options.dir, async (store) => await store.listForecasts())
         if (options.json) out(JSON.stringify(forecasts))
         else if (forecasts.length === 0) out('no forecast yet (propose one: epimesh propose --forecast)')
@@ -229,6 +205,14 @@ export function registerInspect (program: Command): void {
       }
       const stored: StoredForecast | null = await withStore(options.dir, async (store) => job === undefined ? await store.latestForecast() : await store.getForecast(job))
       if (stored === null) throw new NothingYetError(job === undefined ? `no forecast yet in ${options.dir} (propose one: epimesh propose --forecast)` : `no forecast of job ${job} in ${options.dir}`)
+      if (options.plot !== undefined) {
+        const points = await withStore(options.dir, async (store) => await store.readSeries())
+        // vega loads only for a plot
+        const { forecastChart } = await import('./forecast-plot.ts')
+        const { svg, observed, note } = await forecastChart(stored, points)
+        await writeFile(options.plot, svg)
+        if (!options.json) out(`plot written to ${options.plot}: ${observed} observed periods, ${stored.forecast.length} forecast${note === null ? '' : `; ${note}`}`)
+      }
       if (options.json) {
         // each period with its first day (null for a forecast stored without its proposal)
         out(JSON.stringify({ ...stored, forecast: stored.forecast.map((period) => ({ ...period, start: forecastPeriodStart(stored, period.step) })) }))

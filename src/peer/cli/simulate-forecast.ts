@@ -12,6 +12,24 @@ import type { Skill } from '../../learning/forecast-skill.ts'
 import { DatasetError } from '../data/dataset.ts'
 import { readForecastInputs } from '../data/forecast-files.ts'
 
+const DAY_MS = 86_400_000
+
+/** A counts file's period label as its first day (ms since 1970, UTC): a date YYYY-MM-DD, or an ISO week YYYY-Www (its Monday); else null. */
+export function periodDate (label: string): number | null {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(label)) {
+    const day = Date.parse(`${label}T00:00:00Z`)
+    return Number.isFinite(day) && new Date(day).toISOString().slice(0, 10) === label ? day : null
+  }
+  const week = /^(\d{4})-W(\d{2})$/.exec(label)
+  if (week === null) return null
+  const number = Number(week[2])
+  if (number < 1 || number > 53) return null
+  // ISO 8601: week 1 holds 4 January; weeks begin on Monday
+  const fourth = Date.UTC(Number(week[1]), 0, 4)
+  const weekday = (new Date(fourth).getUTCDay() + 6) % 7
+  return fourth - weekday * DAY_MS + (number - 1) * 7 * DAY_MS
+}
+
 export type ForecastModelName = 'endemic-epidemic' | 'loglinear'
 
 export interface SimulateForecastOptions {
@@ -178,19 +196,34 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
     seed: options.seed
   }
   if (options.plot !== undefined && skill !== null) {
-    const line = (values: readonly number[]): Array<readonly [number, number]> => values.map((value, index) => [index + 1, value] as const)
+    // the held-out periods by their dates when the counts file's period labels are dates or ISO weeks
+    const days = periods.slice(skill.from, skill.to).map(periodDate)
+    const dated = days.every((day) => day !== null)
+    const xOf = (index: number): number => dated ? days[index] as number : index + 1
+    const line = (values: readonly number[]): Array<readonly [number, number]> => values.map((value, index) => [xOf(index), value] as const)
     const series = [
       { name: 'observed', points: line(skill.totals.observed) },
-      { name: 'model (one step ahead)', points: line(skill.totals.model) },
+      { name: `${String(model.name)} (one step ahead, mean)`, points: line(skill.totals.model) },
       { name: 'last value', points: line(skill.totals.lastValue) },
       ...(skill.totals.seasonalNaive === null ? [] : [{ name: 'seasonal naive', points: line(skill.totals.seasonalNaive) }])
     ]
+    // the model's 95% interval of the sum: mean +- 1.96 SD, the regions' variances added (normal approximation), not below 0
+    const band = {
+      name: `${String(model.name)}: 95% interval (normal approximation of the sum)`,
+      points: skill.totals.model.map((mean, index) => {
+        const sd = Math.sqrt(skill.totals.modelVariance[index] as number)
+        return [xOf(index), Math.max(0, mean - 1.96 * sd), mean + 1.96 * sd] as const
+      })
+    }
     // vega loads only for a plot
     const { lineChartSvg } = await import('./plot.ts')
     const svg = await lineChartSvg(series, {
       title: `held-out periods from ${periods[skill.from]}: cases summed over ${regions.length} regions`,
-      xTitle: 'held-out period',
-      yTitle: 'cases (observed) or forecast mean'
+      xTitle: dated ? `first day of the period (${periods[skill.from]} to ${periods[skill.to - 1]})` : 'held-out period',
+      yTitle: 'cases (observed) or forecast',
+      bands: [band],
+      timeX: dated,
+      legend: 'top-left'
     })
     await writeFile(options.plot, svg)
   }
