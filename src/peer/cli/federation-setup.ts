@@ -323,9 +323,10 @@ export function registerFederationSetup (program: Command): void {
     .option('--algorithm <algorithm>', 'admm or newton', 'admm')
     .option('--topology <topology>', `the graph: ${TOPOLOGIES.join(', ')} (default: ring from three members, else line)`)
     .option('--id <federationId>', 'the federation\'s id', 'federation')
+    .option('--addresses <a,b,c>', 'each member\'s listen address, in member order (what its start --listen will be), for folders whose peer has not run yet; default: the addresses each peer last listened on')
     .option('--force', 'overwrite an existing file', false)
     .option('--json', 'one JSON object on stdout: {out, federation} (the file as written)', false)
-    .action(async (dirs: string[], options: { out: string, outcome?: string, features?: string, family: string, algorithm: string, topology?: string, id: string, force: boolean, json: boolean }) => {
+    .action(async (dirs: string[], options: { out: string, outcome?: string, features?: string, family: string, algorithm: string, topology?: string, id: string, addresses?: string, force: boolean, json: boolean }) => {
       const topology = options.topology === undefined ? (dirs.length >= 3 ? 'ring' : 'line') : choice(options.topology, TOPOLOGIES, '--topology')
       const family = choice(options.family, ['binomial', 'poisson'] as const, '--family')
       const algorithm = choice(options.algorithm, ['admm', 'newton'] as const, '--algorithm')
@@ -333,6 +334,11 @@ export function registerFederationSetup (program: Command): void {
       if (new Set(dirs).size !== dirs.length) throw new OptionInvalidError('a data folder is named twice')
       const folders: FolderIdentity[] = []
       for (const dir of dirs) folders.push(await readFolder(dir))
+      if (options.addresses !== undefined) {
+        const addresses = listOption(options.addresses, '--addresses')
+        if (addresses.length !== folders.length) throw new OptionInvalidError(`--addresses gives ${addresses.length} address${addresses.length === 1 ? '' : 'es'} for ${folders.length} folders: one per folder, in their order`)
+        folders.forEach((folder, index) => { folder.addresses = [addresses[index] as string] })
+      }
       const document = federationDocument(folders, { federationId: options.id, topology, family, algorithm, ...(options.outcome === undefined ? {} : { outcome: options.outcome }), ...(features === undefined ? {} : { features }) })
       try {
         await writeFile(options.out, `${JSON.stringify(document, null, 2)}\n`, { flag: options.force ? 'w' : 'wx' })

@@ -79,6 +79,32 @@ export function jobStatusLine (job: Record<string, any>): string {
   return `job ${job.job}${kind}${state}: ${phaseLabel(String(job.phase))}, ${rounds}${residuals}`
 }
 
+/** `status --wait`: its default and longest wait, and how often it looks. */
+export const READY_WAIT = Object.freeze({ defaultSeconds: 60, maxSeconds: 3600, pollMs: 250 })
+
+/** The peer of `dir` is not running with all its neighbours within the time given. */
+export class PeerNotReadyError extends EpimeshError {
+  static override readonly name = 'PeerNotReadyError'
+  constructor (message: string) { super('PEER_NOT_READY', message) }
+}
+
+/** Waits until the peer of `dir` runs (its status file written by a live process) with no graph neighbour missing. */
+async function waitUntilReady (dir: string, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs
+  let last = 'its status file is not written yet (the peer writes it once it has met its neighbours, or given up waiting for them)'
+  for (;;) {
+    const status = await readFile(join(dir, 'status.json'), 'utf8').then((text) => JSON.parse(text) as Record<string, any>, () => null)
+    if (status !== null) {
+      const missing: unknown[] = Array.isArray(status.neighbours?.missing) ? status.neighbours.missing : []
+      if (!alive(status.pid)) last = 'no peer process runs on it'
+      else if (missing.length > 0) last = `${missing.length} graph neighbour${missing.length === 1 ? ' is' : 's are'} not connected`
+      else return
+    }
+    if (Date.now() >= until) throw new PeerNotReadyError(`the peer of ${dir} is not ready after ${Math.round(timeoutMs / 1000)} s: ${last}`)
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(READY_WAIT.pollMs, until - Date.now()))))
+  }
+}
+
 const KINDS: Record<string, string> = { glm: 'regression', forecast: 'regional forecast', gbdt: 'boosted trees', stats: 'descriptive statistics' }
 
 export function registerInspect (program: Command): void {
@@ -86,7 +112,12 @@ export function registerInspect (program: Command): void {
     .description('the peer\'s neighbours and links, its current job, phase, round and residuals, the messages and connections it refused, and its neighbours\' scores')
     .addOption(dirOption('the peer\'s data folder'))
     .option('--json', 'one JSON object on stdout', false)
-    .action(async (options: { dir: string, json: boolean }) => {
+    .option('--wait', `first wait until the peer runs with every graph neighbour connected (for scripts, after start ... &); exit 1 if it is not so within --timeout seconds (default ${READY_WAIT.defaultSeconds})`, false)
+    .option('--timeout <seconds>', 'with --wait: how long to wait', Number)
+    .action(async (options: { dir: string, json: boolean, wait: boolean, timeout?: number }) => {
+      if (options.timeout !== undefined && !options.wait) throw new OptionInvalidError('--timeout applies to --wait')
+      if (options.timeout !== undefined && !(Number.isFinite(options.timeout) && options.timeout > 0 && options.timeout <= READY_WAIT.maxSeconds)) throw new OptionInvalidError(`--timeout must be a number of seconds above 0 and at most ${READY_WAIT.maxSeconds}`)
+      if (options.wait) await waitUntilReady(options.dir, (options.timeout ?? READY_WAIT.defaultSeconds) * 1000)
       const status = await readJson<Record<string, any>>(join(options.dir, 'status.json'), 'status (has the peer been started?)')
       const running = alive(status.pid)
       if (options.json) {
@@ -113,7 +144,7 @@ export function registerInspect (program: Command): void {
   program.command('model')
     .description('the latest shared model this peer holds (or one job\'s, or the list of them): coefficients, standard errors, z, p')
     .addOption(dirOption('the peer\'s data folder'))
-    .option('--job <id>', 'a given job instead of the latest')
+    .option('--job <id>', 'a given job instead of the latest regression or trees (a forecasting job\'s model by its job)')
     .option('--list', 'every model it holds, oldest first', false)
     .option('--json', 'one JSON object on stdout (with --list, an array)', false)
     .action(async (options: { dir: string, job?: string, list: boolean, json: boolean }) => {
@@ -126,7 +157,13 @@ export function registerInspect (program: Command): void {
         else for (const model of models) out(`${model.createdAt}  job ${model.job}: ${model.forest !== undefined ? `${model.forest.trees.length} boosted trees` : `${model.converged ? 'converged' : 'NOT converged'}`} in ${model.rounds} rounds; ${model.rows} records in ${model.peers} regions${model.forest !== undefined ? '' : `; ${model.coefficients.length} terms`}`)
         return
       }
-      const model = await withStore(options.dir, async (store) => job === undefined ? await store.latestModel() : await store.getModel(job))
+      // by default the latest model of the federation's classifier (a regression or trees); a forecasting
+      // job's model only when there is no other (forecast shows it, and --job names it)
+      const model = await withStore(options.dir, async (store) => {
+        if (job !== undefined) return await store.getModel(job)
+        const models = await store.listModels()
+        return models.filter((stored) => stored.specification?.kind !== 'forecast').at(-1) ?? models.at(-1) ?? null
+      })
       if (model === null) throw new NothingYetError(job === undefined ? `no model yet in ${options.dir}` : `no model of job ${job} in ${options.dir}`)
       if (options.json) {
         out(JSON.stringify(model))
