@@ -45,7 +45,7 @@ afterAll(async () => {
 })
 
 describe('the README\'s operator walkthrough', () => {
-  it('runs line by line: init, import, federation init and check, start, propose --wait, status, jobs, model, predict, a forecast', async () => {
+  it('runs line by line: init, import, federation init and check, start, propose --wait, status, jobs, model, predict, a forecast; a misspelt outcome is declined naming the column', async () => {
     const lines = walkthroughLines(await readFile(README, 'utf8'))
     const commands = lines.map((line) => line.split(/\s+/)[2])
     for (const needed of ['init', 'import', 'federation', 'start', 'propose', 'status', 'jobs', 'model', 'predict', 'forecast']) expect(commands).toContain(needed)
@@ -105,6 +105,12 @@ describe('the README\'s operator walkthrough', () => {
     expect(relativeError(coefficients, R_INFERT.estimate)).toBeLessThan(1e-6)
     // every one of Jiangsu's records scored, below the header
     expect((await readFile(join(base, 'scored.csv'), 'utf8')).trim().split('\n')).toHaveLength(1 + records.slice(1).filter((_, row) => row % 3 === 0).length)
+    // a federation file with a misspelt outcome: every region declines, propose --wait exits 1 naming the column
+    const document = JSON.parse(await readFile(join(base, 'federation.json'), 'utf8')) as { model: Record<string, unknown> }
+    await writeFile(join(base, 'misspelt.json'), JSON.stringify({ ...document, model: { ...document.model, outcome: 'Case' } }))
+    const declined = await cli(['propose', '--dir', join(base, 'data', 'jiangsu'), '--federation', join(base, 'misspelt.json'), '--wait', '--timeout', '30'])
+    expect(declined.status).toBe(1)
+    expect(declined.stderr).toMatch(/was declined: .*Jiangsu: no column "Case" in this region's records \(columns: .*\[JOB_REFUSED\]/)
     // the forecast by its weeks: 104 weeks from Monday 2021-01-04, so the first forecast week begins 2023-01-02
     expect(shown('forecast')).toMatch(/^ {2}week of 2023-01-02: +\d/m)
   }, 120_000)
