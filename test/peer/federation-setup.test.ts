@@ -219,6 +219,15 @@ describe('epimesh federation init', () => {
     expect(document.graph).toEqual({ topology: 'complete' })
     expect(document.model.features).toEqual([{ name: 'sex', type: 'category', levels: ['f', 'm'] }])
     expect(await must(['federation', 'check', file, '--dir', dir('beta')])).toContain('2 members (alpha, beta); complete graph with 1 edges')
+    // --addresses: the members' listen addresses, in their order, before their peers have run
+    await must(['federation', 'init', '--out', file, '--force', '--outcome', 'case', '--features', 'sex', '--addresses', '/ip4/127.0.0.1/tcp/4001,/ip4/127.0.0.1/tcp/4002', dir('alpha'), dir('beta')])
+    expect(JSON.parse(await readFile(file, 'utf8')).members.map((member: { addresses?: string[] }) => member.addresses)).toEqual([['/ip4/127.0.0.1/tcp/4001'], ['/ip4/127.0.0.1/tcp/4002']])
+    const short = await run(['federation', 'init', '--out', file, '--force', '--addresses', '/ip4/127.0.0.1/tcp/4001', dir('alpha'), dir('beta')])
+    expect(short.status).toBe(2)
+    expect(short.stderr).toContain('--addresses gives 1 address for 2 folders')
+    const notAddress = await run(['federation', 'init', '--out', file, '--force', '--outcome', 'case', '--features', 'sex', '--addresses', 'here,there', dir('alpha'), dir('beta')])
+    expect(notAddress.status).toBe(2)
+    expect(notAddress.stderr).toContain('members[0].addresses[0]')
   })
 
   it('refuses columns a schema cannot give, and folders without records', async () => {

@@ -64,7 +64,7 @@ describe('the README\'s operator walkthrough', () => {
     // status --wait before any peer runs: not ready within its timeout (exit 1), saying why
     const early = await cli(['status', '--dir', join(base, 'data', 'jiangsu'), '--wait', '--timeout', '0.3'])
     expect(early.status).toBe(1)
-    expect(early.stderr).toMatch(/the peer of .* is not ready after 0 s: its status file is not written yet.*\[PEER_NOT_READY\]/)
+    expect(early.stderr).toMatch(/the peer of .* is not ready after 0.3 s: its status file is not written yet.*\[PEER_NOT_READY\]/)
     const ports = new Map<string, number>()
     for (const port of ['4001', '4002', '4003']) ports.set(port, await freePort())
 

@@ -230,10 +230,10 @@ export function federationDocument (folders: readonly FolderIdentity[], options:
   return document
 }
 
-function listOption (value: string, name: string): string[] {
+function listOption (value: string, name: string, what: { plural: string, singular: string } = { plural: 'column names', singular: 'a column' }): string[] {
   const items = value.split(',').map((item) => item.trim())
-  if (items.length === 0 || items.some((item) => item === '')) throw new OptionInvalidError(`${name} must be a comma-separated list of column names, got ${echo(value)}`)
-  if (new Set(items).size !== items.length) throw new OptionInvalidError(`${name} names a column twice: ${echo(value)}`)
+  if (items.length === 0 || items.some((item) => item === '')) throw new OptionInvalidError(`${name} must be a comma-separated list of ${what.plural}, got ${echo(value)}`)
+  if (new Set(items).size !== items.length) throw new OptionInvalidError(`${name} names ${what.singular} twice: ${echo(value)}`)
   return items
 }
 
@@ -335,7 +335,7 @@ export function registerFederationSetup (program: Command): void {
       const folders: FolderIdentity[] = []
       for (const dir of dirs) folders.push(await readFolder(dir))
       if (options.addresses !== undefined) {
-        const addresses = listOption(options.addresses, '--addresses')
+        const addresses = listOption(options.addresses, '--addresses', { plural: 'listen addresses (multiaddrs)', singular: 'an address' })
         if (addresses.length !== folders.length) throw new OptionInvalidError(`--addresses gives ${addresses.length} address${addresses.length === 1 ? '' : 'es'} for ${folders.length} folders: one per folder, in their order`)
         folders.forEach((folder, index) => { folder.addresses = [addresses[index] as string] })
       }

@@ -100,7 +100,7 @@ async function waitUntilReady (dir: string, timeoutMs: number): Promise<void> {
       else if (missing.length > 0) last = `${missing.length} graph neighbour${missing.length === 1 ? ' is' : 's are'} not connected`
       else return
     }
-    if (Date.now() >= until) throw new PeerNotReadyError(`the peer of ${dir} is not ready after ${Math.round(timeoutMs / 1000)} s: ${last}`)
+    if (Date.now() >= until) throw new PeerNotReadyError(`the peer of ${dir} is not ready after ${Number((timeoutMs / 1000).toPrecision(3))} s: ${last}`)
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(READY_WAIT.pollMs, until - Date.now()))))
   }
 }
