@@ -68,10 +68,17 @@ describe('start --json', () => {
     expect(once.stderr).toMatch(/^\d{2}:\d{2}:\d{2}\.\d{3} INFO  peer started {2}.*addresses=/m)
     expect(once.stderr).not.toMatch(/^\{"level"/m)
     await waitFor(async () => events.includes('job.finished'), 20_000, 100)
+    // a proposal beta's region declines (a misspelt outcome): a job.declined line with the reason
+    const misspelt = join(base, 'misspelt.json')
+    const document = JSON.parse(await readFile(federationFile, 'utf8')) as { model: Record<string, unknown> }
+    await writeFile(misspelt, JSON.stringify({ ...document, model: { ...document.model, outcome: 'Death' } }))
+    expect((await cli(['propose', '--dir', beta.dir, '--federation', misspelt, '--job-id', 'j-2'])).status).toBe(0)
+    await waitFor(async () => events.includes('job.declined'), 20_000, 100)
     running.kill('SIGTERM')
     expect(await exited).toBe(0)
     const parsed = events.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
-    expect(parsed.map((event) => event.event)).toEqual(['peer.started', 'job.finished', 'peer.stopped'])
+    expect(parsed.map((event) => event.event)).toEqual(['peer.started', 'job.finished', 'job.declined', 'peer.stopped'])
+    expect(parsed[2]).toMatchObject({ job: 'j-2', kind: 'glm', reasons: [{ region: 'beta', reason: expect.stringMatching(/^no column "Death"/) }] })
     expect(parsed[0]).toMatchObject({ region: 'beta', addresses: [expect.stringContaining('/tcp/')] })
     expect(parsed[1]).toMatchObject({ job: 'j-1', kind: 'glm', rounds: summary.rounds, converged: true })
     for (const event of parsed) expect(Number.isNaN(Date.parse(String(event.time)))).toBe(false)
