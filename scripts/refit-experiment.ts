@@ -61,6 +61,7 @@ for (const problem of problems) {
   const coldStop: number[] = []
   const warmStop: number[] = []
   const newtonRounds: Array<[number, number, number, number]> = []
+  const warmPhases: Array<[number, number]> = []
   for (let seed = 1; seed <= seeds; seed++) {
     const rng = createRng(seed)
     const graph = buildTopology('ring', peers, forkRng(rng, 'topology'))
@@ -93,9 +94,12 @@ for (const problem of problems) {
     warm.push(roundsTo(warmRun.errorByRound, 1e-6) ?? Number.NaN)
     coldStop.push(coldRun.rounds)
     warmStop.push(warmRun.rounds)
+    // where the warm job's rounds went: its exact Newton steps from the previous model, and ADMM
+    const warmSteps = warmRun.phaseStarts.filter((entry) => entry.phase.startsWith('refit-newton.')).length
+    warmPhases.push([warmSteps, warmRun.results[0]?.phaseRounds.admm ?? Number.NaN])
     const worst = Math.max(...warmRun.results.map((result) => Math.max(...Array.from(result.coefficients, (value, index) => Math.abs(value - (reference[index] as number)) / Math.max(1, Math.abs(reference[index] as number))))))
-    console.log(`${problem.name}, seed ${seed}: ADMM rounds to 1e-6 cold ${cold.at(-1)}, warm ${warm.at(-1)}; to the stop cold ${coldRun.rounds}, warm ${warmRun.rounds}; warm model's largest difference from the pooled fit ${worst.toExponential(2)}; exact Newton to 1e-6 cold ${newtonRounds.at(-1)?.[0]}, warm ${newtonRounds.at(-1)?.[1]}, to the stop cold ${newtonRounds.at(-1)?.[2]}, warm ${newtonRounds.at(-1)?.[3]}`)
+    console.log(`${problem.name}, seed ${seed}: ADMM rounds to 1e-6 cold ${cold.at(-1)}, warm ${warm.at(-1)}; to the stop cold ${coldRun.rounds}, warm ${warmRun.rounds} (${warmSteps} Newton sums from the previous model, then ${warmPhases.at(-1)?.[1]} ADMM rounds); warm model's largest difference from the pooled fit ${worst.toExponential(2)}; exact Newton to 1e-6 cold ${newtonRounds.at(-1)?.[0]}, warm ${newtonRounds.at(-1)?.[1]}, to the stop cold ${newtonRounds.at(-1)?.[2]}, warm ${newtonRounds.at(-1)?.[3]}`)
   }
   const column = (index: number): number => median(newtonRounds.map((entry) => entry[index] as number))
-  console.log(`${problem.name}: ${peers}-peer ring, ${(share * 100).toFixed(0)}% rows added, median of ${seeds} seeds. ADMM: rounds to 1e-6 cold ${median(cold)}, warm ${median(warm)} (ratio ${(median(warm) / median(cold)).toFixed(2)}); to the stop cold ${median(coldStop)}, warm ${median(warmStop)} (ratio ${(median(warmStop) / median(coldStop)).toFixed(2)}). Exact Newton: to 1e-6 cold ${column(0)}, warm ${column(1)}; to the stop cold ${column(2)}, warm ${column(3)}`)
+  console.log(`${problem.name}: ${peers}-peer ring, ${(share * 100).toFixed(0)}% rows added, median of ${seeds} seeds. ADMM: rounds to 1e-6 cold ${median(cold)}, warm ${median(warm)} (ratio ${(median(warm) / median(cold)).toFixed(2)}); to the stop cold ${median(coldStop)}, warm ${median(warmStop)} (ratio ${(median(warmStop) / median(coldStop)).toFixed(2)}); the warm job's Newton sums from the previous model ${median(warmPhases.map((entry) => entry[0]))}, its ADMM rounds ${median(warmPhases.map((entry) => entry[1]))}. Exact Newton: to 1e-6 cold ${column(0)}, warm ${column(1)}; to the stop cold ${column(2)}, warm ${column(3)}`)
 }

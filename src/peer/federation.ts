@@ -24,7 +24,14 @@ export interface FederationMember {
   peerId: string
   /** known multiaddrs of this member; optional, the DHT finds current ones */
   addresses: string[]
+  /** the region's outline (a GeoJSON Polygon or MultiPolygon, longitude and latitude), for the operator's map */
+  geometry?: RegionGeometry
 }
+
+/** A region's outline as GeoJSON geometry: rings of [longitude, latitude] positions, each ring closed. */
+export type RegionGeometry =
+  | { type: 'Polygon', coordinates: number[][][] }
+  | { type: 'MultiPolygon', coordinates: number[][][][] }
 
 export interface FeatureSpec {
   name: string
@@ -73,7 +80,12 @@ export interface Federation {
   /** a key file still to be read (parseFederation does no I/O; loadFederation reads it) */
   preSharedKeyFile?: string
   model: ModelSpec
+  /** the h thresholds of the warning levels yellow, orange and red (increasing, in (0, 1)), for the operator's view */
+  warningLevels?: [number, number, number]
 }
+
+/** Bounds of a region's outline: positions per member, and over the whole file. */
+export const GEOMETRY_BOUNDS = Object.freeze({ positionsPerMember: 20_000, positionsInFile: 200_000, rings: 1_000 })
 
 const FEDERATION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 const HEX_KEY = /^[0-9a-fA-F]{64}$/
@@ -178,6 +190,31 @@ export const modelSchema = z.strictObject({
   })
 })
 
+const position = z.array(z.number().refine(Number.isFinite, 'must be finite')).min(2).max(3).superRefine((value, ctx) => {
+  const [longitude, latitude] = value as [number, number]
+  if (longitude < -180 || longitude > 180) ctx.addIssue({ code: 'custom', path: [0], message: 'a longitude must be between -180 and 180' })
+  if (latitude < -90 || latitude > 90) ctx.addIssue({ code: 'custom', path: [1], message: 'a latitude must be between -90 and 90' })
+})
+
+const ring = z.array(position).min(4, 'a ring needs at least four positions (the first repeated last)').max(GEOMETRY_BOUNDS.positionsPerMember).refine((value) => {
+  const first = value[0]
+  const last = value.at(-1)
+  return first !== undefined && last !== undefined && first[0] === last[0] && first[1] === last[1]
+}, 'a ring must be closed: its last position the same as its first')
+
+/** A GeoJSON Polygon or MultiPolygon, bounded in rings and positions. */
+export const geometrySchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('Polygon'), coordinates: z.array(ring).min(1).max(GEOMETRY_BOUNDS.rings) }),
+  z.strictObject({ type: z.literal('MultiPolygon'), coordinates: z.array(z.array(ring).min(1).max(GEOMETRY_BOUNDS.rings)).min(1).max(GEOMETRY_BOUNDS.rings) })
+]).superRefine((geometry, ctx) => {
+  const rings = geometry.type === 'Polygon' ? geometry.coordinates : geometry.coordinates.flat()
+  if (rings.length > GEOMETRY_BOUNDS.rings) ctx.addIssue({ code: 'custom', path: ['coordinates'], message: `at most ${GEOMETRY_BOUNDS.rings} rings` })
+  const positions = rings.reduce((total, entry) => total + entry.length, 0)
+  if (positions > GEOMETRY_BOUNDS.positionsPerMember) ctx.addIssue({ code: 'custom', path: ['coordinates'], message: `at most ${GEOMETRY_BOUNDS.positionsPerMember} positions per region, this outline has ${positions} (simplify it)` })
+})
+
+const warningLevelsSchema = z.tuple([z.number(), z.number(), z.number()]).refine((levels) => levels.every((level) => Number.isFinite(level) && level > 0 && level < 1), 'each level must be between 0 and 1').refine((levels) => levels[0] < levels[1] && levels[1] < levels[2], 'the levels must increase: yellow, orange, red')
+
 const graphSchema = z.union([
   z.strictObject({ edges: z.array(z.tuple([z.string().min(1), z.string().min(1)])), maskPartners: z.boolean().optional() }),
   z.strictObject({ topology: z.enum(['ring', 'complete', 'star', 'line']), maskPartners: z.boolean().optional() })
@@ -190,15 +227,26 @@ const federationSchema = z.strictObject({
   members: z.array(z.strictObject({
     region: z.string().refine(isRegionName, REGION_NAME_RULE),
     peerId: peerIdString,
-    addresses: z.array(multiaddrString).max(16).optional()
-  })).min(1).max(10_000),
+    addresses: z.array(multiaddrString).max(16).optional(),
+    geometry: geometrySchema.optional()
+  })).min(1).max(10_000).superRefine((members, ctx) => {
+    let positions = 0
+    for (const member of members) {
+      const geometry = member.geometry
+      if (geometry === undefined) continue
+      const rings = geometry.type === 'Polygon' ? geometry.coordinates : geometry.coordinates.flat()
+      positions += rings.reduce((total, entry) => total + entry.length, 0)
+    }
+    if (positions > GEOMETRY_BOUNDS.positionsInFile) ctx.addIssue({ code: 'custom', message: `the regions' outlines hold ${positions} positions, more than ${GEOMETRY_BOUNDS.positionsInFile} in one file (simplify them)` })
+  }),
   graph: graphSchema,
   bootstrap: z.array(multiaddrString).optional(),
   network: z.strictObject({
     allow: z.array(multiaddrString).optional()
   }).optional(),
   psk: z.string().min(1).optional(),
-  model: modelSchema
+  model: modelSchema,
+  warningLevels: warningLevelsSchema.optional()
 })
 
 type FederationDocument = z.infer<typeof federationSchema>
@@ -225,7 +273,7 @@ export function parseFederation (json: unknown, sourceName = 'federation'): Fede
   const federation: Federation = {
     version: 1,
     federationId: document.federationId,
-    members: document.members.map((member) => ({ region: member.region, peerId: member.peerId, addresses: member.addresses ?? [] })),
+    members: document.members.map((member) => ({ region: member.region, peerId: member.peerId, addresses: member.addresses ?? [], ...(member.geometry === undefined ? {} : { geometry: member.geometry as RegionGeometry }) })),
     graph: document.graph,
     edges,
     bootstrap: document.bootstrap ?? [],
@@ -233,6 +281,7 @@ export function parseFederation (json: unknown, sourceName = 'federation'): Fede
     model: document.model
   }
   if (document.description !== undefined) federation.description = document.description
+  if (document.warningLevels !== undefined) federation.warningLevels = document.warningLevels
   if (document.psk !== undefined) {
     federation.psk = document.psk
     if (HEX_KEY.test(document.psk)) federation.preSharedKey = swarmKeyFromHex(document.psk)

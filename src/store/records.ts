@@ -171,7 +171,13 @@ export const storedForecastSchema = z.strictObject({
   rate: z.number(),
   h: z.number(),
   joint: z.strictObject({ sum: z.number(), mean: z.number(), regions: z.number().int().positive(), open: z.array(z.strictObject({ region: storedName, h: z.number() })).max(10_000), total: z.array(z.strictObject({ step: z.number().int().nonnegative(), mean: z.number() })).max(10_000).optional() }),
-  model: storedModelSchema
+  model: storedModelSchema,
+  /**
+   * the forecasting job's settings as proposed (periods, model, horizon, risk mapping, open regions),
+   * from which a re-fit proposes it again on the new series; checked by the proposal's schema when read
+   * (earlier versions kept none)
+   */
+  settings: z.record(z.string().max(64), z.unknown()).refine((value) => Object.keys(value).length <= 64 && JSON.stringify(value).length <= 1_000_000, 'at most 64 settings and 1 MB').optional()
 }).refine((forecast) => forecast.model.job === forecast.job, { message: 'the model is of another job', path: ['model', 'job'] })
 
 /** A forecasting job's outcome as a region keeps it: its forecast, its h, the joint risk and the shared model. */

@@ -56,6 +56,11 @@ export interface EndemicEpidemicJobPeer {
   verifier?: MessageVerifier | null
   /** put before the phases' names, so that one job can fit several designs one after the other (default none) */
   phasePrefix?: string
+  /**
+   * a refresh's start: the shared parameters of the forecast it refreshes (the same on every region),
+   * in place of the default starting point; ignored unless one per shared term, all finite
+   */
+  warmShared?: ArrayLike<number> | null
 }
 
 export interface EndemicEpidemicJobResult {
@@ -116,12 +121,15 @@ export function * endemicEpidemicScript (peer: EndemicEpidemicJobPeer, progress:
   const stats = sumTotal(yield * run(maskedSum(peer, `${prefix}${STATS_KIND}`, Float64Array.of(peer.population, exposure.counts, peer.population * exposure.exposure, exposure.exposure))), graph, `${prefix}${STATS_KIND}`)
   const totalPopulation = stats[0] as number
   const region: EndemicEpidemicRegion = { ...unscaled, offset: peer.population / totalPopulation }
-  const iteration = createNewtonIteration(spec, startingShared(spec, stats[1] as number, (stats[2] as number) / totalPopulation), [startingLocal(spec, region, range)], {
+  const warm = peer.warmShared ?? null
+  const warmed = warm !== null && warm.length === sharedTerms(spec).length && Array.from(warm).every(Number.isFinite)
+  const shared = warmed ? Float64Array.from(warm) : startingShared(spec, stats[1] as number, (stats[2] as number) / totalPopulation)
+  const iteration = createNewtonIteration(spec, shared, [startingLocal(spec, region, range)], {
     tolerance: peer.tolerance ?? DEFAULT_NEWTON_TOLERANCE,
     maxIterations: peer.maxIterations ?? 100
   })
   progress.iteration = iteration
-  ctx.log('info', 'ee.design', { neighbours: heard.length, rows: exposure.exposure, regions: graph.names.length })
+  ctx.log('info', 'ee.design', { neighbours: heard.length, rows: exposure.exposure, regions: graph.names.length, warm: warmed })
   for (let step = 0; ; step++) {
     const { contribution, local } = contributionAt(peer, region, iteration, range)
     const total = yield * run(maskedSum(peer, `${prefix}${NEWTON_KIND}.${step}`, contribution, { flags: false }))

@@ -23,6 +23,10 @@ import { maskedSum, maskedSumBound, sumTotal, type MaskedSumOptions } from './ph
  *
  *   stats        exact masked sum of (peers, rows, column sums, sums of squares, outcome and exposure
  *                sums): the pooled mean and population SD for standardising, and the starting point
+ *   refit-newton.t  (a re-fit by ADMM) exact Newton steps from the previous model, each a masked sum of
+ *                value, gradient and Hessian (and the carried-over dual sums), until the step is below
+ *                sqrt(tolerance): ADMM then starts at its fixed point for the new data (refitStart), and the
+ *                last step's Hessian sum gives its penalty in place of `curvature`
  *   curvature    (ADMM, unless the penalty is given) masked sum of the local Hessians at the start, for
  *                the default penalty c = sqrt(lmin lmax of the mean Hessian) / sqrt(l2 lmax of the Laplacian)
  *   admm         decentralized consensus ADMM (a warm-up of warmupRounds, then `recurvature`, the penalty
@@ -530,7 +534,7 @@ export function * fitJobScript (peer: FitJobPeer, progress: FitProgress, ctx: Jo
   ctx.log('info', 'job.statistics', { peers: pooled.peers, rows: pooled.rows, warm: peer.warmStart !== undefined && peer.warmStart !== null })
   const setup: FitSetup = { peer, progress, pooled, scaling, objective, admmObjective: objective, curvature: null, start, sums: everyone }
   if (params.algorithm === 'admm' && peer.warmStart !== undefined && peer.warmStart !== null) {
-    const refit = yield * refitStart(setup)
+    const refit = yield * refitStart(setup, ctx)
     setup.start = refit.start
     setup.admmObjective = refit.objective
     setup.curvature = refit.curvature
@@ -594,57 +598,115 @@ function warmDuals (peer: FitJobPeer, scaling: ColumnScaling | null): Float64Arr
   })
 }
 
+/** Exact Newton steps a re-fit takes from the previous model before ADMM, at most. */
+export const REFIT_NEWTON_STEPS = 5
+
 /**
- * A re-fit's start for ADMM. First one exact Newton step from the previous model x0 (one masked sum of
- * value, gradient and Hessian, as algorithm 'newton' takes them): x1 = x0 - H^-1 g, the same on every
- * peer, whose distance from the new optimum is of the order of the square of x0's (the data moved
- * little); its Hessian sum is ADMM's curvature, so no other sum is needed for the penalty. Then the
- * local objective is tilted by a linear term: f_i(x) + <beta_i, x>, with beta_i = -(grad f_i(x1) +
- * alpha_i) + the mean over the peers of the same, where alpha_i is the sum of this peer's carried-over
- * edge duals (a second masked sum gives the mean). The betas sum to 0 over the peers, so the pooled
- * objective, and so the optimum, is unchanged; but every peer's stationarity residual at the start,
- * grad f_i(x1) + beta_i + alpha_i, is the same small vector (the pooled gradient at x1 over m), whatever
- * its new rows did to its own gradient. Without the tilt the duals of the previous fit are off by the
- * change of each peer's local gradient (of the order of sqrt(new rows / rows) of it), and ADMM spends
- * most of its rounds correcting them.
+ * A re-fit's start for ADMM: ADMM started at its own fixed point for the new data.
+ *
+ * First exact Newton steps from the previous model x0, each one masked sum of value, gradient and
+ * Hessian (as algorithm 'newton' takes them), a step that makes the objective worse halved, until the
+ * relative step is below sqrt(tolerance) (at most REFIT_NEWTON_STEPS sums). The data moved little, so
+ * x0 is close to the new optimum x* and two or three steps reach it: the last step Delta, from x_k, ends
+ * at x_s = x_k + Delta, whose distance from x* is of the order of |Delta|^2, that is of the tolerance.
+ *
+ * Then ADMM's duals are set at that point. ADMM's fixed point is x_i = x* on every peer and
+ * grad f_i(x*) + alpha_i = 0 for each peer's dual sum alpha_i; but the duals live on edges, and edge
+ * duals with given sums need the whole graph. So the local objective is tilted by a linear term
+ * instead, f_i(x) + <beta_i, x>, with
+ *   beta_i = -(grad f_i(x_k) + H_i(x_k) Delta + alpha_i) + the mean over the peers of the same,
+ * alpha_i the sum of this peer's carried-over edge duals. The first bracket is this peer's own
+ * gradient at x_s to second order, and its sum over the peers is exactly g + H Delta + sum alpha =
+ * sum alpha (g and H the totals at x_k, Delta = -H^-1 g), which the same masked sum gives: so the
+ * betas sum to 0 and the pooled objective, and its optimum, are unchanged, while every peer's
+ * stationarity residual at x_s, grad f_i(x_s) + beta_i + alpha_i, is the Taylor remainder of its own
+ * gradient, O(|Delta|^2). No sum beyond the Newton steps' is needed, and the last step's Hessian
+ * total, taken near x*, gives ADMM's penalty as a cold fit's warm-up re-estimates it.
  */
-function * refitStart (setup: FitSetup): Generator<Phase, { start: Float64Array, objective: LocalObjective, curvature: Float64Array }, unknown> {
-  const { peer, objective } = setup
+function * refitStart (setup: FitSetup, ctx: JobContext): Generator<Phase, { start: Float64Array, objective: LocalObjective, curvature: Float64Array }, unknown> {
+  const { peer, objective, progress } = setup
   const p = peer.problem.dimension
-  // (unflagged, as the Newton steps' sums: a contribution out of range says so in its last value)
-  const derivatives = yield * run(maskedSum(peer, 'refit-newton', newtonContribution(peer, objective, setup.start, setup.pooled.peers), { ...setup.sums, flags: false }))
-  const start = Float64Array.from(setup.start)
-  const curvature = derivatives.slice(1 + p, 1 + p + upperTriangleLength(p))
-  if (!((derivatives[derivatives.length - 1] as number) > 0.5)) {
-    const step = derivatives.slice(1, 1 + p)
-    const factor = unpackUpper(derivatives, 1 + p, p)
+  const triangle = upperTriangleLength(p)
+  const alpha = new Float64Array(p)
+  for (const lambda of warmDuals(peer, setup.scaling)) for (let index = 0; index < p; index++) alpha[index] = (alpha[index] as number) + (lambda[index] as number)
+  const members = setup.pooled.peers
+  const bound = maskedSumBound(peer.graph, members)
+  const point = Float64Array.from(setup.start)
+  let accepted: { point: Float64Array, value: number, local: Float64Array, total: Float64Array } | null = null
+  let halvings = 0
+  for (let iteration = 0; ; iteration++) {
+    progress.newtonPoint = point
+    // [value, gradient, upper Hessian, dual sum, overflow flag], as newtonContribution
+    const local = localDerivatives(objective, point)
+    const contribution = new Float64Array(local.length + p + 1)
+    if (local.every((value) => Number.isFinite(value) && Math.abs(value) < bound)) {
+      contribution.set(local)
+      contribution.set(alpha, local.length)
+    } else {
+      contribution[contribution.length - 1] = 1
+    }
+    const total = yield * run(maskedSum(peer, `refit-newton.${iteration}`, contribution, { ...setup.sums, flags: false }))
+    const overflow = (total[total.length - 1] as number) > 0.5
+    const value = overflow ? Number.POSITIVE_INFINITY : total[0] as number
+    const last = iteration + 1 >= REFIT_NEWTON_STEPS
+    if (accepted === null && overflow) throw new NonFiniteError('the objective at the previous model is too large for the masked sums; standardise the features or rescale the offset')
+    // every peer holds the same totals, so every peer takes the same decisions
+    if (accepted !== null && !(value <= accepted.value + 1e-12 * Math.abs(accepted.value)) && halvings < 30 && !last) {
+      halvings++
+      for (let index = 0; index < p; index++) point[index] = 0.5 * ((point[index] as number) + (accepted.point[index] as number))
+      continue
+    }
+    let worse = false
+    if (accepted === null || value <= accepted.value + 1e-12 * Math.abs(accepted.value)) {
+      accepted = { point: Float64Array.from(point), value, local, total }
+      halvings = 0
+    } else {
+      worse = true
+    }
+    const step = accepted.total.slice(1, 1 + p)
+    const factor = unpackUpper(accepted.total, 1 + p, p)
     choleskyInPlace(factor, p)
     choleskySolveInPlace(factor, p, step)
-    for (let index = 0; index < p; index++) start[index] = (start[index] as number) - (step[index] as number)
-  }
-  const gradient = new Float64Array(p)
-  objective.evaluate(start, gradient, new Float64Array(p * p), false)
-  for (const lambda of warmDuals(peer, setup.scaling)) for (let index = 0; index < p; index++) gradient[index] = (gradient[index] as number) + (lambda[index] as number)
-  const local = new Float64Array(p + 1)
-  local.set(gradient)
-  local[p] = 1
-  const total = sumTotal(yield * run(maskedSum(peer, 'refit', local, setup.sums)), peer.graph, 'refit')
-  const members = total[p] as number
-  const tilt = Float64Array.from(gradient, (value, index) => (total[index] as number) / members - value)
-  return {
-    start,
-    curvature,
-    objective: {
-      dimension: p,
-      evaluate (point, out, hessian, wantHessian) {
-        let value = objective.evaluate(point, out, hessian, wantHessian)
-        for (let index = 0; index < p; index++) {
-          value += (tilt[index] as number) * (point[index] as number)
-          out[index] = (out[index] as number) + (tilt[index] as number)
+    const relativeStep = norm(step) / Math.max(1, norm(accepted.point))
+    ctx.log('debug', 'refit.newton', { iteration, objective: value, relativeStep })
+    if (relativeStep < Math.sqrt(peer.params.tolerance) || last) {
+      // the last step's end (none if the last sum found the objective worse), and the tilt there
+      const size = worse ? 0 : 1
+      const delta = Float64Array.from(step, (entry) => -size * entry)
+      const start = Float64Array.from(accepted.point, (entry, index) => entry + (delta[index] as number))
+      const localHessian = unpackUpper(accepted.local, 1 + p, p)
+      const totalHessian = unpackUpper(accepted.total, 1 + p, p)
+      const own = new Float64Array(p)
+      const mean = new Float64Array(p)
+      for (let row = 0; row < p; row++) {
+        let ownValue = (accepted.local[1 + row] as number) + (alpha[row] as number)
+        let totalValue = (accepted.total[1 + row] as number) + (accepted.total[1 + p + triangle + row] as number)
+        for (let column = 0; column < p; column++) {
+          ownValue += (localHessian[row * p + column] as number) * (delta[column] as number)
+          totalValue += (totalHessian[row * p + column] as number) * (delta[column] as number)
         }
-        return value
+        own[row] = ownValue
+        mean[row] = totalValue / members
+      }
+      const tilt = Float64Array.from(own, (value, index) => (mean[index] as number) - value)
+      progress.newtonPoint = null
+      return {
+        start,
+        curvature: accepted.total.slice(1 + p, 1 + p + triangle),
+        objective: {
+          dimension: p,
+          evaluate (at, out, hessian, wantHessian) {
+            let value = objective.evaluate(at, out, hessian, wantHessian)
+            for (let index = 0; index < p; index++) {
+              value += (tilt[index] as number) * (at[index] as number)
+              out[index] = (out[index] as number) + (tilt[index] as number)
+            }
+            return value
+          }
+        }
       }
     }
+    for (let index = 0; index < p; index++) point[index] = (accepted.point[index] as number) - (step[index] as number)
   }
 }
 

@@ -1,4 +1,4 @@
-import type { EndemicEpidemicSpec } from '../../learning/endemic-epidemic.ts'
+import { sharedTerms, type EndemicEpidemicSpec } from '../../learning/endemic-epidemic.ts'
 import { forecastEndemicEpidemicRegion } from '../../learning/endemic-epidemic-forecast.ts'
 import { buildForecastDesign, forecastRegion, incidencePer100k, neighbourMeanIncidence, type ForecastModelSpec, type PeriodForecast, type RegionHistory } from '../../learning/forecast.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
@@ -70,6 +70,11 @@ export interface ForecastJobPeer {
   rng: Rng
   /** checks other members' signatures on alarms and closing statements (see FitJobPeer) */
   verifier?: MessageVerifier | null
+  /**
+   * a refresh of an earlier forecast: its shared terms and parameters, which every region holds alike;
+   * the endemic-epidemic fit starts there when the design it fits (after any choice) has those terms
+   */
+  warm?: { terms: readonly string[], coefficients: readonly number[] } | null
 }
 
 export interface ForecastJobResult {
@@ -159,7 +164,11 @@ function * endemicEpidemicForecastScript (peer: ForecastJobPeer, proposed: Endem
     spec = candidates[chosen.chosen] as EndemicEpidemicSpec
     choice = { candidates: chosen.candidates, scores: chosen.scores, counts: chosen.counts, chosen: chosen.chosen, validation }
   }
+  const warm = peer.warm ?? null
+  const terms = sharedTerms(spec)
+  const warmShared = warm !== null && warm.terms.length === terms.length && warm.terms.every((term, index) => term === terms[index]) ? warm.coefficients : null
   const fitted = yield * endemicEpidemicScript({
+    warmShared,
     job: peer.job,
     graph: peer.graph,
     self: peer.self,

@@ -27,6 +27,8 @@ export interface AuditedSimulationInput {
   network?: Omit<MemoryNetworkOptions, 'graph' | 'rng'>
   checkpointEvery?: number
   maxTicks?: number
+  /** the regions' names, aligned with graph.names, as a federation file gives them to real peers */
+  regions?: readonly string[]
 }
 
 export interface AuditedSimulationOutput {
@@ -67,7 +69,7 @@ export async function simulateAuditedFit (input: AuditedSimulationInput): Promis
     const job = createFitJobState({ job: input.job, graph, self, diameter, problem, params: { ...params, recordVectors: true }, rng: forkRng(rng, `peer-${self}`) })
     const recorder = new AuditRecorder(
       { job: input.job, self: peer, digest: messageDigest, phaseOf, phaseOrdinal: (phase) => phaseIndex(job, phase) },
-      { algorithm: params.algorithm, params: { ...params, recordVectors: true }, model: { family: problem.family, terms: [...problem.terms] }, graph: graphRecord(graph), diameter }
+      { algorithm: params.algorithm, params: { ...params, recordVectors: true }, model: { family: problem.family, terms: [...problem.terms] }, graph: { ...graphRecord(graph), ...(input.regions === undefined ? {} : { regions: [...input.regions] }) }, diameter }
     )
     return { job, recorder }
   })

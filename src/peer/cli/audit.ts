@@ -2,10 +2,11 @@ import { checkJobId } from '../paths.ts'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import type { RoundBody, StartBody } from '../../consensus/audit/recorder.ts'
+import type { RoundBody } from '../../consensus/audit/recorder.ts'
 import { EpimeshError } from '../../errors.ts'
 import { Store } from '../../store/store.ts'
-import { AUDIT_FILE_FORMAT, auditFileText } from '../audit/log.ts'
+import { auditFileText } from '../audit/log.ts'
+import { alignedAt, AuditPlotError, residualPlotSvg, roundsOfText, startInfo, targetRound, type FileRounds } from '../audit/rounds.ts'
 import { AuditInputError, formatReport, readAuditFile, verifyAuditFiles } from '../audit/verify.ts'
 import { loadIdentity } from '../identity.ts'
 import { plain } from '../audit/summary.ts'
@@ -84,46 +85,14 @@ export async function exportAll (dirs: readonly string[], out: string): Promise<
   return exported
 }
 
-interface FileRounds { file: string, peer: string, start: StartBody | undefined, rounds: Array<RoundBody & { seq: number }> }
-
 async function readRounds (paths: readonly string[]): Promise<{ regions: Map<string, string>, byFile: FileRounds[] }> {
   const regions = new Map<string, string>()
   const byFile: FileRounds[] = []
-  for (const path of paths) {
-    const text = await readAuditFile(path)
-    const rounds: Array<RoundBody & { seq: number }> = []
-    let peer = ''
-    let start: StartBody | undefined
-    for (const [index, line] of text.split('\n').entries()) {
-      if (line === '') continue
-      let value: any
-      try {
-        value = JSON.parse(line)
-      } catch {
-        throw new AuditInputError(`${path}, line ${index + 1}: not JSON (run epimesh audit verify to see what is wrong)`)
-      }
-      if (index === 0) {
-        if (value?.format !== AUDIT_FILE_FORMAT) throw new AuditInputError(`${path}, line 1: not an epimesh audit export (field format)`)
-        peer = typeof value.peer === 'string' ? value.peer : plain(value.peer)
-      } else if (value?.type === 'start') {
-        start = value as StartBody
-        const graph = value.graph as { names?: unknown, regions?: unknown }
-        if (Array.isArray(graph?.names)) {
-          graph.names.forEach((name, node) => {
-            const region = Array.isArray(graph.regions) ? graph.regions[node] : undefined
-            if (typeof name === 'string') regions.set(name, typeof region === 'string' ? region : name)
-          })
-        }
-      } else if (value?.type === 'round') {
-        const entry = value as RoundBody & { seq: number }
-        // show reads, it does not verify (verify does): an entry that is not shaped like a round is left out
-        if (typeof entry.phase === 'string' && Number.isInteger(entry.round) && Number.isInteger(entry.jobRound) && Array.isArray(entry.sent) && Array.isArray(entry.received)) rounds.push(entry)
-      }
-    }
-    byFile.push({ file: path, peer, start, rounds })
-  }
+  for (const path of paths) byFile.push(roundsOfText(path, await readAuditFile(path), regions))
   return { regions, byFile }
 }
+
+export { AuditPlotError, residualPlotSvg, targetRound }
 
 function vector (values: readonly number[] | undefined, limit = 8): string {
   if (values === undefined) return '-'
@@ -131,26 +100,6 @@ function vector (values: readonly number[] | undefined, limit = 8): string {
   return `[${shown.join(', ')}${values.length > limit ? `, … (${values.length})` : ''}]`
 }
 
-/** Where one peer's log stands at a round: its job round and entry. */
-interface Aligned { region: string, entry: (RoundBody & { seq: number }) | undefined }
-
-/**
- * The round asked for, as a phase and the phase's own round: peers number their job rounds alike only
- * while no round was cut short by a deadline, but a phase's round is the same round on every peer (it
- * is what their messages carry). `--round N` alone is job round N of the first file's log.
- */
-export function targetRound (byFile: ReadonlyArray<{ rounds: ReadonlyArray<RoundBody & { seq: number }> }>, round: number, phase: string | undefined): { phase: string, round: number } | undefined {
-  if (phase !== undefined) return { phase, round }
-  for (const { rounds } of byFile) {
-    const entry = rounds.find((candidate) => candidate.jobRound === round)
-    if (entry !== undefined) return { phase: entry.phase, round: entry.round }
-  }
-  return undefined
-}
-
-function alignedAt (byFile: ReadonlyArray<{ peer: string, rounds: ReadonlyArray<RoundBody & { seq: number }> }>, regions: ReadonlyMap<string, string>, phase: string, round: number): Aligned[] {
-  return byFile.map(({ peer, rounds }) => ({ region: regions.get(peer) ?? peer, entry: rounds.find((entry) => entry.phase === phase && entry.round === round) }))
-}
 
 function showRound (byFile: ReadonlyArray<{ peer: string, rounds: ReadonlyArray<RoundBody & { seq: number }> }>, regions: Map<string, string>, target: { phase: string, round: number }, asked: string): string {
   const lines: string[] = []
@@ -207,56 +156,8 @@ function phaseTable (byFile: ReadonlyArray<{ peer: string, rounds: ReadonlyArray
   return `${lines.join('\n')}\n`
 }
 
-/** Thrown when a plot is asked of logs that hold nothing it can draw (an exact-Newton job has no ADMM residuals). */
-export class AuditPlotError extends EpimeshError {
-  static override readonly name = 'AuditPlotError'
-  readonly exitCode = 2
-  constructor (message: string) { super('AUDIT_NOTHING_TO_PLOT', message) }
-}
-
-/**
- * The consensus-ADMM residuals of every peer, aligned by phase round: an ADMM phase's round r is drawn
- * at x = (the rounds of the ADMM phases before it, the longest peer's) + r, so that every peer's round r
- * is at the same x; each later ADMM phase is marked, and the job's tolerance drawn as a line.
- */
-export async function residualPlotSvg (byFile: ReadonlyArray<{ peer: string, rounds: ReadonlyArray<RoundBody & { seq: number }> }>, regions: ReadonlyMap<string, string>, tolerance: number | null, algorithm: string | null): Promise<string> {
-  const phases: string[] = []
-  for (const { rounds } of byFile) for (const entry of rounds) if (entry.admm !== undefined && !phases.includes(entry.phase)) phases.push(entry.phase)
-  if (phases.length === 0) {
-    throw new AuditPlotError(`these logs hold no consensus-ADMM rounds${algorithm === null ? '' : ` (the job ran ${algorithm === 'newton' ? 'exact decentralised Newton' : plain(algorithm, 20)})`}, so there are no residuals to plot; no plot was written`)
-  }
-  const offsets = new Map<string, number>()
-  let offset = 0
-  for (const phase of phases) {
-    offsets.set(phase, offset)
-    offset += 1 + Math.max(0, ...byFile.flatMap(({ rounds }) => rounds.filter((entry) => entry.phase === phase && entry.admm !== undefined).map((entry) => entry.round)))
-  }
-  const series = byFile.flatMap(({ peer, rounds }) => {
-    const admm = rounds.filter((entry) => entry.admm !== undefined)
-    const region = plain(regions.get(peer) ?? peer, 24)
-    const at = (entry: RoundBody): number => (offsets.get(entry.phase) ?? 0) + entry.round
-    return [
-      { name: `${region} primal`, points: admm.map((entry) => [at(entry), entry.admm?.primalResidual ?? Number.NaN] as const) },
-      { name: `${region} dual`, points: admm.map((entry) => [at(entry), entry.admm?.dualResidual ?? Number.NaN] as const) }
-    ]
-  })
-  const rules = [
-    ...phases.slice(1).map((phase) => ({ axis: 'x' as const, value: offsets.get(phase) ?? 0, label: `${plain(phase, 20)} starts` })),
-    ...(tolerance === null ? [] : [{ axis: 'y' as const, value: tolerance, label: `tolerance ${tolerance}` }])
-  ]
-  // vega loads only for a plot
-  const { lineChartSvg } = await import('./plot.ts')
-  return await lineChartSvg(series, { title: 'Consensus ADMM residuals per round, from the signed logs', xTitle: `ADMM round (${phases.map((phase) => plain(phase, 20)).join(', then ')}), aligned by phase round`, yTitle: 'relative residual', logY: true, rules })
-}
-
-function startInfo (byFile: ReadonlyArray<{ start: StartBody | undefined }>): { tolerance: number | null, algorithm: string | null } {
-  const start = byFile.find((file) => file.start !== undefined)?.start
-  const tolerance = start?.params?.tolerance
-  return { tolerance: typeof tolerance === 'number' && Number.isFinite(tolerance) && tolerance > 0 ? tolerance : null, algorithm: typeof start?.algorithm === 'string' ? start.algorithm : null }
-}
-
 export function registerAudit (program: Command): void {
-  const audit = program.command('audit').description('the signed round logs: export one peer\'s log, verify logs offline, show a round')
+  const audit = program.command('audit').description('the signed round logs: export one peer\'s log, verify logs offline, show a round, serve the auditor\'s web page')
 
   audit.command('export')
     .description('write a peer\'s log of a job, with its public key and the checkpoints it holds, as a self-contained file (JSON lines); --all: every job of every --dir into a folder')
@@ -322,6 +223,33 @@ export function registerAudit (program: Command): void {
         if (!options.json) process.stdout.write(`report written to ${options.html}\n`)
       }
       process.exitCode = report.ok ? 0 : 1
+    })
+
+  audit.command('serve')
+    .description('the auditor\'s web page: verify exported logs offline and serve the result check by check, each peer\'s chain and checkpoints, any round across peers (a slider), the residual plot and the failures, behind a token printed at start')
+    .argument('<paths...>', 'one job\'s exports, or folders of them (every *.jsonl inside)')
+    .option('--job <id>', 'the job to show, when the files hold the logs of several')
+    .option('--port <n>', 'the port to listen on (0: any free one)', '8080')
+    .option('--host <address>', 'the address to listen on; anything but loopback makes the page reachable from the network', '127.0.0.1')
+    .action(async (paths: string[], options: { job?: string, port: string, host: string }) => {
+      const port = Number(options.port)
+      if (!/^\d{1,5}$/.test(options.port) || port > 65535) throw new AuditInputError(`--port must be a port number from 0 to 65535, got ${plain(options.port, 20)}`)
+      if (!/^[A-Za-z0-9.:[\]-]{1,100}$/.test(options.host)) throw new AuditInputError(`--host must be an address such as 127.0.0.1, got ${plain(options.host, 40)}`)
+      const { collectAuditFiles } = await import('../web/audit-view.ts')
+      const { serveAudit } = await import('../web/audit-server.ts')
+      const files = await collectAuditFiles(paths, options.job === undefined ? undefined : checkJobId(options.job, '--job'))
+      const served = await serveAudit({ files, host: options.host, port })
+      const { report } = served.view
+      const cause = report.failures.find((finding) => finding.rootCause === true) ?? report.failures[0]
+      process.stdout.write(`job ${plain(report.job)}: ${report.files.length} log(s), ${report.entries} entries: ${report.ok ? 'VERIFIED: every check holds' : `NOT VERIFIED (${report.failures.length} failure(s)${cause?.file === undefined ? '' : `, first at ${plain(cause.file, 200)}${cause.line === undefined ? '' : `:${cause.line}`}`})`}\n`)
+      if (!['127.0.0.1', '::1', 'localhost', '[::1]'].includes(options.host)) process.stderr.write(`warning: listening on ${plain(options.host, 100)}, not on loopback only: anyone who can reach it and holds the token sees the page\n`)
+      process.stdout.write(`open ${served.web.loginUrl}\n(the token lets a browser in once and is then kept in a cookie; scripts send Authorization: Bearer TOKEN; Ctrl-C stops)\n`)
+      await new Promise<void>((resolve) => {
+        const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve() }
+        process.once('SIGINT', stop)
+        process.once('SIGTERM', stop)
+      })
+      await served.close()
     })
 
   audit.command('show')

@@ -139,6 +139,8 @@ export function registerInspect (program: Command): void {
       out(`messages: ${transport.sent ?? 0} sent, ${transport.accepted ?? 0} accepted, ${rejected.length === 0 ? 'none rejected' : `rejected ${rejected.map(([code, count]) => `${code} ${count}`).join(', ')}`}`)
       for (const line of networkLines(status.network)) out(line)
       if (status.lastModel !== undefined) out(`latest model: job ${status.lastModel}`)
+      const forecast = status.lastForecast
+      if (forecast !== undefined && forecast !== null) out(`latest forecast: job ${forecast.job}${forecast.periods === null ? '' : ` over ${forecast.periods} periods`}${forecast.parent === null ? '' : `, refreshing job ${forecast.parent}`} (${forecast.createdAt}); h = ${Number(forecast.h).toFixed(4)}, joint risk mean ${Number(forecast.jointRiskMean).toFixed(4)} (epimesh forecast)`)
     })
 
   program.command('model')
@@ -257,6 +259,9 @@ export function registerInspect (program: Command): void {
       }
       const label = forecastPeriodLabels(stored)
       out(`${stored.region}, job ${stored.job}: forecast cases (mean and 90% interval)`)
+      const settings = stored.settings
+      const parent = stored.model.lineage?.parent ?? null
+      if (settings !== undefined || parent !== null) out(`fitted ${settings === undefined ? '' : `on ${String(settings.periods)} ${String(settings.period)}s of the series from ${String(settings.from)}`}${settings !== undefined && parent !== null ? ', ' : ''}${parent === null ? '' : `refreshing the forecast of job ${parent}`} (${stored.createdAt})`)
       for (const period of stored.forecast) out(`  ${label(period.step)}: ${period.mean.toFixed(2).padStart(9)}  [${period.lower}, ${period.upper}]`)
       out(`forecast 7-day incidence ${stored.rate.toFixed(2)} per 100,000; risk score h = ${stored.h.toFixed(4)} (known to this region only)`)
       out(`joint risk of the ${stored.joint.regions} regions: sum ${stored.joint.sum.toFixed(4)}, mean ${stored.joint.mean.toFixed(4)}`)

@@ -50,6 +50,10 @@ export const COMMAND_MODULES: ReadonlyArray<{ load: () => Promise<Register>, com
     ]
   },
   {
+    load: async () => (await import('./dashboard.ts')).registerDashboard,
+    commands: [{ name: 'dashboard', options: true, description: 'the operator\'s web view of a data folder whose peer is not running: its saved state, read-only (a running peer serves the live view: start --http)' }]
+  },
+  {
     load: async () => (await import('./models.ts')).registerModels,
     commands: [
       { name: 'predict', options: true, description: 'score new case records with a shared model: linear predictor, probability (or rate), standard errors and 95% intervals' },
@@ -87,7 +91,7 @@ export const COMMAND_MODULES: ReadonlyArray<{ load: () => Promise<Register>, com
   },
   {
     load: async () => (await import('./audit.ts')).registerAudit,
-    commands: [{ name: 'audit', options: false, description: 'the signed round logs: export one peer\'s log, verify logs offline, show a round' }]
+    commands: [{ name: 'audit', options: false, description: 'the signed round logs: export one peer\'s log, verify logs offline, show a round, serve the auditor\'s web page' }]
   }
 ]
 

@@ -118,7 +118,12 @@ export function seriesKey (model: StoredModel): string {
 function seriesName (model: StoredModel): string {
   const spec = model.specification
   if (spec === undefined) return '(stored by an earlier version)'
-  if (spec.kind === 'forecast') return 'regional forecast (poisson)'
+  if (spec.kind === 'forecast') {
+    // the stored specification predates the endemic-epidemic model; its terms and parameters say which model it is
+    const negbin = model.coefficients.some((coefficient) => coefficient.term === '-log(overdisp)')
+    const kind = model.lineage?.parameters.kind === 'loglinear' ? 'log-linear' : 'endemic-epidemic'
+    return `regional forecast (${kind}, ${negbin ? 'negative binomial' : 'Poisson'})`
+  }
   return `${spec.family} ${spec.outcome} ~ ${spec.features.map((feature) => feature.name).join(' + ')}`
 }
 

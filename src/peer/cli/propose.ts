@@ -5,6 +5,7 @@ import type { Command } from 'commander'
 import { DEFAULT_TREE_SETTINGS, loadFederation, modelSchema, type ModelSpec } from '../federation.ts'
 import { DatasetError } from '../data/dataset.ts'
 import { parseForecastProposal, type ForecastProposal } from '../runtime/forecast-proposal.ts'
+import { forecastRefreshId, storedForecastRefresh } from '../runtime/forecast-refresh.ts'
 import { parseCandidateSettings, type CandidateSettings } from '../../learning/model-choice.ts'
 import { ForecastInputError } from '../../learning/forecast.ts'
 import { statsProposalSchema, type StatsProposal } from '../runtime/stats-proposal.ts'
@@ -106,7 +107,7 @@ export function registerPropose (program: Command): void {
     .option('--features <list>', 'statistics: the columns, comma-separated (types and levels from this region\'s schema)')
     .option('--outcome <column>', 'statistics: a binary outcome')
     .option('--minimum <n>', 'statistics: the disclosure minimum cell count (default 3)', Number)
-    .option('--refit [job]', 're-fit the federation\'s model on the data as it is now, warm-started from the shared model of a job (default: the latest regression model this region holds); every member must hold it')
+    .option('--refit [job]', 're-fit the federation\'s model on the data as it is now, warm-started from the shared model of a job (default: the latest regression model this region holds); every member must hold it. When this region holds a forecast, its latest forecasting job is proposed again beside it (JOB-forecast) on the series as imported now')
     .option('--forecast', 'a regional forecasting job on the regions\' case-count series, instead of the federation\'s classifier', false)
     .option('--from <date>', 'forecasting: the first day of the first period (a Monday for weekly periods)')
     .option('--periods <n>', 'forecasting: how many periods of the series to fit on', Number)
@@ -210,25 +211,41 @@ export function registerPropose (program: Command): void {
       await requirePeerRunning(options.dir, 'a proposal is run by the running peer of its data folder')
       await mkdir(dataPath(options.dir, 'proposals'), { recursive: true, mode: 0o700 })
       const path = dataPath(options.dir, 'proposals', id, '.json')
-      await writeFile(`${path}.tmp`, JSON.stringify({ type: 'job.propose', id, proposer: '', model, ...(forecast === undefined ? {} : { forecast }), ...(stats === undefined ? {} : { stats }), ...(refit === undefined ? {} : { refit }) }, null, 2), { mode: 0o600 })
-      await rename(`${path}.tmp`, path)
-      if (!options.json) process.stdout.write(`proposed job ${id}${refit === undefined ? '' : `, a re-fit from job ${refit}`}; the running peer announces it within a second (epimesh jobs --dir ${options.dir})\n`)
+      // a re-fit refreshes the regional forecast too, when the region holds one: its forecasting job
+      // proposed again beside the re-fit, on the series as imported now
+      const refresh = refit === undefined ? null : await withStore(options.dir, storedForecastRefresh)
+      if (typeof refresh === 'string') process.stderr.write(`warning: the regional forecast is not refreshed: ${refresh}\n`)
+      const jobs = [{ id, path, proposal: { type: 'job.propose', id, proposer: '', model, ...(forecast === undefined ? {} : { forecast }), ...(stats === undefined ? {} : { stats }), ...(refit === undefined ? {} : { refit }) } }]
+      if (refresh !== null && typeof refresh !== 'string') {
+        const refreshId = forecastRefreshId(id)
+        jobs.push({ id: refreshId, path: dataPath(options.dir, 'proposals', refreshId, '.json'), proposal: { type: 'job.propose', id: refreshId, proposer: '', model, forecast: refresh.forecast, refit: refresh.parent } })
+      }
+      for (const job of jobs) {
+        await writeFile(`${job.path}.tmp`, JSON.stringify(job.proposal, null, 2), { mode: 0o600 })
+        await rename(`${job.path}.tmp`, job.path)
+      }
+      if (!options.json) {
+        process.stdout.write(`proposed job ${id}${refit === undefined ? '' : `, a re-fit from job ${refit}`}; the running peer announces it within a second (epimesh jobs --dir ${options.dir})\n`)
+        if (refresh !== null && typeof refresh !== 'string') process.stdout.write(`proposed job ${jobs[1]?.id ?? ''}, the forecast of job ${refresh.parent} refreshed: ${refresh.forecast.periods} ${refresh.forecast.period}s from ${refresh.forecast.from}, this region's series through ${refresh.through}\n`)
+      }
       if (!options.wait) {
-        if (options.json) process.stdout.write(`${JSON.stringify({ job: id, state: 'proposed', refit: refit ?? null })}\n`)
+        if (options.json) for (const job of jobs) process.stdout.write(`${JSON.stringify({ job: job.id, state: 'proposed', refit: job.proposal.refit ?? null })}\n`)
         return
       }
-      let finished: JobRecord
-      try {
-        finished = await waitForJob(options.dir, id, (options.timeout ?? WAIT_LIMITS.defaultSeconds) * 1000)
-      } catch (error) {
-        // with --json, how it ended is on stdout too (the error, with its code, still on stderr and in the exit code)
-        if (options.json && error instanceof EpimeshError) {
-          const record = (await listJobs(options.dir).catch(() => [])).find((entry) => entry.job === id)
-          process.stdout.write(`${JSON.stringify({ job: id, state: record?.state ?? 'unknown', kind: record?.kind ?? null, rounds: record?.rounds ?? null, reasons: record?.reasons ?? [], error: { code: error.code, message: error.message } })}\n`)
+      for (const job of jobs) {
+        let finished: JobRecord
+        try {
+          finished = await waitForJob(options.dir, job.id, (options.timeout ?? WAIT_LIMITS.defaultSeconds) * 1000)
+        } catch (error) {
+          // with --json, how it ended is on stdout too (the error, with its code, still on stderr and in the exit code)
+          if (options.json && error instanceof EpimeshError) {
+            const record = (await listJobs(options.dir).catch(() => [])).find((entry) => entry.job === job.id)
+            process.stdout.write(`${JSON.stringify({ job: job.id, state: record?.state ?? 'unknown', kind: record?.kind ?? null, rounds: record?.rounds ?? null, reasons: record?.reasons ?? [], error: { code: error.code, message: error.message } })}\n`)
+          }
+          throw error
         }
-        throw error
+        if (options.json) process.stdout.write(`${JSON.stringify({ job: job.id, state: finished.state, kind: finished.kind, rounds: finished.rounds, converged: finished.converged ?? null, reasons: [] })}\n`)
+        else process.stdout.write(`job ${job.id} finished${finished.rounds === null ? '' : ` in ${finished.rounds} rounds`}${finished.converged === false ? ' (not converged)' : ''}\n`)
       }
-      if (options.json) process.stdout.write(`${JSON.stringify({ job: id, state: finished.state, kind: finished.kind, rounds: finished.rounds, converged: finished.converged ?? null, reasons: [] })}\n`)
-      else process.stdout.write(`job ${id} finished${finished.rounds === null ? '' : ` in ${finished.rounds} rounds`}${finished.converged === false ? ' (not converged)' : ''}\n`)
     })
 }

@@ -14,6 +14,7 @@ import { excerpt } from '../../consensus/ids.ts'
 import { withDataFolderLock } from '../lock.ts'
 import { parseMetricsAddress } from '../runtime/metrics.ts'
 import { nextRefitAt, parseRefitSchedule, refitJobId, type RefitSchedule } from '../runtime/schedule.ts'
+import { runScheduledRefit } from '../runtime/scheduled-refit.ts'
 import { dirOption } from './dir-option.ts'
 import { chooseLogFormat, prettyDestination } from './log-format.ts'
 
@@ -39,6 +40,10 @@ interface StartOptions {
   refitAt?: string
   /** serve Prometheus metrics on [HOST:]PORT */
   metrics?: string
+  /** serve the operator's web view on [HOST:]PORT */
+  http?: string
+  /** the warning levels of h in the web view: yellow,orange,red */
+  warningLevels?: string
   /** events as JSON lines on stdout (with --exit-after-job, one summary of the job) */
   json?: boolean
   /** the log on stderr: json or pretty (default: pretty on a terminal, else json) */
@@ -80,6 +85,10 @@ export async function runStart (options: StartOptions): Promise<number> {
 
 async function runPeer (options: StartOptions): Promise<number> {
   const metrics = options.metrics === undefined ? undefined : parseMetricsAddress(options.metrics)
+  // the web view's module (and vega's) only when asked for
+  const web = options.http === undefined ? null : await import('../web/dashboard.ts')
+  const http = options.http === undefined || web === null ? undefined : web.parseHttpAddress(options.http)
+  const levels = options.warningLevels === undefined ? undefined : (await import('../web/dashboard-data.ts')).parseWarningLevels(options.warningLevels)
   const format = chooseLogFormat(options.logFormat, process.stderr.isTTY === true)
   const colour = format === 'pretty' && process.stderr.isTTY === true && process.env.NO_COLOR === undefined
   const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, format === 'json' ? pino.destination(2) : prettyDestination(process.stderr, { colour }))
@@ -103,6 +112,7 @@ async function runPeer (options: StartOptions): Promise<number> {
   }
   let peer: PeerRuntime | null = null
   let watchEnded: NodeJS.Timeout | null = null
+  let dashboard: { close: () => Promise<void> } | null = null
   try {
     peer = await startPeerRuntime({ dir: options.dir, federation, identity, listen: options.listen, publishRisk: options.publishRisk, ...(options.cases === undefined ? {} : { cases: options.cases }), ...(metrics === undefined ? {} : { metrics }), logger, onJob }, { signal: controller.signal })
     const started = peer
@@ -120,6 +130,13 @@ async function runPeer (options: StartOptions): Promise<number> {
       }, 500)
       watchEnded.unref()
     } else if (peer.metrics !== null && options.json !== true) process.stdout.write(`metrics: ${peer.metrics.url} (Authorization: Bearer ${peer.metrics.token}; also in ${join(options.dir, 'metrics.token')})\n`)
+    if (web !== null && http !== undefined) {
+      const running = peer
+      const view = await web.startDashboard({ dir: options.dir, federation, live: { status: () => running.status(), metricsText: async () => await running.metricsText() }, address: http, ...(levels === undefined ? {} : { levels }) })
+      dashboard = view
+      if (options.json !== true) process.stdout.write(`operator's view: ${view.loginUrl} (open it once; the token is also in ${join(options.dir, web.TOKEN_FILE)}; scripts: Authorization: Bearer TOKEN, Prometheus text at ${view.url}/metrics)\n`)
+      else emit?.({ event: 'dashboard.started', url: view.url, tokenFile: join(options.dir, web.TOKEN_FILE) })
+    }
     const { coordinator, journal } = peer
     const jobId = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
     // A job begun here before a stop (a crash, a kill) and not finished is resumed from its journal.
@@ -150,6 +167,7 @@ async function runPeer (options: StartOptions): Promise<number> {
     return 0
   } finally {
     if (watchEnded !== null) clearInterval(watchEnded)
+    await dashboard?.close()
     await peer?.stop()
     emit?.({ event: 'peer.stopped', peerId })
     process.off('SIGINT', stop)
@@ -159,7 +177,8 @@ async function runPeer (options: StartOptions): Promise<number> {
 
 /**
  * Proposes a re-fit of the federation's regression at each time of the schedule, warm-started from the
- * latest regression model this region holds (a cold fit when it holds none), while the peer runs.
+ * latest regression model this region holds (a cold fit when it holds none), and then refreshes the
+ * region's latest forecast (runScheduledRefit), while the peer runs.
  */
 function scheduleRefits (peer: PeerRuntime, schedule: RefitSchedule, model: JobProposal['model'], signal: AbortSignal, dir: string, logger: pino.Logger): void {
   let timer: NodeJS.Timeout | null = null
@@ -170,15 +189,15 @@ function scheduleRefits (peer: PeerRuntime, schedule: RefitSchedule, model: JobP
     timer = setTimeout(() => { void fire(at) }, Math.max(0, at.getTime() - Date.now()))
   }
   const fire = async (at: Date): Promise<void> => {
-    try {
-      const parent = await Store.use(dir, async (store) => (await store.listModels()).filter((stored) => stored.specification?.kind === 'glm' && stored.duals !== undefined).at(-1) ?? null)
-      const id = refitJobId(at)
-      const proposal = checkProposal({ id, proposer: peer.peerId, ...(parent === null ? {} : { refit: parent.job }) }, model, `scheduled re-fit ${id}`)
-      logger.info({ event: 'refit.proposed', job: id, parent: parent?.job ?? null }, 'scheduled re-fit proposed')
-      await peer.coordinator.propose(proposal, { signal })
-    } catch (error) {
-      if (!signal.aborted) logger.warn({ event: 'refit.failed', reason: excerpt((error as Error).message, 300) }, 'the scheduled re-fit did not complete')
-    }
+    await runScheduledRefit({
+      dir,
+      id: refitJobId(at),
+      proposer: peer.peerId,
+      model,
+      propose: async (proposal) => await peer.coordinator.propose(proposal, { signal }),
+      log: (level, event, fields, message) => { logger[level]({ event, ...fields }, message) },
+      signal
+    })
     arm()
   }
   signal.addEventListener('abort', () => { if (timer !== null) clearTimeout(timer) }, { once: true })
@@ -200,6 +219,8 @@ export function registerStart (program: Command): void {
     .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (HOST 127.0.0.1 unless given), behind a bearer token printed at start and written to DIR/metrics.token')
     .option('--json', 'JSON lines on stdout, one per event: peer.started, job.finished (kind, rounds, converged), job.declined / job.expired / job.failed (each region\'s reason), peer.stopped; with --exit-after-job (or a job to propose or wait for) one summary of that job', false)
     .option('--log-format <format>', 'the log on stderr: pretty (a readable line per record: time, level, message, fields) or json (pino\'s JSON lines); default pretty when stderr is a terminal, json otherwise')
+    .option('--http <[host:]port>', 'serve the operator\'s web view at http://HOST:PORT/ (HOST 127.0.0.1 unless given), behind a token printed at start and written to DIR/http.token')
+    .option('--warning-levels <yellow,orange,red>', 'the h thresholds of the web view\'s warning levels (default: the federation file\'s warningLevels, else 0.25,0.5,0.75)')
     .option('--refit-at <schedule>', 're-fit the federation\'s regression on a schedule, warm-started from the latest model: daily@HH:MM (local time) or every@N[s|m|h]; give it to one member only')
     .action(async (options: StartOptions) => {
       process.exitCode = await runStart(options)

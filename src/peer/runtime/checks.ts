@@ -35,12 +35,14 @@ export interface JobData {
   series: ReadonlyArray<{ date: string, count: number, population?: number }>
   /** the schema the region's records were imported under (null for records read from a file) */
   schema?: CaseSchema | null
-  /** the regression models this region holds, by job: what a re-fit starts from */
+  /** the regression and forecasting models this region holds, by job: what a re-fit or a forecast's refresh starts from */
   previous?: ReadonlyMap<string, PreviousModel>
 }
 
 /** A shared model a re-fit can start from: its terms and coefficients, and this region's own ADMM duals at its end. */
 export interface PreviousModel {
+  /** a regression's model, or a forecasting job's shared model */
+  kind: 'glm' | 'forecast'
   terms: readonly string[]
   coefficients: readonly number[]
   duals: ReadonlyArray<{ neighbour: string, values: readonly number[] }>
@@ -51,8 +53,19 @@ export function refitStart (proposal: JobProposal, data: JobData, terms: readonl
   if (proposal.refit === undefined) return null
   if (proposal.forecast !== undefined) return 'a forecasting job cannot be a re-fit'
   const previous = data.previous?.get(proposal.refit)
-  if (previous === undefined) return `this region holds no model of job ${proposal.refit} to re-fit from`
+  if (previous === undefined || previous.kind !== 'glm') return `this region holds no model of job ${proposal.refit} to re-fit from`
   if (previous.terms.length !== terms.length || previous.terms.some((term, index) => term !== terms[index])) return `the model of job ${proposal.refit} has other terms (${previous.terms.join(', ')}): a re-fit keeps the model's terms`
+  return previous
+}
+
+/**
+ * A forecast's refresh start (a forecasting job that names the job it refreshes), or a reason to
+ * decline: every region starts from the same shared parameters, so every region must hold them.
+ */
+export function refreshStart (proposal: JobProposal, data: JobData): PreviousModel | string | null {
+  if (proposal.refit === undefined) return null
+  const previous = data.previous?.get(proposal.refit)
+  if (previous === undefined || previous.kind !== 'forecast') return `this region holds no forecast of job ${proposal.refit} to refresh`
   return previous
 }
 
@@ -181,6 +194,8 @@ export function forecastCheck (proposal: JobProposal, data: JobData, context: Ch
   }
   const series = regionSeries(plan, data.series)
   if (typeof series === 'string') return series
+  const refresh = refreshStart(proposal, data)
+  if (typeof refresh === 'string') return refresh
   const graph = federationGraph(federation)
   // The joint risk's masked sum hides a region's h only from a peer that lacks one of its masks: a
   // region with a single neighbour would show its h to that neighbour.

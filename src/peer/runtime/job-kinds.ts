@@ -15,7 +15,7 @@ import { INTERCEPT, type DataBlock } from '../../learning/design.ts'
 import { ownSummary, type OwnSummary } from '../../learning/statistics.ts'
 import { createGlmProblem } from '../../learning/problem.ts'
 import { DEFAULT_TREE_SETTINGS, memberByRegion, type ModelSpec as FederationModel } from '../federation.ts'
-import { DISCLOSURE, fitCheck, forecastCheck, JobRefusedError, localDesign, localStatsData, localTreeData, refitStart, statsCheck, treeCheck, type CheckContext, type JobData } from './checks.ts'
+import { DISCLOSURE, fitCheck, forecastCheck, JobRefusedError, localDesign, localStatsData, localTreeData, refitStart, refreshStart, statsCheck, treeCheck, type CheckContext, type JobData } from './checks.ts'
 import { parseForecastProposal, regionSeries } from './forecast-proposal.ts'
 import type { JobProposal } from './proposal.ts'
 import { statsRequestOf } from './stats-proposal.ts'
@@ -165,6 +165,8 @@ const forecast: JobKind = {
     const plan = parseForecastProposal(proposal.forecast)
     const series = regionSeries(plan, data.series)
     if (typeof series === 'string') throw new JobRefusedError(series)
+    const previous = refreshStart(proposal, data)
+    if (typeof previous === 'string') throw new JobRefusedError(previous)
     const params = createFitJobParams({
       algorithm: plan.proposal.algorithm,
       tolerance: plan.proposal.tolerance,
@@ -189,7 +191,8 @@ const forecast: JobKind = {
       openRegions: plan.proposal.openRegions.map((region) => memberByRegion(context.federation, region)?.peerId as string),
       params,
       rng: context.rng,
-      verifier: context.verifier
+      verifier: context.verifier,
+      warm: previous === null ? null : { terms: previous.terms, coefficients: previous.coefficients }
     })
     return use<ForecastJobResult>({
       protocol: forecastJobProtocol,

@@ -23,23 +23,32 @@ export class MetricsAddressError extends EpimeshError {
 
 /** `PORT`, `HOST:PORT` or `[IPv6]:PORT`; HOST an IP literal or localhost; 127.0.0.1 when none is given. */
 export function parseMetricsAddress (value: string): { host: string, port: number } {
-  if (value.length > 64) throw new MetricsAddressError(value, 'too long')
+  return parseListenAddress(value, (reason) => new MetricsAddressError(value, reason))
+}
+
+/**
+ * A local server's address as a flag gives it (`--metrics`, `--http`): `PORT`, `HOST:PORT` or
+ * `[IPv6]:PORT`, HOST an IP literal or localhost, 127.0.0.1 when none is given; `fail` makes the error
+ * for a reason.
+ */
+export function parseListenAddress (value: string, fail: (reason: string) => Error): { host: string, port: number } {
+  if (value.length > 64) throw fail('too long')
   let host = '127.0.0.1'
   let portText = value
   const bracketed = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(value)
   if (bracketed !== null) {
     host = bracketed[1] as string
     portText = bracketed[2] as string
-    if (isIP(host) !== 6) throw new MetricsAddressError(value, 'not an IPv6 address in brackets')
+    if (isIP(host) !== 6) throw fail('not an IPv6 address in brackets')
   } else if (value.includes(':')) {
     const at = value.lastIndexOf(':')
     host = value.slice(0, at)
     portText = value.slice(at + 1)
-    if (host !== 'localhost' && isIP(host) !== 4) throw new MetricsAddressError(value, `${JSON.stringify(host)} is not an IPv4 address or localhost`)
+    if (host !== 'localhost' && isIP(host) !== 4) throw fail(`${JSON.stringify(host)} is not an IPv4 address or localhost`)
   }
-  if (!/^\d{1,5}$/.test(portText)) throw new MetricsAddressError(value, 'the port is not a number')
+  if (!/^\d{1,5}$/.test(portText)) throw fail('the port is not a number')
   const port = Number(portText)
-  if (port > 65535) throw new MetricsAddressError(value, 'the port is over 65535')
+  if (port > 65535) throw fail('the port is over 65535')
   return { host, port }
 }
 

@@ -56,11 +56,12 @@ import { jobAnnouncementSchema, type JobProposal } from './proposal.ts'
 async function loadData (dir: string, cases: string | undefined): Promise<JobData> {
   return await Store.use(dir, async (store) => {
     const rows = cases !== undefined ? (await readDataset(cases)).rows : await store.allRows()
-    // the regression models held, for a re-fit: terms, coefficients and this region's duals
+    // the regression and forecasting models held, for a re-fit or a refresh: terms, coefficients and this region's duals
     const previous = new Map<string, PreviousModel>()
     for (const model of await store.listModels()) {
-      if (model.specification?.kind !== 'glm') continue
-      previous.set(model.job, { terms: model.coefficients.map((row) => row.term), coefficients: model.coefficients.map((row) => row.estimate), duals: (model.duals ?? []).map((entry) => ({ neighbour: entry.neighbour, values: entry.values.map((value) => value ?? 0) })) })
+      const kind = model.specification?.kind
+      if (kind !== 'glm' && kind !== 'forecast') continue
+      previous.set(model.job, { kind, terms: model.coefficients.map((row) => row.term), coefficients: model.coefficients.map((row) => row.estimate), duals: (model.duals ?? []).map((entry) => ({ neighbour: entry.neighbour, values: entry.values.map((value) => value ?? 0) })) })
     }
     return { rows, series: await store.readSeries(), previous, schema: cases !== undefined ? null : await store.schema() as CaseSchema | null }
   })
@@ -76,7 +77,8 @@ export function toStoredForecast (job: string, region: string, result: ForecastJ
     rate: result.risk.rate,
     h: result.risk.h,
     joint: { sum: result.joint.sum, mean: result.joint.mean, regions: result.joint.regions, open: result.joint.open.map((entry) => ({ region: regionOf.get(entry.region) ?? entry.region, h: entry.h })), total: result.joint.fused.map((mean, index) => ({ step: result.forecast[index]?.step ?? index + 1, mean })) },
-    model: toStoredModel(job, result.fit, origin)
+    model: toStoredModel(job, result.fit, origin),
+    ...(origin?.proposal.forecast === undefined ? {} : { settings: { ...origin.proposal.forecast } })
   }
 }
 
@@ -266,6 +268,8 @@ export interface PeerStatus {
   announcements: AnnouncementStats
   /** the last job whose model this peer stored */
   lastModel?: string
+  /** the last forecasting job this peer stored: its periods, the forecast it refreshed, this region's h and the joint risk's mean */
+  lastForecast?: { job: string, periods: number | null, parent: string | null, h: number, jointRiskMean: number, createdAt: string }
   /** the last jobs that ended without a result (declined with each region's reason, expired, failed), oldest first, kept across restarts */
   ended: EndedJob[]
 }
@@ -429,7 +433,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
       if (model !== null) {
         await Store.use(options.dir, async (store) => { await store.putModel(model) })
         log.info({ event: 'model.stored', job, kind: model.kind ?? 'glm', rounds: model.rounds, converged: model.converged }, 'model stored')
-        await writeStatus({ lastModel: job })
+        await writeStatus({ lastModel: job, ...(outcome.forecast === null ? {} : { lastForecast: { job, periods: outcome.forecast.settings?.periods ?? null, parent: model.lineage?.parent ?? null, h: outcome.forecast.h, jointRiskMean: outcome.forecast.joint.mean, createdAt: outcome.forecast.createdAt } }) })
       }
       // the head of this region's round log goes into the model's lineage once the log is closed
       if (model?.lineage !== undefined) {
