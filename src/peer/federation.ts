@@ -115,19 +115,31 @@ function bounded (range: { min: number, max: number }, integer = false) {
   return base.refine(Number.isFinite, 'must be finite').refine((value) => value >= range.min && value <= range.max, `must be between ${range.min} and ${range.max}`)
 }
 
+/**
+ * A feature's type, in the words of the schemas (`number`, `category`) or the earlier ones of the
+ * federation files (`numeric`, `categorical`), and `binary` (a number that is 0 or 1); each is read as
+ * the type the model uses (numeric, binary, categorical), so that both spellings make the same job.
+ */
+export const FEATURE_TYPE_WORDS: Readonly<Record<string, FeatureType>> = Object.freeze({ number: 'numeric', numeric: 'numeric', binary: 'binary', category: 'categorical', categorical: 'categorical' })
+
+export const FEATURE_TYPE_RULE = 'a feature\'s type is "number" (or "numeric"), "binary" (a number that is 0 or 1) or "category" (or "categorical", with its levels)'
+
+const featureType = z.string({ error: FEATURE_TYPE_RULE }).refine((word) => Object.hasOwn(FEATURE_TYPE_WORDS, word), { error: (issue) => `${typeof issue.input === 'string' ? `"${excerpt(issue.input)}" is no type: ` : ''}${FEATURE_TYPE_RULE}` })
+  .transform((word) => FEATURE_TYPE_WORDS[word] as FeatureType)
+
 const featureSchema = z.strictObject({
   name: columnName,
-  type: z.enum(['numeric', 'binary', 'categorical']),
+  type: featureType,
   levels: z.array(columnName).max(JOB_BOUNDS.levels.max).optional()
 }).superRefine((feature, ctx) => {
   if (feature.type === 'categorical') {
     if (feature.levels === undefined || feature.levels.length < 2) {
-      ctx.addIssue({ code: 'custom', path: ['levels'], message: 'a categorical feature needs at least two levels' })
+      ctx.addIssue({ code: 'custom', path: ['levels'], message: 'a category feature needs at least two levels' })
     } else if (new Set(feature.levels).size !== feature.levels.length) {
       ctx.addIssue({ code: 'custom', path: ['levels'], message: 'levels must be distinct' })
     }
   } else if (feature.levels !== undefined) {
-    ctx.addIssue({ code: 'custom', path: ['levels'], message: `only categorical features have levels, this one is ${feature.type}` })
+    ctx.addIssue({ code: 'custom', path: ['levels'], message: `only category features have levels, this one is ${feature.type === 'numeric' ? 'a number' : 'binary'}` })
   }
 })
 

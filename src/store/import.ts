@@ -5,7 +5,7 @@ import { MAX_COLUMNS, readCsv, readCsvChunks } from './csv.ts'
 import { cut, echo, FreeTextRefusedError, IdentifierRefusedError, ImportInvalidError, SchemaMismatchError, StoreIoError, storageFailure, type IdentifierFinding, type RowProblem } from './errors.ts'
 import { identifierByName, identifierInValue } from './identifiers.ts'
 import { IdFilter } from './id-filter.ts'
-import { foldSpelling, inferSchema, type CaseSchema, type ColumnRule } from './schema.ts'
+import { foldSpelling, inferSchema, RECORD_ID_COLUMN, type CaseSchema, type ColumnRule } from './schema.ts'
 import type { AbstractBatchOperation } from 'abstract-level'
 import { hashRecordId, layoutOf, StoreLayout, type CaseCell, type CaseChunk, type Database, type ImportRecord, type SeriesPoint } from './layout.ts'
 import type { Store } from './store.ts'
@@ -393,7 +393,7 @@ export async function importCases (store: Store, options: ImportOptions): Promis
   // each column's checks decided once, not per row: where its cell is, and what it takes
   const plans = columns.map(([column, rule]) => planColumn(column, rule, columnIndex.get(column), column === schema.date ? latest : LATEST_DATE))
   const filter = await idFilterFor(layout, committed, file, sample)
-  const writer = new ImportWriter(layout, importId, committed, problems, findings, schema.id, [...columns.map(([column]) => column), '__id'], batchRows, filter, options.onProgress)
+  const writer = new ImportWriter(layout, importId, committed, problems, findings, schema.id, [...columns.map(([column]) => column), RECORD_ID_COLUMN], batchRows, filter, options.onProgress)
   let first = true
   try {
     for await (const records of readCsvChunks(file)) for (const { fields, line } of records) {

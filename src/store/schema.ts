@@ -31,6 +31,15 @@ const categoryColumn = z.preprocess(levelAliases, z.strictObject({
   required: z.boolean().optional()
 }))
 /** how the file writes its dates: YYYY, MM (or M), DD (or D) and the separators between them, such as YYYY/MM/DD or DD.MM.YYYY */
+/**
+ * The field under which the store keeps a record's hashed id beside its columns: the store's own, not
+ * one of the region's columns; never listed as one, nor usable as a feature or outcome.
+ */
+export const RECORD_ID_COLUMN = '__id'
+
+/** Whether a stored row's field is the store's own (the hashed record id), not one of the region's columns. */
+export const isInternalColumn = (column: string): boolean => column === RECORD_ID_COLUMN
+
 export const DATE_FORMAT = /^(?=.*YYYY)(?=.*M)(?=.*D)(YYYY|MM|M|DD|D|[./\- ])+$/
 const onceEach = (format: string): boolean => {
   const tokens = format.match(/YYYY|MM|M|DD|D|./g) ?? []

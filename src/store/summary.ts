@@ -1,5 +1,6 @@
 import { echo, OptionInvalidError } from './errors.ts'
 import { layoutOf, toCaseChunk } from './layout.ts'
+import { isInternalColumn } from './schema.ts'
 import type { Store } from './store.ts'
 
 /**
@@ -36,7 +37,7 @@ export async function summarize (store: Store, threshold = 3): Promise<StoreSumm
   for await (const row of store.rows()) {
     records++
     for (const [column, value] of Object.entries(row)) {
-      if (column === '__id') continue
+      if (isInternalColumn(column)) continue
       let entry = stats.get(column)
       if (entry === undefined) {
         entry = { missing: 0, lowest: [], highest: [], minText: '\uffff', maxText: '', levels: new Map() }

@@ -51,7 +51,7 @@ function handWritten (sexLevels: string[] = ['f', 'm', 'u']): any {
     federationId: 'three-regions',
     members: ['alpha', 'beta', 'gamma'].map((region) => ({ region, peerId: peerIds.get(region) })),
     graph: { topology: 'ring' },
-    model: { family: 'binomial', outcome: 'case', features: [{ name: 'age', type: 'numeric' }, { name: 'sex', type: 'categorical', levels: sexLevels }], lambda: 0, algorithm: 'admm', tolerance: 1e-8, maxRounds: 3000, roundDeadlineMs: 2000, dropAfterRounds: 0 }
+    model: { family: 'binomial', outcome: 'case', features: [{ name: 'age', type: 'number' }, { name: 'sex', type: 'category', levels: sexLevels }], lambda: 0, algorithm: 'admm', tolerance: 1e-8, maxRounds: 3000, roundDeadlineMs: 2000, dropAfterRounds: 0 }
   }
 }
 
@@ -138,7 +138,7 @@ describe('epimesh federation check', () => {
   it('prints every problem of a bad file, and of a folder against it, and exits 2', async () => {
     const good = handWritten()
     const bad = structuredClone(good)
-    bad.model.features[0].type = 'number'
+    bad.model.features[0].type = 'integer'
     bad.model.tolerance = 0
     bad.members[1].peerId = 'not-a-peer-id'
     const badFile = join(base, 'bad.json')
@@ -154,7 +154,7 @@ describe('epimesh federation check', () => {
     const unfit = structuredClone(good)
     unfit.members = unfit.members.slice(0, 2)
     unfit.model.outcome = 'Death'
-    unfit.model.features.push({ name: 'onset', type: 'numeric' })
+    unfit.model.features.push({ name: 'onset', type: 'number' })
     const unfitFile = join(base, 'unfit.json')
     await writeFile(unfitFile, JSON.stringify(unfit))
     const against = await run(['federation', 'check', unfitFile, '--dir', dir('alpha'), '--json'])
@@ -195,7 +195,7 @@ describe('epimesh federation init', () => {
     expect(document.graph).toEqual({ topology: 'ring' })
     // the schema's outcome; every number and category column besides it; the date and the dropped column left out
     expect(document.model.outcome).toBe('case')
-    expect(document.model.features).toEqual([{ name: 'age', type: 'numeric' }, { name: 'sex', type: 'categorical', levels: ['f', 'm', 'u'] }])
+    expect(document.model.features).toEqual([{ name: 'age', type: 'number' }, { name: 'sex', type: 'category', levels: ['f', 'm', 'u'] }])
     expect(parseFederation(document).edges).toHaveLength(3)
 
     // the file written is the one a hand would write, and check passes it for every member
@@ -211,12 +211,23 @@ describe('epimesh federation init', () => {
     expect(refused.stderr).toContain('[FEDERATION_FILE_EXISTS]')
     expect(await readFile(file, 'utf8')).toBe('keep me')
 
-    await must(['federation', 'init', '--out', file, '--force', '--outcome', 'case', '--features', 'sex', '--topology', 'complete', '--id', 'two-regions', dir('alpha'), dir('beta')])
+    const printed = JSON.parse(await must(['federation', 'init', '--out', file, '--force', '--outcome', 'case', '--features', 'sex', '--topology', 'complete', '--id', 'two-regions', '--json', dir('alpha'), dir('beta')]))
     const document = JSON.parse(await readFile(file, 'utf8'))
+    // --json: the file as written
+    expect(printed).toEqual({ out: file, federation: document })
     expect(document.federationId).toBe('two-regions')
     expect(document.graph).toEqual({ topology: 'complete' })
-    expect(document.model.features).toEqual([{ name: 'sex', type: 'categorical', levels: ['f', 'm'] }])
+    expect(document.model.features).toEqual([{ name: 'sex', type: 'category', levels: ['f', 'm'] }])
     expect(await must(['federation', 'check', file, '--dir', dir('beta')])).toContain('2 members (alpha, beta); complete graph with 1 edges')
+    // --addresses: the members' listen addresses, in their order, before their peers have run
+    await must(['federation', 'init', '--out', file, '--force', '--outcome', 'case', '--features', 'sex', '--addresses', '/ip4/127.0.0.1/tcp/4001,/ip4/127.0.0.1/tcp/4002', dir('alpha'), dir('beta')])
+    expect(JSON.parse(await readFile(file, 'utf8')).members.map((member: { addresses?: string[] }) => member.addresses)).toEqual([['/ip4/127.0.0.1/tcp/4001'], ['/ip4/127.0.0.1/tcp/4002']])
+    const short = await run(['federation', 'init', '--out', file, '--force', '--addresses', '/ip4/127.0.0.1/tcp/4001', dir('alpha'), dir('beta')])
+    expect(short.status).toBe(2)
+    expect(short.stderr).toContain('--addresses gives 1 address for 2 folders')
+    const notAddress = await run(['federation', 'init', '--out', file, '--force', '--outcome', 'case', '--features', 'sex', '--addresses', 'here,there', dir('alpha'), dir('beta')])
+    expect(notAddress.status).toBe(2)
+    expect(notAddress.stderr).toContain('members[0].addresses[0]')
   })
 
   it('refuses columns a schema cannot give, and folders without records', async () => {

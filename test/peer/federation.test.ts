@@ -89,6 +89,24 @@ describe('validation names the offending field', () => {
     expect(paths).toEqual(expect.arrayContaining(['members[2].peerId', 'model.maxRounds', 'model.features[1].levels', 'bootstrap[0]']))
   })
 
+  test('a feature\'s type in the schemas\' words or the earlier ones makes the same model; another word is refused naming the accepted ones', () => {
+    const schemaWords = federationJson(members) as any
+    schemaWords.model.features = [{ name: 'age', type: 'number' }, { name: 'flag', type: 'binary' }, { name: 'sex', type: 'category', levels: ['f', 'm'] }]
+    const earlierWords = federationJson(members) as any
+    earlierWords.model.features = [{ name: 'age', type: 'numeric' }, { name: 'flag', type: 'binary' }, { name: 'sex', type: 'categorical', levels: ['f', 'm'] }]
+    const model = parseFederation(schemaWords, 'federation.json').model
+    expect(model.features.map((feature) => feature.type)).toEqual(['numeric', 'binary', 'categorical'])
+    expect(model).toEqual(parseFederation(earlierWords, 'federation.json').model)
+    const wrong = federationJson(members) as any
+    wrong.model.features = [{ name: 'age', type: 'integer' }]
+    const [issue] = issuesOf(wrong)
+    expect(issue).toMatchObject({ path: 'model.features[0].type' })
+    expect(issue?.message).toBe('"integer" is no type: a feature\'s type is "number" (or "numeric"), "binary" (a number that is 0 or 1) or "category" (or "categorical", with its levels)')
+    // levels on a number feature: said in the same words
+    schemaWords.model.features[0].levels = ['a', 'b']
+    expect(issuesOf(schemaWords)[0]?.message).toBe('only category features have levels, this one is a number')
+  })
+
   test('a model of kind gbdt takes tree settings within their bounds; tree settings on a regression are refused', () => {
     const json = federationJson(members) as any
     json.model.kind = 'gbdt'

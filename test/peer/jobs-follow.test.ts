@@ -97,7 +97,11 @@ describe('following jobs', () => {
     expect(declined?.kind).toBe('glm')
     expect(declined?.rounds).toBeNull()
     expect(declined?.reasons.map((entry) => entry.region)).toContain('alpha')
-    for (const entry of declined?.reasons ?? []) expect(entry.reason).toMatch(/^no column "Death" in this region's records \(columns: /)
+    for (const entry of declined?.reasons ?? []) {
+      expect(entry.reason).toMatch(/^no column "Death" in this region's records \(columns: /)
+      // the store's own field for the hashed record id is no column of the region's
+      expect(entry.reason).not.toContain('__id')
+    }
     // the text listing shows the same
     const text = await cli(['jobs', '--dir', members[0]!.dir])
     expect(text.stdout).toMatch(/fit-1\s+glm\s+finished/)
@@ -115,6 +119,21 @@ describe('following jobs', () => {
     const fitted = await cli(['propose', '--dir', members[1]!.dir, '--federation', federationFile, '--job-id', 'fit-2', '--algorithm', 'newton', '--wait', '--timeout', '20'])
     expect(fitted.status, fitted.stderr).toBe(0)
     expect(fitted.stdout).toMatch(/job fit-2 finished in \d+ rounds/)
+    // --json: how the job ended on stdout, for a finished job and a declined one (still exit 1, the error on stderr)
+    const fittedJson = await cli(['propose', '--dir', members[1]!.dir, '--federation', federationFile, '--job-id', 'fit-3', '--algorithm', 'newton', '--wait', '--timeout', '20', '--json'])
+    expect(fittedJson.status, fittedJson.stderr).toBe(0)
+    const finished = JSON.parse(fittedJson.stdout) as { job: string, state: string, kind: string, rounds: number, reasons: unknown[] }
+    expect(finished).toMatchObject({ job: 'fit-3', state: 'finished', kind: 'glm', reasons: [] })
+    expect(finished.rounds).toBeGreaterThan(1)
+    const declinedJson = await cli(['propose', '--dir', members[0]!.dir, '--federation', misspelt, '--job-id', 'misspelt-3', '--wait', '--timeout', '20', '--json'])
+    expect(declinedJson.status).toBe(1)
+    expect(declinedJson.stderr).toContain('[JOB_REFUSED]')
+    const refusal = JSON.parse(declinedJson.stdout) as { job: string, state: string, reasons: Array<{ region: string, reason: string }>, error: { code: string } }
+    expect(refusal).toMatchObject({ job: 'misspelt-3', state: 'declined', error: { code: 'JOB_REFUSED' } })
+    expect(refusal.reasons.find((entry) => entry.region === 'alpha')?.reason).toMatch(/^no column "Death"/)
+    // without --wait: that it was proposed
+    expect(JSON.parse((await cli(['propose', '--dir', members[1]!.dir, '--federation', federationFile, '--job-id', 'fit-4', '--json'])).stdout)).toEqual({ job: 'fit-4', state: 'proposed', refit: null })
+    await waitFor(async () => JSON.parse((await cli(['jobs', '--dir', members[0]!.dir, '--json'])).stdout).jobs.some((job: { job: string, state: string }) => job.job === 'fit-4' && job.state === 'finished'), 20_000, 250)
     // --timeout without --wait, or out of range, is refused before anything is proposed
     expect((await cli(['propose', '--dir', members[1]!.dir, '--federation', federationFile, '--timeout', '5'])).status).toBe(2)
     expect((await cli(['propose', '--dir', members[1]!.dir, '--federation', federationFile, '--wait', '--timeout', '-1'])).status).toBe(2)
@@ -123,13 +142,13 @@ describe('following jobs', () => {
   it('after a restart the declines are still listed, and a declined proposal is not proposed again', async () => {
     await Promise.all(peers.splice(0).map(async (peer) => { await peer.stop() }))
     peers.push(...await Promise.all(members.map(async (member) => await createPeer({ dir: member.dir, federation: federationFile, listen: [member.address] }, { signal: AbortSignal.timeout(20_000) }))))
-    // the proposals misspelt-1 and misspelt-2 are still in DIR/proposals; the peer polls it every second
+    // the proposals misspelt-1 to misspelt-3 are still in DIR/proposals; the peer polls it every second
     await new Promise((resolve) => setTimeout(resolve, 2500))
     for (const peer of peers) expect(peer.status().agreement).toMatchObject({ refused: 0, proposalsSeen: 0 })
     const listed = await cli(['jobs', '--dir', members[0]!.dir, '--json'])
     const jobs = (JSON.parse(listed.stdout) as { jobs: Array<{ job: string, state: string, reasons: Array<{ reason: string }> }> }).jobs
-    expect(jobs.filter((job) => job.state === 'declined').map((job) => job.job).sort()).toEqual(['misspelt-1', 'misspelt-2'])
-    expect(jobs.filter((job) => job.state === 'finished').map((job) => job.job).sort()).toEqual(['fit-1', 'fit-2'])
+    expect(jobs.filter((job) => job.state === 'declined').map((job) => job.job).sort()).toEqual(['misspelt-1', 'misspelt-2', 'misspelt-3'])
+    expect(jobs.filter((job) => job.state === 'finished').map((job) => job.job).sort()).toEqual(['fit-1', 'fit-2', 'fit-3', 'fit-4'])
     expect(jobs.find((job) => job.job === 'misspelt-1')?.reasons[0]?.reason).toMatch(/no column "Death"/)
   }, 60_000)
 })

@@ -101,6 +101,11 @@ describe('an operator runs a peer', () => {
     const parsedStatus = JSON.parse(status.stdout) as { running: boolean, region: string, neighbours: { connected: string[] }, lastModel: string }
     expect(parsedStatus).toMatchObject({ running: true, region: 'beta', lastModel: 'newton-1' })
     expect(parsedStatus.neighbours.connected).toHaveLength(2)
+    // in words: the job's phase by name and its own round, not the protocol's tags
+    const statusText = cli(['status', '--dir', members[1]?.dir as string]).stdout
+    expect(statusText).toMatch(/^job newton-1 \(regression\)/m)
+    expect(statusText).toMatch(/round \d+ of this phase, \d+ since the job began/)
+    expect(statusText).not.toMatch(/phase (admm|newton|done)/)
     const text = cli(['model', '--dir', members[2]?.dir as string])
     expect(text.stdout).toContain('spontaneous')
     // the live job kept this region's count of incomplete records: the footer says it
@@ -156,7 +161,7 @@ describe('an operator runs a peer', () => {
     const stored = members.map((member) => {
       const shown = cli(['forecast', '--dir', member.dir, '--json'])
       expect(shown.status, shown.stderr).toBe(0)
-      return JSON.parse(shown.stdout) as { job: string, h: number, rate: number, forecast: Array<{ mean: number, lower: number, upper: number }>, joint: { sum: number, mean: number, regions: number, open: Array<{ region: string, h: number }> }, model: { coefficients: Array<{ estimate: number }> } }
+      return JSON.parse(shown.stdout) as { job: string, h: number, rate: number, forecast: Array<{ mean: number, lower: number, upper: number, start: string | null }>, joint: { sum: number, mean: number, regions: number, open: Array<{ region: string, h: number }> }, model: { coefficients: Array<{ estimate: number }> } }
     })
     // the pooled fit of the three series, which no region could compute: hhh4's endemic-epidemic model, the default
     const plan = parseForecastProposal({ from: '2001-01-01', periods: 416, period: 'week' })
@@ -170,13 +175,18 @@ describe('an operator runs a peer', () => {
       expect(relativeError(entry.model.coefficients.map((row) => row.estimate), pooled.shared)).toBeLessThan(1e-6)
       const own = forecastEndemicEpidemicRegion({ spec, shared: pooled.shared, local: null }, series[index]!, { horizon: 1 })
       expect(entry.forecast[0]?.mean).toBeCloseTo(own[0]!.mean, 4)
+      expect(entry.forecast[0]?.start).toBe('2008-12-22')
       expect(entry.h).toBeGreaterThan(0)
       expect(entry.h).toBeLessThan(1)
       expect(Math.abs(entry.joint.sum - sum)).toBeLessThan(1e-9)
       expect(entry.joint.regions).toBe(3)
       expect(entry.joint.open).toEqual([{ region: 'beta', h: expect.closeTo(stored[1]!.h, 9) }])
     }
-    expect(cli(['forecast', '--dir', members[0]?.dir as string]).stdout).toContain('joint risk of the 3 regions')
+    const forecastText = cli(['forecast', '--dir', members[0]?.dir as string]).stdout
+    expect(forecastText).toContain('joint risk of the 3 regions')
+    // periods by their dates: 416 weeks from Monday 2001-01-01, so the first forecast week begins 2008-12-22
+    expect(forecastText).toMatch(/^ {2}week of 2008-12-22: +\d/m)
+    expect(forecastText).not.toContain('period +')
     // every model and forecast the peer holds, oldest first
     const listed = cli(['model', '--dir', members[1]?.dir as string, '--list', '--json'])
     expect(listed.status, listed.stderr).toBe(0)

@@ -44,6 +44,8 @@ describe('epimesh simulate-forecast', () => {
     expect(Object.keys(summary.coefficients)).toEqual(['ar.1', 'ne.1', 'end.1', 'end.sin(2 * pi * t/52)', 'end.cos(2 * pi * t/52)', '-log(overdisp)'])
     expect(Object.keys(summary.pooled)).toEqual(Object.keys(summary.coefficients))
     expect(summary.regions).toHaveLength(140)
+    // the population file's names go with the codes
+    expect(summary.regions.find((region: { region: string }) => region.region === '8336').name).toBe('LK Loerrach')
     for (const region of summary.regions) {
       expect(region.h).toBeGreaterThanOrEqual(0)
       expect(region.h).toBeLessThanOrEqual(1)
@@ -71,6 +73,9 @@ describe('epimesh simulate-forecast', () => {
     const svg = await readFile(plot, 'utf8')
     expect(svg.startsWith('<svg')).toBe(true)
     expect(svg).toContain('seasonal naive')
+    // the model's interval band, and the held-out weeks by their dates (fluBYBW's ISO weeks)
+    expect(svg).toContain('endemic-epidemic: 95% interval (normal approximation of the sum)')
+    expect(svg).toMatch(/>20\d\d-\d\d-\d\d</)
   })
 
   it('measlesDE: population shares need the total; text output names the terms and the joint risk', async () => {

@@ -123,6 +123,13 @@ describe('data summary', () => {
     expect(text.stdout).toMatch(/outcome sick: 0 15, 1 15/)
     expect(text.stdout).toMatch(/observed 0 to 1 \(the 3rd lowest to highest value\)/)
   })
+
+  it('says that a range is suppressed, and why, when too few values give one', async () => {
+    const text = await run(['data', 'summary', '--dir', dir, '--threshold', '100'])
+    expect(text.status).toBe(0)
+    expect(text.stdout).toMatch(/sick +number +missing 0, range suppressed \(fewer than 100 values\)/)
+    expect(text.stdout).not.toMatch(/suppressed to suppressed|observed/)
+  })
 })
 
 describe('purge', () => {

@@ -73,7 +73,12 @@ export interface SkillTable {
   from: number
   to: number
   /** per held-out period, summed over regions: observed and one-step forecast means (for plots) */
-  totals: { observed: number[], model: number[], lastValue: number[], seasonalNaive: number[] | null }
+  /**
+   * per held-out period, summed over the regions: the observed counts, the forecast means, and the
+   * variance of the model's forecast of the sum (the regions' one-step forecasts are independent given
+   * the past, so their variances add: mu for a Poisson, mu + mu^2 / size for a negative binomial)
+   */
+  totals: { observed: number[], model: number[], modelVariance: number[], lastValue: number[], seasonalNaive: number[] | null }
 }
 
 export interface RegionOutcome {
@@ -165,6 +170,7 @@ export function skillTable (counts: ReadonlyArray<ArrayLike<number>>, from: numb
   const totals = {
     observed: new Array<number>(periods).fill(0),
     model: new Array<number>(periods).fill(0),
+    modelVariance: new Array<number>(periods).fill(0),
     lastValue: new Array<number>(periods).fill(0),
     seasonalNaive: seasonal === null ? null : new Array<number>(periods).fill(0)
   }
@@ -178,6 +184,7 @@ export function skillTable (counts: ReadonlyArray<ArrayLike<number>>, from: numb
       addForecast(lastValue, observed, last)
       totals.observed[slot] = (totals.observed[slot] as number) + observed
       totals.model[slot] = (totals.model[slot] as number) + (typeof forecast === 'number' ? forecast : forecast.mean)
+      totals.modelVariance[slot] = (totals.modelVariance[slot] as number) + (typeof forecast === 'number' ? forecast : forecast.mean + (Number.isFinite(forecast.size) ? forecast.mean * forecast.mean / forecast.size : 0))
       totals.lastValue[slot] = (totals.lastValue[slot] as number) + last
       if (seasonal !== null && totals.seasonalNaive !== null) {
         const naive = seasonalNaiveMean(series, time, season)

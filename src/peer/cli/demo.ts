@@ -99,7 +99,8 @@ async function splitDataset (options: DemoOptions, rng: ReturnType<typeof create
   }))
   const graph = buildTopology(options.topology ?? 'ring', names.length, forkRng(rng, 'topology'), names)
   const edges = graph.neighbours.flatMap((list, node) => list.filter((other) => other > node).map((other) => [names[node], names[other]] as [string, string]))
-  const features = prepared.spec.features.map((feature) => feature.type === 'numeric' ? { name: feature.name, type: 'numeric' } : { name: feature.name, type: 'categorical', levels: feature.levels })
+  // the federation file in the schemas' words (number, category), as federation init writes it
+  const features = prepared.spec.features.map((feature) => feature.type === 'numeric' ? { name: feature.name, type: 'number' } : { name: feature.name, type: 'category', levels: feature.levels })
   return { peers, features, outcome, edges }
 }
 
@@ -133,15 +134,15 @@ const DEMO_EDGES: Array<[string, string]> = [
 ]
 
 const DEMO_FEATURES = [
-  { name: 'age', type: 'numeric' },
-  { name: 'max_temperature', type: 'numeric' },
-  { name: 'lymphocytes', type: 'numeric' },
-  { name: 'white_cells', type: 'numeric' },
+  { name: 'age', type: 'number' },
+  { name: 'max_temperature', type: 'number' },
+  { name: 'lymphocytes', type: 'number' },
+  { name: 'white_cells', type: 'number' },
   { name: 'lung_imaging', type: 'binary' },
   { name: 'prior_illness', type: 'binary' },
   { name: 'contact', type: 'binary' },
   { name: 'healthcare_worker', type: 'binary' },
-  { name: 'sex', type: 'categorical', levels: ['F', 'M'] }
+  { name: 'sex', type: 'category', levels: ['F', 'M'] }
 ] as const
 
 async function freePort (): Promise<number> {

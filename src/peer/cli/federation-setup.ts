@@ -101,7 +101,7 @@ const KIND_WORDS: Record<string, string> = {
 /**
  * The problems of a federation's model for one data folder: its peer id must be a member (of its own
  * region), the outcome and every feature a column of its schema of the matching type (number for a
- * numeric or binary feature, category for a categorical one, whose levels must cover the schema's).
+ * number or binary feature, category for a category one, whose levels must cover the schema's).
  */
 export function folderProblems (federation: Pick<Federation, 'members' | 'model'>, folder: FolderIdentity): FederationIssue[] {
   const issues: FederationIssue[] = []
@@ -127,7 +127,7 @@ export function folderProblems (federation: Pick<Federation, 'members' | 'model'
     const kind = columnKind(schema, feature.name)
     const wanted = feature.type === 'categorical' ? 'category' : 'number'
     if (kind !== wanted) {
-      issues.push({ path, message: `"${feature.name}" ${KIND_WORDS[kind] ?? ''} in ${folder.dir}'s schema; a ${feature.type} feature needs a ${wanted} column${kind === 'absent' ? ` ${known}` : ''}` })
+      issues.push({ path, message: `"${feature.name}" ${KIND_WORDS[kind] ?? ''} in ${folder.dir}'s schema; a ${typeWord(feature.type)} feature needs a ${wanted} column${kind === 'absent' ? ` ${known}` : ''}` })
       return
     }
     const rule = schema.columns[feature.name]
@@ -147,8 +147,14 @@ export function federationSummary (federation: Federation): string {
   return `federation "${federation.federationId}": ${federation.members.length} members (${federation.members.map((member) => member.region).join(', ')}); ${graph} with ${federation.edges.length} edges; model ${model.kind ?? 'glm'} ${model.family} ${model.outcome} ~ ${terms.join(' + ')} (${model.algorithm}, lambda ${model.lambda})`
 }
 
-/** A feature typed from the folders' schemas: number -> numeric, category -> categorical with every folder's levels (sorted, as R orders a factor's). */
-function featureFromSchemas (column: string, folders: readonly FolderIdentity[]): FeatureSpec {
+/** A feature as a federation file states it, in the schemas' words: number, binary, or category with its levels. */
+export interface FeatureEntry { name: string, type: 'number' | 'binary' | 'category', levels?: string[] }
+
+/** The word a federation file uses for a feature's type, as the schemas do (the model's numeric and categorical are a schema's number and category). */
+export const typeWord = (type: FeatureSpec['type']): FeatureEntry['type'] => type === 'categorical' ? 'category' : type === 'numeric' ? 'number' : 'binary'
+
+/** A feature typed from the folders' schemas: a number column, or a category with every folder's levels (sorted, as R orders a factor's). */
+function featureFromSchemas (column: string, folders: readonly FolderIdentity[]): FeatureEntry {
   let type: 'number' | 'category' | undefined
   const levels = new Set<string>()
   for (const folder of folders) {
@@ -160,10 +166,10 @@ function featureFromSchemas (column: string, folders: readonly FolderIdentity[])
     const rule = schema.columns[column]
     if (rule !== undefined && 'levels' in rule) for (const level of rule.levels) levels.add(level)
   }
-  if (type === 'number') return { name: column, type: 'numeric' }
+  if (type === 'number') return { name: column, type: 'number' }
   const sorted = [...levels].sort()
-  if (sorted.length < 2) throw new FederationSchemaMismatchError(`"${column}" has only ${sorted.length} level in the folders' schemas (${sorted.join(', ')}); a categorical feature needs at least two`)
-  return { name: column, type: 'categorical', levels: sorted }
+  if (sorted.length < 2) throw new FederationSchemaMismatchError(`"${column}" has only ${sorted.length} level in the folders' schemas (${sorted.join(', ')}); a category feature needs at least two`)
+  return { name: column, type: 'category', levels: sorted }
 }
 
 export interface FederationInitOptions {
@@ -224,10 +230,10 @@ export function federationDocument (folders: readonly FolderIdentity[], options:
   return document
 }
 
-function listOption (value: string, name: string): string[] {
+function listOption (value: string, name: string, what: { plural: string, singular: string } = { plural: 'column names', singular: 'a column' }): string[] {
   const items = value.split(',').map((item) => item.trim())
-  if (items.length === 0 || items.some((item) => item === '')) throw new OptionInvalidError(`${name} must be a comma-separated list of column names, got ${echo(value)}`)
-  if (new Set(items).size !== items.length) throw new OptionInvalidError(`${name} names a column twice: ${echo(value)}`)
+  if (items.length === 0 || items.some((item) => item === '')) throw new OptionInvalidError(`${name} must be a comma-separated list of ${what.plural}, got ${echo(value)}`)
+  if (new Set(items).size !== items.length) throw new OptionInvalidError(`${name} names ${what.singular} twice: ${echo(value)}`)
   return items
 }
 
@@ -317,8 +323,10 @@ export function registerFederationSetup (program: Command): void {
     .option('--algorithm <algorithm>', 'admm or newton', 'admm')
     .option('--topology <topology>', `the graph: ${TOPOLOGIES.join(', ')} (default: ring from three members, else line)`)
     .option('--id <federationId>', 'the federation\'s id', 'federation')
+    .option('--addresses <a,b,c>', 'each member\'s listen address, in member order (what its start --listen will be), for folders whose peer has not run yet; default: the addresses each peer last listened on')
     .option('--force', 'overwrite an existing file', false)
-    .action(async (dirs: string[], options: { out: string, outcome?: string, features?: string, family: string, algorithm: string, topology?: string, id: string, force: boolean }) => {
+    .option('--json', 'one JSON object on stdout: {out, federation} (the file as written)', false)
+    .action(async (dirs: string[], options: { out: string, outcome?: string, features?: string, family: string, algorithm: string, topology?: string, id: string, addresses?: string, force: boolean, json: boolean }) => {
       const topology = options.topology === undefined ? (dirs.length >= 3 ? 'ring' : 'line') : choice(options.topology, TOPOLOGIES, '--topology')
       const family = choice(options.family, ['binomial', 'poisson'] as const, '--family')
       const algorithm = choice(options.algorithm, ['admm', 'newton'] as const, '--algorithm')
@@ -326,6 +334,11 @@ export function registerFederationSetup (program: Command): void {
       if (new Set(dirs).size !== dirs.length) throw new OptionInvalidError('a data folder is named twice')
       const folders: FolderIdentity[] = []
       for (const dir of dirs) folders.push(await readFolder(dir))
+      if (options.addresses !== undefined) {
+        const addresses = listOption(options.addresses, '--addresses', { plural: 'listen addresses (multiaddrs)', singular: 'an address' })
+        if (addresses.length !== folders.length) throw new OptionInvalidError(`--addresses gives ${addresses.length} address${addresses.length === 1 ? '' : 'es'} for ${folders.length} folders: one per folder, in their order`)
+        folders.forEach((folder, index) => { folder.addresses = [addresses[index] as string] })
+      }
       const document = federationDocument(folders, { federationId: options.id, topology, family, algorithm, ...(options.outcome === undefined ? {} : { outcome: options.outcome }), ...(features === undefined ? {} : { features }) })
       try {
         await writeFile(options.out, `${JSON.stringify(document, null, 2)}\n`, { flag: options.force ? 'w' : 'wx' })
@@ -333,6 +346,7 @@ export function registerFederationSetup (program: Command): void {
         if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new FederationFileExistsError(`${options.out} already exists: give --force to replace it`)
         throw error
       }
-      out(`wrote ${options.out}: ${federationSummary(parseFederation(document, options.out))}`)
+      const summary = federationSummary(parseFederation(document, options.out))
+      out(options.json ? JSON.stringify({ out: options.out, federation: document }) : `wrote ${options.out}: ${summary}`)
     })
 }

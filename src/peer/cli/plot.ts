@@ -34,7 +34,12 @@ export interface LineChartOptions {
   rules?: readonly PlotRule[]
   /** where the legend sits, inside the frame (default top-right) */
   legend?: 'top-right' | 'top-left' | 'bottom-right' | 'bottom-left'
+  /** the x values are days: milliseconds since 1970 (UTC), shown as dates YYYY-MM-DD */
+  timeX?: boolean
 }
+
+/** A date YYYY-MM-DD as the x value of a chart with `timeX`. */
+export const dateX = (date: string): number => Date.parse(`${date}T00:00:00Z`)
 
 const usable = (x: number, y: number, logY: boolean | undefined): boolean => Number.isFinite(x) && Number.isFinite(y) && (logY !== true || y > 0)
 
@@ -57,7 +62,9 @@ export async function lineChartSvg (series: PlotSeries[], options: LineChartOpti
     scale: options.logY === true ? { type: 'log' as const } : { zero: false },
     axis: options.logY === true ? { format: '.0e' } : {}
   }
-  const x = { field: 'x', type: 'quantitative' as const, title: options.xTitle }
+  const x = options.timeX === true
+    ? { field: 'x', type: 'temporal' as const, title: options.xTitle, scale: { type: 'utc' as const }, axis: { format: '%Y-%m-%d', labelAngle: -30 } }
+    : { field: 'x', type: 'quantitative' as const, title: options.xTitle }
   const color = {
     field: 'series',
     type: 'nominal' as const,

@@ -120,7 +120,8 @@ export function registerPropose (program: Command): void {
     .option('--timeout <seconds>', `with --wait: give up waiting after this many seconds (default ${WAIT_LIMITS.defaultSeconds}; the job goes on)`, Number)
     .option('--candidates <designs>', 'forecasting, endemic-epidemic: designs for the federation to choose from by validation log score, \';\'-separated, each of harmonics=N, family=negbin1|poisson, unit-intercepts (e.g. "harmonics=1;harmonics=2;harmonics=1,unit-intercepts")')
     .option('--validation <n>', 'forecasting, with --candidates: periods at the end of the series on which the designs are scored (default 26)', Number)
-    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, stats: boolean, features?: string, outcome?: string, minimum?: number, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string, refit?: string | boolean, unitIntercepts: boolean, wait: boolean, timeout?: number, candidates?: string, validation?: number }) => {
+    .option('--json', 'one JSON object on stdout: {job, state: "proposed"}, with --wait how it ended ({job, state, kind, rounds, converged, reasons}, also when it was declined, expired or failed)', false)
+    .action(async (options: { dir: string, federation: string, jobId?: string, algorithm?: string, lambda?: number, tolerance?: number, maxRounds?: number, model?: string, trees?: number, depth?: number, learningRate?: number, gamma?: number, minChildWeight?: number, bins?: number, forecast: boolean, stats: boolean, features?: string, outcome?: string, minimum?: number, from?: string, periods?: number, period: string, horizon?: number, halfRisk?: number, openRegions?: string, refit?: string | boolean, unitIntercepts: boolean, wait: boolean, timeout?: number, candidates?: string, validation?: number, json: boolean }) => {
       if (options.timeout !== undefined && !options.wait) throw new DatasetError('--timeout applies to --wait')
       if (options.timeout !== undefined && !(Number.isFinite(options.timeout) && options.timeout > 0 && options.timeout <= WAIT_LIMITS.maxSeconds)) throw new DatasetError(`--timeout must be a number of seconds above 0 and at most ${WAIT_LIMITS.maxSeconds}`)
       const federation = await loadFederation(options.federation)
@@ -223,12 +224,28 @@ export function registerPropose (program: Command): void {
         await writeFile(`${job.path}.tmp`, JSON.stringify(job.proposal, null, 2), { mode: 0o600 })
         await rename(`${job.path}.tmp`, job.path)
       }
-      process.stdout.write(`proposed job ${id}${refit === undefined ? '' : `, a re-fit from job ${refit}`}; the running peer announces it within a second (epimesh jobs --dir ${options.dir})\n`)
-      if (refresh !== null && typeof refresh !== 'string') process.stdout.write(`proposed job ${jobs[1]?.id ?? ''}, the forecast of job ${refresh.parent} refreshed: ${refresh.forecast.periods} ${refresh.forecast.period}s from ${refresh.forecast.from}, this region's series through ${refresh.through}\n`)
-      if (!options.wait) return
+      if (!options.json) {
+        process.stdout.write(`proposed job ${id}${refit === undefined ? '' : `, a re-fit from job ${refit}`}; the running peer announces it within a second (epimesh jobs --dir ${options.dir})\n`)
+        if (refresh !== null && typeof refresh !== 'string') process.stdout.write(`proposed job ${jobs[1]?.id ?? ''}, the forecast of job ${refresh.parent} refreshed: ${refresh.forecast.periods} ${refresh.forecast.period}s from ${refresh.forecast.from}, this region's series through ${refresh.through}\n`)
+      }
+      if (!options.wait) {
+        if (options.json) for (const job of jobs) process.stdout.write(`${JSON.stringify({ job: job.id, state: 'proposed', refit: job.proposal.refit ?? null })}\n`)
+        return
+      }
       for (const job of jobs) {
-        const finished = await waitForJob(options.dir, job.id, (options.timeout ?? WAIT_LIMITS.defaultSeconds) * 1000)
-        process.stdout.write(`job ${job.id} finished${finished.rounds === null ? '' : ` in ${finished.rounds} rounds`}${finished.converged === false ? ' (not converged)' : ''}\n`)
+        let finished: JobRecord
+        try {
+          finished = await waitForJob(options.dir, job.id, (options.timeout ?? WAIT_LIMITS.defaultSeconds) * 1000)
+        } catch (error) {
+          // with --json, how it ended is on stdout too (the error, with its code, still on stderr and in the exit code)
+          if (options.json && error instanceof EpimeshError) {
+            const record = (await listJobs(options.dir).catch(() => [])).find((entry) => entry.job === job.id)
+            process.stdout.write(`${JSON.stringify({ job: job.id, state: record?.state ?? 'unknown', kind: record?.kind ?? null, rounds: record?.rounds ?? null, reasons: record?.reasons ?? [], error: { code: error.code, message: error.message } })}\n`)
+          }
+          throw error
+        }
+        if (options.json) process.stdout.write(`${JSON.stringify({ job: job.id, state: finished.state, kind: finished.kind, rounds: finished.rounds, converged: finished.converged ?? null, reasons: [] })}\n`)
+        else process.stdout.write(`job ${job.id} finished${finished.rounds === null ? '' : ` in ${finished.rounds} rounds`}${finished.converged === false ? ' (not converged)' : ''}\n`)
       }
     })
 }

@@ -12,6 +12,24 @@ import type { Skill } from '../../learning/forecast-skill.ts'
 import { DatasetError } from '../data/dataset.ts'
 import { readForecastInputs } from '../data/forecast-files.ts'
 
+const DAY_MS = 86_400_000
+
+/** A counts file's period label as its first day (ms since 1970, UTC): a date YYYY-MM-DD, or an ISO week YYYY-Www (its Monday); else null. */
+export function periodDate (label: string): number | null {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(label)) {
+    const day = Date.parse(`${label}T00:00:00Z`)
+    return Number.isFinite(day) && new Date(day).toISOString().slice(0, 10) === label ? day : null
+  }
+  const week = /^(\d{4})-W(\d{2})$/.exec(label)
+  if (week === null) return null
+  const number = Number(week[2])
+  if (number < 1 || number > 53) return null
+  // ISO 8601: week 1 holds 4 January; weeks begin on Monday
+  const fourth = Date.UTC(Number(week[1]), 0, 4)
+  const weekday = (new Date(fourth).getUTCDay() + 6) % 7
+  return fourth - weekday * DAY_MS + (number - 1) * 7 * DAY_MS
+}
+
 export type ForecastModelName = 'endemic-epidemic' | 'loglinear'
 
 export interface SimulateForecastOptions {
@@ -84,7 +102,7 @@ const skillSummary = (skill: Skill | null): { logScore: number, mae: number, rps
  * forecasts and h) and on the periods before the held-out tail (the skill).
  */
 export async function runSimulateForecast (options: SimulateForecastOptions): Promise<{ summary: Record<string, any>, output: ForecastSimulationOutput, periods: string[] }> {
-  const { panel, periods, graph, shares } = await readForecastInputs(
+  const { panel, periods, graph, shares, names } = await readForecastInputs(
     { counts: options.counts, population: options.population, adjacency: options.adjacency },
     options.totalPopulation === undefined ? {} : { totalPopulation: options.totalPopulation }
   )
@@ -161,6 +179,7 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
     risk: { ...risk, horizon: output.horizon, rate: 'forecast cases per 100,000 residents per 7 days' },
     regions: regions.map((region) => ({
       region: region.region,
+      name: names[panel.regions.indexOf(region.region)] ?? null,
       h: region.h,
       rate: region.rate,
       forecast: region.forecast.map((period) => ({ step: period.step, mean: period.mean, lower: period.lower, upper: period.upper }))
@@ -177,19 +196,34 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
     seed: options.seed
   }
   if (options.plot !== undefined && skill !== null) {
-    const line = (values: readonly number[]): Array<readonly [number, number]> => values.map((value, index) => [index + 1, value] as const)
+    // the held-out periods by their dates when the counts file's period labels are dates or ISO weeks
+    const days = periods.slice(skill.from, skill.to).map(periodDate)
+    const dated = days.every((day) => day !== null)
+    const xOf = (index: number): number => dated ? days[index] as number : index + 1
+    const line = (values: readonly number[]): Array<readonly [number, number]> => values.map((value, index) => [xOf(index), value] as const)
     const series = [
       { name: 'observed', points: line(skill.totals.observed) },
-      { name: 'model (one step ahead)', points: line(skill.totals.model) },
+      { name: `${String(model.name)} (one step ahead, mean)`, points: line(skill.totals.model) },
       { name: 'last value', points: line(skill.totals.lastValue) },
       ...(skill.totals.seasonalNaive === null ? [] : [{ name: 'seasonal naive', points: line(skill.totals.seasonalNaive) }])
     ]
+    // the model's 95% interval of the sum: mean +- 1.96 SD, the regions' variances added (normal approximation), not below 0
+    const band = {
+      name: `${String(model.name)}: 95% interval (normal approximation of the sum)`,
+      points: skill.totals.model.map((mean, index) => {
+        const sd = Math.sqrt(skill.totals.modelVariance[index] as number)
+        return [xOf(index), Math.max(0, mean - 1.96 * sd), mean + 1.96 * sd] as const
+      })
+    }
     // vega loads only for a plot
     const { lineChartSvg } = await import('./plot.ts')
     const svg = await lineChartSvg(series, {
       title: `held-out periods from ${periods[skill.from]}: cases summed over ${regions.length} regions`,
-      xTitle: 'held-out period',
-      yTitle: 'cases (observed) or forecast mean'
+      xTitle: dated ? `first day of the period (${periods[skill.from]} to ${periods[skill.to - 1]})` : 'held-out period',
+      yTitle: 'cases (observed) or forecast',
+      bands: [band],
+      timeX: dated,
+      legend: 'top-left'
     })
     await writeFile(options.plot, svg)
   }
@@ -206,6 +240,9 @@ export async function runSimulateForecast (options: SimulateForecastOptions): Pr
   }
   return { summary, output, periods }
 }
+
+/** A region as shown: "LK Loerrach (8336)" when the population file names it, else its code. */
+const regionLabel = (region: { region: string, name: string | null }): string => region.name === null || region.name === region.region ? region.region : `${region.name} (${region.region})`
 
 function printText (summary: Record<string, any>): void {
   const out = (line = ''): void => { process.stdout.write(`${line}\n`) }
@@ -243,14 +280,15 @@ function printText (summary: Record<string, any>): void {
   const mapping = summary.risk.mapping
   out(`risk h (forecast over the next ${summary.risk.horizon} period(s), cases per 100,000 per 7 days, ${mapping.kind === 'exponential' ? `h = 1 - 2^(-rate / ${mapping.halfRisk})` : `h = 1 / (1 + (${mapping.threshold} / rate)^${mapping.slope})`}):`)
   out(`${'region'.padEnd(32)} ${'h'.padStart(8)} ${'rate'.padStart(10)} ${'next mean'.padStart(10)} ${'interval'.padStart(12)}`)
-  for (const region of summary.regions as Array<{ region: string, h: number, rate: number, forecast: Array<{ mean: number, lower: number, upper: number }> }>) {
+  for (const region of summary.regions as Array<{ region: string, name: string | null, h: number, rate: number, forecast: Array<{ mean: number, lower: number, upper: number }> }>) {
     const next = region.forecast[0] as { mean: number, lower: number, upper: number }
-    out(`${region.region.padEnd(32)} ${region.h.toFixed(4).padStart(8)} ${region.rate.toFixed(3).padStart(10)} ${next.mean.toFixed(3).padStart(10)} ${`${next.lower}-${next.upper}`.padStart(12)}`)
+    out(`${regionLabel(region).slice(0, 32).padEnd(32)} ${region.h.toFixed(4).padStart(8)} ${region.rate.toFixed(3).padStart(10)} ${next.mean.toFixed(3).padStart(10)} ${`${next.lower}-${next.upper}`.padStart(12)}`)
   }
   const joint = summary.jointRisk
   out()
   out(`joint risk by masked sum over ${joint.regions} regions: sum ${Number(joint.sum).toFixed(6)}, mean ${Number(joint.mean).toFixed(6)} (${joint.ticks} rounds, ${joint.messages} messages)`)
-  for (const open of joint.open as Array<{ region: string, h: number }>) out(`  published openly: ${open.region} h = ${open.h.toFixed(6)}`)
+  const nameOf = new Map((summary.regions as Array<{ region: string, name: string | null }>).map((region) => [region.region, region]))
+  for (const open of joint.open as Array<{ region: string, h: number }>) out(`  published openly: ${regionLabel(nameOf.get(open.region) ?? { region: open.region, name: null })} h = ${open.h.toFixed(6)}`)
 }
 
 export function registerSimulateForecast (program: Command): void {

@@ -47,6 +47,8 @@ interface SimulateOptions {
   test?: string
   seeds?: number[]
   trace?: string
+  /** topologies to run one after the other and overlay (their summaries side by side, one curve each) */
+  compare?: string[]
 }
 
 /** At most this many seeds in one `--seeds` run. */
@@ -227,6 +229,88 @@ async function writePlot (path: string, options: SimulateOptions, runs: readonly
   await writeFile(path, svg)
 }
 
+/** At most this many topologies in one `--compare`. */
+export const MAX_COMPARED = 8
+
+/**
+ * `--compare ring,star,complete`: topology specs, separated by ';' when one of them holds a comma
+ * (smallworld:4,0.1), each checked as --topology is; at least two, at most MAX_COMPARED, no repeats.
+ */
+export function compareOption (value: string): string[] {
+  const specs = (value.includes(';') ? value.split(';') : value.split(',')).map((spec) => spec.trim()).filter((spec) => spec !== '')
+  if (specs.length < 2) throw new DatasetError(`--compare needs at least two topologies, such as ring,star,complete (';' between them when one holds a comma), got ${JSON.stringify(excerpt(value))}`)
+  if (specs.length > MAX_COMPARED) throw new DatasetError(`--compare: at most ${MAX_COMPARED} topologies`)
+  if (new Set(specs).size !== specs.length) throw new DatasetError(`--compare ${excerpt(value)}: a topology is repeated`)
+  for (const spec of specs) {
+    try {
+      parseTopologySpec(spec)
+    } catch (error) {
+      throw new DatasetError(`--compare: ${(error as Error).message}`)
+    }
+  }
+  return specs
+}
+
+/** Each topology's runs (one per seed): the summary, or with several seeds every seed's and their median and range. */
+export async function runCompare (options: SimulateOptions, topologies: readonly string[]): Promise<{ topologies: Array<Record<string, unknown>>, runs: SeedRun[][] }> {
+  const seeds = options.seeds ?? [options.seed]
+  const runs: SeedRun[][] = []
+  for (const topology of topologies) runs.push(await runSeeds({ ...options, topology }, seeds))
+  if (options.plot !== undefined) await writeComparePlot(options.plot, options, topologies, runs)
+  return {
+    topologies: topologies.map((topology, index) => {
+      const summaries = (runs[index] as SeedRun[]).map((run) => run.summary)
+      return options.seeds === undefined ? { topology, ...(summaries[0] as Record<string, unknown>) } : { topology, seeds: summaries, overSeeds: overSeeds(summaries) }
+    }),
+    runs
+  }
+}
+
+/** One curve per topology (with several seeds, its median and the range over the seeds), the tolerance lines. */
+async function writeComparePlot (path: string, options: SimulateOptions, topologies: readonly string[], runs: readonly SeedRun[][]): Promise<void> {
+  const series: PlotSeries[] = []
+  const bands: PlotBand[] = []
+  topologies.forEach((topology, index) => {
+    const own = runs[index] as SeedRun[]
+    if (own.length === 1) {
+      series.push({ name: topology, points: (own[0] as SeedRun).errorByRound.map((error, round) => [round + 1, error] as const) })
+      return
+    }
+    const byRound = carried(own.map((run) => run.errorByRound))
+    series.push({ name: `${topology}: median`, points: byRound.map((values, round) => [round + 1, spread(values).median ?? Number.NaN] as const) })
+    bands.push({ name: `${topology}: range`, points: byRound.map((values, round) => { const { min, max } = spread(values); return [round + 1, min ?? Number.NaN, max ?? Number.NaN] as const }) })
+  })
+  const peers = (runs[0]?.[0]?.summary.peers as number | undefined) ?? options.peers
+  const seeds = runs[0]?.length ?? 1
+  const { lineChartSvg } = await import('./plot.ts')
+  const svg = await lineChartSvg(series, {
+    title: `max relative distance to the pooled fit: ${options.algorithm}, ${peers} peers, ${topologies.length} topologies${seeds > 1 ? `, ${seeds} seeds each` : ''}`,
+    xTitle: 'round',
+    yTitle: 'max over peers of ||x_i - x*|| / ||x*||',
+    logY: true,
+    bands,
+    rules: THRESHOLDS.map((threshold) => ({ axis: 'y' as const, value: threshold, label: `relative error ${threshold.toExponential(0)}` }))
+  })
+  await writeFile(path, svg)
+}
+
+function printCompare (result: { topologies: Array<Record<string, any>> }): void {
+  const out = (line = ''): void => { process.stdout.write(`${line}\n`) }
+  const several = result.topologies[0]?.overSeeds !== undefined
+  const first = several ? result.topologies[0]?.seeds[0] : result.topologies[0]
+  out(`${first?.algorithm} on ${result.topologies.length} topologies: ${first?.peers} peers, ${first?.rows} rows${several ? `, ${result.topologies[0]?.overSeeds.seeds} seeds each (medians)` : `, seed ${first?.seed}`}`)
+  out()
+  out(`${'topology'.padEnd(20)} ${'diameter'.padStart(8)} ${'gap'.padStart(7)} ${'rounds'.padStart(7)} ${'converged'.padStart(9)} ${'rel. error'.padStart(10)} ${'to 1e-4'.padStart(8)} ${'to 1e-6'.padStart(8)} ${'to 1e-8'.padStart(8)} ${'messages'.padStart(9)} ${'bytes'.padStart(11)}`)
+  for (const entry of result.topologies) {
+    const one = several ? entry.seeds[0] : entry
+    const median = (key: string): number | null => several ? entry.overSeeds[key].median : entry[key]
+    const reached = (threshold: string): string => String((several ? entry.overSeeds.roundsToRelativeError[threshold].median : entry.roundsToRelativeError?.[threshold]) ?? '-').padStart(8)
+    const converged = several ? `${entry.overSeeds.converged}/${entry.overSeeds.seeds}` : entry.converged ? 'yes' : 'NO'
+    const error = median('relativeError')
+    out(`${String(entry.topology).slice(0, 20).padEnd(20)} ${String(one.diameter).padStart(8)} ${Number(one.spectralGap).toFixed(4).padStart(7)} ${String(median('rounds')).padStart(7)} ${converged.padStart(9)} ${(error === null ? '-' : error.toExponential(2)).padStart(10)} ${reached('1e-4')} ${reached('1e-6')} ${reached('1e-8')} ${String(median('messages')).padStart(9)} ${String(median('bytes')).padStart(11)}`)
+  }
+}
+
 /** Over the seeds: the median and range of the rounds, errors, messages and bytes, and how many converged. */
 export function overSeeds (summaries: ReadonlyArray<Record<string, any>>): Record<string, unknown> {
   const of = (pick: (summary: Record<string, any>) => number | null): Spread => spread(summaries.map(pick))
@@ -355,6 +439,7 @@ export function registerSimulate (program: Command): void {
     .option('--minimum <n>', '--stats: the disclosure minimum (no count from 1 to n - 1 is published or derivable)', numberOption('minimum', true), 3)
     .option('--json', 'one JSON object on stdout', false)
     .option('--plot <file.svg>', 'write a convergence plot (with --seeds: every run, their median and range)')
+    .option('--compare <topologies>', `run each topology in turn and compare them: ring,star,complete (';' between specs that hold a comma; at most ${MAX_COMPARED}); a table side by side, --plot one curve each (with --seeds their medians and ranges), --json {topologies: [...]}; instead of --topology`, compareOption)
     .option('--seeds <list>', `run several seeds, FROM..TO or a,b,c (at most ${MAX_SEEDS}), and summarise them: median and range (instead of --seed)`, seedsOption)
     .option('--trace <file.csv>', 'write a row per round and peer: phase, residuals, distance to the pooled fit, messages, bytes')
     .action(async (options: SimulateOptions, command: Command) => {
@@ -385,6 +470,15 @@ export function registerSimulate (program: Command): void {
         if (options.seeds !== undefined || options.trace !== undefined) throw new DatasetError('--seeds and --trace follow a regression\'s rounds (--model glm)')
       }
       if (options.seeds !== undefined && options.test !== undefined) throw new DatasetError('--test scores one model: give one --seed, not --seeds')
+      if (options.compare !== undefined) {
+        if (trees || options.test !== undefined || options.trace !== undefined) throw new DatasetError('--compare follows a regression\'s rounds on each topology: it does not go with --model gbdt, --test or --trace')
+        if (command.getOptionValueSource('topology') !== 'default') throw new DatasetError('give --compare or --topology, not both')
+        const compared = await runCompare(options, options.compare)
+        if (options.json) process.stdout.write(`${JSON.stringify({ topologies: compared.topologies })}\n`)
+        else printCompare(compared)
+        if (options.plot !== undefined && !options.json) process.stdout.write(`plot written to ${options.plot}\n`)
+        return
+      }
       const { runSimulateTrees, scoreRegression } = await import('./simulate-trees.ts')
       // for trees, --lambda is the L2 penalty on leaf weights, 1 by default as in XGBoost
       const lambda = trees && command.getOptionValueSource('lambda') === 'default' ? 1 : options.lambda

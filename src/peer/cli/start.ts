@@ -7,7 +7,7 @@ import { DatasetError } from '../data/dataset.ts'
 import { Store } from '../../store/store.ts'
 import { loadFederation } from '../federation.ts'
 import { loadIdentity } from '../identity.ts'
-import { checkProposal, startPeerRuntime, type PeerRuntime } from '../runtime/peer.ts'
+import { checkProposal, startPeerRuntime, type JobOutcome, type PeerRuntime } from '../runtime/peer.ts'
 import type { JobProposal } from '../runtime/proposal.ts'
 import { checkJobId } from '../paths.ts'
 import { excerpt } from '../../consensus/ids.ts'
@@ -16,6 +16,7 @@ import { parseMetricsAddress } from '../runtime/metrics.ts'
 import { nextRefitAt, parseRefitSchedule, refitJobId, type RefitSchedule } from '../runtime/schedule.ts'
 import { runScheduledRefit } from '../runtime/scheduled-refit.ts'
 import { dirOption } from './dir-option.ts'
+import { chooseLogFormat, prettyDestination } from './log-format.ts'
 
 /**
  * `epimesh start`: runs this region's peer until stopped. It joins the federation (one reachable
@@ -43,6 +44,26 @@ interface StartOptions {
   http?: string
   /** the warning levels of h in the web view: yellow,orange,red */
   warningLevels?: string
+  /** events as JSON lines on stdout (with --exit-after-job, one summary of the job) */
+  json?: boolean
+  /** the log on stderr: json or pretty (default: pretty on a terminal, else json) */
+  logFormat?: string
+}
+
+/** A job's outcome in a line of `start --json`: its kind, rounds, convergence and size. */
+export function jobSummary (outcome: JobOutcome): Record<string, unknown> {
+  if (outcome.stats !== null) return { job: outcome.job, kind: 'stats', rounds: outcome.stats.rounds, rows: outcome.stats.stats.rows, peers: outcome.stats.stats.peers }
+  const model = outcome.model
+  const kind = outcome.forecast !== null ? 'forecast' : model?.kind ?? 'glm'
+  return {
+    job: outcome.job,
+    kind,
+    rounds: model?.rounds ?? null,
+    converged: model?.converged ?? null,
+    rows: model?.rows ?? null,
+    peers: model?.peers ?? null,
+    ...(outcome.forecast === null ? {} : { h: outcome.forecast.h, jointRiskMean: outcome.forecast.joint.mean })
+  }
 }
 
 /** A proposal file named on the command line (start --proposal): the federation's model with the file's changes, checked like any proposal. */
@@ -68,7 +89,9 @@ async function runPeer (options: StartOptions): Promise<number> {
   const web = options.http === undefined ? null : await import('../web/dashboard.ts')
   const http = options.http === undefined || web === null ? undefined : web.parseHttpAddress(options.http)
   const levels = options.warningLevels === undefined ? undefined : (await import('../web/dashboard-data.ts')).parseWarningLevels(options.warningLevels)
-  const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2))
+  const format = chooseLogFormat(options.logFormat, process.stderr.isTTY === true)
+  const colour = format === 'pretty' && process.stderr.isTTY === true && process.env.NO_COLOR === undefined
+  const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, format === 'json' ? pino.destination(2) : prettyDestination(process.stderr, { colour }))
   const federation = await loadFederation(options.federation)
   const identity = await loadIdentity(options.dir)
   const { peerId } = identity
@@ -79,22 +102,46 @@ async function runPeer (options: StartOptions): Promise<number> {
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
 
+  // --json: one JSON line per event on stdout (the log stays on stderr); with --exit-after-job only the job's summary
+  const oneJob = options.exitAfterJob || options.propose || options.proposal !== undefined || options.jobId !== undefined
+  const emit = options.json === true && !oneJob ? (event: Record<string, unknown>): void => { process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`) } : null
+  const outcomes = new Map<string, JobOutcome>()
+  const onJob = (outcome: JobOutcome): void => {
+    outcomes.set(outcome.job, outcome)
+    emit?.({ event: 'job.finished', ...jobSummary(outcome) })
+  }
   let peer: PeerRuntime | null = null
+  let watchEnded: NodeJS.Timeout | null = null
   let dashboard: { close: () => Promise<void> } | null = null
   try {
-    peer = await startPeerRuntime({ dir: options.dir, federation, identity, listen: options.listen, publishRisk: options.publishRisk, ...(options.cases === undefined ? {} : { cases: options.cases }), ...(metrics === undefined ? {} : { metrics }), logger }, { signal: controller.signal })
-    if (peer.metrics !== null) process.stdout.write(`metrics: ${peer.metrics.url} (Authorization: Bearer ${peer.metrics.token}; also in ${join(options.dir, 'metrics.token')})\n`)
+    peer = await startPeerRuntime({ dir: options.dir, federation, identity, listen: options.listen, publishRisk: options.publishRisk, ...(options.cases === undefined ? {} : { cases: options.cases }), ...(metrics === undefined ? {} : { metrics }), logger, onJob }, { signal: controller.signal })
+    const started = peer
+    if (emit !== null) {
+      emit({ event: 'peer.started', peerId, region: started.region ?? null, addresses: started.addresses(), metrics: started.metrics === null ? null : { url: started.metrics.url, tokenFile: join(options.dir, 'metrics.token') } })
+      // the jobs that end without a result (declined with each region's reason, expired, failed), as they end
+      const seen = new Set(started.status().ended.map((entry) => `${entry.job}/${entry.state}`))
+      watchEnded = setInterval(() => {
+        for (const entry of started.status().ended) {
+          const key = `${entry.job}/${entry.state}`
+          if (seen.has(key)) continue
+          seen.add(key)
+          emit({ event: `job.${entry.state}`, job: entry.job, kind: entry.kind, reasons: entry.reasons })
+        }
+      }, 500)
+      watchEnded.unref()
+    } else if (peer.metrics !== null && options.json !== true) process.stdout.write(`metrics: ${peer.metrics.url} (Authorization: Bearer ${peer.metrics.token}; also in ${join(options.dir, 'metrics.token')})\n`)
     if (web !== null && http !== undefined) {
       const running = peer
       const view = await web.startDashboard({ dir: options.dir, federation, live: { status: () => running.status(), metricsText: async () => await running.metricsText() }, address: http, ...(levels === undefined ? {} : { levels }) })
       dashboard = view
-      process.stdout.write(`operator's view: ${view.loginUrl} (open it once; the token is also in ${join(options.dir, web.TOKEN_FILE)}; scripts: Authorization: Bearer TOKEN, Prometheus text at ${view.url}/metrics)\n`)
+      if (options.json !== true) process.stdout.write(`operator's view: ${view.loginUrl} (open it once; the token is also in ${join(options.dir, web.TOKEN_FILE)}; scripts: Authorization: Bearer TOKEN, Prometheus text at ${view.url}/metrics)\n`)
+      else emit?.({ event: 'dashboard.started', url: view.url, tokenFile: join(options.dir, web.TOKEN_FILE) })
     }
     const { coordinator, journal } = peer
     const jobId = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
     // A job begun here before a stop (a crash, a kill) and not finished is resumed from its journal.
     const begun = (await journal.list()).includes(jobId) && !(await Store.use(options.dir, async (store) => await store.hasResult(jobId)))
-    if (options.exitAfterJob || options.propose || options.proposal !== undefined || options.jobId !== undefined) {
+    if (oneJob) {
       await (begun
         ? coordinator.resume(jobId).then((result) => { if (result === null) throw new Error(`job ${jobId} has no usable journal`); return result })
         : options.proposal !== undefined
@@ -106,6 +153,10 @@ async function runPeer (options: StartOptions): Promise<number> {
       // closes), and a moment more for the neighbours' countersignatures of the last checkpoint
       await coordinator.auditClosed(jobId)
       await new Promise((resolve) => setTimeout(resolve, 1000))
+      if (options.json === true) {
+        const outcome = outcomes.get(jobId)
+        process.stdout.write(`${JSON.stringify({ ...(outcome === undefined ? { job: jobId } : jobSummary(outcome)), state: 'finished', peerId, region: peer.region ?? null })}\n`)
+      }
       return 0
     }
     // Until stopped: answer proposals from any member, and run proposals that an operator drops into
@@ -115,8 +166,10 @@ async function runPeer (options: StartOptions): Promise<number> {
     await new Promise<void>((resolve) => { controller.signal.addEventListener('abort', () => { resolve() }, { once: true }) })
     return 0
   } finally {
+    if (watchEnded !== null) clearInterval(watchEnded)
     await dashboard?.close()
     await peer?.stop()
+    emit?.({ event: 'peer.stopped', peerId })
     process.off('SIGINT', stop)
     process.off('SIGTERM', stop)
   }
@@ -164,6 +217,8 @@ export function registerStart (program: Command): void {
     .option('--job-id <id>', 'the job to propose, or to wait for')
     .option('--exit-after-job', 'stop after one job', false)
     .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (HOST 127.0.0.1 unless given), behind a bearer token printed at start and written to DIR/metrics.token')
+    .option('--json', 'JSON lines on stdout, one per event: peer.started, job.finished (kind, rounds, converged), job.declined / job.expired / job.failed (each region\'s reason), peer.stopped; with --exit-after-job (or a job to propose or wait for) one summary of that job', false)
+    .option('--log-format <format>', 'the log on stderr: pretty (a readable line per record: time, level, message, fields) or json (pino\'s JSON lines); default pretty when stderr is a terminal, json otherwise')
     .option('--http <[host:]port>', 'serve the operator\'s web view at http://HOST:PORT/ (HOST 127.0.0.1 unless given), behind a token printed at start and written to DIR/http.token')
     .option('--warning-levels <yellow,orange,red>', 'the h thresholds of the web view\'s warning levels (default: the federation file\'s warningLevels, else 0.25,0.5,0.75)')
     .option('--refit-at <schedule>', 're-fit the federation\'s regression on a schedule, warm-started from the latest model: daily@HH:MM (local time) or every@N[s|m|h]; give it to one member only')

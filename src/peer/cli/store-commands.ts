@@ -192,7 +192,8 @@ export function registerStoreCommands (program: Command): void {
       out(`${summary.records} records from ${summary.imports} imports (counts below ${summary.threshold} shown as <${summary.threshold})`)
       if (summary.outcome !== null) out(`outcome ${summary.outcome.column}: ${Object.entries(summary.outcome.counts).map(([level, count]) => `${level} ${count}`).join(', ')}`)
       for (const [column, entry] of Object.entries(summary.columns)) {
-        const range = `${entry.min === undefined ? '' : `, observed ${entry.min} to ${entry.max} (the ${summary.threshold}${summary.threshold === 1 ? 'st' : summary.threshold === 2 ? 'nd' : summary.threshold === 3 ? 'rd' : 'th'} lowest to highest value)`}${entry.allowed === undefined ? '' : `, allowed ${entry.allowed.min ?? '-'} to ${entry.allowed.max ?? '-'}`}`
+        const ranged = entry.type === 'number' || entry.type === 'date'
+        const range = `${entry.min === undefined ? (ranged ? `, range suppressed (fewer than ${summary.threshold} values)` : '') : `, observed ${entry.min} to ${entry.max} (the ${summary.threshold}${summary.threshold === 1 ? 'st' : summary.threshold === 2 ? 'nd' : summary.threshold === 3 ? 'rd' : 'th'} lowest to highest value)`}${entry.allowed === undefined ? '' : `, allowed ${entry.allowed.min ?? '-'} to ${entry.allowed.max ?? '-'}`}`
         const levels = entry.levels === undefined ? '' : `, ${Object.entries(entry.levels).map(([level, count]) => `${level} ${count}`).join(', ')}`
         out(`  ${column.padEnd(20)} ${entry.type.padEnd(9)} missing ${entry.missing}${range}${levels}`)
       }

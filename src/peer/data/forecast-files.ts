@@ -6,7 +6,7 @@ import { DatasetError } from './dataset.ts'
 
 /**
  * The simulator's forecasting inputs: a wide counts file (a period column, then one column per
- * region), a population file (`region,population`, other columns allowed) and an edge list (`a,b`).
+ * region), a population file (`region,population`, an optional `name`, other columns allowed) and an edge list (`a,b`).
  * Every problem names the file, the line and the field, and is a DatasetError (exit code 2).
  */
 interface CsvRecord { record: string[], line: number }
@@ -67,6 +67,8 @@ export async function readCountsFile (path: string): Promise<CountsFile> {
 
 export interface PopulationFile {
   populations: number[]
+  /** each region's name from the file's `name` column (null when it has none, or that region's cell is empty) */
+  names: Array<string | null>
   /** the file held population shares (summing to 1), scaled by the total given */
   shares: boolean
 }
@@ -85,8 +87,9 @@ export async function readPopulationFile (path: string, regions: readonly string
   if (header === undefined) throw new DatasetError(`${path}: the file is empty`)
   const regionColumn = header.record.indexOf('region')
   const populationColumn = header.record.indexOf('population')
+  const nameColumn = header.record.indexOf('name')
   if (regionColumn < 0 || populationColumn < 0) throw new DatasetError(`${path}, line ${header.line}: the header needs the columns region and population (found ${header.record.join(', ')})`)
-  const byRegion = new Map<string, { value: number, line: number }>()
+  const byRegion = new Map<string, { value: number, line: number, name: string | null }>()
   for (const { record, line } of records.slice(1)) {
     const region = record[regionColumn] ?? ''
     const text = record[populationColumn] ?? ''
@@ -94,22 +97,26 @@ export async function readPopulationFile (path: string, regions: readonly string
     const value = text === '' ? Number.NaN : Number(text)
     if (!(Number.isFinite(value) && value > 0)) throw new DatasetError(`${path}, line ${line}, column "population": "${text}" is not a positive number`)
     if (byRegion.has(region)) throw new DatasetError(`${path}, line ${line}, column "region": "${region}" is listed twice`)
-    byRegion.set(region, { value, line })
+    const name = nameColumn < 0 ? '' : record[nameColumn] ?? ''
+    if (name.length > 200) throw new DatasetError(`${path}, line ${line}, column "name": a region's name has at most 200 characters, this one ${name.length}`)
+    byRegion.set(region, { value, line, name: name === '' ? null : name })
   }
-  const values = regions.map((region) => {
+  const entries = regions.map((region) => {
     const entry = byRegion.get(region)
     if (entry === undefined) throw new DatasetError(`${path}: no population for region "${region}" of the counts file`)
-    return entry.value
+    return entry
   })
+  const values = entries.map((entry) => entry.value)
+  const names = entries.map((entry) => entry.name)
   const sum = [...byRegion.values()].reduce((total, entry) => total + entry.value, 0)
   const shares = [...byRegion.values()].every((entry) => entry.value <= 1) && Math.abs(sum - 1) <= SHARE_SUM_TOLERANCE
   const total = options.totalPopulation
   if (shares) {
     if (total === undefined) throw new DatasetError(`${path}: the populations are shares (they sum to ${sum.toPrecision(6)}); give the total population (--total-population) to turn them into residents`)
-    return { populations: values.map((value) => value * total), shares: true }
+    return { populations: values.map((value) => value * total), names, shares: true }
   }
   if (total !== undefined) throw new DatasetError(`${path}: the populations are numbers of residents, not shares; --total-population applies only to shares`)
-  return { populations: values, shares: false }
+  return { populations: values, names, shares: false }
 }
 
 /** An undirected edge list `a,b` (a header `a,b` is skipped) over the regions of the counts file. */
@@ -132,9 +139,9 @@ export async function readAdjacencyFile (path: string, regions: readonly string[
 }
 
 /** All three files as the simulator's panel and graph, regions in the counts file's order. */
-export async function readForecastInputs (paths: { counts: string, population: string, adjacency: string }, options: { totalPopulation?: number } = {}): Promise<{ panel: SeriesPanel, periods: string[], graph: Graph, shares: boolean }> {
+export async function readForecastInputs (paths: { counts: string, population: string, adjacency: string }, options: { totalPopulation?: number } = {}): Promise<{ panel: SeriesPanel, periods: string[], graph: Graph, shares: boolean, names: Array<string | null> }> {
   const counts = await readCountsFile(paths.counts)
   const population = await readPopulationFile(paths.population, counts.regions, options)
   const graph = await readAdjacencyFile(paths.adjacency, counts.regions)
-  return { panel: { regions: counts.regions, counts: counts.counts, populations: population.populations }, periods: counts.periods, graph, shares: population.shares }
+  return { panel: { regions: counts.regions, counts: counts.counts, populations: population.populations }, periods: counts.periods, graph, shares: population.shares, names: population.names }
 }

@@ -3,7 +3,7 @@ import { buildDesign, termNames, type DataBlock, type FeatureSpec, type ModelSpe
 import { buildTreeData, type TreeData, type TreeFeature } from '../../learning/gbdt.ts'
 import { EpimeshError } from '../../errors.ts'
 import { buildStatsData, StatsRequestError, type StatsData, type StatsRequest } from '../../learning/statistics.ts'
-import type { CaseSchema } from '../../store/schema.ts'
+import { isInternalColumn, type CaseSchema } from '../../store/schema.ts'
 import type { Cell } from '../data/dataset.ts'
 import { federationGraph, regionOf, type Federation, type ModelSpec as FederationModel } from '../federation.ts'
 import { parseForecastProposal, regionSeries } from './forecast-proposal.ts'
@@ -84,7 +84,7 @@ const NEGATIVE = new Set(['0', 'no', 'false', 'n', 'f', 'negative'])
 export function learningSpec (model: FederationModel): ModelSpec {
   const features: FeatureSpec[] = model.features.map((feature) => {
     if (feature.type !== 'categorical') return { name: feature.name, type: 'numeric' }
-    if (feature.levels === undefined || feature.levels.length < 2) throw new JobRefusedError(`feature ${feature.name} is categorical but the job lists no levels; every peer must code it the same way`)
+    if (feature.levels === undefined || feature.levels.length < 2) throw new JobRefusedError(`feature ${feature.name} is a category feature but the job lists no levels; every peer must code it the same way`)
     return { name: feature.name, type: 'categorical', levels: feature.levels }
   })
   return { outcome: model.outcome, features }
@@ -94,7 +94,8 @@ export function learningSpec (model: FederationModel): ModelSpec {
 export function missingColumns (rows: ReadonlyArray<Record<string, Cell>>, model: FederationModel): string | null {
   if (rows.length === 0) return 'this region\'s store holds no records'
   const columns = new Set<string>()
-  for (const row of rows) for (const column in row) columns.add(column)
+  // the store's own fields (the hashed record id) are no column of the region's: neither listed nor usable
+  for (const row of rows) for (const column in row) if (!isInternalColumn(column)) columns.add(column)
   const used = [model.outcome, ...model.features.map((feature) => feature.name)]
   const missing = used.filter((column) => !columns.has(column))
   if (missing.length === 0) return null
@@ -265,7 +266,7 @@ export function statsCheck (proposal: JobProposal, data: JobData, context: Check
   }
   if (data.rows.length === 0) return 'this region\'s store holds no records'
   const columns = new Set<string>()
-  for (const row of data.rows) for (const column in row) columns.add(column)
+  for (const row of data.rows) for (const column in row) if (!isInternalColumn(column)) columns.add(column)
   const used = [...stats.features.map((feature) => feature.name), ...(stats.outcome === null ? [] : [stats.outcome])]
   const absent = used.filter((column) => !columns.has(column))
   if (absent.length > 0) return `no column ${list(absent)} in ${region}'s records`
