@@ -32,14 +32,28 @@ describe('an import killed with SIGKILL at random moments', () => {
     await importCases(store, { file: base })
     await store.close()
     const big = join(dir, 'big.csv')
-    const size = 30_000
+    const size = 100_000
     await writeCases(big, 1_000_000, size)
+    const takeOut = async (store: Store): Promise<void> => {
+      const layout = layoutOf(store)
+      for (const record of await store.imports()) if (record.file === big) await layout.meta.del(layout.importKey(record.id))
+    }
+    // one import run to its end measures how long an import takes on this machine, now
+    const timedStart = Date.now()
+    const whole = spawn(process.execPath, [BIN, 'import', '--dir', peer, '--cases', big], { stdio: 'ignore' })
+    expect(await new Promise<number | null>((resolve) => { whole.on('exit', (code) => { resolve(code) }) })).toBe(0)
+    const duration = Date.now() - timedStart
+    console.log(`one whole import of ${size} rows: ${duration} ms`)
+    const measured = await Store.open(peer)
+    expect(await measured.count()).toBe(1000 + size)
+    await takeOut(measured)
+    await measured.close()
     const rng = createRng(20261123)
     const outcomes: number[] = []
     for (let attempt = 0; attempt < 20; attempt++) {
       const child = spawn(process.execPath, [BIN, 'import', '--dir', peer, '--cases', big], { stdio: 'ignore' })
-      // kill somewhere between start-up and the end of the import (it takes a few seconds)
-      const delay = 300 + Math.floor(rng() * 2500)
+      // kill somewhere between start-up and the end of the import: from 25% to 95% of its measured time (the first tenths of a second are start-up)
+      const delay = Math.floor(duration * (0.25 + 0.7 * rng()))
       const exited = new Promise<number | null>((resolve) => { child.on('exit', (code) => { resolve(code) }) })
       const timer = setTimeout(() => { child.kill('SIGKILL') }, delay)
       const code = await exited
@@ -52,8 +66,7 @@ describe('an import killed with SIGKILL at random moments', () => {
         // it committed before the kill (the kill may still land while the process shuts down, code
         // null): take the import out again for the next attempt
         expect(code === 0 || code === null).toBe(true)
-        const layout = layoutOf(reopened)
-        for (const record of await reopened.imports()) if (record.file === big) await layout.meta.del(layout.importKey(record.id))
+        await takeOut(reopened)
       }
       await reopened.close()
     }
