@@ -46,9 +46,23 @@ export function bodyBytes (message: Pick<ConsensusMessage, 'values' | 'data'>): 
   return writer.bytes()
 }
 
+/**
+ * The digest of a message's body (values and data), which signatures, echoes and receipts commit to.
+ * Kept per message object: a message is immutable once made (machines build new ones, never edit one
+ * sent or received), and in the simulator one object reaches every neighbour, so the sender's digest
+ * serves all of them (with 10,000 peers, hashing each copy again was a fifth of a round's work). The
+ * cached digest is used only while the object still holds the same values and data arrays. Callers must
+ * not modify the returned bytes.
+ */
 export function bodyDigest (message: Pick<ConsensusMessage, 'values' | 'data'>): Uint8Array {
-  return sha256(bodyBytes(message))
+  const cached = digests.get(message)
+  if (cached !== undefined && cached.values === message.values && cached.data === message.data) return cached.digest
+  const digest = sha256(bodyBytes(message))
+  digests.set(message, { values: message.values, data: message.data, digest })
+  return digest
 }
+
+const digests = new WeakMap<object, { values: Float64Array, data: Uint8Array, digest: Uint8Array }>()
 
 /** What a signature covers: the header in full, the body by its digest. */
 export function signingPayload (header: { job: string, kind: string, round: number, from: string, to?: string | undefined }, digest: Uint8Array): Uint8Array {

@@ -5,7 +5,7 @@ import { choleskyInPlace, choleskySolveInPlace, invertSymmetric } from '../../le
 import { NonFiniteError } from '../../learning/errors.ts'
 import type { LocalObjective } from '../../learning/objective.ts'
 import { readStatistics, statisticsLength, type ColumnScaling, type LocalProblem, type PooledStatistics } from '../../learning/local-problem.ts'
-import { admmProtocol, counterViolation, createAdmmParams, createAdmmState, DEFAULT_ADMM_PARAMS, defaultPenalty, rangeViolation, residualViolation, stopFlagViolation, type AdmmResult, type AdmmRules, type AdmmState } from '../protocols/admm.ts'
+import { admmProtocol, counterViolation, markPeerDropped, createAdmmParams, createAdmmState, DEFAULT_ADMM_PARAMS, defaultPenalty, rangeViolation, residualViolation, stopFlagViolation, type AdmmResult, type AdmmRules, type AdmmState } from '../protocols/admm.ts'
 import { averagingProtocol, createAveraging, roundsForAccuracy, type AveragingState } from '../protocols/averaging.ts'
 import { verifyMessage, type Evidence, type MessageVerifier } from '../audit/evidence.ts'
 import { AdmmParamsError, FitJobParamsError } from '../errors.ts'
@@ -399,7 +399,7 @@ function admmPhase (setup: FitSetup, ctx: JobContext, name: 'admm' | 'admm2', st
   if (warm !== null) {
     // Unscaled per-edge duals stay valid when the penalty changes: carry them over, and the drops.
     state.lambdas.forEach((lambda, slot) => lambda.set(warm.lambdas[slot] as Float64Array))
-    state.knownDropped.set(warm.knownDropped)
+    warm.knownDropped.forEach((dropped, node) => { if (dropped === 1) markPeerDropped(state, node) })
     warm.active.forEach((active, slot) => { if (!active) state.active[slot] = false })
   }
   setup.progress.admmState = state
