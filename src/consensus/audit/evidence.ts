@@ -39,11 +39,16 @@ export function headerBytes (header: { job: string, kind: string, round: number,
   return writer.bytes()
 }
 
+/** [u32 count][count float64][u32 length][data], little-endian: what ByteWriter's floats and blob write, in one buffer. */
 export function bodyBytes (message: Pick<ConsensusMessage, 'values' | 'data'>): Uint8Array {
-  const writer = new ByteWriter()
-  writer.floats(message.values)
-  writer.blob(message.data)
-  return writer.bytes()
+  const { values, data } = message
+  const out = new Uint8Array(8 + 8 * values.length + data.length)
+  const view = new DataView(out.buffer)
+  view.setUint32(0, values.length, true)
+  for (let index = 0; index < values.length; index++) view.setFloat64(4 + 8 * index, values[index] as number, true)
+  view.setUint32(4 + 8 * values.length, data.length, true)
+  out.set(data, 8 + 8 * values.length)
+  return out
 }
 
 /**

@@ -467,35 +467,36 @@ function slotOf (state: AdmmState, from: string): number {
   return -1
 }
 
+function rejectMessage (state: AdmmState, message: ConsensusMessage, log: LogRecord[], reason: string): false {
+  state.rejectedMessages++
+  log.push({ level: 'warn', event: 'admm.message.rejected', fields: { from: message.from, round: message.round, reason } })
+  return false
+}
+
 /** Checks a same-round message and files it; returns false (and counts) when it is unusable. */
 function accept (state: AdmmState, message: ConsensusMessage, log: LogRecord[]): boolean {
   const slot = slotOf(state, message.from)
   const p = state.peer.objective.dimension
-  const reject = (reason: string): false => {
-    state.rejectedMessages++
-    log.push({ level: 'warn', event: 'admm.message.rejected', fields: { from: message.from, round: message.round, reason } })
-    return false
-  }
-  if (slot < 0) return reject('not a neighbour')
-  if (message.to !== undefined) return reject('a round message is a broadcast, never addressed')
-  if (!(state.active[slot] ?? false)) return reject('dropped neighbour')
+  if (slot < 0) return rejectMessage(state, message, log, 'not a neighbour')
+  if (message.to !== undefined) return rejectMessage(state, message, log, 'a round message is a broadcast, never addressed')
+  if (!(state.active[slot] ?? false)) return rejectMessage(state, message, log, 'dropped neighbour')
   const neighbour = state.peer.graph.neighbours[state.peer.self]?.[slot] as number
   const expected = HEADER + p * (1 + ownedNeighbours(state.peer.graph, neighbour).length)
-  if (message.values.length !== expected) return reject(`expected ${expected} values, got ${message.values.length}`)
+  if (message.values.length !== expected) return rejectMessage(state, message, log, `expected ${expected} values, got ${message.values.length}`)
   for (let index = 0; index < message.values.length; index++) {
-    if (!Number.isFinite(message.values[index] as number)) return reject('non-finite value')
+    if (!Number.isFinite(message.values[index] as number)) return rejectMessage(state, message, log, 'non-finite value')
   }
   if (state.heard[slot] !== null || (state.received[slot] as Map<number, ConsensusMessage>).has(message.round)) {
     if (state.peer.params.guard) checkEquivocation(state, slot, message, log)
-    return reject('duplicate')
+    return rejectMessage(state, message, log, 'duplicate')
   }
   const fields = readAdmmMessage(state.peer.graph, p, message)
-  if (fields === null) return reject(`a message of ${message.data.length} data bytes`)
+  if (fields === null) return rejectMessage(state, message, log, `a message of ${message.data.length} data bytes`)
   if (state.peer.params.guard) {
     const violation = guardCheck(state, slot, message, log)
     if (violation !== null) {
       state.violation ??= violation
-      return reject(`protocol violation (${violation.rule})`)
+      return rejectMessage(state, message, log, `protocol violation (${violation.rule})`)
     }
     const history = state.received[slot] as Map<number, ConsensusMessage>
     history.set(message.round, message)
@@ -516,7 +517,14 @@ function accept (state: AdmmState, message: ConsensusMessage, log: LogRecord[]):
 function markDropped (state: AdmmState, data: Uint8Array): void {
   const known = state.knownDropped
   const bitmapLength = state.droppedBitmap.length
-  for (let byte = 0; byte < bitmapLength; byte++) {
+  // four bytes at a time where the data is aligned (usually all zero: nobody dropped)
+  let start = 0
+  if (data.byteOffset % 4 === 0) {
+    const words = new Uint32Array(data.buffer, data.byteOffset, bitmapLength >> 2)
+    while (start < words.length && words[start] === 0) start++
+    start *= 4
+  }
+  for (let byte = start; byte < bitmapLength; byte++) {
     const bits = data[byte] as number
     if (bits === 0) continue
     for (let bit = 0; bit < 8; bit++) {
@@ -532,6 +540,11 @@ export function markPeerDropped (state: AdmmState, node: number): void {
   state.droppedBitmap[node >> 3] = (state.droppedBitmap[node >> 3] as number) | (1 << (node & 7))
 }
 
+function violationEvidence (log: LogRecord[], reporter: string, message: ConsensusMessage, rule: Evidence['rule'], detail: string, messages: ConsensusMessage[], witnesses: ConsensusMessage[] = []): Evidence {
+  log.push({ level: 'warn', event: 'admm.violation', fields: { rule, from: message.from, round: message.round, detail } })
+  return { rule, offender: message.from, reporter, messages, receipts: [], witnesses }
+}
+
 /**
  * Checks a neighbour's message against the protocol, with what this peer holds: the message itself, the
  * neighbour's earlier messages, and this peer's own messages that the neighbour echoes. Returns the
@@ -541,14 +554,10 @@ function guardCheck (state: AdmmState, slot: number, message: ConsensusMessage, 
   const rules = admmRules(state.peer)
   const self = state.peer.graph.names[state.peer.self] as string
   const history = state.received[slot] as Map<number, ConsensusMessage>
-  const evidence = (rule: Evidence['rule'], detail: string, messages: ConsensusMessage[], witnesses: ConsensusMessage[] = []): Evidence => {
-    log.push({ level: 'warn', event: 'admm.violation', fields: { rule, from: message.from, round: message.round, detail } })
-    return { rule, offender: message.from, reporter: self, messages, receipts: [], witnesses }
-  }
   const range = rangeViolation(rules, message)
-  if (range !== null) return evidence('range', range, [message])
+  if (range !== null) return violationEvidence(log, self, message, 'range', range, [message])
   const flag = stopFlagViolation(rules, message)
-  if (flag !== null) return evidence('stop-flag', flag, [message])
+  if (flag !== null) return violationEvidence(log, self, message, 'stop-flag', flag, [message])
   const fields = readAdmmMessage(rules.graph, rules.dimension, message) as AdmmMessageFields
   const echo = fields.echo(state.peer.self)
   let witness: ConsensusMessage | null = null
@@ -559,14 +568,14 @@ function guardCheck (state: AdmmState, slot: number, message: ConsensusMessage, 
   }
   if (witness !== null) {
     const counter = counterViolation(rules, message, witness)
-    if (counter !== null) return evidence('stop-counter', counter, [message], [witness])
+    if (counter !== null) return violationEvidence(log, self, message, 'stop-counter', counter, [message], [witness])
   }
   const previous = history.get(message.round - 1) ?? null
   const then = witness === null ? null : history.get(witness.round) ?? null
   const residual = residualViolation(rules, message, previous, then, witness)
   if (residual !== null) {
     const usesPrevious = previous !== null && residualViolation(rules, message, previous, null, null) !== null
-    return usesPrevious ? evidence('residual', residual, [message, previous]) : evidence('residual', residual, [message, then as ConsensusMessage], [witness as ConsensusMessage])
+    return usesPrevious ? violationEvidence(log, self, message, 'residual', residual, [message, previous]) : violationEvidence(log, self, message, 'residual', residual, [message, then as ConsensusMessage], [witness as ConsensusMessage])
   }
   return null
 }
