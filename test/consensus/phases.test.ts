@@ -6,6 +6,7 @@ import { createRng, forkRng } from '../../src/consensus/rng.ts'
 import { MemoryNetwork } from '../../src/consensus/sim/memory-network.ts'
 import { finishedResults, runSynchronous } from '../../src/consensus/sim/simulation.ts'
 import { buildTopology } from '../../src/consensus/topology.ts'
+import { spanningTree, treeSumProtocol, type TreeSumState } from '../../src/consensus/protocols/tree-sum.ts'
 
 /** Every peer's flagged masked sum of its own value (a spanning tree past 64 peers, flooding below), run to the end. */
 function flaggedSums (spec: string, peers: number, value: (peer: number) => Float64Array): Float64Array[] {
@@ -53,5 +54,24 @@ describe('the flags of a masked sum, one bit per peer', () => {
     } catch (error) {
       expect((error as SumOutOfRangeError).peers).toEqual(graph.names.slice(FLAGS_PER_SLOT, 2 * FLAGS_PER_SLOT))
     }
+  })
+})
+
+describe('a sum up a spanning tree', () => {
+  it('counts a round per step it takes, not per partial a child sends again while it waits for the total', () => {
+    // 300 peers, random 4-regular: before, the deep peers' resends were passed on up to the root, each hop
+    // counting a round (the busiest peer's round reached 62 against a depth of 7)
+    const graph = buildTopology('regular:4', 300, createRng(1))
+    const depth = spanningTree(graph).depth
+    const rng = createRng(5)
+    const phases = graph.names.map((_, self) => maskedSum({ job: 'deep', graph, self, rng: forkRng(rng, self) }, 'total', Float64Array.of(self), { method: 'tree' }))
+    const run = runSynchronous({ protocol: treeSumProtocol, states: phases.map((phase) => phase.state as TreeSumState), network: new MemoryNetwork({ graph, rng: createRng(3) }), maxRounds: 10 * depth })
+    const totals = finishedResults(run, graph.names)
+    expect(sumTotal(totals[0] as Float64Array, graph, 'total')[0]).toBe(299 * 300 / 2)
+    expect(totals.every((total) => total[0] === 299 * 300 / 2)).toBe(true)
+    const rounds = run.states.map((state) => treeSumProtocol.round(state))
+    // every peer resends at most once per deadline (two ticks) while it waits: well under 2 x depth rounds
+    expect(Math.max(...rounds)).toBeLessThan(2 * depth)
+    expect(run.ticks).toBeLessThanOrEqual(2 * depth + 3)
   })
 })
