@@ -58,9 +58,15 @@ export function runExperiment (experiment: Experiment): ExperimentResult {
     const index = simulation.errorByRound.findIndex((error) => error < threshold)
     return index < 0 ? null : index + 1
   }
-  return { simulation, graph, roundsTo, admmRounds: simulation.results[0]?.phaseRounds.admm ?? null, seconds }
+  return { simulation, graph, roundsTo, admmRounds: admmRoundsOf(simulation.results[0]?.phaseRounds), seconds }
 }
 
 export function gapOf (graph: Graph): number {
   return spectralGap(graph).gap
+}
+
+/** Rounds of the ADMM phases: the warm-up (`admm`) and, after the penalty is estimated again, `admm2`. */
+function admmRoundsOf (phaseRounds: Record<string, number> | undefined): number | null {
+  if (phaseRounds?.admm === undefined) return null
+  return phaseRounds.admm + (phaseRounds.admm2 ?? 0)
 }

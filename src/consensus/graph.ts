@@ -179,17 +179,25 @@ export function spectralGap (graph: Graph): Readonly<{ secondLargestModulus: num
 const spectralGaps = new WeakMap<Graph, Readonly<{ secondLargestModulus: number, gap: number }>>()
 const laplacianSpectra = new WeakMap<Graph, Readonly<{ secondSmallest: number, largest: number }>>()
 
+/** Above this many nodes the Laplacian's extremes come from Lanczos iterations instead of a dense eigendecomposition. */
+export const DENSE_SPECTRUM_NODES = 256
+
 /**
  * The second-smallest (algebraic connectivity, 0 when disconnected) and the largest eigenvalues of the
  * graph Laplacian D - A, for the ADMM penalty default. A single node has no edges: both are reported as
- * 1 so that a penalty formula dividing by them stays finite.
+ * 1 so that a penalty formula dividing by them stays finite. Up to DENSE_SPECTRUM_NODES nodes by a dense
+ * eigendecomposition (O(n^3)); beyond, by Lanczos on the sparse Laplacian (see laplacianExtremesLanczos),
+ * which 10,000 peers need (a dense decomposition would take hours and gigabytes). Both are pure functions
+ * of the graph, so every peer computes the same values.
  */
 export function laplacianExtremes (graph: Graph): Readonly<{ secondSmallest: number, largest: number }> {
   const cached = laplacianSpectra.get(graph)
   if (cached !== undefined) return cached
   const n = graph.names.length
   let result: Readonly<{ secondSmallest: number, largest: number }> = Object.freeze({ secondSmallest: 1, largest: 1 })
-  if (n >= 2) {
+  if (n > DENSE_SPECTRUM_NODES) {
+    result = Object.freeze(laplacianExtremesLanczos(graph))
+  } else if (n >= 2) {
     const laplacian = new Float64Array(n * n)
     for (let node = 0; node < n; node++) {
       laplacian[node * n + node] = degree(graph, node)
@@ -200,4 +208,114 @@ export function laplacianExtremes (graph: Graph): Readonly<{ secondSmallest: num
   }
   laplacianSpectra.set(graph, result)
   return result
+}
+
+/** y = (D - A) v */
+function applyLaplacian (graph: Graph, v: Float64Array, y: Float64Array): void {
+  for (let node = 0; node < v.length; node++) {
+    const adjacent = graph.neighbours[node] ?? []
+    let sum = adjacent.length * (v[node] as number)
+    for (const other of adjacent) sum -= v[other] as number
+    y[node] = sum
+  }
+}
+
+/**
+ * The number of eigenvalues below x of the symmetric tridiagonal matrix with diagonal `alpha` and
+ * off-diagonal `beta` (beta[j] joins j and j + 1), by Sturm's sequence.
+ */
+function countBelow (alpha: readonly number[], beta: readonly number[], size: number, x: number): number {
+  let count = 0
+  let d = 1
+  for (let j = 0; j < size; j++) {
+    const off = j === 0 ? 0 : (beta[j - 1] as number) ** 2
+    d = (alpha[j] as number) - x - (j === 0 ? 0 : off / d)
+    if (d === 0) d = -1e-300
+    if (d < 0) count++
+  }
+  return count
+}
+
+/** The `index`-th smallest eigenvalue (0-based) of a symmetric tridiagonal matrix, by bisection inside [low, high]. */
+function tridiagonalEigenvalue (alpha: readonly number[], beta: readonly number[], size: number, index: number, low: number, high: number): number {
+  let a = low
+  let b = high
+  for (let iteration = 0; iteration < 200 && b - a > 1e-15 * Math.max(1, Math.abs(a), Math.abs(b)); iteration++) {
+    const middle = 0.5 * (a + b)
+    if (countBelow(alpha, beta, size, middle) > index) b = middle
+    else a = middle
+  }
+  return 0.5 * (a + b)
+}
+
+/**
+ * The Laplacian's second-smallest and largest eigenvalues by Lanczos iterations in the subspace
+ * orthogonal to the all-ones vector (the kernel of a connected graph's Laplacian), where the smallest
+ * eigenvalue is the second-smallest of the whole matrix; the mean is removed at every iteration so that
+ * rounding cannot bring the kernel back. Without reorthogonalisation the basis loses orthogonality as
+ * Ritz values converge, which only repeats converged values (Paige): the extremes are still right, and
+ * an iteration costs one product with the sparse Laplacian (10,000 peers: milliseconds, where a dense
+ * decomposition takes hours). The start vector is fixed (a hash of the node index) and the arithmetic
+ * sequential, so the result is a pure function of the graph. Ritz values approach the extremes from
+ * inside; the iteration stops when both have moved by less than 1e-13 relative over ten iterations.
+ */
+export function laplacianExtremesLanczos (graph: Graph, maxIterations = 3000): { secondSmallest: number, largest: number } {
+  const n = graph.names.length
+  if (n < 2) return { secondSmallest: 1, largest: 1 }
+  let maxDegree = 0
+  for (const adjacent of graph.neighbours) maxDegree = Math.max(maxDegree, adjacent.length)
+  const bound = 2 * maxDegree + 1
+  const alpha: number[] = []
+  const beta: number[] = []
+  const removeMean = (vector: Float64Array): void => {
+    let mean = 0
+    for (let index = 0; index < n; index++) mean += vector[index] as number
+    mean /= n
+    for (let index = 0; index < n; index++) vector[index] = (vector[index] as number) - mean
+  }
+  let v = new Float64Array(n)
+  for (let index = 0; index < n; index++) {
+    let hash = Math.imul(index + 1, 0x9e3779b1)
+    hash = Math.imul(hash ^ (hash >>> 15), 0x85ebca6b)
+    hash ^= hash >>> 13
+    v[index] = ((hash >>> 0) / 4294967296) - 0.5
+  }
+  removeMean(v)
+  let length = 0
+  for (let index = 0; index < n; index++) length += (v[index] as number) ** 2
+  length = Math.sqrt(length)
+  for (let index = 0; index < n; index++) v[index] = (v[index] as number) / length
+  let before = new Float64Array(n)
+  let w = new Float64Array(n)
+  let previous = { low: Number.NaN, high: Number.NaN }
+  const extremes = (): { secondSmallest: number, largest: number } => ({
+    secondSmallest: tridiagonalEigenvalue(alpha, beta, alpha.length, 0, -1, bound),
+    largest: tridiagonalEigenvalue(alpha, beta, alpha.length, alpha.length - 1, -1, bound)
+  })
+  for (let k = 0; k < maxIterations; k++) {
+    applyLaplacian(graph, v, w)
+    let a = 0
+    for (let index = 0; index < n; index++) a += (w[index] as number) * (v[index] as number)
+    alpha.push(a)
+    const b = k === 0 ? 0 : beta[k - 1] as number
+    for (let index = 0; index < n; index++) w[index] = (w[index] as number) - a * (v[index] as number) - b * (before[index] as number)
+    removeMean(w)
+    let norm = 0
+    for (let index = 0; index < n; index++) norm += (w[index] as number) ** 2
+    norm = Math.sqrt(norm)
+    // an invariant subspace: its Ritz values are exact
+    if (norm < 1e-12 * bound) break
+    if (alpha.length % 10 === 0) {
+      const { secondSmallest: low, largest: high } = extremes()
+      if (Math.abs(low - previous.low) <= 1e-13 * high && Math.abs(high - previous.high) <= 1e-13 * high) break
+      previous = { low, high }
+    }
+    beta.push(norm)
+    const next = before
+    for (let index = 0; index < n; index++) next[index] = (w[index] as number) / norm
+    before = v
+    v = next
+    w = new Float64Array(n)
+  }
+  return extremes()
 }

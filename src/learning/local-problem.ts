@@ -25,6 +25,15 @@ export interface LocalProblem {
    */
   statistics(): Float64Array
   /**
+   * Additive cross-products from which the pooled value, gradient and Hessian at any point with an
+   * intercept and no slope (the starting point) follow in closed form (see intercept-start.ts), laid
+   * out as [sum of w x x' (upper triangle, p (p + 1) / 2), sum of y x (p), sum of y offset, sum of
+   * log y!, 1 if this peer's rows do not allow the closed form], with w = exp(offset) for Poisson and
+   * 1 for binomial (whose rows allow it only without offsets). Optional: a problem without it is fitted
+   * without the shortcut.
+   */
+  crossProducts?(): Float64Array
+  /**
    * The peer's objective f_i: its negative log-likelihood on the scaled columns plus
    * (penaltyShare / 2) ||P x||^2, P dropping the intercept.
    */
@@ -38,6 +47,10 @@ export interface LocalProblem {
    * score and a Hosmer-Lemeshow table without any peer's rows.
    */
   riskHistogram(coefficients: Float64Array, bins: number): Float64Array
+}
+
+export function crossProductsLength (dimension: number): number {
+  return (dimension * (dimension + 1)) / 2 + dimension + 3
 }
 
 export function statisticsLength (dimension: number): number {

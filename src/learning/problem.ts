@@ -3,7 +3,7 @@ import type { ColumnScaling, LocalProblem } from './local-problem.ts'
 import type { LocalObjective } from './objective.ts'
 import type { DataBlock } from './design.ts'
 import type { FamilyName } from './family.ts'
-import { logistic } from './family.ts'
+import { logFactorial, logistic } from './family.ts'
 import { createWorkspace, evaluateLoss, type Workspace } from './glm.ts'
 import { standardizeBlock } from './standardize.ts'
 
@@ -39,6 +39,26 @@ export function createGlmProblem (options: {
         statistics[3 + 2 * p] = (statistics[3 + 2 * p] as number) + Math.exp(block.offset?.[row] ?? 0)
       }
       return statistics
+    },
+    crossProducts () {
+      const upper = (p * (p + 1)) / 2
+      const out = new Float64Array(upper + p + 3)
+      for (let row = 0; row < block.rows; row++) {
+        const base = row * p
+        const offset = block.offset?.[row] ?? 0
+        const weight = family === 'poisson' ? Math.exp(offset) : 1
+        if (family === 'binomial' && offset !== 0) out[upper + p + 2] = 1
+        const observed = block.y[row] as number
+        let index = 0
+        for (let column = 0; column < p; column++) {
+          const scaled = weight * (block.x[base + column] as number)
+          for (let other = column; other < p; other++, index++) out[index] = (out[index] as number) + scaled * (block.x[base + other] as number)
+          out[upper + column] = (out[upper + column] as number) + observed * (block.x[base + column] as number)
+        }
+        out[upper + p] = (out[upper + p] as number) + observed * offset
+        if (family === 'poisson') out[upper + p + 1] = (out[upper + p + 1] as number) + logFactorial(observed)
+      }
+      return out
     },
     objective (scaling: ColumnScaling | null, penaltyShare: number): LocalObjective {
       const scaled = scaling === null ? block : standardizeBlock(block, scaling)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
-  degree, diameter, edges, graphFromEdges, indexOf, isConnected, laplacianExtremes, metropolisMatrix,
+  degree, DENSE_SPECTRUM_NODES, diameter, edges, graphFromEdges, indexOf, isConnected, laplacianExtremes, laplacianExtremesLanczos, metropolisMatrix,
   metropolisWeights, spectralGap, type Graph
 } from '../../src/consensus/graph.ts'
 import { createRng } from '../../src/consensus/rng.ts'
@@ -33,6 +33,24 @@ describe('topologies and their metrics', () => {
     const { secondSmallest, largest } = laplacianExtremes(buildTopology('ring', 16, createRng(1)))
     expect(secondSmallest).toBeCloseTo(2 - 2 * Math.cos((2 * Math.PI) / 16), 12)
     expect(largest).toBeCloseTo(4, 12)
+  })
+
+  it('Lanczos gives the dense decomposition\'s Laplacian extremes, and closed forms beyond the dense size', () => {
+    for (const [spec, n] of [['regular:4', 200], ['ring', 250], ['er:0.05', 240], ['grid', 225], ['star', 100], ['smallworld:4,0.1', 256]] as const) {
+      const graph = buildTopology(spec, n, createRng(3))
+      expect(n).toBeLessThanOrEqual(DENSE_SPECTRUM_NODES)
+      const dense = laplacianExtremes(graph)
+      const lanczos = laplacianExtremesLanczos(graph)
+      expect(Math.abs(lanczos.secondSmallest - dense.secondSmallest) / dense.secondSmallest, spec).toBeLessThan(1e-10)
+      expect(Math.abs(lanczos.largest - dense.largest) / dense.largest, spec).toBeLessThan(1e-12)
+    }
+    // a 20x20 grid (400 nodes, past the dense size): the eigenvalues of a path's Laplacian are 2 - 2 cos(pi k / n), a grid's are sums of two
+    const grid = laplacianExtremes(buildTopology('grid', 400, createRng(1)))
+    expect(grid.secondSmallest).toBeCloseTo(2 - 2 * Math.cos(Math.PI / 20), 10)
+    expect(grid.largest).toBeCloseTo(2 * (2 - 2 * Math.cos((19 * Math.PI) / 20)), 10)
+    const ring = laplacianExtremes(buildTopology('ring', 301, createRng(1)))
+    expect(ring.secondSmallest).toBeCloseTo(2 - 2 * Math.cos((2 * Math.PI) / 301), 10)
+    expect(ring.largest).toBeCloseTo(2 - 2 * Math.cos((2 * Math.PI * 150) / 301), 10)
   })
 
   it('random graphs are connected, have the asked degree and depend only on the seed', () => {

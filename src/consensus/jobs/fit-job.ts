@@ -1,11 +1,12 @@
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix'
 import { covarianceToOriginalScale, toOriginalScale } from '../../learning/standardize.ts'
+import { interceptStartDerivatives } from '../../learning/intercept-start.ts'
 import { metricsFromHistogram, type HistogramMetrics } from '../../learning/metrics.ts'
 import { choleskyInPlace, choleskySolveInPlace, invertSymmetric } from '../../learning/linalg.ts'
 import { NonFiniteError } from '../../learning/errors.ts'
 import type { LocalObjective } from '../../learning/objective.ts'
-import { readStatistics, statisticsLength, type ColumnScaling, type LocalProblem, type PooledStatistics } from '../../learning/local-problem.ts'
-import { admmProtocol, counterViolation, createAdmmParams, createAdmmState, DEFAULT_ADMM_PARAMS, defaultPenalty, rangeViolation, residualViolation, stopFlagViolation, type AdmmResult, type AdmmRules, type AdmmState } from '../protocols/admm.ts'
+import { crossProductsLength, readStatistics, statisticsLength, type ColumnScaling, type LocalProblem, type PooledStatistics } from '../../learning/local-problem.ts'
+import { admmProtocol, counterViolation, markPeerDropped, createAdmmParams, createAdmmState, DEFAULT_ADMM_PARAMS, defaultPenalty, rangeViolation, residualViolation, stopFlagViolation, type AdmmResult, type AdmmRules, type AdmmState } from '../protocols/admm.ts'
 import { averagingProtocol, createAveraging, roundsForAccuracy, type AveragingState } from '../protocols/averaging.ts'
 import { verifyMessage, type Evidence, type MessageVerifier } from '../audit/evidence.ts'
 import { AdmmParamsError, FitJobParamsError } from '../errors.ts'
@@ -403,7 +404,7 @@ function admmPhase (setup: FitSetup, ctx: JobContext, name: 'admm' | 'admm2', st
   if (warm !== null) {
     // Unscaled per-edge duals stay valid when the penalty changes: carry them over, and the drops.
     state.lambdas.forEach((lambda, slot) => lambda.set(warm.lambdas[slot] as Float64Array))
-    state.knownDropped.set(warm.knownDropped)
+    warm.knownDropped.forEach((dropped, node) => { if (dropped === 1) markPeerDropped(state, node) })
     warm.active.forEach((active, slot) => { if (!active) state.active[slot] = false })
   }
   setup.progress.admmState = state
@@ -473,7 +474,7 @@ function * admmScript (setup: FitSetup, ctx: JobContext): Generator<Phase, Float
  * Exact Newton from `point`, each step one masked sum of value, gradient and Hessian; a step that makes
  * the objective worse is halved. Ends with the model and its covariance.
  */
-function * newtonScript (setup: FitSetup, ctx: JobContext, first: Float64Array, firstIteration: number): Generator<Phase, { point: Float64Array, hessian: Float64Array, value: number, converged: boolean }, unknown> {
+function * newtonScript (setup: FitSetup, ctx: JobContext, first: Float64Array, firstIteration: number, firstTotal: Float64Array | null = null): Generator<Phase, { point: Float64Array, hessian: Float64Array, value: number, converged: boolean }, unknown> {
   const { peer, progress } = setup
   const { params } = peer
   const p = peer.problem.dimension
@@ -485,7 +486,9 @@ function * newtonScript (setup: FitSetup, ctx: JobContext, first: Float64Array, 
     progress.newtonPoint = point
     const contribution = newtonContribution(peer, setup.objective, point, setup.pooled.peers)
     const name = `newton.${iteration}`
-    const total = params.algorithm === 'gossip' ? yield * run(gossipSum(peer, name, contribution, setup.pooled.peers)) : yield * run(maskedSum(peer, name, contribution, { ...setup.sums, flags: false }))
+    // the first step's totals may be known already, in closed form from the statistics' sum (then it has no phase of its own)
+    const known = iteration === firstIteration && firstTotal !== null ? Float64Array.from([...firstTotal, 0]) : null
+    const total = known ?? (params.algorithm === 'gossip' ? yield * run(gossipSum(peer, name, contribution, setup.pooled.peers)) : yield * run(maskedSum(peer, name, contribution, { ...setup.sums, flags: false })))
     // some peer's contribution overflowed (see newtonContribution): the point is out of reach
     const overflow = (total[total.length - 1] as number) > 0.5
     const value = overflow ? Number.POSITIVE_INFINITY : total[0] as number
@@ -525,12 +528,36 @@ export function * fitJobScript (peer: FitJobPeer, progress: FitProgress, ctx: Jo
   if (statistics.length !== statisticsLength(p)) throw new RangeError('statistics() has the wrong length')
   progress.interceptColumn = problem.interceptColumn
   const everyone: MaskedSumOptions = { method: params.sumMethod }
-  const pooled = readStatistics(sumTotal(yield * run(maskedSum(peer, 'stats', statistics, everyone)), peer.graph, 'stats'), p)
+  const cold = peer.warmStart === undefined || peer.warmStart === null
+  // exact Newton from a cold start: the statistics' sum also carries the cross-products that give its
+  // first step in closed form (see intercept-start.ts), one sum fewer
+  const shortcut = params.algorithm === 'newton' && cold && problem.interceptColumn !== null && problem.crossProducts !== undefined
+  const cross = shortcut ? (problem.crossProducts as () => Float64Array)() : null
+  if (cross !== null && cross.length !== crossProductsLength(p)) throw new RangeError('crossProducts() has the wrong length')
+  const local = cross === null ? statistics : Float64Array.from([...statistics, ...cross])
+  const totals = sumTotal(yield * run(maskedSum(peer, 'stats', local, everyone)), peer.graph, 'stats')
+  const pooled = readStatistics(totals.subarray(0, statistics.length), p)
   progress.pooled = pooled
   const scaling = scalingFrom(problem, pooled, params.standardize)
   progress.scaling = scaling
   const objective = problem.objective(scaling, params.lambda / pooled.peers)
-  const start = peer.warmStart === undefined || peer.warmStart === null ? startingPoint(problem, pooled) : warmPoint(peer.warmStart, scaling, problem)
+  const start = cold ? startingPoint(problem, pooled) : warmPoint(peer.warmStart as FitWarmStart, scaling, problem)
+  const pooledCross = cross === null ? null : totals.subarray(statistics.length)
+  // (a peer whose rows do not allow the closed form says so in the last slot: then every peer sums the first step too)
+  const first = pooledCross === null || (pooledCross[pooledCross.length - 1] as number) > 0.5
+    ? null
+    : interceptStartDerivatives({
+      family: problem.family,
+      dimension: p,
+      interceptColumn: problem.interceptColumn as number,
+      intercept: start[problem.interceptColumn as number] as number,
+      rows: pooled.rows,
+      outcomeSum: pooled.outcomeSum,
+      exposureSum: pooled.exposureSum,
+      crossProducts: pooledCross,
+      scaling,
+      lambda: params.lambda
+    })
   ctx.log('info', 'job.statistics', { peers: pooled.peers, rows: pooled.rows, warm: peer.warmStart !== undefined && peer.warmStart !== null })
   const setup: FitSetup = { peer, progress, pooled, scaling, objective, admmObjective: objective, curvature: null, start, sums: everyone }
   if (params.algorithm === 'admm' && peer.warmStart !== undefined && peer.warmStart !== null) {
@@ -540,7 +567,7 @@ export function * fitJobScript (peer: FitJobPeer, progress: FitProgress, ctx: Jo
     setup.curvature = refit.curvature
   }
   const from = params.algorithm === 'admm' ? yield * admmScript(setup, ctx) : start
-  const fitted = yield * newtonScript(setup, ctx, from, 0)
+  const fitted = yield * newtonScript(setup, ctx, from, 0, first)
   const result = finish(setup, fitted.point, fitted.hessian, fitted.value, fitted.converged, ctx)
   if (problem.family === 'binomial') result.metrics = metricsFromHistogram(sumTotal(yield * run(maskedSum(peer, 'metrics', problem.riskHistogram(result.coefficients, METRIC_BINS), setup.sums)), peer.graph, 'metrics'), METRIC_BINS)
   progress.result = result

@@ -1,7 +1,7 @@
 import { choleskyInPlace, choleskySolveInPlace } from '../../learning/linalg.ts'
 import { NonFiniteError } from '../../learning/errors.ts'
 import { AdmmDivergedError, AdmmParamsError } from '../errors.ts'
-import type { Graph } from '../graph.ts'
+import { indexOf, type Graph } from '../graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from '../machine.ts'
 import type { LocalObjective } from '../../learning/objective.ts'
 import type { ConsensusMessage } from '../types.ts'
@@ -157,6 +157,8 @@ export interface AdmmState {
    * diameter, and the job's later sums leave those peers out.
    */
   readonly knownDropped: Uint8Array
+  /** the same set as the bitmap every message carries (kept alongside: written by markPeerDropped only) */
+  readonly droppedBitmap: Uint8Array
   /** for each slot, this peer's position in that neighbour's list of owned edges, or -1 if this peer owns the edge */
   readonly positionInOwner: Int32Array
   /** for each slot this peer owns, its position in this peer's own list of owned edges, or -1 */
@@ -240,6 +242,7 @@ export function createAdmmState (peer: AdmmPeer): AdmmState {
     active: slots.map(() => true),
     finished: slots.map(() => false),
     knownDropped: new Uint8Array(peer.graph.names.length),
+    droppedBitmap: new Uint8Array(Math.ceil(peer.graph.names.length / 8)),
     positionInOwner,
     ownedPosition,
     ownedCount,
@@ -313,10 +316,10 @@ const ECHO_BYTES = 36
  * neighbour against that neighbour's own message.
  */
 function messageData (state: AdmmState): Uint8Array {
-  const bitmapLength = Math.ceil(state.knownDropped.length / 8)
+  const bitmapLength = state.droppedBitmap.length
   const slots = state.echoRound.length
   const data = new Uint8Array(bitmapLength + slots * ECHO_BYTES)
-  state.knownDropped.forEach((dropped, node) => { if (dropped === 1) data[node >> 3] = (data[node >> 3] as number) | (1 << (node & 7)) })
+  data.set(state.droppedBitmap)
   const view = new DataView(data.buffer)
   for (let slot = 0; slot < slots; slot++) {
     const offset = bitmapLength + slot * ECHO_BYTES
@@ -338,26 +341,40 @@ export interface AdmmMessageFields {
 }
 
 export function readAdmmMessage (graph: Graph, dimension: number, message: ConsensusMessage): AdmmMessageFields | null {
-  const sender = graph.names.indexOf(message.from)
+  const sender = indexOf(graph, message.from)
   const slots = graph.neighbours[sender]
   if (sender < 0 || slots === undefined) return null
   const expected = HEADER + dimension * (1 + ownedNeighbours(graph, sender).length)
   const bitmapLength = Math.ceil(graph.names.length / 8)
   if (message.values.length !== expected || message.data.length !== bitmapLength + slots.length * ECHO_BYTES) return null
-  const data = message.data
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
-  return {
-    counter: message.values[0] as number,
-    done: message.values[1] as number,
-    x: message.values.subarray(HEADER, HEADER + dimension),
-    dropped: (node) => (((data[node >> 3] as number) >> (node & 7)) & 1) === 1,
-    echo: (neighbour) => {
-      const slot = slots.indexOf(neighbour)
-      if (slot < 0) return null
-      const offset = bitmapLength + slot * ECHO_BYTES
-      const round = view.getUint32(offset, true) - 1
-      return round < 0 ? null : { round, digest: data.slice(offset + 4, offset + 4 + 32) }
-    }
+  return new AdmmFields(message, dimension, slots, bitmapLength)
+}
+
+/** (A class rather than closures: a peer reads every neighbour's message several times a round.) */
+class AdmmFields implements AdmmMessageFields {
+  readonly counter: number
+  readonly done: number
+  readonly x: Float64Array
+  private readonly data: Uint8Array
+
+  constructor (message: ConsensusMessage, dimension: number, private readonly slots: readonly number[], private readonly bitmapLength: number) {
+    this.counter = message.values[0] as number
+    this.done = message.values[1] as number
+    this.x = message.values.subarray(HEADER, HEADER + dimension)
+    this.data = message.data
+  }
+
+  dropped (node: number): boolean {
+    return (((this.data[node >> 3] as number) >> (node & 7)) & 1) === 1
+  }
+
+  echo (neighbour: number): { round: number, digest: Uint8Array } | null {
+    const slot = this.slots.indexOf(neighbour)
+    if (slot < 0) return null
+    const offset = this.bitmapLength + slot * ECHO_BYTES
+    const data = this.data
+    const round = ((data[offset] as number) | ((data[offset + 1] as number) << 8) | ((data[offset + 2] as number) << 16) | ((data[offset + 3] as number) << 24)) >>> 0
+    return round === 0 ? null : { round: round - 1, digest: data.slice(offset + 4, offset + 4 + 32) }
   }
 }
 
@@ -403,7 +420,7 @@ export function counterViolation (rules: AdmmRules, message: ConsensusMessage, w
   const fields = readAdmmMessage(rules.graph, rules.dimension, message)
   const witnessFields = readAdmmMessage(rules.graph, rules.dimension, witness)
   if (fields === null || witnessFields === null) return null
-  const author = rules.graph.names.indexOf(witness.from)
+  const author = indexOf(rules.graph, witness.from)
   const echo = fields.echo(author)
   if (echo === null || echo.round !== witness.round || witness.job !== message.job || witness.kind !== message.kind) return null
   if (!equalBytes(echo.digest, bodyDigest(witness)) || fields.dropped(author)) return null
@@ -430,7 +447,7 @@ export function residualViolation (rules: AdmmRules, message: ConsensusMessage, 
     }
   }
   if (earlier !== null && witness !== null && earlier.from === message.from && earlier.round === witness.round && earlier.kind === message.kind && witness.kind === message.kind) {
-    const author = rules.graph.names.indexOf(witness.from)
+    const author = indexOf(rules.graph, witness.from)
     const echo = fields.echo(author)
     const own = readAdmmMessage(rules.graph, rules.dimension, earlier)
     const theirs = readAdmmMessage(rules.graph, rules.dimension, witness)
@@ -450,42 +467,43 @@ function slotOf (state: AdmmState, from: string): number {
   return -1
 }
 
+function rejectMessage (state: AdmmState, message: ConsensusMessage, log: LogRecord[], reason: string): false {
+  state.rejectedMessages++
+  log.push({ level: 'warn', event: 'admm.message.rejected', fields: { from: message.from, round: message.round, reason } })
+  return false
+}
+
 /** Checks a same-round message and files it; returns false (and counts) when it is unusable. */
 function accept (state: AdmmState, message: ConsensusMessage, log: LogRecord[]): boolean {
   const slot = slotOf(state, message.from)
   const p = state.peer.objective.dimension
-  const reject = (reason: string): false => {
-    state.rejectedMessages++
-    log.push({ level: 'warn', event: 'admm.message.rejected', fields: { from: message.from, round: message.round, reason } })
-    return false
-  }
-  if (slot < 0) return reject('not a neighbour')
-  if (message.to !== undefined) return reject('a round message is a broadcast, never addressed')
-  if (!(state.active[slot] ?? false)) return reject('dropped neighbour')
+  if (slot < 0) return rejectMessage(state, message, log, 'not a neighbour')
+  if (message.to !== undefined) return rejectMessage(state, message, log, 'a round message is a broadcast, never addressed')
+  if (!(state.active[slot] ?? false)) return rejectMessage(state, message, log, 'dropped neighbour')
   const neighbour = state.peer.graph.neighbours[state.peer.self]?.[slot] as number
   const expected = HEADER + p * (1 + ownedNeighbours(state.peer.graph, neighbour).length)
-  if (message.values.length !== expected) return reject(`expected ${expected} values, got ${message.values.length}`)
+  if (message.values.length !== expected) return rejectMessage(state, message, log, `expected ${expected} values, got ${message.values.length}`)
   for (let index = 0; index < message.values.length; index++) {
-    if (!Number.isFinite(message.values[index] as number)) return reject('non-finite value')
+    if (!Number.isFinite(message.values[index] as number)) return rejectMessage(state, message, log, 'non-finite value')
   }
   if (state.heard[slot] !== null || (state.received[slot] as Map<number, ConsensusMessage>).has(message.round)) {
     if (state.peer.params.guard) checkEquivocation(state, slot, message, log)
-    return reject('duplicate')
+    return rejectMessage(state, message, log, 'duplicate')
   }
   const fields = readAdmmMessage(state.peer.graph, p, message)
-  if (fields === null) return reject(`a message of ${message.data.length} data bytes`)
+  if (fields === null) return rejectMessage(state, message, log, `a message of ${message.data.length} data bytes`)
   if (state.peer.params.guard) {
     const violation = guardCheck(state, slot, message, log)
     if (violation !== null) {
       state.violation ??= violation
-      return reject(`protocol violation (${violation.rule})`)
+      return rejectMessage(state, message, log, `protocol violation (${violation.rule})`)
     }
     const history = state.received[slot] as Map<number, ConsensusMessage>
     history.set(message.round, message)
     history.delete(message.round - historyRounds(state.peer))
     state.heardDigest[slot] = bodyDigest(message)
   }
-  for (let node = 0; node < state.knownDropped.length; node++) if (fields.dropped(node)) state.knownDropped[node] = 1
+  markDropped(state, message.data)
   const values = message.values
   state.heard[slot] = values.slice(HEADER, HEADER + p)
   const position = state.positionInOwner[slot] ?? -1
@@ -493,6 +511,38 @@ function accept (state: AdmmState, message: ConsensusMessage, log: LogRecord[]):
   state.heardCounter[slot] = Math.max(0, Math.floor(values[0] as number))
   state.heardDone[slot] = Math.round(values[1] as number)
   return true
+}
+
+/** Adds the peers a neighbour's message reports dropped (its bitmap, the start of its data) to this peer's. */
+function markDropped (state: AdmmState, data: Uint8Array): void {
+  const known = state.knownDropped
+  const bitmapLength = state.droppedBitmap.length
+  // four bytes at a time where the data is aligned (usually all zero: nobody dropped)
+  let start = 0
+  if (data.byteOffset % 4 === 0) {
+    const words = new Uint32Array(data.buffer, data.byteOffset, bitmapLength >> 2)
+    while (start < words.length && words[start] === 0) start++
+    start *= 4
+  }
+  for (let byte = start; byte < bitmapLength; byte++) {
+    const bits = data[byte] as number
+    if (bits === 0) continue
+    for (let bit = 0; bit < 8; bit++) {
+      const node = byte * 8 + bit
+      if ((bits >> bit) & 1 && node < known.length) markPeerDropped(state, node)
+    }
+  }
+}
+
+/** Records that peer `node` was dropped, in the set and in the bitmap the messages carry. */
+export function markPeerDropped (state: AdmmState, node: number): void {
+  state.knownDropped[node] = 1
+  state.droppedBitmap[node >> 3] = (state.droppedBitmap[node >> 3] as number) | (1 << (node & 7))
+}
+
+function violationEvidence (log: LogRecord[], reporter: string, message: ConsensusMessage, rule: Evidence['rule'], detail: string, messages: ConsensusMessage[], witnesses: ConsensusMessage[] = []): Evidence {
+  log.push({ level: 'warn', event: 'admm.violation', fields: { rule, from: message.from, round: message.round, detail } })
+  return { rule, offender: message.from, reporter, messages, receipts: [], witnesses }
 }
 
 /**
@@ -504,14 +554,10 @@ function guardCheck (state: AdmmState, slot: number, message: ConsensusMessage, 
   const rules = admmRules(state.peer)
   const self = state.peer.graph.names[state.peer.self] as string
   const history = state.received[slot] as Map<number, ConsensusMessage>
-  const evidence = (rule: Evidence['rule'], detail: string, messages: ConsensusMessage[], witnesses: ConsensusMessage[] = []): Evidence => {
-    log.push({ level: 'warn', event: 'admm.violation', fields: { rule, from: message.from, round: message.round, detail } })
-    return { rule, offender: message.from, reporter: self, messages, receipts: [], witnesses }
-  }
   const range = rangeViolation(rules, message)
-  if (range !== null) return evidence('range', range, [message])
+  if (range !== null) return violationEvidence(log, self, message, 'range', range, [message])
   const flag = stopFlagViolation(rules, message)
-  if (flag !== null) return evidence('stop-flag', flag, [message])
+  if (flag !== null) return violationEvidence(log, self, message, 'stop-flag', flag, [message])
   const fields = readAdmmMessage(rules.graph, rules.dimension, message) as AdmmMessageFields
   const echo = fields.echo(state.peer.self)
   let witness: ConsensusMessage | null = null
@@ -522,14 +568,14 @@ function guardCheck (state: AdmmState, slot: number, message: ConsensusMessage, 
   }
   if (witness !== null) {
     const counter = counterViolation(rules, message, witness)
-    if (counter !== null) return evidence('stop-counter', counter, [message], [witness])
+    if (counter !== null) return violationEvidence(log, self, message, 'stop-counter', counter, [message], [witness])
   }
   const previous = history.get(message.round - 1) ?? null
   const then = witness === null ? null : history.get(witness.round) ?? null
   const residual = residualViolation(rules, message, previous, then, witness)
   if (residual !== null) {
     const usesPrevious = previous !== null && residualViolation(rules, message, previous, null, null) !== null
-    return usesPrevious ? evidence('residual', residual, [message, previous]) : evidence('residual', residual, [message, then as ConsensusMessage], [witness as ConsensusMessage])
+    return usesPrevious ? violationEvidence(log, self, message, 'residual', residual, [message, previous]) : violationEvidence(log, self, message, 'residual', residual, [message, then as ConsensusMessage], [witness as ConsensusMessage])
   }
   return null
 }
@@ -611,7 +657,7 @@ function advance (state: AdmmState, outbox: ConsensusMessage[], log: LogRecord[]
         // A neighbour that never returns is removed together with its edge dual, which keeps
         // sum_i alpha_i = 0 over the peers that remain.
         state.active[slot] = false
-        state.knownDropped[slots[slot] as number] = 1
+        markPeerDropped(state, slots[slot] as number)
         ;(state.lambdas[slot] as Float64Array).fill(0)
         log.push({ level: 'warn', event: 'admm.neighbour.dropped', fields: { round: state.round, neighbour: name } })
       }

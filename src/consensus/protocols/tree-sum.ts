@@ -179,7 +179,13 @@ function receive (state: TreeSumState, incoming: ConsensusMessage, outbox: Conse
       outbox.push(message(state, `${state.kind}.down`, node, state.total))
       return
     }
-    if (!state.partials.has(node)) state.partials.set(node, values)
+    // A partial sent again (its sender's deadline passed before the total came down) changes nothing
+    // here: this peer's own partial, if sent, is resent at its own deadline. Answering every duplicate
+    // by sending this peer's partial again made every resend below travel to the root, each hop
+    // counting a round: with 10,000 peers a peer's round passed 1,500 within 15 ticks, beyond the job's
+    // round budget.
+    if (state.partials.has(node)) return
+    state.partials.set(node, values)
     sendPartialOrTotal(state, outbox)
     return
   }

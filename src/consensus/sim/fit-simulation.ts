@@ -33,6 +33,12 @@ export interface FitSimulationInput {
   onRound?: (round: number, maxRelativeError: number) => void
   /** keep a row per round and peer (residuals, distance to the reference, messages, bytes) */
   trace?: boolean
+  /**
+   * end the run in the first round where every peer is within this relative distance of the reference
+   * (which it needs), before the job's own end: for benchmarks of large federations, whose closing (every
+   * member's statement to every member) grows with the square of the peers
+   */
+  stopBelow?: number
 }
 
 /** One peer in one round of a simulated fit, as `simulate --trace` writes it. */
@@ -64,6 +70,8 @@ export interface FitSimulationOutput {
   phaseStarts: Array<{ phase: string, round: number }>
   /** with `trace`: a row per round and peer */
   trace?: FitTraceRow[]
+  /** the run ended at `stopBelow`, before the job's end: no results */
+  stoppedEarly: boolean
 }
 
 function peerDistance (state: FitJobState, reference: Float64Array): number | null {
@@ -105,6 +113,9 @@ export function simulateFit (input: FitSimulationInput): FitSimulationOutput {
   const network = new MemoryNetwork({ ...(input.network ?? {}), graph, rng: forkRng(rng, 'network') })
   const errorByRound: number[] = []
   const reference = input.reference
+  const stopBelow = input.stopBelow
+  if (stopBelow !== undefined && reference === undefined) throw new RangeError('stopBelow needs a reference')
+  let reached = false
   const phaseStarts: Array<{ phase: string, round: number }> = []
   const trace: FitTraceRow[] | undefined = input.trace === true ? [] : undefined
   const sentBefore = graph.names.map(() => 0)
@@ -118,6 +129,7 @@ export function simulateFit (input: FitSimulationInput): FitSimulationOutput {
     if (reference !== undefined) {
       const error = maxRelativeError(current, reference)
       errorByRound.push(error)
+      if (stopBelow !== undefined && error < stopBelow) reached = true
       input.onRound?.(round, error)
     }
     if (trace === undefined) return
@@ -144,10 +156,12 @@ export function simulateFit (input: FitSimulationInput): FitSimulationOutput {
     states,
     network,
     maxRounds: 3 * params.maxRounds + 20 * (diameter + 3),
-    onRound: observe
+    onRound: observe,
+    until: () => reached
   })
   return {
-    results: run.states.map((state) => fitJobProtocol.result(state)),
+    results: reached ? [] : run.states.map((state) => fitJobProtocol.result(state)),
+    stoppedEarly: reached,
     rounds: run.ticks,
     messages: run.messages,
     bytes: run.bytes,

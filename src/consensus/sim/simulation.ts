@@ -35,6 +35,8 @@ export interface SynchronousOptions<S, R> {
   /** a tick budget: the run stops after this many ticks even if some peer has not finished */
   maxRounds: number
   onRound?: ((tick: number, states: readonly S[]) => void) | undefined
+  /** checked after `onRound`: true ends the run there, finished or not (a benchmark that needs only part of a job) */
+  until?: ((tick: number, states: readonly S[]) => boolean) | undefined
   /** keep the machines' log records (off by default: long runs produce many) */
   keepLog?: boolean
   /**
@@ -117,6 +119,7 @@ export function runSynchronous<S, R> (options: SynchronousOptions<S, R>): Synchr
       apply(peer, protocol.step(state, { type: 'deadline', round }))
     }
     options.onRound?.(tick, states)
+    if (options.until?.(tick, states) === true) break
   }
   const failures: unknown[] = states.map(() => null)
   const results = states.map((state, peer) => {
