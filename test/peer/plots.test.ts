@@ -35,8 +35,12 @@ describe('forecast --plot', () => {
     expect(shown).toEqual(expect.arrayContaining(['observed (the series in the store)', 'forecast mean', 'forecast: 90% interval', 'first day of the week', 'cases']))
     // dates on the x-axis, not period numbers
     expect(shown.filter((text) => /^2024-\d{2}-\d{2}$/.test(text)).length).toBeGreaterThan(2)
-    // the interval is a shaded area
-    expect(svg).toMatch(/aria-label="first day of the week: 2024-03-25; cases: 6; hi: 17; series: forecast: 90% interval" role="graphics-symbol" aria-roledescription="area mark"/)
+    // the interval is a shaded area fanning out from the last observed week (2024-03-18, 14 cases) through
+    // the forecast's weeks (the first 2024-03-25, from 6 to 17), and the mean's line starts there too
+    expect(svg).toMatch(/aria-label="first day of the week: 2024-03-18; cases: 14; hi: 14; series: forecast: 90% interval" role="graphics-symbol" aria-roledescription="area mark"/)
+    const area = /aria-roledescription="area mark" d="([^"]+)"/.exec(svg)?.[1] ?? ''
+    expect(area.split('L').length).toBe(10) // 5 upper and 5 lower vertices: the anchor and 4 forecast weeks
+    expect(svg).toMatch(/aria-label="first day of the week: 2024-03-18; cases: 14; series: forecast mean; line: forecast mean"/)
   })
 
   it('without the series it draws the forecast and says why; without the job\'s dates it refuses', async () => {
