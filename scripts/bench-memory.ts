@@ -13,10 +13,10 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createServer } from 'node:net'
 import { parseArgs } from 'node:util'
 import { createPeer, type Peer } from '../src/index.ts'
 import { main } from '../src/peer/cli/main.ts'
+import { freePort } from '../src/peer/net/free-port.ts'
 
 const { values } = parseArgs({ options: { jobs: { type: 'string', default: '50' }, settle: { type: 'string', default: '130' }, json: { type: 'boolean', default: false } } })
 const settleMs = Number(values.settle) * 1000
@@ -26,16 +26,6 @@ if (!Number.isInteger(jobs) || jobs < 5 || jobs > 1000) throw new Error('--jobs 
 const gc = (globalThis as { gc?: () => void }).gc
 if (gc === undefined) throw new Error('run with node --expose-gc')
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-    server.on('error', reject)
-  })
-}
 
 async function quietly (args: string[]): Promise<string> {
   const write = process.stdout.write.bind(process.stdout)

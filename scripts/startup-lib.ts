@@ -1,7 +1,6 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import { createPeer, type JobRequest, type Peer } from '../src/index.ts'
@@ -9,6 +8,7 @@ import { createIdentity } from '../src/peer/identity.ts'
 import { importCases } from '../src/store/import.ts'
 import { Store } from '../src/store/store.ts'
 import { fixturePath } from './lib.ts'
+import { freePort } from '../src/peer/net/free-port.ts'
 
 /**
  * A running federation in this process for timing how fast a proposal gets going: N regions' peers
@@ -82,17 +82,6 @@ export async function startFederation (count: number): Promise<StartupFederation
   return { peers, events, stop }
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
-}
 
 /** Times one proposal: from the call to every member's round 0 (`job.start`) and first round done, and to the proposer's outcome, in ms; returns once the job has settled at every member. */
 export async function timeProposal (federation: StartupFederation, id: string, model: JobRequest['model'] = {}): Promise<{ start: number, firstRound: number, done: number }> {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { freePort } from '../../src/peer/net/free-port.ts'
+export { freePort }
 
 const BIN = fileURLToPath(new URL('../../bin/epimesh.js', import.meta.url))
 
@@ -20,16 +21,6 @@ export async function runEpimesh (args: string[], timeoutMs: number): Promise<{ 
   })
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (for peers started as separate processes). */
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
-}
 
 /** Polls `check` every `intervalMs` until it holds; throws after `timeoutMs`. */
 export async function waitFor (check: () => Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<void> {

@@ -1,7 +1,6 @@
 import { relativeDistance } from '../../learning/linalg.ts'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,6 +26,7 @@ import { importSeries } from '../../store/import.ts'
 import { generateSeries, seriesCsv, type ProvinceSeries } from '../data/synthetic-series.ts'
 import { parseForecastProposal } from '../runtime/forecast-proposal.ts'
 import { fitEndemicEpidemic, panelRegions } from '../../learning/endemic-epidemic.ts'
+import { freePort } from '../net/free-port.ts'
 
 /**
  * The main job: a federation of four provincial peers on this machine, each a separate process with
@@ -145,17 +145,6 @@ const DEMO_FEATURES = [
   { name: 'sex', type: 'category', levels: ['F', 'M'] }
 ] as const
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => { resolvePort(port) })
-    })
-  })
-}
 
 /** A line of a peer's JSON log, as far as the demo reads it. */
 interface PeerLogRecord { event?: string, job?: unknown, phase?: unknown, round?: unknown, level?: number, msg?: string, reason?: unknown }

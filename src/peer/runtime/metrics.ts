@@ -1,9 +1,9 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { isIP, type AddressInfo } from 'node:net'
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { isIP } from 'node:net'
+import { randomBytes } from 'node:crypto'
 import { lstat, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { EpimeshError } from '../../errors.ts'
+import { startWebServer } from '../web/server.ts'
 import type { JobProgress } from './job-kinds.ts'
 import type { PeerStatus } from './peer.ts'
 
@@ -180,42 +180,16 @@ export interface MetricsServer {
   close (): Promise<void>
 }
 
-/** Serves GET /metrics with the text `collect` gives; without `Authorization: Bearer TOKEN`, every route answers 401. */
+/**
+ * Serves GET /metrics with the text `collect` gives, on the peer's token-protected web server: without
+ * the token (`Authorization: Bearer TOKEN`, as Prometheus sends it) every route answers 401.
+ */
 export async function startMetricsServer (address: { host: string, port: number }, collect: () => Promise<string>, token = randomBytes(24).toString('base64url')): Promise<MetricsServer> {
-  const expected = Buffer.from(`Bearer ${token}`)
-  const authorised = (request: IncomingMessage): boolean => {
-    const given = Buffer.from(String(request.headers.authorization ?? '').slice(0, 256))
-    return given.length === expected.length && timingSafeEqual(given, expected)
-  }
-  const answer = (response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void => {
-    response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers })
-    response.end(text)
-  }
-  const server: Server = createServer((request, response) => {
-    if (!authorised(request)) { answer(response, 401, 'unauthorised\n', { 'www-authenticate': 'Bearer' }); return }
-    const path = (request.url ?? '').split('?')[0]
-    if (path !== '/metrics') { answer(response, 404, 'not found\n'); return }
-    if (request.method !== 'GET' && request.method !== 'HEAD') { answer(response, 405, 'method not allowed\n', { allow: 'GET, HEAD' }); return }
-    collect().then(
-      (text) => { answer(response, 200, request.method === 'HEAD' ? '' : text, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }) },
-      () => { answer(response, 500, 'metrics unavailable\n') }
-    )
-  })
-  server.headersTimeout = 10_000
-  server.requestTimeout = 10_000
-  server.maxConnections = 32
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(address.port, address.host, () => { server.off('error', reject); resolve() })
-  })
-  const bound = server.address() as AddressInfo
-  const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address
-  return {
-    url: `http://${host}:${bound.port}/metrics`,
+  const server = await startWebServer({
+    host: address.host,
+    port: address.port,
     token,
-    close: async () => {
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
-    }
-  }
+    routes: new Map([['/metrics', async () => ({ type: 'text/plain; version=0.0.4; charset=utf-8', body: await collect() })]])
+  })
+  return { url: `${server.url}/metrics`, token: server.token, close: async () => { await server.close() } }
 }
