@@ -1,9 +1,11 @@
 /**
  * Scale benchmark: 1,000 peers on a random 4-regular graph holding 100,000 synthetic rows with 16
- * features (logistic model with known coefficients), fitted by ADMM in the simulator to 1e-6 of the
- * pooled fit. Prints the wall time, the CPU time, the rounds and the peak memory (resident set).
+ * features (logistic model with known coefficients), fitted in the simulator by consensus ADMM (the
+ * default) or by exact Newton over masked sums (--algorithm newton) to 1e-6 of the pooled fit. Prints
+ * the wall time, the CPU time, the rounds and the peak memory (resident set).
  *
- *   npx tsx scripts/bench-scale.ts [--peers 1000] [--rows 100000] [--features 16] [--seed 1] [--until-target]
+ *   npx tsx scripts/bench-scale.ts [--peers 1000] [--rows 100000] [--features 16] [--seed 1]
+ *     [--algorithm admm|newton] [--until-target]
  *
  * --until-target ends the simulation when every peer is within 1e-6 of the pooled fit, instead of at the
  * job's end: the job's closing sends every member's statement to every member, which grows with the
@@ -26,6 +28,12 @@ const rows = option('rows', 100_000)
 const features = option('features', 16)
 const seed = option('seed', 1)
 const untilTarget = process.argv.includes('--until-target')
+const algorithmIndex = process.argv.indexOf('--algorithm')
+const algorithm = algorithmIndex > 0 ? process.argv[algorithmIndex + 1] : 'admm'
+if (algorithm !== 'admm' && algorithm !== 'newton') {
+  process.stderr.write(`--algorithm must be admm or newton, got ${String(algorithm)}\n`)
+  process.exit(2)
+}
 for (const [name, value] of [['peers', peers], ['rows', rows], ['features', features], ['seed', seed]] as const) {
   if (!Number.isInteger(value) || value < 1) {
     process.stderr.write(`--${name} must be a positive integer, got ${value}\n`)
@@ -68,7 +76,7 @@ let reachedAt: number | null = null
 let reachedSeconds: number | null = null
 const simulation = simulateFit({
   family: 'binomial', terms, interceptColumn: 0, blocks, graph, seed,
-  params: createFitJobParams({ lambda: 1, tolerance: 1e-9, maxRounds: 3000 }),
+  params: createFitJobParams({ algorithm, lambda: 1, tolerance: 1e-9, maxRounds: 3000 }),
   reference: Float64Array.from(pooled.coefficients.estimate),
   ...(untilTarget ? { stopBelow: 1e-6 } : {}),
   onRound: (round, error) => {
@@ -82,7 +90,7 @@ const simulation = simulateFit({
 const seconds = Number(process.hrtime.bigint() - started) / 1e9
 const cpu = process.cpuUsage(cpuStarted)
 console.log(JSON.stringify({
-  peers, rows: perPeer * peers, features, diameter: diameter(graph),
+  algorithm, peers, rows: perPeer * peers, features, diameter: diameter(graph),
   roundsTo1e6: reachedAt, secondsTo1e6: reachedSeconds,
   rounds: simulation.rounds, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6,
   stoppedAtTarget: simulation.stoppedEarly,
