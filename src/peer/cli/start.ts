@@ -7,7 +7,7 @@ import { DatasetError } from '../data/dataset.ts'
 import { Store } from '../../store/store.ts'
 import { loadFederation } from '../federation.ts'
 import { loadIdentity } from '../identity.ts'
-import { checkProposal, startPeerRuntime, type JobOutcome, type PeerRuntime } from '../runtime/peer.ts'
+import { checkProposal, startPeerRuntime, type JobOutcome, type PeerRuntime, type PeerStatus } from '../runtime/peer.ts'
 import type { JobProposal } from '../runtime/proposal.ts'
 import { checkJobId } from '../paths.ts'
 import { excerpt } from '../../consensus/ids.ts'
@@ -112,9 +112,19 @@ async function runPeer (options: StartOptions): Promise<number> {
   }
   let peer: PeerRuntime | null = null
   let watchEnded: NodeJS.Timeout | null = null
-  let dashboard: { close: () => Promise<void> } | null = null
+  // set by onListening, inside a callback (hence the cast: the compiler cannot see the assignment)
+  let dashboard = null as { close: () => Promise<void> } | null
   try {
-    peer = await startPeerRuntime({ dir: options.dir, federation, identity, listen: options.listen, publishRisk: options.publishRisk, ...(options.cases === undefined ? {} : { cases: options.cases }), ...(metrics === undefined ? {} : { metrics }), logger, onJob }, { signal: controller.signal })
+    // the operator's view is served as soon as the node listens: it shows the neighbours connecting
+    const onListening = web === null || http === undefined
+      ? undefined
+      : async (live: { status: () => PeerStatus, metricsText: () => Promise<string> }): Promise<void> => {
+        const view = await web.startDashboard({ dir: options.dir, federation, live, address: http, ...(levels === undefined ? {} : { levels }) })
+        dashboard = view
+        if (options.json !== true) process.stdout.write(`operator's view: ${view.loginUrl} (open it once; the token is also in ${join(options.dir, web.TOKEN_FILE)}; scripts: Authorization: Bearer TOKEN, Prometheus text at ${view.url}/metrics)\n`)
+        else emit?.({ event: 'dashboard.started', url: view.url, tokenFile: join(options.dir, web.TOKEN_FILE) })
+      }
+    peer = await startPeerRuntime({ dir: options.dir, federation, identity, listen: options.listen, publishRisk: options.publishRisk, ...(options.cases === undefined ? {} : { cases: options.cases }), ...(metrics === undefined ? {} : { metrics }), ...(onListening === undefined ? {} : { onListening }), logger, onJob }, { signal: controller.signal })
     const started = peer
     if (emit !== null) {
       emit({ event: 'peer.started', peerId, region: started.region ?? null, addresses: started.addresses(), metrics: started.metrics === null ? null : { url: started.metrics.url, tokenFile: join(options.dir, 'metrics.token') } })
@@ -130,13 +140,6 @@ async function runPeer (options: StartOptions): Promise<number> {
       }, 500)
       watchEnded.unref()
     } else if (peer.metrics !== null && options.json !== true) process.stdout.write(`metrics: ${peer.metrics.url} (Authorization: Bearer ${peer.metrics.token}; also in ${join(options.dir, 'metrics.token')})\n`)
-    if (web !== null && http !== undefined) {
-      const running = peer
-      const view = await web.startDashboard({ dir: options.dir, federation, live: { status: () => running.status(), metricsText: async () => await running.metricsText() }, address: http, ...(levels === undefined ? {} : { levels }) })
-      dashboard = view
-      if (options.json !== true) process.stdout.write(`operator's view: ${view.loginUrl} (open it once; the token is also in ${join(options.dir, web.TOKEN_FILE)}; scripts: Authorization: Bearer TOKEN, Prometheus text at ${view.url}/metrics)\n`)
-      else emit?.({ event: 'dashboard.started', url: view.url, tokenFile: join(options.dir, web.TOKEN_FILE) })
-    }
     const { coordinator, journal } = peer
     const jobId = options.jobId ?? `job-${randomBytes(6).toString('hex')}`
     // A job begun here before a stop (a crash, a kill) and not finished is resumed from its journal.

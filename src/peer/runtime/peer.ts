@@ -293,6 +293,12 @@ export interface PeerRuntimeInit {
   onJob?: (outcome: JobOutcome) => void
   /** serve GET /metrics (Prometheus text) on this address, behind a bearer token written to DIR/metrics.token */
   metrics?: { host: string, port: number }
+  /**
+   * Called once the node listens, before the wait for the graph neighbours, with the peer's live status:
+   * what is served from it (the operator's web view) is up at once and shows the neighbours connecting,
+   * instead of appearing only after the wait (up to neighbourTimeoutMs). A rejection stops the peer.
+   */
+  onListening?: (live: { status: () => PeerStatus, metricsText: () => Promise<string> }) => Promise<void>
 }
 
 /** A job's outcome on this peer: the shared model, for a forecasting job this region's forecast, for a statistics job its published result (and no model). */
@@ -408,6 +414,7 @@ export async function startPeerRuntime (options: PeerRuntimeInit, { signal = new
       await writeFile(tokenFile, `${metricsServer.token}\n`, { mode: 0o600 })
       log.info({ event: 'metrics.listening', url: metricsServer.url }, 'metrics endpoint listening')
     }
+    await options.onListening?.({ status, metricsText })
     const neighbours = await node.waitForNeighbours({ timeoutMs: options.neighbourTimeoutMs ?? 30_000, signal })
     // graph neighbours that could not be reached are named, with what to check: the peer keeps trying
     if (neighbours.missing.length > 0 && !signal.aborted) {
