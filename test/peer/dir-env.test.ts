@@ -23,7 +23,10 @@ async function run (args: string[]): Promise<{ status: number, stdout: string, s
 let base = ''
 beforeAll(async () => { base = await mkdtemp(join(tmpdir(), 'epimesh-dir-env-')) })
 afterAll(async () => { await rm(base, { recursive: true, force: true }) })
-afterEach(() => { delete process.env.EPIMESH_DIR })
+afterEach(() => {
+  delete process.env.EPIMESH_DIR
+  delete process.env.EPIMESH_FEDERATION
+})
 
 describe('EPIMESH_DIR', () => {
   it('names the data folder of every command when --dir is not given; --dir wins over it', async () => {
@@ -66,5 +69,30 @@ describe('EPIMESH_DIR', () => {
     expect((await run(['status'])).stderr).toContain('give --dir DIR, or set EPIMESH_DIR=DIR')
     // the help names the variable
     expect((await run(['status', '--help'])).stdout).toContain('env: EPIMESH_DIR')
+  })
+})
+
+describe('EPIMESH_FEDERATION', () => {
+  it('names the federation file of start, propose and dashboard when --federation is not given; --federation wins', async () => {
+    const dir = join(base, 'jiangsu')
+    expect((await run(['init', '--dir', dir, '--region', 'Jiangsu'])).status).toBe(0)
+    delete process.env.EPIMESH_FEDERATION
+    for (const command of ['start', 'propose']) {
+      const missing = await run([command, '--dir', dir])
+      expect(missing.status).toBe(2)
+      expect(missing.stderr).toBe(`epimesh: no federation file for epimesh ${command}: give --federation FILE, or set EPIMESH_FEDERATION=FILE [OPTION_INVALID]\n`)
+      expect((await run([command, '--help'])).stdout).toContain('env: EPIMESH_FEDERATION')
+    }
+    // the variable is read: the command goes on to the file it names, and says which one it could not read
+    const named = join(base, 'no-such-federation.json')
+    process.env.EPIMESH_FEDERATION = named
+    const viaVariable = await run(['start', '--dir', dir])
+    expect(viaVariable.status).not.toBe(0)
+    expect(viaVariable.stderr).toContain(named)
+    // --federation given: the variable is not used
+    const other = join(base, 'other-federation.json')
+    const explicit = await run(['start', '--dir', dir, '--federation', other])
+    expect(explicit.stderr).toContain(other)
+    expect(explicit.stderr).not.toContain(named)
   })
 })

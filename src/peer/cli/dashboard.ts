@@ -5,7 +5,7 @@ import { loadFederation } from '../federation.ts'
 import { peerRunning } from '../lock.ts'
 import { parseWarningLevels, readStatusFile } from '../web/dashboard-data.ts'
 import { parseHttpAddress, startDashboard, TOKEN_FILE, type Dashboard } from '../web/dashboard.ts'
-import { dirOption } from './dir-option.ts'
+import { dirOption, federationOption } from './dir-option.ts'
 import { requireDataFolder } from './store-commands.ts'
 
 /**
@@ -67,7 +67,7 @@ export function registerDashboard (program: Command): void {
     .description('the operator\'s web view of a data folder whose peer is not running: its saved state, read-only (a running peer serves the live view: start --http)')
     .addOption(dirOption('the peer\'s data folder'))
     .option('--port <[host:]port>', 'serve at http://HOST:PORT/ (HOST 127.0.0.1 unless given)', '8080')
-    .option('--federation <file>', 'the federation file: every member, the graph, the regions\' outlines and warning levels (without it, the members this peer\'s status names)')
+    .addOption(federationOption('the federation file: every member, the graph, the regions\' outlines and warning levels (without it, the members this peer\'s status names)', { required: false }))
     .option('--warning-levels <yellow,orange,red>', 'the h thresholds of the warning levels (default: the federation file\'s warningLevels, else 0.25,0.5,0.75)')
     .action(async (options: DashboardOptions) => {
       const view = await serveDashboard(options)

@@ -14,6 +14,21 @@ export function dirOption (description: string, parse?: (value: string, previous
   return parse === undefined ? option : option.argParser(parse)
 }
 
+/** The environment variable that names the federation file when `--federation` is not given. */
+export const FEDERATION_VARIABLE = 'EPIMESH_FEDERATION'
+
+const requiredFederation = new WeakSet<Option>()
+
+/**
+ * The `--federation` option: from `--federation`, or else from EPIMESH_FEDERATION (with EPIMESH_DIR, an
+ * operator sets both once). A required one is checked by requireDirs, which names both ways to give it.
+ */
+export function federationOption (description: string, { required }: { required: boolean }): Option {
+  const option = new Option('--federation <file>', description).env(FEDERATION_VARIABLE)
+  if (required) requiredFederation.add(option)
+  return option
+}
+
 /** Throws when the command to run, or a command above it, has a `--dir` of dirOption that has no value. */
 export function requireDirs (command: Command): void {
   for (let current: Command | null = command; current !== null; current = current.parent) {
@@ -24,5 +39,10 @@ export function requireDirs (command: Command): void {
       const name = current.parent?.parent === null || current.parent === null ? current.name() : `${current.parent.name()} ${current.name()}`
       throw new OptionInvalidError(`no data folder for epimesh ${name}: give --dir DIR, or set ${DIR_VARIABLE}=DIR`)
     }
+  }
+  const federation = command.options.find((option) => requiredFederation.has(option))
+  if (federation !== undefined) {
+    const value = command.opts<{ federation?: string }>().federation
+    if (value === undefined || value === '') throw new OptionInvalidError(`no federation file for epimesh ${command.name()}: give --federation FILE, or set ${FEDERATION_VARIABLE}=FILE`)
   }
 }

@@ -16,7 +16,7 @@ import { EpimeshError } from '../../errors.ts'
 import { JobRefusedError } from '../runtime/checks.ts'
 import { JobExpiredError } from '../runtime/coordinator.ts'
 import { listJobs, type JobRecord } from '../runtime/job-records.ts'
-import { dirOption } from './dir-option.ts'
+import { dirOption, federationOption } from './dir-option.ts'
 
 /**
  * A statistics job from this region's schema: each feature's type, a category's levels and a number's
@@ -90,7 +90,7 @@ export function registerPropose (program: Command): void {
   program.command('propose')
     .description('propose a job to the federation through this region\'s running peer: the federation\'s classifier, with --forecast a regional forecasting job, or with --stats descriptive statistics')
     .addOption(dirOption('the peer\'s data folder'))
-    .requiredOption('--federation <file>', 'the federation file')
+    .addOption(federationOption('the federation file', { required: true }))
     .option('--job-id <id>', 'job id (default: a random one)')
     .option('--algorithm <name>', 'admm or newton')
     .option('--lambda <l>', 'L2 penalty', Number)

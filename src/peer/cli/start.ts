@@ -15,7 +15,7 @@ import { withDataFolderLock } from '../lock.ts'
 import { parseMetricsAddress } from '../runtime/metrics.ts'
 import { nextRefitAt, parseRefitSchedule, refitJobId, type RefitSchedule } from '../runtime/schedule.ts'
 import { runScheduledRefit } from '../runtime/scheduled-refit.ts'
-import { dirOption } from './dir-option.ts'
+import { dirOption, federationOption } from './dir-option.ts'
 import { chooseLogFormat, prettyDestination } from './log-format.ts'
 
 /**
@@ -211,7 +211,7 @@ export function registerStart (program: Command): void {
   program.command('start')
     .description('run this region\'s peer: join the federation, answer job proposals, run the jobs it accepts')
     .addOption(dirOption('the peer\'s data folder (from epimesh init)'))
-    .requiredOption('--federation <file>', 'the federation file shared by all members')
+    .addOption(federationOption('the federation file shared by all members', { required: true }))
     .option('--listen <multiaddr...>', 'listen addresses', ['/ip4/127.0.0.1/tcp/0'])
     .option('--cases <file>', 'read the records from this CSV file instead of the store')
     .option('--propose', 'propose a job with the federation\'s model as soon as the neighbours are up', false)
