@@ -1,10 +1,11 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { addInto, encodeVector, fromBytes, LIMBS, toBytes } from '../../src/consensus/protocols/fixed-point.ts'
+import { addInto, encodeVector, fromBytes, LIMBS, subtractInto, toBytes } from '../../src/consensus/protocols/fixed-point.ts'
 import { diameter, graphFromEdges, type Graph } from '../../src/consensus/graph.ts'
 import { MemoryNetwork, type MemoryNetworkOptions } from '../../src/consensus/sim/memory-network.ts'
 import { createRng, forkRng } from '../../src/consensus/rng.ts'
 import { createSecureSum, secureSumProtocol, secureSumRounds, type SecureSumState } from '../../src/consensus/protocols/secure-sum.ts'
+import { createMaskSeeds, maskFromSeed, type MaskSeeds } from '../../src/consensus/protocols/mask-seeds.ts'
 import { runSynchronous } from '../../src/consensus/sim/simulation.ts'
 import { buildTopology } from '../../src/consensus/topology.ts'
 import type { ConsensusMessage } from '../../src/consensus/types.ts'
@@ -21,12 +22,15 @@ function secureSum (graph: Graph, values: number[][], seed: number, options: {
   members?: number[]
   /** changes a state right after it is created (to craft masks) */
   adjust?: (state: SecureSumState) => void
+  /** each peer's mask seeds, kept from earlier sums of the same job */
+  seeds?: MaskSeeds[]
+  kind?: string
 } = {}): SumRun {
   const rng = createRng(seed)
   const members = options.members ?? graph.names.map((_, node) => node)
   const memberSet = new Set(members)
   const states = graph.names.map((_, self) => {
-    const state = createSecureSum({ graph, self: memberSet.has(self) ? self : members[0]!, value: values[self]!, job: 'sum', kind: 'total', rng: forkRng(rng, self), members: options.members })
+    const state = createSecureSum({ graph, self: memberSet.has(self) ? self : members[0]!, value: values[self]!, job: 'sum', kind: options.kind ?? 'total', rng: forkRng(rng, self), members: options.members, ...(options.seeds === undefined ? {} : { seeds: options.seeds[self] }) })
     options.adjust?.(state)
     return state
   })
@@ -80,7 +84,7 @@ const randomValues = (graph: Graph, width: number, seed: number): number[][] => 
 }
 
 describe('flooded secure sum: exactness and rounds', () => {
-  it('finishes in exactly diameter + 3 rounds without loss, on every shape', () => {
+  it('finishes in exactly diameter + 1 rounds without loss (the seeds\' round and the flood), on every shape', () => {
     const measured: Record<string, { diameter: number, ticks: number }> = {}
     for (const [spec, peers] of [['ring', 16], ['line', 9], ['star', 12], ['complete', 8], ['grid', 16], ['regular:3', 20], ['smallworld:4,0.2', 24]] as const) {
       const graph = buildTopology(spec, peers, createRng(3))
@@ -91,8 +95,35 @@ describe('flooded secure sum: exactness and rounds', () => {
       expect(run.ticks, spec).toBe(secureSumRounds(graph))
       expect(secureSumRounds(diameter(graph))).toBe(secureSumRounds(graph))
     }
-    expect(measured.ring).toEqual({ diameter: 8, ticks: 10 })
-    expect(measured.complete).toEqual({ diameter: 1, ticks: 3 })
+    expect(measured.ring).toEqual({ diameter: 8, ticks: 9 })
+    expect(measured.complete).toEqual({ diameter: 1, ticks: 2 })
+  })
+
+  it('a later sum of the same job has no seeds\' round: on a ring of n it takes exactly the diameter, and stays exact', () => {
+    for (const peers of [4, 7, 16, 31]) {
+      const graph = buildTopology('ring', peers, createRng(1))
+      const seeds = graph.names.map(() => createMaskSeeds())
+      const first = secureSum(graph, randomValues(graph, 2, 3), 4, { seeds, kind: 'first' })
+      expect(first.ticks).toBe(diameter(graph) + 1)
+      expect(first.sent.filter((message) => message.kind === 'first.mask').length).toBeGreaterThan(0)
+      const values = randomValues(graph, 2, 5)
+      const second = secureSum(graph, values, 6, { seeds, kind: 'second' })
+      expect(second.ticks, `ring of ${peers}`).toBe(diameter(graph))
+      expect(second.ticks).toBe(secureSumRounds(graph, false))
+      expect(second.sent.some((message) => message.kind.endsWith('.mask'))).toBe(false)
+      for (const state of second.states) expect(matchesFixedPoint(secureSumProtocol.result(state), values)).toBe(true)
+    }
+  })
+
+  it('every member finishes after its eccentricity, and the seeds of later sums carry over to a smaller set of members', () => {
+    const graph = buildTopology('grid', 16, createRng(1))
+    const seeds = graph.names.map(() => createMaskSeeds())
+    secureSum(graph, randomValues(graph, 1, 1), 2, { seeds, kind: 'first' })
+    const members = graph.names.map((_, node) => node).filter((node) => node !== 5)
+    const values = randomValues(graph, 3, 3)
+    const run = secureSum(graph, values, 4, { seeds, kind: 'second', members })
+    expect(run.sent.some((message) => message.kind.endsWith('.mask'))).toBe(false)
+    for (const member of members) expect(exact(secureSumProtocol.result(run.states[member]!), columnTotals(values, members))).toBe(true)
   })
 
   it('each contribution crosses each link about once', () => {
@@ -188,23 +219,62 @@ describe('flooded secure sum: privacy', () => {
 
   it('a neighbour sees exactly the same messages for two different values of a peer with two neighbours', () => {
     // Peer 0 on a ring has neighbours 1 and 7. Shift its value by delta, shift peer 7's by -delta and
-    // add enc(delta) to the mask 0 sends 7: every contribution stays the same, and so does everything
-    // peer 1 ever receives, although peer 0's value differs. Peer 1 cannot tell the two apart.
+    // add enc(delta) to the mask on the edge from 0 to 7 (at both ends: a mask that peer 1, lacking that
+    // edge's seed, cannot compute): every contribution stays the same, and so does everything peer 1
+    // ever receives, although peer 0's value differs. Peer 1 cannot tell the two apart. (This is a
+    // later sum of the job: the masks come from seeds exchanged in an earlier one.)
     const graph = buildTopology('ring', 8, createRng(1))
     const values = graph.names.map((_, node) => [10 * node + 1, node % 3])
     const delta = [37.25, -4]
     const shifted = values.map((value, node) => node === 0 ? value.map((entry, index) => entry + delta[index]!) : node === 7 ? value.map((entry, index) => entry - delta[index]!) : value)
-    const plain = secureSum(graph, values, 21)
+    const seeds = graph.names.map(() => createMaskSeeds())
+    secureSum(graph, values, 20, { seeds, kind: 'first' })
+    const plain = secureSum(graph, values, 21, { seeds })
     const crafted = secureSum(graph, shifted, 21, {
-      adjust: (state) => { if (state.self === 0) addInto(state.masksOut[state.slots.indexOf(7)]!, encodeVector(delta)) }
+      seeds,
+      adjust: (state) => {
+        if (state.self === 0) addInto(state.masksOut[state.slots.indexOf(7)]!, encodeVector(delta))
+        if (state.self === 7) addInto(state.masksIn[state.slots.indexOf(0)]!, encodeVector(delta))
+      }
     })
     const seenBy = (run: SumRun, name: string) => run.sent.filter((message) => message.to === name || (message.to === undefined && graph.neighbours[graph.names.indexOf(name)]!.includes(graph.names.indexOf(message.from))))
     const view = seenBy(plain, 'peer-1')
     expect(view.length).toBeGreaterThan(0)
     expect(seenBy(crafted, 'peer-1')).toEqual(view)
-    // the values did differ, and peer 7, which holds the changed mask, does see a difference
-    expect(seenBy(crafted, 'peer-7')).not.toEqual(seenBy(plain, 'peer-7'))
+    // the values did differ, and only the ends of the edge 0-7 hold the mask that tells them apart:
+    // peer 1 never receives that edge's seeds
+    expect(crafted.states[7]!.masksIn[crafted.states[7]!.slots.indexOf(0)]).not.toEqual(plain.states[7]!.masksIn[plain.states[7]!.slots.indexOf(0)])
+    const edgeSeeds = [seeds[0]!.drawn.get(7)!, seeds[7]!.drawn.get(0)!]
+    for (const run of [plain, crafted]) for (const message of run.sent) for (const seed of edgeSeeds) expect(containsBytes(message.data, seed)).toBe(false)
     for (const state of crafted.states) expect(exact(secureSumProtocol.result(state), columnTotals(values))).toBe(true)
+  })
+
+  it('a seed travels only to the neighbour of its edge, in that sum\'s .mask message; a contribution differs from the value, and the masks cancel', () => {
+    const graph = buildTopology('grid', 9, createRng(2))
+    const seeds = graph.names.map(() => createMaskSeeds())
+    const values = graph.names.map((_, node) => [node + 0.5, -2 * node])
+    const first = secureSum(graph, values, 30, { seeds, kind: 'first' })
+    const second = secureSum(graph, values, 31, { seeds, kind: 'second' })
+    for (const [self, held] of seeds.entries()) {
+      for (const [neighbour, seed] of held.drawn) {
+        expect(seeds[neighbour]!.received.get(self)).toEqual(seed)
+        for (const message of [...first.sent, ...second.sent]) {
+          const carries = containsBytes(message.data, seed)
+          if (carries) expect([message.kind, message.from, message.to]).toEqual(['first.mask', graph.names[self], graph.names[neighbour]])
+        }
+      }
+    }
+    // each later sum has masks of its own, from the same seeds and its name
+    const edge = seeds[0]!.drawn.get(graph.neighbours[0]![0]!)!
+    expect(maskFromSeed(edge, 'first', 8)).not.toEqual(maskFromSeed(edge, 'second', 8))
+    expect(maskFromSeed(edge, 'second', 8)).toEqual(maskFromSeed(Uint8Array.from(edge), 'second', 8))
+    const net = new Uint32Array(2 * LIMBS)
+    for (const state of second.states) {
+      expect(state.known[state.self]).not.toEqual(encodeVector(values[state.self]!))
+      for (const mask of state.masksOut) addInto(net, mask)
+      for (const mask of state.masksIn) subtractInto(net, mask!)
+    }
+    expect(Array.from(net)).toEqual(new Array(2 * LIMBS).fill(0))
   })
 
   it('a contribution is uniform on the ring whatever the value', () => {

@@ -1,3 +1,4 @@
+import type { MaskSeeds } from '../protocols/mask-seeds.ts'
 import {
   advanceNewton, contributionLength, DEFAULT_NEWTON_TOLERANCE, createNewtonIteration, localStandardError, neighbourCountSum, regionExposure, regionNewtonTerms,
   sharedCovariance, sharedTerms, startingLocal, startingShared, type EndemicEpidemicRegion, type EndemicEpidemicSpec, type NewtonIteration,
@@ -11,7 +12,7 @@ import { createExchange, exchangeProtocol } from '../protocols/exchange.ts'
 import { sha256 } from '../sha256.ts'
 import type { Rng } from '../types.ts'
 import { createJob, jobProtocol, phase, run, type JobContext, type JobScript, type JobState } from './job.ts'
-import { maskedSum, maskedSumBound, sumTotal } from './phases.ts'
+import { maskedSum, maskedSumBound, sumTotal, withMaskSeeds } from './phases.ts'
 
 /**
  * The endemic-epidemic model (learning/endemic-epidemic.ts) fitted by the federation, exactly: the
@@ -53,6 +54,8 @@ export interface EndemicEpidemicJobPeer {
   tolerance?: number
   maxIterations?: number
   rng: Rng
+  /** the job's per-edge mask seeds, shared by its masked sums (see mask-seeds.ts); created at the job's start */
+  maskSeeds?: MaskSeeds
   verifier?: MessageVerifier | null
   /** put before the phases' names, so that one job can fit several designs one after the other (default none) */
   phasePrefix?: string
@@ -177,7 +180,7 @@ export function createEndemicEpidemicJobState (peer: EndemicEpidemicJobPeer): En
     graph: peer.graph,
     self: peer.self,
     diameter: peer.diameter,
-    script: (ctx) => endemicEpidemicScript(peer, progress, ctx),
+    script: (ctx) => endemicEpidemicScript(withMaskSeeds(peer), progress, ctx),
     verifier: peer.verifier ?? null,
     judge: () => 'this job has no round-message rules',
     closing: { digest: endemicEpidemicDigest, exact: true }

@@ -1,3 +1,4 @@
+import type { MaskSeeds } from '../protocols/mask-seeds.ts'
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix'
 import { covarianceToOriginalScale, toOriginalScale } from '../../learning/standardize.ts'
 import { interceptStartDerivatives } from '../../learning/intercept-start.ts'
@@ -16,7 +17,7 @@ import { ByteWriter } from '../audit/evidence.ts'
 import { sha256 } from '../sha256.ts'
 import type { Rng } from '../types.ts'
 import { createJob, jobProtocol, phase, run, type JobContext, type JobScript, type JobState, type Phase } from './job.ts'
-import { maskedSum, maskedSumBound, sumTotal, type MaskedSumOptions } from './phases.ts'
+import { maskedSum, maskedSumBound, sumTotal, withMaskSeeds, type MaskedSumOptions } from './phases.ts'
 
 /**
  * One federated regression job on one peer, from raw local data to the shared model with standard
@@ -122,6 +123,8 @@ export interface FitJobPeer {
   params: FitJobParams
   /** randomness for the secure-sum masks: a cryptographic source in a real peer, seeded in simulation */
   rng: Rng
+  /** the job's per-edge mask seeds, shared by its masked sums (see mask-seeds.ts); created at the job's start */
+  maskSeeds?: MaskSeeds
   /**
    * checks other members' signatures on the proof an alarm carries and on relayed closing statements;
    * without one (a simulation without signatures) alarms cannot be checked and are not acted on
@@ -837,7 +840,7 @@ export function createFitJobState (peer: FitJobPeer): FitJobState {
     graph: peer.graph,
     self: peer.self,
     diameter: peer.diameter,
-    script: (ctx) => fitJobScript(peer, progress, ctx),
+    script: (ctx) => fitJobScript(withMaskSeeds(peer), progress, ctx),
     verifier,
     judge: (evidence) => verifier === null ? 'no verifier' : judgeAdmmEvidence(rules, peer.job, verifier, evidence),
     closing: {

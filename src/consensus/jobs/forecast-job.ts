@@ -1,3 +1,5 @@
+import { withMaskSeeds } from './phases.ts'
+import type { MaskSeeds } from '../protocols/mask-seeds.ts'
 import { sharedTerms, type EndemicEpidemicSpec } from '../../learning/endemic-epidemic.ts'
 import { forecastEndemicEpidemicRegion } from '../../learning/endemic-epidemic-forecast.ts'
 import { buildForecastDesign, forecastRegion, incidencePer100k, neighbourMeanIncidence, type ForecastModelSpec, type PeriodForecast, type RegionHistory } from '../../learning/forecast.ts'
@@ -68,6 +70,8 @@ export interface ForecastJobPeer {
   openRegions: readonly string[]
   params: FitJobParams
   rng: Rng
+  /** the job's per-edge mask seeds, shared by its masked sums (see mask-seeds.ts); created at the job's start */
+  maskSeeds?: MaskSeeds
   /** checks other members' signatures on alarms and closing statements (see FitJobPeer) */
   verifier?: MessageVerifier | null
   /**
@@ -159,6 +163,7 @@ function * endemicEpidemicForecastScript (peer: ForecastJobPeer, proposed: Endem
       start: peer.start,
       maxIterations: 2 * peer.params.maxNewtonIterations,
       rng: peer.rng,
+      ...(peer.maskSeeds === undefined ? {} : { maskSeeds: peer.maskSeeds }),
       verifier: peer.verifier ?? null
     }, { progress: progress.endemicEpidemic, candidate: 0 }, ctx)
     spec = candidates[chosen.chosen] as EndemicEpidemicSpec
@@ -179,6 +184,7 @@ function * endemicEpidemicForecastScript (peer: ForecastJobPeer, proposed: Endem
     start: peer.start,
     maxIterations: 2 * peer.params.maxNewtonIterations,
     rng: peer.rng,
+    ...(peer.maskSeeds === undefined ? {} : { maskSeeds: peer.maskSeeds }),
     verifier: peer.verifier ?? null
   }, progress.endemicEpidemic, ctx)
   const fit = asFitResult(fitted, peer.graph.names.length, ctx)
@@ -210,6 +216,7 @@ function * forecastScript (peer: ForecastJobPeer, progress: ForecastProgress, ct
     problem: createGlmProblem({ family: 'poisson', block: design.block, terms: design.terms, interceptColumn: 0 }),
     params: peer.params,
     rng: peer.rng,
+    ...(peer.maskSeeds === undefined ? {} : { maskSeeds: peer.maskSeeds }),
     verifier: peer.verifier ?? null
   }, progress.fit, ctx)
   const forecast = forecastRegion(peer.spec, fit.coefficients, history, { horizon: peer.horizon })
@@ -246,7 +253,7 @@ export function createForecastJobState (peer: ForecastJobPeer): ForecastJobState
     graph: peer.graph,
     self: peer.self,
     diameter: peer.diameter,
-    script: (ctx) => forecastScript(peer, progress, ctx),
+    script: (ctx) => forecastScript(withMaskSeeds(peer), progress, ctx),
     verifier,
     judge: (evidence) => verifier === null ? 'no verifier' : (peer.endemicEpidemic ?? null) !== null ? 'this model\'s job has no round-message rules' : judgeAdmmEvidence(rules, peer.job, verifier, evidence),
     closing: { digest: forecastDigest, exact: peer.params.algorithm !== 'gossip' }

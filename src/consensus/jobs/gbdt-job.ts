@@ -1,3 +1,4 @@
+import type { MaskSeeds } from '../protocols/mask-seeds.ts'
 import {
   addTree, baseMargin, binCount, FINE_PER_BIN, binRange, binRows, edgesFromFineHistogram, fineHistogram, gradients, histogramLayout,
   routeRows, treeLogLikelihood, TreeGrowth, type FeatureBins, type GbdtModel, type GbdtParams, type TreeData
@@ -9,7 +10,7 @@ import type { Protocol } from '../machine.ts'
 import { sha256 } from '../sha256.ts'
 import type { Rng } from '../types.ts'
 import { createJob, jobProtocol, run, type JobContext, type JobScript, type JobState } from './job.ts'
-import { chunkedSum, maskedSum, sumTotal, type MaskedSumOptions } from './phases.ts'
+import { chunkedSum, maskedSum, sumTotal, withMaskSeeds, type MaskedSumOptions } from './phases.ts'
 
 /**
  * Gradient-boosted trees grown by the federation, with no centre, equal to the pooled fit with the same
@@ -36,6 +37,8 @@ export interface GbdtJobPeer {
   data: TreeData
   params: GbdtParams
   rng: Rng
+  /** the job's per-edge mask seeds, shared by its masked sums (see mask-seeds.ts); created at the job's start */
+  maskSeeds?: MaskSeeds
   verifier?: MessageVerifier | null
   sumMethod?: 'flood' | 'tree' | 'auto'
 }
@@ -162,7 +165,7 @@ export function createGbdtJobState (peer: GbdtJobPeer): GbdtJobState {
     graph: peer.graph,
     self: peer.self,
     diameter: peer.diameter,
-    script: (ctx) => gbdtScript(peer, progress, ctx),
+    script: (ctx) => gbdtScript(withMaskSeeds(peer), progress, ctx),
     verifier: peer.verifier ?? null,
     // only masked sums, no consensus ADMM: there are no round-message rules to break
     judge: () => 'this job has no round-message rules',

@@ -219,8 +219,10 @@ function enter<R> (state: JobState<R>, next: Phase, outbox: ConsensusMessage[], 
   const ready = state.pending.filter((message) => phaseOf(message.kind) === next.name)
   if (ready.length > 0) state.pending = state.pending.filter((message) => phaseOf(message.kind) !== next.name)
   for (const message of ready) {
-    if (finished) break
-    finished = forward(state, next, { type: 'message', message }, outbox, log)
+    // a phase that finished on the messages before still answers the rest (a neighbour asking for a
+    // seed or for contributions it lacks), as a finished phase does
+    if (finished) outbox.push(...next.protocol.step(next.state, { type: 'message', message }).outbox)
+    else finished = forward(state, next, { type: 'message', message }, outbox, log)
   }
   return finished
 }

@@ -6,7 +6,7 @@ import type { Protocol } from '../machine.ts'
 import { sha256 } from '../sha256.ts'
 import { endemicEpidemicDigest, endemicEpidemicScript, type EndemicEpidemicJobPeer, type EndemicEpidemicJobResult, type EndemicEpidemicProgress } from './endemic-epidemic-job.ts'
 import { createJob, jobProtocol, run, type JobContext, type JobScript, type JobState } from './job.ts'
-import { maskedSum, sumTotal } from './phases.ts'
+import { maskedSum, sumTotal, withMaskSeeds } from './phases.ts'
 
 /**
  * Model choice by the federation (learning/model-choice.ts): for each candidate design in turn, the
@@ -85,7 +85,7 @@ export function createModelChoiceJobState (peer: ModelChoiceJobPeer): ModelChoic
     graph: peer.graph,
     self: peer.self,
     diameter: peer.diameter,
-    script: (ctx) => modelChoiceScript(peer, progress, ctx),
+    script: (ctx) => modelChoiceScript(withMaskSeeds(peer), progress, ctx),
     verifier: peer.verifier ?? null,
     judge: () => 'this job has no round-message rules',
     closing: { digest: modelChoiceDigest, exact: true }

@@ -1,6 +1,7 @@
 import { SumOutOfRangeError } from '../errors.ts'
 import type { Graph } from '../graph.ts'
 import { MAX_FIXED_MAGNITUDE } from '../protocols/fixed-point.ts'
+import { createMaskSeeds, type MaskSeeds } from '../protocols/mask-seeds.ts'
 import { createSecureSum, secureSumProtocol, type SecureSumState } from '../protocols/secure-sum.ts'
 import { createTreeSum, spanningTree, treeSumProtocol, type SpanningTree, type TreeSumState } from '../protocols/tree-sum.ts'
 import type { Rng } from '../types.ts'
@@ -20,12 +21,22 @@ export interface MaskedSumOptions {
   flags?: boolean
 }
 
-/** What a masked sum needs of the job: who and where this peer is, and its masks' randomness. */
+/** What a masked sum needs of the job: who and where this peer is, and its masks' randomness and seeds. */
 export interface SumPeer {
   job: string
   graph: Graph
   self: number
   rng: Rng
+  /**
+   * the job's per-edge mask seeds: its first sum exchanges them, every later one derives its masks from
+   * them and needs no round for masks (see mask-seeds.ts); absent, each sum exchanges its own
+   */
+  maskSeeds?: MaskSeeds
+}
+
+/** A job's peer with its mask seeds: new, empty ones at the job's start (a peer that has them keeps them). */
+export function withMaskSeeds<P extends SumPeer> (peer: P): P & { maskSeeds: MaskSeeds } {
+  return peer.maskSeeds !== undefined ? peer as P & { maskSeeds: MaskSeeds } : { ...peer, maskSeeds: createMaskSeeds() }
 }
 
 /** The largest magnitude one peer's value may have in a masked sum of `peers` members (see fixed-point.ts). */
@@ -43,7 +54,7 @@ export function maskedSum (peer: SumPeer, name: string, value: Float64Array, opt
   const { graph } = peer
   const contribution = options.flags === false ? value : flagged(peer, value)
   const members = options.members
-  const init = { graph, self: peer.self, value: contribution, job: peer.job, kind: name, rng: peer.rng, ...(members === undefined ? {} : { members }) }
+  const init = { graph, self: peer.self, value: contribution, job: peer.job, kind: name, rng: peer.rng, ...(peer.maskSeeds === undefined ? {} : { seeds: peer.maskSeeds }), ...(members === undefined ? {} : { members }) }
   const requested = options.method ?? 'auto'
   // a spanning tree is over the whole graph: a sum over fewer members floods
   const method = members !== undefined ? 'flood' : requested === 'auto' ? (graph.names.length <= 64 ? 'flood' : 'tree') : requested

@@ -1,3 +1,4 @@
+import type { MaskSeeds } from '../protocols/mask-seeds.ts'
 import { localFirst, localSecond, readFirst, statsFromTotals, type StatsData, type StatsRequest, type StatsResult } from '../../learning/statistics.ts'
 import { ByteWriter, type MessageVerifier } from '../audit/evidence.ts'
 import type { Graph } from '../graph.ts'
@@ -5,7 +6,7 @@ import type { Protocol } from '../machine.ts'
 import { sha256 } from '../sha256.ts'
 import type { Rng } from '../types.ts'
 import { createJob, jobProtocol, run, type JobContext, type JobScript, type JobState } from './job.ts'
-import { chunkedSum, maskedSum, sumTotal, type MaskedSumOptions } from './phases.ts'
+import { chunkedSum, maskedSum, sumTotal, withMaskSeeds, type MaskedSumOptions } from './phases.ts'
 
 /**
  * Know the data before the model: the federation's descriptive statistics by masked sums only
@@ -32,6 +33,8 @@ export interface StatsJobPeer {
   request: StatsRequest
   data: StatsData
   rng: Rng
+  /** the job's per-edge mask seeds, shared by its masked sums (see mask-seeds.ts); created at the job's start */
+  maskSeeds?: MaskSeeds
   verifier?: MessageVerifier | null
   sumMethod?: 'flood' | 'tree' | 'auto'
 }
@@ -73,7 +76,7 @@ export function createStatsJobState (peer: StatsJobPeer): StatsJobState {
     graph: peer.graph,
     self: peer.self,
     diameter: peer.diameter,
-    script: (ctx) => statsScript(peer, ctx),
+    script: (ctx) => statsScript(withMaskSeeds(peer), ctx),
     verifier: peer.verifier ?? null,
     // only masked sums: there are no round-message rules to break
     judge: () => 'this job has no round-message rules',

@@ -1,5 +1,6 @@
 import { GraphDisconnectedError, SumIncompleteError } from '../errors.ts'
-import { addInto, decodeVector, encodeVector, fromBytes, LIMBS, randomRingVector, subtractInto, toBytes } from './fixed-point.ts'
+import { addInto, decodeVector, encodeVector, fromBytes, LIMBS, subtractInto, toBytes } from './fixed-point.ts'
+import { createMaskSeeds, maskFromSeed, SEED_BYTES, seedFor, type MaskSeeds } from './mask-seeds.ts'
 import { diameter as graphDiameter, type Graph } from '../graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from '../machine.ts'
 import type { ConsensusMessage, Rng } from '../types.ts'
@@ -8,30 +9,37 @@ import type { ConsensusMessage, Rng } from '../types.ts'
  * Exact sum of a vector over the members of a federation, such that no member's own vector is ever
  * visible.
  *
- * Round 0: member i sends each member neighbour j, privately, a fresh uniformly random ring vector r_ij
- * (the `${kind}.mask` message; a lost one is asked for again at the round's deadline). With its
- * neighbours' masks in hand it forms its contribution
- * c_i = enc(v_i) - sum_j r_ij + sum_j r_ji (mod 2^128, fixed point, see fixed-point.ts). The masks
- * cancel in the sum over all members, exactly; a single c_i is uniformly distributed to anyone who
- * lacks one of the masks it contains. A neighbour holds only the two masks of its own edge, so a member
- * with two or more neighbours is hidden from each of them; all of a member's neighbours together can
- * recover its value, and a member with a single neighbour is visible to it (start() logs a warning).
+ * Masks: member i adds, for each member neighbour j, the mask r_ij = PRG(s_ij, kind) and subtracts
+ * r_ji = PRG(s_ji, kind), where s_ij is a 32-byte seed i drew for the edge and sent j privately, once
+ * per job (see mask-seeds.ts): its contribution is c_i = enc(v_i) - sum_j r_ij + sum_j r_ji (mod 2^128,
+ * fixed point, see fixed-point.ts). The masks cancel in the sum over all members, exactly; a single c_i
+ * cannot be told from uniform by anyone who lacks one of the seeds it depends on (computationally: the
+ * masks are a keyed SHA-256 stream, not a one-time pad; mask-seeds.ts gives the argument). A neighbour
+ * holds only the two seeds of its own edge, so a member with two or more neighbours is hidden from each
+ * of them; all of a member's neighbours together can recover its value, and a member with a single
+ * neighbour is visible to it (start() logs a warning).
+ *
+ * Round 0, only where a seed is missing (the job's first sum, or an edge no earlier sum had): the
+ * `${kind}.mask` message carries this peer's seed for the edge (a lost one is asked for again at the
+ * round's deadline). Where every seed is known, the contribution is formed and sent at once, in the
+ * sum's first round.
  *
  * Then the contributions flood: every round a member sends each neighbour the contributions that the
  * neighbour's last report says it lacks (every flood message carries a bitmap of the origins its
  * sender knows), so each contribution crosses each link about once and one lost in flight is sent
  * again a round later. (Re-broadcasting everything known every round would be simpler, but moves
- * m vectors over every link every round: quadratic in the federation's size.) A member advances a round when every neighbour's message of that round (or a
- * later one) is in, or at the round's deadline; a neighbour whose report is complete need not be
- * heard once this member is complete too. A member is done when it knows every contribution, has
- * sent at least one complete report, and every neighbour has reported complete: with no loss every
- * member ends with the exact total after diameter + 2 ticks (see secureSumRounds). A finished
- * machine keeps answering a neighbour that lags behind (see assistSecureSum), so a lost final report
- * costs a round, not the sum.
+ * m vectors over every link every round: quadratic in the federation's size.) A member advances a
+ * round when every neighbour's message of that round (or a later one) is in, or at the round's
+ * deadline; a neighbour whose report is complete has sent everything this member lacks and is not
+ * waited for (if this member still lacks something then, a message was lost: it waits for the deadline). A member is done as soon as it knows every contribution (its total is exact then) and
+ * has sent one round with that complete report, which gives every neighbour whatever it still lacks:
+ * without loss a member finishes after its eccentricity in ticks (the diameter at most; one more for
+ * a seed round; see secureSumRounds) and goes on to the job's next phase while its neighbours may
+ * still be finishing. A finished machine keeps answering a neighbour that lags behind (see
+ * assistSecureSum), so a lost final message costs a round, not the sum.
  *
- * A member that never answers (dead, or cut off) stalls the sum in the mask round: leave it out of
- * `members` instead. Non-members take no part and relay nothing; the members must induce a connected
- * subgraph.
+ * A member that never answers (dead, or cut off) stalls the sum: leave it out of `members` instead.
+ * Non-members take no part and relay nothing; the members must induce a connected subgraph.
  */
 export interface SecureSumInit {
   graph: Graph
@@ -40,8 +48,10 @@ export interface SecureSumInit {
   job: string
   /** message kind; the masks travel as `${kind}.mask` (default 'secure-sum') */
   kind?: string
-  /** masks come from here; a real peer passes a cryptographic keystream, a simulation a seeded rng */
+  /** seeds come from here; a real peer passes a cryptographic keystream, a simulation a seeded rng */
   rng: Rng
+  /** the job's mask seeds, shared by its sums (default: this sum's own, exchanged in its round 0) */
+  seeds?: MaskSeeds
   /** the peers whose values are summed (node indices; default every peer); self must be one */
   members?: readonly number[]
 }
@@ -60,7 +70,10 @@ export interface SecureSumState {
   /** the member neighbours, in increasing order; "slot" indexes this list */
   readonly slots: readonly number[]
   round: number
-  /** masks this peer sent, per neighbour slot */
+  readonly seeds: MaskSeeds
+  /** this peer's seed for each neighbour slot (sent in round 0 where the neighbour lacks it) */
+  readonly seedsOut: Uint8Array[]
+  /** the masks this peer adds for each neighbour slot, and those it takes (null: the neighbour's seed is not in yet) */
   readonly masksOut: Uint32Array[]
   readonly masksIn: Array<Uint32Array | null>
   /** enc(v_i): never leaves the machine */
@@ -77,6 +90,8 @@ export interface SecureSumState {
   readonly lastHeard: Int32Array
   sentComplete: boolean
   done: boolean
+  /** per neighbour slot: flood messages heard from it, still incomplete, after this peer was done */
+  readonly requestsAfterDone: Int32Array
   total: Float64Array | null
   rejected: number
   /** contributions and reports known at the last flood round that learnt something, and that round */
@@ -144,19 +159,27 @@ export function createSecureSum (init: SecureSumInit): SecureSumState {
   const slots = adjacent.filter((node) => memberFlags[node] === 1)
   const peers = graph.names.length
   const length = init.value.length
+  const kind = init.kind ?? 'secure-sum'
+  const seeds = init.seeds ?? createMaskSeeds()
+  const seedsOut = slots.map((node) => seedFor(seeds, node, init.rng))
   return {
     graph,
     self: init.self,
     job: init.job,
-    kind: init.kind ?? 'secure-sum',
+    kind,
     length,
     rng: init.rng,
     memberFlags,
     memberCount,
     slots,
     round: 0,
-    masksOut: slots.map(() => randomRingVector(init.rng, length)),
-    masksIn: slots.map(() => null),
+    seeds,
+    seedsOut,
+    masksOut: seedsOut.map((seed) => maskFromSeed(seed, kind, length * LIMBS)),
+    masksIn: slots.map((node) => {
+      const seed = seeds.received.get(node)
+      return seed === undefined ? null : maskFromSeed(seed, kind, length * LIMBS)
+    }),
     value: encodeVector(init.value),
     known: Array.from({ length: peers }, () => null),
     knownCount: 0,
@@ -168,6 +191,7 @@ export function createSecureSum (init: SecureSumInit): SecureSumState {
     lastHeard: new Int32Array(slots.length),
     sentComplete: false,
     done: false,
+    requestsAfterDone: new Int32Array(slots.length),
     total: null,
     rejected: 0
   }
@@ -177,20 +201,19 @@ function name (state: SecureSumState, node: number): string {
   return state.graph.names[node] as string
 }
 
-/** The flag byte of a message: the sender holds the recipient's mask (mask messages) or complete report (flood messages). */
+/** The flag byte of a message: the sender holds the recipient's seed (mask messages) or complete report (flood messages). */
 const HOLDS_YOURS = 1
 const FLAG_BYTES = 1
 
 /**
- * Mask message to one neighbour: [u8 flags][the mask, 16 bytes per vector entry]. A neighbour that
- * receives a mask without the flag lacks ours and gets it back; one that has the flag does not answer,
- * so lost masks are made good without two peers ever echoing each other.
+ * Mask message to one neighbour: [u8 flags][this peer's 32-byte seed for the edge]. A neighbour that
+ * receives a seed without the flag lacks ours and gets it back; one that has the flag does not answer,
+ * so lost seeds are made good without two peers ever echoing each other.
  */
 function maskMessage (state: SecureSumState, slot: number): ConsensusMessage {
-  const mask = state.masksOut[slot] as Uint32Array
-  const data = new Uint8Array(FLAG_BYTES + mask.length * 4)
+  const data = new Uint8Array(FLAG_BYTES + SEED_BYTES)
   if (state.masksIn[slot] !== null) data[0] = HOLDS_YOURS
-  data.set(toBytes(mask), FLAG_BYTES)
+  data.set(state.seedsOut[slot] as Uint8Array, FLAG_BYTES)
   return {
     job: state.job,
     kind: `${state.kind}.mask`,
@@ -244,20 +267,24 @@ function complete (state: SecureSumState): boolean {
   return state.knownCount === state.memberCount
 }
 
-function neighboursComplete (state: SecureSumState): boolean {
-  for (let slot = 0; slot < state.reportedCount.length; slot++) if ((state.reportedCount[slot] as number) < state.memberCount) return false
-  return true
-}
-
-/** Every neighbour has been heard for the current round, or has nothing left to exchange with us. */
+/**
+ * Every neighbour has been heard for the current round, or has reported complete: a neighbour sends
+ * its complete report in a round that carries everything our last report lacked, so it has nothing
+ * more for us (it may have finished the sum and moved on).
+ */
 function roundComplete (state: SecureSumState): boolean {
-  const selfComplete = complete(state)
+  let heard = false
   for (let slot = 0; slot < state.slots.length; slot++) {
-    if ((state.lastHeard[slot] as number) >= state.round) continue
-    if (selfComplete && (state.reportedCount[slot] as number) === state.memberCount) continue
+    if ((state.lastHeard[slot] as number) >= state.round) {
+      heard = true
+      continue
+    }
+    if ((state.reportedCount[slot] as number) === state.memberCount) continue
     return false
   }
-  return true
+  // An incomplete member whose neighbours all reported complete without giving it everything lost a
+  // message: it waits for the deadline (which asks them again) rather than spin through empty rounds.
+  return heard || complete(state)
 }
 
 function learn (state: SecureSumState, origin: number, contribution: Uint32Array): void {
@@ -285,9 +312,18 @@ function beginFlood (state: SecureSumState, outbox: ConsensusMessage[]): void {
   sendRound(state, outbox)
 }
 
+/**
+ * One flood round's messages. The first round sent with the complete report ends the sum here: it
+ * carries each neighbour every contribution its last report lacked (or that went out the round
+ * before), so a neighbour needs nothing more from this peer unless a message is lost, which the
+ * finished machine makes good when the neighbour asks (assistSecureSum).
+ */
 function sendRound (state: SecureSumState, outbox: ConsensusMessage[]): void {
   for (let slot = 0; slot < state.slots.length; slot++) outbox.push(floodMessage(state, slot))
-  if (complete(state)) state.sentComplete = true
+  if (complete(state)) {
+    state.sentComplete = true
+    state.done = true
+  }
 }
 
 /**
@@ -300,7 +336,7 @@ export function floodPatience (graph: Graph): number {
 }
 
 function advanceFlood (state: SecureSumState, outbox: ConsensusMessage[]): void {
-  if (complete(state) && state.sentComplete && neighboursComplete(state)) {
+  if (complete(state) && state.sentComplete) {
     state.done = true
     return
   }
@@ -326,8 +362,8 @@ function reject (state: SecureSumState, log: LogRecord[], message: ConsensusMess
   log.push({ level: 'warn', event: 'secure-sum.message.rejected', fields: { kind: message.kind, from: message.from, round: message.round, reason } })
 }
 
-function maskFlags (state: SecureSumState, message: ConsensusMessage): number | string {
-  const maskBytes = FLAG_BYTES + state.length * LIMBS * 4
+function maskFlags (message: ConsensusMessage): number | string {
+  const maskBytes = FLAG_BYTES + SEED_BYTES
   if (message.data.length !== maskBytes) return `mask message of ${message.data.length} bytes, expected ${maskBytes}`
   const flags = message.data[0] as number
   if ((flags & ~HOLDS_YOURS) !== 0) return `unknown flags ${flags}`
@@ -377,10 +413,15 @@ function receive (state: SecureSumState, message: ConsensusMessage, outbox: Cons
   if (slot < 0) return reject(state, log, message, 'not a member neighbour')
   if (message.to !== undefined && message.to !== name(state, state.self)) return reject(state, log, message, 'addressed to another peer')
   if (message.kind === `${state.kind}.mask`) {
-    const flags = maskFlags(state, message)
+    const flags = maskFlags(message)
     if (typeof flags === 'string') return reject(state, log, message, flags)
-    if (state.masksIn[slot] === null) state.masksIn[slot] = fromBytes(message.data, FLAG_BYTES, state.length * LIMBS)
-    // The neighbour lacks our mask: the first one or its answer was lost. Send it again.
+    if (state.masksIn[slot] === null) {
+      const node = state.slots[slot] as number
+      const seed = state.seeds.received.get(node) ?? message.data.slice(FLAG_BYTES)
+      state.seeds.received.set(node, seed)
+      state.masksIn[slot] = maskFromSeed(seed, state.kind, state.length * LIMBS)
+    }
+    // The neighbour lacks our seed: the first one or its answer was lost. Send it again.
     if (flags !== HOLDS_YOURS) outbox.push(maskMessage(state, slot))
     if (state.round === 0 && masksReady(state)) beginFlood(state, outbox)
     return
@@ -394,24 +435,31 @@ function receive (state: SecureSumState, message: ConsensusMessage, outbox: Cons
 }
 
 /**
- * A finished sum still answers a neighbour that lags behind (its messages for this sum keep coming):
- * the mask it may have missed, the contributions its last report lacks, or our complete report that it
- * has not seen. Without this, a peer whose last messages were lost would wait for neighbours that have
- * moved on. A neighbour that is complete and holds our complete report gets no answer, so two finished
- * machines never echo each other.
+ * A finished sum still answers a neighbour that lags behind (its messages for this sum keep coming,
+ * possibly while this peer is in the job's next phase): the seed it may have missed, or the
+ * contributions its last report lacks, with our complete report. Without this, a peer whose last
+ * messages were lost would wait for neighbours that have moved on. A neighbour that reports complete
+ * needs nothing and gets no answer, so two finished machines never echo each other.
  */
 export function assistSecureSum (state: SecureSumState, message: ConsensusMessage): ConsensusMessage[] {
   if (message.job !== state.job) return []
   const slot = slotOf(state, message.from)
   if (slot < 0) return []
-  if (message.kind === `${state.kind}.mask`) return maskFlags(state, message) === 0 ? [maskMessage(state, slot)] : []
+  if (message.kind === `${state.kind}.mask`) return maskFlags(message) === 0 ? [maskMessage(state, slot)] : []
   if (message.kind !== state.kind) return []
   const content = parseFlood(state, message)
   if (typeof content === 'string') return []
   recordReport(state, slot, content.reported)
-  if ((state.reportedCount[slot] as number) === state.memberCount && content.holdsOurCompleteReport) return []
-  ;(state.inFlight[slot] as Set<number>).clear()
+  if ((state.reportedCount[slot] as number) === state.memberCount) return []
+  // The first request after this peer finished may have crossed its last round in flight: answer it
+  // with what that round did not carry, if anything. A request from a neighbour that holds our
+  // complete report and still lacks contributions, or a second one, means that something was lost:
+  // send everything it lacks again.
+  const again = content.holdsOurCompleteReport || (state.requestsAfterDone[slot] as number) > 0
+  state.requestsAfterDone[slot] = (state.requestsAfterDone[slot] as number) + 1
+  if (again) (state.inFlight[slot] as Set<number>).clear()
   const reply = floodMessage(state, slot)
+  if (!again && (state.inFlight[slot] as Set<number>).size === 0) return []
   return [{ ...reply, round: message.round }]
 }
 
@@ -421,12 +469,11 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
     if (state.slots.length === 1 && state.memberCount > 2) {
       log.push({ level: 'warn', event: 'secure-sum.single-neighbour', fields: { kind: state.kind, neighbour: name(state, state.slots[0] as number), reason: 'the only neighbour holds both masks of this peer and can recover its value' } })
     }
-    const outbox = state.masksOut.map((_, slot) => maskMessage(state, slot))
-    if (outbox.length === 0) {
-      // a federation of one: the contribution is the value itself
-      beginFlood(state, [])
-      state.done = true
-    }
+    // seeds only to the neighbours whose seed this peer lacks; with every seed known (a later sum of
+    // the job), the contribution goes out at once
+    const outbox: ConsensusMessage[] = []
+    state.masksIn.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
+    if (masksReady(state)) beginFlood(state, outbox)
     return { state, outbox, log }
   },
 
@@ -442,7 +489,7 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
     if (input.type === 'deadline') {
       if (input.round !== state.round) return { state, outbox, log }
       if (state.round === 0) {
-        // Still missing masks: ask again by sending ours, without the flag, to whoever has not sent
+        // Still missing seeds: ask again by sending ours, without the flag, to whoever has not sent
         // theirs. A neighbour that lacks ours asks us in the same way.
         state.masksIn.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
       } else {
@@ -468,12 +515,12 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
 }
 
 /**
- * Ticks a secure sum takes without losses: the masks' tick, one flood tick per hop of the diameter
- * (the farthest contribution is then everywhere, with the complete reports of the peers that had it
- * first), and one for the last complete reports. Takes the graph (its diameter is computed, and
- * cached) or the diameter itself.
+ * Ticks a secure sum takes without losses when every member starts it together: one flood tick per hop
+ * of the diameter (the farthest contribution is then everywhere), and one more for the seeds' round
+ * where seeds are exchanged (`seeded`: the job's first sum). Takes the graph (its diameter is computed,
+ * and cached) or the diameter itself.
  */
-export function secureSumRounds (graphOrDiameter: Graph | number): number {
+export function secureSumRounds (graphOrDiameter: Graph | number, seeded = true): number {
   const diameter = typeof graphOrDiameter === 'number' ? graphOrDiameter : graphDiameter(graphOrDiameter)
-  return diameter + 2
+  return seeded ? diameter + 1 : diameter
 }

@@ -1,4 +1,5 @@
-import { addInto, decodeVector, encodeVector, fromBytes, LIMBS, randomRingVector, subtractInto, toBytes } from './fixed-point.ts'
+import { addInto, decodeVector, encodeVector, fromBytes, LIMBS, subtractInto, toBytes } from './fixed-point.ts'
+import { createMaskSeeds, maskFromSeed, SEED_BYTES, seedFor, type MaskSeeds } from './mask-seeds.ts'
 import type { Graph } from '../graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from '../machine.ts'
 import type { ConsensusMessage, Rng } from '../types.ts'
@@ -8,8 +9,10 @@ import type { ConsensusMessage, Rng } from '../types.ts'
  * contributions are added up a spanning tree and the total comes back down it, so every link carries
  * one vector instead of one per peer (flooding moves m vectors over every link). It takes 1 + 2 x depth
  * rounds instead of about the diameter. The tree is a breadth-first tree from the first peer, which
- * every peer derives from the published graph; masks are drawn on every graph edge, as in flooding, so
- * a partial sum tells a parent nothing about any one peer of the subtree that has another neighbour.
+ * every peer derives from the published graph; masks are on every graph edge, as in flooding, so a
+ * partial sum tells a parent nothing about any one peer of the subtree that has another neighbour. The
+ * masks come from the job's per-edge seeds (see mask-seeds.ts): seeds are exchanged in round 0 only
+ * where this peer lacks one (the job's first sum); otherwise a leaf sends its partial sum at once.
  *
  * A lost message is sent again at the next deadline: a child resends its partial sum until the total
  * comes down, and a parent that already has the total answers a resent partial with it.
@@ -21,6 +24,8 @@ export interface TreeSumInit {
   job: string
   kind: string
   rng: Rng
+  /** the job's mask seeds, shared by its sums (default: this sum's own, exchanged in its round 0) */
+  seeds?: MaskSeeds
 }
 
 export interface SpanningTree {
@@ -61,6 +66,8 @@ export interface TreeSumState {
   readonly length: number
   readonly tree: SpanningTree
   round: number
+  readonly seeds: MaskSeeds
+  readonly seedsOut: Uint8Array[]
   readonly masksOut: Uint32Array[]
   readonly masksIn: Array<Uint32Array | null>
   readonly value: Uint32Array
@@ -76,6 +83,9 @@ export interface TreeSumState {
 export function createTreeSum (init: TreeSumInit, tree: SpanningTree = spanningTree(init.graph)): TreeSumState {
   const slots = init.graph.neighbours[init.self]
   if (slots === undefined) throw new RangeError(`peer ${init.self} is not in the graph`)
+  const seeds = init.seeds ?? createMaskSeeds()
+  const seedsOut = slots.map((node) => seedFor(seeds, node, init.rng))
+  const words = init.value.length * LIMBS
   return {
     graph: init.graph,
     self: init.self,
@@ -84,8 +94,13 @@ export function createTreeSum (init: TreeSumInit, tree: SpanningTree = spanningT
     length: init.value.length,
     tree,
     round: 0,
-    masksOut: slots.map(() => randomRingVector(init.rng, init.value.length)),
-    masksIn: slots.map(() => null),
+    seeds,
+    seedsOut,
+    masksOut: seedsOut.map((seed) => maskFromSeed(seed, init.kind, words)),
+    masksIn: slots.map((node) => {
+      const seed = seeds.received.get(node)
+      return seed === undefined ? null : maskFromSeed(seed, init.kind, words)
+    }),
     value: encodeVector(init.value),
     contribution: null,
     partials: new Map(),
@@ -106,14 +121,14 @@ function message (state: TreeSumState, kind: string, to: number, values: Uint32A
 const HOLDS_YOURS = 1
 
 /**
- * [u8 flag][mask]. A mask without the flag is always answered with ours, so that peers that each miss
- * one mask (one-way losses around a cycle) cannot all wait for ever; one with the flag needs no answer.
+ * [u8 flag][this peer's 32-byte seed for the edge]. A seed without the flag is always answered with
+ * ours, so that peers that each miss one seed (one-way losses around a cycle) cannot all wait for
+ * ever; one with the flag needs no answer.
  */
 function maskMessage (state: TreeSumState, slot: number): ConsensusMessage {
-  const mask = toBytes(state.masksOut[slot] as Uint32Array)
-  const data = new Uint8Array(1 + mask.length)
+  const data = new Uint8Array(1 + SEED_BYTES)
   data[0] = state.masksIn[slot] === null ? 0 : HOLDS_YOURS
-  data.set(mask, 1)
+  data.set(state.seedsOut[slot] as Uint8Array, 1)
   const to = state.graph.neighbours[state.self]?.[slot] as number
   return { job: state.job, kind: `${state.kind}.mask`, round: state.round, from: name(state, state.self), to: name(state, to), values: new Float64Array(0), data }
 }
@@ -141,6 +156,17 @@ function finish (state: TreeSumState, total: Uint32Array, outbox: ConsensusMessa
   state.done = true
 }
 
+/** With every neighbour's mask in hand: the masked contribution, and up the tree if the children's partials are in. */
+function contribute (state: TreeSumState, outbox: ConsensusMessage[]): void {
+  if (!state.masksIn.every((mask) => mask !== null)) return
+  const contribution = Uint32Array.from(state.value)
+  for (const mask of state.masksOut) subtractInto(contribution, mask)
+  for (const mask of state.masksIn) addInto(contribution, mask as Uint32Array)
+  state.contribution = contribution
+  state.round++
+  sendPartialOrTotal(state, outbox)
+}
+
 function slotOf (state: TreeSumState, from: string): number {
   const slots = state.graph.neighbours[state.self] ?? []
   for (let slot = 0; slot < slots.length; slot++) if (state.graph.names[slots[slot] as number] === from) return slot
@@ -151,7 +177,7 @@ function receive (state: TreeSumState, incoming: ConsensusMessage, outbox: Conse
   const slot = slotOf(state, incoming.from)
   const bytes = state.length * LIMBS * 4
   const isMask = incoming.kind === `${state.kind}.mask`
-  const expected = isMask ? bytes + 1 : bytes
+  const expected = isMask ? SEED_BYTES + 1 : bytes
   if (slot < 0 || incoming.data.length !== expected || (incoming.to !== undefined && incoming.to !== name(state, state.self)) || (isMask && (incoming.data[0] as number) > HOLDS_YOURS)) {
     state.rejected++
     log.push({ level: 'warn', event: 'tree-sum.message.rejected', fields: { kind: incoming.kind, from: incoming.from } })
@@ -159,16 +185,13 @@ function receive (state: TreeSumState, incoming: ConsensusMessage, outbox: Conse
   }
   const node = state.graph.neighbours[state.self]?.[slot] as number
   if (isMask) {
-    if (state.masksIn[slot] === null) state.masksIn[slot] = fromBytes(incoming.data, 1, state.length * LIMBS)
-    if (incoming.data[0] !== HOLDS_YOURS) outbox.push(maskMessage(state, slot))
-    if (state.contribution === null && state.masksIn.every((mask) => mask !== null)) {
-      const contribution = Uint32Array.from(state.value)
-      for (const mask of state.masksOut) subtractInto(contribution, mask)
-      for (const mask of state.masksIn) addInto(contribution, mask as Uint32Array)
-      state.contribution = contribution
-      state.round++
-      sendPartialOrTotal(state, outbox)
+    if (state.masksIn[slot] === null) {
+      const seed = state.seeds.received.get(node) ?? incoming.data.slice(1)
+      state.seeds.received.set(node, seed)
+      state.masksIn[slot] = maskFromSeed(seed, state.kind, state.length * LIMBS)
     }
+    if (incoming.data[0] !== HOLDS_YOURS) outbox.push(maskMessage(state, slot))
+    if (state.contribution === null) contribute(state, outbox)
     return
   }
   const values = fromBytes(incoming.data, 0, state.length * LIMBS)
@@ -201,11 +224,11 @@ function isMine (state: TreeSumState, kind: string): boolean {
 
 export const treeSumProtocol: Protocol<TreeSumState, Float64Array> = {
   start (state) {
-    const outbox = state.masksOut.map((_, slot) => maskMessage(state, slot))
-    if (outbox.length === 0) {
-      state.contribution = Uint32Array.from(state.value)
-      finish(state, state.contribution, [])
-    }
+    // seeds only where this peer lacks the neighbour's; with all of them (a later sum of the job, or a
+    // federation of one) the contribution is formed at once
+    const outbox: ConsensusMessage[] = []
+    state.masksIn.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
+    contribute(state, outbox)
     return { state, outbox, log: [] }
   },
 
