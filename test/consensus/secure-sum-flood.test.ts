@@ -1,11 +1,11 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { addInto, encodeVector, fromBytes, LIMBS, subtractInto, toBytes } from '../../src/consensus/protocols/fixed-point.ts'
+import { encodeVector, fromBytes, LIMBS, subtractInto, toBytes } from '../../src/consensus/protocols/fixed-point.ts'
 import { diameter, graphFromEdges, type Graph } from '../../src/consensus/graph.ts'
 import { MemoryNetwork, type MemoryNetworkOptions } from '../../src/consensus/sim/memory-network.ts'
 import { createRng, forkRng } from '../../src/consensus/rng.ts'
 import { createSecureSum, secureSumProtocol, secureSumRounds, type SecureSumState } from '../../src/consensus/protocols/secure-sum.ts'
-import { createMaskSeeds, maskFromSeed, type MaskSeeds } from '../../src/consensus/protocols/mask-seeds.ts'
+import { addEdgeMask, chacha20, createMaskSeeds, maskFromSeeds, type MaskSeeds } from '../../src/consensus/protocols/mask-seeds.ts'
 import { runSynchronous } from '../../src/consensus/sim/simulation.ts'
 import { buildTopology } from '../../src/consensus/topology.ts'
 import type { ConsensusMessage } from '../../src/consensus/types.ts'
@@ -205,6 +205,16 @@ describe('flooded secure sum: exactness and rounds', () => {
 })
 
 describe('flooded secure sum: privacy', () => {
+  it('derives its masks from ChaCha20 as RFC 8439 defines it (the block function\'s test vector, 2.3.2)', () => {
+    const key = Uint32Array.from({ length: 8 }, (_, word) => new DataView(Uint8Array.from({ length: 4 }, (_, byte) => 4 * word + byte).buffer).getUint32(0, true))
+    const nonce = Uint32Array.of(0x09000000, 0x4a000000, 0)
+    const block = chacha20(key, nonce, 16, 1)
+    expect(Array.from(block, (word) => word.toString(16).padStart(8, '0')).join(' ')).toBe([
+      'e4e7f110', '15593bd1', '1fdd0f50', 'c47120a3', 'c7f4d1c7', '0368c033', '9aaa2204', '4e6cd4c3',
+      '466482d2', '09aa9f07', '05d7c214', 'a2028bd9', 'd19c12b5', 'b94e16de', 'e883d0cb', '4e3c50a2'
+    ].join(' '))
+  })
+
   it('no message anywhere carries a value, as fixed point or as float bits', () => {
     const graph = buildTopology('grid', 12, createRng(1))
     const values = graph.names.map((_, node) => [1000 + node, -3.5 * node, 0.125 * (node + 1)])
@@ -219,8 +229,8 @@ describe('flooded secure sum: privacy', () => {
 
   it('a neighbour sees exactly the same messages for two different values of a peer with two neighbours', () => {
     // Peer 0 on a ring has neighbours 1 and 7. Shift its value by delta, shift peer 7's by -delta and
-    // add enc(delta) to the mask on the edge from 0 to 7 (at both ends: a mask that peer 1, lacking that
-    // edge's seed, cannot compute): every contribution stays the same, and so does everything peer 1
+    // take enc(delta) off the mask of the edge 0-7, which 0 adds and 7 subtracts (at both ends: a mask
+    // that peer 1, lacking that edge's seeds, cannot compute): every contribution stays the same, and so does everything peer 1
     // ever receives, although peer 0's value differs. Peer 1 cannot tell the two apart. (This is a
     // later sum of the job: the masks come from seeds exchanged in an earlier one.)
     const graph = buildTopology('ring', 8, createRng(1))
@@ -233,8 +243,8 @@ describe('flooded secure sum: privacy', () => {
     const crafted = secureSum(graph, shifted, 21, {
       seeds,
       adjust: (state) => {
-        if (state.self === 0) addInto(state.masksOut[state.slots.indexOf(7)]!, encodeVector(delta))
-        if (state.self === 7) addInto(state.masksIn[state.slots.indexOf(0)]!, encodeVector(delta))
+        if (state.self === 0) subtractInto(state.masks[state.slots.indexOf(7)]!, encodeVector(delta))
+        if (state.self === 7) subtractInto(state.masks[state.slots.indexOf(0)]!, encodeVector(delta))
       }
     })
     const seenBy = (run: SumRun, name: string) => run.sent.filter((message) => message.to === name || (message.to === undefined && graph.neighbours[graph.names.indexOf(name)]!.includes(graph.names.indexOf(message.from))))
@@ -243,7 +253,7 @@ describe('flooded secure sum: privacy', () => {
     expect(seenBy(crafted, 'peer-1')).toEqual(view)
     // the values did differ, and only the ends of the edge 0-7 hold the mask that tells them apart:
     // peer 1 never receives that edge's seeds
-    expect(crafted.states[7]!.masksIn[crafted.states[7]!.slots.indexOf(0)]).not.toEqual(plain.states[7]!.masksIn[plain.states[7]!.slots.indexOf(0)])
+    expect(crafted.states[7]!.masks[crafted.states[7]!.slots.indexOf(0)]).not.toEqual(plain.states[7]!.masks[plain.states[7]!.slots.indexOf(0)])
     const edgeSeeds = [seeds[0]!.drawn.get(7)!, seeds[7]!.drawn.get(0)!]
     for (const run of [plain, crafted]) for (const message of run.sent) for (const seed of edgeSeeds) expect(containsBytes(message.data, seed)).toBe(false)
     for (const state of crafted.states) expect(exact(secureSumProtocol.result(state), columnTotals(values))).toBe(true)
@@ -265,14 +275,15 @@ describe('flooded secure sum: privacy', () => {
       }
     }
     // each later sum has masks of its own, from the same seeds and its name
-    const edge = seeds[0]!.drawn.get(graph.neighbours[0]![0]!)!
-    expect(maskFromSeed(edge, 'first', 8)).not.toEqual(maskFromSeed(edge, 'second', 8))
-    expect(maskFromSeed(edge, 'second', 8)).toEqual(maskFromSeed(Uint8Array.from(edge), 'second', 8))
+    const other = graph.neighbours[0]![0]!
+    const [low, high] = [seeds[0]!.drawn.get(other)!, seeds[other]!.drawn.get(0)!]
+    expect(maskFromSeeds(low, high, 'first', 8)).not.toEqual(maskFromSeeds(low, high, 'second', 8))
+    expect(maskFromSeeds(low, high, 'second', 8)).toEqual(second.states[0]!.masks[0]!.subarray(0, 8))
+    expect(maskFromSeeds(low, high, 'second', 8)).not.toEqual(maskFromSeeds(high, low, 'second', 8))
     const net = new Uint32Array(2 * LIMBS)
     for (const state of second.states) {
       expect(state.known[state.self]).not.toEqual(encodeVector(values[state.self]!))
-      for (const mask of state.masksOut) addInto(net, mask)
-      for (const mask of state.masksIn) subtractInto(net, mask!)
+      state.masks.forEach((mask, slot) => { addEdgeMask(net, mask!, state.self, state.slots[slot]!) })
     }
     expect(Array.from(net)).toEqual(new Array(2 * LIMBS).fill(0))
   })

@@ -1,6 +1,6 @@
 import { GraphDisconnectedError, SumIncompleteError } from '../errors.ts'
-import { addInto, decodeVector, encodeVector, fromBytes, LIMBS, subtractInto, toBytes } from './fixed-point.ts'
-import { createMaskSeeds, maskFromSeed, SEED_BYTES, seedFor, type MaskSeeds } from './mask-seeds.ts'
+import { addInto, decodeVector, encodeVector, fromBytes, LIMBS, toBytes } from './fixed-point.ts'
+import { addEdgeMask, createMaskSeeds, edgeMask, SEED_BYTES, seedFor, type MaskSeeds } from './mask-seeds.ts'
 import { diameter as graphDiameter, type Graph } from '../graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from '../machine.ts'
 import type { ConsensusMessage, Rng } from '../types.ts'
@@ -9,15 +9,15 @@ import type { ConsensusMessage, Rng } from '../types.ts'
  * Exact sum of a vector over the members of a federation, such that no member's own vector is ever
  * visible.
  *
- * Masks: member i adds, for each member neighbour j, the mask r_ij = PRG(s_ij, kind) and subtracts
- * r_ji = PRG(s_ji, kind), where s_ij is a 32-byte seed i drew for the edge and sent j privately, once
- * per job (see mask-seeds.ts): its contribution is c_i = enc(v_i) - sum_j r_ij + sum_j r_ji (mod 2^128,
- * fixed point, see fixed-point.ts). The masks cancel in the sum over all members, exactly; a single c_i
- * cannot be told from uniform by anyone who lacks one of the seeds it depends on (computationally: the
- * masks are a keyed SHA-256 stream, not a one-time pad; mask-seeds.ts gives the argument). A neighbour
- * holds only the two seeds of its own edge, so a member with two or more neighbours is hidden from each
- * of them; all of a member's neighbours together can recover its value, and a member with a single
- * neighbour is visible to it (start() logs a warning).
+ * Masks: every edge between members has one mask per sum, r_e = PRG(s_ij, s_ji, kind), from the two
+ * 32-byte seeds its ends drew and sent each other privately, once per job (see mask-seeds.ts); the end
+ * with the lower index adds it, the other subtracts it: c_i = enc(v_i) + sum_j +-r_ij (mod 2^128, fixed
+ * point, see fixed-point.ts). The masks cancel in the sum over all members, exactly; a single c_i
+ * cannot be told from uniform by anyone who lacks the seeds of one of its edges (computationally: the
+ * masks are a keyed stream, not a one-time pad; mask-seeds.ts gives the argument). A neighbour holds
+ * only the seeds of its own edge, so a member with two or more neighbours is hidden from each of them;
+ * all of a member's neighbours together can recover its value, and a member with a single neighbour
+ * is visible to it (start() logs a warning).
  *
  * Round 0, only where a seed is missing (the job's first sum, or an edge no earlier sum had): the
  * `${kind}.mask` message carries this peer's seed for the edge (a lost one is asked for again at the
@@ -73,9 +73,8 @@ export interface SecureSumState {
   readonly seeds: MaskSeeds
   /** this peer's seed for each neighbour slot (sent in round 0 where the neighbour lacks it) */
   readonly seedsOut: Uint8Array[]
-  /** the masks this peer adds for each neighbour slot, and those it takes (null: the neighbour's seed is not in yet) */
-  readonly masksOut: Uint32Array[]
-  readonly masksIn: Array<Uint32Array | null>
+  /** each neighbour slot's edge mask for this sum (null: the neighbour's seed is not in yet) */
+  readonly masks: Array<Uint32Array | null>
   /** enc(v_i): never leaves the machine */
   readonly value: Uint32Array
   /** contributions known, by origin node */
@@ -175,11 +174,7 @@ export function createSecureSum (init: SecureSumInit): SecureSumState {
     round: 0,
     seeds,
     seedsOut,
-    masksOut: seedsOut.map((seed) => maskFromSeed(seed, kind, length * LIMBS)),
-    masksIn: slots.map((node) => {
-      const seed = seeds.received.get(node)
-      return seed === undefined ? null : maskFromSeed(seed, kind, length * LIMBS)
-    }),
+    masks: slots.map((node) => edgeMask(seeds, init.self, node, kind, length * LIMBS)),
     value: encodeVector(init.value),
     known: Array.from({ length: peers }, () => null),
     knownCount: 0,
@@ -212,7 +207,7 @@ const FLAG_BYTES = 1
  */
 function maskMessage (state: SecureSumState, slot: number): ConsensusMessage {
   const data = new Uint8Array(FLAG_BYTES + SEED_BYTES)
-  if (state.masksIn[slot] !== null) data[0] = HOLDS_YOURS
+  if (state.masks[slot] !== null) data[0] = HOLDS_YOURS
   data.set(state.seedsOut[slot] as Uint8Array, FLAG_BYTES)
   return {
     job: state.job,
@@ -299,14 +294,13 @@ function learn (state: SecureSumState, origin: number, contribution: Uint32Array
 }
 
 function masksReady (state: SecureSumState): boolean {
-  return state.masksIn.every((mask) => mask !== null)
+  return state.masks.every((mask) => mask !== null)
 }
 
 /** Leaves round 0: forms the masked contribution and starts the flood. */
 function beginFlood (state: SecureSumState, outbox: ConsensusMessage[]): void {
   const contribution = Uint32Array.from(state.value)
-  for (const mask of state.masksOut) subtractInto(contribution, mask)
-  for (const mask of state.masksIn) addInto(contribution, mask as Uint32Array)
+  state.masks.forEach((mask, slot) => { addEdgeMask(contribution, mask as Uint32Array, state.self, state.slots[slot] as number) })
   learn(state, state.self, contribution)
   state.round = 1
   sendRound(state, outbox)
@@ -415,11 +409,10 @@ function receive (state: SecureSumState, message: ConsensusMessage, outbox: Cons
   if (message.kind === `${state.kind}.mask`) {
     const flags = maskFlags(message)
     if (typeof flags === 'string') return reject(state, log, message, flags)
-    if (state.masksIn[slot] === null) {
+    if (state.masks[slot] === null) {
       const node = state.slots[slot] as number
-      const seed = state.seeds.received.get(node) ?? message.data.slice(FLAG_BYTES)
-      state.seeds.received.set(node, seed)
-      state.masksIn[slot] = maskFromSeed(seed, state.kind, state.length * LIMBS)
+      if (!state.seeds.received.has(node)) state.seeds.received.set(node, message.data.slice(FLAG_BYTES))
+      state.masks[slot] = edgeMask(state.seeds, state.self, node, state.kind, state.length * LIMBS)
     }
     // The neighbour lacks our seed: the first one or its answer was lost. Send it again.
     if (flags !== HOLDS_YOURS) outbox.push(maskMessage(state, slot))
@@ -472,7 +465,7 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
     // seeds only to the neighbours whose seed this peer lacks; with every seed known (a later sum of
     // the job), the contribution goes out at once
     const outbox: ConsensusMessage[] = []
-    state.masksIn.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
+    state.masks.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
     if (masksReady(state)) beginFlood(state, outbox)
     return { state, outbox, log }
   },
@@ -491,7 +484,7 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
       if (state.round === 0) {
         // Still missing seeds: ask again by sending ours, without the flag, to whoever has not sent
         // theirs. A neighbour that lacks ours asks us in the same way.
-        state.masksIn.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
+        state.masks.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
       } else {
         advanceFlood(state, outbox)
       }

@@ -1,5 +1,5 @@
-import { addInto, decodeVector, encodeVector, fromBytes, LIMBS, subtractInto, toBytes } from './fixed-point.ts'
-import { createMaskSeeds, maskFromSeed, SEED_BYTES, seedFor, type MaskSeeds } from './mask-seeds.ts'
+import { addInto, decodeVector, encodeVector, fromBytes, LIMBS, toBytes } from './fixed-point.ts'
+import { addEdgeMask, createMaskSeeds, edgeMask, SEED_BYTES, seedFor, type MaskSeeds } from './mask-seeds.ts'
 import type { Graph } from '../graph.ts'
 import type { LogRecord, MachineInput, Protocol, StepResult } from '../machine.ts'
 import type { ConsensusMessage, Rng } from '../types.ts'
@@ -68,8 +68,8 @@ export interface TreeSumState {
   round: number
   readonly seeds: MaskSeeds
   readonly seedsOut: Uint8Array[]
-  readonly masksOut: Uint32Array[]
-  readonly masksIn: Array<Uint32Array | null>
+  /** each neighbour slot's edge mask for this sum (null: the neighbour's seed is not in yet) */
+  readonly masks: Array<Uint32Array | null>
   readonly value: Uint32Array
   contribution: Uint32Array | null
   /** partial sums received from each tree child, by child node */
@@ -96,11 +96,7 @@ export function createTreeSum (init: TreeSumInit, tree: SpanningTree = spanningT
     round: 0,
     seeds,
     seedsOut,
-    masksOut: seedsOut.map((seed) => maskFromSeed(seed, init.kind, words)),
-    masksIn: slots.map((node) => {
-      const seed = seeds.received.get(node)
-      return seed === undefined ? null : maskFromSeed(seed, init.kind, words)
-    }),
+    masks: slots.map((node) => edgeMask(seeds, init.self, node, init.kind, words)),
     value: encodeVector(init.value),
     contribution: null,
     partials: new Map(),
@@ -127,7 +123,7 @@ const HOLDS_YOURS = 1
  */
 function maskMessage (state: TreeSumState, slot: number): ConsensusMessage {
   const data = new Uint8Array(1 + SEED_BYTES)
-  data[0] = state.masksIn[slot] === null ? 0 : HOLDS_YOURS
+  data[0] = state.masks[slot] === null ? 0 : HOLDS_YOURS
   data.set(state.seedsOut[slot] as Uint8Array, 1)
   const to = state.graph.neighbours[state.self]?.[slot] as number
   return { job: state.job, kind: `${state.kind}.mask`, round: state.round, from: name(state, state.self), to: name(state, to), values: new Float64Array(0), data }
@@ -158,10 +154,10 @@ function finish (state: TreeSumState, total: Uint32Array, outbox: ConsensusMessa
 
 /** With every neighbour's mask in hand: the masked contribution, and up the tree if the children's partials are in. */
 function contribute (state: TreeSumState, outbox: ConsensusMessage[]): void {
-  if (!state.masksIn.every((mask) => mask !== null)) return
+  if (!state.masks.every((mask) => mask !== null)) return
+  const slots = state.graph.neighbours[state.self] ?? []
   const contribution = Uint32Array.from(state.value)
-  for (const mask of state.masksOut) subtractInto(contribution, mask)
-  for (const mask of state.masksIn) addInto(contribution, mask as Uint32Array)
+  state.masks.forEach((mask, slot) => { addEdgeMask(contribution, mask as Uint32Array, state.self, slots[slot] as number) })
   state.contribution = contribution
   state.round++
   sendPartialOrTotal(state, outbox)
@@ -185,10 +181,9 @@ function receive (state: TreeSumState, incoming: ConsensusMessage, outbox: Conse
   }
   const node = state.graph.neighbours[state.self]?.[slot] as number
   if (isMask) {
-    if (state.masksIn[slot] === null) {
-      const seed = state.seeds.received.get(node) ?? incoming.data.slice(1)
-      state.seeds.received.set(node, seed)
-      state.masksIn[slot] = maskFromSeed(seed, state.kind, state.length * LIMBS)
+    if (state.masks[slot] === null) {
+      if (!state.seeds.received.has(node)) state.seeds.received.set(node, incoming.data.slice(1))
+      state.masks[slot] = edgeMask(state.seeds, state.self, node, state.kind, state.length * LIMBS)
     }
     if (incoming.data[0] !== HOLDS_YOURS) outbox.push(maskMessage(state, slot))
     if (state.contribution === null) contribute(state, outbox)
@@ -227,7 +222,7 @@ export const treeSumProtocol: Protocol<TreeSumState, Float64Array> = {
     // seeds only where this peer lacks the neighbour's; with all of them (a later sum of the job, or a
     // federation of one) the contribution is formed at once
     const outbox: ConsensusMessage[] = []
-    state.masksIn.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
+    state.masks.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
     contribute(state, outbox)
     return { state, outbox, log: [] }
   },
@@ -245,7 +240,7 @@ export const treeSumProtocol: Protocol<TreeSumState, Float64Array> = {
     // Deadline: send again whatever may have been lost.
     state.round++
     if (state.contribution === null) {
-      state.masksIn.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
+      state.masks.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
     } else if (state.partialSent) {
       const parent = state.tree.parent[state.self] as number
       const partial = Uint32Array.from(state.contribution)
