@@ -225,12 +225,15 @@ describe('the server', () => {
       const before = await page.locator('#round-peers h3').allTextContents()
       expect(before).toHaveLength(REGIONS.length)
       const label = await page.textContent('#round-label')
-      // three steps with the keyboard, as a person moves the slider
+      // four steps with the keyboard, as a person moves the slider, to the curvature sum's first round
+      // (the statistics' sum before it ends on each peer with its last round sent: what its neighbours
+      // sent in that round arrives after the peer moved on, and shows as late in the next entry)
       await page.focus('#round')
-      for (let step = 0; step < 3; step++) await page.keyboard.press('ArrowRight')
-      await page.waitForSelector('#round-peers[data-index="3"]')
+      for (let step = 0; step < 4; step++) await page.keyboard.press('ArrowRight')
+      await page.waitForSelector('#round-peers[data-index="4"]')
       const after = await page.locator('#round-peers h3').allTextContents()
-      const position = served.view.positions[3] as { phase: string, round: number }
+      const position = served.view.positions[4] as { phase: string, round: number }
+      expect(position).toEqual({ phase: 'curvature', round: 1 })
       expect(after).not.toEqual(before)
       for (const heading of after) expect(heading).toContain(`: ${position.phase} round ${position.round} (its job round`)
       expect(await page.textContent('#round-label')).not.toBe(label)
