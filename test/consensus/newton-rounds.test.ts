@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest'
+import { createFitJobParams } from '../../src/consensus/jobs/fit-job.ts'
+import { diameter } from '../../src/consensus/graph.ts'
+import { splitRows } from '../../src/consensus/partition.ts'
+import { createRng, forkRng } from '../../src/consensus/rng.ts'
+import { simulateFit } from '../../src/consensus/sim/fit-simulation.ts'
+import { buildTopology } from '../../src/consensus/topology.ts'
+import { selectRows } from '../../src/learning/design.ts'
+import { fitModel } from '../../src/learning/fit.ts'
+import { loadModel, relativeError } from '../helpers/data.ts'
+
+/**
+ * Exact Newton's rounds against the graph's diameter, as scripts/rounds-table.ts counts them (infert,
+ * standardised, lambda = 1, an even split, seed 1): to 1e-6 of the pooled fit takes the statistics' sum
+ * (diameter + 1 ticks: the mask seeds' round, then the flood) and three Newton sums of the diameter each,
+ * so at most 4 x diameter + 1 ticks on every topology of the table (each sum took diameter + 2 before).
+ */
+describe('exact Newton: rounds bounded by the diameter', () => {
+  it('reaches 1e-6 of the pooled fit within 4 x diameter + 1 rounds on rings, grids, random graphs and stars', async () => {
+    const { block, terms } = await loadModel('infert.csv', { outcome: 'case', features: ['age', 'parity', 'induced', 'spontaneous'] })
+    const pooled = fitModel(block, terms, { family: 'binomial', lambda: 1, standardize: true, tolerance: 1e-13 })
+    const measured: string[] = []
+    for (const topology of ['ring', 'grid', 'er:0.3', 'star']) {
+      for (const peers of [4, 16, 32]) {
+        const rng = createRng(1)
+        const parts = splitRows(block.rows, peers, 'even', forkRng(rng, 'split'))
+        const graph = buildTopology(topology, peers, forkRng(rng, 'topology'))
+        const simulation = simulateFit({
+          family: 'binomial', terms, interceptColumn: 0, graph, seed: 1,
+          blocks: parts.map((rows) => selectRows(block, rows)),
+          params: createFitJobParams({ algorithm: 'newton', lambda: 1, tolerance: 1e-10, maxRounds: 6000 }),
+          reference: Float64Array.from(pooled.coefficients.estimate)
+        })
+        const rounds = simulation.errorByRound.findIndex((error) => error < 1e-6) + 1
+        const d = diameter(graph)
+        measured.push(`${topology} ${peers}: ${rounds} rounds, diameter ${d}`)
+        expect(rounds, `${topology} with ${peers} peers`).toBeGreaterThan(0)
+        expect(rounds, `${topology} with ${peers} peers`).toBeLessThanOrEqual(4 * d + 1)
+        // every peer ends with the same exact model, the pooled fit's
+        for (const result of simulation.results) {
+          expect(result.converged).toBe(true)
+          expect(relativeError(result.coefficients, pooled.coefficients.estimate)).toBeLessThan(1e-8)
+        }
+      }
+    }
+    expect(measured).toContain('ring 16: 33 rounds, diameter 8')
+  })
+})
