@@ -192,7 +192,7 @@ function * endemicEpidemicForecastScript (peer: ForecastJobPeer, proposed: Endem
   const risk = riskScore(forecast.map((period) => period.mean), peer.population, peer.risk)
   progress.forecast = forecast
   progress.risk = risk
-  const joint = yield * run(phase(JOINT_RISK_KIND, jointRiskProtocol, createJointRisk({ graph: peer.graph, self: peer.self, h: risk.h, job: peer.job, rng: peer.rng, openRegions: peer.openRegions, kind: JOINT_RISK_KIND, fused: forecast.map((period) => period.mean) })))
+  const joint = yield * run(phase(JOINT_RISK_KIND, jointRiskProtocol, createJointRisk({ graph: peer.graph, self: peer.self, h: risk.h, job: peer.job, rng: peer.rng, ...(peer.maskSeeds === undefined ? {} : { seeds: peer.maskSeeds }), openRegions: peer.openRegions, kind: JOINT_RISK_KIND, fused: forecast.map((period) => period.mean) })))
   ctx.log('info', 'job.joint-risk', { job: peer.job, regions: joint.regions, sum: joint.sum, mean: joint.mean })
   return { fit, endemicEpidemic: fitted, forecast, risk, joint, rows: Math.max(0, fitted.region.counts.length - 1), choice }
 }
@@ -223,7 +223,7 @@ function * forecastScript (peer: ForecastJobPeer, progress: ForecastProgress, ct
   const risk = riskScore(forecast.map((period) => period.mean), peer.population, peer.risk)
   progress.forecast = forecast
   progress.risk = risk
-  const joint = yield * run(phase(JOINT_RISK_KIND, jointRiskProtocol, createJointRisk({ graph: peer.graph, self: peer.self, h: risk.h, job: peer.job, rng: peer.rng, openRegions: peer.openRegions, kind: JOINT_RISK_KIND, fused: forecast.map((period) => period.mean) })))
+  const joint = yield * run(phase(JOINT_RISK_KIND, jointRiskProtocol, createJointRisk({ graph: peer.graph, self: peer.self, h: risk.h, job: peer.job, rng: peer.rng, ...(peer.maskSeeds === undefined ? {} : { seeds: peer.maskSeeds }), openRegions: peer.openRegions, kind: JOINT_RISK_KIND, fused: forecast.map((period) => period.mean) })))
   ctx.log('info', 'job.joint-risk', { job: peer.job, regions: joint.regions, sum: joint.sum, mean: joint.mean })
   return { fit, endemicEpidemic: null, forecast, risk, joint, rows: design.block.rows, choice: null }
 }

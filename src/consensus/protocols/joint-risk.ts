@@ -1,6 +1,7 @@
 import { ConsensusParamsError } from '../errors.ts'
 import { graphFromAdjacency, type Graph } from '../graph.ts'
 import type { MachineInput, Protocol, StepResult } from '../machine.ts'
+import type { MaskSeeds } from './mask-seeds.ts'
 import { createSecureSum, secureSumProtocol, type SecureSumState } from './secure-sum.ts'
 import { createTreeSum, treeSumProtocol, type TreeSumState } from './tree-sum.ts'
 import type { Rng } from '../types.ts'
@@ -31,11 +32,13 @@ export interface JointRiskInit {
   /** this region's risk score, in [0, 1] */
   h: number
   job: string
-  /** masks come from here: a cryptographic keystream in a real peer, a seeded rng in simulation */
+  /** mask seeds come from here: a cryptographic keystream in a real peer, a seeded rng in simulation */
   rng: Rng
+  /** the job's mask seeds (see mask-seeds.ts): edges its earlier sums seeded need no seeds' round here */
+  seeds?: MaskSeeds
   /** region names that publish their h openly, in an order every peer shares */
   openRegions?: readonly string[]
-  /** flood (about diameter + 2 rounds), tree (one vector per link, 1 + 2 x depth rounds) or auto (flood up to 64 peers) */
+  /** flood (about the diameter's rounds), tree (one vector per link, about 2 x depth rounds) or auto (flood up to 64 peers) */
   sumMethod?: 'flood' | 'tree' | 'auto'
   /** message kind (default 'joint-risk') */
   kind?: string
@@ -138,7 +141,7 @@ export function createJointRisk (init: JointRiskInit): JointRiskState {
   const kind = init.kind ?? 'joint-risk'
   const method = init.sumMethod ?? 'auto'
   const tree = method === 'tree' || (method === 'auto' && graph.names.length > FLOOD_LIMIT)
-  const sumInit = { graph, self: init.self, value, job: init.job, kind, rng: init.rng }
+  const sumInit = { graph, self: init.self, value, job: init.job, kind, rng: init.rng, ...(init.seeds === undefined ? {} : { seeds: init.seeds }) }
   return tree
     ? { graph, openRegions, kind, fused: fused.length, sum: { method: 'tree', inner: createTreeSum(sumInit) } }
     : { graph, openRegions, kind, fused: fused.length, sum: { method: 'flood', inner: createSecureSum(sumInit) } }
