@@ -38,7 +38,9 @@ import type { ConsensusMessage, Rng } from '../types.ts'
  * still be finishing. A finished machine keeps answering a neighbour that lags behind (see
  * assistSecureSum), so a lost final message costs a round, not the sum.
  *
- * A member that never answers (dead, or cut off) stalls the sum: leave it out of `members` instead.
+ * A member waits in the first round for every neighbour's first message (one may still be finishing
+ * the job's previous phase), as it waits for seeds. A member that never answers (dead, or cut off)
+ * stalls the sum there: leave it out of `members` instead.
  * Non-members take no part and relay nothing; the members must induce a connected subgraph.
  */
 export interface SecureSumInit {
@@ -485,6 +487,15 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
         // Still missing seeds: ask again by sending ours, without the flag, to whoever has not sent
         // theirs. A neighbour that lacks ours asks us in the same way.
         state.masks.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
+      } else if (state.round === 1 && !complete(state) && state.lastHeard.some((round) => round === 0)) {
+        // A neighbour not heard from in this sum yet may still be in the job's previous phase (with
+        // every seed known, this peer sent its contribution as it entered the sum): wait for it as the
+        // seeds' round waits, without counting rounds towards giving up, and send the first round again
+        // to every neighbour (to the unheard ones in full), in case it was lost.
+        state.lastHeard.forEach((round, slot) => {
+          if (round === 0) (state.inFlight[slot] as Set<number>).clear()
+          outbox.push(floodMessage(state, slot))
+        })
       } else {
         advanceFlood(state, outbox)
       }
