@@ -87,8 +87,11 @@ export interface SecureSumState {
   readonly reportedCount: Int32Array
   /** per neighbour slot: origins sent to it in the previous round (in flight) */
   readonly inFlight: Array<Set<number>>
-  /** per neighbour slot: the latest flood round heard from it (0 before any) */
+  /** per neighbour slot: the latest flood round heard from it (-1 before any) */
   readonly lastHeard: Int32Array
+  /** the contribution is formed and flooding: from round 1 after a seeds' round, from round 0 without one */
+  flooding: boolean
+  firstFloodRound: number
   sentComplete: boolean
   done: boolean
   /** per neighbour slot: flood messages heard from it, still incomplete, after this peer was done */
@@ -185,7 +188,9 @@ export function createSecureSum (init: SecureSumInit): SecureSumState {
     reported: slots.map(() => new Uint8Array(bitmapBytes(peers))),
     reportedCount: new Int32Array(slots.length),
     inFlight: slots.map(() => new Set<number>()),
-    lastHeard: new Int32Array(slots.length),
+    lastHeard: new Int32Array(slots.length).fill(-1),
+    flooding: false,
+    firstFloodRound: 0,
     sentComplete: false,
     done: false,
     requestsAfterDone: new Int32Array(slots.length),
@@ -299,12 +304,17 @@ function masksReady (state: SecureSumState): boolean {
   return state.masks.every((mask) => mask !== null)
 }
 
-/** Leaves round 0: forms the masked contribution and starts the flood. */
-function beginFlood (state: SecureSumState, outbox: ConsensusMessage[]): void {
+/**
+ * Forms the masked contribution and starts the flood: in round 1 after a seeds' round (round 0), in
+ * round 0 when every seed was known (so that the sum counts no round in which it sent nothing).
+ */
+function beginFlood (state: SecureSumState, outbox: ConsensusMessage[], afterSeeds: boolean): void {
   const contribution = Uint32Array.from(state.value)
   state.masks.forEach((mask, slot) => { addEdgeMask(contribution, mask as Uint32Array, state.self, state.slots[slot] as number) })
   learn(state, state.self, contribution)
-  state.round = 1
+  state.round = afterSeeds ? 1 : 0
+  state.firstFloodRound = state.round
+  state.flooding = true
   sendRound(state, outbox)
 }
 
@@ -418,10 +428,10 @@ function receive (state: SecureSumState, message: ConsensusMessage, outbox: Cons
     }
     // The neighbour lacks our seed: the first one or its answer was lost. Send it again.
     if (flags !== HOLDS_YOURS) outbox.push(maskMessage(state, slot))
-    if (state.round === 0 && masksReady(state)) beginFlood(state, outbox)
+    if (!state.flooding && masksReady(state)) beginFlood(state, outbox, true)
     return
   }
-  if (!Number.isInteger(message.round) || message.round < 1) return reject(state, log, message, `flood message for round ${message.round}`)
+  if (!Number.isInteger(message.round) || message.round < 0) return reject(state, log, message, `flood message for round ${message.round}`)
   const content = parseFlood(state, message)
   if (typeof content === 'string') return reject(state, log, message, content)
   recordReport(state, slot, content.reported)
@@ -468,7 +478,7 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
     // the job), the contribution goes out at once
     const outbox: ConsensusMessage[] = []
     state.masks.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
-    if (masksReady(state)) beginFlood(state, outbox)
+    if (masksReady(state)) beginFlood(state, outbox, false)
     return { state, outbox, log }
   },
 
@@ -483,17 +493,17 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
     }
     if (input.type === 'deadline') {
       if (input.round !== state.round) return { state, outbox, log }
-      if (state.round === 0) {
+      if (!state.flooding) {
         // Still missing seeds: ask again by sending ours, without the flag, to whoever has not sent
         // theirs. A neighbour that lacks ours asks us in the same way.
         state.masks.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
-      } else if (state.round === 1 && !complete(state) && state.lastHeard.some((round) => round === 0)) {
+      } else if (state.round === state.firstFloodRound && !complete(state) && state.lastHeard.some((round) => round < 0)) {
         // A neighbour not heard from in this sum yet may still be in the job's previous phase (with
         // every seed known, this peer sent its contribution as it entered the sum): wait for it as the
         // seeds' round waits, without counting rounds towards giving up, and send the first round again
         // to every neighbour (to the unheard ones in full), in case it was lost.
         state.lastHeard.forEach((round, slot) => {
-          if (round === 0) (state.inFlight[slot] as Set<number>).clear()
+          if (round < 0) (state.inFlight[slot] as Set<number>).clear()
           outbox.push(floodMessage(state, slot))
         })
       } else {
@@ -505,7 +515,7 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
     if (message.job !== state.job || (message.kind !== state.kind && message.kind !== `${state.kind}.mask`)) return { state, outbox, log }
     receive(state, message, outbox, log)
     // messages of later rounds may already have arrived: advance as far as they allow
-    while (!state.done && state.round > 0 && roundComplete(state)) advanceFlood(state, outbox)
+    while (!state.done && state.flooding && roundComplete(state)) advanceFlood(state, outbox)
     return { state, outbox, log }
   },
 

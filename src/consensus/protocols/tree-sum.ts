@@ -152,14 +152,17 @@ function finish (state: TreeSumState, total: Uint32Array, outbox: ConsensusMessa
   state.done = true
 }
 
-/** With every neighbour's mask in hand: the masked contribution, and up the tree if the children's partials are in. */
-function contribute (state: TreeSumState, outbox: ConsensusMessage[]): void {
+/**
+ * With every neighbour's mask in hand: the masked contribution, and up the tree if the children's
+ * partials are in. After a seeds' round that round is counted; without one the sum starts at once.
+ */
+function contribute (state: TreeSumState, outbox: ConsensusMessage[], afterSeeds: boolean): void {
   if (!state.masks.every((mask) => mask !== null)) return
   const slots = state.graph.neighbours[state.self] ?? []
   const contribution = Uint32Array.from(state.value)
   state.masks.forEach((mask, slot) => { addEdgeMask(contribution, mask as Uint32Array, state.self, slots[slot] as number) })
   state.contribution = contribution
-  state.round++
+  if (afterSeeds) state.round++
   sendPartialOrTotal(state, outbox)
 }
 
@@ -186,7 +189,7 @@ function receive (state: TreeSumState, incoming: ConsensusMessage, outbox: Conse
       state.masks[slot] = edgeMask(state.seeds, state.self, node, state.kind, state.length * LIMBS)
     }
     if (incoming.data[0] !== HOLDS_YOURS) outbox.push(maskMessage(state, slot))
-    if (state.contribution === null) contribute(state, outbox)
+    if (state.contribution === null) contribute(state, outbox, true)
     return
   }
   const values = fromBytes(incoming.data, 0, state.length * LIMBS)
@@ -223,7 +226,7 @@ export const treeSumProtocol: Protocol<TreeSumState, Float64Array> = {
     // federation of one) the contribution is formed at once
     const outbox: ConsensusMessage[] = []
     state.masks.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
-    contribute(state, outbox)
+    contribute(state, outbox, false)
     return { state, outbox, log: [] }
   },
 

@@ -233,7 +233,7 @@ describe('the server', () => {
       await page.waitForSelector('#round-peers[data-index="4"]')
       const after = await page.locator('#round-peers h3').allTextContents()
       const position = served.view.positions[4] as { phase: string, round: number }
-      expect(position).toEqual({ phase: 'curvature', round: 1 })
+      expect(position).toEqual({ phase: 'curvature', round: 0 })
       expect(after).not.toEqual(before)
       for (const heading of after) expect(heading).toContain(`: ${position.phase} round ${position.round} (its job round`)
       expect(await page.textContent('#round-label')).not.toBe(label)
