@@ -19,10 +19,10 @@ import type { ConsensusMessage, Rng } from '../types.ts'
  * all of a member's neighbours together can recover its value, and a member with a single neighbour
  * is visible to it (start() logs a warning).
  *
- * Round 0, only where a seed is missing (the job's first sum, or an edge no earlier sum had): the
- * `${kind}.mask` message carries this peer's seed for the edge (a lost one is asked for again at the
- * round's deadline). Where every seed is known, the contribution is formed and sent at once, in the
- * sum's first round.
+ * Seeds' round, only where a seed is missing (the job's first sum, or an edge no earlier sum had):
+ * round 0's `${kind}.mask` message carries this peer's seed for the edge (a lost one is asked for
+ * again at the round's deadline), and the flood starts in round 1. Where every seed is known, the
+ * contribution is formed and sent at once: the flood starts in round 0.
  *
  * Then the contributions flood: every round a member sends each neighbour the contributions that the
  * neighbour's last report says it lacks (every flood message carries a bitmap of the origins its
@@ -31,24 +31,25 @@ import type { ConsensusMessage, Rng } from '../types.ts'
  * m vectors over every link every round: quadratic in the federation's size.) A member advances a
  * round when every neighbour's message of that round (or a later one) is in, or at the round's
  * deadline; a neighbour whose report is complete has sent everything this member lacks and is not
- * waited for (if this member still lacks something then, a message was lost: it waits for the deadline). A member is done as soon as it knows every contribution (its total is exact then) and
+ * waited for (if this member still lacks something then, a message was lost: it waits for the
+ * deadline). A member is done as soon as it knows every contribution (its total is exact then) and
  * has sent one round with that complete report, which gives every neighbour whatever it still lacks:
  * without loss a member finishes after its eccentricity in ticks (the diameter at most; one more for
  * a seed round; see secureSumRounds) and goes on to the job's next phase while its neighbours may
  * still be finishing. A finished machine keeps answering a neighbour that lags behind (see
  * assistSecureSum), so a lost final message costs a round, not the sum.
  *
- * A member waits in the first round for every neighbour's first message (one may still be finishing
- * the job's previous phase), as it waits for seeds. A member that never answers (dead, or cut off)
- * stalls the sum there: leave it out of `members` instead.
- * Non-members take no part and relay nothing; the members must induce a connected subgraph.
+ * A member waits in the flood's first round for every neighbour's first message (one may still be
+ * finishing the job's previous phase), as it waits for seeds, without counting rounds towards giving
+ * up. A member that never answers (dead, or cut off) stalls the sum there: leave it out of `members`
+ * instead. Non-members take no part and relay nothing; the members must induce a connected subgraph.
  */
 export interface SecureSumInit {
   graph: Graph
   self: number
   value: ArrayLike<number>
   job: string
-  /** message kind; the masks travel as `${kind}.mask` (default 'secure-sum') */
+  /** message kind; the seeds travel as `${kind}.mask` (default 'secure-sum') */
   kind?: string
   /** seeds come from here; a real peer passes a cryptographic keystream, a simulation a seeded rng */
   rng: Rng
