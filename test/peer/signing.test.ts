@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { CryptoSlots, ed25519Signer, ed25519Verifier, fastPayload, SigningTransport, type AsyncMessageVerifier } from '../../src/peer/net/signing.ts'
+import { CryptoSlots, ed25519Signer, ed25519Verifier, fastPayload, SigningTransport, withCachedSigning, type AsyncMessageVerifier } from '../../src/peer/net/signing.ts'
 import type { ConsensusMessage, Transport } from '../../src/consensus/types.ts'
 
 /** An inner transport that records what goes out and lets the test inject what comes in. */
@@ -117,5 +117,19 @@ describe('SigningTransport with verification on the thread pool', () => {
     await new Promise((resolve) => setTimeout(resolve, 50))
     expect(delivered).toEqual([])
     expect(later).toEqual([])
+  })
+})
+
+describe('withCachedSigning', () => {
+  it('signs as the original key does (Ed25519 is deterministic) and is otherwise that key', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const cached = withCachedSigning(key)
+    const message = new TextEncoder().encode('a gossipsub message')
+    expect(await cached.sign(message)).toEqual(await key.sign(message))
+    expect(await key.publicKey.verify(message, await cached.sign(message))).toBe(true)
+    expect(cached.type).toBe('Ed25519')
+    expect(cached.raw).toEqual(key.raw)
+    expect(cached.equals(key)).toBe(true)
+    expect(peerIdFromPrivateKey(cached).toString()).toBe(peerIdFromPrivateKey(key).toString())
   })
 })

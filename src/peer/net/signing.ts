@@ -16,6 +16,25 @@ import type { ConsensusMessage, Transport } from '../../consensus/types.ts'
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
 const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 
+/**
+ * The identity key as libp2p's services see it, with its Ed25519 signatures made by a key object built
+ * once. @libp2p/crypto's own key builds a fresh one from JWK for every signature (about 50 us, more
+ * than the signature itself), and gossipsub signs every message it publishes with it (StrictSign).
+ * Everything else (raw bytes, public key, type, equality) is the original key's.
+ */
+export function withCachedSigning (key: PrivateKey): PrivateKey {
+  if (key.type !== 'Ed25519') return key
+  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, key.raw.subarray(0, 32)]), format: 'der', type: 'pkcs8' })
+  const cached = Object.create(key) as PrivateKey
+  Object.defineProperty(cached, 'sign', {
+    value: (message: Uint8Array | { subarray: () => Uint8Array }) => {
+      // a Buffer, as the original key returns
+      return edSign(null, message instanceof Uint8Array ? message : message.subarray(), privateKey)
+    }
+  })
+  return cached
+}
+
 /** A signer that can also sign off the event loop; `done` is called exactly once. */
 export interface AsyncMessageSigner extends MessageSigner {
   signLater (payload: Uint8Array, done: (error: Error | null, signature: Uint8Array | null) => void): void
