@@ -133,3 +133,34 @@ describe('withCachedSigning', () => {
     expect(peerIdFromPrivateKey(cached).toString()).toBe(peerIdFromPrivateKey(key).toString())
   })
 })
+
+describe('CryptoSlots', () => {
+  it('bounds the pool work of every transport that shares them, in arrival order', async () => {
+    const slots = new CryptoSlots(1)
+    const finish: Array<() => void> = []
+    let running = 0
+    let mostRunning = 0
+    const verifier: AsyncMessageVerifier = {
+      verify: () => true,
+      verifyLater: (_from, _payload, _signature, done) => {
+        running++
+        mostRunning = Math.max(mostRunning, running)
+        finish.push(() => { running--; done(true) })
+      }
+    }
+    const delivered: string[] = []
+    const inners = [new Loopback('a'), new Loopback('b')]
+    for (const inner of inners) {
+      const transport = new SigningTransport(inner, { sign: () => new Uint8Array(64) }, verifier, undefined, { slots })
+      transport.onMessage((received) => { delivered.push(`${inner.self}${received.round}`) })
+    }
+    for (let round = 0; round < 3; round++) for (const inner of inners) inner.inject({ ...message('x', round), signature: new Uint8Array(64) })
+    for (let next = 0; next < 6; next++) {
+      expect(finish.length).toBe(next + 1)
+      finish[next]?.()
+    }
+    expect(mostRunning).toBe(1)
+    expect(delivered).toEqual(['a0', 'b0', 'a1', 'b1', 'a2', 'b2'])
+    expect(() => new CryptoSlots(0)).toThrow(RangeError)
+  })
+})
