@@ -38,6 +38,16 @@ describe('encode / decode', () => {
     }
   })
 
+  test('with headroom, the same bytes after free room, and the size limit still on the message alone', () => {
+    const plain = encodeConsensusMessage(sample({ to: PEER_B }))
+    const framed = encodeConsensusMessage(sample({ to: PEER_B }), { headroom: 4 })
+    expect(framed.byteLength).toBe(plain.byteLength + 4)
+    expect(framed.subarray(4)).toEqual(plain)
+    expect(decodeConsensusMessage(framed.subarray(4))).toEqual(sample({ to: PEER_B }))
+    expect(codeOf(() => encodeConsensusMessage(sample({ to: PEER_B }), { maxBytes: plain.byteLength, headroom: 4 }))).toBe('OK')
+    expect(codeOf(() => encodeConsensusMessage(sample({ to: PEER_B }), { maxBytes: plain.byteLength - 1, headroom: 4 }))).toBe('MESSAGE_TOO_LARGE')
+  })
+
   test('decodes from a pooled Buffer view (byteOffset not 0, not 8-aligned) and copies out', () => {
     const encoded = encodeConsensusMessage(sample())
     const pool = Buffer.alloc(encoded.length + 13, 0xaa)

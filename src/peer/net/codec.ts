@@ -48,6 +48,11 @@ export interface DecodeOptions {
 export interface EncodeOptions {
   /** default MAX_MESSAGE_BYTES */
   maxBytes?: number
+  /**
+   * bytes left free before the message, for a carrier's header (a stream frame's length), so that the
+   * message is not copied again to be framed; not counted against `maxBytes`. Default 0.
+   */
+  headroom?: number
 }
 
 /** Rounds a receiver accepts for a job right now, both ends inclusive. */
@@ -93,8 +98,10 @@ export function encodeConsensusMessage (message: ConsensusMessage, options: Enco
     values.length * 8 + message.data.length + (signature === undefined ? 0 : SIGNATURE_BYTES)
   if (length > maxBytes) throw new MessageTooLargeError(`the message takes ${length} bytes, over the limit of ${maxBytes}`)
 
-  const bytes = new Uint8Array(length)
-  const view = new DataView(bytes.buffer)
+  const headroom = options.headroom ?? 0
+  const framed = new Uint8Array(headroom + length)
+  const bytes = headroom === 0 ? framed : framed.subarray(headroom)
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   bytes[0] = MAGIC_0
   bytes[1] = MAGIC_1
   bytes[2] = CODEC_VERSION
@@ -113,7 +120,7 @@ export function encodeConsensusMessage (message: ConsensusMessage, options: Enco
   offset += 4
   bytes.set(message.data, offset)
   if (signature !== undefined) bytes.set(signature, offset + message.data.length)
-  return bytes
+  return framed
 }
 
 /**

@@ -107,19 +107,47 @@ export class DirectChannel {
 
   /** Writes one frame to a neighbour, waiting for the stream to drain when its buffer is full. */
   async send (peerId: string, payload: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
-    const frame = encodeFrame(payload)
-    let stream = await this.open(peerId, options)
+    await this.write(peerId, encodeFrame(payload), options)
+  }
+
+  /**
+   * Writes an encoded frame (framing.ts). On an open stream with room in its buffer, the usual case
+   * within a job, the write is done before this returns and the result is null: no promise, no wait.
+   * Otherwise the promise settles once the frame is written (after opening the stream, or waiting for
+   * it to drain). The same frame may be written to several neighbours.
+   */
+  write (peerId: string, frame: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> | null {
+    const stream = this.outbound.get(peerId)
+    if (stream !== undefined && stream.status === 'open' && stream.writeStatus === 'writable') {
+      let sent: boolean
+      try {
+        sent = stream.send(frame)
+      } catch {
+        // the stream died under us: a fresh one, below
+        return this.retry(peerId, frame, options)
+      }
+      return sent ? null : stream.onDrain(options).catch(async () => { await this.retry(peerId, frame, options) })
+    }
+    return this.slowWrite(peerId, frame, options)
+  }
+
+  private async slowWrite (peerId: string, frame: Uint8Array, options: { signal?: AbortSignal }): Promise<void> {
+    const stream = await this.open(peerId, options)
     try {
       if (!stream.send(frame)) await stream.onDrain(options)
     } catch {
-      // The stream died under us (the neighbour restarted or the link dropped): one fresh attempt.
-      this.outbound.delete(peerId)
-      stream = await this.open(peerId, options)
-      try {
-        if (!stream.send(frame)) await stream.onDrain(options)
-      } catch (cause) {
-        throw new PeerUnreachableError(`cannot write to ${peerId}`, { cause })
-      }
+      await this.retry(peerId, frame, options)
+    }
+  }
+
+  /** The stream died under us (the neighbour restarted or the link dropped): one fresh attempt. */
+  private async retry (peerId: string, frame: Uint8Array, options: { signal?: AbortSignal }): Promise<void> {
+    this.outbound.delete(peerId)
+    const stream = await this.open(peerId, options)
+    try {
+      if (!stream.send(frame)) await stream.onDrain(options)
+    } catch (cause) {
+      throw new PeerUnreachableError(`cannot write to ${peerId}`, { cause })
     }
   }
 

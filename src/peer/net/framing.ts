@@ -1,12 +1,20 @@
 /**
  * Length-prefixed frames for long-lived streams: a 4-byte big-endian length, then that many bytes.
  *
- * The decoder holds at most one frame's worth of bytes. A frame announced larger than `maxFrameBytes` is
+ * The decoder holds at most one frame's worth of bytes. Frames that arrive whole in one chunk are handed
+ * on as views into it, without a copy; only a partial frame left at a chunk's end is copied (the
+ * producer may reuse its buffer after `push` returns). A frame announced larger than `maxFrameBytes` is
  * reported once and its bytes are skipped as they arrive, without being buffered, so a misbehaving sender
  * costs neither memory nor the stream: the next frame is read normally.
  */
 
 export const FRAME_HEADER_BYTES = 4
+
+/** Writes the header of a frame whose payload already follows it in `frame` (built with room for it). */
+export function writeFrameHeader (frame: Uint8Array): Uint8Array {
+  new DataView(frame.buffer, frame.byteOffset, FRAME_HEADER_BYTES).setUint32(0, frame.byteLength - FRAME_HEADER_BYTES, false)
+  return frame
+}
 
 export function encodeFrame (payload: Uint8Array): Uint8Array {
   const frame = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength)
@@ -16,7 +24,7 @@ export function encodeFrame (payload: Uint8Array): Uint8Array {
 }
 
 export interface FrameDecoderEvents {
-  /** a complete frame; the receiver may keep the bytes (they alias no one else's buffer) */
+  /** a complete frame; its bytes are valid only during the call (copy them to keep them) */
   frame: (payload: Uint8Array) => void
   /** a frame over the limit, skipped */
   oversized: (announcedBytes: number) => void
@@ -38,10 +46,34 @@ export class FrameDecoder {
       input = input.subarray(skipped)
     }
     if (input.byteLength === 0) return
+    if (this.buffered === 0) input = this.direct(input)
+    if (input.byteLength === 0) return
     // Own the bytes: an inbound chunk may be a view into a buffer its producer reuses after this call.
     this.chunks.push(new Uint8Array(input))
     this.buffered += input.byteLength
     this.drain()
+  }
+
+  /** Frames read straight from a chunk while nothing is buffered; returns what is left to buffer. */
+  private direct (chunk: Uint8Array): Uint8Array {
+    const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    let offset = 0
+    while (chunk.byteLength - offset >= FRAME_HEADER_BYTES) {
+      const length = view.getUint32(offset, false)
+      if (length > this.maxFrameBytes) {
+        const available = Math.min(length, chunk.byteLength - offset - FRAME_HEADER_BYTES)
+        this.skipping = length - available
+        offset += FRAME_HEADER_BYTES + available
+        this.events.oversized(length)
+        if (this.skipping > 0) return chunk.subarray(offset)
+        continue
+      }
+      if (chunk.byteLength - offset - FRAME_HEADER_BYTES < length) break
+      const start = offset + FRAME_HEADER_BYTES
+      offset = start + length
+      this.events.frame(chunk.subarray(start, offset))
+    }
+    return chunk.subarray(offset)
   }
 
   private drain (): void {

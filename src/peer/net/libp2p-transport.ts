@@ -4,6 +4,7 @@ import { combineSignals, throwIfAborted, withTimeout } from './abort.ts'
 import { checkConsensusMessage, decodeConsensusMessage, encodeConsensusMessage, type RoundWindowFn } from './codec.ts'
 import { DEFAULT_TRANSPORT, directProtocol, peerTopic } from '../constants.ts'
 import { DirectChannel } from './direct.ts'
+import { FRAME_HEADER_BYTES, writeFrameHeader } from './framing.ts'
 import { federationGraph } from '../federation.ts'
 import { RoundWindows, roundWindowsInit } from './round-window.ts'
 import { diameter } from '../../consensus/graph.ts'
@@ -220,33 +221,49 @@ export class Libp2pTransport implements Transport {
   async send (to: string, message: ConsensusMessage): Promise<void> {
     const signal = this.stopSignal()
     if (!this.node.neighbours.includes(to)) throw new NotANeighbourError(`${to} is not a graph neighbour of ${this.self}`)
-    const bytes = encodeConsensusMessage(message, { maxBytes: this.config.maxMessageBytes })
+    const frame = this.frame(message)
     try {
-      await this.direct.send(to, bytes, { signal })
+      await this.direct.write(to, frame, { signal })
     } catch (err) {
       this.counters.sendFailures++
       throw err
     }
     this.counters.sent++
-    this.counters.bytesSent += bytes.byteLength
+    this.counters.bytesSent += frame.byteLength - FRAME_HEADER_BYTES
+  }
+
+  /** Encoded once, with its stream frame's header, whatever the number of neighbours it goes to. */
+  private frame (message: ConsensusMessage): Uint8Array {
+    return writeFrameHeader(encodeConsensusMessage(message, { maxBytes: this.config.maxMessageBytes, headroom: FRAME_HEADER_BYTES }))
   }
 
   async broadcast (message: ConsensusMessage): Promise<void> {
     const signal = this.stopSignal()
     if (message.to !== undefined) throw new TypeError('a message with `to` is private: use send()')
-    const bytes = encodeConsensusMessage(message, { maxBytes: this.config.maxMessageBytes })
     if (this.config.broadcastVia === 'direct') {
-      const results = await Promise.allSettled(this.node.neighbours.map(async (peer) => { await this.direct.send(peer, bytes, { signal }) }))
-      const failed = this.node.neighbours.filter((_, index) => results[index]?.status === 'rejected')
-      const reached = results.length - failed.length
+      const frame = this.frame(message)
+      const neighbours = this.node.neighbours
+      // written at once to every neighbour whose stream is open and has room; the others are waited for
+      let waiting: Array<Promise<void>> | null = null
+      let waitingFor: string[] | null = null
+      for (const peer of neighbours) {
+        const written = this.direct.write(peer, frame, { signal })
+        if (written === null) continue
+        ;(waiting ??= []).push(written)
+        ;(waitingFor ??= []).push(peer)
+      }
+      const results = waiting === null ? [] : await Promise.allSettled(waiting)
+      const failed = (waitingFor ?? []).filter((_, index) => results[index]?.status === 'rejected')
+      const reached = neighbours.length - failed.length
       this.counters.sent += reached
-      this.counters.bytesSent += reached * bytes.byteLength
+      this.counters.bytesSent += reached * (frame.byteLength - FRAME_HEADER_BYTES)
       if (failed.length > 0) {
         this.counters.sendFailures++
         throw new PeerUnreachableError(`broadcast did not reach ${failed.join(', ')}`, { cause: results.find((result) => result.status === 'rejected')?.reason })
       }
       return
     }
+    const bytes = encodeConsensusMessage(message, { maxBytes: this.config.maxMessageBytes })
     let recipients: number
     try {
       recipients = (await this.node.pubsub.publish(this.ownTopic, bytes)).recipients.length

@@ -18,6 +18,7 @@ import { NotAMemberError, NotStartedError, PeerConfigError } from '../errors.ts'
 import { isMember, neighboursOf, type Federation } from '../federation.ts'
 import { createMembershipGater, type MembershipGater, type RefusalStats } from './gater.ts'
 import { createScoreGuardInit, ScoreGuard, type ScoreStats } from './score-guard.ts'
+import { withCachedSigning } from './signing.ts'
 import type { AnnouncementStats } from './announce.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
@@ -406,7 +407,7 @@ export async function createPeerNode (init: PeerNodeInit, components: PeerNodeCo
   }), { gater, logger: logger?.child({ component: 'score', peerId }) })
   const libp2p = await createLibp2p<PeerServices>({
     start: false,
-    privateKey: config.privateKey,
+    privateKey: withCachedSigning(config.privateKey),
     addresses: {
       listen: [...config.listen],
       ...(config.announce.length > 0 ? { announce: [...config.announce] } : {})

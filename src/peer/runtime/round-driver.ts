@@ -99,13 +99,15 @@ export async function driveRounds<S, R> (options: RoundDriverOptions<S, R>): Pro
     }))
   }
 
+  // (waits only for what returns a promise: most steps have no journal to write or nothing to send)
   const apply = async (input: MachineInput | null): Promise<void> => {
-    if (input !== null) await options.persist?.(input)
+    if (input !== null && options.persist !== undefined) await options.persist(input)
     const stepped = input === null ? protocol.start(state) : protocol.step(state, input)
     state = stepped.state
     options.rounds?.update(protocol.round(state), stepped.outbox)
-    await options.onStep?.(state, stepped.outbox, stepped.log, input, false)
-    await send(stepped.outbox)
+    const stepping = options.onStep?.(state, stepped.outbox, stepped.log, input, false)
+    if (stepping !== undefined) await stepping
+    if (stepped.outbox.length > 0) await send(stepped.outbox)
   }
 
   let timer: NodeJS.Timeout | null = null
