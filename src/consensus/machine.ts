@@ -55,4 +55,10 @@ export interface Protocol<S, R> {
    * neighbour (the masked sums) do not count the rounds it takes; the others leave this out.
    */
   behind?(state: S, from: string): void
+  /**
+   * true while the machine waits for a member known to be alive and on its way (a masked sum whose
+   * member is still in an earlier phase): a driver that gives up on a job stuck in one round does not
+   * count these deadlines
+   */
+  awaitsLiveMember?(state: S): boolean
 }

@@ -37,7 +37,7 @@ function seedsOfFirstSum (): MaskSeeds[] {
  * The second sum: the late member is in the previous phase (not running this sum) until `arrives`, if
  * ever; its neighbours hear from it in that phase until `aliveUntil`.
  */
-function secondSum (options: { arrives: number | null, aliveUntil: number, messageLoss: number }): { states: SecureSumState[], error: unknown, ticks: number } {
+function secondSum (options: { arrives: number | null, aliveUntil: number, messageLoss: number }): { states: SecureSumState[], error: unknown, ticks: number, awaiting: boolean[] } {
   const seeds = seedsOfFirstSum()
   const rng = createRng(11)
   const states = graph.names.map((_, self) => createSecureSum({ graph, self, value: values[self]!, job: 'sum', kind: 'second', rng: forkRng(rng, self), seeds: seeds[self] }))
@@ -45,11 +45,14 @@ function secondSum (options: { arrives: number | null, aliveUntil: number, messa
   network.kill(late)
   let ticks = 0
   let error: unknown = null
+  // at tick 150, which peers say they await a live member (a peer's driver then counts no stalled deadline)
+  let awaiting: boolean[] = []
   try {
     runSynchronous({
       protocol: secureSumProtocol, states, network, maxRounds: 2000,
       beforeTick: (tick, net) => {
         ticks = tick
+        if (tick === 150) awaiting = states.map((state) => secureSumProtocol.awaitsLiveMember?.(state) === true)
         if (tick === options.arrives) net.restart(late)
         if (tick < options.aliveUntil && (options.arrives === null || tick < options.arrives)) {
           // its messages of the previous phase reach its neighbours (a fifth of them lost)
@@ -60,15 +63,16 @@ function secondSum (options: { arrives: number | null, aliveUntil: number, messa
   } catch (caught) {
     error = caught
   }
-  return { states, error, ticks }
+  return { states, error, ticks, awaiting }
 }
 
 describe('a member still in the job\'s previous phase', () => {
   it('is waited for, however long it takes, and the sum is exact', () => {
     // 300 ticks: more than ten times the patience of this ring (3 x 4 + 12 rounds)
     expect(300).toBeGreaterThan(10 * floodPatience(graph))
-    const { states, error } = secondSum({ arrives: 300, aliveUntil: 300, messageLoss: 0.2 })
+    const { states, error, awaiting } = secondSum({ arrives: 300, aliveUntil: 300, messageLoss: 0.2 })
     expect(error).toBeNull()
+    expect(awaiting).toEqual(graph.names.map((_, node) => node !== LATE))
     for (const state of states) {
       expect(state.done).toBe(true)
       expect(Array.from(secureSumProtocol.result(state))).toEqual([36, 280])
@@ -78,8 +82,9 @@ describe('a member still in the job\'s previous phase', () => {
   })
 
   it('that dies there ends the sum with SUM_INCOMPLETE naming it, within a bounded number of ticks', () => {
-    const { error, ticks } = secondSum({ arrives: null, aliveUntil: 200, messageLoss: 0.2 })
+    const { error, ticks, awaiting } = secondSum({ arrives: null, aliveUntil: 200, messageLoss: 0.2 })
     expect(error).toMatchObject({ code: 'SUM_INCOMPLETE', missing: [late] })
+    expect(awaiting).toEqual(graph.names.map((_, node) => node !== LATE))
     // news of it goes stale after BEHIND_FRESH_TICKS ticks, the waiting hops reach the cap (the members'
     // number) soon after, and then the usual patience runs (two ticks a deadline)
     const bound = 2 * (BEHIND_FRESH_TICKS + graph.names.length + floodPatience(graph) + 10)

@@ -517,6 +517,7 @@ export const jobProtocol: Protocol<JobState<unknown>, unknown> = {
 
   round: jobRound,
   done: (state) => state.done || state.failure !== null,
+  awaitsLiveMember: (state) => state.failure === null && state.current !== null && state.current.protocol.awaitsLiveMember?.(state.current.state) === true,
 
   result (state) {
     if (state.failure !== null) throw state.failure

@@ -607,6 +607,8 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
   round: (state) => state.round,
   done: (state) => state.done,
 
+  awaitsLiveMember: (state) => !state.done && !complete(state) && waitingHops(state) >= 0,
+
   behind (state, from) {
     // a neighbour that has not sent this sum its first message yet is alive, in an earlier phase
     const slot = slotOf(state, from)
