@@ -463,8 +463,8 @@ function parseFlood (state: SecureSumState, message: ConsensusMessage): FloodCon
   const entryBytes = 4 + state.length * LIMBS * 4
   if (message.data.length !== header + count * entryBytes) return 'flood message of the wrong size'
   const flags = message.data[0] as number
+  // every 7-bit count is well formed; one at or beyond the members' number means no wait (waitingHops)
   const waitHops = (flags >> WAIT_SHIFT) - 1
-  if (waitHops > MAX_WAIT_HOPS) return `waiting hops ${waitHops} beyond ${MAX_WAIT_HOPS}`
   const reported = message.data.subarray(FLAG_BYTES, FLAG_BYTES + bitmapLength)
   for (let origin = 0; origin < peers; origin++) if (hasBit(reported, origin) && state.memberFlags[origin] !== 1) return `reports a contribution from non-member ${origin}`
   for (let origin = peers; origin < bitmapLength * 8; origin++) if (hasBit(reported, origin)) return 'bitmap beyond the last peer'
