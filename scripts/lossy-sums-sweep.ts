@@ -31,6 +31,8 @@ const problem = await loadProblem('infert', 'infert.csv', 'case', ['age', 'parit
 const pooled = fitModel(problem.block, problem.terms, { family: 'binomial', lambda: 1, standardize: true, tolerance: 1e-13 })
 const failures: string[] = []
 let worstRounds = 0
+let totalRounds = 0
+let completed = 0
 for (let seed = first; seed < first + seeds; seed++) {
   const rng = createRng(seed)
   const parts = splitRows(problem.block.rows, peers, 'even', forkRng(rng, 'split'))
@@ -43,6 +45,8 @@ for (let seed = first; seed < first + seeds; seed++) {
       params: createFitJobParams({ algorithm, lambda: 1, tolerance: 1e-10 })
     })
     worstRounds = Math.max(worstRounds, simulation.rounds)
+    totalRounds += simulation.rounds
+    completed++
     let worst = 0
     for (const result of simulation.results) {
       result.coefficients.forEach((value, index) => {
@@ -55,5 +59,5 @@ for (let seed = first; seed < first + seeds; seed++) {
     failures.push(`seed ${seed}: ${(error as Error).name}: ${(error as Error).message}`)
   }
 }
-console.log(`${algorithm} on ${topology}:${peers}, ${loss * 100}% of messages lost, seeds ${first}-${first + seeds - 1}: ${failures.length} of ${seeds} failed; most rounds ${worstRounds}`)
+console.log(`${algorithm} on ${topology}:${peers}, ${loss * 100}% of messages lost, seeds ${first}-${first + seeds - 1}: ${failures.length} of ${seeds} failed; rounds of the runs that ended: mean ${completed === 0 ? '-' : Math.round(totalRounds / completed)}, most ${worstRounds}`)
 for (const failure of failures) console.log(`  ${failure}`)
