@@ -23,7 +23,13 @@ export const MAX_ANNOUNCEMENT_BYTES = 256 * 1024
 /** Protocol and topic names, all under the federation's own prefix. */
 export function protocolPrefix (federationId: string): string { return `/epimesh/${federationId}` }
 export function dhtProtocol (federationId: string): string { return `${protocolPrefix(federationId)}/kad/1.0.0` }
-export function directProtocol (federationId: string): string { return `${protocolPrefix(federationId)}/direct/1.0.0` }
+/**
+ * The direct channel's protocol. 2.0.0: a job's first masked sum sends per-edge mask seeds and later sums
+ * derive their masks from them (protocols/mask-seeds.ts), and a flooded sum's flag byte carries the hops
+ * to a member still in the previous phase; a peer of 1.0.0 cannot take part in such sums, so the two do
+ * not open direct streams to each other at all (the link shows as missing) rather than fail mid-job.
+ */
+export function directProtocol (federationId: string): string { return `${protocolPrefix(federationId)}/direct/2.0.0` }
 export function peerTopic (federationId: string, peerId: string): string { return `${protocolPrefix(federationId)}/peer/${peerId}` }
 export function announceTopic (federationId: string): string { return `${protocolPrefix(federationId)}/announce` }
 
