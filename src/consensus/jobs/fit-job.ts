@@ -36,8 +36,10 @@ import { maskedSum, maskedSumBound, sumTotal, withMaskSeeds, type MaskedSumOptio
  *                estimated again, and `admm2`)
  *   consensus    ADMM's closing: a masked sum of the peers' iterates, whose average every peer then
  *                polishes with exact Newton steps
- *   newton.t     masked sum of value, gradient and Hessian at the current point; every peer takes the
- *                same Newton step from the same exact totals (the whole fit under algorithm 'newton')
+ *   newton.t     masked sum of value, gradient and Hessian at the current point (under algorithm
+ *                'newton' with third-order steps, also the third-derivative tensor); every peer takes the
+ *                same Newton (or Chebyshev) step from the same exact totals (the whole fit under
+ *                algorithm 'newton')
  *   metrics      (binomial) masked sum of risk histograms: AUC, Brier, Hosmer-Lemeshow
  *
  * and the job's closing (every member's signed statement of the model's digest, see job.ts). Every sum
