@@ -6,6 +6,7 @@ import type { FamilyName } from './family.ts'
 import { logFactorial, logistic } from './family.ts'
 import { createWorkspace, evaluateLoss, type Workspace } from './glm.ts'
 import { standardizeBlock } from './standardize.ts'
+import { addThirdDerivatives } from './third-order.ts'
 
 /**
  * A peer's regression problem over its own rows, in the form the consensus machines use: additive
@@ -104,6 +105,11 @@ export function glmObjective (family: FamilyName, block: DataBlock, interceptCol
         }
       }
       return value
+    },
+    thirdDerivatives (point, out) {
+      // the penalty is quadratic: it adds nothing to the third derivatives
+      out.fill(0)
+      if (block.rows > 0) addThirdDerivatives(family, block, point, out)
     }
   }
 }
