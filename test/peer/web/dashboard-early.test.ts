@@ -3,8 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, describe, expect, it, vi } from 'vitest'
-import { main } from '../../../src/peer/cli/main.ts'
+import { afterAll, describe, expect, it } from 'vitest'
+import { cli } from '../../helpers/cli.ts'
 import type { DashboardSnapshot } from '../../../src/peer/web/dashboard-data.ts'
 import { freePort, waitFor } from '../../helpers/process.ts'
 
@@ -21,16 +21,6 @@ let child: ChildProcess | null = null
 let exited: Promise<number | null> = Promise.resolve(null)
 let base = ''
 
-async function quietly (args: string[]): Promise<{ code: number, stdout: string }> {
-  let stdout = ''
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { stdout += String(chunk); return true })
-  try {
-    return { code: await main(args), stdout }
-  } finally {
-    spy.mockRestore()
-  }
-}
-
 afterAll(async () => {
   if (child !== null && child.exitCode === null) child.kill('SIGKILL')
   await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
@@ -42,8 +32,8 @@ describe('the operator\'s view while the neighbours are missing', () => {
     base = await mkdtemp(join(tmpdir(), 'epimesh-dashboard-early-'))
     const members: Array<{ region: string, peerId: string, addresses: string[] }> = []
     for (const region of REGIONS) {
-      const initialised = await quietly(['init', '--dir', join(base, region), '--region', region])
-      expect(initialised.code).toBe(0)
+      const initialised = await cli(['init', '--dir', join(base, region), '--region', region])
+      expect(initialised.status).toBe(0)
       members.push({ region, peerId: /peer id (\S+)/.exec(initialised.stdout)?.[1] as string, addresses: [`/ip4/127.0.0.1/tcp/${await freePort()}`] })
     }
     const federation = join(base, 'federation.json')

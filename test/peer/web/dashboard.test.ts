@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { main } from '../../../src/peer/cli/main.ts'
+import { cli } from '../../helpers/cli.ts'
 import { serveDashboard } from '../../../src/peer/cli/dashboard.ts'
 import { Store } from '../../../src/store/store.ts'
 import { warningLevel, type DashboardSnapshot } from '../../../src/peer/web/dashboard-data.ts'
@@ -37,16 +37,6 @@ let origin = ''
 let token = ''
 const dirs: string[] = []
 
-async function quietly (args: string[]): Promise<{ code: number, stdout: string }> {
-  let stdout = ''
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { stdout += String(chunk); return true })
-  try {
-    return { code: await main(args), stdout }
-  } finally {
-    spy.mockRestore()
-  }
-}
-
 /** A square outline of one degree, the i-th in a row. */
 function square (index: number): { type: 'Polygon', coordinates: number[][][] } {
   const x = 9 + index
@@ -77,16 +67,16 @@ beforeAll(async () => {
   for (const [index, region] of REGIONS.entries()) {
     const dir = join(base, region)
     dirs.push(dir)
-    const initialised = await quietly(['init', '--dir', dir, '--region', region])
-    expect(initialised.code).toBe(0)
+    const initialised = await cli(['init', '--dir', dir, '--region', region])
+    expect(initialised.status).toBe(0)
     const cases = join(base, `${region}.csv`)
     await writeFile(cases, `id,${lines[0]}\n${lines.slice(1).map((line, row) => `${row + 1},${line}`).filter((_, row) => row % 3 === index).join('\n')}\n`)
-    expect((await quietly(['import', '--dir', dir, '--cases', cases])).code).toBe(0)
+    expect((await cli(['import', '--dir', dir, '--cases', cases])).status).toBe(0)
     const district = panel.regions.indexOf(DISTRICTS[index] as string)
     const counts = panel.counts[district] as ArrayLike<number>
     const series = join(base, `${region}-series.csv`)
     await writeFile(series, `date,count,population\n${Array.from(counts, (value, week) => `${new Date(Date.UTC(2001, 0, 1) + week * 7 * 86_400_000).toISOString().slice(0, 10)},${value},${panel.populations[district]}`).slice(0, 156).join('\n')}\n`)
-    expect((await quietly(['import', '--dir', dir, '--series', series])).code).toBe(0)
+    expect((await cli(['import', '--dir', dir, '--series', series])).status).toBe(0)
     members.push({ region, peerId: /peer id (\S+)/.exec(initialised.stdout)?.[1] as string, addresses: [`/ip4/127.0.0.1/tcp/${await freePort()}`], geometry: square(index) })
   }
   federationFile = join(base, 'federation.json')
@@ -149,7 +139,7 @@ describe('the operator\'s view of a running peer', () => {
     // its own two links connected; the third, between beta and gamma, is not seen from here
     expect(before.links.map((link) => [link.a, link.b, link.state])).toEqual([['alpha', 'beta', 'connected'], ['beta', 'gamma', 'not seen from here'], ['gamma', 'alpha', 'connected']])
 
-    expect((await quietly(['propose', '--dir', dirs[0] as string, '--federation', federationFile, '--job-id', 'fit-1'])).code).toBe(0)
+    expect((await cli(['propose', '--dir', dirs[0] as string, '--federation', federationFile, '--job-id', 'fit-1'])).status).toBe(0)
     await waitFor(async () => (await state()).job?.job === 'fit-1', 30_000, 100)
     // while it runs, its residuals are sampled from the peer
     let sampled = 0
@@ -194,7 +184,7 @@ describe('the operator\'s view of a running peer', () => {
         expect(await page.textContent('#forecast')).toContain('no forecast yet')
       }
 
-      expect((await quietly(['propose', '--dir', dirs[0] as string, '--federation', federationFile, '--job-id', 'risk-1', '--forecast', '--from', '2001-01-01', '--periods', '156', '--open-regions', 'beta', '--half-risk', '0.1'])).code).toBe(0)
+      expect((await cli(['propose', '--dir', dirs[0] as string, '--federation', federationFile, '--job-id', 'risk-1', '--forecast', '--from', '2001-01-01', '--periods', '156', '--open-regions', 'beta', '--half-risk', '0.1'])).status).toBe(0)
       await waitFor(async () => await held('risk-1', 'forecast'), 90_000, 250)
       const forecasts = await Promise.all(dirs.map(async (dir) => await Store.use(dir, async (store) => await store.getForecast('risk-1'))))
       const [own, beta, gamma] = forecasts.map((forecast) => forecast?.h as number) as [number, number, number]
