@@ -94,6 +94,25 @@ describe('a federation on a line, joined through one bootstrap member', () => {
 })
 
 describe('links to neighbours', () => {
+  test('a neighbour connected but not yet serving the direct protocol is tried again, not reported missing', async () => {
+    const members = await makeMembers(2)
+    const seed = await cluster.node({ federation: makeFederation(members), privateKey: key(members, 0).key })
+    const other = await cluster.node({ federation: makeFederation(members, { bootstrap: seed.addresses() }), privateKey: key(members, 1).key })
+    await Promise.all([seed, other].map(async (node) => await node.waitForNeighbours({ timeoutMs: 10_000 })))
+    const early = cluster.transport(seed, { ...noDriver, broadcastVia: 'direct', readyTimeoutMs: 10_000 })
+    const late = cluster.transport(other, { ...noDriver, broadcastVia: 'direct', readyTimeoutMs: 10_000 })
+    // the first dial reaches a node whose direct protocol is not registered yet (both peers starting at once)
+    const starting = early.start()
+    await sleep(400)
+    const [earlyReady, lateReady] = await Promise.all([starting, late.start()])
+    expect(earlyReady.missing).toEqual([])
+    expect(lateReady.missing).toEqual([])
+    const inbox = collect(late)
+    await early.broadcast(message(key(members, 0).peerId, 0, [7]))
+    await inbox.until((messages) => messages.length === 1)
+    expect(inbox.messages[0]?.values).toEqual(Float64Array.from([7]))
+  })
+
   test('a dropped link to a neighbour comes back, and both carriers work over it again', async () => {
     const members = await makeMembers(3)
     const seed = await cluster.node({ federation: makeFederation(members, { topology: 'line' }), privateKey: key(members, 0).key })

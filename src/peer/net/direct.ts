@@ -68,6 +68,11 @@ export class DirectChannel {
     }))
   }
 
+  /** Whether there is an open connection to `peerId` (over which a stream could be opened). */
+  connected (peerId: string): boolean {
+    return this.components.libp2p.getConnections(peerIdFromString(peerId)).some((connection) => connection.status === 'open')
+  }
+
   /** Open (or reuse) the stream to `peerId`; resolves once a frame can be written. */
   async open (peerId: string, options: { signal?: AbortSignal } = {}): Promise<Stream> {
     const existing = this.outbound.get(peerId)

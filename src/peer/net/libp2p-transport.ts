@@ -1,6 +1,6 @@
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { combineSignals, throwIfAborted, withTimeout } from './abort.ts'
+import { combineSignals, sleep, throwIfAborted, withTimeout } from './abort.ts'
 import { checkConsensusMessage, decodeConsensusMessage, encodeConsensusMessage, type RoundWindowFn } from './codec.ts'
 import { DEFAULT_TRANSPORT, directProtocol, peerTopic } from '../constants.ts'
 import { DirectChannel } from './direct.ts'
@@ -211,7 +211,21 @@ export class Libp2pTransport implements Transport {
     }
     const deadline = withTimeout(signal, timeoutMs)
     await this.node.waitForNeighbours({ signal: deadline, timeoutMs })
-    const opened = await Promise.allSettled(neighbours.map(async (peer) => { await this.direct.open(peer, { signal: deadline }) }))
+    // A neighbour connected but not yet serving the direct protocol (two peers starting at the same
+    // moment: the dial can come before the other side's handler) is tried again until the deadline; one
+    // with no connection is reported missing at once (dialling is the neighbour links' job).
+    const openWhileConnected = async (peer: string): Promise<void> => {
+      for (let pause = 25; ; pause = Math.min(2 * pause, 400)) {
+        try {
+          await this.direct.open(peer, { signal: deadline })
+          return
+        } catch (error) {
+          if (deadline.aborted || !this.direct.connected(peer)) throw error
+          await sleep(pause, deadline)
+        }
+      }
+    }
+    const opened = await Promise.allSettled(neighbours.map(openWhileConnected))
     return {
       ready: neighbours.filter((_, index) => opened[index]?.status === 'fulfilled'),
       missing: neighbours.filter((_, index) => opened[index]?.status !== 'fulfilled')
