@@ -49,16 +49,4 @@ export interface Protocol<S, R> {
   evidence?(state: S): Evidence | null
   /** receipts of the neighbours' last signed messages, for the job's closing statement */
   receipts?(state: S): Receipt[]
-  /**
-   * a neighbour is still in an earlier phase of the job (its messages for a finished phase are
-   * arriving): it is alive, and has not reached this one yet. Machines that give up on a silent
-   * neighbour (the masked sums) do not count the rounds it takes; the others leave this out.
-   */
-  behind?(state: S, from: string): void
-  /**
-   * true while the machine waits for a member known to be alive and on its way (a masked sum whose
-   * member is still in an earlier phase): a driver that gives up on a job stuck in one round does not
-   * count these deadlines
-   */
-  awaitsLiveMember?(state: S): boolean
 }

@@ -29,9 +29,8 @@ import type { ConsensusMessage } from '../types.ts'
  *   current machine's;
  * - message routing: a message belongs to the phase its kind names (`stats`, `stats.mask`,
  *   `newton.3.mask`); one for the current phase goes to its machine, one for a finished phase to that
- *   machine (which answers a neighbour that lags behind) and tells the current machine that its sender
- *   is still behind (`behind`), one for a phase not entered yet waits (bounded), and tells the current
- *   machine that its sender has moved on (`moved-on`);
+ *   machine (which answers a neighbour that lags behind), one for a phase not entered yet waits
+ *   (bounded), and tells the current machine that its sender has moved on (`moved-on`);
  * - the audit's view: where the job stands (`jobPosition`) and the order of its phases (`phaseIndex`);
  * - failure: a machine's typed error ends the job on this peer, which tells every other member why
  *   (`abort`, relayed once) instead of leaving them to wait; proof that a member broke the protocol
@@ -455,10 +454,8 @@ function stepJob<R> (state: JobState<R>, input: MachineInput, outbox: ConsensusM
   }
   const finished = state.finished.get(name)
   if (finished !== undefined) {
-    // a finished phase still answers a neighbour that lags behind, and the current one learns that the
-    // neighbour is alive and on its way
+    // a finished phase still answers a neighbour that lags behind
     outbox.push(...finished.protocol.step(finished.state, input).outbox)
-    if (current !== null) current.protocol.behind?.(current.state, message.from)
     return
   }
   if (state.entered.includes(name) || current === null) return
@@ -517,7 +514,6 @@ export const jobProtocol: Protocol<JobState<unknown>, unknown> = {
 
   round: jobRound,
   done: (state) => state.done || state.failure !== null,
-  awaitsLiveMember: (state) => state.failure === null && state.current !== null && state.current.protocol.awaitsLiveMember?.(state.current.state) === true,
 
   result (state) {
     if (state.failure !== null) throw state.failure

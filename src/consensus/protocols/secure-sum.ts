@@ -41,17 +41,8 @@ import type { ConsensusMessage, Rng } from '../types.ts'
  *
  * A member waits in the flood's first round for every neighbour's first message (one may still be
  * finishing the job's previous phase), as it waits for seeds, without counting rounds towards giving
- * up. A neighbour whose messages of an earlier phase are arriving (the job tells the sum: `behind`) is
- * alive and on its way; the waiting member says so in its flood messages (its waiting hops, 0, in the
- * flag byte), each member passes it on one hop further, and a member that knows of such a wait holds
- * its round at a deadline that brought nothing new, without counting it towards giving up, instead of
- * running ahead through empty rounds: under loss, the peers in the middle of a long line may leave
- * ADMM a hundred rounds after the ends. News of a wait older than BEHIND_FRESH_TICKS counts no more
- * and the hops are capped at the members' number, so a member that dies in the earlier phase still
- * ends the sum with SUM_INCOMPLETE: at the others within a bounded number of rounds, while its own
- * neighbours keep waiting for its first message (a member dead from the start stalls them: leave it
- * out of `members` instead). Non-members take no part and relay nothing; the members must induce a
- * connected subgraph.
+ * up. A member that never answers (dead, or cut off) stalls the sum there: leave it out of `members`
+ * instead. Non-members take no part and relay nothing; the members must induce a connected subgraph.
  */
 export interface SecureSumInit {
   graph: Graph
@@ -111,13 +102,6 @@ export interface SecureSumState {
   /** contributions and reports known at the last flood round that learnt something, and that round */
   lastProgress: number
   lastGrowth: number
-  /** deadlines and rounds this machine has gone through: the clock that tells fresh news from old */
-  ticks: number
-  /** per neighbour slot: the tick at which it was last seen still in an earlier phase of the job */
-  readonly behindAt: Int32Array
-  /** per neighbour slot: the waiting hops its latest flood message reported (-1: none), and when */
-  readonly waitHops: Int32Array
-  readonly waitHopsAt: Int32Array
 }
 
 function bitmapBytes (peers: number): number {
@@ -202,10 +186,6 @@ export function createSecureSum (init: SecureSumInit): SecureSumState {
     knownCount: 0,
     lastProgress: 0,
     lastGrowth: 0,
-    ticks: 0,
-    behindAt: new Int32Array(slots.length).fill(NEVER),
-    waitHops: new Int32Array(slots.length).fill(-1),
-    waitHopsAt: new Int32Array(slots.length).fill(NEVER),
     reported: slots.map(() => new Uint8Array(bitmapBytes(peers))),
     reportedCount: new Int32Array(slots.length),
     inFlight: slots.map(() => new Set<number>()),
@@ -227,38 +207,6 @@ function name (state: SecureSumState, node: number): string {
 /** The flag byte of a message: the sender holds the recipient's seed (mask messages) or complete report (flood messages). */
 const HOLDS_YOURS = 1
 const FLAG_BYTES = 1
-/**
- * A flood message's flag byte carries, above HOLDS_YOURS, 1 + the sender's waiting hops (0: none): how
- * far from the sender a member waits for a neighbour known to be alive and still in an earlier phase of
- * the job (see waitingHops). 7 bits: at most MAX_WAIT_HOPS.
- */
-const WAIT_SHIFT = 1
-const MAX_WAIT_HOPS = 126
-/** News of a lagging neighbour older than this many ticks no longer holds off giving up. */
-export const BEHIND_FRESH_TICKS = 8
-const NEVER = -(2 ** 30)
-
-function waitHopsCap (state: SecureSumState): number {
-  return Math.min(state.memberCount, MAX_WAIT_HOPS)
-}
-
-/**
- * Hops from this peer to a member that waits for a live neighbour still in an earlier phase of the job,
- * or -1: 0 when this peer itself lacks the first message of a neighbour seen in an earlier phase within
- * BEHIND_FRESH_TICKS; otherwise one more than the least that a neighbour reported in its latest flood
- * message, if that message is that fresh. The counts are capped at the members' number, so that a
- * wait whose cause is gone (the lagging member died) is forgotten within about that many ticks even
- * where two members keep quoting each other; a member dead from the start is seen in no phase at all.
- */
-function waitingHops (state: SecureSumState): number {
-  let best = Number.POSITIVE_INFINITY
-  for (let slot = 0; slot < state.slots.length; slot++) {
-    if ((state.lastHeard[slot] as number) < 0 && state.ticks - (state.behindAt[slot] as number) <= BEHIND_FRESH_TICKS) return 0
-    const hops = state.waitHops[slot] as number
-    if (hops >= 0 && state.ticks - (state.waitHopsAt[slot] as number) <= BEHIND_FRESH_TICKS) best = Math.min(best, hops + 1)
-  }
-  return best < waitHopsCap(state) ? best : -1
-}
 
 /**
  * Mask message to one neighbour: [u8 flags][this peer's 32-byte seed for the edge]. A neighbour that
@@ -297,8 +245,7 @@ function floodMessage (state: SecureSumState, slot: number): ConsensusMessage {
   const bitmapLength = bitmapBytes(peers)
   const data = new Uint8Array(FLAG_BYTES + bitmapLength + 4 + sending.length * entryBytes)
   const view = new DataView(data.buffer)
-  const holds = (state.reportedCount[slot] as number) === state.memberCount ? HOLDS_YOURS : 0
-  data[0] = holds | ((complete(state) ? 0 : waitingHops(state) + 1) << WAIT_SHIFT)
+  if ((state.reportedCount[slot] as number) === state.memberCount) data[0] = HOLDS_YOURS
   const bitmap = data.subarray(FLAG_BYTES, FLAG_BYTES + bitmapLength)
   for (let origin = 0; origin < peers; origin++) if (state.known[origin] !== null) setBit(bitmap, origin)
   view.setUint32(FLAG_BYTES + bitmapLength, sending.length, true)
@@ -395,35 +342,14 @@ export function floodPatience (graph: Graph): number {
   return 3 * graphDiameter(graph) + 12
 }
 
-/** Contributions known here and reported by the neighbours: what grows while the flood gets anywhere. */
-function progressOf (state: SecureSumState): number {
-  return state.knownCount + state.reportedCount.reduce((sum, count) => sum + count, 0)
-}
-
-/**
- * The current round's messages again, at a deadline that finds this peer waiting in place: to each
- * neighbour not heard in this round, everything its report lacks (our last message may have been lost).
- */
-function sendRoundAgain (state: SecureSumState, outbox: ConsensusMessage[]): void {
-  state.ticks++
-  state.lastHeard.forEach((round, slot) => {
-    if (round < state.round) (state.inFlight[slot] as Set<number>).clear()
-    outbox.push(floodMessage(state, slot))
-  })
-}
-
 function advanceFlood (state: SecureSumState, outbox: ConsensusMessage[]): void {
   if (complete(state) && state.sentComplete) {
     state.done = true
     return
   }
-  state.ticks++
-  const progress = progressOf(state)
+  const progress = state.knownCount + state.reportedCount.reduce((sum, count) => sum + count, 0)
   if (progress > state.lastProgress) {
     state.lastProgress = progress
-    state.lastGrowth = state.round
-  } else if (waitingHops(state) >= 0) {
-    // a member still on its way to this sum, alive: nothing is lost yet
     state.lastGrowth = state.round
   } else if (state.round - state.lastGrowth > floodPatience(state.graph)) {
     const missing = state.graph.names.filter((_, node) => state.memberFlags[node] === 1 && state.known[node] === null)
@@ -451,7 +377,7 @@ function maskFlags (message: ConsensusMessage): number | string {
   return flags
 }
 
-interface FloodContent { holdsOurCompleteReport: boolean, waitHops: number, reported: Uint8Array, entries: Array<[number, Uint32Array]> }
+interface FloodContent { holdsOurCompleteReport: boolean, reported: Uint8Array, entries: Array<[number, Uint32Array]> }
 
 function parseFlood (state: SecureSumState, message: ConsensusMessage): FloodContent | string {
   const peers = state.graph.names.length
@@ -463,8 +389,7 @@ function parseFlood (state: SecureSumState, message: ConsensusMessage): FloodCon
   const entryBytes = 4 + state.length * LIMBS * 4
   if (message.data.length !== header + count * entryBytes) return 'flood message of the wrong size'
   const flags = message.data[0] as number
-  // every 7-bit count is well formed; one at or beyond the members' number means no wait (waitingHops)
-  const waitHops = (flags >> WAIT_SHIFT) - 1
+  if ((flags & ~HOLDS_YOURS) !== 0) return `unknown flags ${flags}`
   const reported = message.data.subarray(FLAG_BYTES, FLAG_BYTES + bitmapLength)
   for (let origin = 0; origin < peers; origin++) if (hasBit(reported, origin) && state.memberFlags[origin] !== 1) return `reports a contribution from non-member ${origin}`
   for (let origin = peers; origin < bitmapLength * 8; origin++) if (hasBit(reported, origin)) return 'bitmap beyond the last peer'
@@ -475,7 +400,7 @@ function parseFlood (state: SecureSumState, message: ConsensusMessage): FloodCon
     if (origin >= peers || state.memberFlags[origin] !== 1) return `contribution from unknown origin ${origin}`
     entries.push([origin, fromBytes(message.data, offset + 4, state.length * LIMBS)])
   }
-  return { holdsOurCompleteReport: (flags & HOLDS_YOURS) !== 0, waitHops, reported, entries }
+  return { holdsOurCompleteReport: flags === HOLDS_YOURS, reported, entries }
 }
 
 function recordReport (state: SecureSumState, slot: number, bitmap: Uint8Array): void {
@@ -512,11 +437,7 @@ function receive (state: SecureSumState, message: ConsensusMessage, outbox: Cons
   if (typeof content === 'string') return reject(state, log, message, content)
   recordReport(state, slot, content.reported)
   for (const [origin, contribution] of content.entries) learn(state, origin, contribution)
-  if (message.round >= (state.lastHeard[slot] as number)) {
-    state.lastHeard[slot] = message.round
-    state.waitHops[slot] = content.waitHops
-    state.waitHopsAt[slot] = state.ticks
-  }
+  if (message.round > (state.lastHeard[slot] as number)) state.lastHeard[slot] = message.round
 }
 
 /**
@@ -574,7 +495,6 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
     if (input.type === 'deadline') {
       if (input.round !== state.round) return { state, outbox, log }
       if (!state.flooding) {
-        state.ticks++
         // Still missing seeds: ask again by sending ours, without the flag, to whoever has not sent
         // theirs. A neighbour that lacks ours asks us in the same way.
         state.masks.forEach((mask, slot) => { if (mask === null) outbox.push(maskMessage(state, slot)) })
@@ -583,14 +503,10 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
         // every seed known, this peer sent its contribution as it entered the sum): wait for it as the
         // seeds' round waits, without counting rounds towards giving up, and send the first round again
         // to every neighbour (to the unheard ones in full), in case it was lost.
-        sendRoundAgain(state, outbox)
-      } else if (!complete(state) && progressOf(state) <= state.lastProgress && waitingHops(state) >= 0) {
-        // Nothing new this round, and a member is known to wait for a live neighbour still in an
-        // earlier phase: hold this round as that member holds its first (rather than run ahead of it,
-        // round after empty round, and have it race through them all once it hears), without counting
-        // towards giving up, and send the round again to every neighbour in case it was lost.
-        state.lastGrowth = state.round
-        sendRoundAgain(state, outbox)
+        state.lastHeard.forEach((round, slot) => {
+          if (round < 0) (state.inFlight[slot] as Set<number>).clear()
+          outbox.push(floodMessage(state, slot))
+        })
       } else {
         advanceFlood(state, outbox)
       }
@@ -606,14 +522,6 @@ export const secureSumProtocol: Protocol<SecureSumState, Float64Array> = {
 
   round: (state) => state.round,
   done: (state) => state.done,
-
-  awaitsLiveMember: (state) => !state.done && !complete(state) && waitingHops(state) >= 0,
-
-  behind (state, from) {
-    // a neighbour that has not sent this sum its first message yet is alive, in an earlier phase
-    const slot = slotOf(state, from)
-    if (slot >= 0 && (state.lastHeard[slot] as number) < 0) state.behindAt[slot] = state.ticks
-  },
 
   result (state) {
     if (state.total === null) throw new RangeError(`the secure sum ${state.kind} has not completed`)

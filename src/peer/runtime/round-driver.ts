@@ -27,8 +27,7 @@ export interface RoundDriverOptions<S, R> {
   replay?: readonly MachineInput[]
   /**
    * give up when this many deadlines in a row pass without the machine's round moving (a neighbour
-   * gone for good in the middle of an exact sum, which cannot skip it); default: never. Deadlines at
-   * which the machine awaits a member known to be alive (awaitsLiveMember) do not count.
+   * gone for good in the middle of an exact sum, which cannot skip it); default: never
    */
   maxStalledDeadlines?: number
   /**
@@ -158,8 +157,7 @@ export async function driveRounds<S, R> (options: RoundDriverOptions<S, R>): Pro
         stalled = 0
         armDeadline()
       } else if (input.type === 'deadline' && input.round === round) {
-        // a masked sum waiting for a member still in an earlier phase, and alive, is not stuck
-        if (protocol.awaitsLiveMember?.(state) !== true) stalled++
+        stalled++
         if (options.maxStalledDeadlines !== undefined && stalled >= options.maxStalledDeadlines) throw new JobStalledError(round, stalled, roundDeadlineMs)
         armDeadline()
       }
