@@ -25,9 +25,9 @@ export function protocolPrefix (federationId: string): string { return `/epimesh
 export function dhtProtocol (federationId: string): string { return `${protocolPrefix(federationId)}/kad/1.0.0` }
 /**
  * The direct channel's protocol. 2.0.0: a job's first masked sum sends per-edge mask seeds and later sums
- * derive their masks from them (protocols/mask-seeds.ts), and a flooded sum's flag byte carries the hops
- * to a member still in the previous phase; a peer of 1.0.0 cannot take part in such sums, so the two do
- * not open direct streams to each other at all (the link shows as missing) rather than fail mid-job.
+ * derive their masks from them (protocols/mask-seeds.ts); a peer of 1.0.0 cannot take part in such sums,
+ * so the two do not open direct streams to each other at all (the link shows as missing) rather than
+ * fail mid-job.
  */
 export function directProtocol (federationId: string): string { return `${protocolPrefix(federationId)}/direct/2.0.0` }
 export function peerTopic (federationId: string, peerId: string): string { return `${protocolPrefix(federationId)}/peer/${peerId}` }
