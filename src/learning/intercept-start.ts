@@ -1,5 +1,6 @@
 import type { Family, ColumnScaling } from './local-problem.ts'
 import { logistic, softplus } from './family.ts'
+import { multiplySquare } from './linalg.ts'
 
 /**
  * The pooled objective's value, gradient and Hessian at an intercept-only point, in closed form from
@@ -72,14 +73,7 @@ export function interceptStartDerivatives (input: InterceptStartInput): Float64A
     for (let row = 0; row < p; row++) sum += (t[row * p + column] as number) * (gradient[row] as number)
     scaledGradient[column] = sum
   }
-  const product = new Float64Array(p * p)
-  for (let row = 0; row < p; row++) {
-    for (let column = 0; column < p; column++) {
-      let sum = 0
-      for (let middle = 0; middle < p; middle++) sum += (hessian[row * p + middle] as number) * (t[middle * p + column] as number)
-      product[row * p + column] = sum
-    }
-  }
+  const product = multiplySquare(hessian, t, p)
   const out = new Float64Array(1 + p + upper)
   out[0] = value
   out.set(scaledGradient, 1)

@@ -74,6 +74,19 @@ export function invertSymmetric (a: Float64Array, p: number): Float64Array {
   return out
 }
 
+/** The product a b of two p x p row-major matrices. */
+export function multiplySquare (a: ArrayLike<number>, b: ArrayLike<number>, p: number): Float64Array {
+  const product = new Float64Array(p * p)
+  for (let row = 0; row < p; row++) {
+    for (let column = 0; column < p; column++) {
+      let sum = 0
+      for (let inner = 0; inner < p; inner++) sum += (a[row * p + inner] as number) * (b[inner * p + column] as number)
+      product[row * p + column] = sum
+    }
+  }
+  return product
+}
+
 export function norm2 (vector: ArrayLike<number>): number {
   let sum = 0
   for (let index = 0; index < vector.length; index++) sum += (vector[index] as number) ** 2

@@ -1,5 +1,6 @@
 import type { DataBlock } from './design.ts'
 import { ConstantColumnError, EmptyDataError } from './errors.ts'
+import { multiplySquare } from './linalg.ts'
 
 /**
  * Standardisation from sufficient statistics (count, sums, sums of squares), so that a federation can
@@ -117,14 +118,7 @@ export function covarianceToOriginalScale (covStd: Float64Array, scaler: Scaler,
     transform[column * p + column] = 1 / (scaler.scale[column] as number)
     if (interceptColumn !== null) transform[interceptColumn * p + column] = -(scaler.mean[column] as number) / (scaler.scale[column] as number)
   }
-  const product = new Float64Array(p * p)
-  for (let row = 0; row < p; row++) {
-    for (let column = 0; column < p; column++) {
-      let sum = 0
-      for (let inner = 0; inner < p; inner++) sum += (transform[row * p + inner] as number) * (covStd[inner * p + column] as number)
-      product[row * p + column] = sum
-    }
-  }
+  const product = multiplySquare(transform, covStd, p)
   const out = new Float64Array(p * p)
   for (let row = 0; row < p; row++) {
     for (let column = 0; column < p; column++) {
